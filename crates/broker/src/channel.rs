@@ -1,0 +1,231 @@
+//! A channel's delivery side, shared between its connection and the queues that deliver to it:
+//! delivery tags, the unacknowledged deliveries, channel-wide prefetch and flow.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use warren_connection::AmqpError;
+use warren_protocol::frame;
+use warren_protocol::methods::{BasicDeliver, BasicGetOk};
+use warren_protocol::{Method, ShortStr};
+
+use crate::message::QueuedMessage;
+use crate::outbox::Outbox;
+use crate::queue::Queue;
+
+/// A delivery the client has not yet acknowledged.
+#[derive(Debug)]
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub message: QueuedMessage,
+    /// None for basic.get deliveries.
+    pub consumer: Option<ShortStr>,
+}
+
+#[derive(Debug)]
+struct DeliveryState {
+    next_tag: u64,
+    /// Ordered by tag, since tags only grow.
+    unacked: VecDeque<Unacked>,
+    /// basic.qos with global=true: limit on unacked consumer deliveries across the channel.
+    global_prefetch: u16,
+    consumer_unacked: u32,
+    flow_active: bool,
+    closed: bool,
+}
+
+pub struct ChannelHandle {
+    pub number: u16,
+    pub outbox: Arc<Outbox>,
+    state: Mutex<DeliveryState>,
+}
+
+impl std::fmt::Debug for ChannelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelHandle")
+            .field("number", &self.number)
+            .finish()
+    }
+}
+
+/// What a consumer delivery needs besides the message.
+pub struct ConsumerRef<'a> {
+    pub tag: &'a ShortStr,
+    pub no_ack: bool,
+}
+
+impl ChannelHandle {
+    pub fn new(number: u16, outbox: Arc<Outbox>) -> Self {
+        ChannelHandle {
+            number,
+            outbox,
+            state: Mutex::new(DeliveryState {
+                next_tag: 1,
+                unacked: VecDeque::new(),
+                global_prefetch: 0,
+                consumer_unacked: 0,
+                flow_active: true,
+                closed: false,
+            }),
+        }
+    }
+
+    /// Sends a message to a consumer if the channel can take it now; hands it back otherwise.
+    pub fn try_deliver(
+        &self,
+        queue: &Arc<Queue>,
+        consumer: ConsumerRef<'_>,
+        message: QueuedMessage,
+    ) -> Result<(), QueuedMessage> {
+        let mut st = self.state.lock();
+        if st.closed || !st.flow_active {
+            return Err(message);
+        }
+        if !consumer.no_ack
+            && st.global_prefetch != 0
+            && st.consumer_unacked >= u32::from(st.global_prefetch)
+        {
+            return Err(message);
+        }
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        let frame_max = self.outbox.frame_max();
+        self.outbox
+            .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, frame_max));
+        if !consumer.no_ack {
+            st.consumer_unacked += 1;
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                message,
+                consumer: Some(consumer.tag.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a basic.get delivery and writes its get-ok into `out` (the connection's replies).
+    pub fn deliver_get(
+        &self,
+        queue: &Arc<Queue>,
+        message: QueuedMessage,
+        message_count: u32,
+        no_ack: bool,
+        out: &mut BytesMut,
+        frame_max: u32,
+    ) {
+        let mut st = self.state.lock();
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        let get_ok = BasicGetOk {
+            delivery_tag: tag,
+            redelivered: message.redelivered,
+            exchange: message.message.exchange.clone(),
+            routing_key: message.message.routing_key.clone(),
+            message_count,
+        };
+        frame::write_method(out, self.number, &Method::BasicGetOk(get_ok));
+        let m = &message.message;
+        frame::write_content(out, self.number, 60, &m.properties, &m.body, frame_max);
+        if !no_ack {
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                message,
+                consumer: None,
+            });
+        }
+    }
+
+    /// Removes the deliveries an ack, nack or reject names. The tag must be outstanding, as in
+    /// RabbitMQ; `multiple` also takes every earlier one; tag 0 with `multiple` takes all.
+    pub fn take_settled(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+        let mut st = self.state.lock();
+        let taken: Vec<Unacked> = if multiple && tag == 0 {
+            st.unacked.drain(..).collect()
+        } else {
+            let pos = st
+                .unacked
+                .binary_search_by_key(&tag, |u| u.tag)
+                .map_err(|_| {
+                    AmqpError::precondition_failed(format!("unknown delivery tag {tag}"))
+                })?;
+            if multiple {
+                st.unacked.drain(..=pos).collect()
+            } else {
+                st.unacked.remove(pos).into_iter().collect()
+            }
+        };
+        let from_consumers = taken.iter().filter(|u| u.consumer.is_some()).count() as u32;
+        st.consumer_unacked = st.consumer_unacked.saturating_sub(from_consumers);
+        Ok(taken)
+    }
+
+    /// Takes every outstanding delivery (channel close, basic.recover).
+    pub fn take_all(&self) -> Vec<Unacked> {
+        self.take_settled(0, true).unwrap_or_default()
+    }
+
+    /// Puts deliveries back among the outstanding ones (a rolled-back transaction's acks).
+    pub fn restore(&self, deliveries: Vec<Unacked>) {
+        let mut st = self.state.lock();
+        for u in deliveries {
+            if u.consumer.is_some() {
+                st.consumer_unacked += 1;
+            }
+            let pos = st.unacked.partition_point(|x| x.tag < u.tag);
+            st.unacked.insert(pos, u);
+        }
+    }
+
+    pub fn has_global_prefetch(&self) -> bool {
+        self.state.lock().global_prefetch != 0
+    }
+
+    pub fn set_global_prefetch(&self, count: u16) {
+        self.state.lock().global_prefetch = count;
+    }
+
+    pub fn set_flow(&self, active: bool) {
+        self.state.lock().flow_active = active;
+    }
+
+    /// Stops deliveries for good; returns what was outstanding, to be requeued.
+    pub fn close(&self) -> Vec<Unacked> {
+        self.state.lock().closed = true;
+        self.take_all()
+    }
+
+    pub fn unacked_count(&self) -> usize {
+        self.state.lock().unacked.len()
+    }
+}
+
+fn write_deliver(
+    buf: &mut BytesMut,
+    channel: u16,
+    consumer_tag: &ShortStr,
+    tag: u64,
+    m: &QueuedMessage,
+    frame_max: u32,
+) {
+    let deliver = BasicDeliver {
+        consumer_tag: consumer_tag.clone(),
+        delivery_tag: tag,
+        redelivered: m.redelivered,
+        exchange: m.message.exchange.clone(),
+        routing_key: m.message.routing_key.clone(),
+    };
+    frame::write_method(buf, channel, &Method::BasicDeliver(deliver));
+    frame::write_content(
+        buf,
+        channel,
+        60,
+        &m.message.properties,
+        &m.message.body,
+        frame_max,
+    );
+}

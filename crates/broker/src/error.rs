@@ -1,0 +1,63 @@
+//! Broker errors, with RabbitMQ's reply texts, and their AMQP reply codes.
+
+use warren_connection::error as code;
+use warren_connection::AmqpError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("no exchange '{name}' in vhost '{vhost}'")]
+    ExchangeNotFound { name: String, vhost: String },
+    #[error("no queue '{name}' in vhost '{vhost}'")]
+    QueueNotFound { name: String, vhost: String },
+    #[error("inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received {received} but current is {current}")]
+    Inequivalent {
+        kind: &'static str,
+        name: String,
+        vhost: String,
+        arg: String,
+        received: String,
+        current: String,
+    },
+    #[error("{kind} name '{name}' contains reserved prefix 'amq.*'")]
+    ReservedName { kind: &'static str, name: String },
+    #[error("operation not permitted on the default exchange")]
+    DefaultExchange,
+    #[error("invalid exchange type '{0}'")]
+    UnknownExchangeType(String),
+    #[error("cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.")]
+    ExclusiveLocked { name: String, vhost: String },
+    #[error("queue '{name}' in vhost '{vhost}' in exclusive use")]
+    ExclusiveConsumer { name: String, vhost: String },
+    #[error("{kind} '{name}' in vhost '{vhost}' in use")]
+    InUse {
+        kind: &'static str,
+        name: String,
+        vhost: String,
+    },
+    #[error("queue '{name}' in vhost '{vhost}' is not empty")]
+    NotEmpty { name: String, vhost: String },
+    #[error("cannot publish to internal exchange '{name}' in vhost '{vhost}'")]
+    InternalExchange { name: String, vhost: String },
+    #[error("vhost {0} not found")]
+    VhostNotFound(String),
+    #[error("access to vhost '{vhost}' refused for user '{user}'")]
+    VhostAccessRefused { vhost: String, user: String },
+}
+
+impl From<BrokerError> for AmqpError {
+    fn from(e: BrokerError) -> AmqpError {
+        use BrokerError::*;
+        let c = match &e {
+            ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
+            Inequivalent { .. } | InUse { .. } | NotEmpty { .. } => code::PRECONDITION_FAILED,
+            ReservedName { .. }
+            | DefaultExchange
+            | ExclusiveConsumer { .. }
+            | InternalExchange { .. } => code::ACCESS_REFUSED,
+            UnknownExchangeType(_) => code::COMMAND_INVALID,
+            ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
+            VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,
+        };
+        AmqpError::new(c, e.to_string())
+    }
+}

@@ -1,0 +1,301 @@
+//! Exchanges, their bindings, and routing a message to the queues it reaches.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use warren_protocol::{FieldTable, ShortStr};
+
+use crate::headers::headers_match;
+use crate::queue::Queue;
+use crate::topic::TopicTrie;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "direct" => Some(Self::Direct),
+            "fanout" => Some(Self::Fanout),
+            "topic" => Some(Self::Topic),
+            "headers" => Some(Self::Headers),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Fanout => "fanout",
+            Self::Topic => "topic",
+            Self::Headers => "headers",
+        }
+    }
+}
+
+/// Where a binding leads: a queue, or another exchange (exchange-to-exchange binding).
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+impl Destination {
+    fn identity(&self) -> (bool, &str) {
+        match self {
+            Destination::Queue(q) => (true, &q.name),
+            Destination::Exchange(e) => (false, &e.name),
+        }
+    }
+}
+
+/// Destinations are named uniquely within a vhost, so the name is their identity.
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+impl Eq for Destination {}
+impl Hash for Destination {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub destination: Destination,
+    pub key: ShortStr,
+    pub args: FieldTable,
+}
+
+/// The per-type structure routing reads; `list` is the source of truth for unbind and listing.
+#[derive(Default)]
+struct Bindings {
+    list: Vec<Binding>,
+    direct: HashMap<ShortStr, Vec<Destination>>,
+    topic: TopicTrie<Destination>,
+    /// Whether a binding was ever added (auto-delete exchanges go when the last one leaves).
+    ever_bound: bool,
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    pub name: ShortStr,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+    bindings: RwLock<Bindings>,
+}
+
+impl std::fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bindings")
+            .field("count", &self.list.len())
+            .finish()
+    }
+}
+
+/// Lazily decoded message headers: only headers exchanges need them.
+pub struct HeadersSource<'a> {
+    raw_properties: &'a bytes::Bytes,
+    decoded: Option<Option<FieldTable>>,
+}
+
+impl<'a> HeadersSource<'a> {
+    pub fn new(raw_properties: &'a bytes::Bytes) -> Self {
+        HeadersSource {
+            raw_properties,
+            decoded: None,
+        }
+    }
+
+    fn get(&mut self) -> Option<&FieldTable> {
+        self.decoded
+            .get_or_insert_with(|| {
+                warren_protocol::BasicProperties::decode(self.raw_properties)
+                    .ok()
+                    .and_then(|p| p.headers)
+            })
+            .as_ref()
+    }
+}
+
+/// Exchange-to-exchange chains longer than this are cut (they can only come from cycles).
+const MAX_EXCHANGE_HOPS: usize = 32;
+
+impl Exchange {
+    pub fn new(
+        name: ShortStr,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Exchange {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            bindings: RwLock::new(Bindings::default()),
+        }
+    }
+
+    /// Adds a binding; false if an identical one exists.
+    pub fn bind(&self, binding: Binding) -> bool {
+        let mut b = self.bindings.write();
+        if b.list.contains(&binding) {
+            return false;
+        }
+        match self.kind {
+            ExchangeKind::Direct => {
+                let dests = b.direct.entry(binding.key.clone()).or_default();
+                if !dests.contains(&binding.destination) {
+                    dests.push(binding.destination.clone());
+                }
+            }
+            ExchangeKind::Topic => {
+                b.topic.insert(&binding.key, binding.destination.clone());
+            }
+            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+        }
+        b.list.push(binding);
+        b.ever_bound = true;
+        true
+    }
+
+    /// Removes a binding; false if there was none.
+    pub fn unbind(&self, binding: &Binding) -> bool {
+        let mut b = self.bindings.write();
+        let Some(pos) = b.list.iter().position(|x| x == binding) else {
+            return false;
+        };
+        b.list.remove(pos);
+        let still_bound_same_key = b
+            .list
+            .iter()
+            .any(|x| x.key == binding.key && x.destination == binding.destination);
+        if !still_bound_same_key {
+            match self.kind {
+                ExchangeKind::Direct => {
+                    if let Some(dests) = b.direct.get_mut(&binding.key) {
+                        dests.retain(|d| *d != binding.destination);
+                        if dests.is_empty() {
+                            b.direct.remove(&binding.key);
+                        }
+                    }
+                }
+                ExchangeKind::Topic => {
+                    b.topic.remove(&binding.key, &binding.destination);
+                }
+                ExchangeKind::Fanout | ExchangeKind::Headers => {}
+            }
+        }
+        true
+    }
+
+    /// Removes every binding to `destination`; returns how many there were.
+    pub fn unbind_destination(&self, destination: &Destination) -> usize {
+        let doomed: Vec<Binding> = self
+            .bindings
+            .read()
+            .list
+            .iter()
+            .filter(|b| b.destination == *destination)
+            .cloned()
+            .collect();
+        for b in &doomed {
+            self.unbind(b);
+        }
+        doomed.len()
+    }
+
+    pub fn has_bindings(&self) -> bool {
+        !self.bindings.read().list.is_empty()
+    }
+
+    /// True when this auto-delete exchange has lost its last binding.
+    pub fn should_auto_delete(&self) -> bool {
+        let b = self.bindings.read();
+        self.auto_delete && b.ever_bound && b.list.is_empty()
+    }
+
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.bindings.read().list.clone()
+    }
+
+    /// Adds to `out` every queue the message reaches, following exchange-to-exchange bindings.
+    /// `out` may hold duplicates; the caller dedupes.
+    pub fn route(
+        &self,
+        routing_key: &str,
+        headers: &mut HeadersSource<'_>,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        self.route_hop(routing_key, headers, out, 0);
+    }
+
+    fn route_hop(
+        &self,
+        routing_key: &str,
+        headers: &mut HeadersSource<'_>,
+        out: &mut Vec<Arc<Queue>>,
+        hops: usize,
+    ) {
+        if hops > MAX_EXCHANGE_HOPS {
+            return;
+        }
+        let b = self.bindings.read();
+        let raw = headers.raw_properties;
+        let visit = |d: &Destination, out: &mut Vec<Arc<Queue>>| match d {
+            Destination::Queue(q) => out.push(q.clone()),
+            Destination::Exchange(e) => {
+                if !std::ptr::eq(Arc::as_ptr(e), self) {
+                    e.route_hop(routing_key, &mut HeadersSource::new(raw), out, hops + 1)
+                }
+            }
+        };
+        match self.kind {
+            ExchangeKind::Direct => {
+                if let Some(dests) = b.direct.get(routing_key) {
+                    for d in dests {
+                        visit(d, out);
+                    }
+                }
+            }
+            ExchangeKind::Fanout => {
+                for binding in &b.list {
+                    visit(&binding.destination, out);
+                }
+            }
+            ExchangeKind::Topic => b.topic.route(routing_key, &mut |d| visit(d, out)),
+            ExchangeKind::Headers => {
+                for binding in &b.list {
+                    if headers_match(&binding.args, headers.get()) {
+                        visit(&binding.destination, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sorts and dedupes routed queues so each gets a message once.
+pub fn dedupe_queues(queues: &mut Vec<Arc<Queue>>) {
+    if queues.len() > 1 {
+        queues.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+        queues.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    }
+}

@@ -1,0 +1,255 @@
+//! Queues: ready messages in offset order, consumers served round-robin within their
+//! prefetch windows, requeue to the original position.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use warren_protocol::{FieldTable, ShortStr};
+
+use crate::channel::{ChannelHandle, ConsumerRef, Unacked};
+use crate::message::{Message, QueuedMessage};
+
+/// A subscription of a channel to a queue.
+#[derive(Debug)]
+pub struct Consumer {
+    pub tag: ShortStr,
+    pub channel: Arc<ChannelHandle>,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// Per-consumer prefetch window (0 = unlimited).
+    pub prefetch: u16,
+    unacked: u32,
+}
+
+impl Consumer {
+    pub fn new(
+        tag: ShortStr,
+        channel: Arc<ChannelHandle>,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u16,
+    ) -> Self {
+        Consumer {
+            tag,
+            channel,
+            no_ack,
+            exclusive,
+            prefetch,
+            unacked: 0,
+        }
+    }
+
+    fn has_credit(&self) -> bool {
+        self.no_ack || self.prefetch == 0 || self.unacked < u32::from(self.prefetch)
+    }
+
+    fn is(&self, channel: &Arc<ChannelHandle>, tag: &str) -> bool {
+        Arc::ptr_eq(&self.channel, channel) && *self.tag == *tag
+    }
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<QueuedMessage>,
+    next_offset: u64,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    ever_consumed: bool,
+    deleted: bool,
+}
+
+/// Why a consumer could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeRefused {
+    /// The queue has an exclusive consumer, or others when an exclusive one was asked for.
+    ExclusiveUse,
+    Deleted,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    pub name: ShortStr,
+    pub durable: bool,
+    /// The connection that declared an exclusive queue.
+    pub exclusive_owner: Option<u64>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    state: Mutex<QueueState>,
+}
+
+impl Queue {
+    pub fn new(
+        name: ShortStr,
+        durable: bool,
+        exclusive_owner: Option<u64>,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Queue {
+            name,
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    pub fn message_count(&self) -> u32 {
+        self.state.lock().ready.len() as u32
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Appends a message and hands it to a consumer if one can take it.
+    pub fn publish(self: &Arc<Self>, message: Message) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        let offset = st.next_offset;
+        st.next_offset += 1;
+        st.ready.push_back(QueuedMessage {
+            offset,
+            redelivered: false,
+            message,
+        });
+        if !st.consumers.is_empty() {
+            self.dispatch(&mut st);
+        }
+    }
+
+    pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), ConsumeRefused> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Err(ConsumeRefused::Deleted);
+        }
+        if st.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && !st.consumers.is_empty())
+        {
+            return Err(ConsumeRefused::ExclusiveUse);
+        }
+        st.consumers.push(consumer);
+        st.ever_consumed = true;
+        // The caller wakes the queue once consume-ok is on its way.
+        Ok(())
+    }
+
+    /// Removes a consumer; true when an auto-delete queue has just lost its last consumer.
+    pub fn remove_consumer(&self, channel: &Arc<ChannelHandle>, tag: &str) -> bool {
+        let mut st = self.state.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| !c.is(channel, tag));
+        let removed = st.consumers.len() != before;
+        removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
+    }
+
+    /// Removes every consumer of a channel; true as for [`Queue::remove_consumer`].
+    pub fn remove_channel_consumers(&self, channel: &Arc<ChannelHandle>) -> bool {
+        let mut st = self.state.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| !Arc::ptr_eq(&c.channel, channel));
+        let removed = st.consumers.len() != before;
+        removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
+    }
+
+    /// Settled deliveries free their consumers' prefetch credit; with `requeue` they go back to
+    /// their original positions, marked redelivered. One lock, one dispatch for the lot.
+    pub fn settle(
+        self: &Arc<Self>,
+        settled: Vec<Unacked>,
+        channel: &Arc<ChannelHandle>,
+        requeue: bool,
+    ) {
+        let mut st = self.state.lock();
+        for u in settled {
+            if let Some(tag) = &u.consumer {
+                if let Some(c) = st.consumers.iter_mut().find(|c| c.is(channel, tag)) {
+                    c.unacked = c.unacked.saturating_sub(1);
+                }
+            }
+            if requeue && !st.deleted {
+                let mut m = u.message;
+                m.redelivered = true;
+                // Requeued messages usually belong near the front.
+                let pos = st.ready.partition_point(|r| r.offset < m.offset);
+                st.ready.insert(pos, m);
+            }
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// Gives consumers with credit a try at the ready messages.
+    pub fn wake(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch(&mut st);
+    }
+
+    /// basic.get: the next ready message and how many remain.
+    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+        let mut st = self.state.lock();
+        let m = st.ready.pop_front()?;
+        Some((m, st.ready.len() as u32))
+    }
+
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        n
+    }
+
+    /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
+    pub fn delete(&self) -> (Vec<Consumer>, u32) {
+        let mut st = self.state.lock();
+        st.deleted = true;
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        (std::mem::take(&mut st.consumers), n)
+    }
+
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        let QueueState {
+            ready,
+            consumers,
+            next_consumer,
+            ..
+        } = st;
+        let n = consumers.len();
+        if n == 0 {
+            return;
+        }
+        'messages: while let Some(mut message) = ready.pop_front() {
+            for _ in 0..n {
+                let idx = *next_consumer % n;
+                *next_consumer = (idx + 1) % n;
+                let c = &mut consumers[idx];
+                if !c.has_credit() {
+                    continue;
+                }
+                let who = ConsumerRef {
+                    tag: &c.tag,
+                    no_ack: c.no_ack,
+                };
+                match c.channel.try_deliver(self, who, message) {
+                    Ok(()) => {
+                        if !c.no_ack {
+                            c.unacked += 1;
+                        }
+                        continue 'messages;
+                    }
+                    Err(back) => message = back,
+                }
+            }
+            ready.push_front(message);
+            break;
+        }
+    }
+}

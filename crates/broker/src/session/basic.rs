@@ -1,0 +1,280 @@
+//! basic.* methods: publish, consumers, get, acknowledgements, qos, recover.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_connection::{AmqpError, Connection};
+use warren_protocol::frame::{self, ContentHeader};
+use warren_protocol::methods::*;
+use warren_protocol::Method;
+
+use super::{for_each_queue_run, generated_name, Session, Settle};
+use crate::channel::{ChannelHandle, Unacked};
+use crate::message::Message;
+use crate::queue::{ConsumeRefused, Consumer};
+
+impl Session {
+    pub(super) fn publish(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        publish: BasicPublish,
+        header: ContentHeader,
+        body: Bytes,
+    ) -> Result<(), AmqpError> {
+        if publish.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        let ch = self.channel_or_err(channel)?;
+        if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
+            return buffered;
+        }
+        self.route_publish(conn, channel, publish, header, body)?;
+        if let Some(ch) = self.channel(channel) {
+            ch.mode.published();
+        }
+        Ok(())
+    }
+
+    /// Routes a publish to its queues (returning it to the publisher if mandatory and unroutable).
+    pub(super) fn route_publish(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        publish: BasicPublish,
+        header: ContentHeader,
+        body: Bytes,
+    ) -> Result<(), AmqpError> {
+        let vhost = self.vhost()?;
+        let message = Message {
+            exchange: publish.exchange,
+            routing_key: publish.routing_key,
+            properties: header.properties,
+            body,
+        };
+        let mut routed = std::mem::take(&mut self.routed);
+        if let Err(e) = vhost.route(&message.exchange, &message, &mut routed) {
+            self.routed = routed;
+            return Err(e.into());
+        }
+        if routed.is_empty() && publish.mandatory {
+            return_unroutable(conn, channel, &message);
+        }
+        for q in routed.drain(..) {
+            q.publish(message.clone());
+        }
+        self.routed = routed;
+        Ok(())
+    }
+
+    pub(super) fn basic_qos(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: &BasicQos,
+    ) -> Result<(), AmqpError> {
+        if m.prefetch_size != 0 {
+            return Err(AmqpError::not_implemented(format!(
+                "prefetch_size!=0 ({})",
+                m.prefetch_size
+            )));
+        }
+        let ch = self.channel_or_err(channel)?;
+        if m.global {
+            ch.handle.set_global_prefetch(m.prefetch_count);
+        } else {
+            ch.consumer_prefetch = m.prefetch_count;
+        }
+        let queues: Vec<_> = ch.consumers.values().cloned().collect();
+        conn.send_method(channel, &BasicQosOk {}.into());
+        self.flush(conn);
+        for q in queues {
+            q.wake();
+        }
+        Ok(())
+    }
+
+    pub(super) fn basic_consume(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: &BasicConsume,
+    ) -> Result<(), AmqpError> {
+        let vhost = self.vhost()?;
+        let name = if m.queue.is_empty() {
+            let ch = self.channel_or_err(channel)?;
+            ch.last_queue
+                .clone()
+                .ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
+        } else {
+            m.queue.clone()
+        };
+        let queue = vhost.queue(&name)?;
+        vhost.check_exclusive_access(&queue, self.id)?;
+        let ch = self.channel_or_err(channel)?;
+        let tag = if m.consumer_tag.is_empty() {
+            generated_name("amq.ctag-")
+        } else {
+            m.consumer_tag.clone()
+        };
+        if ch.consumers.contains_key(&tag) {
+            return Err(AmqpError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
+        }
+        let consumer = Consumer::new(
+            tag.clone(),
+            ch.handle.clone(),
+            m.no_ack,
+            m.exclusive,
+            ch.consumer_prefetch,
+        );
+        match queue.add_consumer(consumer) {
+            Ok(()) => {}
+            Err(ConsumeRefused::ExclusiveUse) => {
+                let text = format!("queue '{name}' in vhost '{}' in exclusive use", vhost.name);
+                return Err(AmqpError::access_refused(text));
+            }
+            Err(ConsumeRefused::Deleted) => {
+                return Err(crate::error::BrokerError::QueueNotFound {
+                    name: name.to_string(),
+                    vhost: vhost.name.clone(),
+                }
+                .into())
+            }
+        }
+        ch.consumers.insert(tag.clone(), queue.clone());
+        if !m.nowait {
+            conn.send_method(channel, &BasicConsumeOk { consumer_tag: tag }.into());
+        }
+        // consume-ok goes out before the first delivery.
+        self.flush(conn);
+        queue.wake();
+        Ok(())
+    }
+
+    pub(super) fn basic_cancel(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: &BasicCancel,
+    ) -> Result<(), AmqpError> {
+        let ch = self.channel_or_err(channel)?;
+        if let Some(queue) = ch.consumers.remove(&m.consumer_tag) {
+            if queue.remove_consumer(&ch.handle, &m.consumer_tag) {
+                self.auto_delete_queue(&queue);
+            }
+        }
+        if !m.nowait {
+            conn.send_method(
+                channel,
+                &BasicCancelOk {
+                    consumer_tag: m.consumer_tag.clone(),
+                }
+                .into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn basic_get(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        m: &BasicGet,
+    ) -> Result<(), AmqpError> {
+        let vhost = self.vhost()?;
+        let name = if m.queue.is_empty() {
+            let ch = self.channel_or_err(channel)?;
+            ch.last_queue
+                .clone()
+                .ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
+        } else {
+            m.queue.clone()
+        };
+        let queue = vhost.queue(&name)?;
+        vhost.check_exclusive_access(&queue, self.id)?;
+        let frame_max = conn.frame_max();
+        let ch = self.channel_or_err(channel)?;
+        match queue.get() {
+            Some((message, remaining)) => {
+                ch.handle
+                    .deliver_get(&queue, message, remaining, m.no_ack, conn.out(), frame_max)
+            }
+            None => conn.send_method(
+                channel,
+                &BasicGetEmpty {
+                    cluster_id: Default::default(),
+                }
+                .into(),
+            ),
+        }
+        Ok(())
+    }
+
+    /// basic.ack, basic.nack and basic.reject.
+    pub(super) fn settle(
+        &mut self,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+        how: Settle,
+    ) -> Result<(), AmqpError> {
+        let ch = self.channel_or_err(channel)?;
+        let settled = ch.handle.take_settled(tag, multiple)?;
+        // In a transaction the deliveries wait for commit.
+        let Err(settled) = ch.mode.buffer_settle(settled, how) else {
+            return Ok(());
+        };
+        let handle = ch.handle.clone();
+        let other_queues: Vec<_> = if handle.has_global_prefetch() {
+            ch.consumers.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        apply_settle(&handle, settled, how);
+        for q in other_queues {
+            q.wake();
+        }
+        Ok(())
+    }
+
+    /// basic.recover: every outstanding delivery goes back to its queue.
+    pub(super) fn recover(&mut self, channel: u16, requeue: bool) -> Result<(), AmqpError> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let ch = self.channel_or_err(channel)?;
+        let outstanding = ch.handle.take_all();
+        apply_settle(&ch.handle.clone(), outstanding, Settle::Requeue);
+        Ok(())
+    }
+}
+
+/// Frees consumer credit for settled deliveries and requeues or drops them.
+pub(super) fn apply_settle(handle: &Arc<ChannelHandle>, settled: Vec<Unacked>, how: Settle) {
+    for_each_queue_run(settled, |queue, run| {
+        queue.settle(run, handle, how == Settle::Requeue)
+    });
+}
+
+/// basic.return for a mandatory message that reached no queue.
+fn return_unroutable(conn: &mut Connection, channel: u16, message: &Message) {
+    let ret = BasicReturn {
+        reply_code: warren_connection::error::NO_ROUTE,
+        reply_text: "NO_ROUTE".into(),
+        exchange: message.exchange.clone(),
+        routing_key: message.routing_key.clone(),
+    };
+    let frame_max = conn.frame_max();
+    let out = conn.out();
+    frame::write_method(out, channel, &Method::BasicReturn(ret));
+    frame::write_content(
+        out,
+        channel,
+        60,
+        &message.properties,
+        &message.body,
+        frame_max,
+    );
+}

@@ -1,0 +1,340 @@
+//! A connection's broker session: applies the [`Event`]s of its [`Connection`] to the broker
+//! (declares, bindings, publishes, consumers, acks, confirms, transactions) and writes the
+//! replies. One per connection, driven by the connection's task; no I/O of its own.
+
+mod basic;
+mod declare;
+mod modes;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use warren_connection::{AmqpError, Connection, Event, Host};
+use warren_protocol::methods::BasicCancel;
+use warren_protocol::{frame, FieldTable, FieldValue, Method, ShortStr};
+
+use crate::broker::Broker;
+use crate::channel::{ChannelHandle, Unacked};
+use crate::outbox::Outbox;
+use crate::queue::{Consumer, Queue};
+use crate::vhost::VHost;
+
+use modes::Mode;
+
+/// A channel as its own connection sees it.
+struct ChannelSession {
+    handle: Arc<ChannelHandle>,
+    consumers: HashMap<ShortStr, Arc<Queue>>,
+    /// basic.qos prefetch_count (global=false) for consumers created from now on.
+    consumer_prefetch: u16,
+    /// The last queue declared on this channel, for methods that name the queue "".
+    last_queue: Option<ShortStr>,
+    mode: Mode,
+}
+
+pub struct Session {
+    broker: Arc<Broker>,
+    id: u64,
+    peer: Option<IpAddr>,
+    vhost: Option<Arc<VHost>>,
+    outbox: Arc<Outbox>,
+    channels: Vec<Option<ChannelSession>>,
+    exclusive_queues: Vec<Arc<Queue>>,
+    /// Reused between publishes so routing allocates nothing.
+    routed: Vec<Arc<Queue>>,
+}
+
+impl Host for Session {
+    fn authenticate(&mut self, username: &str, password: &str) -> bool {
+        self.broker.authenticate(username, password, self.peer)
+    }
+
+    fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
+        self.vhost = Some(self.broker.open_vhost(username, vhost)?);
+        Ok(())
+    }
+}
+
+impl Session {
+    pub fn new(broker: Arc<Broker>, peer: Option<IpAddr>, outbox: Arc<Outbox>) -> Self {
+        Session {
+            id: broker.next_connection_id(),
+            broker,
+            peer,
+            vhost: None,
+            outbox,
+            channels: Vec::new(),
+            exclusive_queues: Vec::new(),
+            routed: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Applies every pending event of `conn`.
+    pub fn handle_events(&mut self, conn: &mut Connection) {
+        while let Some(event) = conn.poll_event() {
+            self.handle_event(conn, event);
+        }
+    }
+
+    fn handle_event(&mut self, conn: &mut Connection, event: Event) {
+        match event {
+            Event::Opened {
+                client_properties, ..
+            } => {
+                self.outbox.set_frame_max(conn.frame_max());
+                self.outbox.set_cancel_notify(client_capability(
+                    &client_properties,
+                    "consumer_cancel_notify",
+                ));
+            }
+            Event::ChannelOpened(number) => self.open_channel(number),
+            Event::ChannelClosed(number) => self.close_channel(number),
+            Event::Flow { channel, active } => {
+                if let Some(ch) = self.channel(channel) {
+                    ch.handle.set_flow(active);
+                    if active {
+                        let queues: Vec<_> = ch.consumers.values().cloned().collect();
+                        self.flush(conn);
+                        queues.iter().for_each(|q| q.wake());
+                    }
+                }
+            }
+            Event::Publish {
+                channel,
+                publish,
+                header,
+                body,
+            } => {
+                if let Err(e) = self.publish(conn, channel, publish, header, body) {
+                    conn.fail(channel, e.at(60, 40));
+                }
+            }
+            Event::Method { channel, method } => {
+                if let Err(e) = self.handle_method(conn, channel, &method) {
+                    conn.fail(channel, e.during(&method));
+                }
+            }
+        }
+    }
+
+    /// Moves the connection's replies to the outbox, ahead of deliveries about to be made.
+    pub fn flush(&self, conn: &mut Connection) {
+        if conn.has_output() {
+            let out = conn.take_output();
+            self.outbox.write(|buf| buf.extend_from_slice(&out));
+        }
+    }
+
+    /// Called after a batch of input: sends the confirms it earned, then flushes.
+    pub fn end_of_batch(&mut self, conn: &mut Connection) {
+        for (number, slot) in self.channels.iter_mut().enumerate() {
+            if let Some(ch) = slot {
+                ch.mode.send_confirms(number as u16, conn);
+            }
+        }
+        self.flush(conn);
+    }
+
+    fn open_channel(&mut self, number: u16) {
+        let index = number as usize;
+        if self.channels.len() <= index {
+            self.channels.resize_with(index + 1, || None);
+        }
+        self.channels[index] = Some(ChannelSession {
+            handle: Arc::new(ChannelHandle::new(number, self.outbox.clone())),
+            consumers: HashMap::new(),
+            consumer_prefetch: 0,
+            last_queue: None,
+            mode: Mode::Plain,
+        });
+    }
+
+    fn channel(&mut self, number: u16) -> Option<&mut ChannelSession> {
+        self.channels
+            .get_mut(number as usize)
+            .and_then(Option::as_mut)
+    }
+
+    fn channel_or_err(&mut self, number: u16) -> Result<&mut ChannelSession, AmqpError> {
+        self.channel(number)
+            .ok_or_else(|| AmqpError::channel_error(format!("channel {number} is not open")))
+    }
+
+    fn vhost(&self) -> Result<Arc<VHost>, AmqpError> {
+        self.vhost
+            .clone()
+            .ok_or_else(|| AmqpError::command_invalid("connection is not open"))
+    }
+
+    /// Releases a channel: its consumers go, its unacknowledged deliveries are requeued.
+    fn close_channel(&mut self, number: u16) {
+        let Some(ch) = self
+            .channels
+            .get_mut(number as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
+        let unacked = ch.handle.close();
+        for (tag, queue) in &ch.consumers {
+            if queue.remove_consumer(&ch.handle, tag) {
+                self.auto_delete_queue(queue);
+            }
+        }
+        basic::apply_settle(&ch.handle, unacked, Settle::Requeue);
+    }
+
+    /// The connection is gone: release every channel and the exclusive queues it owned.
+    pub fn close(&mut self) {
+        for number in 0..self.channels.len() {
+            self.close_channel(number as u16);
+        }
+        if let Some(vhost) = self.vhost.clone() {
+            for q in std::mem::take(&mut self.exclusive_queues) {
+                let (consumers, _) = vhost.remove_queue(&q);
+                notify_cancelled(consumers);
+            }
+        }
+        self.outbox.close();
+    }
+
+    fn auto_delete_queue(&self, queue: &Arc<Queue>) {
+        if let Some(vhost) = &self.vhost {
+            let (consumers, _) = vhost.remove_queue(queue);
+            notify_cancelled(consumers);
+        }
+    }
+
+    fn handle_method(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        method: &Method,
+    ) -> Result<(), AmqpError> {
+        match method {
+            Method::AccessRequest(_) => {
+                let ok = warren_protocol::methods::AccessRequestOk { ticket: 1 };
+                conn.send_method(channel, &ok.into());
+                Ok(())
+            }
+            Method::ExchangeDeclare(m) => self.exchange_declare(conn, channel, m),
+            Method::ExchangeDelete(m) => self.exchange_delete(conn, channel, m),
+            Method::ExchangeBind(m) => self.exchange_bind(conn, channel, m),
+            Method::ExchangeUnbind(m) => self.exchange_unbind(conn, channel, m),
+            Method::QueueDeclare(m) => self.queue_declare(conn, channel, m),
+            Method::QueueBind(m) => self.queue_bind(conn, channel, m),
+            Method::QueueUnbind(m) => self.queue_unbind(conn, channel, m),
+            Method::QueuePurge(m) => self.queue_purge(conn, channel, m),
+            Method::QueueDelete(m) => self.queue_delete(conn, channel, m),
+            Method::BasicQos(m) => self.basic_qos(conn, channel, m),
+            Method::BasicConsume(m) => self.basic_consume(conn, channel, m),
+            Method::BasicCancel(m) => self.basic_cancel(conn, channel, m),
+            Method::BasicGet(m) => self.basic_get(conn, channel, m),
+            Method::BasicAck(m) => self.settle(channel, m.delivery_tag, m.multiple, Settle::Ack),
+            Method::BasicReject(m) => {
+                self.settle(channel, m.delivery_tag, false, Settle::reject(m.requeue))
+            }
+            Method::BasicNack(m) => self.settle(
+                channel,
+                m.delivery_tag,
+                m.multiple,
+                Settle::reject(m.requeue),
+            ),
+            Method::BasicRecover(m) => {
+                self.recover(channel, m.requeue)?;
+                conn.send_method(channel, &warren_protocol::methods::BasicRecoverOk {}.into());
+                Ok(())
+            }
+            Method::BasicRecoverAsync(m) => self.recover(channel, m.requeue),
+            Method::ConfirmSelect(m) => self.confirm_select(conn, channel, m.nowait),
+            Method::TxSelect(_) => self.tx_select(conn, channel),
+            Method::TxCommit(_) => self.tx_commit(conn, channel),
+            Method::TxRollback(_) => self.tx_rollback(conn, channel),
+            _ => Err(AmqpError::command_invalid("unimplemented method")),
+        }
+    }
+}
+
+/// How an ack, nack or reject settles deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    Ack,
+    Requeue,
+    Discard,
+}
+
+impl Settle {
+    fn reject(requeue: bool) -> Self {
+        if requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        }
+    }
+}
+
+/// Calls `f` once per run of consecutive deliveries from the same queue.
+fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<Unacked>)) {
+    let mut run: Vec<Unacked> = Vec::new();
+    for u in unacked {
+        if run
+            .last()
+            .is_some_and(|last| !Arc::ptr_eq(&last.queue, &u.queue))
+        {
+            let queue = run[0].queue.clone();
+            f(&queue, std::mem::take(&mut run));
+        }
+        run.push(u);
+    }
+    if let Some(first) = run.first() {
+        let queue = first.queue.clone();
+        f(&queue, run);
+    }
+}
+
+/// Tells consumers of a deleted queue they are gone (when their client asked to be told).
+fn notify_cancelled(consumers: Vec<Consumer>) {
+    for c in consumers {
+        if c.channel.outbox.cancel_notify() {
+            let cancel = BasicCancel {
+                consumer_tag: c.tag.clone(),
+                nowait: true,
+            };
+            c.channel.outbox.write(|buf| {
+                frame::write_method(buf, c.channel.number, &Method::BasicCancel(cancel))
+            });
+        }
+    }
+}
+
+fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
+    match client_properties.get("capabilities") {
+        Some(FieldValue::Table(caps)) => caps
+            .get(name)
+            .and_then(FieldValue::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// A server-generated name: `prefix` and 22 URL-safe random characters, as RabbitMQ makes them.
+fn generated_name(prefix: &str) -> ShortStr {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let mut name = String::with_capacity(prefix.len() + 22);
+    name.push_str(prefix);
+    for _ in 0..22 {
+        name.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+    }
+    ShortStr::from(name)
+}

@@ -1,0 +1,541 @@
+//! A virtual host: its exchanges, queues and bindings, and the declare/delete/bind rules
+//! RabbitMQ applies to them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+
+use crate::error::BrokerError;
+use crate::exchange::{dedupe_queues, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
+use crate::message::Message;
+use crate::queue::Queue;
+
+/// What exchange.declare asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeSpec {
+    pub name: ShortStr,
+    pub kind: ShortStr,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// What queue.declare asks for. `owner` is the declaring connection.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSpec {
+    pub name: ShortStr,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// Queue arguments whose values must match on redeclare, as RabbitMQ checks them.
+const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+];
+
+pub struct VHost {
+    pub name: String,
+    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
+    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+}
+
+impl VHost {
+    /// A vhost with the default exchanges RabbitMQ creates.
+    pub fn new(name: &str) -> Self {
+        let vhost = VHost {
+            name: name.to_owned(),
+            exchanges: RwLock::default(),
+            queues: RwLock::default(),
+        };
+        for (name, kind) in [
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ] {
+            let e = Exchange::new(
+                ShortStr::from(name),
+                kind,
+                true,
+                false,
+                false,
+                FieldTable::new(),
+            );
+            vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
+        }
+        vhost
+    }
+
+    pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
+        self.exchanges
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.no_exchange(name))
+    }
+
+    pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.queues
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.no_queue(name))
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.read().values().cloned().collect()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    fn no_exchange(&self, name: &str) -> BrokerError {
+        BrokerError::ExchangeNotFound {
+            name: name.to_owned(),
+            vhost: self.name.clone(),
+        }
+    }
+
+    fn no_queue(&self, name: &str) -> BrokerError {
+        BrokerError::QueueNotFound {
+            name: name.to_owned(),
+            vhost: self.name.clone(),
+        }
+    }
+
+    fn inequivalent(
+        &self,
+        kind: &'static str,
+        name: &str,
+        arg: &str,
+        received: String,
+        current: String,
+    ) -> BrokerError {
+        BrokerError::Inequivalent {
+            kind,
+            name: name.to_owned(),
+            vhost: self.name.clone(),
+            arg: arg.to_owned(),
+            received,
+            current,
+        }
+    }
+
+    pub fn declare_exchange(&self, spec: ExchangeSpec) -> Result<Arc<Exchange>, BrokerError> {
+        if spec.name.is_empty() {
+            // The default exchange exists implicitly; declaring it is fine only passively.
+            return if spec.passive {
+                Err(self.no_exchange(""))
+            } else {
+                Err(BrokerError::DefaultExchange)
+            };
+        }
+        if spec.passive {
+            return self.exchange(&spec.name);
+        }
+        let Some(kind) = ExchangeKind::parse(&spec.kind) else {
+            return Err(BrokerError::UnknownExchangeType(spec.kind.to_string()));
+        };
+        let mut exchanges = self.exchanges.write();
+        if let Some(existing) = exchanges.get(&spec.name) {
+            self.check_exchange_equivalence(existing, kind, &spec)?;
+            return Ok(existing.clone());
+        }
+        if spec.name.starts_with("amq.") {
+            return Err(BrokerError::ReservedName {
+                kind: "exchange",
+                name: spec.name.to_string(),
+            });
+        }
+        let e = Arc::new(Exchange::new(
+            spec.name.clone(),
+            kind,
+            spec.durable,
+            spec.auto_delete,
+            spec.internal,
+            spec.arguments,
+        ));
+        exchanges.insert(spec.name, e.clone());
+        Ok(e)
+    }
+
+    fn check_exchange_equivalence(
+        &self,
+        existing: &Exchange,
+        kind: ExchangeKind,
+        spec: &ExchangeSpec,
+    ) -> Result<(), BrokerError> {
+        let name = &*spec.name;
+        if existing.kind != kind {
+            let (r, c) = (quoted(kind.as_str()), quoted(existing.kind.as_str()));
+            return Err(self.inequivalent("exchange", name, "type", r, c));
+        }
+        for (arg, received, current) in [
+            ("durable", spec.durable, existing.durable),
+            ("auto_delete", spec.auto_delete, existing.auto_delete),
+            ("internal", spec.internal, existing.internal),
+        ] {
+            if received != current {
+                return Err(self.inequivalent(
+                    "exchange",
+                    name,
+                    arg,
+                    quoted_bool(received),
+                    quoted_bool(current),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an exchange; deleting one that does not exist succeeds, as in RabbitMQ 3.x.
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return if name.is_empty() {
+                Err(BrokerError::DefaultExchange)
+            } else {
+                Err(BrokerError::ReservedName {
+                    kind: "exchange",
+                    name: name.to_owned(),
+                })
+            };
+        }
+        let Some(exchange) = self.exchanges.read().get(name).cloned() else {
+            return Ok(());
+        };
+        if if_unused && exchange.has_bindings() {
+            return Err(BrokerError::InUse {
+                kind: "exchange",
+                name: name.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        self.remove_exchange(&exchange);
+        Ok(())
+    }
+
+    fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        self.exchanges.write().remove(&exchange.name);
+        let as_destination = Destination::Exchange(exchange.clone());
+        for other in self.exchanges() {
+            if other.unbind_destination(&as_destination) > 0 && other.should_auto_delete() {
+                self.remove_exchange(&other);
+            }
+        }
+    }
+
+    /// Declares a queue for connection `owner`; returns it with its message and consumer counts.
+    pub fn declare_queue(&self, spec: QueueSpec, owner: u64) -> Result<Arc<Queue>, BrokerError> {
+        if spec.passive {
+            let q = self.queue(&spec.name)?;
+            self.check_exclusive_access(&q, owner)?;
+            return Ok(q);
+        }
+        if spec.name.starts_with("amq.") && !spec.name.is_empty() {
+            return Err(BrokerError::ReservedName {
+                kind: "queue",
+                name: spec.name.to_string(),
+            });
+        }
+        let mut queues = self.queues.write();
+        if let Some(existing) = queues.get(&spec.name) {
+            self.check_exclusive_access(existing, owner)?;
+            self.check_queue_equivalence(existing, &spec)?;
+            return Ok(existing.clone());
+        }
+        let q = Arc::new(Queue::new(
+            spec.name.clone(),
+            spec.durable,
+            spec.exclusive.then_some(owner),
+            spec.auto_delete,
+            spec.arguments,
+        ));
+        queues.insert(spec.name, q.clone());
+        Ok(q)
+    }
+
+    /// Exclusive queues belong to the connection that declared them.
+    pub fn check_exclusive_access(&self, q: &Queue, owner: u64) -> Result<(), BrokerError> {
+        match q.exclusive_owner {
+            Some(o) if o != owner => Err(BrokerError::ExclusiveLocked {
+                name: q.name.to_string(),
+                vhost: self.name.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_queue_equivalence(
+        &self,
+        existing: &Queue,
+        spec: &QueueSpec,
+    ) -> Result<(), BrokerError> {
+        let name = &*spec.name;
+        if existing.exclusive_owner.is_some() != spec.exclusive {
+            return Err(BrokerError::ExclusiveLocked {
+                name: name.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        for (arg, received, current) in [
+            ("durable", spec.durable, existing.durable),
+            ("auto_delete", spec.auto_delete, existing.auto_delete),
+        ] {
+            if received != current {
+                return Err(self.inequivalent(
+                    "queue",
+                    name,
+                    arg,
+                    quoted_bool(received),
+                    quoted_bool(current),
+                ));
+            }
+        }
+        for arg in EQUIVALENCE_CHECKED_QUEUE_ARGS {
+            let received = spec.arguments.get(arg);
+            let current = existing.arguments.get(arg);
+            if !args_equivalent(received, current) {
+                return Err(self.inequivalent(
+                    "queue",
+                    name,
+                    arg,
+                    describe_arg(received),
+                    describe_arg(current),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a queue; returns the consumers to notify and the number of messages it held.
+    /// A queue that does not exist deletes fine with a count of 0, as in RabbitMQ 3.x.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        owner: u64,
+    ) -> Result<(Vec<crate::queue::Consumer>, u32), BrokerError> {
+        let Some(q) = self.queues.read().get(name).cloned() else {
+            return Ok((Vec::new(), 0));
+        };
+        self.check_exclusive_access(&q, owner)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(BrokerError::InUse {
+                kind: "queue",
+                name: name.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        if if_empty && q.message_count() > 0 {
+            return Err(BrokerError::NotEmpty {
+                name: name.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Removes a queue and its bindings; exchanges left unbound that are auto-delete go too.
+    pub fn remove_queue(&self, q: &Arc<Queue>) -> (Vec<crate::queue::Consumer>, u32) {
+        {
+            let mut queues = self.queues.write();
+            if queues
+                .get(&q.name)
+                .is_some_and(|existing| Arc::ptr_eq(existing, q))
+            {
+                queues.remove(&q.name);
+            }
+        }
+        let as_destination = Destination::Queue(q.clone());
+        for exchange in self.exchanges() {
+            if exchange.unbind_destination(&as_destination) > 0 && exchange.should_auto_delete() {
+                self.remove_exchange(&exchange);
+            }
+        }
+        q.delete()
+    }
+
+    fn binding_source(&self, exchange: &str) -> Result<Arc<Exchange>, BrokerError> {
+        if exchange.is_empty() {
+            return Err(BrokerError::DefaultExchange);
+        }
+        self.exchange(exchange)
+    }
+
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: ShortStr,
+        args: FieldTable,
+        owner: u64,
+    ) -> Result<(), BrokerError> {
+        let q = self.queue(queue)?;
+        self.check_exclusive_access(&q, owner)?;
+        let e = self.binding_source(exchange)?;
+        e.bind(Binding {
+            destination: Destination::Queue(q),
+            key,
+            args,
+        });
+        Ok(())
+    }
+
+    pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: ShortStr,
+        args: FieldTable,
+        owner: u64,
+    ) -> Result<(), BrokerError> {
+        let q = self.queue(queue)?;
+        self.check_exclusive_access(&q, owner)?;
+        let e = self.binding_source(exchange)?;
+        e.unbind(&Binding {
+            destination: Destination::Queue(q),
+            key,
+            args,
+        });
+        if e.should_auto_delete() {
+            self.remove_exchange(&e);
+        }
+        Ok(())
+    }
+
+    pub fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: ShortStr,
+        args: FieldTable,
+    ) -> Result<(), BrokerError> {
+        let d = self.binding_source(destination)?;
+        let s = self.binding_source(source)?;
+        s.bind(Binding {
+            destination: Destination::Exchange(d),
+            key,
+            args,
+        });
+        Ok(())
+    }
+
+    pub fn unbind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: ShortStr,
+        args: FieldTable,
+    ) -> Result<(), BrokerError> {
+        let d = self.binding_source(destination)?;
+        let s = self.binding_source(source)?;
+        s.unbind(&Binding {
+            destination: Destination::Exchange(d),
+            key,
+            args,
+        });
+        if s.should_auto_delete() {
+            self.remove_exchange(&s);
+        }
+        Ok(())
+    }
+
+    /// The queues a message published to `exchange` reaches, deduplicated, into `out`.
+    pub fn route(
+        &self,
+        exchange: &str,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), BrokerError> {
+        if exchange.is_empty() {
+            if let Some(q) = self.queues.read().get(&*message.routing_key) {
+                out.push(q.clone());
+            }
+            return Ok(());
+        }
+        let e = self
+            .exchanges
+            .read()
+            .get(exchange)
+            .cloned()
+            .ok_or_else(|| self.no_exchange(exchange))?;
+        if e.internal {
+            return Err(BrokerError::InternalExchange {
+                name: exchange.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        e.route(
+            &message.routing_key,
+            &mut HeadersSource::new(&message.properties),
+            out,
+        );
+        dedupe_queues(out);
+        Ok(())
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("'{s}'")
+}
+
+fn quoted_bool(b: bool) -> String {
+    quoted(if b { "true" } else { "false" })
+}
+
+fn args_equivalent(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x == y,
+        },
+        _ => false,
+    }
+}
+
+/// An argument as RabbitMQ prints it in an inequivalent-arg error: `the value '5' of type 'long'`.
+fn describe_arg(v: Option<&FieldValue>) -> String {
+    match v {
+        None => "none".to_owned(),
+        Some(v) => {
+            let (value, kind) = match v {
+                FieldValue::LongStr(b) => (String::from_utf8_lossy(b).into_owned(), "longstr"),
+                FieldValue::Bool(b) => (b.to_string(), "bool"),
+                FieldValue::I8(_) | FieldValue::U8(_) => {
+                    (v.as_i64().unwrap_or_default().to_string(), "byte")
+                }
+                FieldValue::I16(_) | FieldValue::U16(_) => {
+                    (v.as_i64().unwrap_or_default().to_string(), "short")
+                }
+                FieldValue::I32(_) => (v.as_i64().unwrap_or_default().to_string(), "signedint"),
+                FieldValue::U32(_) | FieldValue::I64(_) => {
+                    (v.as_i64().unwrap_or_default().to_string(), "long")
+                }
+                other => (format!("{other:?}"), "other"),
+            };
+            format!("the value '{value}' of type '{kind}'")
+        }
+    }
+}

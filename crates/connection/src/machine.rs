@@ -1,0 +1,817 @@
+//! The connection state machine: protocol header, start/tune/open handshake, heartbeats,
+//! channel lifecycle, content assembly and protocol errors. Bytes and time go in; frames to
+//! send and [`Event`]s for the broker come out. No sockets, no clocks of its own.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use warren_protocol::frame::{self, ContentHeader, Frame, PROTOCOL_HEADER};
+use warren_protocol::methods::*;
+use warren_protocol::{FieldTable, FieldValue, FrameError, Method, ShortStr};
+
+use crate::config::{ConnectionConfig, FRAME_MIN_SIZE};
+use crate::error::*;
+
+/// What the connection needs from the broker during the handshake.
+pub trait Host {
+    /// True when the credentials name a user who may connect from this peer.
+    fn authenticate(&mut self, username: &str, password: &str) -> bool;
+    /// Checks that the vhost exists and the user may use it.
+    fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError>;
+}
+
+/// What happened on the connection that the broker acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The connection reached the open state on this vhost.
+    Opened {
+        vhost: String,
+        username: String,
+        client_properties: FieldTable,
+    },
+    ChannelOpened(u16),
+    /// A channel-level method for the broker (anything but connection and channel lifecycle).
+    Method {
+        channel: u16,
+        method: Method,
+    },
+    /// A publish with its complete content.
+    Publish {
+        channel: u16,
+        publish: BasicPublish,
+        header: ContentHeader,
+        body: Bytes,
+    },
+    /// channel.flow from the client: stop or resume deliveries.
+    Flow {
+        channel: u16,
+        active: bool,
+    },
+    /// The channel is gone (closed by either side); release what it held.
+    ChannelClosed(u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHeader,
+    AwaitingStartOk,
+    AwaitingTuneOk,
+    AwaitingOpen,
+    Open,
+    /// We sent connection.close and wait for close-ok.
+    Closing,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChannelPhase {
+    Open,
+    /// We sent channel.close; everything but close and close-ok is dropped until close-ok.
+    Closing,
+}
+
+struct Channel {
+    phase: ChannelPhase,
+    content: Option<PendingContent>,
+}
+
+struct PendingContent {
+    publish: BasicPublish,
+    header: Option<ContentHeader>,
+    body: Body,
+}
+
+/// A body kept as the single frame it arrived in (zero copy), or gathered from several.
+enum Body {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, payload: Bytes) {
+        *self = match std::mem::replace(self, Body::Empty) {
+            Body::Empty => Body::One(payload),
+            Body::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + payload.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&payload);
+                Body::Many(all)
+            }
+            Body::Many(mut all) => {
+                all.extend_from_slice(&payload);
+                Body::Many(all)
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        }
+    }
+}
+
+/// One AMQP connection, server side.
+pub struct Connection {
+    config: ConnectionConfig,
+    phase: Phase,
+    channel_max: u16,
+    frame_max: u32,
+    heartbeat: Duration,
+    username: String,
+    /// Channels by number; a Vec indexed by id keeps lookups off the hash path.
+    channels: Vec<Option<Channel>>,
+    open_channels: usize,
+    out: BytesMut,
+    events: VecDeque<Event>,
+    last_received: Instant,
+    next_heartbeat: Option<Instant>,
+    close_deadline: Option<Instant>,
+    /// Set when the peer may be told why it was refused (authentication_failure_close).
+    client_auth_failure_close: bool,
+    client_properties: FieldTable,
+}
+
+/// How long we wait for connection.close-ok before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Connection {
+    pub fn new(config: ConnectionConfig, now: Instant) -> Self {
+        Connection {
+            channel_max: config.channel_max,
+            frame_max: config.frame_max,
+            config,
+            phase: Phase::AwaitingHeader,
+            heartbeat: Duration::ZERO,
+            username: String::new(),
+            channels: Vec::new(),
+            open_channels: 0,
+            out: BytesMut::with_capacity(4096),
+            events: VecDeque::new(),
+            last_received: now,
+            next_heartbeat: None,
+            close_deadline: None,
+            client_auth_failure_close: false,
+            client_properties: FieldTable::new(),
+        }
+    }
+
+    /// Negotiated largest frame size (envelope included).
+    pub fn frame_max(&self) -> u32 {
+        self.frame_max
+    }
+
+    pub fn channel_max(&self) -> u16 {
+        self.channel_max
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// True once the socket should be flushed and shut down.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// True while the connection is open for channel traffic.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// The buffer replies are written to, for callers that encode frames themselves.
+    pub fn out(&mut self) -> &mut BytesMut {
+        &mut self.out
+    }
+
+    /// Frames waiting to be written, in order.
+    pub fn take_output(&mut self) -> BytesMut {
+        self.out.split()
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether a channel is open and not being closed (deliveries to it are allowed).
+    pub fn channel_is_open(&self, channel: u16) -> bool {
+        matches!(
+            self.channels.get(channel as usize),
+            Some(Some(Channel {
+                phase: ChannelPhase::Open,
+                ..
+            }))
+        )
+    }
+
+    /// Consumes whole frames at the front of `input`, stopping as soon as one produced an
+    /// [`Event`]: the caller handles events before more input, so replies keep their order.
+    pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant, host: &mut dyn Host) {
+        if input.is_empty() {
+            return;
+        }
+        self.last_received = now;
+        if self.phase == Phase::AwaitingHeader && !self.handle_protocol_header(input) {
+            return;
+        }
+        while !matches!(self.phase, Phase::Closed) && self.events.is_empty() {
+            // Before tune-ok the client has agreed to nothing: hold it to the minimum frame size.
+            let limit = if matches!(self.phase, Phase::AwaitingStartOk | Phase::AwaitingTuneOk) {
+                self.config.frame_max.max(FRAME_MIN_SIZE)
+            } else {
+                self.frame_max
+            };
+            match frame::parse_frame(input, limit) {
+                Ok(Some(frame)) => self.handle_frame(frame, host),
+                Ok(None) => break,
+                Err(error) => {
+                    input.clear();
+                    self.frame_error(error);
+                    break;
+                }
+            }
+        }
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            input.clear();
+        }
+    }
+
+    /// The peer closed its side of the socket.
+    pub fn handle_eof(&mut self) {
+        self.phase = Phase::Closed;
+    }
+
+    /// When [`Connection::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let silence = (!self.heartbeat.is_zero()).then(|| self.last_received + self.heartbeat * 2);
+        [self.next_heartbeat, silence, self.close_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(deadline) = self.close_deadline {
+            if now >= deadline {
+                self.phase = Phase::Closed;
+                return;
+            }
+        }
+        if self.heartbeat.is_zero() {
+            return;
+        }
+        if now >= self.last_received + self.heartbeat * 2 {
+            // RabbitMQ drops the socket without a close frame: the peer is not listening anyway.
+            self.phase = Phase::Closed;
+            return;
+        }
+        if let Some(due) = self.next_heartbeat {
+            if now >= due {
+                frame::write_heartbeat(&mut self.out);
+                self.next_heartbeat = Some(now + self.heartbeat_send_interval());
+            }
+        }
+    }
+
+    fn heartbeat_send_interval(&self) -> Duration {
+        (self.heartbeat / 2).max(Duration::from_secs(1))
+    }
+
+    /// Sends a method on a channel (replies and server-initiated methods from the broker).
+    pub fn send_method(&mut self, channel: u16, method: &Method) {
+        frame::write_method(&mut self.out, channel, method);
+    }
+
+    /// Closes a channel with a soft error, or the connection with a hard one.
+    pub fn fail(&mut self, channel: u16, error: AmqpError) {
+        if error.is_hard() || channel == 0 {
+            self.close_connection(error);
+        } else {
+            self.close_channel(channel, error);
+        }
+    }
+
+    /// Server-initiated channel.close; the channel's resources are released at once.
+    pub fn close_channel(&mut self, channel: u16, error: AmqpError) {
+        let Some(Some(slot)) = self.channels.get_mut(channel as usize) else {
+            return;
+        };
+        if slot.phase == ChannelPhase::Closing {
+            return;
+        }
+        slot.phase = ChannelPhase::Closing;
+        slot.content = None;
+        let close = ChannelClose {
+            reply_code: error.code,
+            reply_text: ShortStr::from(error.reply_text()),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        };
+        frame::write_method(&mut self.out, channel, &Method::ChannelClose(close));
+        self.events.push_back(Event::ChannelClosed(channel));
+    }
+
+    /// Server-initiated connection.close.
+    pub fn close_connection(&mut self, error: AmqpError) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return;
+        }
+        if matches!(self.phase, Phase::AwaitingHeader) {
+            self.phase = Phase::Closed;
+            return;
+        }
+        let close = ConnectionClose {
+            reply_code: error.code,
+            reply_text: ShortStr::from(error.reply_text()),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        };
+        frame::write_method(&mut self.out, 0, &Method::ConnectionClose(close));
+        self.release_all_channels();
+        self.phase = Phase::Closing;
+        self.close_deadline = Some(self.last_received + CLOSE_TIMEOUT);
+    }
+
+    /// Tells clients that advertise it that publishing is blocked (e.g. low disk).
+    pub fn send_blocked(&mut self, reason: &str) {
+        let m = ConnectionBlocked {
+            reason: ShortStr::from(reason),
+        };
+        frame::write_method(&mut self.out, 0, &Method::ConnectionBlocked(m));
+    }
+
+    fn release_all_channels(&mut self) {
+        for (id, slot) in self.channels.iter_mut().enumerate() {
+            if let Some(ch) = slot.take() {
+                if ch.phase == ChannelPhase::Open {
+                    self.events.push_back(Event::ChannelClosed(id as u16));
+                }
+            }
+        }
+        self.open_channels = 0;
+    }
+
+    /// Returns true when the header was accepted and frames may follow.
+    fn handle_protocol_header(&mut self, input: &mut BytesMut) -> bool {
+        let n = input.len().min(PROTOCOL_HEADER.len());
+        if input[..n] != PROTOCOL_HEADER[..n] {
+            // The spec: answer with the header we support, then close.
+            self.out.extend_from_slice(PROTOCOL_HEADER);
+            self.phase = Phase::Closed;
+            input.clear();
+            return false;
+        }
+        if n < PROTOCOL_HEADER.len() {
+            return false;
+        }
+        let _ = input.split_to(PROTOCOL_HEADER.len());
+        let start = ConnectionStart {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: self.config.server_properties.clone(),
+            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            locales: Bytes::from_static(b"en_US"),
+        };
+        frame::write_method(&mut self.out, 0, &Method::ConnectionStart(start));
+        self.phase = Phase::AwaitingStartOk;
+        true
+    }
+
+    fn frame_error(&mut self, error: FrameError) {
+        let code = error.reply_code();
+        self.close_connection(AmqpError::new(code, error.to_string()));
+    }
+
+    fn handle_frame(&mut self, frame: Frame, host: &mut dyn Host) {
+        match self.phase {
+            Phase::AwaitingHeader | Phase::Closed => {}
+            Phase::Closing => self.handle_frame_while_closing(frame),
+            Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen => {
+                self.handle_handshake_frame(frame, host)
+            }
+            Phase::Open => self.handle_open_frame(frame),
+        }
+    }
+
+    fn handle_frame_while_closing(&mut self, frame: Frame) {
+        if let Frame::Method { channel: 0, method } = frame {
+            match method {
+                Method::ConnectionCloseOk(_) => self.phase = Phase::Closed,
+                Method::ConnectionClose(_) => {
+                    frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                    self.phase = Phase::Closed;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_handshake_frame(&mut self, frame: Frame, host: &mut dyn Host) {
+        let method = match frame {
+            Frame::Method { channel: 0, method } => method,
+            Frame::Heartbeat { channel: 0 } => return,
+            _ => {
+                let text = "expected a connection method on channel 0 during the handshake";
+                return self.close_connection(AmqpError::unexpected_frame(text));
+            }
+        };
+        match (self.phase, method) {
+            (Phase::AwaitingStartOk, Method::ConnectionStartOk(m)) => self.handle_start_ok(m, host),
+            (Phase::AwaitingTuneOk, Method::ConnectionTuneOk(m)) => self.handle_tune_ok(m),
+            (Phase::AwaitingOpen, Method::ConnectionOpen(m)) => self.handle_open(m, host),
+            (_, Method::ConnectionClose(_)) => {
+                frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                self.phase = Phase::Closed;
+            }
+            (_, other) => {
+                let text = format!("unexpected method '{}' during the handshake", other.name());
+                self.close_connection(AmqpError::command_invalid(text).during(&other));
+            }
+        }
+    }
+
+    fn handle_start_ok(&mut self, m: ConnectionStartOk, host: &mut dyn Host) {
+        self.client_auth_failure_close =
+            client_capability(&m.client_properties, "authentication_failure_close");
+        let credentials = match &*m.mechanism {
+            "PLAIN" => parse_plain(&m.response),
+            "AMQPLAIN" => parse_amqplain(&m.response),
+            other => {
+                let text = format!("unknown authentication mechanism '{other}'");
+                return self.close_connection(AmqpError::command_invalid(text).at(10, 11));
+            }
+        };
+        let accepted = match &credentials {
+            Some((user, pass)) => host.authenticate(user, pass),
+            None => false,
+        };
+        if !accepted {
+            let text = format!(
+                "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                &*m.mechanism
+            );
+            if self.client_auth_failure_close {
+                self.close_connection(AmqpError::access_refused(text).at(10, 11));
+            } else {
+                self.phase = Phase::Closed;
+            }
+            return;
+        }
+        self.username = credentials.map(|(u, _)| u).unwrap_or_default();
+        self.client_properties = m.client_properties;
+        let tune = ConnectionTune {
+            channel_max: self.config.channel_max,
+            frame_max: self.config.frame_max,
+            heartbeat: self.config.heartbeat,
+        };
+        frame::write_method(&mut self.out, 0, &Method::ConnectionTune(tune));
+        self.phase = Phase::AwaitingTuneOk;
+    }
+
+    fn handle_tune_ok(&mut self, m: ConnectionTuneOk) {
+        let method = Method::ConnectionTuneOk(m.clone());
+        let server_frame_max = self.config.frame_max;
+        if m.frame_max != 0 && m.frame_max < FRAME_MIN_SIZE {
+            let text = format!(
+                "negotiated frame_max = {} is lower than the minimum allowed value ({FRAME_MIN_SIZE})",
+                m.frame_max
+            );
+            return self.close_connection(AmqpError::not_allowed(text).during(&method));
+        }
+        if server_frame_max != 0 && (m.frame_max == 0 || m.frame_max > server_frame_max) {
+            let text = format!(
+                "negotiated frame_max = {} is higher than the maximum allowed value ({server_frame_max})",
+                m.frame_max
+            );
+            return self.close_connection(AmqpError::not_allowed(text).during(&method));
+        }
+        if m.channel_max > self.config.channel_max {
+            let text = format!(
+                "negotiated channel_max = {} is higher than the maximum allowed value ({})",
+                m.channel_max, self.config.channel_max
+            );
+            return self.close_connection(AmqpError::not_allowed(text).during(&method));
+        }
+        self.frame_max = if m.frame_max == 0 {
+            server_frame_max
+        } else {
+            m.frame_max
+        };
+        self.channel_max = if m.channel_max == 0 {
+            self.config.channel_max
+        } else {
+            m.channel_max
+        };
+        self.heartbeat = Duration::from_secs(u64::from(m.heartbeat));
+        self.phase = Phase::AwaitingOpen;
+    }
+
+    fn handle_open(&mut self, m: ConnectionOpen, host: &mut dyn Host) {
+        let vhost = m.virtual_host.to_string();
+        if let Err(error) = host.open_vhost(&self.username, &vhost) {
+            return self.close_connection(error.during(&Method::ConnectionOpen(m)));
+        }
+        let ok = ConnectionOpenOk {
+            known_hosts: ShortStr::from_static(""),
+        };
+        frame::write_method(&mut self.out, 0, &Method::ConnectionOpenOk(ok));
+        self.phase = Phase::Open;
+        if !self.heartbeat.is_zero() {
+            self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
+        }
+        let client_properties = std::mem::take(&mut self.client_properties);
+        self.events.push_back(Event::Opened {
+            vhost,
+            username: self.username.clone(),
+            client_properties,
+        });
+    }
+
+    fn handle_open_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Heartbeat { channel: 0 } => {}
+            Frame::Heartbeat { .. } => self.close_connection(AmqpError::frame_error(
+                "heartbeat frame on a non-zero channel",
+            )),
+            Frame::Method { channel: 0, method } => self.handle_connection_method(method),
+            Frame::Method { channel, method } => self.handle_channel_method(channel, method),
+            Frame::Header { channel, header } => self.handle_header(channel, header),
+            Frame::Body { channel, payload } => self.handle_body(channel, payload),
+        }
+    }
+
+    fn handle_connection_method(&mut self, method: Method) {
+        match method {
+            Method::ConnectionClose(_) => {
+                frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                self.release_all_channels();
+                self.phase = Phase::Closed;
+            }
+            Method::ConnectionCloseOk(_) => self.phase = Phase::Closed,
+            Method::ConnectionUpdateSecret(_) => {
+                frame::write_method(&mut self.out, 0, &ConnectionUpdateSecretOk {}.into());
+            }
+            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => {}
+            other => {
+                let text = format!("unexpected method '{}' on channel 0", other.name());
+                self.close_connection(AmqpError::command_invalid(text).during(&other));
+            }
+        }
+    }
+
+    fn channel_slot(&mut self, channel: u16) -> Option<&mut Channel> {
+        self.channels
+            .get_mut(channel as usize)
+            .and_then(Option::as_mut)
+    }
+
+    fn handle_channel_method(&mut self, channel: u16, method: Method) {
+        if let Method::ChannelOpen(_) = method {
+            return self.open_channel(channel, &method);
+        }
+        let Some(slot) = self.channel_slot(channel) else {
+            let text = format!("expected 'channel.open' on channel {channel}");
+            return self.close_connection(AmqpError::channel_error(text).during(&method));
+        };
+        if slot.phase == ChannelPhase::Closing {
+            match method {
+                Method::ChannelCloseOk(_) => self.free_channel(channel),
+                Method::ChannelClose(_) => {
+                    frame::write_method(&mut self.out, channel, &ChannelCloseOk {}.into());
+                }
+                _ => {}
+            }
+            return;
+        }
+        if slot.content.is_some() {
+            let text = format!(
+                "expected content header for class 60, got non content header frame instead (method '{}')",
+                method.name()
+            );
+            return self.close_connection(AmqpError::unexpected_frame(text).during(&method));
+        }
+        match method {
+            Method::ChannelClose(_) => {
+                frame::write_method(&mut self.out, channel, &ChannelCloseOk {}.into());
+                self.free_channel(channel);
+                self.events.push_back(Event::ChannelClosed(channel));
+            }
+            Method::ChannelCloseOk(_) => {}
+            Method::ChannelFlow(m) => {
+                let ok = ChannelFlowOk { active: m.active };
+                frame::write_method(&mut self.out, channel, &Method::ChannelFlowOk(ok));
+                self.events.push_back(Event::Flow {
+                    channel,
+                    active: m.active,
+                });
+            }
+            Method::ChannelFlowOk(_) => {}
+            Method::BasicPublish(publish) => {
+                slot.content = Some(PendingContent {
+                    publish,
+                    header: None,
+                    body: Body::Empty,
+                });
+            }
+            other if other.class_id() == 10 => {
+                let text = format!("connection method '{}' on channel {channel}", other.name());
+                self.close_connection(AmqpError::command_invalid(text).during(&other));
+            }
+            other if other.has_content() => {
+                let text = format!("method '{}' may only be sent by the server", other.name());
+                self.close_connection(AmqpError::command_invalid(text).during(&other));
+            }
+            other => self.events.push_back(Event::Method {
+                channel,
+                method: other,
+            }),
+        }
+    }
+
+    fn open_channel(&mut self, channel: u16, method: &Method) {
+        if channel == 0 || channel > self.channel_max {
+            let text = format!(
+                "channel number {channel} is out of range 1..{}",
+                self.channel_max
+            );
+            return self.close_connection(AmqpError::channel_error(text).during(method));
+        }
+        let index = channel as usize;
+        if self.channels.len() <= index {
+            self.channels.resize_with(index + 1, || None);
+        }
+        if self.channels[index].is_some() {
+            let text = "second 'channel.open' seen";
+            return self.close_connection(AmqpError::channel_error(text).during(method));
+        }
+        self.channels[index] = Some(Channel {
+            phase: ChannelPhase::Open,
+            content: None,
+        });
+        self.open_channels += 1;
+        let ok = ChannelOpenOk {
+            channel_id: Bytes::new(),
+        };
+        frame::write_method(&mut self.out, channel, &Method::ChannelOpenOk(ok));
+        self.events.push_back(Event::ChannelOpened(channel));
+    }
+
+    fn free_channel(&mut self, channel: u16) {
+        if let Some(slot) = self.channels.get_mut(channel as usize) {
+            if slot.take().is_some() {
+                self.open_channels -= 1;
+            }
+        }
+    }
+
+    fn handle_header(&mut self, channel: u16, header: ContentHeader) {
+        let max_message_size = self.config.max_message_size;
+        let Some(slot) = self.channel_slot(channel) else {
+            let text = format!("content header on channel {channel}, which is not open");
+            return self.close_connection(AmqpError::channel_error(text));
+        };
+        if slot.phase == ChannelPhase::Closing {
+            return;
+        }
+        let Some(pending) = slot.content.as_mut().filter(|p| p.header.is_none()) else {
+            let text = "expected method frame, got non method frame instead";
+            return self.close_connection(AmqpError::unexpected_frame(text));
+        };
+        if header.class_id != 60 {
+            let text = format!(
+                "expected content header for class 60, got class {}",
+                header.class_id
+            );
+            return self.close_connection(AmqpError::unexpected_frame(text));
+        }
+        if header.body_size > max_message_size {
+            let text = format!(
+                "message size {} is larger than configured max size {max_message_size}",
+                header.body_size
+            );
+            slot.content = None;
+            let error =
+                AmqpError::precondition_failed(text).during(&BasicPublish::default().into());
+            return self.close_channel(channel, error);
+        }
+        let complete = header.body_size == 0;
+        pending.header = Some(header);
+        if complete {
+            self.finish_content(channel);
+        }
+    }
+
+    fn handle_body(&mut self, channel: u16, payload: Bytes) {
+        let Some(slot) = self.channel_slot(channel) else {
+            let text = format!("content body on channel {channel}, which is not open");
+            return self.close_connection(AmqpError::channel_error(text));
+        };
+        if slot.phase == ChannelPhase::Closing {
+            return;
+        }
+        let Some(pending) = slot.content.as_mut() else {
+            let text = "expected method frame, got non method frame instead";
+            return self.close_connection(AmqpError::unexpected_frame(text));
+        };
+        let Some(header) = &pending.header else {
+            let text = "expected content header for class 60, got non content header frame instead";
+            return self.close_connection(AmqpError::unexpected_frame(text));
+        };
+        let expected = header.body_size;
+        let received = pending.body.len() as u64 + payload.len() as u64;
+        if received > expected {
+            let text = format!("content body is {received} bytes, more than the {expected} announced in its header");
+            return self.close_connection(AmqpError::frame_error(text));
+        }
+        pending.body.push(payload);
+        if received == expected {
+            self.finish_content(channel);
+        }
+    }
+
+    fn finish_content(&mut self, channel: u16) {
+        let Some(slot) = self.channel_slot(channel) else {
+            return;
+        };
+        let Some(PendingContent {
+            publish,
+            header: Some(header),
+            body,
+        }) = slot.content.take()
+        else {
+            return;
+        };
+        self.events.push_back(Event::Publish {
+            channel,
+            publish,
+            header,
+            body: body.into_bytes(),
+        });
+    }
+}
+
+/// Whether the client's properties advertise a capability.
+fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
+    match client_properties.get("capabilities") {
+        Some(FieldValue::Table(caps)) => caps
+            .get(name)
+            .and_then(FieldValue::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// PLAIN: "\0username\0password" (an authorization identity before the first NUL is ignored).
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|&b| b == 0);
+    let _authzid = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?;
+    let pass = std::str::from_utf8(parts.next()?).ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((user.to_owned(), pass.to_owned()))
+}
+
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = BytesMut::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    framed.extend_from_slice(response);
+    let table = FieldTable::decode(&mut framed.freeze()).ok()?;
+    let user = table.get("LOGIN")?.as_str()?.to_owned();
+    let pass = table.get("PASSWORD")?.as_str()?.to_owned();
+    Some((user, pass))
+}

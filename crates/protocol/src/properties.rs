@@ -1,0 +1,246 @@
+//! Basic-class content properties (the property flags + property list of a
+//! content header). Decoded only on demand: frames carry the raw bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::{get_shortstr, get_u16, get_u64, get_u8, put_shortstr};
+use crate::{DecodeError, FieldTable, ShortStr};
+
+/// Properties of class `basic`; `None` = flag bit clear.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BasicProperties {
+    pub content_type: Option<ShortStr>,
+    pub content_encoding: Option<ShortStr>,
+    pub headers: Option<FieldTable>,
+    pub delivery_mode: Option<u8>,
+    pub priority: Option<u8>,
+    pub correlation_id: Option<ShortStr>,
+    pub reply_to: Option<ShortStr>,
+    pub expiration: Option<ShortStr>,
+    pub message_id: Option<ShortStr>,
+    pub timestamp: Option<u64>,
+    /// The `type` property.
+    pub kind: Option<ShortStr>,
+    pub user_id: Option<ShortStr>,
+    pub app_id: Option<ShortStr>,
+    pub cluster_id: Option<ShortStr>,
+}
+
+// Flag bits, most significant first; bit 0 is the continuation bit.
+const CONTENT_TYPE: u16 = 1 << 15;
+const CONTENT_ENCODING: u16 = 1 << 14;
+const HEADERS: u16 = 1 << 13;
+const DELIVERY_MODE: u16 = 1 << 12;
+const PRIORITY: u16 = 1 << 11;
+const CORRELATION_ID: u16 = 1 << 10;
+const REPLY_TO: u16 = 1 << 9;
+const EXPIRATION: u16 = 1 << 8;
+const MESSAGE_ID: u16 = 1 << 7;
+const TIMESTAMP: u16 = 1 << 6;
+const TYPE: u16 = 1 << 5;
+const USER_ID: u16 = 1 << 4;
+const APP_ID: u16 = 1 << 3;
+const CLUSTER_ID: u16 = 1 << 2;
+const CONTINUATION: u16 = 1;
+
+impl BasicProperties {
+    /// Decode property flags and list. Like RabbitMQ, the unused flag bit 1 is
+    /// ignored; continuation flag words are read and ignored (class `basic`
+    /// has only 14 properties). Bytes after the list are an error.
+    pub fn decode(raw: &Bytes) -> Result<Self, DecodeError> {
+        let mut buf = raw.clone();
+        let flags = get_u16(&mut buf)?;
+        let mut more = flags & CONTINUATION != 0;
+        while more {
+            more = get_u16(&mut buf)? & CONTINUATION != 0;
+        }
+        let b = &mut buf;
+        let s = |b: &mut Bytes, bit| -> Result<Option<ShortStr>, DecodeError> {
+            if flags & bit != 0 {
+                get_shortstr(b).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let o = |b: &mut Bytes, bit| -> Result<Option<u8>, DecodeError> {
+            if flags & bit != 0 {
+                get_u8(b).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let props = BasicProperties {
+            content_type: s(b, CONTENT_TYPE)?,
+            content_encoding: s(b, CONTENT_ENCODING)?,
+            headers: if flags & HEADERS != 0 {
+                Some(FieldTable::decode(b)?)
+            } else {
+                None
+            },
+            delivery_mode: o(b, DELIVERY_MODE)?,
+            priority: o(b, PRIORITY)?,
+            correlation_id: s(b, CORRELATION_ID)?,
+            reply_to: s(b, REPLY_TO)?,
+            expiration: s(b, EXPIRATION)?,
+            message_id: s(b, MESSAGE_ID)?,
+            timestamp: if flags & TIMESTAMP != 0 {
+                Some(get_u64(b)?)
+            } else {
+                None
+            },
+            kind: s(b, TYPE)?,
+            user_id: s(b, USER_ID)?,
+            app_id: s(b, APP_ID)?,
+            cluster_id: s(b, CLUSTER_ID)?,
+        };
+        if !buf.is_empty() {
+            return Err(DecodeError::TrailingBytes(buf.len()));
+        }
+        Ok(props)
+    }
+
+    /// Write property flags (one word, no continuation) and the property list.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let flag = |present: bool, bit: u16| if present { bit } else { 0 };
+        let flags = flag(self.content_type.is_some(), CONTENT_TYPE)
+            | flag(self.content_encoding.is_some(), CONTENT_ENCODING)
+            | flag(self.headers.is_some(), HEADERS)
+            | flag(self.delivery_mode.is_some(), DELIVERY_MODE)
+            | flag(self.priority.is_some(), PRIORITY)
+            | flag(self.correlation_id.is_some(), CORRELATION_ID)
+            | flag(self.reply_to.is_some(), REPLY_TO)
+            | flag(self.expiration.is_some(), EXPIRATION)
+            | flag(self.message_id.is_some(), MESSAGE_ID)
+            | flag(self.timestamp.is_some(), TIMESTAMP)
+            | flag(self.kind.is_some(), TYPE)
+            | flag(self.user_id.is_some(), USER_ID)
+            | flag(self.app_id.is_some(), APP_ID)
+            | flag(self.cluster_id.is_some(), CLUSTER_ID);
+        out.put_u16(flags);
+        let put_s = |out: &mut BytesMut, v: &Option<ShortStr>| {
+            if let Some(v) = v {
+                put_shortstr(out, v);
+            }
+        };
+        put_s(out, &self.content_type);
+        put_s(out, &self.content_encoding);
+        if let Some(h) = &self.headers {
+            h.encode(out);
+        }
+        if let Some(v) = self.delivery_mode {
+            out.put_u8(v);
+        }
+        if let Some(v) = self.priority {
+            out.put_u8(v);
+        }
+        put_s(out, &self.correlation_id);
+        put_s(out, &self.reply_to);
+        put_s(out, &self.expiration);
+        put_s(out, &self.message_id);
+        if let Some(v) = self.timestamp {
+            out.put_u64(v);
+        }
+        put_s(out, &self.kind);
+        put_s(out, &self.user_id);
+        put_s(out, &self.app_id);
+        put_s(out, &self.cluster_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{arb_shortstr, arb_table};
+    use proptest::option::of;
+    use proptest::prelude::*;
+
+    fn arb_props() -> impl Strategy<Value = BasicProperties> {
+        (
+            (of(arb_shortstr()), of(arb_shortstr()), of(arb_table())),
+            (
+                of(any::<u8>()),
+                of(any::<u8>()),
+                of(arb_shortstr()),
+                of(arb_shortstr()),
+            ),
+            (
+                of(arb_shortstr()),
+                of(arb_shortstr()),
+                of(any::<u64>()),
+                of(arb_shortstr()),
+            ),
+            (of(arb_shortstr()), of(arb_shortstr()), of(arb_shortstr())),
+        )
+            .prop_map(|((a, b, c), (d, e, f, g), (h, i, j, k), (l, m, n))| {
+                BasicProperties {
+                    content_type: a,
+                    content_encoding: b,
+                    headers: c,
+                    delivery_mode: d,
+                    priority: e,
+                    correlation_id: f,
+                    reply_to: g,
+                    expiration: h,
+                    message_id: i,
+                    timestamp: j,
+                    kind: k,
+                    user_id: l,
+                    app_id: m,
+                    cluster_id: n,
+                }
+            })
+    }
+
+    #[test]
+    fn empty_and_known_encoding() {
+        let mut out = BytesMut::new();
+        BasicProperties::default().encode(&mut out);
+        assert_eq!(&out[..], b"\x00\x00");
+        let p = BasicProperties {
+            content_type: Some("text/plain".into()),
+            delivery_mode: Some(2),
+            ..Default::default()
+        };
+        let mut out = BytesMut::new();
+        p.encode(&mut out);
+        assert_eq!(&out[..], b"\x90\x00\x0atext/plain\x02");
+        assert_eq!(BasicProperties::decode(&out.freeze()), Ok(p));
+    }
+
+    #[test]
+    fn continuation_words_and_reserved_bit_are_skipped() {
+        let raw = Bytes::from_static(b"\x10\x03\x00\x00\x02");
+        let p = BasicProperties::decode(&raw).unwrap();
+        assert_eq!(p.delivery_mode, Some(2));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            BasicProperties::decode(&Bytes::from_static(b"\x10")),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            BasicProperties::decode(&Bytes::from_static(b"\x10\x00")),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            BasicProperties::decode(&Bytes::from_static(b"\x00\x00\x01")),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(p in arb_props()) {
+            let mut out = BytesMut::new();
+            p.encode(&mut out);
+            prop_assert_eq!(BasicProperties::decode(&out.freeze()), Ok(p));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = BasicProperties::decode(&Bytes::from(data));
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Configuration: defaults, then a TOML file (`--config`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+use warren_connection::ConnectionConfig;
+
+/// Every key of the TOML file is also a flag; a flag wins over the file.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(
+    name = "warren",
+    version,
+    about = "Warren: an AMQP 0-9-1 message broker compatible with RabbitMQ clients"
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// TOML file with any of the settings below (keys as the flags, with underscores: `data_dir = "..."`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address and port for AMQP clients [default: 127.0.0.1:5672].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the broker's data [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Highest channel number a client may open, offered in connection.tune [default: 2047].
+    #[arg(long, value_name = "N")]
+    pub channel_max: Option<u16>,
+
+    /// Largest frame in bytes, offered in connection.tune; at least 4096 [default: 131072].
+    #[arg(long, value_name = "BYTES")]
+    pub frame_max: Option<u32>,
+
+    /// Heartbeat interval in seconds offered in connection.tune; 0 disables [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat: Option<u16>,
+
+    /// Largest message body accepted, in bytes, at most 512 MiB [default: 134217728].
+    #[arg(long, value_name = "BYTES")]
+    pub max_message_size: Option<u64>,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The largest max_message_size we accept, as RabbitMQ.
+const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// Settings after defaults are applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub connection: ConnectionConfig,
+    pub log: String,
+}
+
+impl Settings {
+    /// Reads the file named by `--config`, if any, under the flags.
+    pub fn load(flags: Settings) -> anyhow::Result<Config> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => Settings::default(),
+        };
+        flags.over(file).resolve()
+    }
+
+    fn over(self, base: Settings) -> Settings {
+        Settings {
+            config: self.config,
+            listen: self.listen.or(base.listen),
+            data_dir: self.data_dir.or(base.data_dir),
+            channel_max: self.channel_max.or(base.channel_max),
+            frame_max: self.frame_max.or(base.frame_max),
+            heartbeat: self.heartbeat.or(base.heartbeat),
+            max_message_size: self.max_message_size.or(base.max_message_size),
+            log: self.log.or(base.log),
+        }
+    }
+
+    fn resolve(self) -> anyhow::Result<Config> {
+        let defaults = ConnectionConfig::default();
+        let frame_max = self.frame_max.unwrap_or(defaults.frame_max);
+        if frame_max < warren_connection::FRAME_MIN_SIZE {
+            anyhow::bail!(
+                "frame_max must be at least {}",
+                warren_connection::FRAME_MIN_SIZE
+            );
+        }
+        let max_message_size = self.max_message_size.unwrap_or(defaults.max_message_size);
+        if max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            anyhow::bail!("max_message_size must be at most {MAX_MESSAGE_SIZE_LIMIT}");
+        }
+        let channel_max = self.channel_max.unwrap_or(defaults.channel_max);
+        if channel_max == 0 {
+            anyhow::bail!("channel_max must be at least 1");
+        }
+        Ok(Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5672))),
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            connection: ConnectionConfig {
+                channel_max,
+                frame_max,
+                heartbeat: self.heartbeat.unwrap_or(defaults.heartbeat),
+                max_message_size,
+                ..defaults
+            },
+            log: self.log.unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Settings> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Settings::default().resolve().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5672");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.connection.frame_max, 131_072);
+        assert_eq!(c.connection.channel_max, 2047);
+        assert_eq!(c.connection.heartbeat, 60);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: Settings =
+            toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"")
+                .unwrap();
+        let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
+        let c = flags.over(file).resolve().unwrap();
+        assert_eq!(c.connection.heartbeat, 5);
+        assert_eq!(c.connection.frame_max, 8192);
+        assert_eq!(c.listen.port(), 7000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_refused() {
+        assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
+        let flags = Settings::try_parse_from(["warren", "--frame-max", "100"]).unwrap();
+        assert!(flags.resolve().is_err());
+        let flags =
+            Settings::try_parse_from(["warren", "--max-message-size", "1000000000"]).unwrap();
+        assert!(flags.resolve().is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! One client connection: the socket's read side feeds the sans-IO connection state machine and
+//! the broker session; a writer task drains the connection's outbox, one write per batch.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use warren_broker::{Broker, Outbox, Session};
+use warren_connection::{Connection, ConnectionConfig};
+
+/// Read buffer growth step: a read of up to this much is parsed and routed as one batch.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<ConnectionConfig>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let notify = Arc::new(Notify::new());
+    let wake = notify.clone();
+    let outbox = Arc::new(Outbox::new(Box::new(move || wake.notify_one())));
+    let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify));
+
+    let mut conn = Connection::new((*config).clone(), Instant::now());
+    let mut session = Session::new(broker, Some(peer.ip()), outbox);
+    tracing::debug!(%peer, id = session.id(), "connection accepted");
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let timeout = conn.poll_timeout();
+        tokio::select! {
+            read = reader.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => conn.handle_eof(),
+                Ok(_) => {
+                    let now = Instant::now();
+                    loop {
+                        conn.handle_input(&mut input, now, &mut session);
+                        if !conn.has_events() {
+                            break;
+                        }
+                        session.handle_events(&mut conn);
+                    }
+                }
+            },
+            _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
+        }
+        session.end_of_batch(&mut conn);
+        if conn.is_closed() {
+            break;
+        }
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
+    }
+    // Channels the state machine released on close produce events too.
+    session.handle_events(&mut conn);
+    session.end_of_batch(&mut conn);
+    session.close();
+    let _ = writer.await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes whatever the outbox holds, in one write per wake-up, until it is closed and drained.
+async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, notify: Arc<Notify>) {
+    loop {
+        let batch = outbox.take();
+        if batch.is_empty() {
+            if outbox.is_closed() {
+                break;
+            }
+            notify.notified().await;
+            continue;
+        }
+        if writer.write_all(&batch).await.is_err() {
+            outbox.close();
+            break;
+        }
+        outbox.recycle(batch);
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,20 @@
+//! The `warren` binary: reads configuration, starts the AMQP listener, stops on Ctrl-C/SIGTERM.
+
+mod config;
+mod connection;
+mod listener;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let config = config::Settings::load(config::Settings::parse())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    std::fs::create_dir_all(&config.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(listener::run(config))
+}
