@@ -51,11 +51,7 @@ impl Broker {
     }
 
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
-        self.vhosts
-            .write()
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(VHost::new(name)))
-            .clone()
+        self.vhosts.write().entry(name.to_owned()).or_insert_with(|| Arc::new(VHost::new(name))).clone()
     }
 
     pub fn add_user(&self, user: User) {
@@ -87,14 +83,8 @@ impl Broker {
     }
 
     pub fn open_vhost(&self, username: &str, vhost: &str) -> Result<Arc<VHost>, BrokerError> {
-        let v = self
-            .vhost(vhost)
-            .ok_or_else(|| BrokerError::VhostNotFound(vhost.to_owned()))?;
-        let allowed = self
-            .users
-            .read()
-            .get(username)
-            .is_some_and(|u| u.vhosts.iter().any(|x| x == vhost));
+        let v = self.vhost(vhost).ok_or_else(|| BrokerError::VhostNotFound(vhost.to_owned()))?;
+        let allowed = self.users.read().get(username).is_some_and(|u| u.vhosts.iter().any(|x| x == vhost));
         if !allowed {
             return Err(BrokerError::VhostAccessRefused {
                 vhost: vhost.to_owned(),

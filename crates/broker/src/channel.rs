@@ -1,5 +1,5 @@
 //! A channel's delivery side, shared between its connection and the queues that deliver to it:
-//! delivery tags, the unacknowledged deliveries, channel-wide prefetch and flow.
+//! delivery tags, the unacknowledged deliveries, channel-wide prefetch.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,7 +33,6 @@ struct DeliveryState {
     /// basic.qos with global=true: limit on unacked consumer deliveries across the channel.
     global_prefetch: u16,
     consumer_unacked: u32,
-    flow_active: bool,
     closed: bool,
 }
 
@@ -45,9 +44,7 @@ pub struct ChannelHandle {
 
 impl std::fmt::Debug for ChannelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelHandle")
-            .field("number", &self.number)
-            .finish()
+        f.debug_struct("ChannelHandle").field("number", &self.number).finish()
     }
 }
 
@@ -67,7 +64,6 @@ impl ChannelHandle {
                 unacked: VecDeque::new(),
                 global_prefetch: 0,
                 consumer_unacked: 0,
-                flow_active: true,
                 closed: false,
             }),
         }
@@ -81,20 +77,17 @@ impl ChannelHandle {
         message: QueuedMessage,
     ) -> Result<(), QueuedMessage> {
         let mut st = self.state.lock();
-        if st.closed || !st.flow_active {
+        if st.closed {
             return Err(message);
         }
-        if !consumer.no_ack
-            && st.global_prefetch != 0
-            && st.consumer_unacked >= u32::from(st.global_prefetch)
+        if !consumer.no_ack && st.global_prefetch != 0 && st.consumer_unacked >= u32::from(st.global_prefetch)
         {
             return Err(message);
         }
         let tag = st.next_tag;
         st.next_tag += 1;
         let frame_max = self.outbox.frame_max();
-        self.outbox
-            .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, frame_max));
+        self.outbox.write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, frame_max));
         if !consumer.no_ack {
             st.consumer_unacked += 1;
             st.unacked.push_back(Unacked {
@@ -131,12 +124,7 @@ impl ChannelHandle {
         let m = &message.message;
         frame::write_content(out, self.number, 60, &m.properties, &m.body, frame_max);
         if !no_ack {
-            st.unacked.push_back(Unacked {
-                tag,
-                queue: queue.clone(),
-                message,
-                consumer: None,
-            });
+            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: None });
         }
     }
 
@@ -150,9 +138,7 @@ impl ChannelHandle {
             let pos = st
                 .unacked
                 .binary_search_by_key(&tag, |u| u.tag)
-                .map_err(|_| {
-                    AmqpError::precondition_failed(format!("unknown delivery tag {tag}"))
-                })?;
+                .map_err(|_| AmqpError::precondition_failed(format!("unknown delivery tag {tag}")))?;
             if multiple {
                 st.unacked.drain(..=pos).collect()
             } else {
@@ -189,10 +175,6 @@ impl ChannelHandle {
         self.state.lock().global_prefetch = count;
     }
 
-    pub fn set_flow(&self, active: bool) {
-        self.state.lock().flow_active = active;
-    }
-
     /// Stops deliveries for good; returns what was outstanding, to be requeued.
     pub fn close(&self) -> Vec<Unacked> {
         self.state.lock().closed = true;
@@ -220,12 +202,5 @@ fn write_deliver(
         routing_key: m.message.routing_key.clone(),
     };
     frame::write_method(buf, channel, &Method::BasicDeliver(deliver));
-    frame::write_content(
-        buf,
-        channel,
-        60,
-        &m.message.properties,
-        &m.message.body,
-        frame_max,
-    );
+    frame::write_content(buf, channel, 60, &m.message.properties, &m.message.body, frame_max);
 }

@@ -29,11 +29,7 @@ pub enum BrokerError {
     #[error("queue '{name}' in vhost '{vhost}' in exclusive use")]
     ExclusiveConsumer { name: String, vhost: String },
     #[error("{kind} '{name}' in vhost '{vhost}' in use")]
-    InUse {
-        kind: &'static str,
-        name: String,
-        vhost: String,
-    },
+    InUse { kind: &'static str, name: String, vhost: String },
     #[error("queue '{name}' in vhost '{vhost}' is not empty")]
     NotEmpty { name: String, vhost: String },
     #[error("cannot publish to internal exchange '{name}' in vhost '{vhost}'")]
@@ -50,10 +46,9 @@ impl From<BrokerError> for AmqpError {
         let c = match &e {
             ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
             Inequivalent { .. } | InUse { .. } | NotEmpty { .. } => code::PRECONDITION_FAILED,
-            ReservedName { .. }
-            | DefaultExchange
-            | ExclusiveConsumer { .. }
-            | InternalExchange { .. } => code::ACCESS_REFUSED,
+            ReservedName { .. } | DefaultExchange | ExclusiveConsumer { .. } | InternalExchange { .. } => {
+                code::ACCESS_REFUSED
+            }
             UnknownExchangeType(_) => code::COMMAND_INVALID,
             ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
             VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,

@@ -99,9 +99,7 @@ pub struct Exchange {
 
 impl std::fmt::Debug for Bindings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bindings")
-            .field("count", &self.list.len())
-            .finish()
+        f.debug_struct("Bindings").field("count", &self.list.len()).finish()
     }
 }
 
@@ -113,18 +111,13 @@ pub struct HeadersSource<'a> {
 
 impl<'a> HeadersSource<'a> {
     pub fn new(raw_properties: &'a bytes::Bytes) -> Self {
-        HeadersSource {
-            raw_properties,
-            decoded: None,
-        }
+        HeadersSource { raw_properties, decoded: None }
     }
 
     fn get(&mut self) -> Option<&FieldTable> {
         self.decoded
             .get_or_insert_with(|| {
-                warren_protocol::BasicProperties::decode(self.raw_properties)
-                    .ok()
-                    .and_then(|p| p.headers)
+                warren_protocol::BasicProperties::decode(self.raw_properties).ok().and_then(|p| p.headers)
             })
             .as_ref()
     }
@@ -183,10 +176,8 @@ impl Exchange {
             return false;
         };
         b.list.remove(pos);
-        let still_bound_same_key = b
-            .list
-            .iter()
-            .any(|x| x.key == binding.key && x.destination == binding.destination);
+        let still_bound_same_key =
+            b.list.iter().any(|x| x.key == binding.key && x.destination == binding.destination);
         if !still_bound_same_key {
             match self.kind {
                 ExchangeKind::Direct => {
@@ -208,14 +199,8 @@ impl Exchange {
 
     /// Removes every binding to `destination`; returns how many there were.
     pub fn unbind_destination(&self, destination: &Destination) -> usize {
-        let doomed: Vec<Binding> = self
-            .bindings
-            .read()
-            .list
-            .iter()
-            .filter(|b| b.destination == *destination)
-            .cloned()
-            .collect();
+        let doomed: Vec<Binding> =
+            self.bindings.read().list.iter().filter(|b| b.destination == *destination).cloned().collect();
         for b in &doomed {
             self.unbind(b);
         }
@@ -238,12 +223,7 @@ impl Exchange {
 
     /// Adds to `out` every queue the message reaches, following exchange-to-exchange bindings.
     /// `out` may hold duplicates; the caller dedupes.
-    pub fn route(
-        &self,
-        routing_key: &str,
-        headers: &mut HeadersSource<'_>,
-        out: &mut Vec<Arc<Queue>>,
-    ) {
+    pub fn route(&self, routing_key: &str, headers: &mut HeadersSource<'_>, out: &mut Vec<Arc<Queue>>) {
         self.route_hop(routing_key, headers, out, 0);
     }
 

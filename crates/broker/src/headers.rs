@@ -20,9 +20,8 @@ pub fn headers_match(args: &FieldTable, headers: Option<&FieldTable>) -> bool {
         Some("all-with-x") => (Mode::All, true),
         _ => (Mode::All, false),
     };
-    let mut considered = args
-        .iter()
-        .filter(|(key, _)| &***key != "x-match" && (with_x || !key.starts_with("x-")));
+    let mut considered =
+        args.iter().filter(|(key, _)| &***key != "x-match" && (with_x || !key.starts_with("x-")));
     let empty = FieldTable::new();
     let headers = headers.unwrap_or(&empty);
     let matches = |(key, want): (&warren_protocol::ShortStr, &FieldValue)| match headers.get(key) {
@@ -68,10 +67,7 @@ mod tests {
     #[test]
     fn all_needs_every_header() {
         let args = table(&[("a", s("1")), ("b", s("2"))]);
-        assert!(headers_match(
-            &args,
-            Some(&table(&[("a", s("1")), ("b", s("2")), ("c", s("3"))]))
-        ));
+        assert!(headers_match(&args, Some(&table(&[("a", s("1")), ("b", s("2")), ("c", s("3"))]))));
         assert!(!headers_match(&args, Some(&table(&[("a", s("1"))]))));
         assert!(!headers_match(&args, None));
     }
@@ -86,10 +82,7 @@ mod tests {
     #[test]
     fn x_keys_count_only_with_x() {
         let args = table(&[("x-match", s("all")), ("x-k", s("1"))]);
-        assert!(
-            headers_match(&args, None),
-            "x- keys are ignored in plain all"
-        );
+        assert!(headers_match(&args, None), "x- keys are ignored in plain all");
         let args = table(&[("x-match", s("all-with-x")), ("x-k", s("1"))]);
         assert!(!headers_match(&args, None));
         assert!(headers_match(&args, Some(&table(&[("x-k", s("1"))]))));
@@ -100,14 +93,8 @@ mod tests {
     #[test]
     fn void_asks_for_presence_and_integers_compare_by_value() {
         let args = table(&[("a", FieldValue::Void), ("n", FieldValue::I64(5))]);
-        assert!(headers_match(
-            &args,
-            Some(&table(&[("a", s("zzz")), ("n", FieldValue::I16(5))]))
-        ));
-        assert!(!headers_match(
-            &args,
-            Some(&table(&[("n", FieldValue::I16(5))]))
-        ));
+        assert!(headers_match(&args, Some(&table(&[("a", s("zzz")), ("n", FieldValue::I16(5))]))));
+        assert!(!headers_match(&args, Some(&table(&[("n", FieldValue::I16(5))]))));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod channel;
+pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;

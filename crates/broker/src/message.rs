@@ -1,7 +1,9 @@
 //! A published message as queues hold it: cheap to clone, whatever the body size.
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use warren_protocol::ShortStr;
+use warren_protocol::{BasicProperties, ShortStr};
 
 /// Every field is a reference-counted slice, usually of the publisher's read buffer: a message
 /// routed to N queues is N sets of reference counts, not N copies.
@@ -14,10 +16,27 @@ pub struct Message {
     pub body: Bytes,
 }
 
+impl Message {
+    /// The per-message `expiration` property as a duration, when set and valid.
+    /// Only messages whose property flags say it is present pay for decoding.
+    pub fn expiration(&self) -> Option<Duration> {
+        const EXPIRATION_FLAG: u8 = 0x01; // bit 8 of the 16-bit flags: low bit of the first byte
+        let first = *self.properties.first()?;
+        if first & EXPIRATION_FLAG == 0 {
+            return None;
+        }
+        let props = BasicProperties::decode(&self.properties).ok()?;
+        let ms: u64 = props.expiration?.parse().ok()?;
+        Some(Duration::from_millis(ms))
+    }
+}
+
 /// A message in a queue: its queue-local offset orders it, and a requeue puts it back by offset.
 #[derive(Clone, Debug)]
 pub struct QueuedMessage {
     pub offset: u64,
     pub redelivered: bool,
+    /// When the message expires (queue TTL or per-message expiration), if ever.
+    pub expires_at: Option<std::time::Instant>,
     pub message: Message,
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use warren_protocol::{FieldTable, ShortStr};
@@ -30,14 +31,7 @@ impl Consumer {
         exclusive: bool,
         prefetch: u16,
     ) -> Self {
-        Consumer {
-            tag,
-            channel,
-            no_ack,
-            exclusive,
-            prefetch,
-            unacked: 0,
-        }
+        Consumer { tag, channel, no_ack, exclusive, prefetch, unacked: 0 }
     }
 
     fn has_credit(&self) -> bool {
@@ -75,6 +69,9 @@ pub struct Queue {
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// `x-message-ttl`.
+    message_ttl: Option<Duration>,
+    has_dead_letter_exchange: bool,
     state: Mutex<QueueState>,
 }
 
@@ -86,18 +83,28 @@ impl Queue {
         auto_delete: bool,
         arguments: FieldTable,
     ) -> Self {
+        let message_ttl = arguments
+            .get("x-message-ttl")
+            .and_then(warren_protocol::FieldValue::as_i64)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis);
+        let has_dead_letter_exchange = arguments.get("x-dead-letter-exchange").is_some();
         Queue {
             name,
             durable,
             exclusive_owner,
             auto_delete,
             arguments,
+            message_ttl,
+            has_dead_letter_exchange,
             state: Mutex::new(QueueState::default()),
         }
     }
 
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        let mut st = self.state.lock();
+        expire_head(&mut st);
+        st.ready.len() as u32
     }
 
     pub fn consumer_count(&self) -> u32 {
@@ -116,11 +123,12 @@ impl Queue {
         }
         let offset = st.next_offset;
         st.next_offset += 1;
-        st.ready.push_back(QueuedMessage {
-            offset,
-            redelivered: false,
-            message,
-        });
+        let ttl = match (self.message_ttl, message.expiration()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expires_at = ttl.map(|ttl| Instant::now() + ttl);
+        st.ready.push_back(QueuedMessage { offset, redelivered: false, expires_at, message });
         if !st.consumers.is_empty() {
             self.dispatch(&mut st);
         }
@@ -131,9 +139,7 @@ impl Queue {
         if st.deleted {
             return Err(ConsumeRefused::Deleted);
         }
-        if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !st.consumers.is_empty())
-        {
+        if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
             return Err(ConsumeRefused::ExclusiveUse);
         }
         st.consumers.push(consumer);
@@ -162,12 +168,14 @@ impl Queue {
 
     /// Settled deliveries free their consumers' prefetch credit; with `requeue` they go back to
     /// their original positions, marked redelivered. One lock, one dispatch for the lot.
+    /// Returns the discarded messages that are to be dead-lettered.
     pub fn settle(
         self: &Arc<Self>,
         settled: Vec<Unacked>,
         channel: &Arc<ChannelHandle>,
         requeue: bool,
-    ) {
+    ) -> Vec<Message> {
+        let mut dead = Vec::new();
         let mut st = self.state.lock();
         for u in settled {
             if let Some(tag) = &u.consumer {
@@ -181,9 +189,12 @@ impl Queue {
                 // Requeued messages usually belong near the front.
                 let pos = st.ready.partition_point(|r| r.offset < m.offset);
                 st.ready.insert(pos, m);
+            } else if !requeue && self.has_dead_letter_exchange {
+                dead.push(u.message.message);
             }
         }
         self.dispatch(&mut st);
+        dead
     }
 
     /// Gives consumers with credit a try at the ready messages.
@@ -195,6 +206,7 @@ impl Queue {
     /// basic.get: the next ready message and how many remain.
     pub fn get(&self) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
+        expire_head(&mut st);
         let m = st.ready.pop_front()?;
         Some((m, st.ready.len() as u32))
     }
@@ -216,16 +228,12 @@ impl Queue {
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
-        let QueueState {
-            ready,
-            consumers,
-            next_consumer,
-            ..
-        } = st;
-        let n = consumers.len();
+        let n = st.consumers.len();
         if n == 0 {
             return;
         }
+        expire_head(st);
+        let QueueState { ready, consumers, next_consumer, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
             for _ in 0..n {
                 let idx = *next_consumer % n;
@@ -234,10 +242,7 @@ impl Queue {
                 if !c.has_credit() {
                     continue;
                 }
-                let who = ConsumerRef {
-                    tag: &c.tag,
-                    no_ack: c.no_ack,
-                };
+                let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
                 match c.channel.try_deliver(self, who, message) {
                     Ok(()) => {
                         if !c.no_ack {
@@ -251,5 +256,18 @@ impl Queue {
             ready.push_front(message);
             break;
         }
+    }
+}
+
+/// Drops expired messages from the head of the queue, as RabbitMQ does: a message behind one
+/// that lives longer waits until it reaches the head.
+fn expire_head(st: &mut QueueState) {
+    let Some(first) = st.ready.front() else { return };
+    if first.expires_at.is_none() {
+        return;
+    }
+    let now = Instant::now();
+    while st.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
+        st.ready.pop_front();
     }
 }

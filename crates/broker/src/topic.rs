@@ -85,10 +85,7 @@ fn next_word(s: &str) -> (&str, Option<&str>) {
 impl<T: Clone + Eq + Hash> TopicTrie<T> {
     /// Creates an empty trie.
     pub fn new() -> Self {
-        TopicTrie {
-            root: Node::new(false, 0),
-            len: 0,
-        }
+        TopicTrie { root: Node::new(false, 0), len: 0 }
     }
 
     /// Adds a binding; false if this (binding_key, value) pair was already present.
@@ -118,16 +115,8 @@ impl<T: Clone + Eq + Hash> TopicTrie<T> {
     /// More precisely, `f` is called exactly once per matching
     /// (binding key, value) pair.
     pub fn route(&self, routing_key: &str, f: &mut impl FnMut(&T)) {
-        let rest = if routing_key.is_empty() {
-            None
-        } else {
-            Some(routing_key)
-        };
-        let mut router = Router {
-            key_len: routing_key.len(),
-            visited: None,
-            f,
-        };
+        let rest = if routing_key.is_empty() { None } else { Some(routing_key) };
+        let mut router = Router { key_len: routing_key.len(), visited: None, f };
         self.root.visit(rest, &mut router);
     }
 
@@ -170,32 +159,22 @@ impl<T: Clone + Eq + Hash> Node<T> {
     }
 
     fn is_empty(&self) -> bool {
-        self.values.is_empty()
-            && self.children.is_empty()
-            && self.star.is_none()
-            && self.hash.is_none()
+        self.values.is_empty() && self.children.is_empty() && self.star.is_none() && self.hash.is_none()
     }
 
     fn child_or_insert(&mut self, word: &str) -> &mut Node<T> {
         match word {
             "*" => {
                 let runs = self.hash_runs;
-                self.star
-                    .get_or_insert_with(|| Box::new(Node::new(false, runs)))
+                self.star.get_or_insert_with(|| Box::new(Node::new(false, runs)))
             }
             "#" => {
-                let runs = if self.is_hash {
-                    self.hash_runs
-                } else {
-                    (self.hash_runs + 1).min(2)
-                };
-                self.hash
-                    .get_or_insert_with(|| Box::new(Node::new(true, runs)))
+                let runs = if self.is_hash { self.hash_runs } else { (self.hash_runs + 1).min(2) };
+                self.hash.get_or_insert_with(|| Box::new(Node::new(true, runs)))
             }
             _ => {
                 let runs = self.hash_runs;
-                self.children
-                    .get_or_insert_with(word, || Node::new(false, runs))
+                self.children.get_or_insert_with(word, || Node::new(false, runs))
             }
         }
     }
@@ -414,9 +393,7 @@ mod tests {
             Children::Small(v) => v.iter().map(|(_, c)| node_count(c)).sum(),
             Children::Large(m) => m.values().map(node_count).sum(),
         };
-        1 + children
-            + n.star.as_deref().map_or(0, node_count)
-            + n.hash.as_deref().map_or(0, node_count)
+        1 + children + n.star.as_deref().map_or(0, node_count) + n.hash.as_deref().map_or(0, node_count)
     }
 
     /// Naive reference: RabbitMQ word splitting and exponential backtracking.

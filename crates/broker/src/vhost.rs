@@ -60,11 +60,7 @@ pub struct VHost {
 impl VHost {
     /// A vhost with the default exchanges RabbitMQ creates.
     pub fn new(name: &str) -> Self {
-        let vhost = VHost {
-            name: name.to_owned(),
-            exchanges: RwLock::default(),
-            queues: RwLock::default(),
-        };
+        let vhost = VHost { name: name.to_owned(), exchanges: RwLock::default(), queues: RwLock::default() };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
             ("amq.fanout", ExchangeKind::Fanout),
@@ -72,33 +68,18 @@ impl VHost {
             ("amq.headers", ExchangeKind::Headers),
             ("amq.match", ExchangeKind::Headers),
         ] {
-            let e = Exchange::new(
-                ShortStr::from(name),
-                kind,
-                true,
-                false,
-                false,
-                FieldTable::new(),
-            );
+            let e = Exchange::new(ShortStr::from(name), kind, true, false, false, FieldTable::new());
             vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
         }
         vhost
     }
 
     pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
-        self.exchanges
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.no_exchange(name))
+        self.exchanges.read().get(name).cloned().ok_or_else(|| self.no_exchange(name))
     }
 
     pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
-        self.queues
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.no_queue(name))
+        self.queues.read().get(name).cloned().ok_or_else(|| self.no_queue(name))
     }
 
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
@@ -110,17 +91,11 @@ impl VHost {
     }
 
     fn no_exchange(&self, name: &str) -> BrokerError {
-        BrokerError::ExchangeNotFound {
-            name: name.to_owned(),
-            vhost: self.name.clone(),
-        }
+        BrokerError::ExchangeNotFound { name: name.to_owned(), vhost: self.name.clone() }
     }
 
     fn no_queue(&self, name: &str) -> BrokerError {
-        BrokerError::QueueNotFound {
-            name: name.to_owned(),
-            vhost: self.name.clone(),
-        }
+        BrokerError::QueueNotFound { name: name.to_owned(), vhost: self.name.clone() }
     }
 
     fn inequivalent(
@@ -144,11 +119,7 @@ impl VHost {
     pub fn declare_exchange(&self, spec: ExchangeSpec) -> Result<Arc<Exchange>, BrokerError> {
         if spec.name.is_empty() {
             // The default exchange exists implicitly; declaring it is fine only passively.
-            return if spec.passive {
-                Err(self.no_exchange(""))
-            } else {
-                Err(BrokerError::DefaultExchange)
-            };
+            return if spec.passive { Err(self.no_exchange("")) } else { Err(BrokerError::DefaultExchange) };
         }
         if spec.passive {
             return self.exchange(&spec.name);
@@ -162,10 +133,7 @@ impl VHost {
             return Ok(existing.clone());
         }
         if spec.name.starts_with("amq.") {
-            return Err(BrokerError::ReservedName {
-                kind: "exchange",
-                name: spec.name.to_string(),
-            });
+            return Err(BrokerError::ReservedName { kind: "exchange", name: spec.name.to_string() });
         }
         let e = Arc::new(Exchange::new(
             spec.name.clone(),
@@ -214,10 +182,7 @@ impl VHost {
             return if name.is_empty() {
                 Err(BrokerError::DefaultExchange)
             } else {
-                Err(BrokerError::ReservedName {
-                    kind: "exchange",
-                    name: name.to_owned(),
-                })
+                Err(BrokerError::ReservedName { kind: "exchange", name: name.to_owned() })
             };
         }
         let Some(exchange) = self.exchanges.read().get(name).cloned() else {
@@ -252,10 +217,7 @@ impl VHost {
             return Ok(q);
         }
         if spec.name.starts_with("amq.") && !spec.name.is_empty() {
-            return Err(BrokerError::ReservedName {
-                kind: "queue",
-                name: spec.name.to_string(),
-            });
+            return Err(BrokerError::ReservedName { kind: "queue", name: spec.name.to_string() });
         }
         let mut queues = self.queues.write();
         if let Some(existing) = queues.get(&spec.name) {
@@ -277,25 +239,17 @@ impl VHost {
     /// Exclusive queues belong to the connection that declared them.
     pub fn check_exclusive_access(&self, q: &Queue, owner: u64) -> Result<(), BrokerError> {
         match q.exclusive_owner {
-            Some(o) if o != owner => Err(BrokerError::ExclusiveLocked {
-                name: q.name.to_string(),
-                vhost: self.name.clone(),
-            }),
+            Some(o) if o != owner => {
+                Err(BrokerError::ExclusiveLocked { name: q.name.to_string(), vhost: self.name.clone() })
+            }
             _ => Ok(()),
         }
     }
 
-    fn check_queue_equivalence(
-        &self,
-        existing: &Queue,
-        spec: &QueueSpec,
-    ) -> Result<(), BrokerError> {
+    fn check_queue_equivalence(&self, existing: &Queue, spec: &QueueSpec) -> Result<(), BrokerError> {
         let name = &*spec.name;
         if existing.exclusive_owner.is_some() != spec.exclusive {
-            return Err(BrokerError::ExclusiveLocked {
-                name: name.to_owned(),
-                vhost: self.name.clone(),
-            });
+            return Err(BrokerError::ExclusiveLocked { name: name.to_owned(), vhost: self.name.clone() });
         }
         for (arg, received, current) in [
             ("durable", spec.durable, existing.durable),
@@ -348,10 +302,7 @@ impl VHost {
             });
         }
         if if_empty && q.message_count() > 0 {
-            return Err(BrokerError::NotEmpty {
-                name: name.to_owned(),
-                vhost: self.name.clone(),
-            });
+            return Err(BrokerError::NotEmpty { name: name.to_owned(), vhost: self.name.clone() });
         }
         Ok(self.remove_queue(&q))
     }
@@ -360,10 +311,7 @@ impl VHost {
     pub fn remove_queue(&self, q: &Arc<Queue>) -> (Vec<crate::queue::Consumer>, u32) {
         {
             let mut queues = self.queues.write();
-            if queues
-                .get(&q.name)
-                .is_some_and(|existing| Arc::ptr_eq(existing, q))
-            {
+            if queues.get(&q.name).is_some_and(|existing| Arc::ptr_eq(existing, q)) {
                 queues.remove(&q.name);
             }
         }
@@ -394,11 +342,7 @@ impl VHost {
         let q = self.queue(queue)?;
         self.check_exclusive_access(&q, owner)?;
         let e = self.binding_source(exchange)?;
-        e.bind(Binding {
-            destination: Destination::Queue(q),
-            key,
-            args,
-        });
+        e.bind(Binding { destination: Destination::Queue(q), key, args });
         Ok(())
     }
 
@@ -413,11 +357,7 @@ impl VHost {
         let q = self.queue(queue)?;
         self.check_exclusive_access(&q, owner)?;
         let e = self.binding_source(exchange)?;
-        e.unbind(&Binding {
-            destination: Destination::Queue(q),
-            key,
-            args,
-        });
+        e.unbind(&Binding { destination: Destination::Queue(q), key, args });
         if e.should_auto_delete() {
             self.remove_exchange(&e);
         }
@@ -433,11 +373,7 @@ impl VHost {
     ) -> Result<(), BrokerError> {
         let d = self.binding_source(destination)?;
         let s = self.binding_source(source)?;
-        s.bind(Binding {
-            destination: Destination::Exchange(d),
-            key,
-            args,
-        });
+        s.bind(Binding { destination: Destination::Exchange(d), key, args });
         Ok(())
     }
 
@@ -450,11 +386,7 @@ impl VHost {
     ) -> Result<(), BrokerError> {
         let d = self.binding_source(destination)?;
         let s = self.binding_source(source)?;
-        s.unbind(&Binding {
-            destination: Destination::Exchange(d),
-            key,
-            args,
-        });
+        s.unbind(&Binding { destination: Destination::Exchange(d), key, args });
         if s.should_auto_delete() {
             self.remove_exchange(&s);
         }
@@ -474,23 +406,14 @@ impl VHost {
             }
             return Ok(());
         }
-        let e = self
-            .exchanges
-            .read()
-            .get(exchange)
-            .cloned()
-            .ok_or_else(|| self.no_exchange(exchange))?;
+        let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
         if e.internal {
             return Err(BrokerError::InternalExchange {
                 name: exchange.to_owned(),
                 vhost: self.name.clone(),
             });
         }
-        e.route(
-            &message.routing_key,
-            &mut HeadersSource::new(&message.properties),
-            out,
-        );
+        e.route(&message.routing_key, &mut HeadersSource::new(&message.properties), out);
         dedupe_queues(out);
         Ok(())
     }
@@ -523,9 +446,7 @@ fn describe_arg(v: Option<&FieldValue>) -> String {
             let (value, kind) = match v {
                 FieldValue::LongStr(b) => (String::from_utf8_lossy(b).into_owned(), "longstr"),
                 FieldValue::Bool(b) => (b.to_string(), "bool"),
-                FieldValue::I8(_) | FieldValue::U8(_) => {
-                    (v.as_i64().unwrap_or_default().to_string(), "byte")
-                }
+                FieldValue::I8(_) | FieldValue::U8(_) => (v.as_i64().unwrap_or_default().to_string(), "byte"),
                 FieldValue::I16(_) | FieldValue::U16(_) => {
                     (v.as_i64().unwrap_or_default().to_string(), "short")
                 }

@@ -54,10 +54,7 @@ pub fn server_properties(product: &str, version: &str) -> FieldTable {
     props.insert("cluster_name", text("warren@localhost"));
     props.insert("copyright", text("Copyright (c) the Warren authors"));
     props.insert("information", text("Licensed under the Apache License 2.0"));
-    props.insert(
-        "platform",
-        text(&format!("Rust ({})", std::env::consts::OS)),
-    );
+    props.insert("platform", text(&format!("Rust ({})", std::env::consts::OS)));
     props.insert("product", text(product));
     props.insert("version", text(version));
     props

@@ -61,12 +61,7 @@ pub fn code_name(code: u16) -> &'static str {
 
 impl AmqpError {
     pub fn new(code: u16, text: impl Into<String>) -> Self {
-        AmqpError {
-            code,
-            text: text.into(),
-            class_id: 0,
-            method_id: 0,
-        }
+        AmqpError { code, text: text.into(), class_id: 0, method_id: 0 }
     }
 
     /// Records the method that caused the error, for the close frame.

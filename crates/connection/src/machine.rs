@@ -43,11 +43,6 @@ pub enum Event {
         header: ContentHeader,
         body: Bytes,
     },
-    /// channel.flow from the client: stop or resume deliveries.
-    Flow {
-        channel: u16,
-        active: bool,
-    },
     /// The channel is gone (closed by either side); release what it held.
     ChannelClosed(u16),
 }
@@ -142,6 +137,8 @@ pub struct Connection {
     /// Set when the peer may be told why it was refused (authentication_failure_close).
     client_auth_failure_close: bool,
     client_properties: FieldTable,
+    peer_closed: bool,
+    sent_close_ok: bool,
 }
 
 /// How long we wait for connection.close-ok before dropping the socket.
@@ -165,6 +162,8 @@ impl Connection {
             close_deadline: None,
             client_auth_failure_close: false,
             client_properties: FieldTable::new(),
+            peer_closed: false,
+            sent_close_ok: false,
         }
     }
 
@@ -223,13 +222,7 @@ impl Connection {
 
     /// Whether a channel is open and not being closed (deliveries to it are allowed).
     pub fn channel_is_open(&self, channel: u16) -> bool {
-        matches!(
-            self.channels.get(channel as usize),
-            Some(Some(Channel {
-                phase: ChannelPhase::Open,
-                ..
-            }))
-        )
+        matches!(self.channels.get(channel as usize), Some(Some(Channel { phase: ChannelPhase::Open, .. })))
     }
 
     /// Consumes whole frames at the front of `input`, stopping as soon as one produced an
@@ -266,16 +259,26 @@ impl Connection {
 
     /// The peer closed its side of the socket.
     pub fn handle_eof(&mut self) {
+        self.peer_closed = true;
+        self.release_all_channels();
         self.phase = Phase::Closed;
+    }
+
+    /// Whether the socket should stay open until the client closes it: after our close-ok, as
+    /// RabbitMQ does, so the client reads the close-ok before the end of the stream.
+    pub fn linger_before_close(&self) -> bool {
+        self.sent_close_ok && !self.peer_closed
+    }
+
+    fn send_close_ok(&mut self) {
+        frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+        self.sent_close_ok = true;
     }
 
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let silence = (!self.heartbeat.is_zero()).then(|| self.last_received + self.heartbeat * 2);
-        [self.next_heartbeat, silence, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.next_heartbeat, silence, self.close_deadline].into_iter().flatten().min()
     }
 
     /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close.
@@ -366,9 +369,7 @@ impl Connection {
 
     /// Tells clients that advertise it that publishing is blocked (e.g. low disk).
     pub fn send_blocked(&mut self, reason: &str) {
-        let m = ConnectionBlocked {
-            reason: ShortStr::from(reason),
-        };
+        let m = ConnectionBlocked { reason: ShortStr::from(reason) };
         frame::write_method(&mut self.out, 0, &Method::ConnectionBlocked(m));
     }
 
@@ -430,7 +431,7 @@ impl Connection {
             match method {
                 Method::ConnectionCloseOk(_) => self.phase = Phase::Closed,
                 Method::ConnectionClose(_) => {
-                    frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                    self.send_close_ok();
                     self.phase = Phase::Closed;
                 }
                 _ => {}
@@ -452,7 +453,7 @@ impl Connection {
             (Phase::AwaitingTuneOk, Method::ConnectionTuneOk(m)) => self.handle_tune_ok(m),
             (Phase::AwaitingOpen, Method::ConnectionOpen(m)) => self.handle_open(m, host),
             (_, Method::ConnectionClose(_)) => {
-                frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                self.send_close_ok();
                 self.phase = Phase::Closed;
             }
             (_, other) => {
@@ -524,16 +525,8 @@ impl Connection {
             );
             return self.close_connection(AmqpError::not_allowed(text).during(&method));
         }
-        self.frame_max = if m.frame_max == 0 {
-            server_frame_max
-        } else {
-            m.frame_max
-        };
-        self.channel_max = if m.channel_max == 0 {
-            self.config.channel_max
-        } else {
-            m.channel_max
-        };
+        self.frame_max = if m.frame_max == 0 { server_frame_max } else { m.frame_max };
+        self.channel_max = if m.channel_max == 0 { self.config.channel_max } else { m.channel_max };
         self.heartbeat = Duration::from_secs(u64::from(m.heartbeat));
         self.phase = Phase::AwaitingOpen;
     }
@@ -543,28 +536,22 @@ impl Connection {
         if let Err(error) = host.open_vhost(&self.username, &vhost) {
             return self.close_connection(error.during(&Method::ConnectionOpen(m)));
         }
-        let ok = ConnectionOpenOk {
-            known_hosts: ShortStr::from_static(""),
-        };
+        let ok = ConnectionOpenOk { known_hosts: ShortStr::from_static("") };
         frame::write_method(&mut self.out, 0, &Method::ConnectionOpenOk(ok));
         self.phase = Phase::Open;
         if !self.heartbeat.is_zero() {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }
         let client_properties = std::mem::take(&mut self.client_properties);
-        self.events.push_back(Event::Opened {
-            vhost,
-            username: self.username.clone(),
-            client_properties,
-        });
+        self.events.push_back(Event::Opened { vhost, username: self.username.clone(), client_properties });
     }
 
     fn handle_open_frame(&mut self, frame: Frame) {
         match frame {
             Frame::Heartbeat { channel: 0 } => {}
-            Frame::Heartbeat { .. } => self.close_connection(AmqpError::frame_error(
-                "heartbeat frame on a non-zero channel",
-            )),
+            Frame::Heartbeat { .. } => {
+                self.close_connection(AmqpError::frame_error("heartbeat frame on a non-zero channel"))
+            }
             Frame::Method { channel: 0, method } => self.handle_connection_method(method),
             Frame::Method { channel, method } => self.handle_channel_method(channel, method),
             Frame::Header { channel, header } => self.handle_header(channel, header),
@@ -575,7 +562,7 @@ impl Connection {
     fn handle_connection_method(&mut self, method: Method) {
         match method {
             Method::ConnectionClose(_) => {
-                frame::write_method(&mut self.out, 0, &ConnectionCloseOk {}.into());
+                self.send_close_ok();
                 self.release_all_channels();
                 self.phase = Phase::Closed;
             }
@@ -592,9 +579,7 @@ impl Connection {
     }
 
     fn channel_slot(&mut self, channel: u16) -> Option<&mut Channel> {
-        self.channels
-            .get_mut(channel as usize)
-            .and_then(Option::as_mut)
+        self.channels.get_mut(channel as usize).and_then(Option::as_mut)
     }
 
     fn handle_channel_method(&mut self, channel: u16, method: Method) {
@@ -629,21 +614,18 @@ impl Connection {
                 self.events.push_back(Event::ChannelClosed(channel));
             }
             Method::ChannelCloseOk(_) => {}
-            Method::ChannelFlow(m) => {
-                let ok = ChannelFlowOk { active: m.active };
+            // As RabbitMQ: clients use prefetch and TCP backpressure; pausing a channel is refused.
+            Method::ChannelFlow(ChannelFlow { active: true }) => {
+                let ok = ChannelFlowOk { active: true };
                 frame::write_method(&mut self.out, channel, &Method::ChannelFlowOk(ok));
-                self.events.push_back(Event::Flow {
-                    channel,
-                    active: m.active,
-                });
+            }
+            Method::ChannelFlow(m) => {
+                let error = AmqpError::not_implemented("active=false").during(&Method::ChannelFlow(m));
+                self.close_connection(error);
             }
             Method::ChannelFlowOk(_) => {}
             Method::BasicPublish(publish) => {
-                slot.content = Some(PendingContent {
-                    publish,
-                    header: None,
-                    body: Body::Empty,
-                });
+                slot.content = Some(PendingContent { publish, header: None, body: Body::Empty });
             }
             other if other.class_id() == 10 => {
                 let text = format!("connection method '{}' on channel {channel}", other.name());
@@ -653,19 +635,13 @@ impl Connection {
                 let text = format!("method '{}' may only be sent by the server", other.name());
                 self.close_connection(AmqpError::command_invalid(text).during(&other));
             }
-            other => self.events.push_back(Event::Method {
-                channel,
-                method: other,
-            }),
+            other => self.events.push_back(Event::Method { channel, method: other }),
         }
     }
 
     fn open_channel(&mut self, channel: u16, method: &Method) {
         if channel == 0 || channel > self.channel_max {
-            let text = format!(
-                "channel number {channel} is out of range 1..{}",
-                self.channel_max
-            );
+            let text = format!("channel number {channel} is out of range 1..{}", self.channel_max);
             return self.close_connection(AmqpError::channel_error(text).during(method));
         }
         let index = channel as usize;
@@ -676,14 +652,9 @@ impl Connection {
             let text = "second 'channel.open' seen";
             return self.close_connection(AmqpError::channel_error(text).during(method));
         }
-        self.channels[index] = Some(Channel {
-            phase: ChannelPhase::Open,
-            content: None,
-        });
+        self.channels[index] = Some(Channel { phase: ChannelPhase::Open, content: None });
         self.open_channels += 1;
-        let ok = ChannelOpenOk {
-            channel_id: Bytes::new(),
-        };
+        let ok = ChannelOpenOk { channel_id: Bytes::new() };
         frame::write_method(&mut self.out, channel, &Method::ChannelOpenOk(ok));
         self.events.push_back(Event::ChannelOpened(channel));
     }
@@ -710,10 +681,7 @@ impl Connection {
             return self.close_connection(AmqpError::unexpected_frame(text));
         };
         if header.class_id != 60 {
-            let text = format!(
-                "expected content header for class 60, got class {}",
-                header.class_id
-            );
+            let text = format!("expected content header for class 60, got class {}", header.class_id);
             return self.close_connection(AmqpError::unexpected_frame(text));
         }
         if header.body_size > max_message_size {
@@ -722,8 +690,7 @@ impl Connection {
                 header.body_size
             );
             slot.content = None;
-            let error =
-                AmqpError::precondition_failed(text).during(&BasicPublish::default().into());
+            let error = AmqpError::precondition_failed(text).during(&BasicPublish::default().into());
             return self.close_channel(channel, error);
         }
         let complete = header.body_size == 0;
@@ -752,7 +719,8 @@ impl Connection {
         let expected = header.body_size;
         let received = pending.body.len() as u64 + payload.len() as u64;
         if received > expected {
-            let text = format!("content body is {received} bytes, more than the {expected} announced in its header");
+            let text =
+                format!("content body is {received} bytes, more than the {expected} announced in its header");
             return self.close_connection(AmqpError::frame_error(text));
         }
         pending.body.push(payload);
@@ -765,30 +733,17 @@ impl Connection {
         let Some(slot) = self.channel_slot(channel) else {
             return;
         };
-        let Some(PendingContent {
-            publish,
-            header: Some(header),
-            body,
-        }) = slot.content.take()
-        else {
+        let Some(PendingContent { publish, header: Some(header), body }) = slot.content.take() else {
             return;
         };
-        self.events.push_back(Event::Publish {
-            channel,
-            publish,
-            header,
-            body: body.into_bytes(),
-        });
+        self.events.push_back(Event::Publish { channel, publish, header, body: body.into_bytes() });
     }
 }
 
 /// Whether the client's properties advertise a capability.
 fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     match client_properties.get("capabilities") {
-        Some(FieldValue::Table(caps)) => caps
-            .get(name)
-            .and_then(FieldValue::as_bool)
-            .unwrap_or(false),
+        Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
         _ => false,
     }
 }

@@ -57,9 +57,9 @@ impl FrameError {
             FrameError::Method(e) | FrameError::Header(e) => match e {
                 DecodeError::UnknownClass(_) | DecodeError::UnknownMethod { .. } => NOT_IMPLEMENTED,
                 DecodeError::BadFieldType(_) | DecodeError::TooDeep(_) => SYNTAX_ERROR,
-                DecodeError::Truncated
-                | DecodeError::InvalidUtf8
-                | DecodeError::TrailingBytes(_) => FRAME_ERROR,
+                DecodeError::Truncated | DecodeError::InvalidUtf8 | DecodeError::TrailingBytes(_) => {
+                    FRAME_ERROR
+                }
             },
             FrameError::TooLarge { .. }
             | FrameError::BadFrameEnd(_)
@@ -79,26 +79,14 @@ mod tests {
         assert_eq!(FrameError::UnknownFrameType(9).reply_code(), 501);
         assert_eq!(FrameError::TooLarge { size: 1, max: 0 }.reply_code(), 501);
         assert_eq!(FrameError::Method(DecodeError::Truncated).reply_code(), 501);
-        assert_eq!(
-            FrameError::Method(DecodeError::BadFieldType(b'z')).reply_code(),
-            502
-        );
-        assert_eq!(
-            FrameError::Method(DecodeError::UnknownClass(7)).reply_code(),
-            540
-        );
-        let e = DecodeError::UnknownMethod {
-            class_id: 60,
-            method_id: 99,
-        };
+        assert_eq!(FrameError::Method(DecodeError::BadFieldType(b'z')).reply_code(), 502);
+        assert_eq!(FrameError::Method(DecodeError::UnknownClass(7)).reply_code(), 540);
+        let e = DecodeError::UnknownMethod { class_id: 60, method_id: 99 };
         assert_eq!(FrameError::Method(e).reply_code(), 540);
     }
 
     #[test]
     fn messages_are_readable() {
-        assert_eq!(
-            DecodeError::BadFieldType(b'z').to_string(),
-            "bad field value type 'z' (0x7a)"
-        );
+        assert_eq!(DecodeError::BadFieldType(b'z').to_string(), "bad field value type 'z' (0x7a)");
     }
 }

@@ -56,12 +56,7 @@ impl ContentHeader {
         let class_id = get_u16(&mut payload)?;
         let weight = get_u16(&mut payload)?;
         let body_size = get_u64(&mut payload)?;
-        Ok(ContentHeader {
-            class_id,
-            weight,
-            body_size,
-            properties: payload,
-        })
+        Ok(ContentHeader { class_id, weight, body_size, properties: payload })
     }
 }
 
@@ -78,26 +73,17 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     let Some(&[kind, c0, c1, s0, s1, s2, s3]) = buf.get(..7) else {
         return Ok(None);
     };
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
+    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
         return Err(FrameError::UnknownFrameType(kind));
     }
     let channel = u16::from_be_bytes([c0, c1]);
     let size = u32::from_be_bytes([s0, s1, s2, s3]);
     let total = u64::from(size) + FRAME_OVERHEAD as u64;
     if frame_max != 0 && total > u64::from(frame_max) {
-        return Err(FrameError::TooLarge {
-            size: u32::try_from(total).unwrap_or(u32::MAX),
-            max: frame_max,
-        });
+        return Err(FrameError::TooLarge { size: u32::try_from(total).unwrap_or(u32::MAX), max: frame_max });
     }
     let Ok(total) = usize::try_from(total) else {
-        return Err(FrameError::TooLarge {
-            size: u32::MAX,
-            max: frame_max,
-        });
+        return Err(FrameError::TooLarge { size: u32::MAX, max: frame_max });
     };
     let Some(&end) = buf.get(total - 1) else {
         return Ok(None);
@@ -109,14 +95,12 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     payload.advance(7);
     payload.truncate(total - FRAME_OVERHEAD);
     let frame = match kind {
-        FRAME_METHOD => Frame::Method {
-            channel,
-            method: Method::decode(payload).map_err(FrameError::Method)?,
-        },
-        FRAME_HEADER => Frame::Header {
-            channel,
-            header: ContentHeader::decode(payload).map_err(FrameError::Header)?,
-        },
+        FRAME_METHOD => {
+            Frame::Method { channel, method: Method::decode(payload).map_err(FrameError::Method)? }
+        }
+        FRAME_HEADER => {
+            Frame::Header { channel, header: ContentHeader::decode(payload).map_err(FrameError::Header)? }
+        }
         FRAME_BODY => Frame::Body { channel, payload },
         _ => {
             if size != 0 {
@@ -153,13 +137,7 @@ pub fn write_method(out: &mut BytesMut, channel: u16, method: &Method) {
 }
 
 /// Content header frame (weight 0); `properties` = raw flags + property list.
-pub fn write_header(
-    out: &mut BytesMut,
-    channel: u16,
-    class_id: u16,
-    body_size: u64,
-    properties: &[u8],
-) {
+pub fn write_header(out: &mut BytesMut, channel: u16, class_id: u16, body_size: u64, properties: &[u8]) {
     out.reserve(FRAME_OVERHEAD + 12 + properties.len());
     out.put_u8(FRAME_HEADER);
     out.put_u16(channel);
@@ -240,17 +218,8 @@ mod tests {
         });
         let mut out = BytesMut::new();
         write_method(&mut out, 1, &m);
-        assert_eq!(
-            &out[..],
-            b"\x01\x00\x01\x00\x00\x00\x0c\x00\x3c\x00\x28\x00\x00\x01x\x02rk\x01\xce"
-        );
-        assert_eq!(
-            parse_all(out, 0),
-            vec![Frame::Method {
-                channel: 1,
-                method: m
-            }]
-        );
+        assert_eq!(&out[..], b"\x01\x00\x01\x00\x00\x00\x0c\x00\x3c\x00\x28\x00\x00\x01x\x02rk\x01\xce");
+        assert_eq!(parse_all(out, 0), vec![Frame::Method { channel: 1, method: m }]);
     }
 
     #[test]
@@ -271,20 +240,14 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x03\x00\x01\x00\x10\x00\x00"[..]);
         assert_eq!(
             parse_frame(&mut buf, 131_072),
-            Err(FrameError::TooLarge {
-                size: 1_048_584,
-                max: 131_072
-            })
+            Err(FrameError::TooLarge { size: 1_048_584, max: 131_072 })
         );
         // Exactly frame_max in total is fine.
         let mut out = BytesMut::new();
         write_body(&mut out, 1, &[7; 92]);
         assert_eq!(parse_all(out.clone(), 100).len(), 1);
         let mut out2 = out.clone();
-        assert!(matches!(
-            parse_frame(&mut out2, 99),
-            Err(FrameError::TooLarge { size: 100, max: 99 })
-        ));
+        assert!(matches!(parse_frame(&mut out2, 99), Err(FrameError::TooLarge { size: 100, max: 99 })));
     }
 
     #[test]
@@ -298,35 +261,20 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x04\x00\x00\x00\x00"[..]);
         assert_eq!(parse_frame(&mut buf, 0), Ok(None));
         buf.extend_from_slice(b"\x00\x00\xce");
-        assert_eq!(
-            parse_frame(&mut buf, 0),
-            Err(FrameError::UnknownFrameType(4))
-        );
+        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::UnknownFrameType(4)));
         // The protocol header sent again mid-stream is also rejected.
         let mut buf = BytesMut::from(&PROTOCOL_HEADER[..]);
-        assert_eq!(
-            parse_frame(&mut buf, 0),
-            Err(FrameError::UnknownFrameType(b'A'))
-        );
+        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::UnknownFrameType(b'A')));
     }
 
     #[test]
     fn unknown_method_and_class() {
         let mut buf = BytesMut::from(&b"\x01\x00\x01\x00\x00\x00\x04\x00\x3c\x00\x63\xce"[..]);
         let err = parse_frame(&mut buf, 0).unwrap_err();
-        assert_eq!(
-            err,
-            FrameError::Method(DecodeError::UnknownMethod {
-                class_id: 60,
-                method_id: 99
-            })
-        );
+        assert_eq!(err, FrameError::Method(DecodeError::UnknownMethod { class_id: 60, method_id: 99 }));
         assert_eq!(err.reply_code(), 540);
         let mut buf = BytesMut::from(&b"\x01\x00\x01\x00\x00\x00\x04\x00\x07\x00\x0a\xce"[..]);
-        assert_eq!(
-            parse_frame(&mut buf, 0),
-            Err(FrameError::Method(DecodeError::UnknownClass(7)))
-        );
+        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::Method(DecodeError::UnknownClass(7))));
     }
 
     #[test]
@@ -348,25 +296,16 @@ mod tests {
         let mut buf = BytesMut::new();
         write_body(&mut buf, 1, &[0; 11]);
         buf[0] = FRAME_HEADER;
-        assert_eq!(
-            parse_frame(&mut buf, 0),
-            Err(FrameError::Header(DecodeError::Truncated))
-        );
+        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::Header(DecodeError::Truncated)));
         let mut buf = BytesMut::new();
         write_body(&mut buf, 0, &[0; 1]);
         buf[0] = FRAME_HEARTBEAT;
-        assert_eq!(
-            parse_frame(&mut buf, 0),
-            Err(FrameError::HeartbeatPayload(1))
-        );
+        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::HeartbeatPayload(1)));
     }
 
     #[test]
     fn content_is_split_and_zero_copy() {
-        let props = BasicProperties {
-            delivery_mode: Some(2),
-            ..Default::default()
-        };
+        let props = BasicProperties { delivery_mode: Some(2), ..Default::default() };
         let mut raw = BytesMut::new();
         props.encode(&mut raw);
         let body: Vec<u8> = (0..250u8).collect();
@@ -375,21 +314,13 @@ mod tests {
         let start = out.as_ptr() as usize;
         let frames = parse_all(out, 108);
         assert_eq!(frames.len(), 4); // header + 100 + 100 + 50
-        let Frame::Header { channel: 5, header } = &frames[0] else {
-            panic!()
-        };
+        let Frame::Header { channel: 5, header } = &frames[0] else { panic!() };
         assert_eq!(header.body_size, 250);
         assert_eq!(header.class_id, 60);
         assert_eq!(header.decode_properties(), Ok(props));
         let mut got = Vec::new();
         for f in &frames[1..] {
-            let Frame::Body {
-                channel: 5,
-                payload,
-            } = f
-            else {
-                panic!()
-            };
+            let Frame::Body { channel: 5, payload } = f else { panic!() };
             assert!(payload.len() <= 100);
             // Body slices point into the original read buffer.
             assert!(payload.as_ptr() as usize >= start);
@@ -414,19 +345,10 @@ mod tests {
             )
                 .prop_map(|(channel, class_id, weight, body_size, p)| Frame::Header {
                     channel,
-                    header: ContentHeader {
-                        class_id,
-                        weight,
-                        body_size,
-                        properties: Bytes::from(p)
-                    },
+                    header: ContentHeader { class_id, weight, body_size, properties: Bytes::from(p) },
                 }),
-            (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(
-                |(channel, p)| Frame::Body {
-                    channel,
-                    payload: Bytes::from(p)
-                }
-            ),
+            (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..64))
+                .prop_map(|(channel, p)| Frame::Body { channel, payload: Bytes::from(p) }),
             any::<u16>().prop_map(|channel| Frame::Heartbeat { channel }),
         ]
     }
@@ -436,13 +358,7 @@ mod tests {
             Frame::Method { channel, method } => write_method(out, *channel, method),
             Frame::Header { channel, header } => {
                 let pos = out.len();
-                write_header(
-                    out,
-                    *channel,
-                    header.class_id,
-                    header.body_size,
-                    &header.properties,
-                );
+                write_header(out, *channel, header.class_id, header.body_size, &header.properties);
                 out[pos + 9..pos + 11].copy_from_slice(&header.weight.to_be_bytes());
             }
             Frame::Body { channel, payload } => write_body(out, *channel, payload),

@@ -54,15 +54,8 @@ mod tests {
             ..Default::default()
         });
         // class, method, ticket, "q", bits, empty table
-        assert_eq!(
-            &encode(&m)[..],
-            b"\x00\x32\x00\x0a\x00\x00\x01q\x1a\x00\x00\x00\x00"
-        );
-        let e = Method::from(ExchangeDeclare {
-            kind: "topic".into(),
-            internal: true,
-            ..Default::default()
-        });
+        assert_eq!(&encode(&m)[..], b"\x00\x32\x00\x0a\x00\x00\x01q\x1a\x00\x00\x00\x00");
+        let e = Method::from(ExchangeDeclare { kind: "topic".into(), internal: true, ..Default::default() });
         let b = encode(&e);
         assert_eq!(b[b.len() - 5], 0x08);
         assert_eq!(Method::decode(b), Ok(e));
@@ -70,14 +63,8 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            Method::decode(Bytes::from_static(b"\x00")),
-            Err(DecodeError::Truncated)
-        );
-        assert_eq!(
-            Method::decode(Bytes::from_static(b"\x00\x3c\x00\x50\x00")),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(Method::decode(Bytes::from_static(b"\x00")), Err(DecodeError::Truncated));
+        assert_eq!(Method::decode(Bytes::from_static(b"\x00\x3c\x00\x50\x00")), Err(DecodeError::Truncated));
         assert_eq!(
             Method::decode(Bytes::from_static(b"\x00\x5a\x00\x0a\x00")),
             Err(DecodeError::TrailingBytes(1))

@@ -72,22 +72,14 @@ impl BasicProperties {
         let props = BasicProperties {
             content_type: s(b, CONTENT_TYPE)?,
             content_encoding: s(b, CONTENT_ENCODING)?,
-            headers: if flags & HEADERS != 0 {
-                Some(FieldTable::decode(b)?)
-            } else {
-                None
-            },
+            headers: if flags & HEADERS != 0 { Some(FieldTable::decode(b)?) } else { None },
             delivery_mode: o(b, DELIVERY_MODE)?,
             priority: o(b, PRIORITY)?,
             correlation_id: s(b, CORRELATION_ID)?,
             reply_to: s(b, REPLY_TO)?,
             expiration: s(b, EXPIRATION)?,
             message_id: s(b, MESSAGE_ID)?,
-            timestamp: if flags & TIMESTAMP != 0 {
-                Some(get_u64(b)?)
-            } else {
-                None
-            },
+            timestamp: if flags & TIMESTAMP != 0 { Some(get_u64(b)?) } else { None },
             kind: s(b, TYPE)?,
             user_id: s(b, USER_ID)?,
             app_id: s(b, APP_ID)?,
@@ -157,37 +149,25 @@ mod tests {
     fn arb_props() -> impl Strategy<Value = BasicProperties> {
         (
             (of(arb_shortstr()), of(arb_shortstr()), of(arb_table())),
-            (
-                of(any::<u8>()),
-                of(any::<u8>()),
-                of(arb_shortstr()),
-                of(arb_shortstr()),
-            ),
-            (
-                of(arb_shortstr()),
-                of(arb_shortstr()),
-                of(any::<u64>()),
-                of(arb_shortstr()),
-            ),
+            (of(any::<u8>()), of(any::<u8>()), of(arb_shortstr()), of(arb_shortstr())),
+            (of(arb_shortstr()), of(arb_shortstr()), of(any::<u64>()), of(arb_shortstr())),
             (of(arb_shortstr()), of(arb_shortstr()), of(arb_shortstr())),
         )
-            .prop_map(|((a, b, c), (d, e, f, g), (h, i, j, k), (l, m, n))| {
-                BasicProperties {
-                    content_type: a,
-                    content_encoding: b,
-                    headers: c,
-                    delivery_mode: d,
-                    priority: e,
-                    correlation_id: f,
-                    reply_to: g,
-                    expiration: h,
-                    message_id: i,
-                    timestamp: j,
-                    kind: k,
-                    user_id: l,
-                    app_id: m,
-                    cluster_id: n,
-                }
+            .prop_map(|((a, b, c), (d, e, f, g), (h, i, j, k), (l, m, n))| BasicProperties {
+                content_type: a,
+                content_encoding: b,
+                headers: c,
+                delivery_mode: d,
+                priority: e,
+                correlation_id: f,
+                reply_to: g,
+                expiration: h,
+                message_id: i,
+                timestamp: j,
+                kind: k,
+                user_id: l,
+                app_id: m,
+                cluster_id: n,
             })
     }
 
@@ -216,14 +196,8 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(
-            BasicProperties::decode(&Bytes::from_static(b"\x10")),
-            Err(DecodeError::Truncated)
-        );
-        assert_eq!(
-            BasicProperties::decode(&Bytes::from_static(b"\x10\x00")),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(BasicProperties::decode(&Bytes::from_static(b"\x10")), Err(DecodeError::Truncated));
+        assert_eq!(BasicProperties::decode(&Bytes::from_static(b"\x10\x00")), Err(DecodeError::Truncated));
         assert_eq!(
             BasicProperties::decode(&Bytes::from_static(b"\x00\x00\x01")),
             Err(DecodeError::TrailingBytes(1))

@@ -10,8 +10,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
-    get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, put_longstr, put_shortstr,
-    shortstr_len, take,
+    get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, put_longstr, put_shortstr, shortstr_len,
+    take,
 };
 use crate::{DecodeError, ShortStr};
 
@@ -114,11 +114,7 @@ impl FieldTable {
 
     /// Encoded size including the 4-byte length prefix.
     pub fn encoded_len(&self) -> usize {
-        4 + self
-            .0
-            .iter()
-            .map(|(k, v)| shortstr_len(k) + v.encoded_len())
-            .sum::<usize>()
+        4 + self.0.iter().map(|(k, v)| shortstr_len(k) + v.encoded_len()).sum::<usize>()
     }
 }
 
@@ -278,10 +274,7 @@ fn decode_value(buf: &mut Bytes, depth: usize) -> Result<FieldValue, DecodeError
         b'l' | b'L' => FieldValue::I64(get_u64(buf)? as i64),
         b'f' => FieldValue::F32(f32::from_bits(get_u32(buf)?)),
         b'd' => FieldValue::F64(f64::from_bits(get_u64(buf)?)),
-        b'D' => FieldValue::Decimal {
-            scale: get_u8(buf)?,
-            value: get_u32(buf)?,
-        },
+        b'D' => FieldValue::Decimal { scale: get_u8(buf)?, value: get_u32(buf)? },
         b'S' => FieldValue::LongStr(get_longstr(buf)?),
         b'A' => FieldValue::Array(decode_array(buf, depth + 1)?),
         b'T' => FieldValue::Timestamp(get_u64(buf)?),
@@ -331,10 +324,7 @@ mod tests {
     fn bad_field_type_rejected() {
         // table of 4 bytes: key "k", type 'Z', one byte
         let mut b = Bytes::from_static(b"\x00\x00\x00\x04\x01kZ\x00");
-        assert_eq!(
-            FieldTable::decode(&mut b),
-            Err(DecodeError::BadFieldType(b'Z'))
-        );
+        assert_eq!(FieldTable::decode(&mut b), Err(DecodeError::BadFieldType(b'Z')));
     }
 
     #[test]
@@ -366,10 +356,7 @@ mod tests {
         let mut buf = (t.len() as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&t);
         let mut b = Bytes::from(buf);
-        assert_eq!(
-            FieldTable::decode(&mut b),
-            Err(DecodeError::TooDeep(MAX_DEPTH))
-        );
+        assert_eq!(FieldTable::decode(&mut b), Err(DecodeError::TooDeep(MAX_DEPTH)));
     }
 
     #[test]
@@ -387,25 +374,13 @@ mod tests {
             ("l".into(), FieldValue::I64(i64::MIN)),
             ("f".into(), FieldValue::F32(1.5)),
             ("d".into(), FieldValue::F64(-2.25)),
-            (
-                "D".into(),
-                FieldValue::Decimal {
-                    scale: 2,
-                    value: 12345,
-                },
-            ),
+            ("D".into(), FieldValue::Decimal { scale: 2, value: 12345 }),
             ("S".into(), FieldValue::LongStr(Bytes::from_static(b"long"))),
-            (
-                "A".into(),
-                FieldValue::Array(vec![FieldValue::U8(1), FieldValue::Void]),
-            ),
+            ("A".into(), FieldValue::Array(vec![FieldValue::U8(1), FieldValue::Void])),
             ("T".into(), FieldValue::Timestamp(1_700_000_000)),
             ("F".into(), FieldValue::Table(inner)),
             ("V".into(), FieldValue::Void),
-            (
-                "x".into(),
-                FieldValue::ByteArray(Bytes::from_static(b"\x00\x01")),
-            ),
+            ("x".into(), FieldValue::ByteArray(Bytes::from_static(b"\x00\x01"))),
         ]);
         assert_eq!(roundtrip(&t), t);
     }

@@ -24,12 +24,8 @@ fn arb_leaf() -> impl Strategy<Value = FieldValue> {
         any::<i32>().prop_map(FieldValue::I32),
         any::<u32>().prop_map(FieldValue::U32),
         any::<i64>().prop_map(FieldValue::I64),
-        any::<f32>()
-            .prop_filter("NaN != NaN", |f| !f.is_nan())
-            .prop_map(FieldValue::F32),
-        any::<f64>()
-            .prop_filter("NaN != NaN", |f| !f.is_nan())
-            .prop_map(FieldValue::F64),
+        any::<f32>().prop_filter("NaN != NaN", |f| !f.is_nan()).prop_map(FieldValue::F32),
+        any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()).prop_map(FieldValue::F64),
         (any::<u8>(), any::<u32>()).prop_map(|(scale, value)| FieldValue::Decimal { scale, value }),
         arb_longstr().prop_map(FieldValue::LongStr),
         any::<u64>().prop_map(FieldValue::Timestamp),

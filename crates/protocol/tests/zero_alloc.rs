@@ -51,11 +51,7 @@ fn publish_path_does_not_allocate() {
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut n = 0;
     while let Some(frame) = parse_frame(&mut buf, 131_072).unwrap() {
-        if let Frame::Method {
-            method: Method::BasicPublish(p),
-            ..
-        } = &frame
-        {
+        if let Frame::Method { method: Method::BasicPublish(p), .. } = &frame {
             assert_eq!(&*p.routing_key, "a.b.c");
         }
         n += 1;

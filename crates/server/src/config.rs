@@ -46,6 +46,11 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,
 
+    /// The `product` the server announces in connection.start [default: Warren]. Some client code
+    /// turns RabbitMQ-specific behaviour on only when this is "RabbitMQ"; this lets it run unchanged.
+    #[arg(long, value_name = "NAME")]
+    pub product: Option<String>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -82,6 +87,7 @@ impl Settings {
             frame_max: self.frame_max.or(base.frame_max),
             heartbeat: self.heartbeat.or(base.heartbeat),
             max_message_size: self.max_message_size.or(base.max_message_size),
+            product: self.product.or(base.product),
             log: self.log.or(base.log),
         }
     }
@@ -90,10 +96,7 @@ impl Settings {
         let defaults = ConnectionConfig::default();
         let frame_max = self.frame_max.unwrap_or(defaults.frame_max);
         if frame_max < warren_connection::FRAME_MIN_SIZE {
-            anyhow::bail!(
-                "frame_max must be at least {}",
-                warren_connection::FRAME_MIN_SIZE
-            );
+            anyhow::bail!("frame_max must be at least {}", warren_connection::FRAME_MIN_SIZE);
         }
         let max_message_size = self.max_message_size.unwrap_or(defaults.max_message_size);
         if max_message_size > MAX_MESSAGE_SIZE_LIMIT {
@@ -104,16 +107,17 @@ impl Settings {
             anyhow::bail!("channel_max must be at least 1");
         }
         Ok(Config {
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5672))),
+            listen: self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5672))),
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,
                 heartbeat: self.heartbeat.unwrap_or(defaults.heartbeat),
                 max_message_size,
-                ..defaults
+                server_properties: warren_connection::server_properties(
+                    self.product.as_deref().unwrap_or("Warren"),
+                    env!("CARGO_PKG_VERSION"),
+                ),
             },
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
@@ -121,8 +125,7 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -138,13 +141,14 @@ mod tests {
         assert_eq!(c.connection.frame_max, 131_072);
         assert_eq!(c.connection.channel_max, 2047);
         assert_eq!(c.connection.heartbeat, 60);
+        let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
+        assert_eq!(product, Some("Warren"));
     }
 
     #[test]
     fn flags_override_the_file() {
         let file: Settings =
-            toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"")
-                .unwrap();
+            toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"").unwrap();
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();
         assert_eq!(c.connection.heartbeat, 5);
@@ -157,8 +161,7 @@ mod tests {
         assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
         let flags = Settings::try_parse_from(["warren", "--frame-max", "100"]).unwrap();
         assert!(flags.resolve().is_err());
-        let flags =
-            Settings::try_parse_from(["warren", "--max-message-size", "1000000000"]).unwrap();
+        let flags = Settings::try_parse_from(["warren", "--max-message-size", "1000000000"]).unwrap();
         assert!(flags.resolve().is_err());
     }
 }

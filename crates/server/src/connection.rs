@@ -16,12 +16,7 @@ use warren_connection::{Connection, ConnectionConfig};
 /// Read buffer growth step: a read of up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    broker: Arc<Broker>,
-    config: Arc<ConnectionConfig>,
-) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, config: Arc<ConnectionConfig>) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
@@ -63,8 +58,31 @@ pub async fn serve(
     session.handle_events(&mut conn);
     session.end_of_batch(&mut conn);
     session.close();
+    // Like RabbitMQ, let the client close the socket first: closing ours right after close-ok
+    // can make the client read EOF before it has taken in the close-ok.
+    if conn.linger_before_close() {
+        linger(&mut reader, &mut input).await;
+    }
+    session.outbox().close();
     let _ = writer.await;
     tracing::debug!(%peer, "connection closed");
+}
+
+/// How long a closed connection waits for the client to close its side.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Reads and discards until the peer closes its side, or LINGER passes.
+async fn linger(reader: &mut tokio::net::tcp::OwnedReadHalf, scratch: &mut BytesMut) {
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            scratch.clear();
+            match reader.read_buf(scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -20,11 +20,7 @@ pub fn emit(spec: &Spec) -> String {
         }
         let _ = writeln!(s, "pub const {}: {ty} = {};", c.name, c.value);
     }
-    let _ = writeln!(
-        s,
-        "/// Default AMQP port.\npub const PORT: u16 = {};",
-        spec.port
-    );
+    let _ = writeln!(s, "/// Default AMQP port.\npub const PORT: u16 = {};", spec.port);
     s.push('\n');
     for class in &spec.classes {
         let _ = writeln!(s, "/// Class id of `{}`.", class.name);

@@ -5,9 +5,7 @@ use std::fmt::Write;
 use super::spec::{ArgType, Class, MethodDef, Spec};
 
 fn all(spec: &Spec) -> impl Iterator<Item = (&Class, &MethodDef)> {
-    spec.classes
-        .iter()
-        .flat_map(|c| c.methods.iter().map(move |m| (c, m)))
+    spec.classes.iter().flat_map(|c| c.methods.iter().map(move |m| (c, m)))
 }
 
 pub fn emit(spec: &Spec) -> String {
@@ -170,11 +168,7 @@ fn emit_enum(s: &mut String, spec: &Spec) {
     );
     for (c, m) in all(spec) {
         let n = m.struct_name(c);
-        let _ = writeln!(
-            s,
-            "({}, {}) => Method::{n}({n}::decode_fields(buf)?),",
-            c.id, m.id
-        );
+        let _ = writeln!(s, "({}, {}) => Method::{n}({n}::decode_fields(buf)?),", c.id, m.id);
     }
     let ids: Vec<String> = spec.classes.iter().map(|c| c.id.to_string()).collect();
     let _ = writeln!(
@@ -195,11 +189,7 @@ fn emit_enum(s: &mut String, spec: &Spec) {
          out.put_u16(self.class_id());\nout.put_u16(self.method_id());\nmatch self {\n",
     );
     for (c, m) in all(spec) {
-        let _ = writeln!(
-            s,
-            "Method::{}(m) => m.encode_fields(out),",
-            m.struct_name(c)
-        );
+        let _ = writeln!(s, "Method::{}(m) => m.encode_fields(out),", m.struct_name(c));
     }
     s.push_str("}\n}\n\n");
 
@@ -211,14 +201,10 @@ fn emit_enum(s: &mut String, spec: &Spec) {
         s.push_str("}\n}\n\n");
     };
     simple(s, "pub fn class_id(&self) -> u16", &|c, _| c.id.to_string());
-    simple(s, "pub fn method_id(&self) -> u16", &|_, m| {
-        m.id.to_string()
+    simple(s, "pub fn method_id(&self) -> u16", &|_, m| m.id.to_string());
+    simple(s, "/// Spec name, e.g. `\"basic.publish\"`.\npub fn name(&self) -> &'static str", &|c, m| {
+        format!("\"{}\"", m.full_name(c))
     });
-    simple(
-        s,
-        "/// Spec name, e.g. `\"basic.publish\"`.\npub fn name(&self) -> &'static str",
-        &|c, m| format!("\"{}\"", m.full_name(c)),
-    );
 
     let matches = |s: &mut String, sig: &str, pred: &dyn Fn(&MethodDef) -> bool| {
         let names: Vec<String> = all(spec)

@@ -25,12 +25,7 @@ pub fn generate(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     ];
     files
         .into_iter()
-        .map(|(name, src)| {
-            Ok((
-                Path::new(OUT_DIR).join(name),
-                rustfmt(&format!("{HEADER}{src}"))?,
-            ))
-        })
+        .map(|(name, src)| Ok((Path::new(OUT_DIR).join(name), rustfmt(&format!("{HEADER}{src}"))?)))
         .collect()
 }
 
@@ -53,10 +48,7 @@ pub fn run(root: &Path, check: bool) -> Result<(), String> {
     if stale.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "out of date: {}; run `cargo run -p xtask -- codegen`",
-            stale.join(", ")
-        ))
+        Err(format!("out of date: {}; run `cargo run -p xtask -- codegen`", stale.join(", ")))
     }
 }
 
@@ -75,14 +67,9 @@ fn rustfmt(src: &str) -> Result<String, String> {
         .ok_or("no rustfmt stdin")?
         .write_all(src.as_bytes())
         .map_err(|e| format!("rustfmt stdin: {e}"))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("rustfmt: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("rustfmt: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "rustfmt failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("rustfmt failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     String::from_utf8(out.stdout).map_err(|e| format!("rustfmt output: {e}"))
 }

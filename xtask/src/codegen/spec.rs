@@ -84,9 +84,7 @@ pub fn camel(name: &str) -> String {
     name.split(['-', '_'])
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect()
 }
@@ -96,20 +94,18 @@ fn field_name(name: &str) -> Result<String, String> {
     let snake = name.replace('-', "_");
     match snake.as_str() {
         "type" => Ok("kind".into()),
-        "as" | "break" | "const" | "continue" | "crate" | "else" | "enum" | "extern" | "false"
-        | "fn" | "for" | "if" | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move"
-        | "mut" | "pub" | "ref" | "return" | "self" | "static" | "struct" | "super" | "trait"
-        | "true" | "unsafe" | "use" | "where" | "while" | "async" | "await" | "dyn" => Err(
-            format!("argument name {name:?} is a Rust keyword; add a rename"),
-        ),
+        "as" | "break" | "const" | "continue" | "crate" | "else" | "enum" | "extern" | "false" | "fn"
+        | "for" | "if" | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub"
+        | "ref" | "return" | "self" | "static" | "struct" | "super" | "trait" | "true" | "unsafe" | "use"
+        | "where" | "while" | "async" | "await" | "dyn" => {
+            Err(format!("argument name {name:?} is a Rust keyword; add a rename"))
+        }
         _ => Ok(snake),
     }
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing string {key:?} in {v}"))
+    v.get(key).and_then(Value::as_str).ok_or_else(|| format!("missing string {key:?} in {v}"))
 }
 
 fn u16_of(v: &Value, key: &str) -> Result<u16, String> {
@@ -120,10 +116,7 @@ fn u16_of(v: &Value, key: &str) -> Result<u16, String> {
 }
 
 fn array_of<'a>(v: &'a Value, key: &str) -> Result<&'a [Value], String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .ok_or_else(|| format!("missing array {key:?}"))
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).ok_or_else(|| format!("missing array {key:?}"))
 }
 
 impl Spec {
@@ -141,10 +134,8 @@ impl Spec {
                 return ArgType::parse(t);
             }
             let d = str_of(arg, "domain")?;
-            let (_, t) = domains
-                .iter()
-                .find(|(n, _)| n == d)
-                .ok_or_else(|| format!("unknown domain {d:?}"))?;
+            let (_, t) =
+                domains.iter().find(|(n, _)| n == d).ok_or_else(|| format!("unknown domain {d:?}"))?;
             ArgType::parse(t)
         };
         let constants = array_of(&root, "constants")?
@@ -168,12 +159,7 @@ impl Spec {
                     .map(|m| {
                         let args = array_of(m, "arguments")?
                             .iter()
-                            .map(|a| {
-                                Ok(Arg {
-                                    field: field_name(str_of(a, "name")?)?,
-                                    ty: resolve(a)?,
-                                })
-                            })
+                            .map(|a| Ok(Arg { field: field_name(str_of(a, "name")?)?, ty: resolve(a)? }))
                             .collect::<Result<Vec<_>, String>>()?;
                         let flag = |k| m.get(k).and_then(Value::as_bool).unwrap_or(false);
                         Ok(MethodDef {
@@ -186,19 +172,11 @@ impl Spec {
                     })
                     .collect::<Result<Vec<_>, String>>()?;
                 methods.sort_by_key(|m| m.id);
-                Ok(Class {
-                    id: u16_of(c, "id")?,
-                    name: str_of(c, "name")?.to_string(),
-                    methods,
-                })
+                Ok(Class { id: u16_of(c, "id")?, name: str_of(c, "name")?.to_string(), methods })
             })
             .collect::<Result<Vec<_>, String>>()?;
         classes.sort_by_key(|c| c.id);
-        Ok(Spec {
-            port: u16_of(&root, "port")?,
-            constants,
-            classes,
-        })
+        Ok(Spec { port: u16_of(&root, "port")?, constants, classes })
     }
 }
 

@@ -10,8 +10,10 @@ use warren_protocol::Method;
 
 use super::{for_each_queue_run, generated_name, Session, Settle};
 use crate::channel::{ChannelHandle, Unacked};
+use crate::deadletter::DeathReason;
 use crate::message::Message;
 use crate::queue::{ConsumeRefused, Consumer};
+use crate::vhost::VHost;
 
 impl Session {
     pub(super) fn publish(
@@ -74,10 +76,7 @@ impl Session {
         m: &BasicQos,
     ) -> Result<(), AmqpError> {
         if m.prefetch_size != 0 {
-            return Err(AmqpError::not_implemented(format!(
-                "prefetch_size!=0 ({})",
-                m.prefetch_size
-            )));
+            return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({})", m.prefetch_size)));
         }
         let ch = self.channel_or_err(channel)?;
         if m.global {
@@ -103,32 +102,20 @@ impl Session {
         let vhost = self.vhost()?;
         let name = if m.queue.is_empty() {
             let ch = self.channel_or_err(channel)?;
-            ch.last_queue
-                .clone()
-                .ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
+            ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
         } else {
             m.queue.clone()
         };
         let queue = vhost.queue(&name)?;
         vhost.check_exclusive_access(&queue, self.id)?;
         let ch = self.channel_or_err(channel)?;
-        let tag = if m.consumer_tag.is_empty() {
-            generated_name("amq.ctag-")
-        } else {
-            m.consumer_tag.clone()
-        };
+        let tag =
+            if m.consumer_tag.is_empty() { generated_name("amq.ctag-") } else { m.consumer_tag.clone() };
         if ch.consumers.contains_key(&tag) {
-            return Err(AmqpError::not_allowed(format!(
-                "attempt to reuse consumer tag '{tag}'"
-            )));
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        let consumer = Consumer::new(
-            tag.clone(),
-            ch.handle.clone(),
-            m.no_ack,
-            m.exclusive,
-            ch.consumer_prefetch,
-        );
+        let consumer =
+            Consumer::new(tag.clone(), ch.handle.clone(), m.no_ack, m.exclusive, ch.consumer_prefetch);
         match queue.add_consumer(consumer) {
             Ok(()) => {}
             Err(ConsumeRefused::ExclusiveUse) => {
@@ -166,13 +153,7 @@ impl Session {
             }
         }
         if !m.nowait {
-            conn.send_method(
-                channel,
-                &BasicCancelOk {
-                    consumer_tag: m.consumer_tag.clone(),
-                }
-                .into(),
-            );
+            conn.send_method(channel, &BasicCancelOk { consumer_tag: m.consumer_tag.clone() }.into());
         }
         Ok(())
     }
@@ -186,9 +167,7 @@ impl Session {
         let vhost = self.vhost()?;
         let name = if m.queue.is_empty() {
             let ch = self.channel_or_err(channel)?;
-            ch.last_queue
-                .clone()
-                .ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
+            ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
         } else {
             m.queue.clone()
         };
@@ -198,16 +177,9 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         match queue.get() {
             Some((message, remaining)) => {
-                ch.handle
-                    .deliver_get(&queue, message, remaining, m.no_ack, conn.out(), frame_max)
+                ch.handle.deliver_get(&queue, message, remaining, m.no_ack, conn.out(), frame_max)
             }
-            None => conn.send_method(
-                channel,
-                &BasicGetEmpty {
-                    cluster_id: Default::default(),
-                }
-                .into(),
-            ),
+            None => conn.send_method(channel, &BasicGetEmpty { cluster_id: Default::default() }.into()),
         }
         Ok(())
     }
@@ -227,12 +199,9 @@ impl Session {
             return Ok(());
         };
         let handle = ch.handle.clone();
-        let other_queues: Vec<_> = if handle.has_global_prefetch() {
-            ch.consumers.values().cloned().collect()
-        } else {
-            Vec::new()
-        };
-        apply_settle(&handle, settled, how);
+        let other_queues: Vec<_> =
+            if handle.has_global_prefetch() { ch.consumers.values().cloned().collect() } else { Vec::new() };
+        apply_settle(self.vhost.as_deref(), &handle, settled, how);
         for q in other_queues {
             q.wake();
         }
@@ -246,15 +215,26 @@ impl Session {
         }
         let ch = self.channel_or_err(channel)?;
         let outstanding = ch.handle.take_all();
-        apply_settle(&ch.handle.clone(), outstanding, Settle::Requeue);
+        let handle = ch.handle.clone();
+        apply_settle(None, &handle, outstanding, Settle::Requeue);
         Ok(())
     }
 }
 
-/// Frees consumer credit for settled deliveries and requeues or drops them.
-pub(super) fn apply_settle(handle: &Arc<ChannelHandle>, settled: Vec<Unacked>, how: Settle) {
+/// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them.
+pub(super) fn apply_settle(
+    vhost: Option<&VHost>,
+    handle: &Arc<ChannelHandle>,
+    settled: Vec<Unacked>,
+    how: Settle,
+) {
     for_each_queue_run(settled, |queue, run| {
-        queue.settle(run, handle, how == Settle::Requeue)
+        let dead = queue.settle(run, handle, how == Settle::Requeue);
+        if let Some(vhost) = vhost {
+            for message in dead {
+                vhost.dead_letter(queue, message, DeathReason::Rejected);
+            }
+        }
     });
 }
 
@@ -269,12 +249,5 @@ fn return_unroutable(conn: &mut Connection, channel: u16, message: &Message) {
     let frame_max = conn.frame_max();
     let out = conn.out();
     frame::write_method(out, channel, &Method::BasicReturn(ret));
-    frame::write_content(
-        out,
-        channel,
-        60,
-        &message.properties,
-        &message.body,
-        frame_max,
-    );
+    frame::write_content(out, channel, 60, &message.properties, &message.body, frame_max);
 }

@@ -50,12 +50,7 @@ impl Session {
         m: &ExchangeBind,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        vhost.bind_exchange(
-            &m.destination,
-            &m.source,
-            m.routing_key.clone(),
-            m.arguments.clone(),
-        )?;
+        vhost.bind_exchange(&m.destination, &m.source, m.routing_key.clone(), m.arguments.clone())?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeBindOk {}.into());
         }
@@ -69,12 +64,7 @@ impl Session {
         m: &ExchangeUnbind,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        vhost.unbind_exchange(
-            &m.destination,
-            &m.source,
-            m.routing_key.clone(),
-            m.arguments.clone(),
-        )?;
+        vhost.unbind_exchange(&m.destination, &m.source, m.routing_key.clone(), m.arguments.clone())?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeUnbindOk {}.into());
         }
@@ -87,9 +77,7 @@ impl Session {
             return Ok(name.clone());
         }
         let ch = self.channel_or_err(channel)?;
-        ch.last_queue
-            .clone()
-            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
     pub(super) fn queue_declare(
@@ -99,16 +87,9 @@ impl Session {
         m: &QueueDeclare,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        let name = if m.queue.is_empty() && !m.passive {
-            generated_name("amq.gen-")
-        } else {
-            m.queue.clone()
-        };
-        let name = if m.passive {
-            self.resolve_queue_name(channel, &name)?
-        } else {
-            name
-        };
+        let name =
+            if m.queue.is_empty() && !m.passive { generated_name("amq.gen-") } else { m.queue.clone() };
+        let name = if m.passive { self.resolve_queue_name(channel, &name)? } else { name };
         let spec = QueueSpec {
             name: name.clone(),
             passive: m.passive,
@@ -119,10 +100,7 @@ impl Session {
         };
         let queue = vhost.declare_queue(spec, self.id)?;
         if queue.exclusive_owner == Some(self.id)
-            && !self
-                .exclusive_queues
-                .iter()
-                .any(|q| std::sync::Arc::ptr_eq(q, &queue))
+            && !self.exclusive_queues.iter().any(|q| std::sync::Arc::ptr_eq(q, &queue))
         {
             self.exclusive_queues.push(queue.clone());
         }
@@ -166,13 +144,7 @@ impl Session {
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
         let queue = self.resolve_queue_name(channel, &m.queue)?;
-        vhost.unbind_queue(
-            &queue,
-            &m.exchange,
-            m.routing_key.clone(),
-            m.arguments.clone(),
-            self.id,
-        )?;
+        vhost.unbind_queue(&queue, &m.exchange, m.routing_key.clone(), m.arguments.clone(), self.id)?;
         conn.send_method(channel, &QueueUnbindOk {}.into());
         Ok(())
     }
@@ -202,8 +174,7 @@ impl Session {
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
         let name = self.resolve_queue_name(channel, &m.queue)?;
-        let (consumers, message_count) =
-            vhost.delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
+        let (consumers, message_count) = vhost.delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
         self.exclusive_queues.retain(|q| q.name != name);
         // Our own channels forget the consumers; every client that asked is told.
         for c in &consumers {

@@ -87,33 +87,14 @@ impl Session {
 
     fn handle_event(&mut self, conn: &mut Connection, event: Event) {
         match event {
-            Event::Opened {
-                client_properties, ..
-            } => {
+            Event::Opened { client_properties, .. } => {
                 self.outbox.set_frame_max(conn.frame_max());
-                self.outbox.set_cancel_notify(client_capability(
-                    &client_properties,
-                    "consumer_cancel_notify",
-                ));
+                self.outbox
+                    .set_cancel_notify(client_capability(&client_properties, "consumer_cancel_notify"));
             }
             Event::ChannelOpened(number) => self.open_channel(number),
             Event::ChannelClosed(number) => self.close_channel(number),
-            Event::Flow { channel, active } => {
-                if let Some(ch) = self.channel(channel) {
-                    ch.handle.set_flow(active);
-                    if active {
-                        let queues: Vec<_> = ch.consumers.values().cloned().collect();
-                        self.flush(conn);
-                        queues.iter().for_each(|q| q.wake());
-                    }
-                }
-            }
-            Event::Publish {
-                channel,
-                publish,
-                header,
-                body,
-            } => {
+            Event::Publish { channel, publish, header, body } => {
                 if let Err(e) = self.publish(conn, channel, publish, header, body) {
                     conn.fail(channel, e.at(60, 40));
                 }
@@ -159,29 +140,20 @@ impl Session {
     }
 
     fn channel(&mut self, number: u16) -> Option<&mut ChannelSession> {
-        self.channels
-            .get_mut(number as usize)
-            .and_then(Option::as_mut)
+        self.channels.get_mut(number as usize).and_then(Option::as_mut)
     }
 
     fn channel_or_err(&mut self, number: u16) -> Result<&mut ChannelSession, AmqpError> {
-        self.channel(number)
-            .ok_or_else(|| AmqpError::channel_error(format!("channel {number} is not open")))
+        self.channel(number).ok_or_else(|| AmqpError::channel_error(format!("channel {number} is not open")))
     }
 
     fn vhost(&self) -> Result<Arc<VHost>, AmqpError> {
-        self.vhost
-            .clone()
-            .ok_or_else(|| AmqpError::command_invalid("connection is not open"))
+        self.vhost.clone().ok_or_else(|| AmqpError::command_invalid("connection is not open"))
     }
 
     /// Releases a channel: its consumers go, its unacknowledged deliveries are requeued.
     fn close_channel(&mut self, number: u16) {
-        let Some(ch) = self
-            .channels
-            .get_mut(number as usize)
-            .and_then(Option::take)
-        else {
+        let Some(ch) = self.channels.get_mut(number as usize).and_then(Option::take) else {
             return;
         };
         let unacked = ch.handle.close();
@@ -190,10 +162,11 @@ impl Session {
                 self.auto_delete_queue(queue);
             }
         }
-        basic::apply_settle(&ch.handle, unacked, Settle::Requeue);
+        basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue);
     }
 
     /// The connection is gone: release every channel and the exclusive queues it owned.
+    /// The outbox stays open so the last replies can still be written; the caller closes it.
     pub fn close(&mut self) {
         for number in 0..self.channels.len() {
             self.close_channel(number as u16);
@@ -204,7 +177,6 @@ impl Session {
                 notify_cancelled(consumers);
             }
         }
-        self.outbox.close();
     }
 
     fn auto_delete_queue(&self, queue: &Arc<Queue>) {
@@ -240,15 +212,10 @@ impl Session {
             Method::BasicCancel(m) => self.basic_cancel(conn, channel, m),
             Method::BasicGet(m) => self.basic_get(conn, channel, m),
             Method::BasicAck(m) => self.settle(channel, m.delivery_tag, m.multiple, Settle::Ack),
-            Method::BasicReject(m) => {
-                self.settle(channel, m.delivery_tag, false, Settle::reject(m.requeue))
+            Method::BasicReject(m) => self.settle(channel, m.delivery_tag, false, Settle::reject(m.requeue)),
+            Method::BasicNack(m) => {
+                self.settle(channel, m.delivery_tag, m.multiple, Settle::reject(m.requeue))
             }
-            Method::BasicNack(m) => self.settle(
-                channel,
-                m.delivery_tag,
-                m.multiple,
-                Settle::reject(m.requeue),
-            ),
             Method::BasicRecover(m) => {
                 self.recover(channel, m.requeue)?;
                 conn.send_method(channel, &warren_protocol::methods::BasicRecoverOk {}.into());
@@ -286,10 +253,7 @@ impl Settle {
 fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<Unacked>)) {
     let mut run: Vec<Unacked> = Vec::new();
     for u in unacked {
-        if run
-            .last()
-            .is_some_and(|last| !Arc::ptr_eq(&last.queue, &u.queue))
-        {
+        if run.last().is_some_and(|last| !Arc::ptr_eq(&last.queue, &u.queue)) {
             let queue = run[0].queue.clone();
             f(&queue, std::mem::take(&mut run));
         }
@@ -305,23 +269,17 @@ fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<
 fn notify_cancelled(consumers: Vec<Consumer>) {
     for c in consumers {
         if c.channel.outbox.cancel_notify() {
-            let cancel = BasicCancel {
-                consumer_tag: c.tag.clone(),
-                nowait: true,
-            };
-            c.channel.outbox.write(|buf| {
-                frame::write_method(buf, c.channel.number, &Method::BasicCancel(cancel))
-            });
+            let cancel = BasicCancel { consumer_tag: c.tag.clone(), nowait: true };
+            c.channel
+                .outbox
+                .write(|buf| frame::write_method(buf, c.channel.number, &Method::BasicCancel(cancel)));
         }
     }
 }
 
 fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     match client_properties.get("capabilities") {
-        Some(FieldValue::Table(caps)) => caps
-            .get(name)
-            .and_then(FieldValue::as_bool)
-            .unwrap_or(false),
+        Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
         _ => false,
     }
 }

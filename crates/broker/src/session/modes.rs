@@ -35,17 +35,12 @@ impl Mode {
         body: &Bytes,
     ) -> Option<Result<(), AmqpError>> {
         let Mode::Tx(tx) = self else { return None };
-        tx.publishes
-            .push((publish.clone(), header.clone(), body.clone()));
+        tx.publishes.push((publish.clone(), header.clone(), body.clone()));
         Some(Ok(()))
     }
 
     /// In a transaction, keeps settled deliveries for commit; otherwise hands them back.
-    pub(super) fn buffer_settle(
-        &mut self,
-        settled: Vec<Unacked>,
-        how: Settle,
-    ) -> Result<(), Vec<Unacked>> {
+    pub(super) fn buffer_settle(&mut self, settled: Vec<Unacked>, how: Settle) -> Result<(), Vec<Unacked>> {
         match self {
             Mode::Tx(tx) => {
                 tx.settles.push((settled, how));
@@ -64,16 +59,9 @@ impl Mode {
 
     /// One basic.ack covering every publish since the last one.
     pub(super) fn send_confirms(&mut self, channel: u16, conn: &mut Connection) {
-        if let Mode::Confirm {
-            published,
-            confirmed,
-        } = self
-        {
+        if let Mode::Confirm { published, confirmed } = self {
             if *published > *confirmed {
-                let ack = BasicAck {
-                    delivery_tag: *published,
-                    multiple: *published - *confirmed > 1,
-                };
+                let ack = BasicAck { delivery_tag: *published, multiple: *published - *confirmed > 1 };
                 conn.send_method(channel, &ack.into());
                 *confirmed = *published;
             }
@@ -91,16 +79,9 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         match ch.mode {
             Mode::Tx(_) => {
-                return Err(AmqpError::precondition_failed(
-                    "cannot switch from tx to confirm mode",
-                ))
+                return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"))
             }
-            Mode::Plain => {
-                ch.mode = Mode::Confirm {
-                    published: 0,
-                    confirmed: 0,
-                }
-            }
+            Mode::Plain => ch.mode = Mode::Confirm { published: 0, confirmed: 0 },
             Mode::Confirm { .. } => {}
         }
         if !nowait {
@@ -109,17 +90,11 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn tx_select(
-        &mut self,
-        conn: &mut Connection,
-        channel: u16,
-    ) -> Result<(), AmqpError> {
+    pub(super) fn tx_select(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let ch = self.channel_or_err(channel)?;
         match ch.mode {
             Mode::Confirm { .. } => {
-                return Err(AmqpError::precondition_failed(
-                    "cannot switch from confirm to tx mode",
-                ))
+                return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"))
             }
             Mode::Plain => ch.mode = Mode::Tx(TxBuffer::default()),
             Mode::Tx(_) => {}
@@ -132,34 +107,24 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         match &mut ch.mode {
             Mode::Tx(tx) => Ok(std::mem::take(tx)),
-            _ => Err(AmqpError::precondition_failed(
-                "channel is not transactional",
-            )),
+            _ => Err(AmqpError::precondition_failed("channel is not transactional")),
         }
     }
 
-    pub(super) fn tx_commit(
-        &mut self,
-        conn: &mut Connection,
-        channel: u16,
-    ) -> Result<(), AmqpError> {
+    pub(super) fn tx_commit(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let tx = self.take_tx(channel)?;
         for (publish, header, body) in tx.publishes {
             self.route_publish(conn, channel, publish, header, body)?;
         }
         let handle = self.channel_or_err(channel)?.handle.clone();
         for (settled, how) in tx.settles {
-            apply_settle(&handle, settled, how);
+            apply_settle(self.vhost.as_deref(), &handle, settled, how);
         }
         conn.send_method(channel, &TxCommitOk {}.into());
         Ok(())
     }
 
-    pub(super) fn tx_rollback(
-        &mut self,
-        conn: &mut Connection,
-        channel: u16,
-    ) -> Result<(), AmqpError> {
+    pub(super) fn tx_rollback(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let tx = self.take_tx(channel)?;
         let handle = self.channel_or_err(channel)?.handle.clone();
         for (settled, _) in tx.settles {

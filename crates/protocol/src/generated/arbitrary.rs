@@ -10,137 +10,68 @@ use crate::testing::{arb_longstr, arb_shortstr, arb_table};
 
 pub fn arbitrary_method() -> impl Strategy<Value = Method> {
     Union::new(vec![
-        (
-            any::<u8>(),
-            any::<u8>(),
-            arb_table(),
-            arb_longstr(),
-            arb_longstr(),
-        )
-            .prop_map(
-                |(version_major, version_minor, server_properties, mechanisms, locales)| {
-                    Method::from(ConnectionStart {
-                        version_major,
-                        version_minor,
-                        server_properties,
-                        mechanisms,
-                        locales,
-                    })
-                },
-            )
+        (any::<u8>(), any::<u8>(), arb_table(), arb_longstr(), arb_longstr())
+            .prop_map(|(version_major, version_minor, server_properties, mechanisms, locales)| {
+                Method::from(ConnectionStart {
+                    version_major,
+                    version_minor,
+                    server_properties,
+                    mechanisms,
+                    locales,
+                })
+            })
             .boxed(),
         (arb_table(), arb_shortstr(), arb_longstr(), arb_shortstr())
             .prop_map(|(client_properties, mechanism, response, locale)| {
-                Method::from(ConnectionStartOk {
-                    client_properties,
-                    mechanism,
-                    response,
-                    locale,
-                })
+                Method::from(ConnectionStartOk { client_properties, mechanism, response, locale })
             })
             .boxed(),
-        (arb_longstr(),)
-            .prop_map(|(challenge,)| Method::from(ConnectionSecure { challenge }))
-            .boxed(),
-        (arb_longstr(),)
-            .prop_map(|(response,)| Method::from(ConnectionSecureOk { response }))
-            .boxed(),
+        (arb_longstr(),).prop_map(|(challenge,)| Method::from(ConnectionSecure { challenge })).boxed(),
+        (arb_longstr(),).prop_map(|(response,)| Method::from(ConnectionSecureOk { response })).boxed(),
         (any::<u16>(), any::<u32>(), any::<u16>())
             .prop_map(|(channel_max, frame_max, heartbeat)| {
-                Method::from(ConnectionTune {
-                    channel_max,
-                    frame_max,
-                    heartbeat,
-                })
+                Method::from(ConnectionTune { channel_max, frame_max, heartbeat })
             })
             .boxed(),
         (any::<u16>(), any::<u32>(), any::<u16>())
             .prop_map(|(channel_max, frame_max, heartbeat)| {
-                Method::from(ConnectionTuneOk {
-                    channel_max,
-                    frame_max,
-                    heartbeat,
-                })
+                Method::from(ConnectionTuneOk { channel_max, frame_max, heartbeat })
             })
             .boxed(),
         (arb_shortstr(), arb_shortstr(), any::<bool>())
             .prop_map(|(virtual_host, capabilities, insist)| {
-                Method::from(ConnectionOpen {
-                    virtual_host,
-                    capabilities,
-                    insist,
-                })
+                Method::from(ConnectionOpen { virtual_host, capabilities, insist })
             })
             .boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(known_hosts,)| Method::from(ConnectionOpenOk { known_hosts }))
-            .boxed(),
+        (arb_shortstr(),).prop_map(|(known_hosts,)| Method::from(ConnectionOpenOk { known_hosts })).boxed(),
         (any::<u16>(), arb_shortstr(), any::<u16>(), any::<u16>())
             .prop_map(|(reply_code, reply_text, class_id, method_id)| {
-                Method::from(ConnectionClose {
-                    reply_code,
-                    reply_text,
-                    class_id,
-                    method_id,
-                })
+                Method::from(ConnectionClose { reply_code, reply_text, class_id, method_id })
             })
             .boxed(),
         Just(Method::from(ConnectionCloseOk)).boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(reason,)| Method::from(ConnectionBlocked { reason }))
-            .boxed(),
+        (arb_shortstr(),).prop_map(|(reason,)| Method::from(ConnectionBlocked { reason })).boxed(),
         Just(Method::from(ConnectionUnblocked)).boxed(),
         (arb_longstr(), arb_shortstr())
-            .prop_map(|(new_secret, reason)| {
-                Method::from(ConnectionUpdateSecret { new_secret, reason })
-            })
+            .prop_map(|(new_secret, reason)| Method::from(ConnectionUpdateSecret { new_secret, reason }))
             .boxed(),
         Just(Method::from(ConnectionUpdateSecretOk)).boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(out_of_band,)| Method::from(ChannelOpen { out_of_band }))
-            .boxed(),
-        (arb_longstr(),)
-            .prop_map(|(channel_id,)| Method::from(ChannelOpenOk { channel_id }))
-            .boxed(),
-        (any::<bool>(),)
-            .prop_map(|(active,)| Method::from(ChannelFlow { active }))
-            .boxed(),
-        (any::<bool>(),)
-            .prop_map(|(active,)| Method::from(ChannelFlowOk { active }))
-            .boxed(),
+        (arb_shortstr(),).prop_map(|(out_of_band,)| Method::from(ChannelOpen { out_of_band })).boxed(),
+        (arb_longstr(),).prop_map(|(channel_id,)| Method::from(ChannelOpenOk { channel_id })).boxed(),
+        (any::<bool>(),).prop_map(|(active,)| Method::from(ChannelFlow { active })).boxed(),
+        (any::<bool>(),).prop_map(|(active,)| Method::from(ChannelFlowOk { active })).boxed(),
         (any::<u16>(), arb_shortstr(), any::<u16>(), any::<u16>())
             .prop_map(|(reply_code, reply_text, class_id, method_id)| {
-                Method::from(ChannelClose {
-                    reply_code,
-                    reply_text,
-                    class_id,
-                    method_id,
-                })
+                Method::from(ChannelClose { reply_code, reply_text, class_id, method_id })
             })
             .boxed(),
         Just(Method::from(ChannelCloseOk)).boxed(),
-        (
-            arb_shortstr(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-        )
+        (arb_shortstr(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>())
             .prop_map(|(realm, exclusive, passive, active, write, read)| {
-                Method::from(AccessRequest {
-                    realm,
-                    exclusive,
-                    passive,
-                    active,
-                    write,
-                    read,
-                })
+                Method::from(AccessRequest { realm, exclusive, passive, active, write, read })
             })
             .boxed(),
-        (any::<u16>(),)
-            .prop_map(|(ticket,)| Method::from(AccessRequestOk { ticket }))
-            .boxed(),
+        (any::<u16>(),).prop_map(|(ticket,)| Method::from(AccessRequestOk { ticket })).boxed(),
         (
             any::<u16>(),
             arb_shortstr(),
@@ -153,17 +84,7 @@ pub fn arbitrary_method() -> impl Strategy<Value = Method> {
             arb_table(),
         )
             .prop_map(
-                |(
-                    ticket,
-                    exchange,
-                    kind,
-                    passive,
-                    durable,
-                    auto_delete,
-                    internal,
-                    nowait,
-                    arguments,
-                )| {
+                |(ticket, exchange, kind, passive, durable, auto_delete, internal, nowait, arguments)| {
                     Method::from(ExchangeDeclare {
                         ticket,
                         exchange,
@@ -181,57 +102,20 @@ pub fn arbitrary_method() -> impl Strategy<Value = Method> {
         Just(Method::from(ExchangeDeclareOk)).boxed(),
         (any::<u16>(), arb_shortstr(), any::<bool>(), any::<bool>())
             .prop_map(|(ticket, exchange, if_unused, nowait)| {
-                Method::from(ExchangeDelete {
-                    ticket,
-                    exchange,
-                    if_unused,
-                    nowait,
-                })
+                Method::from(ExchangeDelete { ticket, exchange, if_unused, nowait })
             })
             .boxed(),
         Just(Method::from(ExchangeDeleteOk)).boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            arb_shortstr(),
-            any::<bool>(),
-            arb_table(),
-        )
-            .prop_map(
-                |(ticket, destination, source, routing_key, nowait, arguments)| {
-                    Method::from(ExchangeBind {
-                        ticket,
-                        destination,
-                        source,
-                        routing_key,
-                        nowait,
-                        arguments,
-                    })
-                },
-            )
+        (any::<u16>(), arb_shortstr(), arb_shortstr(), arb_shortstr(), any::<bool>(), arb_table())
+            .prop_map(|(ticket, destination, source, routing_key, nowait, arguments)| {
+                Method::from(ExchangeBind { ticket, destination, source, routing_key, nowait, arguments })
+            })
             .boxed(),
         Just(Method::from(ExchangeBindOk)).boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            arb_shortstr(),
-            any::<bool>(),
-            arb_table(),
-        )
-            .prop_map(
-                |(ticket, destination, source, routing_key, nowait, arguments)| {
-                    Method::from(ExchangeUnbind {
-                        ticket,
-                        destination,
-                        source,
-                        routing_key,
-                        nowait,
-                        arguments,
-                    })
-                },
-            )
+        (any::<u16>(), arb_shortstr(), arb_shortstr(), arb_shortstr(), any::<bool>(), arb_table())
+            .prop_map(|(ticket, destination, source, routing_key, nowait, arguments)| {
+                Method::from(ExchangeUnbind { ticket, destination, source, routing_key, nowait, arguments })
+            })
             .boxed(),
         Just(Method::from(ExchangeUnbindOk)).boxed(),
         (
@@ -244,109 +128,49 @@ pub fn arbitrary_method() -> impl Strategy<Value = Method> {
             any::<bool>(),
             arb_table(),
         )
-            .prop_map(
-                |(ticket, queue, passive, durable, exclusive, auto_delete, nowait, arguments)| {
-                    Method::from(QueueDeclare {
-                        ticket,
-                        queue,
-                        passive,
-                        durable,
-                        exclusive,
-                        auto_delete,
-                        nowait,
-                        arguments,
-                    })
-                },
-            )
+            .prop_map(|(ticket, queue, passive, durable, exclusive, auto_delete, nowait, arguments)| {
+                Method::from(QueueDeclare {
+                    ticket,
+                    queue,
+                    passive,
+                    durable,
+                    exclusive,
+                    auto_delete,
+                    nowait,
+                    arguments,
+                })
+            })
             .boxed(),
         (arb_shortstr(), any::<u32>(), any::<u32>())
             .prop_map(|(queue, message_count, consumer_count)| {
-                Method::from(QueueDeclareOk {
-                    queue,
-                    message_count,
-                    consumer_count,
-                })
+                Method::from(QueueDeclareOk { queue, message_count, consumer_count })
             })
             .boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            arb_shortstr(),
-            any::<bool>(),
-            arb_table(),
-        )
-            .prop_map(
-                |(ticket, queue, exchange, routing_key, nowait, arguments)| {
-                    Method::from(QueueBind {
-                        ticket,
-                        queue,
-                        exchange,
-                        routing_key,
-                        nowait,
-                        arguments,
-                    })
-                },
-            )
+        (any::<u16>(), arb_shortstr(), arb_shortstr(), arb_shortstr(), any::<bool>(), arb_table())
+            .prop_map(|(ticket, queue, exchange, routing_key, nowait, arguments)| {
+                Method::from(QueueBind { ticket, queue, exchange, routing_key, nowait, arguments })
+            })
             .boxed(),
         Just(Method::from(QueueBindOk)).boxed(),
         (any::<u16>(), arb_shortstr(), any::<bool>())
-            .prop_map(|(ticket, queue, nowait)| {
-                Method::from(QueuePurge {
-                    ticket,
-                    queue,
-                    nowait,
-                })
-            })
+            .prop_map(|(ticket, queue, nowait)| Method::from(QueuePurge { ticket, queue, nowait }))
             .boxed(),
-        (any::<u32>(),)
-            .prop_map(|(message_count,)| Method::from(QueuePurgeOk { message_count }))
-            .boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-        )
+        (any::<u32>(),).prop_map(|(message_count,)| Method::from(QueuePurgeOk { message_count })).boxed(),
+        (any::<u16>(), arb_shortstr(), any::<bool>(), any::<bool>(), any::<bool>())
             .prop_map(|(ticket, queue, if_unused, if_empty, nowait)| {
-                Method::from(QueueDelete {
-                    ticket,
-                    queue,
-                    if_unused,
-                    if_empty,
-                    nowait,
-                })
+                Method::from(QueueDelete { ticket, queue, if_unused, if_empty, nowait })
             })
             .boxed(),
-        (any::<u32>(),)
-            .prop_map(|(message_count,)| Method::from(QueueDeleteOk { message_count }))
-            .boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            arb_shortstr(),
-            arb_table(),
-        )
+        (any::<u32>(),).prop_map(|(message_count,)| Method::from(QueueDeleteOk { message_count })).boxed(),
+        (any::<u16>(), arb_shortstr(), arb_shortstr(), arb_shortstr(), arb_table())
             .prop_map(|(ticket, queue, exchange, routing_key, arguments)| {
-                Method::from(QueueUnbind {
-                    ticket,
-                    queue,
-                    exchange,
-                    routing_key,
-                    arguments,
-                })
+                Method::from(QueueUnbind { ticket, queue, exchange, routing_key, arguments })
             })
             .boxed(),
         Just(Method::from(QueueUnbindOk)).boxed(),
         (any::<u32>(), any::<u16>(), any::<bool>())
             .prop_map(|(prefetch_size, prefetch_count, global)| {
-                Method::from(BasicQos {
-                    prefetch_size,
-                    prefetch_count,
-                    global,
-                })
+                Method::from(BasicQos { prefetch_size, prefetch_count, global })
             })
             .boxed(),
         Just(Method::from(BasicQosOk)).boxed(),
@@ -360,147 +184,63 @@ pub fn arbitrary_method() -> impl Strategy<Value = Method> {
             any::<bool>(),
             arb_table(),
         )
-            .prop_map(
-                |(ticket, queue, consumer_tag, no_local, no_ack, exclusive, nowait, arguments)| {
-                    Method::from(BasicConsume {
-                        ticket,
-                        queue,
-                        consumer_tag,
-                        no_local,
-                        no_ack,
-                        exclusive,
-                        nowait,
-                        arguments,
-                    })
-                },
-            )
-            .boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(consumer_tag,)| Method::from(BasicConsumeOk { consumer_tag }))
-            .boxed(),
-        (arb_shortstr(), any::<bool>())
-            .prop_map(|(consumer_tag, nowait)| {
-                Method::from(BasicCancel {
+            .prop_map(|(ticket, queue, consumer_tag, no_local, no_ack, exclusive, nowait, arguments)| {
+                Method::from(BasicConsume {
+                    ticket,
+                    queue,
                     consumer_tag,
+                    no_local,
+                    no_ack,
+                    exclusive,
                     nowait,
+                    arguments,
                 })
             })
             .boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(consumer_tag,)| Method::from(BasicCancelOk { consumer_tag }))
+        (arb_shortstr(),).prop_map(|(consumer_tag,)| Method::from(BasicConsumeOk { consumer_tag })).boxed(),
+        (arb_shortstr(), any::<bool>())
+            .prop_map(|(consumer_tag, nowait)| Method::from(BasicCancel { consumer_tag, nowait }))
             .boxed(),
-        (
-            any::<u16>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            any::<bool>(),
-            any::<bool>(),
-        )
+        (arb_shortstr(),).prop_map(|(consumer_tag,)| Method::from(BasicCancelOk { consumer_tag })).boxed(),
+        (any::<u16>(), arb_shortstr(), arb_shortstr(), any::<bool>(), any::<bool>())
             .prop_map(|(ticket, exchange, routing_key, mandatory, immediate)| {
-                Method::from(BasicPublish {
-                    ticket,
-                    exchange,
-                    routing_key,
-                    mandatory,
-                    immediate,
-                })
+                Method::from(BasicPublish { ticket, exchange, routing_key, mandatory, immediate })
             })
             .boxed(),
         (any::<u16>(), arb_shortstr(), arb_shortstr(), arb_shortstr())
             .prop_map(|(reply_code, reply_text, exchange, routing_key)| {
-                Method::from(BasicReturn {
-                    reply_code,
-                    reply_text,
-                    exchange,
-                    routing_key,
-                })
+                Method::from(BasicReturn { reply_code, reply_text, exchange, routing_key })
             })
             .boxed(),
-        (
-            arb_shortstr(),
-            any::<u64>(),
-            any::<bool>(),
-            arb_shortstr(),
-            arb_shortstr(),
-        )
-            .prop_map(
-                |(consumer_tag, delivery_tag, redelivered, exchange, routing_key)| {
-                    Method::from(BasicDeliver {
-                        consumer_tag,
-                        delivery_tag,
-                        redelivered,
-                        exchange,
-                        routing_key,
-                    })
-                },
-            )
+        (arb_shortstr(), any::<u64>(), any::<bool>(), arb_shortstr(), arb_shortstr())
+            .prop_map(|(consumer_tag, delivery_tag, redelivered, exchange, routing_key)| {
+                Method::from(BasicDeliver { consumer_tag, delivery_tag, redelivered, exchange, routing_key })
+            })
             .boxed(),
         (any::<u16>(), arb_shortstr(), any::<bool>())
-            .prop_map(|(ticket, queue, no_ack)| {
-                Method::from(BasicGet {
-                    ticket,
-                    queue,
-                    no_ack,
-                })
+            .prop_map(|(ticket, queue, no_ack)| Method::from(BasicGet { ticket, queue, no_ack }))
+            .boxed(),
+        (any::<u64>(), any::<bool>(), arb_shortstr(), arb_shortstr(), any::<u32>())
+            .prop_map(|(delivery_tag, redelivered, exchange, routing_key, message_count)| {
+                Method::from(BasicGetOk { delivery_tag, redelivered, exchange, routing_key, message_count })
             })
             .boxed(),
-        (
-            any::<u64>(),
-            any::<bool>(),
-            arb_shortstr(),
-            arb_shortstr(),
-            any::<u32>(),
-        )
-            .prop_map(
-                |(delivery_tag, redelivered, exchange, routing_key, message_count)| {
-                    Method::from(BasicGetOk {
-                        delivery_tag,
-                        redelivered,
-                        exchange,
-                        routing_key,
-                        message_count,
-                    })
-                },
-            )
-            .boxed(),
-        (arb_shortstr(),)
-            .prop_map(|(cluster_id,)| Method::from(BasicGetEmpty { cluster_id }))
+        (arb_shortstr(),).prop_map(|(cluster_id,)| Method::from(BasicGetEmpty { cluster_id })).boxed(),
+        (any::<u64>(), any::<bool>())
+            .prop_map(|(delivery_tag, multiple)| Method::from(BasicAck { delivery_tag, multiple }))
             .boxed(),
         (any::<u64>(), any::<bool>())
-            .prop_map(|(delivery_tag, multiple)| {
-                Method::from(BasicAck {
-                    delivery_tag,
-                    multiple,
-                })
-            })
+            .prop_map(|(delivery_tag, requeue)| Method::from(BasicReject { delivery_tag, requeue }))
             .boxed(),
-        (any::<u64>(), any::<bool>())
-            .prop_map(|(delivery_tag, requeue)| {
-                Method::from(BasicReject {
-                    delivery_tag,
-                    requeue,
-                })
-            })
-            .boxed(),
-        (any::<bool>(),)
-            .prop_map(|(requeue,)| Method::from(BasicRecoverAsync { requeue }))
-            .boxed(),
-        (any::<bool>(),)
-            .prop_map(|(requeue,)| Method::from(BasicRecover { requeue }))
-            .boxed(),
+        (any::<bool>(),).prop_map(|(requeue,)| Method::from(BasicRecoverAsync { requeue })).boxed(),
+        (any::<bool>(),).prop_map(|(requeue,)| Method::from(BasicRecover { requeue })).boxed(),
         Just(Method::from(BasicRecoverOk)).boxed(),
         (any::<u64>(), any::<bool>(), any::<bool>())
             .prop_map(|(delivery_tag, multiple, requeue)| {
-                Method::from(BasicNack {
-                    delivery_tag,
-                    multiple,
-                    requeue,
-                })
+                Method::from(BasicNack { delivery_tag, multiple, requeue })
             })
             .boxed(),
-        (any::<bool>(),)
-            .prop_map(|(nowait,)| Method::from(ConfirmSelect { nowait }))
-            .boxed(),
+        (any::<bool>(),).prop_map(|(nowait,)| Method::from(ConfirmSelect { nowait })).boxed(),
         Just(Method::from(ConfirmSelectOk)).boxed(),
         Just(Method::from(TxSelect)).boxed(),
         Just(Method::from(TxSelectOk)).boxed(),

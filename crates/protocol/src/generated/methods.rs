@@ -4,9 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{
-    get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, put_longstr, put_shortstr,
-};
+use crate::codec::{get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, put_longstr, put_shortstr};
 use crate::{DecodeError, FieldTable, ShortStr};
 
 /// `connection.start` (10, 10).
@@ -30,13 +28,7 @@ impl ConnectionStart {
         let server_properties = FieldTable::decode(buf)?;
         let mechanisms = get_longstr(buf)?;
         let locales = get_longstr(buf)?;
-        Ok(Self {
-            version_major,
-            version_minor,
-            server_properties,
-            mechanisms,
-            locales,
-        })
+        Ok(Self { version_major, version_minor, server_properties, mechanisms, locales })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -73,12 +65,7 @@ impl ConnectionStartOk {
         let mechanism = get_shortstr(buf)?;
         let response = get_longstr(buf)?;
         let locale = get_shortstr(buf)?;
-        Ok(Self {
-            client_properties,
-            mechanism,
-            response,
-            locale,
-        })
+        Ok(Self { client_properties, mechanism, response, locale })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -166,11 +153,7 @@ impl ConnectionTune {
         let channel_max = get_u16(buf)?;
         let frame_max = get_u32(buf)?;
         let heartbeat = get_u16(buf)?;
-        Ok(Self {
-            channel_max,
-            frame_max,
-            heartbeat,
-        })
+        Ok(Self { channel_max, frame_max, heartbeat })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -203,11 +186,7 @@ impl ConnectionTuneOk {
         let channel_max = get_u16(buf)?;
         let frame_max = get_u32(buf)?;
         let heartbeat = get_u16(buf)?;
-        Ok(Self {
-            channel_max,
-            frame_max,
-            heartbeat,
-        })
+        Ok(Self { channel_max, frame_max, heartbeat })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -241,11 +220,7 @@ impl ConnectionOpen {
         let capabilities = get_shortstr(buf)?;
         let bits = get_u8(buf)?;
         let insist = bits & 0x01 != 0;
-        Ok(Self {
-            virtual_host,
-            capabilities,
-            insist,
-        })
+        Ok(Self { virtual_host, capabilities, insist })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -307,12 +282,7 @@ impl ConnectionClose {
         let reply_text = get_shortstr(buf)?;
         let class_id = get_u16(buf)?;
         let method_id = get_u16(buf)?;
-        Ok(Self {
-            reply_code,
-            reply_text,
-            class_id,
-            method_id,
-        })
+        Ok(Self { reply_code, reply_text, class_id, method_id })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -581,12 +551,7 @@ impl ChannelClose {
         let reply_text = get_shortstr(buf)?;
         let class_id = get_u16(buf)?;
         let method_id = get_u16(buf)?;
-        Ok(Self {
-            reply_code,
-            reply_text,
-            class_id,
-            method_id,
-        })
+        Ok(Self { reply_code, reply_text, class_id, method_id })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -649,14 +614,7 @@ impl AccessRequest {
         let active = bits & 0x04 != 0;
         let write = bits & 0x08 != 0;
         let read = bits & 0x10 != 0;
-        Ok(Self {
-            realm,
-            exclusive,
-            passive,
-            active,
-            write,
-            read,
-        })
+        Ok(Self { realm, exclusive, passive, active, write, read })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -734,17 +692,7 @@ impl ExchangeDeclare {
         let internal = bits & 0x08 != 0;
         let nowait = bits & 0x10 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            exchange,
-            kind,
-            passive,
-            durable,
-            auto_delete,
-            internal,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, exchange, kind, passive, durable, auto_delete, internal, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -810,12 +758,7 @@ impl ExchangeDelete {
         let bits = get_u8(buf)?;
         let if_unused = bits & 0x01 != 0;
         let nowait = bits & 0x02 != 0;
-        Ok(Self {
-            ticket,
-            exchange,
-            if_unused,
-            nowait,
-        })
+        Ok(Self { ticket, exchange, if_unused, nowait })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -877,14 +820,7 @@ impl ExchangeBind {
         let bits = get_u8(buf)?;
         let nowait = bits & 0x01 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            destination,
-            source,
-            routing_key,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, destination, source, routing_key, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -949,14 +885,7 @@ impl ExchangeUnbind {
         let bits = get_u8(buf)?;
         let nowait = bits & 0x01 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            destination,
-            source,
-            routing_key,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, destination, source, routing_key, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1025,16 +954,7 @@ impl QueueDeclare {
         let auto_delete = bits & 0x08 != 0;
         let nowait = bits & 0x10 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            queue,
-            passive,
-            durable,
-            exclusive,
-            auto_delete,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, queue, passive, durable, exclusive, auto_delete, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1074,11 +994,7 @@ impl QueueDeclareOk {
         let queue = get_shortstr(buf)?;
         let message_count = get_u32(buf)?;
         let consumer_count = get_u32(buf)?;
-        Ok(Self {
-            queue,
-            message_count,
-            consumer_count,
-        })
+        Ok(Self { queue, message_count, consumer_count })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1118,14 +1034,7 @@ impl QueueBind {
         let bits = get_u8(buf)?;
         let nowait = bits & 0x01 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            queue,
-            exchange,
-            routing_key,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, queue, exchange, routing_key, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1184,11 +1093,7 @@ impl QueuePurge {
         let queue = get_shortstr(buf)?;
         let bits = get_u8(buf)?;
         let nowait = bits & 0x01 != 0;
-        Ok(Self {
-            ticket,
-            queue,
-            nowait,
-        })
+        Ok(Self { ticket, queue, nowait })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1253,23 +1158,13 @@ impl QueueDelete {
         let if_unused = bits & 0x01 != 0;
         let if_empty = bits & 0x02 != 0;
         let nowait = bits & 0x04 != 0;
-        Ok(Self {
-            ticket,
-            queue,
-            if_unused,
-            if_empty,
-            nowait,
-        })
+        Ok(Self { ticket, queue, if_unused, if_empty, nowait })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
         out.put_u16(self.ticket);
         put_shortstr(out, &self.queue);
-        out.put_u8(
-            u8::from(self.if_unused)
-                | (u8::from(self.if_empty) << 1)
-                | (u8::from(self.nowait) << 2),
-        );
+        out.put_u8(u8::from(self.if_unused) | (u8::from(self.if_empty) << 1) | (u8::from(self.nowait) << 2));
     }
 }
 
@@ -1327,13 +1222,7 @@ impl QueueUnbind {
         let exchange = get_shortstr(buf)?;
         let routing_key = get_shortstr(buf)?;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            queue,
-            exchange,
-            routing_key,
-            arguments,
-        })
+        Ok(Self { ticket, queue, exchange, routing_key, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1391,11 +1280,7 @@ impl BasicQos {
         let prefetch_count = get_u16(buf)?;
         let bits = get_u8(buf)?;
         let global = bits & 0x01 != 0;
-        Ok(Self {
-            prefetch_size,
-            prefetch_count,
-            global,
-        })
+        Ok(Self { prefetch_size, prefetch_count, global })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1461,16 +1346,7 @@ impl BasicConsume {
         let exclusive = bits & 0x04 != 0;
         let nowait = bits & 0x08 != 0;
         let arguments = FieldTable::decode(buf)?;
-        Ok(Self {
-            ticket,
-            queue,
-            consumer_tag,
-            no_local,
-            no_ack,
-            exclusive,
-            nowait,
-            arguments,
-        })
+        Ok(Self { ticket, queue, consumer_tag, no_local, no_ack, exclusive, nowait, arguments })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1536,10 +1412,7 @@ impl BasicCancel {
         let consumer_tag = get_shortstr(buf)?;
         let bits = get_u8(buf)?;
         let nowait = bits & 0x01 != 0;
-        Ok(Self {
-            consumer_tag,
-            nowait,
-        })
+        Ok(Self { consumer_tag, nowait })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1603,13 +1476,7 @@ impl BasicPublish {
         let bits = get_u8(buf)?;
         let mandatory = bits & 0x01 != 0;
         let immediate = bits & 0x02 != 0;
-        Ok(Self {
-            ticket,
-            exchange,
-            routing_key,
-            mandatory,
-            immediate,
-        })
+        Ok(Self { ticket, exchange, routing_key, mandatory, immediate })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1645,12 +1512,7 @@ impl BasicReturn {
         let reply_text = get_shortstr(buf)?;
         let exchange = get_shortstr(buf)?;
         let routing_key = get_shortstr(buf)?;
-        Ok(Self {
-            reply_code,
-            reply_text,
-            exchange,
-            routing_key,
-        })
+        Ok(Self { reply_code, reply_text, exchange, routing_key })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1689,13 +1551,7 @@ impl BasicDeliver {
         let redelivered = bits & 0x01 != 0;
         let exchange = get_shortstr(buf)?;
         let routing_key = get_shortstr(buf)?;
-        Ok(Self {
-            consumer_tag,
-            delivery_tag,
-            redelivered,
-            exchange,
-            routing_key,
-        })
+        Ok(Self { consumer_tag, delivery_tag, redelivered, exchange, routing_key })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1731,11 +1587,7 @@ impl BasicGet {
         let queue = get_shortstr(buf)?;
         let bits = get_u8(buf)?;
         let no_ack = bits & 0x01 != 0;
-        Ok(Self {
-            ticket,
-            queue,
-            no_ack,
-        })
+        Ok(Self { ticket, queue, no_ack })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1773,13 +1625,7 @@ impl BasicGetOk {
         let exchange = get_shortstr(buf)?;
         let routing_key = get_shortstr(buf)?;
         let message_count = get_u32(buf)?;
-        Ok(Self {
-            delivery_tag,
-            redelivered,
-            exchange,
-            routing_key,
-            message_count,
-        })
+        Ok(Self { delivery_tag, redelivered, exchange, routing_key, message_count })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1840,10 +1686,7 @@ impl BasicAck {
         let delivery_tag = get_u64(buf)?;
         let bits = get_u8(buf)?;
         let multiple = bits & 0x01 != 0;
-        Ok(Self {
-            delivery_tag,
-            multiple,
-        })
+        Ok(Self { delivery_tag, multiple })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1874,10 +1717,7 @@ impl BasicReject {
         let delivery_tag = get_u64(buf)?;
         let bits = get_u8(buf)?;
         let requeue = bits & 0x01 != 0;
-        Ok(Self {
-            delivery_tag,
-            requeue,
-        })
+        Ok(Self { delivery_tag, requeue })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -1988,11 +1828,7 @@ impl BasicNack {
         let bits = get_u8(buf)?;
         let multiple = bits & 0x01 != 0;
         let requeue = bits & 0x02 != 0;
-        Ok(Self {
-            delivery_tag,
-            multiple,
-            requeue,
-        })
+        Ok(Self { delivery_tag, multiple, requeue })
     }
     /// Encode the arguments (after class and method id).
     pub fn encode_fields(&self, out: &mut BytesMut) {
@@ -2281,9 +2117,7 @@ impl Method {
             (10, 60) => Method::ConnectionBlocked(ConnectionBlocked::decode_fields(buf)?),
             (10, 61) => Method::ConnectionUnblocked(ConnectionUnblocked::decode_fields(buf)?),
             (10, 70) => Method::ConnectionUpdateSecret(ConnectionUpdateSecret::decode_fields(buf)?),
-            (10, 71) => {
-                Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk::decode_fields(buf)?)
-            }
+            (10, 71) => Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk::decode_fields(buf)?),
             (20, 10) => Method::ChannelOpen(ChannelOpen::decode_fields(buf)?),
             (20, 11) => Method::ChannelOpenOk(ChannelOpenOk::decode_fields(buf)?),
             (20, 20) => Method::ChannelFlow(ChannelFlow::decode_fields(buf)?),
@@ -2337,10 +2171,7 @@ impl Method {
             (90, 30) => Method::TxRollback(TxRollback::decode_fields(buf)?),
             (90, 31) => Method::TxRollbackOk(TxRollbackOk::decode_fields(buf)?),
             (10 | 20 | 30 | 40 | 50 | 60 | 85 | 90, _) => {
-                return Err(DecodeError::UnknownMethod {
-                    class_id,
-                    method_id,
-                })
+                return Err(DecodeError::UnknownMethod { class_id, method_id })
             }
             _ => return Err(DecodeError::UnknownClass(class_id)),
         };

@@ -1,0 +1,167 @@
+//! Dead-lettering: republishing a message a queue gave up on to its dead-letter exchange, with
+//! the `x-death` history RabbitMQ records in its headers.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
+
+use crate::message::Message;
+use crate::queue::Queue;
+use crate::vhost::VHost;
+
+/// Why a message was dead-lettered, as written in `x-death`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLength,
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLength => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+impl VHost {
+    /// Routes `message` from `queue` to the queue's dead-letter exchange, if it has one.
+    /// A message whose dead-letter exchange is missing is dropped, as in RabbitMQ.
+    pub fn dead_letter(&self, queue: &Queue, message: Message, reason: DeathReason) {
+        let Some(dlx) = queue.arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str) else {
+            return;
+        };
+        let routing_key = match queue.arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str)
+        {
+            Some(key) => ShortStr::from(key),
+            None => message.routing_key.clone(),
+        };
+        let properties = with_death_recorded(&message, &queue.name, reason);
+        let dead = Message { exchange: ShortStr::from(dlx), routing_key, properties, body: message.body };
+        let mut routed = Vec::new();
+        if self.route(dlx, &dead, &mut routed).is_err() {
+            return;
+        }
+        for q in routed {
+            q.publish(dead.clone());
+        }
+    }
+}
+
+/// The message's properties with this death added to `x-death` (and `x-first-death-*` set the
+/// first time); a per-message expiration moves into the death record, so the copy does not
+/// expire again for the same reason.
+fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> Bytes {
+    let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
+    let mut headers = props.headers.take().unwrap_or_default();
+    let original_expiration = props.expiration.take();
+    let text = |s: &str| FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()));
+
+    let mut deaths = match headers.remove("x-death") {
+        Some(FieldValue::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let same = |entry: &FieldValue| match entry {
+        FieldValue::Table(t) => {
+            t.get("queue").and_then(FieldValue::as_str) == Some(queue)
+                && t.get("reason").and_then(FieldValue::as_str) == Some(reason.as_str())
+        }
+        _ => false,
+    };
+    let entry = match deaths.iter().position(same) {
+        Some(pos) => {
+            let FieldValue::Table(mut t) = deaths.remove(pos) else { unreachable!("matched a table") };
+            let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0) + 1;
+            t.insert("count", FieldValue::I64(count));
+            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t
+        }
+        None => {
+            let mut t = FieldTable::new();
+            t.insert("count", FieldValue::I64(1));
+            t.insert("reason", text(reason.as_str()));
+            t.insert("queue", text(queue));
+            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("exchange", text(&message.exchange));
+            t.insert("routing-keys", FieldValue::Array(vec![text(&message.routing_key)]));
+            if let Some(expiration) = &original_expiration {
+                t.insert("original-expiration", text(expiration));
+            }
+            t
+        }
+    };
+    deaths.insert(0, FieldValue::Table(entry));
+    if headers.get("x-first-death-reason").is_none() {
+        headers.insert("x-first-death-exchange", text(&message.exchange));
+        headers.insert("x-first-death-queue", text(queue));
+        headers.insert("x-first-death-reason", text(reason.as_str()));
+    }
+    headers.insert("x-death", FieldValue::Array(deaths));
+    props.headers = Some(headers);
+    let mut out = BytesMut::new();
+    props.encode(&mut out);
+    out.freeze()
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        let mut out = BytesMut::new();
+        BasicProperties { expiration: Some("60000".into()), ..Default::default() }.encode(&mut out);
+        Message {
+            exchange: "ex".into(),
+            routing_key: "rk".into(),
+            properties: out.freeze(),
+            body: Bytes::from_static(b"body"),
+        }
+    }
+
+    fn deaths(props: &Bytes) -> (BasicProperties, Vec<FieldValue>) {
+        let p = BasicProperties::decode(props).unwrap();
+        let Some(FieldValue::Array(d)) = p.headers.as_ref().unwrap().get("x-death").cloned() else {
+            panic!("no x-death")
+        };
+        (p, d)
+    }
+
+    #[test]
+    fn first_death_records_everything() {
+        let props = with_death_recorded(&message(), "q", DeathReason::Rejected);
+        let (p, d) = deaths(&props);
+        assert_eq!(p.expiration, None, "expiration moves into the death record");
+        assert_eq!(d.len(), 1);
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("count"), Some(&FieldValue::I64(1)));
+        assert_eq!(t.get("reason").and_then(FieldValue::as_str), Some("rejected"));
+        assert_eq!(t.get("original-expiration").and_then(FieldValue::as_str), Some("60000"));
+        let h = p.headers.unwrap();
+        assert_eq!(h.get("x-first-death-queue").and_then(FieldValue::as_str), Some("q"));
+    }
+
+    #[test]
+    fn repeated_death_counts_up_and_moves_first() {
+        let mut m = message();
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected);
+        m.properties = with_death_recorded(&m, "other", DeathReason::Expired);
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected);
+        let (p, d) = deaths(&m.properties);
+        assert_eq!(d.len(), 2);
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("queue").and_then(FieldValue::as_str), Some("q"));
+        assert_eq!(t.get("count"), Some(&FieldValue::I64(2)));
+        let h = p.headers.unwrap();
+        assert_eq!(h.get("x-first-death-reason").and_then(FieldValue::as_str), Some("rejected"));
+    }
+}
