@@ -9,15 +9,8 @@ pub enum BrokerError {
     ExchangeNotFound { name: String, vhost: String },
     #[error("no queue '{name}' in vhost '{vhost}'")]
     QueueNotFound { name: String, vhost: String },
-    #[error("inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received {received} but current is {current}")]
-    Inequivalent {
-        kind: &'static str,
-        name: String,
-        vhost: String,
-        arg: String,
-        received: String,
-        current: String,
-    },
+    #[error("{0}")]
+    Inequivalent(Box<Inequivalence>),
     #[error("{kind} name '{name}' contains reserved prefix 'amq.*'")]
     ReservedName { kind: &'static str, name: String },
     #[error("operation not permitted on the default exchange")]
@@ -40,12 +33,24 @@ pub enum BrokerError {
     VhostAccessRefused { vhost: String, user: String },
 }
 
+/// A redeclare whose property or argument differs from the existing entity's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': received {received} but current is {current}")]
+pub struct Inequivalence {
+    pub kind: &'static str,
+    pub name: String,
+    pub vhost: String,
+    pub arg: String,
+    pub received: String,
+    pub current: String,
+}
+
 impl From<BrokerError> for AmqpError {
     fn from(e: BrokerError) -> AmqpError {
         use BrokerError::*;
         let c = match &e {
             ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
-            Inequivalent { .. } | InUse { .. } | NotEmpty { .. } => code::PRECONDITION_FAILED,
+            Inequivalent(_) | InUse { .. } | NotEmpty { .. } => code::PRECONDITION_FAILED,
             ReservedName { .. } | DefaultExchange | ExclusiveConsumer { .. } | InternalExchange { .. } => {
                 code::ACCESS_REFUSED
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
-use crate::error::BrokerError;
+use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{dedupe_queues, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 use crate::message::Message;
 use crate::queue::Queue;
@@ -106,14 +106,14 @@ impl VHost {
         received: String,
         current: String,
     ) -> BrokerError {
-        BrokerError::Inequivalent {
+        BrokerError::Inequivalent(Box::new(Inequivalence {
             kind,
             name: name.to_owned(),
             vhost: self.name.clone(),
             arg: arg.to_owned(),
             received,
             current,
-        }
+        }))
     }
 
     pub fn declare_exchange(&self, spec: ExchangeSpec) -> Result<Arc<Exchange>, BrokerError> {
