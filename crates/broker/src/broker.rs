@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use warren_store::{MemoryStore, Store};
+
 use crate::error::BrokerError;
 use crate::vhost::VHost;
 
@@ -21,6 +23,7 @@ pub struct User {
 }
 
 pub struct Broker {
+    store: Arc<dyn Store>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
     next_connection_id: AtomicU64,
@@ -33,9 +36,15 @@ impl Default for Broker {
 }
 
 impl Broker {
-    /// A broker with vhost "/" and user guest/guest (loopback only), as RabbitMQ starts.
+    /// An in-memory broker with vhost "/" and user guest/guest (loopback only), as RabbitMQ starts.
     pub fn new() -> Self {
+        Self::with_store(Arc::new(MemoryStore))
+    }
+
+    /// A broker keeping queue messages in `store`.
+    pub fn with_store(store: Arc<dyn Store>) -> Self {
         let broker = Broker {
+            store,
             vhosts: RwLock::default(),
             users: RwLock::default(),
             next_connection_id: AtomicU64::new(1),
@@ -51,7 +60,11 @@ impl Broker {
     }
 
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
-        self.vhosts.write().entry(name.to_owned()).or_insert_with(|| Arc::new(VHost::new(name))).clone()
+        self.vhosts
+            .write()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(VHost::new(name, self.store.clone())))
+            .clone()
     }
 
     pub fn add_user(&self, user: User) {

@@ -11,7 +11,6 @@ pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
-pub mod message;
 pub mod outbox;
 pub mod queue;
 pub mod session;
@@ -22,3 +21,5 @@ pub use broker::{Broker, User};
 pub use error::BrokerError;
 pub use outbox::Outbox;
 pub use session::Session;
+/// Messages are defined by the store, which keeps them.
+pub use warren_store::{message, Message, QueuedMessage};

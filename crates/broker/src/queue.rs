@@ -1,7 +1,6 @@
 //! Queues: ready messages in offset order, consumers served round-robin within their
 //! prefetch windows, requeue to the original position.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +8,8 @@ use parking_lot::Mutex;
 use warren_protocol::{FieldTable, ShortStr};
 
 use crate::channel::{ChannelHandle, ConsumerRef, Unacked};
+use warren_store::QueueLog;
+
 use crate::message::{Message, QueuedMessage};
 
 /// A subscription of a channel to a queue.
@@ -43,10 +44,9 @@ impl Consumer {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
-    ready: VecDeque<QueuedMessage>,
-    next_offset: u64,
+    ready: Box<dyn QueueLog>,
     consumers: Vec<Consumer>,
     next_consumer: usize,
     ever_consumed: bool,
@@ -82,6 +82,7 @@ impl Queue {
         exclusive_owner: Option<u64>,
         auto_delete: bool,
         arguments: FieldTable,
+        log: Box<dyn QueueLog>,
     ) -> Self {
         let message_ttl = arguments
             .get("x-message-ttl")
@@ -97,7 +98,13 @@ impl Queue {
             arguments,
             message_ttl,
             has_dead_letter_exchange,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState {
+                ready: log,
+                consumers: Vec::new(),
+                next_consumer: 0,
+                ever_consumed: false,
+                deleted: false,
+            }),
         }
     }
 
@@ -121,14 +128,12 @@ impl Queue {
         if st.deleted {
             return;
         }
-        let offset = st.next_offset;
-        st.next_offset += 1;
         let ttl = match (self.message_ttl, message.expiration()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
-        st.ready.push_back(QueuedMessage { offset, redelivered: false, expires_at, message });
+        st.ready.append(message, expires_at);
         if !st.consumers.is_empty() {
             self.dispatch(&mut st);
         }
@@ -186,11 +191,12 @@ impl Queue {
             if requeue && !st.deleted {
                 let mut m = u.message;
                 m.redelivered = true;
-                // Requeued messages usually belong near the front.
-                let pos = st.ready.partition_point(|r| r.offset < m.offset);
-                st.ready.insert(pos, m);
-            } else if !requeue && self.has_dead_letter_exchange {
-                dead.push(u.message.message);
+                st.ready.requeue(m);
+            } else {
+                st.ready.settle(u.message.offset);
+                if !requeue && self.has_dead_letter_exchange {
+                    dead.push(u.message.message);
+                }
             }
         }
         self.dispatch(&mut st);
@@ -204,26 +210,27 @@ impl Queue {
     }
 
     /// basic.get: the next ready message and how many remain.
-    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+    /// With `no_ack` the message leaves the queue for good at once.
+    pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
         expire_head(&mut st);
         let m = st.ready.pop_front()?;
+        if no_ack {
+            st.ready.settle(m.offset);
+        }
         Some((m, st.ready.len() as u32))
     }
 
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len() as u32;
-        st.ready.clear();
-        n
+        st.ready.purge() as u32
     }
 
     /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
     pub fn delete(&self) -> (Vec<Consumer>, u32) {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.len() as u32;
-        st.ready.clear();
+        let n = st.ready.purge() as u32;
         (std::mem::take(&mut st.consumers), n)
     }
 
@@ -235,6 +242,7 @@ impl Queue {
         expire_head(st);
         let QueueState { ready, consumers, next_consumer, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
+            let offset = message.offset;
             for _ in 0..n {
                 let idx = *next_consumer % n;
                 *next_consumer = (idx + 1) % n;
@@ -245,7 +253,9 @@ impl Queue {
                 let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
                 match c.channel.try_deliver(self, who, message) {
                     Ok(()) => {
-                        if !c.no_ack {
+                        if c.no_ack {
+                            ready.settle(offset);
+                        } else {
                             c.unacked += 1;
                         }
                         continue 'messages;
@@ -268,6 +278,8 @@ fn expire_head(st: &mut QueueState) {
     }
     let now = Instant::now();
     while st.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
-        st.ready.pop_front();
+        if let Some(expired) = st.ready.pop_front() {
+            st.ready.settle(expired.offset);
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{dedupe_queues, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 use crate::message::Message;
 use crate::queue::Queue;
+use warren_store::Store;
 
 /// What exchange.declare asks for.
 #[derive(Debug, Clone, Default)]
@@ -53,14 +54,16 @@ const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
 
 pub struct VHost {
     pub name: String,
+    store: Arc<dyn Store>,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
 }
 
 impl VHost {
     /// A vhost with the default exchanges RabbitMQ creates.
-    pub fn new(name: &str) -> Self {
-        let vhost = VHost { name: name.to_owned(), exchanges: RwLock::default(), queues: RwLock::default() };
+    pub fn new(name: &str, store: Arc<dyn Store>) -> Self {
+        let vhost =
+            VHost { name: name.to_owned(), store, exchanges: RwLock::default(), queues: RwLock::default() };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
             ("amq.fanout", ExchangeKind::Fanout),
@@ -231,6 +234,7 @@ impl VHost {
             spec.exclusive.then_some(owner),
             spec.auto_delete,
             spec.arguments,
+            self.store.open_queue(&self.name, &spec.name, spec.durable),
         ));
         queues.insert(spec.name, q.clone());
         Ok(q)

@@ -175,7 +175,7 @@ impl Session {
         vhost.check_exclusive_access(&queue, self.id)?;
         let frame_max = conn.frame_max();
         let ch = self.channel_or_err(channel)?;
-        match queue.get() {
+        match queue.get(m.no_ack) {
             Some((message, remaining)) => {
                 ch.handle.deliver_get(&queue, message, remaining, m.no_ack, conn.out(), frame_max)
             }
