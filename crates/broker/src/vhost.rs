@@ -121,8 +121,8 @@ impl VHost {
 
     pub fn declare_exchange(&self, spec: ExchangeSpec) -> Result<Arc<Exchange>, BrokerError> {
         if spec.name.is_empty() {
-            // The default exchange exists implicitly; declaring it is fine only passively.
-            return if spec.passive { Err(self.no_exchange("")) } else { Err(BrokerError::DefaultExchange) };
+            // The default exchange exists implicitly and may not be declared, even passively.
+            return Err(BrokerError::DefaultExchange);
         }
         if spec.passive {
             return self.exchange(&spec.name);

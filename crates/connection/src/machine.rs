@@ -502,31 +502,22 @@ impl Connection {
     }
 
     fn handle_tune_ok(&mut self, m: ConnectionTuneOk) {
-        let method = Method::ConnectionTuneOk(m.clone());
-        let server_frame_max = self.config.frame_max;
-        if m.frame_max != 0 && m.frame_max < FRAME_MIN_SIZE {
-            let text = format!(
-                "negotiated frame_max = {} is lower than the minimum allowed value ({FRAME_MIN_SIZE})",
-                m.frame_max
-            );
-            return self.close_connection(AmqpError::not_allowed(text).during(&method));
+        let checks = [
+            (
+                "frame_max",
+                u64::from(FRAME_MIN_SIZE),
+                u64::from(m.frame_max),
+                u64::from(self.config.frame_max),
+            ),
+            ("channel_max", 1, u64::from(m.channel_max), u64::from(self.config.channel_max)),
+        ];
+        for (field, min, client, server) in checks {
+            if let Some(error) = negotiation_error(field, min, client, server) {
+                return self.close_connection(error.during(&Method::ConnectionTuneOk(m)));
+            }
         }
-        if server_frame_max != 0 && (m.frame_max == 0 || m.frame_max > server_frame_max) {
-            let text = format!(
-                "negotiated frame_max = {} is higher than the maximum allowed value ({server_frame_max})",
-                m.frame_max
-            );
-            return self.close_connection(AmqpError::not_allowed(text).during(&method));
-        }
-        if m.channel_max > self.config.channel_max {
-            let text = format!(
-                "negotiated channel_max = {} is higher than the maximum allowed value ({})",
-                m.channel_max, self.config.channel_max
-            );
-            return self.close_connection(AmqpError::not_allowed(text).during(&method));
-        }
-        self.frame_max = if m.frame_max == 0 { server_frame_max } else { m.frame_max };
-        self.channel_max = if m.channel_max == 0 { self.config.channel_max } else { m.channel_max };
+        self.frame_max = m.frame_max;
+        self.channel_max = m.channel_max;
         self.heartbeat = Duration::from_secs(u64::from(m.heartbeat));
         self.phase = Phase::AwaitingOpen;
     }
@@ -738,6 +729,23 @@ impl Connection {
         };
         self.events.push_back(Event::Publish { channel, publish, header, body: body.into_bytes() });
     }
+}
+
+/// RabbitMQ's rule for tune-ok values: not below the minimum, and, where the server sets a
+/// limit, not above it nor 0 ("no limit").
+fn negotiation_error(field: &str, min: u64, client: u64, server: u64) -> Option<AmqpError> {
+    let (direction, bound, limit) = if client != 0 && client < min {
+        ("lower", "minimum", min)
+    } else if server != 0 && (client == 0 || client > server) {
+        ("higher", "maximum", server)
+    } else {
+        return None;
+    };
+    let detail = if field == "channel_max" && client == 0 { " (no limit)" } else { "" };
+    let text = format!(
+        "negotiated {field} = {client}{detail} is {direction} than the {bound} allowed value ({limit})"
+    );
+    Some(AmqpError::not_allowed(text))
 }
 
 /// Whether the client's properties advertise a capability.
