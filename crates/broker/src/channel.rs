@@ -1,7 +1,7 @@
 //! A channel's delivery side, shared between its connection and the queues that deliver to it:
 //! delivery tags, the unacknowledged deliveries, channel-wide prefetch.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -33,6 +33,8 @@ struct DeliveryState {
     /// basic.qos with global=true: limit on unacked consumer deliveries across the channel.
     global_prefetch: u16,
     consumer_unacked: u32,
+    /// The channel's consumers by tag. Shared, so a queue deleted elsewhere can forget them.
+    consumers: HashMap<ShortStr, Arc<Queue>>,
     closed: bool,
 }
 
@@ -64,6 +66,7 @@ impl ChannelHandle {
                 unacked: VecDeque::new(),
                 global_prefetch: 0,
                 consumer_unacked: 0,
+                consumers: HashMap::new(),
                 closed: false,
             }),
         }
@@ -167,6 +170,29 @@ impl ChannelHandle {
             let pos = st.unacked.partition_point(|x| x.tag < u.tag);
             st.unacked.insert(pos, u);
         }
+    }
+
+    /// Records a consumer; false if the tag is already in use on this channel.
+    pub fn register_consumer(&self, tag: ShortStr, queue: Arc<Queue>) -> bool {
+        let mut st = self.state.lock();
+        if st.consumers.contains_key(&tag) {
+            return false;
+        }
+        st.consumers.insert(tag, queue);
+        true
+    }
+
+    pub fn unregister_consumer(&self, tag: &str) -> Option<Arc<Queue>> {
+        self.state.lock().consumers.remove(tag)
+    }
+
+    /// The queues this channel consumes from.
+    pub fn consumer_queues(&self) -> Vec<Arc<Queue>> {
+        self.state.lock().consumers.values().cloned().collect()
+    }
+
+    pub fn take_consumers(&self) -> Vec<(ShortStr, Arc<Queue>)> {
+        self.state.lock().consumers.drain().collect()
     }
 
     pub fn has_global_prefetch(&self) -> bool {

@@ -15,7 +15,7 @@ pub enum BrokerError {
     ReservedName { kind: &'static str, name: String },
     #[error("operation not permitted on the default exchange")]
     DefaultExchange,
-    #[error("invalid exchange type '{0}'")]
+    #[error("unknown exchange type '{0}'")]
     UnknownExchangeType(String),
     #[error("cannot obtain exclusive access to locked queue '{name}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.")]
     ExclusiveLocked { name: String, vhost: String },
@@ -23,10 +23,16 @@ pub enum BrokerError {
     ExclusiveConsumer { name: String, vhost: String },
     #[error("{kind} '{name}' in vhost '{vhost}' in use")]
     InUse { kind: &'static str, name: String, vhost: String },
-    #[error("queue '{name}' in vhost '{vhost}' is not empty")]
+    #[error("queue '{name}' in vhost '{vhost}' not empty")]
     NotEmpty { name: String, vhost: String },
     #[error("cannot publish to internal exchange '{name}' in vhost '{vhost}'")]
     InternalExchange { name: String, vhost: String },
+    #[error("deletion of system exchange '{name}' in vhost '{vhost}' not allowed")]
+    SystemExchange { name: String, vhost: String },
+    #[error("{0}")]
+    InvalidXMatch(String),
+    #[error("user_id property set to '{claimed}' but authenticated user was '{user}'")]
+    UserIdMismatch { claimed: String, user: String },
     #[error("vhost {0} not found")]
     VhostNotFound(String),
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
@@ -50,10 +56,14 @@ impl From<BrokerError> for AmqpError {
         use BrokerError::*;
         let c = match &e {
             ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
-            Inequivalent(_) | InUse { .. } | NotEmpty { .. } => code::PRECONDITION_FAILED,
-            ReservedName { .. } | DefaultExchange | ExclusiveConsumer { .. } | InternalExchange { .. } => {
-                code::ACCESS_REFUSED
+            Inequivalent(_) | InUse { .. } | NotEmpty { .. } | InvalidXMatch(_) | UserIdMismatch { .. } => {
+                code::PRECONDITION_FAILED
             }
+            ReservedName { .. }
+            | DefaultExchange
+            | SystemExchange { .. }
+            | ExclusiveConsumer { .. }
+            | InternalExchange { .. } => code::ACCESS_REFUSED,
             UnknownExchangeType(_) => code::COMMAND_INVALID,
             ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
             VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,

@@ -5,12 +5,14 @@
 //! their connection's [`outbox::Outbox`]. A [`session::Session`] per connection applies the
 //! events of the sans-IO connection state machine to all of this.
 
+pub mod args;
 pub mod broker;
 pub mod channel;
 pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
+pub mod names;
 pub mod outbox;
 pub mod queue;
 pub mod session;

@@ -53,6 +53,24 @@ struct QueueState {
     deleted: bool,
 }
 
+/// How an ack, nack or reject settles deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Ack,
+    Requeue,
+    Discard,
+}
+
+impl Settle {
+    pub fn reject(requeue: bool) -> Self {
+        if requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        }
+    }
+}
+
 /// Why a consumer could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumeRefused {
@@ -133,9 +151,10 @@ impl Queue {
             (a, b) => a.or(b),
         };
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
+        let first_in_line = st.ready.is_empty();
         st.ready.append(message, expires_at);
         if !st.consumers.is_empty() {
-            self.dispatch(&mut st);
+            self.dispatch(&mut st, !first_in_line);
         }
     }
 
@@ -171,14 +190,14 @@ impl Queue {
         removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
     }
 
-    /// Settled deliveries free their consumers' prefetch credit; with `requeue` they go back to
-    /// their original positions, marked redelivered. One lock, one dispatch for the lot.
-    /// Returns the discarded messages that are to be dead-lettered.
+    /// Settled deliveries free their consumers' prefetch credit; requeued ones go back to their
+    /// original positions, marked redelivered. One lock, one dispatch for the lot.
+    /// Returns the rejected messages that are to be dead-lettered.
     pub fn settle(
         self: &Arc<Self>,
         settled: Vec<Unacked>,
         channel: &Arc<ChannelHandle>,
-        requeue: bool,
+        how: Settle,
     ) -> Vec<Message> {
         let mut dead = Vec::new();
         let mut st = self.state.lock();
@@ -188,25 +207,25 @@ impl Queue {
                     c.unacked = c.unacked.saturating_sub(1);
                 }
             }
-            if requeue && !st.deleted {
+            if how == Settle::Requeue && !st.deleted {
                 let mut m = u.message;
                 m.redelivered = true;
                 st.ready.requeue(m);
             } else {
                 st.ready.settle(u.message.offset);
-                if !requeue && self.has_dead_letter_exchange {
+                if how == Settle::Discard && self.has_dead_letter_exchange {
                     dead.push(u.message.message);
                 }
             }
         }
-        self.dispatch(&mut st);
+        self.dispatch(&mut st, true);
         dead
     }
 
     /// Gives consumers with credit a try at the ready messages.
     pub fn wake(self: &Arc<Self>) {
         let mut st = self.state.lock();
-        self.dispatch(&mut st);
+        self.dispatch(&mut st, true);
     }
 
     /// basic.get: the next ready message and how many remain.
@@ -234,12 +253,17 @@ impl Queue {
         (std::mem::take(&mut st.consumers), n)
     }
 
-    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+    /// Hands ready messages to consumers with credit. `expire` first drops expired messages
+    /// from the head; a publish skips that so a message with a TTL of 0 still reaches a
+    /// consumer that can take it at once, as in RabbitMQ.
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState, expire: bool) {
         let n = st.consumers.len();
         if n == 0 {
             return;
         }
-        expire_head(st);
+        if expire {
+            expire_head(st);
+        }
         let QueueState { ready, consumers, next_consumer, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
             let offset = message.offset;

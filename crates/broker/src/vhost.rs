@@ -7,9 +7,11 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+use crate::args::{first_mismatch, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{dedupe_queues, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 use crate::message::Message;
+use crate::names::generated_name;
 use crate::queue::Queue;
 use warren_store::Store;
 
@@ -36,21 +38,8 @@ pub struct QueueSpec {
     pub arguments: FieldTable,
 }
 
-/// Queue arguments whose values must match on redeclare, as RabbitMQ checks them.
-const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-];
+/// Alternate exchanges may chain; a cycle stops here.
+const MAX_ALTERNATE_HOPS: usize = 8;
 
 pub struct VHost {
     pub name: String,
@@ -176,17 +165,21 @@ impl VHost {
                 ));
             }
         }
+        if let Some((arg, received, current)) =
+            first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &spec.arguments, &existing.arguments)
+        {
+            return Err(self.inequivalent("exchange", name, arg, received, current));
+        }
         Ok(())
     }
 
     /// Deletes an exchange; deleting one that does not exist succeeds, as in RabbitMQ 3.x.
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
-        if name.is_empty() || name.starts_with("amq.") {
-            return if name.is_empty() {
-                Err(BrokerError::DefaultExchange)
-            } else {
-                Err(BrokerError::ReservedName { kind: "exchange", name: name.to_owned() })
-            };
+        if name.is_empty() {
+            return Err(BrokerError::DefaultExchange);
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::SystemExchange { name: name.to_owned(), vhost: self.name.clone() });
         }
         let Some(exchange) = self.exchanges.read().get(name).cloned() else {
             return Ok(());
@@ -219,10 +212,19 @@ impl VHost {
             self.check_exclusive_access(&q, owner)?;
             return Ok(q);
         }
-        if spec.name.starts_with("amq.") && !spec.name.is_empty() {
+        if spec.name.starts_with("amq.") {
             return Err(BrokerError::ReservedName { kind: "queue", name: spec.name.to_string() });
         }
         let mut queues = self.queues.write();
+        let mut spec = spec;
+        if spec.name.is_empty() {
+            spec.name = loop {
+                let candidate = generated_name("amq.gen-");
+                if !queues.contains_key(&candidate) {
+                    break candidate;
+                }
+            };
+        }
         if let Some(existing) = queues.get(&spec.name) {
             self.check_exclusive_access(existing, owner)?;
             self.check_queue_equivalence(existing, &spec)?;
@@ -269,18 +271,10 @@ impl VHost {
                 ));
             }
         }
-        for arg in EQUIVALENCE_CHECKED_QUEUE_ARGS {
-            let received = spec.arguments.get(arg);
-            let current = existing.arguments.get(arg);
-            if !args_equivalent(received, current) {
-                return Err(self.inequivalent(
-                    "queue",
-                    name,
-                    arg,
-                    describe_arg(received),
-                    describe_arg(current),
-                ));
-            }
+        if let Some((arg, received, current)) =
+            first_mismatch(QUEUE_EQUIVALENCE_ARGS, &spec.arguments, &existing.arguments)
+        {
+            return Err(self.inequivalent("queue", name, arg, received, current));
         }
         Ok(())
     }
@@ -343,9 +337,10 @@ impl VHost {
         args: FieldTable,
         owner: u64,
     ) -> Result<(), BrokerError> {
+        let e = self.binding_source(exchange)?;
         let q = self.queue(queue)?;
         self.check_exclusive_access(&q, owner)?;
-        let e = self.binding_source(exchange)?;
+        self.check_binding_args(&e, &args)?;
         e.bind(Binding { destination: Destination::Queue(q), key, args });
         Ok(())
     }
@@ -356,11 +351,12 @@ impl VHost {
         exchange: &str,
         key: ShortStr,
         args: FieldTable,
-        owner: u64,
     ) -> Result<(), BrokerError> {
-        let q = self.queue(queue)?;
-        self.check_exclusive_access(&q, owner)?;
-        let e = self.binding_source(exchange)?;
+        // Unbinding what is not there succeeds, as in RabbitMQ; exclusivity does not apply.
+        if exchange.is_empty() {
+            return Err(BrokerError::DefaultExchange);
+        }
+        let (Ok(e), Ok(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
         e.unbind(&Binding { destination: Destination::Queue(q), key, args });
         if e.should_auto_delete() {
             self.remove_exchange(&e);
@@ -375,8 +371,9 @@ impl VHost {
         key: ShortStr,
         args: FieldTable,
     ) -> Result<(), BrokerError> {
-        let d = self.binding_source(destination)?;
         let s = self.binding_source(source)?;
+        let d = self.binding_source(destination)?;
+        self.check_binding_args(&s, &args)?;
         s.bind(Binding { destination: Destination::Exchange(d), key, args });
         Ok(())
     }
@@ -388,8 +385,10 @@ impl VHost {
         key: ShortStr,
         args: FieldTable,
     ) -> Result<(), BrokerError> {
-        let d = self.binding_source(destination)?;
-        let s = self.binding_source(source)?;
+        if source.is_empty() || destination.is_empty() {
+            return Err(BrokerError::DefaultExchange);
+        }
+        let (Ok(s), Ok(d)) = (self.exchange(source), self.exchange(destination)) else { return Ok(()) };
         s.unbind(&Binding { destination: Destination::Exchange(d), key, args });
         if s.should_auto_delete() {
             self.remove_exchange(&s);
@@ -397,7 +396,31 @@ impl VHost {
         Ok(())
     }
 
+    /// Headers exchanges accept only the x-match values RabbitMQ knows.
+    fn check_binding_args(&self, exchange: &Exchange, args: &FieldTable) -> Result<(), BrokerError> {
+        if exchange.kind != ExchangeKind::Headers {
+            return Ok(());
+        }
+        match args.get("x-match") {
+            None => Ok(()),
+            Some(FieldValue::LongStr(v))
+                if matches!(&v[..], b"all" | b"any" | b"all-with-x" | b"any-with-x") =>
+            {
+                Ok(())
+            }
+            Some(FieldValue::LongStr(v)) => Err(BrokerError::InvalidXMatch(format!(
+                "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
+                warren_connection::erlang::binary(v)
+            ))),
+            Some(other) => Err(BrokerError::InvalidXMatch(format!(
+                "Invalid x-match field type '{}'; expected longstr",
+                crate::args::type_name(other)
+            ))),
+        }
+    }
+
     /// The queues a message published to `exchange` reaches, deduplicated, into `out`.
+    /// A message no queue takes goes on to the exchange's alternate exchange, if it has one.
     pub fn route(
         &self,
         exchange: &str,
@@ -417,7 +440,18 @@ impl VHost {
                 vhost: self.name.clone(),
             });
         }
-        e.route(&message.routing_key, &mut HeadersSource::new(&message.properties), out);
+        let mut exchange = e;
+        for _ in 0..MAX_ALTERNATE_HOPS {
+            exchange.route(&message.routing_key, &mut HeadersSource::new(&message.properties), out);
+            if !out.is_empty() {
+                break;
+            }
+            let alternate = exchange.arguments.get("alternate-exchange").and_then(FieldValue::as_str);
+            let Some(next) = alternate.and_then(|name| self.exchanges.read().get(name).cloned()) else {
+                break;
+            };
+            exchange = next;
+        }
         dedupe_queues(out);
         Ok(())
     }
@@ -429,38 +463,4 @@ fn quoted(s: &str) -> String {
 
 fn quoted_bool(b: bool) -> String {
     quoted(if b { "true" } else { "false" })
-}
-
-fn args_equivalent(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i == j,
-            _ => x == y,
-        },
-        _ => false,
-    }
-}
-
-/// An argument as RabbitMQ prints it in an inequivalent-arg error: `the value '5' of type 'long'`.
-fn describe_arg(v: Option<&FieldValue>) -> String {
-    match v {
-        None => "none".to_owned(),
-        Some(v) => {
-            let (value, kind) = match v {
-                FieldValue::LongStr(b) => (String::from_utf8_lossy(b).into_owned(), "longstr"),
-                FieldValue::Bool(b) => (b.to_string(), "bool"),
-                FieldValue::I8(_) | FieldValue::U8(_) => (v.as_i64().unwrap_or_default().to_string(), "byte"),
-                FieldValue::I16(_) | FieldValue::U16(_) => {
-                    (v.as_i64().unwrap_or_default().to_string(), "short")
-                }
-                FieldValue::I32(_) => (v.as_i64().unwrap_or_default().to_string(), "signedint"),
-                FieldValue::U32(_) | FieldValue::I64(_) => {
-                    (v.as_i64().unwrap_or_default().to_string(), "long")
-                }
-                other => (format!("{other:?}"), "other"),
-            };
-            format!("the value '{value}' of type '{kind}'")
-        }
-    }
 }

@@ -7,6 +7,7 @@
 //! a mistake earns) lives here and is tested without sockets.
 
 pub mod config;
+pub mod erlang;
 pub mod error;
 pub mod machine;
 

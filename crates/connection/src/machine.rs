@@ -141,6 +141,9 @@ pub struct Connection {
     sent_close_ok: bool,
 }
 
+/// RabbitMQ's text for a content frame that no method announced.
+const EXPECTED_METHOD: &str = "expected method frame, got non method frame instead";
+
 /// How long we wait for connection.close-ok before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -411,8 +414,7 @@ impl Connection {
     }
 
     fn frame_error(&mut self, error: FrameError) {
-        let code = error.reply_code();
-        self.close_connection(AmqpError::new(code, error.to_string()));
+        self.close_connection(crate::erlang::frame_error(&error));
     }
 
     fn handle_frame(&mut self, frame: Frame, host: &mut dyn Host) {
@@ -541,7 +543,8 @@ impl Connection {
         match frame {
             Frame::Heartbeat { channel: 0 } => {}
             Frame::Heartbeat { .. } => {
-                self.close_connection(AmqpError::frame_error("heartbeat frame on a non-zero channel"))
+                let text = crate::erlang::frame_snippet(warren_protocol::constants::FRAME_HEARTBEAT, &[]);
+                self.close_connection(AmqpError::unexpected_frame(text))
             }
             Frame::Method { channel: 0, method } => self.handle_connection_method(method),
             Frame::Method { channel, method } => self.handle_channel_method(channel, method),
@@ -563,8 +566,8 @@ impl Connection {
             }
             Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => {}
             other => {
-                let text = format!("unexpected method '{}' on channel 0", other.name());
-                self.close_connection(AmqpError::command_invalid(text).during(&other));
+                let text = "unexpected method in connection state running";
+                self.close_connection(AmqpError::channel_error(text).during(&other));
             }
         }
     }
@@ -578,8 +581,8 @@ impl Connection {
             return self.open_channel(channel, &method);
         }
         let Some(slot) = self.channel_slot(channel) else {
-            let text = format!("expected 'channel.open' on channel {channel}");
-            return self.close_connection(AmqpError::channel_error(text).during(&method));
+            return self
+                .close_connection(AmqpError::channel_error("expected 'channel.open'").during(&method));
         };
         if slot.phase == ChannelPhase::Closing {
             match method {
@@ -591,12 +594,13 @@ impl Connection {
             }
             return;
         }
-        if slot.content.is_some() {
-            let text = format!(
-                "expected content header for class 60, got non content header frame instead (method '{}')",
-                method.name()
-            );
-            return self.close_connection(AmqpError::unexpected_frame(text).during(&method));
+        if let Some(pending) = &slot.content {
+            let text = if pending.header.is_none() {
+                "expected content header for class 60, got non content header frame instead"
+            } else {
+                "expected content body, got non content body frame instead"
+            };
+            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
         }
         match method {
             Method::ChannelClose(_) => {
@@ -604,7 +608,6 @@ impl Connection {
                 self.free_channel(channel);
                 self.events.push_back(Event::ChannelClosed(channel));
             }
-            Method::ChannelCloseOk(_) => {}
             // As RabbitMQ: clients use prefetch and TCP backpressure; pausing a channel is refused.
             Method::ChannelFlow(ChannelFlow { active: true }) => {
                 let ok = ChannelFlowOk { active: true };
@@ -614,17 +617,13 @@ impl Connection {
                 let error = AmqpError::not_implemented("active=false").during(&Method::ChannelFlow(m));
                 self.close_connection(error);
             }
-            Method::ChannelFlowOk(_) => {}
             Method::BasicPublish(publish) => {
                 slot.content = Some(PendingContent { publish, header: None, body: Body::Empty });
             }
-            other if other.class_id() == 10 => {
-                let text = format!("connection method '{}' on channel {channel}", other.name());
-                self.close_connection(AmqpError::command_invalid(text).during(&other));
-            }
-            other if other.has_content() => {
-                let text = format!("method '{}' may only be sent by the server", other.name());
-                self.close_connection(AmqpError::command_invalid(text).during(&other));
+            // Connection methods on a channel, replies nobody asked for, server-only methods.
+            other if other.class_id() == 10 || other.has_content() || is_unsolicited_reply(&other) => {
+                let error = AmqpError::command_invalid("unimplemented method").during(&other);
+                self.close_connection(error);
             }
             other => self.events.push_back(Event::Method { channel, method: other }),
         }
@@ -661,19 +660,24 @@ impl Connection {
     fn handle_header(&mut self, channel: u16, header: ContentHeader) {
         let max_message_size = self.config.max_message_size;
         let Some(slot) = self.channel_slot(channel) else {
-            let text = format!("content header on channel {channel}, which is not open");
-            return self.close_connection(AmqpError::channel_error(text));
+            return self.close_connection(AmqpError::unexpected_frame(EXPECTED_METHOD));
         };
         if slot.phase == ChannelPhase::Closing {
             return;
         }
-        let Some(pending) = slot.content.as_mut().filter(|p| p.header.is_none()) else {
-            let text = "expected method frame, got non method frame instead";
-            return self.close_connection(AmqpError::unexpected_frame(text));
+        let Some(pending) = slot.content.as_mut() else {
+            return self.close_connection(AmqpError::unexpected_frame(EXPECTED_METHOD));
         };
+        if pending.header.is_some() {
+            let text = "expected content body, got non content body frame instead";
+            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
+        }
         if header.class_id != 60 {
-            let text = format!("expected content header for class 60, got class {}", header.class_id);
-            return self.close_connection(AmqpError::unexpected_frame(text));
+            let text = format!(
+                "expected content header for class 60, got one for class {} instead",
+                header.class_id
+            );
+            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
         }
         if header.body_size > max_message_size {
             let text = format!(
@@ -693,19 +697,17 @@ impl Connection {
 
     fn handle_body(&mut self, channel: u16, payload: Bytes) {
         let Some(slot) = self.channel_slot(channel) else {
-            let text = format!("content body on channel {channel}, which is not open");
-            return self.close_connection(AmqpError::channel_error(text));
+            return self.close_connection(AmqpError::unexpected_frame(EXPECTED_METHOD));
         };
         if slot.phase == ChannelPhase::Closing {
             return;
         }
         let Some(pending) = slot.content.as_mut() else {
-            let text = "expected method frame, got non method frame instead";
-            return self.close_connection(AmqpError::unexpected_frame(text));
+            return self.close_connection(AmqpError::unexpected_frame(EXPECTED_METHOD));
         };
         let Some(header) = &pending.header else {
             let text = "expected content header for class 60, got non content header frame instead";
-            return self.close_connection(AmqpError::unexpected_frame(text));
+            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
         };
         let expected = header.body_size;
         let received = pending.body.len() as u64 + payload.len() as u64;
@@ -746,6 +748,11 @@ fn negotiation_error(field: &str, min: u64, client: u64, server: u64) -> Option<
         "negotiated {field} = {client}{detail} is {direction} than the {bound} allowed value ({limit})"
     );
     Some(AmqpError::not_allowed(text))
+}
+
+/// Replies to requests only the server makes: a client sending one is confused.
+fn is_unsolicited_reply(method: &Method) -> bool {
+    matches!(method, Method::ChannelCloseOk(_) | Method::ChannelFlowOk(_))
 }
 
 /// Whether the client's properties advertise a capability.

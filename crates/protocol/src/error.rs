@@ -22,17 +22,21 @@ pub enum DecodeError {
 }
 
 /// A frame could not be parsed. Every variant is a connection error.
+///
+/// Variants carry the frame type and payload bytes RabbitMQ quotes in its reply texts.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum FrameError {
-    /// `size` is the declared total frame size (payload + 8 bytes of envelope).
-    #[error("frame of {size} bytes exceeds frame_max {max}")]
-    TooLarge { size: u32, max: u32 },
-    #[error("bad frame end octet {0:#04x} (expected 0xce)")]
-    BadFrameEnd(u8),
-    #[error("unknown frame type {0}")]
-    UnknownFrameType(u8),
-    #[error("bad method frame: {0}")]
-    Method(DecodeError),
+    /// `size` is the declared payload size; `max` the negotiated frame_max (envelope included).
+    #[error("frame of type {frame_type} with a {size}-byte payload exceeds frame_max {max}")]
+    TooLarge { frame_type: u8, size: u32, max: u32 },
+    #[error("bad frame end octet {end:#04x} (expected 0xce)")]
+    BadFrameEnd { frame_type: u8, payload: bytes::Bytes, end: u8 },
+    /// An unknown frame type, or a method frame too short to name its method.
+    #[error("unknown frame type {frame_type}")]
+    UnknownFrame { frame_type: u8, payload: bytes::Bytes },
+    /// Method arguments that do not decode.
+    #[error("bad arguments for method {class_id}.{method_id}: {error}")]
+    Method { class_id: u16, method_id: u16, arguments: bytes::Bytes, error: DecodeError },
     #[error("bad content header frame: {0}")]
     Header(DecodeError),
     /// A heartbeat frame must have an empty payload.
@@ -54,7 +58,7 @@ impl FrameError {
     /// `NOT_IMPLEMENTED` (540).
     pub fn reply_code(&self) -> u16 {
         match self {
-            FrameError::Method(e) | FrameError::Header(e) => match e {
+            FrameError::Method { error: e, .. } | FrameError::Header(e) => match e {
                 DecodeError::UnknownClass(_) | DecodeError::UnknownMethod { .. } => NOT_IMPLEMENTED,
                 DecodeError::BadFieldType(_) | DecodeError::TooDeep(_) => SYNTAX_ERROR,
                 DecodeError::Truncated | DecodeError::InvalidUtf8 | DecodeError::TrailingBytes(_) => {
@@ -62,8 +66,8 @@ impl FrameError {
                 }
             },
             FrameError::TooLarge { .. }
-            | FrameError::BadFrameEnd(_)
-            | FrameError::UnknownFrameType(_)
+            | FrameError::BadFrameEnd { .. }
+            | FrameError::UnknownFrame { .. }
             | FrameError::HeartbeatPayload(_) => FRAME_ERROR,
         }
     }
@@ -73,16 +77,26 @@ impl FrameError {
 mod tests {
     use super::*;
 
+    fn method_error(error: DecodeError) -> FrameError {
+        FrameError::Method { class_id: 60, method_id: 40, arguments: bytes::Bytes::new(), error }
+    }
+
     #[test]
     fn reply_codes() {
-        assert_eq!(FrameError::BadFrameEnd(0).reply_code(), 501);
-        assert_eq!(FrameError::UnknownFrameType(9).reply_code(), 501);
-        assert_eq!(FrameError::TooLarge { size: 1, max: 0 }.reply_code(), 501);
-        assert_eq!(FrameError::Method(DecodeError::Truncated).reply_code(), 501);
-        assert_eq!(FrameError::Method(DecodeError::BadFieldType(b'z')).reply_code(), 502);
-        assert_eq!(FrameError::Method(DecodeError::UnknownClass(7)).reply_code(), 540);
-        let e = DecodeError::UnknownMethod { class_id: 60, method_id: 99 };
-        assert_eq!(FrameError::Method(e).reply_code(), 540);
+        let payload = bytes::Bytes::new();
+        assert_eq!(
+            FrameError::BadFrameEnd { frame_type: 1, payload: payload.clone(), end: 0 }.reply_code(),
+            501
+        );
+        assert_eq!(FrameError::UnknownFrame { frame_type: 9, payload }.reply_code(), 501);
+        assert_eq!(FrameError::TooLarge { frame_type: 3, size: 1, max: 0 }.reply_code(), 501);
+        assert_eq!(method_error(DecodeError::Truncated).reply_code(), 501);
+        assert_eq!(method_error(DecodeError::BadFieldType(b'z')).reply_code(), 502);
+        assert_eq!(method_error(DecodeError::UnknownClass(7)).reply_code(), 540);
+        assert_eq!(
+            method_error(DecodeError::UnknownMethod { class_id: 60, method_id: 99 }).reply_code(),
+            540
+        );
     }
 
     #[test]

@@ -63,8 +63,8 @@ impl ContentHeader {
 /// If `buf` starts with a whole frame, split it off (zero copy) and parse it;
 /// `Ok(None)` if more bytes are needed.
 ///
-/// The frame type and the declared size are checked as soon as the 7-byte
-/// header is in, before the rest is buffered: a frame whose total size
+/// The declared size is checked as soon as the 7-byte header is in, before
+/// the rest is buffered: a frame whose total size
 /// (payload + 8) exceeds `frame_max` is [`FrameError::TooLarge`]
 /// (`frame_max == 0` means no limit). Does not reserve buffer space; the
 /// caller decides how much to read. On error the buffer contents are
@@ -73,41 +73,52 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     let Some(&[kind, c0, c1, s0, s1, s2, s3]) = buf.get(..7) else {
         return Ok(None);
     };
-    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
-        return Err(FrameError::UnknownFrameType(kind));
-    }
     let channel = u16::from_be_bytes([c0, c1]);
     let size = u32::from_be_bytes([s0, s1, s2, s3]);
     let total = u64::from(size) + FRAME_OVERHEAD as u64;
     if frame_max != 0 && total > u64::from(frame_max) {
-        return Err(FrameError::TooLarge { size: u32::try_from(total).unwrap_or(u32::MAX), max: frame_max });
+        return Err(FrameError::TooLarge { frame_type: kind, size, max: frame_max });
     }
     let Ok(total) = usize::try_from(total) else {
-        return Err(FrameError::TooLarge { size: u32::MAX, max: frame_max });
+        return Err(FrameError::TooLarge { frame_type: kind, size, max: frame_max });
     };
     let Some(&end) = buf.get(total - 1) else {
         return Ok(None);
     };
-    if end != FRAME_END {
-        return Err(FrameError::BadFrameEnd(end));
-    }
     let mut payload = buf.split_to(total).freeze();
     payload.advance(7);
     payload.truncate(total - FRAME_OVERHEAD);
+    if end != FRAME_END {
+        return Err(FrameError::BadFrameEnd { frame_type: kind, payload, end });
+    }
     let frame = match kind {
         FRAME_METHOD => {
-            Frame::Method { channel, method: Method::decode(payload).map_err(FrameError::Method)? }
+            let Some(&[a, b, c, d]) = payload.get(..4) else {
+                return Err(FrameError::UnknownFrame { frame_type: kind, payload });
+            };
+            match Method::decode(payload.clone()) {
+                Ok(method) => Frame::Method { channel, method },
+                Err(error) => {
+                    return Err(FrameError::Method {
+                        class_id: u16::from_be_bytes([a, b]),
+                        method_id: u16::from_be_bytes([c, d]),
+                        arguments: payload.slice(4..),
+                        error,
+                    })
+                }
+            }
         }
         FRAME_HEADER => {
             Frame::Header { channel, header: ContentHeader::decode(payload).map_err(FrameError::Header)? }
         }
         FRAME_BODY => Frame::Body { channel, payload },
-        _ => {
+        FRAME_HEARTBEAT => {
             if size != 0 {
                 return Err(FrameError::HeartbeatPayload(size));
             }
             Frame::Heartbeat { channel }
         }
+        _ => return Err(FrameError::UnknownFrame { frame_type: kind, payload }),
     };
     Ok(Some(frame))
 }
@@ -240,20 +251,21 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x03\x00\x01\x00\x10\x00\x00"[..]);
         assert_eq!(
             parse_frame(&mut buf, 131_072),
-            Err(FrameError::TooLarge { size: 1_048_584, max: 131_072 })
+            Err(FrameError::TooLarge { frame_type: 3, size: 1_048_576, max: 131_072 })
         );
         // Exactly frame_max in total is fine.
         let mut out = BytesMut::new();
         write_body(&mut out, 1, &[7; 92]);
         assert_eq!(parse_all(out.clone(), 100).len(), 1);
         let mut out2 = out.clone();
-        assert!(matches!(parse_frame(&mut out2, 99), Err(FrameError::TooLarge { size: 100, max: 99 })));
+        assert!(matches!(parse_frame(&mut out2, 99), Err(FrameError::TooLarge { size: 92, max: 99, .. })));
     }
 
     #[test]
     fn bad_frame_end() {
         let mut buf = BytesMut::from(&b"\x08\x00\x00\x00\x00\x00\x00\x00"[..]);
-        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::BadFrameEnd(0)));
+        let err = parse_frame(&mut buf, 0).unwrap_err();
+        assert!(matches!(err, FrameError::BadFrameEnd { frame_type: 8, end: 0, .. }), "{err:?}");
     }
 
     #[test]
@@ -261,20 +273,26 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x04\x00\x00\x00\x00"[..]);
         assert_eq!(parse_frame(&mut buf, 0), Ok(None));
         buf.extend_from_slice(b"\x00\x00\xce");
-        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::UnknownFrameType(4)));
-        // The protocol header sent again mid-stream is also rejected.
+        let err = parse_frame(&mut buf, 0).unwrap_err();
+        assert!(matches!(err, FrameError::UnknownFrame { frame_type: 4, .. }), "{err:?}");
+        // The protocol header sent again mid-stream declares an enormous frame.
         let mut buf = BytesMut::from(&PROTOCOL_HEADER[..]);
-        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::UnknownFrameType(b'A')));
+        let err = parse_frame(&mut buf, 131_072).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { frame_type: b'A', .. }), "{err:?}");
     }
 
     #[test]
     fn unknown_method_and_class() {
         let mut buf = BytesMut::from(&b"\x01\x00\x01\x00\x00\x00\x04\x00\x3c\x00\x63\xce"[..]);
         let err = parse_frame(&mut buf, 0).unwrap_err();
-        assert_eq!(err, FrameError::Method(DecodeError::UnknownMethod { class_id: 60, method_id: 99 }));
+        assert!(matches!(
+            err,
+            FrameError::Method { error: DecodeError::UnknownMethod { class_id: 60, method_id: 99 }, .. }
+        ));
         assert_eq!(err.reply_code(), 540);
         let mut buf = BytesMut::from(&b"\x01\x00\x01\x00\x00\x00\x04\x00\x07\x00\x0a\xce"[..]);
-        assert_eq!(parse_frame(&mut buf, 0), Err(FrameError::Method(DecodeError::UnknownClass(7))));
+        let err = parse_frame(&mut buf, 0).unwrap_err();
+        assert!(matches!(err, FrameError::Method { error: DecodeError::UnknownClass(7), .. }));
     }
 
     #[test]
@@ -287,7 +305,10 @@ mod tests {
         write_body(&mut buf, 1, &payload);
         buf[0] = FRAME_METHOD;
         let err = parse_frame(&mut buf, 0).unwrap_err();
-        assert_eq!(err, FrameError::Method(DecodeError::BadFieldType(b'Z')));
+        assert!(matches!(
+            err,
+            FrameError::Method { class_id: 50, method_id: 10, error: DecodeError::BadFieldType(b'Z'), .. }
+        ));
         assert_eq!(err.reply_code(), 502);
     }
 

@@ -8,10 +8,13 @@ use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
 use warren_protocol::Method;
 
-use super::{for_each_queue_run, generated_name, Session, Settle};
+use super::{for_each_queue_run, Session};
 use crate::channel::{ChannelHandle, Unacked};
 use crate::deadletter::DeathReason;
+use crate::error::BrokerError;
 use crate::message::Message;
+use crate::names::generated_name;
+use crate::queue::Settle;
 use crate::queue::{ConsumeRefused, Consumer};
 use crate::vhost::VHost;
 
@@ -27,6 +30,7 @@ impl Session {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
+        self.check_user_id(&header)?;
         let ch = self.channel_or_err(channel)?;
         if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
             return buffered;
@@ -69,6 +73,22 @@ impl Session {
         Ok(())
     }
 
+    /// A publisher may only claim its own identity in the user_id property.
+    fn check_user_id(&self, header: &ContentHeader) -> Result<(), AmqpError> {
+        const USER_ID_FLAG: u8 = 0x10; // bit 4 of the 16-bit flags: the second byte
+        if header.properties.get(1).is_none_or(|b| b & USER_ID_FLAG == 0) {
+            return Ok(());
+        }
+        let claimed = header.decode_properties().ok().and_then(|p| p.user_id);
+        match claimed {
+            Some(claimed) if *claimed != *self.username => {
+                Err(BrokerError::UserIdMismatch { claimed: claimed.to_string(), user: self.username.clone() }
+                    .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn basic_qos(
         &mut self,
         conn: &mut Connection,
@@ -82,9 +102,11 @@ impl Session {
         if m.global {
             ch.handle.set_global_prefetch(m.prefetch_count);
         } else {
+            // As RabbitMQ: a per-consumer limit also lifts an earlier channel-wide one.
             ch.consumer_prefetch = m.prefetch_count;
+            ch.handle.set_global_prefetch(0);
         }
-        let queues: Vec<_> = ch.consumers.values().cloned().collect();
+        let queues = ch.handle.consumer_queues();
         conn.send_method(channel, &BasicQosOk {}.into());
         self.flush(conn);
         for q in queues {
@@ -111,26 +133,27 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         let tag =
             if m.consumer_tag.is_empty() { generated_name("amq.ctag-") } else { m.consumer_tag.clone() };
-        if ch.consumers.contains_key(&tag) {
+        if !ch.handle.register_consumer(tag.clone(), queue.clone()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
         let consumer =
             Consumer::new(tag.clone(), ch.handle.clone(), m.no_ack, m.exclusive, ch.consumer_prefetch);
-        match queue.add_consumer(consumer) {
+        let added = queue.add_consumer(consumer);
+        if added.is_err() {
+            ch.handle.unregister_consumer(&tag);
+        }
+        match added {
             Ok(()) => {}
             Err(ConsumeRefused::ExclusiveUse) => {
                 let text = format!("queue '{name}' in vhost '{}' in exclusive use", vhost.name);
                 return Err(AmqpError::access_refused(text));
             }
             Err(ConsumeRefused::Deleted) => {
-                return Err(crate::error::BrokerError::QueueNotFound {
-                    name: name.to_string(),
-                    vhost: vhost.name.clone(),
-                }
-                .into())
+                return Err(
+                    BrokerError::QueueNotFound { name: name.to_string(), vhost: vhost.name.clone() }.into()
+                )
             }
         }
-        ch.consumers.insert(tag.clone(), queue.clone());
         if !m.nowait {
             conn.send_method(channel, &BasicConsumeOk { consumer_tag: tag }.into());
         }
@@ -147,7 +170,7 @@ impl Session {
         m: &BasicCancel,
     ) -> Result<(), AmqpError> {
         let ch = self.channel_or_err(channel)?;
-        if let Some(queue) = ch.consumers.remove(&m.consumer_tag) {
+        if let Some(queue) = ch.handle.unregister_consumer(&m.consumer_tag) {
             if queue.remove_consumer(&ch.handle, &m.consumer_tag) {
                 self.auto_delete_queue(&queue);
             }
@@ -200,7 +223,7 @@ impl Session {
         };
         let handle = ch.handle.clone();
         let other_queues: Vec<_> =
-            if handle.has_global_prefetch() { ch.consumers.values().cloned().collect() } else { Vec::new() };
+            if handle.has_global_prefetch() { handle.consumer_queues() } else { Vec::new() };
         apply_settle(self.vhost.as_deref(), &handle, settled, how);
         for q in other_queues {
             q.wake();
@@ -229,7 +252,7 @@ pub(super) fn apply_settle(
     how: Settle,
 ) {
     for_each_queue_run(settled, |queue, run| {
-        let dead = queue.settle(run, handle, how == Settle::Requeue);
+        let dead = queue.settle(run, handle, how);
         if let Some(vhost) = vhost {
             for message in dead {
                 vhost.dead_letter(queue, message, DeathReason::Rejected);

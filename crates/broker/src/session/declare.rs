@@ -4,7 +4,7 @@ use warren_connection::{AmqpError, Connection};
 use warren_protocol::methods::*;
 use warren_protocol::ShortStr;
 
-use super::{generated_name, notify_cancelled, Session};
+use super::{notify_cancelled, Session};
 use crate::vhost::{ExchangeSpec, QueueSpec};
 
 impl Session {
@@ -87,11 +87,9 @@ impl Session {
         m: &QueueDeclare,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        let name =
-            if m.queue.is_empty() && !m.passive { generated_name("amq.gen-") } else { m.queue.clone() };
-        let name = if m.passive { self.resolve_queue_name(channel, &name)? } else { name };
+        let name = if m.passive { self.resolve_queue_name(channel, &m.queue)? } else { m.queue.clone() };
         let spec = QueueSpec {
-            name: name.clone(),
+            name,
             passive: m.passive,
             durable: m.durable,
             exclusive: m.exclusive,
@@ -99,6 +97,7 @@ impl Session {
             arguments: m.arguments.clone(),
         };
         let queue = vhost.declare_queue(spec, self.id)?;
+        let name = queue.name.clone();
         if queue.exclusive_owner == Some(self.id)
             && !self.exclusive_queues.iter().any(|q| std::sync::Arc::ptr_eq(q, &queue))
         {
@@ -144,7 +143,7 @@ impl Session {
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
         let queue = self.resolve_queue_name(channel, &m.queue)?;
-        vhost.unbind_queue(&queue, &m.exchange, m.routing_key.clone(), m.arguments.clone(), self.id)?;
+        vhost.unbind_queue(&queue, &m.exchange, m.routing_key.clone(), m.arguments.clone())?;
         conn.send_method(channel, &QueueUnbindOk {}.into());
         Ok(())
     }
@@ -176,14 +175,6 @@ impl Session {
         let name = self.resolve_queue_name(channel, &m.queue)?;
         let (consumers, message_count) = vhost.delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
         self.exclusive_queues.retain(|q| q.name != name);
-        // Our own channels forget the consumers; every client that asked is told.
-        for c in &consumers {
-            if let Some(Some(ch)) = self.channels.get_mut(c.channel.number as usize) {
-                if std::sync::Arc::ptr_eq(&ch.handle, &c.channel) {
-                    ch.consumers.remove(&c.tag);
-                }
-            }
-        }
         self.flush(conn);
         notify_cancelled(consumers);
         if !m.nowait {

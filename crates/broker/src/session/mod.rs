@@ -6,7 +6,6 @@ mod basic;
 mod declare;
 mod modes;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use warren_protocol::{frame, FieldTable, FieldValue, Method, ShortStr};
 use crate::broker::Broker;
 use crate::channel::{ChannelHandle, Unacked};
 use crate::outbox::Outbox;
-use crate::queue::{Consumer, Queue};
+use crate::queue::{Consumer, Queue, Settle};
 use crate::vhost::VHost;
 
 use modes::Mode;
@@ -25,7 +24,6 @@ use modes::Mode;
 /// A channel as its own connection sees it.
 struct ChannelSession {
     handle: Arc<ChannelHandle>,
-    consumers: HashMap<ShortStr, Arc<Queue>>,
     /// basic.qos prefetch_count (global=false) for consumers created from now on.
     consumer_prefetch: u16,
     /// The last queue declared on this channel, for methods that name the queue "".
@@ -37,6 +35,7 @@ pub struct Session {
     broker: Arc<Broker>,
     id: u64,
     peer: Option<IpAddr>,
+    username: String,
     vhost: Option<Arc<VHost>>,
     outbox: Arc<Outbox>,
     channels: Vec<Option<ChannelSession>>,
@@ -62,6 +61,7 @@ impl Session {
             id: broker.next_connection_id(),
             broker,
             peer,
+            username: String::new(),
             vhost: None,
             outbox,
             channels: Vec::new(),
@@ -87,7 +87,8 @@ impl Session {
 
     fn handle_event(&mut self, conn: &mut Connection, event: Event) {
         match event {
-            Event::Opened { client_properties, .. } => {
+            Event::Opened { client_properties, username, .. } => {
+                self.username = username;
                 self.outbox.set_frame_max(conn.frame_max());
                 self.outbox
                     .set_cancel_notify(client_capability(&client_properties, "consumer_cancel_notify"));
@@ -132,7 +133,6 @@ impl Session {
         }
         self.channels[index] = Some(ChannelSession {
             handle: Arc::new(ChannelHandle::new(number, self.outbox.clone())),
-            consumers: HashMap::new(),
             consumer_prefetch: 0,
             last_queue: None,
             mode: Mode::Plain,
@@ -153,13 +153,16 @@ impl Session {
 
     /// Releases a channel: its consumers go, its unacknowledged deliveries are requeued.
     fn close_channel(&mut self, number: u16) {
-        let Some(ch) = self.channels.get_mut(number as usize).and_then(Option::take) else {
+        let Some(mut ch) = self.channels.get_mut(number as usize).and_then(Option::take) else {
             return;
         };
-        let unacked = ch.handle.close();
-        for (tag, queue) in &ch.consumers {
-            if queue.remove_consumer(&ch.handle, tag) {
-                self.auto_delete_queue(queue);
+        let mut unacked = ch.handle.close();
+        // Acks of an uncommitted transaction never happened: those messages go back too.
+        unacked.extend(ch.mode.take_uncommitted_settles());
+        unacked.sort_by_key(|u| u.tag);
+        for (tag, queue) in ch.handle.take_consumers() {
+            if queue.remove_consumer(&ch.handle, &tag) {
+                self.auto_delete_queue(&queue);
             }
         }
         basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue);
@@ -217,9 +220,13 @@ impl Session {
                 self.settle(channel, m.delivery_tag, m.multiple, Settle::reject(m.requeue))
             }
             Method::BasicRecover(m) => {
-                self.recover(channel, m.requeue)?;
+                if !m.requeue {
+                    return Err(AmqpError::not_implemented("requeue=false"));
+                }
+                // recover-ok goes out before the redeliveries, as clients wait for it first.
                 conn.send_method(channel, &warren_protocol::methods::BasicRecoverOk {}.into());
-                Ok(())
+                self.flush(conn);
+                self.recover(channel, m.requeue)
             }
             Method::BasicRecoverAsync(m) => self.recover(channel, m.requeue),
             Method::ConfirmSelect(m) => self.confirm_select(conn, channel, m.nowait),
@@ -227,24 +234,6 @@ impl Session {
             Method::TxCommit(_) => self.tx_commit(conn, channel),
             Method::TxRollback(_) => self.tx_rollback(conn, channel),
             _ => Err(AmqpError::command_invalid("unimplemented method")),
-        }
-    }
-}
-
-/// How an ack, nack or reject settles deliveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settle {
-    Ack,
-    Requeue,
-    Discard,
-}
-
-impl Settle {
-    fn reject(requeue: bool) -> Self {
-        if requeue {
-            Settle::Requeue
-        } else {
-            Settle::Discard
         }
     }
 }
@@ -268,6 +257,7 @@ fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<
 /// Tells consumers of a deleted queue they are gone (when their client asked to be told).
 fn notify_cancelled(consumers: Vec<Consumer>) {
     for c in consumers {
+        c.channel.unregister_consumer(&c.tag);
         if c.channel.outbox.cancel_notify() {
             let cancel = BasicCancel { consumer_tag: c.tag.clone(), nowait: true };
             c.channel
@@ -282,17 +272,4 @@ fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
         Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
         _ => false,
     }
-}
-
-/// A server-generated name: `prefix` and 22 URL-safe random characters, as RabbitMQ makes them.
-fn generated_name(prefix: &str) -> ShortStr {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::rng();
-    let mut name = String::with_capacity(prefix.len() + 22);
-    name.push_str(prefix);
-    for _ in 0..22 {
-        name.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
-    }
-    ShortStr::from(name)
 }

@@ -6,8 +6,9 @@ use warren_protocol::frame::ContentHeader;
 use warren_protocol::methods::*;
 
 use super::basic::apply_settle;
-use super::{Session, Settle};
+use super::Session;
 use crate::channel::Unacked;
+use crate::queue::Settle;
 
 pub(super) enum Mode {
     Plain,
@@ -47,6 +48,16 @@ impl Mode {
                 Ok(())
             }
             _ => Err(settled),
+        }
+    }
+
+    /// Deliveries acknowledged in a transaction that will now never commit.
+    pub(super) fn take_uncommitted_settles(&mut self) -> Vec<Unacked> {
+        match self {
+            Mode::Tx(tx) => {
+                std::mem::take(&mut tx.settles).into_iter().flat_map(|(settled, _)| settled).collect()
+            }
+            _ => Vec::new(),
         }
     }
 

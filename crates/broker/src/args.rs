@@ -1,0 +1,127 @@
+//! Declare arguments: which ones must match on redeclare, and how a mismatch is reported.
+
+use warren_protocol::{FieldTable, FieldValue};
+
+/// Queue arguments whose values must match on redeclare, as RabbitMQ checks them.
+pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+];
+
+/// Exchange arguments whose values must match on redeclare.
+pub const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
+
+/// The first of `keys` whose value differs, with RabbitMQ's descriptions of both sides.
+pub fn first_mismatch(
+    keys: &[&'static str],
+    received: &FieldTable,
+    current: &FieldTable,
+) -> Option<(&'static str, String, String)> {
+    keys.iter().find_map(|key| {
+        let (r, c) = (received.get(key), current.get(key));
+        match (r, c) {
+            (None, None) => None,
+            (Some(r), Some(c)) if same_value(r, c) => None,
+            // Both present: RabbitMQ quotes the bare values.
+            (Some(r), Some(c)) => {
+                Some((*key, format!("'{}'", value_text(r)), format!("'{}'", value_text(c))))
+            }
+            _ => Some((*key, describe(r), describe(c))),
+        }
+    })
+}
+
+fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
+    match (a.as_i64(), b.as_i64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `the value '5' of type 'long'`, or `none` for an absent argument.
+fn describe(v: Option<&FieldValue>) -> String {
+    match v {
+        None => "none".to_owned(),
+        Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
+    }
+}
+
+fn value_text(v: &FieldValue) -> String {
+    match v {
+        FieldValue::LongStr(b) | FieldValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::F32(f) => f.to_string(),
+        FieldValue::F64(f) => f.to_string(),
+        FieldValue::Timestamp(t) => t.to_string(),
+        other => match other.as_i64() {
+            Some(i) => i.to_string(),
+            None => format!("{other:?}"),
+        },
+    }
+}
+
+/// RabbitMQ's names for field types.
+pub fn type_name(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal { .. } => "decimal",
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
+        FieldValue::ByteArray(_) => "binary",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(key: &str, v: FieldValue) -> FieldTable {
+        let mut t = FieldTable::new();
+        t.insert(key, v);
+        t
+    }
+
+    #[test]
+    fn mismatch_texts_match_rabbitmq() {
+        let a = table("x-max-length", FieldValue::I32(20));
+        let b = table("x-max-length", FieldValue::I32(10));
+        let (key, r, c) = first_mismatch(QUEUE_EQUIVALENCE_ARGS, &a, &b).unwrap();
+        assert_eq!((key, r.as_str(), c.as_str()), ("x-max-length", "'20'", "'10'"));
+        let (_, r, c) = first_mismatch(QUEUE_EQUIVALENCE_ARGS, &a, &FieldTable::new()).unwrap();
+        assert_eq!((r.as_str(), c.as_str()), ("the value '20' of type 'signedint'", "none"));
+        let ae = table("alternate-exchange", FieldValue::LongStr("ae".into()));
+        let (_, r, _) = first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &ae, &FieldTable::new()).unwrap();
+        assert_eq!(r, "the value 'ae' of type 'longstr'");
+    }
+
+    #[test]
+    fn integers_of_other_widths_are_equivalent_and_unchecked_keys_are_ignored() {
+        let a = table("x-message-ttl", FieldValue::I64(5));
+        let b = table("x-message-ttl", FieldValue::I16(5));
+        assert_eq!(first_mismatch(QUEUE_EQUIVALENCE_ARGS, &a, &b), None);
+        let c = table("x-custom", FieldValue::I16(5));
+        assert_eq!(first_mismatch(QUEUE_EQUIVALENCE_ARGS, &c, &FieldTable::new()), None);
+    }
+}
