@@ -59,6 +59,11 @@ impl Broker {
         broker
     }
 
+    /// Where queue messages are kept.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
             .write()

@@ -1,6 +1,7 @@
 //! Dead-lettering: republishing a message a queue gave up on to its dead-letter exchange, with
 //! the `x-death` history RabbitMQ records in its headers.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +34,14 @@ impl DeathReason {
 impl VHost {
     /// Routes `message` from `queue` to the queue's dead-letter exchange, if it has one.
     /// A message whose dead-letter exchange is missing is dropped, as in RabbitMQ.
-    pub fn dead_letter(&self, queue: &Queue, message: Message, reason: DeathReason) {
+    /// Durable queues it stored the message in are added to `touched`, to be flushed.
+    pub fn dead_letter(
+        &self,
+        queue: &Queue,
+        message: Message,
+        reason: DeathReason,
+        touched: &mut Vec<Arc<Queue>>,
+    ) {
         let Some(dlx) = queue.arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str) else {
             return;
         };
@@ -49,7 +57,13 @@ impl VHost {
             return;
         }
         for q in routed {
-            q.publish(dead.clone());
+            match q.publish(dead.clone()) {
+                Ok(true) => touched.push(q),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(queue = %q.name, %error, "storing a dead-lettered message failed")
+                }
+            }
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum BrokerError {
     InvalidXMatch(String),
     #[error("user_id property set to '{claimed}' but authenticated user was '{user}'")]
     UserIdMismatch { claimed: String, user: String },
+    #[error("{0}")]
+    Storage(String),
     #[error("vhost {0} not found")]
     VhostNotFound(String),
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
@@ -67,6 +69,7 @@ impl From<BrokerError> for AmqpError {
             UnknownExchangeType(_) => code::COMMAND_INVALID,
             ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
             VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,
+            Storage(_) => code::INTERNAL_ERROR,
         };
         AmqpError::new(c, e.to_string())
     }

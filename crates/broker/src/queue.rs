@@ -140,22 +140,26 @@ impl Queue {
         self.state.lock().deleted
     }
 
-    /// Appends a message and hands it to a consumer if one can take it.
-    pub fn publish(self: &Arc<Self>, message: Message) {
+    /// Appends a message and hands it to a consumer if one can take it. Returns whether the
+    /// message went to disk for durability (its confirm waits for the store's next sync).
+    pub fn publish(self: &Arc<Self>, message: Message) -> std::io::Result<bool> {
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return Ok(false);
         }
+        let persistent =
+            self.durable && warren_protocol::properties::raw_delivery_mode(&message.properties) == Some(2);
         let ttl = match (self.message_ttl, message.expiration()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
         let first_in_line = st.ready.is_empty();
-        st.ready.append(message, expires_at);
+        st.ready.append(message, expires_at, persistent)?;
         if !st.consumers.is_empty() {
             self.dispatch(&mut st, !first_in_line);
         }
+        Ok(persistent)
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), ConsumeRefused> {
@@ -212,7 +216,7 @@ impl Queue {
                 m.redelivered = true;
                 st.ready.requeue(m);
             } else {
-                st.ready.settle(u.message.offset);
+                st.ready.settle(u.message.offset, u.message.stored);
                 if how == Settle::Discard && self.has_dead_letter_exchange {
                     dead.push(u.message.message);
                 }
@@ -220,6 +224,11 @@ impl Queue {
         }
         self.dispatch(&mut st, true);
         dead
+    }
+
+    /// Hands what this queue's log buffered to the OS (once per batch of input).
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.state.lock().ready.flush()
     }
 
     /// Gives consumers with credit a try at the ready messages.
@@ -235,7 +244,7 @@ impl Queue {
         expire_head(&mut st);
         let m = st.ready.pop_front()?;
         if no_ack {
-            st.ready.settle(m.offset);
+            st.ready.settle(m.offset, m.stored);
         }
         Some((m, st.ready.len() as u32))
     }
@@ -249,7 +258,8 @@ impl Queue {
     pub fn delete(&self) -> (Vec<Consumer>, u32) {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.purge() as u32;
+        let n = st.ready.len() as u32;
+        st.ready.delete();
         (std::mem::take(&mut st.consumers), n)
     }
 
@@ -266,7 +276,7 @@ impl Queue {
         }
         let QueueState { ready, consumers, next_consumer, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
-            let offset = message.offset;
+            let (offset, stored) = (message.offset, message.stored);
             for _ in 0..n {
                 let idx = *next_consumer % n;
                 *next_consumer = (idx + 1) % n;
@@ -278,7 +288,7 @@ impl Queue {
                 match c.channel.try_deliver(self, who, message) {
                     Ok(()) => {
                         if c.no_ack {
-                            ready.settle(offset);
+                            ready.settle(offset, stored);
                         } else {
                             c.unacked += 1;
                         }
@@ -303,7 +313,7 @@ fn expire_head(st: &mut QueueState) {
     let now = Instant::now();
     while st.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
         if let Some(expired) = st.ready.pop_front() {
-            st.ready.settle(expired.offset);
+            st.ready.settle(expired.offset, expired.stored);
         }
     }
 }

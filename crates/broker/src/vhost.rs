@@ -236,7 +236,9 @@ impl VHost {
             spec.exclusive.then_some(owner),
             spec.auto_delete,
             spec.arguments,
-            self.store.open_queue(&self.name, &spec.name, spec.durable),
+            self.store.open_queue(&self.name, &spec.name, spec.durable).map_err(|e| {
+                BrokerError::Storage(format!("cannot open the log of queue '{}': {e}", spec.name))
+            })?,
         ));
         queues.insert(spec.name, q.clone());
         Ok(q)

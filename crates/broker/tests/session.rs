@@ -55,7 +55,7 @@ impl TestClient {
         let now = Instant::now();
         let mut c = TestClient {
             conn: Connection::new(ConnectionConfig::default(), now),
-            session: Session::new(broker.clone(), peer, outbox.clone()),
+            session: Session::new(broker.clone(), peer, outbox.clone(), std::sync::Arc::new(|| {})),
             outbox,
             input: BytesMut::new(),
             now,

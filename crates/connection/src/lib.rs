@@ -7,10 +7,12 @@
 //! a mistake earns) lives here and is tested without sockets.
 
 pub mod config;
+pub mod confirms;
 pub mod erlang;
 pub mod error;
 pub mod machine;
 
 pub use config::{server_properties, ConnectionConfig, FRAME_MIN_SIZE};
+pub use confirms::{Confirm, ConfirmTracker, PublishOutcome};
 pub use error::AmqpError;
 pub use machine::{Connection, Event, Host};

@@ -43,6 +43,34 @@ const APP_ID: u16 = 1 << 3;
 const CLUSTER_ID: u16 = 1 << 2;
 const CONTINUATION: u16 = 1;
 
+/// The delivery-mode property read straight from raw property bytes (flags and list, as in a
+/// content header), skipping what precedes it without decoding: the publish path asks this of
+/// every message and must not allocate.
+pub fn raw_delivery_mode(raw: &[u8]) -> Option<u8> {
+    let word = |pos: usize| Some(u16::from_be_bytes([*raw.get(pos)?, *raw.get(pos + 1)?]));
+    let flags = word(0)?;
+    if flags & DELIVERY_MODE == 0 {
+        return None;
+    }
+    let mut pos = 2;
+    let mut last = flags;
+    while last & CONTINUATION != 0 {
+        last = word(pos)?;
+        pos += 2;
+    }
+    for bit in [CONTENT_TYPE, CONTENT_ENCODING] {
+        if flags & bit != 0 {
+            pos += 1 + usize::from(*raw.get(pos)?);
+        }
+    }
+    if flags & HEADERS != 0 {
+        let len =
+            u32::from_be_bytes([*raw.get(pos)?, *raw.get(pos + 1)?, *raw.get(pos + 2)?, *raw.get(pos + 3)?]);
+        pos = pos.checked_add(4)?.checked_add(usize::try_from(len).ok()?)?;
+    }
+    raw.get(pos).copied()
+}
+
 impl BasicProperties {
     /// Decode property flags and list. Like RabbitMQ, the unused flag bit 1 is
     /// ignored; continuation flag words are read and ignored (class `basic`
@@ -216,5 +244,27 @@ mod tests {
         fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = BasicProperties::decode(&Bytes::from(data));
         }
+    }
+
+    #[test]
+    fn raw_delivery_mode_matches_decoding() {
+        let cases = [
+            BasicProperties::default(),
+            BasicProperties { delivery_mode: Some(2), ..Default::default() },
+            BasicProperties {
+                content_type: Some("text/plain".into()),
+                content_encoding: Some("gzip".into()),
+                headers: Some(crate::FieldTable(vec![("k".into(), crate::FieldValue::I32(7))])),
+                delivery_mode: Some(1),
+                priority: Some(3),
+                ..Default::default()
+            },
+        ];
+        for props in cases {
+            let mut raw = BytesMut::new();
+            props.encode(&mut raw);
+            assert_eq!(raw_delivery_mode(&raw), props.delivery_mode, "{props:?}");
+        }
+        assert_eq!(raw_delivery_mode(&[0x10]), None, "truncated input is not an error");
     }
 }

@@ -25,7 +25,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, con
     let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify));
 
     let mut conn = Connection::new((*config).clone(), Instant::now());
-    let mut session = Session::new(broker, Some(peer.ip()), outbox);
+    let synced = Arc::new(Notify::new());
+    let wake = synced.clone();
+    let mut session = Session::new(broker, Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
     tracing::debug!(%peer, id = session.id(), "connection accepted");
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -45,6 +47,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, con
                 }
             },
             _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
+            _ = synced.notified() => session.on_synced(&mut conn),
         }
         session.end_of_batch(&mut conn);
         if conn.is_closed() {

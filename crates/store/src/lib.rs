@@ -9,33 +9,57 @@
 pub mod memory;
 pub mod message;
 
+use std::io;
 use std::time::Instant;
 
 pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
 
+/// Called from the store's syncing thread once a sync ticket is durable.
+pub type SyncWaker = Box<dyn FnOnce() + Send>;
+
 /// The ready messages of one queue, in offset order.
+///
+/// A log keeps a bounded window of messages in memory; what does not fit waits on disk and is
+/// read back as the window drains, so memory stays flat however deep the queue gets.
 pub trait QueueLog: Send + std::fmt::Debug {
-    /// Appends a published message; returns its offset.
-    fn append(&mut self, message: Message, expires_at: Option<Instant>) -> u64;
-    fn front(&self) -> Option<&QueuedMessage>;
+    /// Appends a published message; returns its offset. A `persistent` message of a durable
+    /// queue is written to the log (durable once a sync ticket taken after the next
+    /// [`QueueLog::flush`] completes); other messages stay in memory until the window is full,
+    /// then page out to disk.
+    fn append(&mut self, message: Message, expires_at: Option<Instant>, persistent: bool) -> io::Result<u64>;
+    /// The next ready message (requeued ones first), reading it from disk if needed.
+    fn front(&mut self) -> Option<&QueuedMessage>;
     fn pop_front(&mut self) -> Option<QueuedMessage>;
     /// Returns a message just taken with `pop_front` that could not be delivered.
     fn push_front(&mut self, message: QueuedMessage);
     /// Puts a delivered, unsettled message back at its original position.
     fn requeue(&mut self, message: QueuedMessage);
-    /// The message at `offset` left the queue for good (acknowledged, dropped or dead-lettered).
-    fn settle(&mut self, offset: u64);
+    /// The message at `offset` left the queue for good (acknowledged, dropped or dead-lettered):
+    /// a `stored` one gets an ack record, and a segment whose messages are all settled is deleted.
+    fn settle(&mut self, offset: u64, stored: bool);
     /// Ready messages (delivered but unsettled ones are not counted).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Drops every ready message; returns how many there were.
+    /// Settles every ready message; returns how many there were.
     fn purge(&mut self) -> usize;
+    /// Hands buffered records to the OS and marks their files for the next sync. The broker
+    /// calls this once per batch of input for every queue the batch touched.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Removes the log's files: the queue is gone.
+    fn delete(&mut self);
 }
 
-/// Opens queue logs.
+/// Opens queue logs and makes what they wrote durable, in groups.
 pub trait Store: Send + Sync {
-    fn open_queue(&self, vhost: &str, queue: &str, durable: bool) -> Box<dyn QueueLog>;
+    /// Opens (creating or recovering) the log of a queue.
+    fn open_queue(&self, vhost: &str, queue: &str, durable: bool) -> io::Result<Box<dyn QueueLog>>;
+    /// A ticket covering everything flushed so far; it is durable once `synced() >= ticket`.
+    fn sync_ticket(&self) -> u64;
+    /// The highest ticket known durable.
+    fn synced(&self) -> u64;
+    /// Calls `waker` once `ticket` is durable (at once if it already is).
+    fn on_synced(&self, ticket: u64, waker: SyncWaker);
 }

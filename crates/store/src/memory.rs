@@ -3,7 +3,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::{Message, QueueLog, QueuedMessage, Store};
+use std::io;
+
+use crate::{Message, QueueLog, QueuedMessage, Store, SyncWaker};
 
 #[derive(Debug, Default)]
 pub struct MemoryLog {
@@ -12,14 +14,25 @@ pub struct MemoryLog {
 }
 
 impl QueueLog for MemoryLog {
-    fn append(&mut self, message: Message, expires_at: Option<Instant>) -> u64 {
+    fn append(
+        &mut self,
+        message: Message,
+        expires_at: Option<Instant>,
+        _persistent: bool,
+    ) -> io::Result<u64> {
         let offset = self.next_offset;
         self.next_offset += 1;
-        self.ready.push_back(QueuedMessage { offset, redelivered: false, expires_at, message });
-        offset
+        self.ready.push_back(QueuedMessage {
+            offset,
+            redelivered: false,
+            expires_at,
+            stored: false,
+            message,
+        });
+        Ok(offset)
     }
 
-    fn front(&self) -> Option<&QueuedMessage> {
+    fn front(&mut self) -> Option<&QueuedMessage> {
         self.ready.front()
     }
 
@@ -37,7 +50,7 @@ impl QueueLog for MemoryLog {
         self.ready.insert(pos, message);
     }
 
-    fn settle(&mut self, _offset: u64) {}
+    fn settle(&mut self, _offset: u64, _stored: bool) {}
 
     fn len(&self) -> usize {
         self.ready.len()
@@ -48,15 +61,36 @@ impl QueueLog for MemoryLog {
         self.ready.clear();
         n
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn delete(&mut self) {
+        self.ready.clear();
+    }
 }
 
 /// Keeps every queue in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore;
 
+/// Nothing is ever waiting to be synced: every ticket is durable at once.
 impl Store for MemoryStore {
-    fn open_queue(&self, _vhost: &str, _queue: &str, _durable: bool) -> Box<dyn QueueLog> {
-        Box::new(MemoryLog::default())
+    fn open_queue(&self, _vhost: &str, _queue: &str, _durable: bool) -> io::Result<Box<dyn QueueLog>> {
+        Ok(Box::new(MemoryLog::default()))
+    }
+
+    fn sync_ticket(&self) -> u64 {
+        0
+    }
+
+    fn synced(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn on_synced(&self, _ticket: u64, waker: SyncWaker) {
+        waker();
     }
 }
 
@@ -78,7 +112,7 @@ mod tests {
     fn requeue_restores_the_original_position() {
         let mut log = MemoryLog::default();
         for b in ["a", "b", "c", "d"] {
-            log.append(msg(b), None);
+            log.append(msg(b), None, false).unwrap();
         }
         let a = log.pop_front().unwrap();
         let b = log.pop_front().unwrap();
@@ -91,10 +125,10 @@ mod tests {
     #[test]
     fn offsets_only_grow_and_purge_counts() {
         let mut log = MemoryLog::default();
-        assert_eq!(log.append(msg("a"), None), 0);
-        assert_eq!(log.append(msg("b"), None), 1);
+        assert_eq!(log.append(msg("a"), None, false).unwrap(), 0);
+        assert_eq!(log.append(msg("b"), None, false).unwrap(), 1);
         assert_eq!(log.purge(), 2);
-        assert_eq!(log.append(msg("c"), None), 2);
+        assert_eq!(log.append(msg("c"), None, false).unwrap(), 2);
         assert_eq!(log.len(), 1);
     }
 }

@@ -38,5 +38,7 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// When the message expires (queue TTL or per-message expiration), if ever.
     pub expires_at: Option<std::time::Instant>,
+    /// Whether the message has a record in the queue's log on disk (settling it writes an ack).
+    pub stored: bool,
     pub message: Message,
 }

@@ -3,19 +3,19 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use warren_connection::{AmqpError, Connection};
+use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
 use warren_protocol::Method;
 
+use super::modes::Mode;
 use super::{for_each_queue_run, Session};
 use crate::channel::{ChannelHandle, Unacked};
 use crate::deadletter::DeathReason;
 use crate::error::BrokerError;
 use crate::message::Message;
 use crate::names::generated_name;
-use crate::queue::Settle;
-use crate::queue::{ConsumeRefused, Consumer};
+use crate::queue::{ConsumeRefused, Consumer, Queue, Settle};
 use crate::vhost::VHost;
 
 impl Session {
@@ -35,14 +35,20 @@ impl Session {
         if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
             return buffered;
         }
-        self.route_publish(conn, channel, publish, header, body)?;
-        if let Some(ch) = self.channel(channel) {
-            ch.mode.published();
+        let outcome = self.route_publish(conn, channel, publish, header, body)?;
+        match self.channel(channel) {
+            Some(ch) if matches!(ch.mode, Mode::Confirm(_)) => ch.mode.published(outcome),
+            // Without confirms there is nobody to nack: a message we could not keep is an error.
+            _ if outcome == PublishOutcome::Failed => {
+                return Err(AmqpError::internal_error("the message could not be stored"));
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Routes a publish to its queues (returning it to the publisher if mandatory and unroutable).
+    /// Routes a publish to its queues (returning it to the publisher if mandatory and
+    /// unroutable); says whether its confirm must wait for the store.
     pub(super) fn route_publish(
         &mut self,
         conn: &mut Connection,
@@ -50,7 +56,7 @@ impl Session {
         publish: BasicPublish,
         header: ContentHeader,
         body: Bytes,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<PublishOutcome, AmqpError> {
         let vhost = self.vhost()?;
         let message = Message {
             exchange: publish.exchange,
@@ -66,11 +72,25 @@ impl Session {
         if routed.is_empty() && publish.mandatory {
             return_unroutable(conn, channel, &message);
         }
+        let mut outcome = PublishOutcome::Done;
         for q in routed.drain(..) {
-            q.publish(message.clone());
+            match q.publish(message.clone()) {
+                Ok(false) => {}
+                Ok(true) => {
+                    if outcome == PublishOutcome::Done {
+                        outcome = PublishOutcome::Stored;
+                    }
+                    touch(&mut self.touched, &q);
+                }
+                Err(error) => {
+                    // Whatever went where, the publisher learns it was not kept everywhere.
+                    tracing::error!(queue = %q.name, %error, "storing a message failed");
+                    outcome = PublishOutcome::Failed;
+                }
+            }
         }
         self.routed = routed;
-        Ok(())
+        Ok(outcome)
     }
 
     /// A publisher may only claim its own identity in the user_id property.
@@ -224,7 +244,9 @@ impl Session {
         let handle = ch.handle.clone();
         let other_queues: Vec<_> =
             if handle.has_global_prefetch() { handle.consumer_queues() } else { Vec::new() };
-        apply_settle(self.vhost.as_deref(), &handle, settled, how);
+        let mut touched = std::mem::take(&mut self.touched);
+        apply_settle(self.vhost.as_deref(), &handle, settled, how, &mut touched);
+        self.touched = touched;
         for q in other_queues {
             q.wake();
         }
@@ -239,26 +261,38 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         let outstanding = ch.handle.take_all();
         let handle = ch.handle.clone();
-        apply_settle(None, &handle, outstanding, Settle::Requeue);
+        apply_settle(None, &handle, outstanding, Settle::Requeue, &mut Vec::new());
         Ok(())
     }
 }
 
 /// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them.
+/// Durable queues that wrote ack records are added to `touched`, to be flushed with the batch.
 pub(super) fn apply_settle(
     vhost: Option<&VHost>,
     handle: &Arc<ChannelHandle>,
     settled: Vec<Unacked>,
     how: Settle,
+    touched: &mut Vec<Arc<Queue>>,
 ) {
     for_each_queue_run(settled, |queue, run| {
+        if queue.durable && run.iter().any(|u| u.message.stored) {
+            touch(touched, queue);
+        }
         let dead = queue.settle(run, handle, how);
         if let Some(vhost) = vhost {
             for message in dead {
-                vhost.dead_letter(queue, message, DeathReason::Rejected);
+                vhost.dead_letter(queue, message, DeathReason::Rejected, touched);
             }
         }
     });
+}
+
+/// Remembers a queue whose log must be flushed at the end of the batch.
+pub(super) fn touch(touched: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
+    if touched.last().is_none_or(|last| !Arc::ptr_eq(last, queue)) {
+        touched.push(queue.clone());
+    }
 }
 
 /// basic.return for a mandatory message that reached no queue.

@@ -42,7 +42,16 @@ pub struct Session {
     exclusive_queues: Vec<Arc<Queue>>,
     /// Reused between publishes so routing allocates nothing.
     routed: Vec<Arc<Queue>>,
+    /// Durable queues written to in this batch of input: flushed together at its end.
+    touched: Vec<Arc<Queue>>,
+    /// Wakes the connection's task when the store has made a batch durable.
+    sync_waker: SyncNotify,
+    /// The store ticket the connection's task will be woken for, if any.
+    wake_registered_for: u64,
 }
+
+/// Called (from the store's syncing thread) to wake a connection waiting for durability.
+pub type SyncNotify = Arc<dyn Fn() + Send + Sync>;
 
 impl Host for Session {
     fn authenticate(&mut self, username: &str, password: &str) -> bool {
@@ -56,7 +65,12 @@ impl Host for Session {
 }
 
 impl Session {
-    pub fn new(broker: Arc<Broker>, peer: Option<IpAddr>, outbox: Arc<Outbox>) -> Self {
+    pub fn new(
+        broker: Arc<Broker>,
+        peer: Option<IpAddr>,
+        outbox: Arc<Outbox>,
+        sync_waker: SyncNotify,
+    ) -> Self {
         Session {
             id: broker.next_connection_id(),
             broker,
@@ -67,6 +81,9 @@ impl Session {
             channels: Vec::new(),
             exclusive_queues: Vec::new(),
             routed: Vec::new(),
+            touched: Vec::new(),
+            sync_waker,
+            wake_registered_for: 0,
         }
     }
 
@@ -116,14 +133,49 @@ impl Session {
         }
     }
 
-    /// Called after a batch of input: sends the confirms it earned, then flushes.
+    /// Called after a batch of input: hands what the batch stored to the OS in one go, takes a
+    /// sync ticket if anything must become durable, and sends the confirms and commit-oks that
+    /// need not wait. The others go out from [`Session::on_synced`].
     pub fn end_of_batch(&mut self, conn: &mut Connection) {
+        let ticket = self.flush_touched();
+        for slot in self.channels.iter_mut().flatten() {
+            slot.mode.seal(ticket);
+        }
+        self.on_synced(conn);
+    }
+
+    /// Sends whatever the store has made durable since, and asks to be woken for the rest.
+    pub fn on_synced(&mut self, conn: &mut Connection) {
+        let store = self.broker.store();
+        let synced = store.synced();
+        let mut waiting = 0;
         for (number, slot) in self.channels.iter_mut().enumerate() {
             if let Some(ch) = slot {
-                ch.mode.send_confirms(number as u16, conn);
+                ch.mode.send_ready(number as u16, synced, conn);
+                waiting = waiting.max(ch.mode.waiting_for().unwrap_or(0));
             }
         }
+        if waiting > synced && waiting > self.wake_registered_for {
+            self.wake_registered_for = waiting;
+            let wake = self.sync_waker.clone();
+            store.on_synced(waiting, Box::new(move || wake()));
+        }
         self.flush(conn);
+    }
+
+    /// Flushes the logs this batch wrote to; returns the sync ticket covering them (0 if none).
+    fn flush_touched(&mut self) -> u64 {
+        if self.touched.is_empty() {
+            return 0;
+        }
+        self.touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+        self.touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for q in self.touched.drain(..) {
+            if let Err(error) = q.flush() {
+                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
+            }
+        }
+        self.broker.store().sync_ticket()
     }
 
     fn open_channel(&mut self, number: u16) {
@@ -165,7 +217,7 @@ impl Session {
                 self.auto_delete_queue(&queue);
             }
         }
-        basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue);
+        basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue, &mut self.touched);
     }
 
     /// The connection is gone: release every channel and the exclusive queues it owned.

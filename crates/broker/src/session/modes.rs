@@ -1,7 +1,8 @@
-//! Channel modes: plain, publisher confirms, or transactional.
+//! Channel modes: plain, publisher confirms, or transactional; and the replies that wait for
+//! the store to make a batch durable (confirms, tx.commit-ok).
 
 use bytes::Bytes;
-use warren_connection::{AmqpError, Connection};
+use warren_connection::{AmqpError, Confirm, ConfirmTracker, Connection, PublishOutcome};
 use warren_protocol::frame::ContentHeader;
 use warren_protocol::methods::*;
 
@@ -12,11 +13,7 @@ use crate::queue::Settle;
 
 pub(super) enum Mode {
     Plain,
-    /// Publisher confirms: `published` publishes seen, `confirmed` of them acknowledged so far.
-    Confirm {
-        published: u64,
-        confirmed: u64,
-    },
+    Confirm(ConfirmTracker),
     /// Publishes and settlements wait here for tx.commit.
     Tx(TxBuffer),
 }
@@ -25,6 +22,15 @@ pub(super) enum Mode {
 pub(super) struct TxBuffer {
     publishes: Vec<(BasicPublish, ContentHeader, Bytes)>,
     settles: Vec<(Vec<Unacked>, Settle)>,
+    /// A commit applied but not yet durable: its commit-ok waits for this sync ticket
+    /// (None until the batch is sealed).
+    commit: Option<PendingCommit>,
+}
+
+#[derive(Clone, Copy)]
+struct PendingCommit {
+    needs_sync: bool,
+    ticket: Option<u64>,
 }
 
 impl Mode {
@@ -61,21 +67,60 @@ impl Mode {
         }
     }
 
-    /// Counts a publish that will be confirmed at the end of the input batch.
-    pub(super) fn published(&mut self) {
-        if let Mode::Confirm { published, .. } = self {
-            *published += 1;
+    /// Counts a publish for its confirm.
+    pub(super) fn published(&mut self, outcome: PublishOutcome) {
+        if let Mode::Confirm(tracker) = self {
+            tracker.publish(outcome);
         }
     }
 
-    /// One basic.ack covering every publish since the last one.
-    pub(super) fn send_confirms(&mut self, channel: u16, conn: &mut Connection) {
-        if let Mode::Confirm { published, confirmed } = self {
-            if *published > *confirmed {
-                let ack = BasicAck { delivery_tag: *published, multiple: *published - *confirmed > 1 };
-                conn.send_method(channel, &ack.into());
-                *confirmed = *published;
+    /// Ends a batch of input: what it published or committed waits for `ticket` if it was stored.
+    pub(super) fn seal(&mut self, ticket: u64) {
+        match self {
+            Mode::Confirm(tracker) => tracker.seal(ticket),
+            Mode::Tx(TxBuffer { commit: Some(commit), .. }) if commit.ticket.is_none() => {
+                commit.ticket = Some(if commit.needs_sync { ticket } else { 0 });
             }
+            _ => {}
+        }
+    }
+
+    /// Sends the confirms and commit-oks that `synced` made durable.
+    pub(super) fn send_ready(&mut self, channel: u16, synced: u64, conn: &mut Connection) {
+        match self {
+            Mode::Confirm(tracker) => {
+                let mut ready = Vec::new();
+                tracker.take_ready(synced, &mut ready);
+                for confirm in ready {
+                    let method = match confirm {
+                        Confirm::Ack { delivery_tag, multiple } => BasicAck { delivery_tag, multiple }.into(),
+                        Confirm::Nack { delivery_tag, multiple } => {
+                            BasicNack { delivery_tag, multiple, requeue: false }.into()
+                        }
+                    };
+                    conn.send_method(channel, &method);
+                }
+            }
+            Mode::Tx(tx) => {
+                if let Some(PendingCommit { ticket: Some(ticket), .. }) = tx.commit {
+                    if ticket <= synced {
+                        tx.commit = None;
+                        conn.send_method(channel, &TxCommitOk {}.into());
+                    }
+                }
+            }
+            Mode::Plain => {}
+        }
+    }
+
+    /// The store ticket a reply of this channel waits for, if any.
+    pub(super) fn waiting_for(&self) -> Option<u64> {
+        match self {
+            Mode::Confirm(tracker) => tracker.waiting_for(),
+            Mode::Tx(TxBuffer { commit: Some(PendingCommit { ticket: Some(t), .. }), .. }) if *t > 0 => {
+                Some(*t)
+            }
+            _ => None,
         }
     }
 }
@@ -92,8 +137,8 @@ impl Session {
             Mode::Tx(_) => {
                 return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"))
             }
-            Mode::Plain => ch.mode = Mode::Confirm { published: 0, confirmed: 0 },
-            Mode::Confirm { .. } => {}
+            Mode::Plain => ch.mode = Mode::Confirm(ConfirmTracker::default()),
+            Mode::Confirm(_) => {}
         }
         if !nowait {
             conn.send_method(channel, &ConfirmSelectOk {}.into());
@@ -104,7 +149,7 @@ impl Session {
     pub(super) fn tx_select(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let ch = self.channel_or_err(channel)?;
         match ch.mode {
-            Mode::Confirm { .. } => {
+            Mode::Confirm(_) => {
                 return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"))
             }
             Mode::Plain => ch.mode = Mode::Tx(TxBuffer::default()),
@@ -117,21 +162,33 @@ impl Session {
     fn take_tx(&mut self, channel: u16) -> Result<TxBuffer, AmqpError> {
         let ch = self.channel_or_err(channel)?;
         match &mut ch.mode {
-            Mode::Tx(tx) => Ok(std::mem::take(tx)),
+            Mode::Tx(tx) => Ok(TxBuffer {
+                publishes: std::mem::take(&mut tx.publishes),
+                settles: std::mem::take(&mut tx.settles),
+                commit: None,
+            }),
             _ => Err(AmqpError::precondition_failed("channel is not transactional")),
         }
     }
 
+    /// Applies the transaction; commit-ok goes out once what it stored is durable.
     pub(super) fn tx_commit(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let tx = self.take_tx(channel)?;
+        let mut needs_sync = false;
         for (publish, header, body) in tx.publishes {
-            self.route_publish(conn, channel, publish, header, body)?;
+            needs_sync |= self.route_publish(conn, channel, publish, header, body)? == PublishOutcome::Stored;
         }
         let handle = self.channel_or_err(channel)?.handle.clone();
+        let mut touched = std::mem::take(&mut self.touched);
+        let before = touched.len();
         for (settled, how) in tx.settles {
-            apply_settle(self.vhost.as_deref(), &handle, settled, how);
+            apply_settle(self.vhost.as_deref(), &handle, settled, how, &mut touched);
         }
-        conn.send_method(channel, &TxCommitOk {}.into());
+        needs_sync |= touched.len() > before;
+        self.touched = touched;
+        if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
+            buffer.commit = Some(PendingCommit { needs_sync, ticket: None });
+        }
         Ok(())
     }
 

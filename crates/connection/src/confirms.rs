@@ -1,0 +1,160 @@
+//! Publisher confirms for one channel: sequence numbers, which publishes wait for the store to
+//! sync, and the fewest basic.ack/basic.nack frames that settle them in order.
+
+use std::collections::VecDeque;
+
+/// What happened to one publish, for its confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Routed (or not) without anything to wait for.
+    Done,
+    /// Written to the store: confirmed once the store's sync covering it completes.
+    Stored,
+    /// Could not be stored: nacked.
+    Failed,
+}
+
+/// A confirm to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    Ack { delivery_tag: u64, multiple: bool },
+    Nack { delivery_tag: u64, multiple: bool },
+}
+
+#[derive(Debug, Default)]
+pub struct ConfirmTracker {
+    /// The last sequence number handed out (publishes are numbered from 1).
+    published: u64,
+    /// Publishes up to here belong to sealed batches.
+    sealed: u64,
+    /// Publishes up to here have been confirmed.
+    confirmed: u64,
+    unsealed_needs_sync: bool,
+    /// (last sequence number, store sync ticket it waits for; 0 = none).
+    batches: VecDeque<(u64, u64)>,
+    /// Sequence numbers to nack, ascending.
+    failed: VecDeque<u64>,
+}
+
+impl ConfirmTracker {
+    /// Numbers a publish; returns its sequence number.
+    pub fn publish(&mut self, outcome: PublishOutcome) -> u64 {
+        self.published += 1;
+        match outcome {
+            PublishOutcome::Done => {}
+            PublishOutcome::Stored => self.unsealed_needs_sync = true,
+            PublishOutcome::Failed => self.failed.push_back(self.published),
+        }
+        self.published
+    }
+
+    /// Closes the current batch: its publishes wait for `ticket` if any of them was stored.
+    pub fn seal(&mut self, ticket: u64) {
+        if self.published > self.sealed {
+            let wait = if self.unsealed_needs_sync { ticket } else { 0 };
+            self.batches.push_back((self.published, wait));
+            self.sealed = self.published;
+            self.unsealed_needs_sync = false;
+        }
+    }
+
+    /// Confirms every sealed batch whose ticket is durable (`synced`), in order.
+    pub fn take_ready(&mut self, synced: u64, out: &mut Vec<Confirm>) {
+        while let Some(&(upto, ticket)) = self.batches.front() {
+            if ticket > synced {
+                break;
+            }
+            self.batches.pop_front();
+            let first = self.confirmed + 1;
+            if self.failed.front().is_none_or(|&f| f > upto) {
+                out.push(Confirm::Ack { delivery_tag: upto, multiple: upto > first });
+            } else {
+                // Rare: a failure inside the batch; confirm one by one around it.
+                for seq in first..=upto {
+                    if self.failed.front() == Some(&seq) {
+                        self.failed.pop_front();
+                        out.push(Confirm::Nack { delivery_tag: seq, multiple: false });
+                    } else {
+                        out.push(Confirm::Ack { delivery_tag: seq, multiple: false });
+                    }
+                }
+            }
+            self.confirmed = upto;
+        }
+    }
+
+    /// The ticket the oldest waiting batch needs, if one waits.
+    pub fn waiting_for(&self) -> Option<u64> {
+        self.batches.iter().map(|&(_, t)| t).max().filter(|&t| t > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(t: &mut ConfirmTracker, synced: u64) -> Vec<Confirm> {
+        let mut out = Vec::new();
+        t.take_ready(synced, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_batch_is_one_multiple_ack() {
+        let mut t = ConfirmTracker::default();
+        for _ in 0..5 {
+            t.publish(PublishOutcome::Done);
+        }
+        t.seal(0);
+        assert_eq!(ready(&mut t, 0), [Confirm::Ack { delivery_tag: 5, multiple: true }]);
+        t.publish(PublishOutcome::Done);
+        t.seal(0);
+        assert_eq!(ready(&mut t, 0), [Confirm::Ack { delivery_tag: 6, multiple: false }]);
+        assert!(ready(&mut t, 0).is_empty());
+    }
+
+    #[test]
+    fn stored_publishes_wait_for_their_sync() {
+        let mut t = ConfirmTracker::default();
+        t.publish(PublishOutcome::Stored);
+        t.publish(PublishOutcome::Done);
+        t.seal(7);
+        t.publish(PublishOutcome::Done);
+        t.seal(8);
+        assert!(ready(&mut t, 6).is_empty(), "nothing before ticket 7 is durable");
+        assert_eq!(t.waiting_for(), Some(7));
+        // The second batch needs no sync but must not overtake the first.
+        assert_eq!(
+            ready(&mut t, 7),
+            [
+                Confirm::Ack { delivery_tag: 2, multiple: true },
+                Confirm::Ack { delivery_tag: 3, multiple: false }
+            ]
+        );
+        assert_eq!(t.waiting_for(), None);
+    }
+
+    #[test]
+    fn failures_are_nacked_in_order() {
+        let mut t = ConfirmTracker::default();
+        t.publish(PublishOutcome::Done);
+        t.publish(PublishOutcome::Failed);
+        t.publish(PublishOutcome::Done);
+        t.seal(0);
+        assert_eq!(
+            ready(&mut t, 0),
+            [
+                Confirm::Ack { delivery_tag: 1, multiple: false },
+                Confirm::Nack { delivery_tag: 2, multiple: false },
+                Confirm::Ack { delivery_tag: 3, multiple: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn unsealed_publishes_are_not_confirmed() {
+        let mut t = ConfirmTracker::default();
+        t.publish(PublishOutcome::Done);
+        assert!(ready(&mut t, u64::MAX).is_empty());
+    }
+}
