@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use warren_store::definitions::{Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
 use crate::error::BrokerError;
@@ -15,15 +16,66 @@ use crate::vhost::VHost;
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
-    pub password: String,
+    /// RabbitMQ's scheme: a 4-byte salt, then SHA-256 of salt and password.
+    pub password_hash: Vec<u8>,
+    pub tags: Vec<String>,
     /// RabbitMQ's loopback_users: such a user may only connect from the local machine.
     pub loopback_only: bool,
     /// Vhosts this user may use.
     pub vhosts: Vec<String>,
 }
 
+impl User {
+    pub fn new(name: &str, password: &str, loopback_only: bool, vhosts: &[&str]) -> User {
+        let salt: [u8; 4] = rand::random();
+        User {
+            name: name.to_owned(),
+            password_hash: salted_hash(&salt, password),
+            tags: Vec::new(),
+            loopback_only,
+            vhosts: vhosts.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
+    pub fn check_password(&self, password: &str) -> bool {
+        match self.password_hash.get(..4) {
+            Some(salt) => salted_hash(salt, password) == self.password_hash,
+            None => false,
+        }
+    }
+
+    fn to_def(&self) -> UserDef {
+        UserDef {
+            name: self.name.clone(),
+            password_hash: self.password_hash.clone(),
+            tags: self.tags.clone(),
+            loopback_only: self.loopback_only,
+            vhosts: self.vhosts.clone(),
+        }
+    }
+
+    fn from_def(def: UserDef) -> User {
+        User {
+            name: def.name,
+            password_hash: def.password_hash,
+            tags: def.tags,
+            loopback_only: def.loopback_only,
+            vhosts: def.vhosts,
+        }
+    }
+}
+
+fn salted_hash(salt: &[u8], password: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(salt).chain_update(password.as_bytes()).finalize();
+    let mut out = salt.to_vec();
+    out.extend_from_slice(&digest);
+    out
+}
+
 pub struct Broker {
     store: Arc<dyn Store>,
+    definitions: Option<Arc<Definitions>>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
     next_connection_id: AtomicU64,
@@ -41,22 +93,61 @@ impl Broker {
         Self::with_store(Arc::new(MemoryStore))
     }
 
-    /// A broker keeping queue messages in `store`.
+    /// A broker keeping queue messages in `store`, with nothing durable.
     pub fn with_store(store: Arc<dyn Store>) -> Self {
-        let broker = Broker {
+        let broker = Self::empty(store, None);
+        broker.add_vhost("/");
+        broker.add_user(User::new("guest", "guest", true, &["/"]));
+        broker
+    }
+
+    fn empty(store: Arc<dyn Store>, definitions: Option<Arc<Definitions>>) -> Self {
+        Broker {
             store,
+            definitions,
             vhosts: RwLock::default(),
             users: RwLock::default(),
             next_connection_id: AtomicU64::new(1),
-        };
-        broker.add_vhost("/");
-        broker.add_user(User {
-            name: "guest".into(),
-            password: "guest".into(),
-            loopback_only: true,
-            vhosts: vec!["/".into()],
-        });
-        broker
+        }
+    }
+
+    /// A broker rebuilt from durable definitions, its queues recovering their messages from
+    /// `store`. A first start creates vhost "/" and user guest/guest, as RabbitMQ does.
+    /// A queue whose log cannot be recovered is reported and left out; the others start.
+    pub fn open(store: Arc<dyn Store>, definitions: Arc<Definitions>) -> Result<Self, BrokerError> {
+        let all = definitions.load()?;
+        let broker = Self::empty(store, Some(definitions.clone()));
+        if all.vhosts.is_empty() && all.users.is_empty() {
+            definitions.put_vhost("/")?;
+            broker.add_vhost("/");
+            let guest = User::new("guest", "guest", true, &["/"]);
+            definitions.put_user(&guest.to_def())?;
+            broker.add_user(guest);
+        }
+        for name in &all.vhosts {
+            broker.add_vhost(name);
+        }
+        for user in all.users {
+            broker.add_user(User::from_def(user));
+        }
+        for def in &all.exchanges {
+            if let Some(v) = broker.vhost(&def.vhost) {
+                v.restore_exchange(def);
+            }
+        }
+        for def in &all.queues {
+            if let Some(v) = broker.vhost(&def.vhost) {
+                if let Err(error) = v.restore_queue(def) {
+                    tracing::error!(vhost = %def.vhost, queue = %def.name, %error, "queue not recovered");
+                }
+            }
+        }
+        for def in &all.bindings {
+            if let Some(v) = broker.vhost(&def.vhost) {
+                v.restore_binding(def);
+            }
+        }
+        Ok(broker)
     }
 
     /// Where queue messages are kept.
@@ -68,7 +159,7 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(VHost::new(name, self.store.clone())))
+            .or_insert_with(|| Arc::new(VHost::new(name, self.store.clone(), self.definitions.clone())))
             .clone()
     }
 
@@ -94,7 +185,7 @@ impl Broker {
         let Some(user) = users.get(username) else {
             return false;
         };
-        if user.password != password {
+        if !user.check_password(password) {
             return false;
         }
         !user.loopback_only || peer.is_none_or(|ip| ip.is_loopback())

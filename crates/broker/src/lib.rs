@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod headers;
 pub mod names;
 pub mod outbox;
+pub mod persist;
 pub mod queue;
 pub mod session;
 pub mod topic;

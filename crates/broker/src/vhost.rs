@@ -13,7 +13,10 @@ use crate::exchange::{dedupe_queues, Binding, Destination, Exchange, ExchangeKin
 use crate::message::Message;
 use crate::names::generated_name;
 use crate::queue::Queue;
+use warren_store::definitions::Definitions;
 use warren_store::Store;
+
+use crate::persist::{binding_def, exchange_def, is_stored, queue_def};
 
 /// What exchange.declare asks for.
 #[derive(Debug, Clone, Default)]
@@ -44,15 +47,22 @@ const MAX_ALTERNATE_HOPS: usize = 8;
 pub struct VHost {
     pub name: String,
     store: Arc<dyn Store>,
+    /// Where durable definitions are written; None keeps everything in memory.
+    definitions: Option<Arc<Definitions>>,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
 }
 
 impl VHost {
     /// A vhost with the default exchanges RabbitMQ creates.
-    pub fn new(name: &str, store: Arc<dyn Store>) -> Self {
-        let vhost =
-            VHost { name: name.to_owned(), store, exchanges: RwLock::default(), queues: RwLock::default() };
+    pub fn new(name: &str, store: Arc<dyn Store>, definitions: Option<Arc<Definitions>>) -> Self {
+        let vhost = VHost {
+            name: name.to_owned(),
+            store,
+            definitions,
+            exchanges: RwLock::default(),
+            queues: RwLock::default(),
+        };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
             ("amq.fanout", ExchangeKind::Fanout),
@@ -64,6 +74,22 @@ impl VHost {
             vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
         }
         vhost
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn definitions(&self) -> Option<&Definitions> {
+        self.definitions.as_deref()
+    }
+
+    pub(crate) fn insert_exchange(&self, e: Arc<Exchange>) {
+        self.exchanges.write().insert(e.name.clone(), e);
+    }
+
+    pub(crate) fn insert_queue(&self, q: Arc<Queue>) {
+        self.queues.write().insert(q.name.clone(), q);
     }
 
     pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
@@ -135,6 +161,9 @@ impl VHost {
             spec.internal,
             spec.arguments,
         ));
+        if e.durable {
+            self.persist(|d| d.put_exchange(&exchange_def(&self.name, &e)))?;
+        }
         exchanges.insert(spec.name, e.clone());
         Ok(e)
     }
@@ -197,6 +226,9 @@ impl VHost {
 
     fn remove_exchange(&self, exchange: &Arc<Exchange>) {
         self.exchanges.write().remove(&exchange.name);
+        if exchange.durable {
+            self.forget(|d| d.delete_exchange(&self.name, &exchange.name));
+        }
         let as_destination = Destination::Exchange(exchange.clone());
         for other in self.exchanges() {
             if other.unbind_destination(&as_destination) > 0 && other.should_auto_delete() {
@@ -236,10 +268,14 @@ impl VHost {
             spec.exclusive.then_some(owner),
             spec.auto_delete,
             spec.arguments,
-            self.store.open_queue(&self.name, &spec.name, spec.durable).map_err(|e| {
+            // An exclusive queue dies with its connection: its messages never outlive a restart.
+            self.store.open_queue(&self.name, &spec.name, spec.durable && !spec.exclusive).map_err(|e| {
                 BrokerError::Storage(format!("cannot open the log of queue '{}': {e}", spec.name))
             })?,
         ));
+        if is_stored(&q) {
+            self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
+        }
         queues.insert(spec.name, q.clone());
         Ok(q)
     }
@@ -315,6 +351,9 @@ impl VHost {
                 queues.remove(&q.name);
             }
         }
+        if is_stored(q) {
+            self.forget(|d| d.delete_queue(&self.name, &q.name));
+        }
         let as_destination = Destination::Queue(q.clone());
         for exchange in self.exchanges() {
             if exchange.unbind_destination(&as_destination) > 0 && exchange.should_auto_delete() {
@@ -343,8 +382,7 @@ impl VHost {
         let q = self.queue(queue)?;
         self.check_exclusive_access(&q, owner)?;
         self.check_binding_args(&e, &args)?;
-        e.bind(Binding { destination: Destination::Queue(q), key, args });
-        Ok(())
+        self.add_binding(&e, Binding { destination: Destination::Queue(q), key, args })
     }
 
     pub fn unbind_queue(
@@ -359,7 +397,7 @@ impl VHost {
             return Err(BrokerError::DefaultExchange);
         }
         let (Ok(e), Ok(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
-        e.unbind(&Binding { destination: Destination::Queue(q), key, args });
+        self.remove_binding(&e, &Binding { destination: Destination::Queue(q), key, args });
         if e.should_auto_delete() {
             self.remove_exchange(&e);
         }
@@ -376,8 +414,7 @@ impl VHost {
         let s = self.binding_source(source)?;
         let d = self.binding_source(destination)?;
         self.check_binding_args(&s, &args)?;
-        s.bind(Binding { destination: Destination::Exchange(d), key, args });
-        Ok(())
+        self.add_binding(&s, Binding { destination: Destination::Exchange(d), key, args })
     }
 
     pub fn unbind_exchange(
@@ -391,11 +428,28 @@ impl VHost {
             return Err(BrokerError::DefaultExchange);
         }
         let (Ok(s), Ok(d)) = (self.exchange(source), self.exchange(destination)) else { return Ok(()) };
-        s.unbind(&Binding { destination: Destination::Exchange(d), key, args });
+        self.remove_binding(&s, &Binding { destination: Destination::Exchange(d), key, args });
         if s.should_auto_delete() {
             self.remove_exchange(&s);
         }
         Ok(())
+    }
+
+    /// Adds a binding, stored first when both ends are durable.
+    fn add_binding(&self, source: &Exchange, binding: Binding) -> Result<(), BrokerError> {
+        if let Some(def) = binding_def(&self.name, source, &binding) {
+            self.persist(|d| d.put_binding(&def))?;
+        }
+        source.bind(binding);
+        Ok(())
+    }
+
+    fn remove_binding(&self, source: &Exchange, binding: &Binding) {
+        if source.unbind(binding) {
+            if let Some(def) = binding_def(&self.name, source, binding) {
+                self.forget(|d| d.delete_binding(&def));
+            }
+        }
     }
 
     /// Headers exchanges accept only the x-match values RabbitMQ knows.

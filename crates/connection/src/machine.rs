@@ -376,6 +376,11 @@ impl Connection {
         frame::write_method(&mut self.out, 0, &Method::ConnectionBlocked(m));
     }
 
+    /// Tells the client publishing may resume.
+    pub fn send_unblocked(&mut self) {
+        frame::write_method(&mut self.out, 0, &Method::ConnectionUnblocked(ConnectionUnblocked {}));
+    }
+
     fn release_all_channels(&mut self) {
         for (id, slot) in self.channels.iter_mut().enumerate() {
             if let Some(ch) = slot.take() {

@@ -46,6 +46,25 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,
 
+    /// When confirms and tx.commit-ok are sent: "always" after the data is fsynced (group commit),
+    /// or "never" fsync (faster; a crash of the machine may lose confirmed messages) [default: always].
+    #[arg(long, value_name = "always|never")]
+    pub sync: Option<SyncSetting>,
+
+    /// Size at which a queue's segment file is rolled, in bytes [default: 8388608].
+    #[arg(long, value_name = "BYTES")]
+    pub segment_size: Option<u64>,
+
+    /// Bytes of ready messages a queue keeps in memory; beyond this they wait on disk
+    /// [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    pub queue_memory: Option<u64>,
+
+    /// Publishers are blocked while the data directory's disk has less free space than this,
+    /// in bytes [default: 50000000].
+    #[arg(long, value_name = "BYTES")]
+    pub disk_free_limit: Option<u64>,
+
     /// The `product` the server announces in connection.start [default: Warren]. Some client code
     /// turns RabbitMQ-specific behaviour on only when this is "RabbitMQ"; this lets it run unchanged.
     #[arg(long, value_name = "NAME")]
@@ -56,6 +75,15 @@ pub struct Settings {
     pub log: Option<String>,
 }
 
+/// Whether confirms wait for fsync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncSetting {
+    #[default]
+    Always,
+    Never,
+}
+
 /// The largest max_message_size we accept, as RabbitMQ.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
 
@@ -64,6 +92,10 @@ const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub sync: SyncSetting,
+    pub segment_size: u64,
+    pub queue_memory: u64,
+    pub disk_free_limit: u64,
     pub connection: ConnectionConfig,
     pub log: String,
 }
@@ -88,6 +120,10 @@ impl Settings {
             heartbeat: self.heartbeat.or(base.heartbeat),
             max_message_size: self.max_message_size.or(base.max_message_size),
             product: self.product.or(base.product),
+            sync: self.sync.or(base.sync),
+            segment_size: self.segment_size.or(base.segment_size),
+            queue_memory: self.queue_memory.or(base.queue_memory),
+            disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
             log: self.log.or(base.log),
         }
     }
@@ -109,6 +145,10 @@ impl Settings {
         Ok(Config {
             listen: self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5672))),
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            sync: self.sync.unwrap_or_default(),
+            segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
+            queue_memory: self.queue_memory.unwrap_or(4 * 1024 * 1024),
+            disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,
@@ -148,12 +188,14 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let file: Settings =
-            toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"").unwrap();
+            toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"\nsync = \"never\"")
+                .unwrap();
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();
         assert_eq!(c.connection.heartbeat, 5);
         assert_eq!(c.connection.frame_max, 8192);
         assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.sync, SyncSetting::Never);
     }
 
     #[test]

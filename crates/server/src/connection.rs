@@ -9,14 +9,20 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use warren_broker::{Broker, Outbox, Session};
 use warren_connection::{Connection, ConnectionConfig};
 
 /// Read buffer growth step: a read of up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, config: Arc<ConnectionConfig>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<ConnectionConfig>,
+    mut alarm: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
@@ -30,10 +36,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, con
     let mut session = Session::new(broker, Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
     tracing::debug!(%peer, id = session.id(), "connection accepted");
     let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut told_blocked = false;
     loop {
         let timeout = conn.poll_timeout();
+        // While a resource alarm is on, a publishing connection is not read from: TCP
+        // backpressure holds its publishers, as RabbitMQ does.
+        let paused = *alarm.borrow() && session.blocked_by_alarm();
         tokio::select! {
-            read = reader.read_buf(&mut input) => match read {
+            read = reader.read_buf(&mut input), if !paused => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
                 Ok(_) => {
                     let now = Instant::now();
@@ -48,6 +58,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, con
             },
             _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
             _ = synced.notified() => session.on_synced(&mut conn),
+            changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
+        }
+        let alarm_on = *alarm.borrow_and_update();
+        if alarm_on != told_blocked && conn.is_open() {
+            session.resource_alarm(&mut conn, alarm_on);
+            told_blocked = alarm_on;
         }
         session.end_of_batch(&mut conn);
         if conn.is_closed() {

@@ -14,13 +14,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
     let connection_config = Arc::new(config.connection);
     let mut terminate = signal(SignalKind::terminate())?;
+    let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let broker = broker.clone();
                     let config = connection_config.clone();
-                    tokio::spawn(async move { crate::connection::serve(stream, peer, broker, config).await });
+                    let alarm = alarm.clone();
+                    tokio::spawn(async move { crate::connection::serve(stream, peer, broker, config, alarm).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },

@@ -2,6 +2,7 @@
 
 mod config;
 mod connection;
+mod disk_alarm;
 mod listener;
 
 use clap::Parser;

@@ -6,6 +6,7 @@
 //! everything in memory; the durable segment-log store plugs in behind the same traits, so the
 //! broker and protocol layers do not change with it.
 
+pub mod definitions;
 pub mod memory;
 pub mod message;
 

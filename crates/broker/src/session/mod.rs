@@ -48,6 +48,10 @@ pub struct Session {
     sync_waker: SyncNotify,
     /// The store ticket the connection's task will be woken for, if any.
     wake_registered_for: u64,
+    /// The client has published: a resource alarm blocks this connection.
+    has_published: bool,
+    /// The client understands connection.blocked / unblocked.
+    blocked_capability: bool,
 }
 
 /// Called (from the store's syncing thread) to wake a connection waiting for durability.
@@ -84,11 +88,31 @@ impl Session {
             touched: Vec::new(),
             sync_waker,
             wake_registered_for: 0,
+            has_published: false,
+            blocked_capability: false,
         }
     }
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether a resource alarm stops reading from this connection (it publishes).
+    pub fn blocked_by_alarm(&self) -> bool {
+        self.has_published
+    }
+
+    /// Tells the client about a resource alarm starting or ending, if it asked to be told.
+    pub fn resource_alarm(&mut self, conn: &mut Connection, on: bool) {
+        if !self.blocked_capability || !conn.is_open() {
+            return;
+        }
+        if on {
+            conn.send_blocked("low on disk");
+        } else {
+            conn.send_unblocked();
+        }
+        self.flush(conn);
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -106,6 +130,7 @@ impl Session {
         match event {
             Event::Opened { client_properties, username, .. } => {
                 self.username = username;
+                self.blocked_capability = client_capability(&client_properties, "connection.blocked");
                 self.outbox.set_frame_max(conn.frame_max());
                 self.outbox
                     .set_cancel_notify(client_capability(&client_properties, "consumer_cancel_notify"));
@@ -113,6 +138,7 @@ impl Session {
             Event::ChannelOpened(number) => self.open_channel(number),
             Event::ChannelClosed(number) => self.close_channel(number),
             Event::Publish { channel, publish, header, body } => {
+                self.has_published = true;
                 if let Err(e) = self.publish(conn, channel, publish, header, body) {
                     conn.fail(channel, e.at(60, 40));
                 }

@@ -1,0 +1,384 @@
+//! The durable definitions: vhosts, users and their permissions, exchanges, queues and bindings.
+//!
+//! They live in one [redb] file. Every `put_*` and `delete_*` is one write transaction, committed
+//! with redb's default durability (fsynced before it returns), so the broker calls it before it
+//! replies `-ok` to a durable declare; [`Definitions::load`] reads everything back at startup.
+//!
+//! The store keeps what it is given and checks no references: the broker decides what may be
+//! declared. A `put_*` of an existing key (the vhost and name of an exchange or queue, the name
+//! of a user or vhost) replaces it; deleting something that is not there does nothing. A binding
+//! is identified by all its fields, so two bindings that differ only in their arguments are two
+//! bindings.
+//!
+//! Tables (all `&[u8]` keys and values; encodings in `codec`):
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `meta` | `"format"` | format version, u32 big-endian |
+//! | `vhosts` | name | empty |
+//! | `users` | name | flags, password hash, tags, vhosts |
+//! | `exchanges` | (vhost, name) | flags, type, arguments |
+//! | `queues` | (vhost, name) | flags, arguments |
+//! | `bindings` | (vhost, source, kind, destination, routing key, arguments) | empty |
+//! | `bindings_by_destination` | (vhost, kind, destination, source, routing key, arguments) | empty |
+//!
+//! The second bindings table indexes bindings by destination, so deleting a queue or an exchange
+//! finds the bindings to it with a range scan instead of reading every binding of the vhost.
+//!
+//! New files are created in redb's v3 file format, the only one redb 3 and later read.
+
+mod codec;
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use warren_protocol::FieldTable;
+
+/// The encoding of the tables described in the module documentation.
+const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format";
+
+type Tbl = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const META: Tbl = TableDefinition::new("meta");
+const VHOSTS: Tbl = TableDefinition::new("vhosts");
+const USERS: Tbl = TableDefinition::new("users");
+const EXCHANGES: Tbl = TableDefinition::new("exchanges");
+const QUEUES: Tbl = TableDefinition::new("queues");
+const BINDINGS: Tbl = TableDefinition::new("bindings");
+const BINDINGS_BY_DESTINATION: Tbl = TableDefinition::new("bindings_by_destination");
+
+const ALL_TABLES: [Tbl; 7] = [META, VHOSTS, USERS, EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION];
+
+/// Everything stored, each kind sorted by its key: vhosts and users by name, exchanges and
+/// queues by (vhost, name), bindings by (vhost, source, destination kind (exchanges first),
+/// destination, routing key, encoded arguments).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AllDefinitions {
+    pub vhosts: Vec<String>,
+    pub users: Vec<UserDef>,
+    pub exchanges: Vec<ExchangeDef>,
+    pub queues: Vec<QueueDef>,
+    pub bindings: Vec<BindingDef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserDef {
+    pub name: String,
+    pub password_hash: Vec<u8>,
+    pub tags: Vec<String>,
+    /// May only connect from a loopback address.
+    pub loopback_only: bool,
+    /// The vhosts the user may use.
+    pub vhosts: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExchangeDef {
+    pub vhost: String,
+    pub name: String,
+    /// The exchange type: `direct`, `fanout`, `topic`, `headers`, ...
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// A stored queue (never exclusive: exclusive queues die with their connection).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueDef {
+    pub vhost: String,
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BindingDef {
+    pub vhost: String,
+    /// The source exchange.
+    pub source: String,
+    pub destination: String,
+    /// The destination is a queue (`queue.bind`), else an exchange (`exchange.bind`).
+    pub destination_is_queue: bool,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionsError {
+    /// The database failed: I/O, a damaged file, a file already open, ... (boxed: it is large)
+    #[error("definitions store: {0}")]
+    Redb(#[source] Box<redb::Error>),
+    /// A stored key or value does not decode.
+    #[error("definitions store is corrupt: {0}")]
+    Corrupt(String),
+    /// The file was written in a format this build does not know (by a newer Warren).
+    #[error("definitions store format {found} is not supported (this build reads format {supported})")]
+    UnsupportedFormat { found: u32, supported: u32 },
+}
+
+macro_rules! from_redb_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DefinitionsError {
+            fn from(e: $t) -> Self {
+                DefinitionsError::Redb(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+
+from_redb_error!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The definitions file. Cheap to share behind an `Arc`: write transactions queue up inside redb.
+pub struct Definitions {
+    db: Database,
+}
+
+impl std::fmt::Debug for Definitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Definitions").finish_non_exhaustive()
+    }
+}
+
+impl Definitions {
+    /// Opens the definitions file at `path`, creating it (and its tables) if it is missing.
+    pub fn open(path: &Path) -> Result<Definitions, DefinitionsError> {
+        let db = Database::builder().create_with_file_format_v3(true).create(path)?;
+        let txn = db.begin_write()?;
+        for table in ALL_TABLES {
+            txn.open_table(table)?;
+        }
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = match meta.get(FORMAT_KEY)? {
+                Some(v) => Some(
+                    <[u8; 4]>::try_from(v.value())
+                        .map(u32::from_be_bytes)
+                        .map_err(|_| DefinitionsError::Corrupt("format version".into()))?,
+                ),
+                None => None,
+            };
+            match found {
+                Some(FORMAT_VERSION) => {}
+                Some(found) => {
+                    return Err(DefinitionsError::UnsupportedFormat { found, supported: FORMAT_VERSION })
+                }
+                None => {
+                    meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(Definitions { db })
+    }
+
+    /// Reads every definition, sorted as [`AllDefinitions`] describes.
+    pub fn load(&self) -> Result<AllDefinitions, DefinitionsError> {
+        let txn = self.db.begin_read()?;
+        let mut all = AllDefinitions::default();
+
+        for entry in txn.open_table(VHOSTS)?.iter()? {
+            let (key, _) = entry?;
+            all.vhosts.push(codec::decode_name_key(key.value())?);
+        }
+        for entry in txn.open_table(USERS)?.iter()? {
+            let (key, value) = entry?;
+            let name = codec::decode_name_key(key.value())?;
+            all.users.push(codec::decode_user(name, value.value())?);
+        }
+        for entry in txn.open_table(EXCHANGES)?.iter()? {
+            let (key, value) = entry?;
+            let (vhost, name) = codec::decode_entity_key(key.value())?;
+            all.exchanges.push(codec::decode_exchange(vhost, name, value.value())?);
+        }
+        for entry in txn.open_table(QUEUES)?.iter()? {
+            let (key, value) = entry?;
+            let (vhost, name) = codec::decode_entity_key(key.value())?;
+            all.queues.push(codec::decode_queue(vhost, name, value.value())?);
+        }
+        for entry in txn.open_table(BINDINGS)?.iter()? {
+            let (key, _) = entry?;
+            all.bindings.push(codec::decode_binding_key(key.value())?);
+        }
+        Ok(all)
+    }
+
+    pub fn put_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
+        self.write(|txn| {
+            txn.open_table(VHOSTS)?.insert(name.as_bytes(), [].as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a vhost with its exchanges, queues and bindings, and takes it out of every user's
+    /// vhosts.
+    pub fn delete_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
+        self.write(|txn| {
+            txn.open_table(VHOSTS)?.remove(name.as_bytes())?;
+            let prefix = codec::vhost_prefix(name);
+            for table in [EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION] {
+                let mut table = txn.open_table(table)?;
+                for key in keys_with_prefix(&table, &prefix)? {
+                    table.remove(key.as_slice())?;
+                }
+            }
+            let mut users = txn.open_table(USERS)?;
+            let mut changed = Vec::new();
+            for entry in users.iter()? {
+                let (key, value) = entry?;
+                let user_name = codec::decode_name_key(key.value())?;
+                let mut user = codec::decode_user(user_name, value.value())?;
+                if user.vhosts.iter().any(|v| v == name) {
+                    user.vhosts.retain(|v| v != name);
+                    changed.push(user);
+                }
+            }
+            for user in changed {
+                users.insert(user.name.as_bytes(), codec::encode_user(&user).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn put_user(&self, user: &UserDef) -> Result<(), DefinitionsError> {
+        let value = codec::encode_user(user);
+        self.write(|txn| {
+            txn.open_table(USERS)?.insert(user.name.as_bytes(), value.as_slice())?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<(), DefinitionsError> {
+        self.write(|txn| {
+            txn.open_table(USERS)?.remove(name.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    pub fn put_exchange(&self, def: &ExchangeDef) -> Result<(), DefinitionsError> {
+        let key = codec::entity_key(&def.vhost, &def.name);
+        let value = codec::encode_exchange(def);
+        self.write(|txn| {
+            txn.open_table(EXCHANGES)?.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Deletes an exchange and every binding whose source or destination it is.
+    pub fn delete_exchange(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
+        self.write(|txn| {
+            txn.open_table(EXCHANGES)?.remove(codec::entity_key(vhost, name).as_slice())?;
+            remove_bindings_from(txn, vhost, name)?;
+            remove_bindings_to(txn, vhost, name, false)
+        })
+    }
+
+    pub fn put_queue(&self, def: &QueueDef) -> Result<(), DefinitionsError> {
+        let key = codec::entity_key(&def.vhost, &def.name);
+        let value = codec::encode_queue(def);
+        self.write(|txn| {
+            txn.open_table(QUEUES)?.insert(key.as_slice(), value.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a queue and every binding to it.
+    pub fn delete_queue(&self, vhost: &str, name: &str) -> Result<(), DefinitionsError> {
+        self.write(|txn| {
+            txn.open_table(QUEUES)?.remove(codec::entity_key(vhost, name).as_slice())?;
+            remove_bindings_to(txn, vhost, name, true)
+        })
+    }
+
+    pub fn put_binding(&self, def: &BindingDef) -> Result<(), DefinitionsError> {
+        let key = codec::binding_key(def);
+        let by_destination = codec::binding_destination_key(def);
+        self.write(|txn| {
+            txn.open_table(BINDINGS)?.insert(key.as_slice(), [].as_slice())?;
+            txn.open_table(BINDINGS_BY_DESTINATION)?.insert(by_destination.as_slice(), [].as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Deletes the binding equal to `def` in every field, arguments included.
+    pub fn delete_binding(&self, def: &BindingDef) -> Result<(), DefinitionsError> {
+        let key = codec::binding_key(def);
+        let by_destination = codec::binding_destination_key(def);
+        self.write(|txn| {
+            txn.open_table(BINDINGS)?.remove(key.as_slice())?;
+            txn.open_table(BINDINGS_BY_DESTINATION)?.remove(by_destination.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one write transaction and commits it durably; an error aborts it.
+    fn write(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), DefinitionsError>,
+    ) -> Result<(), DefinitionsError> {
+        let txn = self.db.begin_write()?;
+        f(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// The keys of `table` that start with `prefix`.
+fn keys_with_prefix(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<Vec<u8>>, DefinitionsError> {
+    let end = codec::prefix_end(prefix);
+    let range = match &end {
+        Some(end) => table.range::<&[u8]>(prefix..end.as_slice())?,
+        None => table.range::<&[u8]>(prefix..)?,
+    };
+    let mut keys = Vec::new();
+    for entry in range {
+        keys.push(entry?.0.value().to_vec());
+    }
+    Ok(keys)
+}
+
+/// Removes every binding whose source is the exchange `source`, from both binding tables.
+fn remove_bindings_from(txn: &WriteTransaction, vhost: &str, source: &str) -> Result<(), DefinitionsError> {
+    let mut bindings = txn.open_table(BINDINGS)?;
+    let mut by_destination = txn.open_table(BINDINGS_BY_DESTINATION)?;
+    for key in keys_with_prefix(&bindings, &codec::binding_source_prefix(vhost, source))? {
+        let def = codec::decode_binding_key(&key)?;
+        by_destination.remove(codec::binding_destination_key(&def).as_slice())?;
+        bindings.remove(key.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Removes every binding whose destination is this queue or exchange, from both binding tables.
+fn remove_bindings_to(
+    txn: &WriteTransaction,
+    vhost: &str,
+    destination: &str,
+    is_queue: bool,
+) -> Result<(), DefinitionsError> {
+    let mut bindings = txn.open_table(BINDINGS)?;
+    let mut by_destination = txn.open_table(BINDINGS_BY_DESTINATION)?;
+    let prefix = codec::binding_destination_prefix(vhost, destination, is_queue);
+    for key in keys_with_prefix(&by_destination, &prefix)? {
+        let def = codec::decode_binding_destination_key(&key)?;
+        bindings.remove(codec::binding_key(&def).as_slice())?;
+        by_destination.remove(key.as_slice())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
