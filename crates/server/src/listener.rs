@@ -8,9 +8,8 @@ use warren_broker::Broker;
 
 use crate::config::Config;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
-    let broker = Arc::new(Broker::new());
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
     let connection_config = Arc::new(config.connection);
     let mut terminate = signal(SignalKind::terminate())?;

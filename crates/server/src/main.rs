@@ -4,6 +4,7 @@ mod config;
 mod connection;
 mod disk_alarm;
 mod listener;
+mod storage;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -13,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    std::fs::create_dir_all(&config.data_dir)?;
+    let broker = storage::open_broker(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(listener::run(config))
+    runtime.block_on(listener::run(config, broker))
 }

@@ -3,18 +3,34 @@
 //! A queue keeps its ready messages in a [`QueueLog`]: appended with an offset that only grows,
 //! taken from the front for delivery, put back by offset on requeue, and settled (acknowledged or
 //! dropped for good) by offset. A [`Store`] opens one log per queue. [`MemoryStore`] keeps
-//! everything in memory; the durable segment-log store plugs in behind the same traits, so the
-//! broker and protocol layers do not change with it.
+//! everything in memory; [`DiskStore`] keeps each queue in a segment log on disk (durable
+//! queues survive a restart, and deep queues page out so memory stays flat). Both sit behind the
+//! same traits, so the broker and protocol layers do not change with the choice.
+//!
+//! With a [`DiskStore`], appends and settles are only buffered: after each batch of input the
+//! broker calls [`QueueLog::flush`] on every log the batch touched, then takes one
+//! [`Store::sync_ticket`] and sends the batch's publisher confirms from [`Store::on_synced`]
+//! (group commit: one fsync round covers every batch that arrived while the previous ran).
 
+mod clock;
 pub mod definitions;
+mod disk_log;
+mod disk_store;
 pub mod memory;
 pub mod message;
+mod names;
+mod record;
+mod segment;
+mod syncer;
 
 use std::io;
 use std::time::Instant;
 
+pub use disk_log::{DiskLog, MemoryStats};
+pub use disk_store::{DiskConfig, DiskStore};
 pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
+pub use syncer::SyncMode;
 
 /// Called from the store's syncing thread once a sync ticket is durable.
 pub type SyncWaker = Box<dyn FnOnce() + Send>;

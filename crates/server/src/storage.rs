@@ -1,0 +1,61 @@
+//! Opens the data directory: the message store (which locks the directory against a second
+//! broker) and the definitions, drops the logs of queues that no longer exist, and rebuilds the
+//! broker from what is stored.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use warren_broker::Broker;
+use warren_store::definitions::Definitions;
+use warren_store::{DiskConfig, DiskStore, Store, SyncMode};
+
+use crate::config::{Config, SyncSetting};
+
+const DEFINITIONS_FILE: &str = "definitions.redb";
+
+pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let started = Instant::now();
+    let disk_config = DiskConfig {
+        segment_size: config.segment_size,
+        memory_window_bytes: usize::try_from(config.queue_memory).unwrap_or(usize::MAX),
+        sync: match config.sync {
+            SyncSetting::Always => SyncMode::Always,
+            SyncSetting::Never => SyncMode::Never,
+        },
+        ..DiskConfig::default()
+    };
+    let disk = DiskStore::open(&config.data_dir, disk_config)
+        .with_context(|| format!("opening the message store in {}", config.data_dir.display()))?;
+    let definitions = Arc::new(
+        Definitions::open(&config.data_dir.join(DEFINITIONS_FILE)).context("opening the definitions")?,
+    );
+    let stored = definitions.load().context("reading the definitions")?;
+    let known: HashSet<(String, String)> =
+        stored.queues.iter().map(|q| (q.vhost.clone(), q.name.clone())).collect();
+    for (vhost, queue) in disk.durable_queue_dirs() {
+        if !known.contains(&(vhost.clone(), queue.clone())) {
+            tracing::warn!(%vhost, %queue, "removing the log of a queue that no longer exists");
+            if let Err(error) = disk.remove_queue_dir(&vhost, &queue) {
+                tracing::error!(%vhost, %queue, %error, "could not remove an orphaned queue log");
+            }
+        }
+    }
+    let store: Arc<dyn Store> = Arc::new(disk);
+    let broker = Broker::open(store, definitions).context("restoring the broker's definitions")?;
+    let (queues, messages) = broker
+        .vhosts()
+        .iter()
+        .flat_map(|v| v.queues())
+        .fold((0usize, 0u64), |(n, m), q| (n + 1, m + u64::from(q.message_count())));
+    tracing::info!(
+        queues,
+        messages,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered the data directory"
+    );
+    Ok(Arc::new(broker))
+}

@@ -1,0 +1,292 @@
+//! The on-disk encoding of one message record and of one ack entry, each with its crc32c.
+//!
+//! A record, all integers little-endian:
+//!
+//! ```text
+//! u32 len              bytes that follow the 8-byte prefix
+//! u32 crc32c           over the `len` field's 4 bytes, then the `len` bytes that follow
+//! u64 offset           queue-local, only grows
+//! u8  flags            bit 0: persistent
+//! u64 expiry           absolute, unix milliseconds; 0 = never
+//! u8  exchange length,     exchange
+//! u8  routing key length,  routing key
+//! u32 properties length,   properties (the content header's flags and list, as published)
+//! ... body             the rest
+//! ```
+//!
+//! An ack entry is `u64 offset, u32 crc32c(offset bytes)`: fixed-size, so a torn entry shows as
+//! a short tail and a corrupt one fails its checksum.
+
+use bytes::Bytes;
+use warren_protocol::ShortStr;
+
+use crate::Message;
+
+/// `len` and `crc32c`.
+pub const PREFIX_LEN: usize = 8;
+/// The payload fields before the variable-length ones: offset, flags, expiry, two name lengths
+/// and the properties length.
+const FIXED_PAYLOAD_LEN: usize = 8 + 1 + 8 + 1 + 1 + 4;
+/// The smallest valid `len`.
+pub const MIN_LEN: u32 = FIXED_PAYLOAD_LEN as u32;
+/// A larger `len` can only be corruption (AMQP bodies are far smaller in practice; this also
+/// bounds what a corrupt length can make recovery allocate).
+pub const MAX_LEN: u32 = 1 << 30;
+
+pub const FLAG_PERSISTENT: u8 = 1;
+
+/// Size of an encoded ack entry.
+pub const ACK_ENTRY_LEN: usize = 12;
+
+/// The encoded size of a message's record.
+pub fn encoded_len(message: &Message) -> usize {
+    PREFIX_LEN
+        + FIXED_PAYLOAD_LEN
+        + message.exchange.len()
+        + message.routing_key.len()
+        + message.properties.len()
+        + message.body.len()
+}
+
+/// Appends the record of `message` to `buf`; returns its encoded size. Allocates nothing
+/// beyond `buf`'s growth.
+///
+/// Exchange and routing key are AMQP short strings (at most 255 bytes); a longer one is cut to
+/// 255 bytes so the record stays well-formed.
+pub fn encode(buf: &mut Vec<u8>, offset: u64, persistent: bool, expiry_ms: u64, message: &Message) -> usize {
+    let exchange = short(message.exchange.as_bytes());
+    let routing_key = short(message.routing_key.as_bytes());
+    let payload_len = FIXED_PAYLOAD_LEN
+        + exchange.len()
+        + routing_key.len()
+        + message.properties.len()
+        + message.body.len();
+    let start = buf.len();
+    buf.reserve(PREFIX_LEN + payload_len);
+    let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]); // crc, filled in below
+    buf.extend_from_slice(&offset.to_le_bytes());
+    buf.push(if persistent { FLAG_PERSISTENT } else { 0 });
+    buf.extend_from_slice(&expiry_ms.to_le_bytes());
+    buf.push(exchange.len() as u8);
+    buf.extend_from_slice(exchange);
+    buf.push(routing_key.len() as u8);
+    buf.extend_from_slice(routing_key);
+    buf.extend_from_slice(&(message.properties.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&message.properties);
+    buf.extend_from_slice(&message.body);
+    let crc = checksum(&buf[start..start + 4], &buf[start + PREFIX_LEN..]);
+    buf[start + 4..start + PREFIX_LEN].copy_from_slice(&crc.to_le_bytes());
+    buf.len() - start
+}
+
+fn short(s: &[u8]) -> &[u8] {
+    &s[..s.len().min(255)]
+}
+
+fn checksum(len_bytes: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(len_bytes), payload)
+}
+
+/// A record read from a buffer, borrowing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub offset: u64,
+    pub flags: u8,
+    pub expiry_ms: u64,
+    pub exchange: &'a [u8],
+    pub routing_key: &'a [u8],
+    pub properties: &'a [u8],
+    pub body: &'a [u8],
+    /// The whole payload (everything after the prefix), for copying the message out at once.
+    payload: &'a [u8],
+}
+
+impl RecordRef<'_> {
+    pub fn persistent(&self) -> bool {
+        self.flags & FLAG_PERSISTENT != 0
+    }
+
+    /// The message, copied out of the read buffer in one allocation (its fields are slices of
+    /// it), so a message kept long does not pin a whole read buffer.
+    pub fn to_message(&self) -> Option<Message> {
+        let all = Bytes::copy_from_slice(self.payload);
+        let base = self.payload.as_ptr() as usize;
+        let slice = |part: &[u8]| {
+            let at = part.as_ptr() as usize - base;
+            all.slice(at..at + part.len())
+        };
+        Some(Message {
+            exchange: ShortStr::try_from(slice(self.exchange)).ok()?,
+            routing_key: ShortStr::try_from(slice(self.routing_key)).ok()?,
+            properties: slice(self.properties),
+            body: slice(self.body),
+        })
+    }
+}
+
+/// What the start of a buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole, valid record of `len` bytes (prefix included).
+    Record(RecordRef<'a>, usize),
+    /// The buffer ends inside a record that claims `need` bytes in all (0 if even the prefix is
+    /// incomplete): more bytes may complete it.
+    Incomplete { need: usize },
+    /// No valid record starts here.
+    Corrupt(&'static str),
+}
+
+/// The `len` field of the record at the start of `buf`, if its prefix is there.
+pub fn peek_len(buf: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(..4)?.try_into().ok()?))
+}
+
+/// Decodes the record at the start of `buf`.
+pub fn decode(buf: &[u8]) -> Decoded<'_> {
+    let Some(prefix) = buf.get(..PREFIX_LEN) else {
+        return Decoded::Incomplete { need: 0 };
+    };
+    let len = u32::from_le_bytes(prefix[0..4].try_into().unwrap_or_default());
+    let crc = u32::from_le_bytes(prefix[4..8].try_into().unwrap_or_default());
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
+        return Decoded::Corrupt("record length out of range");
+    }
+    let total = PREFIX_LEN + len as usize;
+    let Some(payload) = buf.get(PREFIX_LEN..total) else {
+        return Decoded::Incomplete { need: total };
+    };
+    if checksum(&prefix[0..4], payload) != crc {
+        return Decoded::Corrupt("record checksum mismatch");
+    }
+    match parse_payload(payload) {
+        Some(record) => Decoded::Record(record, total),
+        None => Decoded::Corrupt("record fields overrun its length"),
+    }
+}
+
+fn parse_payload(payload: &[u8]) -> Option<RecordRef<'_>> {
+    let mut rest = payload;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let offset = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let flags = take(1)?[0];
+    let expiry_ms = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let n = usize::from(take(1)?[0]);
+    let exchange = take(n)?;
+    let n = usize::from(take(1)?[0]);
+    let routing_key = take(n)?;
+    let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    let properties = take(n)?;
+    let body = rest;
+    Some(RecordRef { offset, flags, expiry_ms, exchange, routing_key, properties, body, payload })
+}
+
+/// Appends the ack entry of `offset` to `buf`.
+pub fn encode_ack(buf: &mut Vec<u8>, offset: u64) {
+    let bytes = offset.to_le_bytes();
+    buf.extend_from_slice(&bytes);
+    buf.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+}
+
+/// The offset in an ack entry, if its checksum holds.
+pub fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<u64> {
+    let (bytes, crc) = entry.split_at(8);
+    let crc = u32::from_le_bytes(crc.try_into().ok()?);
+    (crc32c::crc32c(bytes) == crc).then(|| u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message(exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) -> Message {
+        Message {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            properties: Bytes::copy_from_slice(properties),
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = message("amq.direct", "orders", &[0x10, 0x00, 2], b"hello");
+        let mut buf = vec![0xAA]; // records are appended after what is there
+        let n = encode(&mut buf, 42, true, 1_700_000_000_000, &m);
+        assert_eq!(n, encoded_len(&m));
+        assert_eq!(buf.len(), 1 + n);
+        let Decoded::Record(r, len) = decode(&buf[1..]) else { panic!("not a record") };
+        assert_eq!(len, n);
+        assert_eq!((r.offset, r.persistent(), r.expiry_ms), (42, true, 1_700_000_000_000));
+        assert_eq!(r.to_message().unwrap(), m);
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_and_every_flip_is_corrupt() {
+        let m = message("", "q", &[], b"0123456789abcdef");
+        let mut buf = Vec::new();
+        let n = encode(&mut buf, 7, false, 0, &m);
+        for cut in 0..n {
+            assert!(matches!(decode(&buf[..cut]), Decoded::Incomplete { .. }), "cut at {cut}");
+        }
+        for i in 0..n {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                match decode(&bad) {
+                    Decoded::Corrupt(_) | Decoded::Incomplete { .. } => {}
+                    Decoded::Record(..) => panic!("flip of bit {bit} in byte {i} went unnoticed"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ack_entries_detect_corruption() {
+        let mut buf = Vec::new();
+        encode_ack(&mut buf, 123_456);
+        let entry: [u8; ACK_ENTRY_LEN] = buf.clone().try_into().unwrap();
+        assert_eq!(decode_ack(&entry), Some(123_456));
+        for i in 0..ACK_ENTRY_LEN {
+            let mut bad = entry;
+            bad[i] ^= 0x40;
+            assert_eq!(decode_ack(&bad), None);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn encoding_round_trips(
+            offset: u64,
+            persistent: bool,
+            expiry_ms: u64,
+            exchange in "[a-z.]{0,40}",
+            routing_key in "\\PC{0,60}",
+            properties in proptest::collection::vec(any::<u8>(), 0..64),
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            garbage in proptest::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let m = message(&exchange, &routing_key, &properties, &body);
+            let mut buf = Vec::new();
+            let n = encode(&mut buf, offset, persistent, expiry_ms, &m);
+            buf.extend_from_slice(&garbage); // what follows a record does not matter
+            let Decoded::Record(r, len) = decode(&buf) else { panic!("not a record") };
+            prop_assert_eq!(len, n);
+            prop_assert_eq!(r.offset, offset);
+            prop_assert_eq!(r.persistent(), persistent);
+            prop_assert_eq!(r.expiry_ms, expiry_ms);
+            prop_assert_eq!(r.to_message().unwrap(), m);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode(&bytes);
+        }
+    }
+}
