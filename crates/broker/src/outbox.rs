@@ -24,7 +24,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(wake: Waker) -> Self {
         Outbox {
-            buf: Mutex::new(BytesMut::with_capacity(16 * 1024)),
+            buf: Mutex::new(BytesMut::new()),
             wake,
             frame_max: AtomicU32::new(131_072),
             cancel_notify: AtomicBool::new(false),

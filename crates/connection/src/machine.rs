@@ -158,7 +158,7 @@ impl Connection {
             username: String::new(),
             channels: Vec::new(),
             open_channels: 0,
-            out: BytesMut::with_capacity(4096),
+            out: BytesMut::new(),
             events: VecDeque::new(),
             last_received: now,
             next_heartbeat: None,

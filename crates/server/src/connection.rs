@@ -13,8 +13,11 @@ use tokio::sync::{watch, Notify};
 use warren_broker::{Broker, Outbox, Session};
 use warren_connection::{Connection, ConnectionConfig};
 
-/// Read buffer growth step: a read of up to this much is parsed and routed as one batch.
+/// The most a single read takes in: up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
+/// Where the read buffer starts: an idle connection should cost little memory. A read that
+/// fills the buffer doubles its size, up to READ_CHUNK.
+const FIRST_READ_CHUNK: usize = 4 * 1024;
 
 pub async fn serve(
     stream: TcpStream,
@@ -35,7 +38,8 @@ pub async fn serve(
     let wake = synced.clone();
     let mut session = Session::new(broker, Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
     tracing::debug!(%peer, id = session.id(), "connection accepted");
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut read_chunk = FIRST_READ_CHUNK;
+    let mut input = BytesMut::with_capacity(read_chunk);
     let mut told_blocked = false;
     loop {
         let timeout = conn.poll_timeout();
@@ -45,7 +49,10 @@ pub async fn serve(
         tokio::select! {
             read = reader.read_buf(&mut input), if !paused => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
-                Ok(_) => {
+                Ok(n) => {
+                    if n >= read_chunk / 2 {
+                        read_chunk = (read_chunk * 2).min(READ_CHUNK);
+                    }
                     let now = Instant::now();
                     loop {
                         conn.handle_input(&mut input, now, &mut session);
@@ -69,8 +76,8 @@ pub async fn serve(
         if conn.is_closed() {
             break;
         }
-        if input.capacity() - input.len() < READ_CHUNK / 4 {
-            input.reserve(READ_CHUNK);
+        if input.capacity() - input.len() < read_chunk / 4 {
+            input.reserve(read_chunk);
         }
     }
     // Channels the state machine released on close produce events too.
