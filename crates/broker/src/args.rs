@@ -21,6 +21,84 @@ pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
 /// Exchange arguments whose values must match on redeclare.
 pub const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
 
+/// Checks queue.declare arguments as RabbitMQ does; the error is (argument, reason) with the
+/// reason worded as RabbitMQ prints it.
+pub fn validate_queue_args(args: &FieldTable) -> Result<(), (&'static str, String)> {
+    for (key, check) in QUEUE_ARG_CHECKS {
+        if let Some(value) = args.get(key) {
+            check(value, args).map_err(|reason| (*key, reason))?;
+        }
+    }
+    Ok(())
+}
+
+type ArgCheck = fn(&FieldValue, &FieldTable) -> Result<(), String>;
+
+const QUEUE_ARG_CHECKS: &[(&str, ArgCheck)] = &[
+    ("x-expires", |v, _| positive_int(v)),
+    ("x-message-ttl", |v, _| non_negative_int(v)),
+    ("x-dead-letter-exchange", |v, _| string(v).map(|_| ())),
+    ("x-dead-letter-routing-key", |v, args| {
+        string(v)?;
+        match args.get("x-dead-letter-exchange") {
+            Some(_) => Ok(()),
+            None => Err("routing_key_but_no_dlx_defined".to_owned()),
+        }
+    }),
+    ("x-max-length", |v, _| non_negative_int(v)),
+    ("x-max-length-bytes", |v, _| non_negative_int(v)),
+    ("x-max-priority", |v, _| {
+        let n = non_negative_int(v).and_then(|()| integer(v))?;
+        if n > 255 {
+            return Err(format!("{{max_value_exceeded,{n}}}"));
+        }
+        Ok(())
+    }),
+    ("x-overflow", |v, _| match string(v)?.as_str() {
+        "drop-head" | "reject-publish" | "reject-publish-dlx" => Ok(()),
+        _ => Err("invalid_overflow".to_owned()),
+    }),
+    ("x-queue-mode", |v, _| match string(v)?.as_str() {
+        "default" | "lazy" => Ok(()),
+        other => Err(format!("{{unsupported_queue_mode,<<\"{other}\">>}}")),
+    }),
+    ("x-single-active-consumer", |v, _| match v {
+        FieldValue::Bool(_) => Ok(()),
+        other => Err(format!("\"expected bool, got {}\"", type_name(other))),
+    }),
+    // Quorum queues are served as classic durable queues; streams are not available.
+    ("x-queue-type", |v, _| match string(v)?.as_str() {
+        "classic" | "quorum" => Ok(()),
+        other => Err(format!("\"unsupported queue type '{other}'\"")),
+    }),
+];
+
+fn integer(v: &FieldValue) -> Result<i64, String> {
+    v.as_i64().ok_or_else(|| format!("\"expected integer, got {}\"", type_name(v)))
+}
+
+fn non_negative_int(v: &FieldValue) -> Result<(), String> {
+    match integer(v)? {
+        n if n < 0 => Err(format!("{{value_negative,{n}}}")),
+        _ => Ok(()),
+    }
+}
+
+fn positive_int(v: &FieldValue) -> Result<(), String> {
+    match integer(v)? {
+        0 => Err("{value_zero,0}".to_owned()),
+        n if n < 0 => Err(format!("{{value_negative,{n}}}")),
+        _ => Ok(()),
+    }
+}
+
+fn string(v: &FieldValue) -> Result<String, String> {
+    match v {
+        FieldValue::LongStr(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        other => Err(format!("\"expected longstr, got {}\"", type_name(other))),
+    }
+}
+
 /// The first of `keys` whose value differs, with RabbitMQ's descriptions of both sides.
 pub fn first_mismatch(
     keys: &[&'static str],
@@ -114,6 +192,28 @@ mod tests {
         let ae = table("alternate-exchange", FieldValue::LongStr("ae".into()));
         let (_, r, _) = first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &ae, &FieldTable::new()).unwrap();
         assert_eq!(r, "the value 'ae' of type 'longstr'");
+    }
+
+    #[test]
+    fn invalid_arguments_are_worded_as_rabbitmq() {
+        let check = |key: &str, v: FieldValue| validate_queue_args(&table(key, v)).unwrap_err().1;
+        assert_eq!(check("x-message-ttl", FieldValue::I32(-1)), "{value_negative,-1}");
+        assert_eq!(
+            check("x-message-ttl", FieldValue::LongStr("a".into())),
+            "\"expected integer, got longstr\""
+        );
+        assert_eq!(check("x-expires", FieldValue::I32(0)), "{value_zero,0}");
+        assert_eq!(check("x-max-priority", FieldValue::I32(300)), "{max_value_exceeded,300}");
+        assert_eq!(check("x-overflow", FieldValue::LongStr("bogus".into())), "invalid_overflow");
+        assert_eq!(
+            check("x-dead-letter-routing-key", FieldValue::LongStr("k".into())),
+            "routing_key_but_no_dlx_defined"
+        );
+        assert_eq!(
+            check("x-queue-type", FieldValue::LongStr("bogus".into())),
+            "\"unsupported queue type 'bogus'\""
+        );
+        assert!(validate_queue_args(&table("x-max-length", FieldValue::I64(10))).is_ok());
     }
 
     #[test]

@@ -94,6 +94,7 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> B
             let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0) + 1;
             t.insert("count", FieldValue::I64(count));
             t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            sort_table(&mut t);
             t
         }
         None => {
@@ -117,10 +118,16 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> B
         headers.insert("x-first-death-reason", text(reason.as_str()));
     }
     headers.insert("x-death", FieldValue::Array(deaths));
+    sort_table(&mut headers);
     props.headers = Some(headers);
     let mut out = BytesMut::new();
     props.encode(&mut out);
     out.freeze()
+}
+
+/// RabbitMQ sorts the tables it rewrites by key.
+fn sort_table(table: &mut FieldTable) {
+    table.0.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
 }
 
 fn unix_seconds() -> u64 {

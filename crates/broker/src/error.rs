@@ -35,6 +35,12 @@ pub enum BrokerError {
     UserIdMismatch { claimed: String, user: String },
     #[error("{0}")]
     Storage(String),
+    #[error("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {reason}")]
+    InvalidArg { arg: String, queue: String, vhost: String, reason: String },
+    #[error("invalid message: {{delivery_mode_unknown,{0}}}")]
+    DeliveryModeUnknown(u8),
+    #[error("invalid expiration '{value}': {reason}")]
+    InvalidExpiration { value: String, reason: String },
     #[error("vhost {0} not found")]
     VhostNotFound(String),
     #[error("access to vhost '{vhost}' refused for user '{user}'")]
@@ -58,9 +64,14 @@ impl From<BrokerError> for AmqpError {
         use BrokerError::*;
         let c = match &e {
             ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
-            Inequivalent(_) | InUse { .. } | NotEmpty { .. } | InvalidXMatch(_) | UserIdMismatch { .. } => {
-                code::PRECONDITION_FAILED
-            }
+            Inequivalent(_)
+            | InUse { .. }
+            | NotEmpty { .. }
+            | InvalidXMatch(_)
+            | UserIdMismatch { .. }
+            | InvalidArg { .. }
+            | DeliveryModeUnknown(_)
+            | InvalidExpiration { .. } => code::PRECONDITION_FAILED,
             ReservedName { .. }
             | DefaultExchange
             | SystemExchange { .. }

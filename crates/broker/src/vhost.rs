@@ -247,6 +247,14 @@ impl VHost {
         if spec.name.starts_with("amq.") {
             return Err(BrokerError::ReservedName { kind: "queue", name: spec.name.to_string() });
         }
+        if let Err((arg, reason)) = crate::args::validate_queue_args(&spec.arguments) {
+            return Err(BrokerError::InvalidArg {
+                arg: arg.to_owned(),
+                queue: spec.name.to_string(),
+                vhost: self.name.clone(),
+                reason,
+            });
+        }
         let mut queues = self.queues.write();
         let mut spec = spec;
         if spec.name.is_empty() {

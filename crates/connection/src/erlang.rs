@@ -66,8 +66,8 @@ pub fn frame_error(error: &FrameError) -> AmqpError {
             AmqpError::new(FRAME_ERROR, format!("cannot decode {}", binary(arguments)))
                 .at(*class_id, *method_id)
         }
-        FrameError::Method { class_id, method_id, .. } => {
-            AmqpError::new(code, error.to_string()).at(*class_id, *method_id)
+        FrameError::Method { class_id, method_id, error: decode, .. } => {
+            AmqpError::new(code, decode.to_string()).at(*class_id, *method_id)
         }
         FrameError::Header(_) | FrameError::HeartbeatPayload(_) => AmqpError::new(code, error.to_string()),
     }

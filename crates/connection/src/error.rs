@@ -92,15 +92,17 @@ impl AmqpError {
         )
     }
 
-    /// The reply text as sent on the wire, capped to fit a shortstr.
+    /// The reply text as sent on the wire: one that does not fit a shortstr keeps its first
+    /// 252 bytes and ends with "...", as RabbitMQ cuts it.
     pub fn reply_text(&self) -> String {
         let mut text = self.to_string();
         if text.len() > 255 {
-            let mut cut = 255;
+            let mut cut = 252;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
             text.truncate(cut);
+            text.push_str("...");
         }
         text
     }

@@ -72,7 +72,11 @@ struct Channel {
 }
 
 struct PendingContent {
-    publish: BasicPublish,
+    /// basic.publish, or a content-bearing method a client has no business sending (its content
+    /// is read like RabbitMQ does before the method is refused).
+    method: Method,
+    /// The body outgrew its announced size: RabbitMQ then keeps waiting for a body frame.
+    overflowed: bool,
     header: Option<ContentHeader>,
     body: Body,
 }
@@ -491,7 +495,7 @@ impl Connection {
                 &*m.mechanism
             );
             if self.client_auth_failure_close {
-                self.close_connection(AmqpError::access_refused(text).at(10, 11));
+                self.close_connection(AmqpError::access_refused(text));
             } else {
                 self.phase = Phase::Closed;
             }
@@ -605,7 +609,8 @@ impl Connection {
             } else {
                 "expected content body, got non content body frame instead"
             };
-            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
+            let error = AmqpError::unexpected_frame(text).during(&pending.method);
+            return self.close_connection(error);
         }
         match method {
             Method::ChannelClose(_) => {
@@ -622,11 +627,16 @@ impl Connection {
                 let error = AmqpError::not_implemented("active=false").during(&Method::ChannelFlow(m));
                 self.close_connection(error);
             }
-            Method::BasicPublish(publish) => {
-                slot.content = Some(PendingContent { publish, header: None, body: Body::Empty });
+            content if content.has_content() => {
+                slot.content = Some(PendingContent {
+                    method: content,
+                    overflowed: false,
+                    header: None,
+                    body: Body::Empty,
+                });
             }
-            // Connection methods on a channel, replies nobody asked for, server-only methods.
-            other if other.class_id() == 10 || other.has_content() || is_unsolicited_reply(&other) => {
+            // Connection methods on a channel, and replies nobody asked for.
+            other if other.class_id() == 10 || is_unsolicited_reply(&other) => {
                 let error = AmqpError::command_invalid("unimplemented method").during(&other);
                 self.close_connection(error);
             }
@@ -635,9 +645,13 @@ impl Connection {
     }
 
     fn open_channel(&mut self, channel: u16, method: &Method) {
-        if channel == 0 || channel > self.channel_max {
-            let text = format!("channel number {channel} is out of range 1..{}", self.channel_max);
-            return self.close_connection(AmqpError::channel_error(text).during(method));
+        // As RabbitMQ: channel_max limits how many channels are open, not their numbers.
+        if self.open_channels >= usize::from(self.channel_max) && self.channel_slot(channel).is_none() {
+            let text = format!(
+                "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                self.open_channels, self.channel_max
+            );
+            return self.close_connection(AmqpError::not_allowed(text));
         }
         let index = channel as usize;
         if self.channels.len() <= index {
@@ -675,14 +689,16 @@ impl Connection {
         };
         if pending.header.is_some() {
             let text = "expected content body, got non content body frame instead";
-            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
+            let error = AmqpError::unexpected_frame(text).during(&pending.method);
+            return self.close_connection(error);
         }
         if header.class_id != 60 {
             let text = format!(
                 "expected content header for class 60, got one for class {} instead",
                 header.class_id
             );
-            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
+            let error = AmqpError::unexpected_frame(text).during(&pending.method);
+            return self.close_connection(error);
         }
         if header.body_size > max_message_size {
             let text = format!(
@@ -712,14 +728,16 @@ impl Connection {
         };
         let Some(header) = &pending.header else {
             let text = "expected content header for class 60, got non content header frame instead";
-            return self.close_connection(AmqpError::unexpected_frame(text).at(60, 40));
+            let error = AmqpError::unexpected_frame(text).during(&pending.method);
+            return self.close_connection(error);
         };
         let expected = header.body_size;
         let received = pending.body.len() as u64 + payload.len() as u64;
-        if received > expected {
-            let text =
-                format!("content body is {received} bytes, more than the {expected} announced in its header");
-            return self.close_connection(AmqpError::frame_error(text));
+        if received > expected || pending.overflowed {
+            // As RabbitMQ: the surplus is not an error by itself; the content simply never
+            // completes, and the next method is the unexpected frame.
+            pending.overflowed = true;
+            return;
         }
         pending.body.push(payload);
         if received == expected {
@@ -728,13 +746,19 @@ impl Connection {
     }
 
     fn finish_content(&mut self, channel: u16) {
-        let Some(slot) = self.channel_slot(channel) else {
+        let Some(slot) = self.channel_slot(channel) else { return };
+        let Some(PendingContent { method, header: Some(header), body, .. }) = slot.content.take() else {
             return;
         };
-        let Some(PendingContent { publish, header: Some(header), body }) = slot.content.take() else {
-            return;
-        };
-        self.events.push_back(Event::Publish { channel, publish, header, body: body.into_bytes() });
+        match method {
+            Method::BasicPublish(publish) => {
+                self.events.push_back(Event::Publish { channel, publish, header, body: body.into_bytes() })
+            }
+            other => {
+                let error = AmqpError::command_invalid("unimplemented method").during(&other);
+                self.close_connection(error);
+            }
+        }
     }
 }
 

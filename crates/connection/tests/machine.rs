@@ -417,7 +417,8 @@ fn bad_password_with_authentication_failure_close_gets_403() {
         "{}",
         close.reply_text
     );
-    assert_eq!((close.class_id, close.method_id), (10, 11));
+    // RabbitMQ names no method in this close.
+    assert_eq!((close.class_id, close.method_id), (0, 0));
     assert!(c.take_events().is_empty());
     c.send(0, ConnectionCloseOk);
     assert!(c.conn.is_closed());
@@ -714,25 +715,35 @@ fn channel_open_on_channel_zero_closes_the_connection() {
 }
 
 #[test]
-fn channel_number_above_channel_max_is_a_channel_error() {
+fn channel_max_limits_open_channels_not_their_numbers() {
+    // As RabbitMQ: a channel number above channel_max is fine while fewer are open.
     let mut c = Client::new();
-    c.handshake(10, 131_072, 0);
+    c.handshake(2, 131_072, 0);
     c.open_channel(10);
-    c.send(11, ChannelOpen::default());
+    c.open_channel(2000);
+    c.send(3, ChannelOpen::default());
     let close = c.expect_connection_close();
-    assert_eq!(close.reply_code, 504);
-    assert_eq!((close.class_id, close.method_id), (20, 10));
-    assert!(close.reply_text.starts_with("CHANNEL_ERROR - "), "{}", close.reply_text);
-    // The open channel is released.
-    assert_eq!(c.take_events(), vec![Event::ChannelClosed(10)]);
+    assert_eq!(close.reply_code, 530);
+    assert_eq!(
+        &*close.reply_text,
+        "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    );
+    assert_eq!((close.class_id, close.method_id), (0, 0));
+    let mut events = c.take_events();
+    events.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(events, vec![Event::ChannelClosed(10), Event::ChannelClosed(2000)]);
 }
 
 #[test]
-fn channel_max_is_the_highest_channel_number() {
-    let mut c = opened();
-    c.open_channel(2047);
-    c.send(2048, ChannelOpen::default());
-    assert_eq!(c.expect_connection_close().reply_code, 504);
+fn a_closed_channel_frees_its_place_under_channel_max() {
+    let mut c = Client::new();
+    c.handshake(1, 131_072, 0);
+    c.open_channel(5);
+    c.send(5, ChannelClose::default());
+    assert!(matches!(single(c.methods()), (5, Method::ChannelCloseOk(_))));
+    c.take_events();
+    c.open_channel(6);
+    assert!(c.conn.is_open());
 }
 
 #[test]
@@ -786,9 +797,28 @@ fn connection_method_on_a_channel_is_refused() {
 
 #[test]
 fn server_only_content_method_from_client_is_refused() {
+    // As RabbitMQ: its content is read first, then the method is refused.
     let mut c = opened_with_channel();
     c.send(1, BasicDeliver { consumer_tag: "x".into(), delivery_tag: 1, ..Default::default() });
-    assert_eq!(c.expect_connection_close().reply_code, 503);
+    assert!(c.output().is_empty(), "waits for the content header");
+    c.send_header(1, 0);
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 503);
+    assert_eq!((close.class_id, close.method_id), (60, 60));
+}
+
+#[test]
+fn server_only_content_method_without_its_content_is_an_unexpected_frame() {
+    let mut c = opened_with_channel();
+    c.send(1, BasicDeliver { consumer_tag: "x".into(), delivery_tag: 1, ..Default::default() });
+    c.send(1, BasicQos::default());
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 505);
+    assert_eq!(
+        &*close.reply_text,
+        "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead"
+    );
+    assert_eq!((close.class_id, close.method_id), (60, 60));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -961,15 +991,23 @@ fn method_instead_of_header_is_unexpected() {
 }
 
 #[test]
-fn body_larger_than_announced_is_a_frame_error() {
+fn body_larger_than_announced_never_completes() {
+    // As RabbitMQ: the content stays incomplete and the next method is the unexpected frame.
     let mut c = opened_with_channel();
     c.send_publish(1, "", "q");
     c.send_header(1, 4);
     c.send_body(1, b"abc");
     c.send_body(1, b"de");
-    let close = c.expect_connection_close();
-    assert_eq!(close.reply_code, 501);
+    assert!(c.output().is_empty());
     assert!(!c.take_events().iter().any(|e| matches!(e, Event::Publish { .. })));
+    c.send(1, BasicQos::default());
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 505);
+    assert_eq!(
+        &*close.reply_text,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead"
+    );
+    assert_eq!((close.class_id, close.method_id), (60, 40));
 }
 
 #[test]

@@ -31,6 +31,7 @@ impl Session {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
         self.check_user_id(&header)?;
+        check_properties(&header.properties)?;
         let ch = self.channel_or_err(channel)?;
         if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
             return buffered;
@@ -295,6 +296,44 @@ pub(super) fn touch(touched: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
     }
 }
 
+/// RabbitMQ refuses a delivery mode other than 1 or 2, and an expiration that is not a
+/// non-negative integer.
+fn check_properties(raw: &Bytes) -> Result<(), BrokerError> {
+    if let Some(mode) = warren_protocol::properties::raw_delivery_mode(raw) {
+        if mode != 1 && mode != 2 {
+            return Err(BrokerError::DeliveryModeUnknown(mode));
+        }
+    }
+    const EXPIRATION_FLAG: u8 = 0x01; // bit 8 of the 16-bit flags: low bit of the first byte
+    if raw.first().is_some_and(|b| b & EXPIRATION_FLAG != 0) {
+        let expiration = warren_protocol::BasicProperties::decode(raw).ok().and_then(|p| p.expiration);
+        if let Some(value) = expiration {
+            if let Err(reason) = parse_expiration(&value) {
+                return Err(BrokerError::InvalidExpiration { value: value.to_string(), reason });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An expiration in milliseconds, or RabbitMQ's reason for refusing it.
+fn parse_expiration(value: &str) -> Result<u64, String> {
+    let digits_start = usize::from(value.starts_with(['-', '+']));
+    let digits = value[digits_start..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err("no_integer".to_owned());
+    }
+    let (number, rest) = value.split_at(digits_start + digits);
+    if !rest.is_empty() {
+        return Err(format!("{{leftover_string,\"{rest}\"}}"));
+    }
+    let n: i128 = number.parse().map_err(|_| "no_integer".to_owned())?;
+    if n < 0 {
+        return Err(format!("{{value_negative,{n}}}"));
+    }
+    u64::try_from(n).map_err(|_| "no_integer".to_owned())
+}
+
 /// basic.return for a mandatory message that reached no queue.
 fn return_unroutable(conn: &mut Connection, channel: u16, message: &Message) {
     let ret = BasicReturn {
@@ -307,4 +346,19 @@ fn return_unroutable(conn: &mut Connection, channel: u16, message: &Message) {
     let out = conn.out();
     frame::write_method(out, channel, &Method::BasicReturn(ret));
     frame::write_content(out, channel, 60, &message.properties, &message.body, frame_max);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_expiration;
+
+    #[test]
+    fn expirations_are_checked_as_rabbitmq() {
+        assert_eq!(parse_expiration("60000"), Ok(60000));
+        assert_eq!(parse_expiration("0"), Ok(0));
+        assert_eq!(parse_expiration("-1").unwrap_err(), "{value_negative,-1}");
+        assert_eq!(parse_expiration("abc").unwrap_err(), "no_integer");
+        assert_eq!(parse_expiration("").unwrap_err(), "no_integer");
+        assert_eq!(parse_expiration("1.5").unwrap_err(), "{leftover_string,\".5\"}");
+    }
 }

@@ -87,7 +87,8 @@ impl Session {
         m: &QueueDeclare,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        let name = if m.passive { self.resolve_queue_name(channel, &m.queue)? } else { m.queue.clone() };
+        // Unlike the other queue methods, declare never means "the last queue" by "".
+        let name = m.queue.clone();
         let spec = QueueSpec {
             name,
             passive: m.passive,

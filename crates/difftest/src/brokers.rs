@@ -1,0 +1,241 @@
+//! Starting the two brokers: a `warren` process on a free port with a fresh
+//! data directory, and a private reference RabbitMQ through
+//! `scripts/rabbitmq-ref.sh` (or an existing one from `DIFF_RABBITMQ_URL`).
+//! Both are owned by guards that stop them when dropped, also on panic.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn port_free(port: u32) -> bool {
+    port <= 65535 && TcpListener::bind(("127.0.0.1", port as u16)).is_ok()
+}
+
+/// Any free loopback port.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().unwrap().port()
+}
+
+/// A port P in 20000..35000 such that P, P+20000 (Erlang distribution) and
+/// P+30000 (epmd) are free, as `rabbitmq-ref.sh` needs.
+pub fn free_rabbitmq_port() -> u16 {
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..2000u32 {
+        let p = 20000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 15000);
+        if port_free(p) && port_free(p + 20000) && port_free(p + 30000) {
+            return p as u16;
+        }
+    }
+    panic!("no free port triple for the reference RabbitMQ");
+}
+
+fn wait_for_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    mut alive: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        alive()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("nothing accepted connections on {addr} within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Resolves host:port of an amqp URL.
+pub fn addr_from_url(url: &str) -> Result<SocketAddr, String> {
+    let rest = url.split_once("://").map(|(_, r)| r).ok_or_else(|| format!("URL without scheme: {url}"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:5672") };
+    hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {hostport}"))
+}
+
+/// The reference RabbitMQ: started by us (stopped on drop) or external.
+pub struct RabbitMq {
+    pub addr: SocketAddr,
+    started_port: Option<u16>,
+    script: PathBuf,
+}
+
+impl RabbitMq {
+    /// Uses `DIFF_RABBITMQ_URL` if set, else starts a private node.
+    pub fn start() -> Result<RabbitMq, String> {
+        let script = workspace_root().join("scripts/rabbitmq-ref.sh");
+        if let Ok(url) = std::env::var("DIFF_RABBITMQ_URL") {
+            if !url.trim().is_empty() {
+                return Ok(RabbitMq { addr: addr_from_url(url.trim())?, started_port: None, script });
+            }
+        }
+        let port = free_rabbitmq_port();
+        // The guard exists before the start, so a half-started node is
+        // stopped too.
+        let guard =
+            RabbitMq { addr: SocketAddr::from(([127, 0, 0, 1], port)), started_port: Some(port), script };
+        let out = Command::new("bash")
+            .arg(&guard.script)
+            .arg("start")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", guard.script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} start {port} failed ({}):\n{}{}",
+                guard.script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(guard)
+    }
+
+    pub fn describe(&self) -> String {
+        match self.started_port {
+            Some(p) => format!("private RabbitMQ on 127.0.0.1:{p} (scripts/rabbitmq-ref.sh)"),
+            None => format!("RabbitMQ from DIFF_RABBITMQ_URL at {}", self.addr),
+        }
+    }
+}
+
+impl Drop for RabbitMq {
+    fn drop(&mut self) {
+        if let Some(port) = self.started_port.take() {
+            let _ = Command::new("bash")
+                .arg(&self.script)
+                .arg("stop")
+                .arg(port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Finds the warren binary: `WARREN_BIN`, else builds `warren-server` with
+/// cargo into this build's target directory and profile.
+pub fn warren_binary() -> Result<PathBuf, String> {
+    if let Ok(bin) = std::env::var("WARREN_BIN") {
+        if !bin.trim().is_empty() {
+            return Ok(PathBuf::from(bin.trim()));
+        }
+    }
+    // This test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test executable path {}", exe.display()))?;
+    let target_dir = profile_dir.parent().ok_or("no target dir")?;
+    let profile = profile_dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug").to_string();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .arg("-p")
+        .arg("warren-server")
+        .arg("--bin")
+        .arg("warren")
+        .arg("--manifest-path")
+        .arg(workspace_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.arg("--profile").arg(other);
+        }
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p warren-server failed ({status})"));
+    }
+    let bin = profile_dir.join(if cfg!(windows) { "warren.exe" } else { "warren" });
+    if !bin.exists() {
+        return Err(format!("{} not found after the build", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// A `warren` process on a free loopback port (killed on drop).
+pub struct Warren {
+    pub addr: SocketAddr,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Warren {
+    pub fn start(bin: &Path) -> Result<Warren, String> {
+        let dir = tempfile::Builder::new().prefix("warren-difftest-").tempdir().map_err(|e| e.to_string())?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        let log = dir.path().join("warren.log");
+        let out = File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(bin)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut w = Warren { addr, child, log, _dir: dir };
+        let log_path = w.log.clone();
+        let child = &mut w.child;
+        wait_for_tcp(addr, Duration::from_secs(20), || match child.try_wait() {
+            Ok(Some(status)) => Err(format!(
+                "warren exited during startup ({status}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            )),
+            _ => Ok(()),
+        })?;
+        Ok(w)
+    }
+
+    /// The last lines of the broker's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Warren {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

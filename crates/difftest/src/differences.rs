@@ -1,0 +1,215 @@
+//! Every difference between RabbitMQ and Warren that the differential tests
+//! accept, in one place, each with its reason. `docs/differences.md` lists
+//! the same entries for people (a unit test keeps the two in step).
+//!
+//! A transcript is normalized in two ways, both defined here:
+//! * field level: while a field table or property list is rendered,
+//!   [`field_placeholder`] may replace a value by a placeholder (the key,
+//!   its position and its type octet are still compared);
+//! * line level: [`normalize_transcript`] rewrites whole transcripts (names
+//!   the server makes up).
+//!
+//! Publisher confirms are summarized by [`summarize_confirms`] before they
+//! are logged (how acks are grouped with `multiple` is timing).
+
+/// One accepted difference.
+pub struct Difference {
+    /// Short identifier, also the heading in `docs/differences.md`.
+    pub id: &'static str,
+    /// What is normalized.
+    pub what: &'static str,
+    /// Why the difference is intentional or unavoidable.
+    pub reason: &'static str,
+}
+
+pub const DIFFERENCES: &[Difference] = &[
+    Difference {
+        id: "unknown-method-close",
+        what: "A connection.close with 540 NOT_IMPLEMENTED answering an unknown class or method id \
+               is logged as the end of the stream (`<- EOF`).",
+        reason: "RabbitMQ has no answer for an unknown method id: its connection process crashes and \
+                 the socket just drops. Warren tells the client why, with the spec's code; both end \
+                 the connection.",
+    },
+    Difference {
+        id: "generated-names",
+        what: "Server-generated queue names (`amq.gen-…`) and consumer tags (`amq.ctag-…`) become \
+               `amq.gen-<N>` / `amq.ctag-<N>`, numbered by first appearance in the transcript. A \
+               suffix that is not 22 characters of base64url is rendered `<N:len=L>` and still differs.",
+        reason: "Both servers draw the suffix from a random GUID; only its shape and where the same \
+                 name reappears are observable behaviour.",
+    },
+    Difference {
+        id: "server-identity",
+        what: "The values (not the presence, position or type) of the `product`, `version`, \
+               `platform`, `cluster_name`, `copyright` and `information` entries of \
+               connection.start's server-properties become `<server-specific>`.",
+        reason: "They describe which server answers (name, version, Erlang/OTP vs Rust, node \
+                 name, vendor copyright and web site). Warren must not claim to be RabbitMQ by \
+                 default; the `capabilities` table is compared exactly.",
+    },
+    Difference {
+        id: "x-death-time",
+        what: "The `time` timestamp inside each `x-death` header entry of a dead-lettered message \
+               becomes `<timestamp>`.",
+        reason: "It is the wall-clock second at which the server dead-lettered the message.",
+    },
+    Difference {
+        id: "confirm-grouping",
+        what: "Publisher confirms are logged as the set of acked and nacked sequence numbers \
+               (`ack 1-3`), not as the individual basic.ack/basic.nack frames and their \
+               `multiple` flags.",
+        reason: "RabbitMQ coalesces confirms that become ready together into one `multiple` ack; \
+                 which ones do depends on scheduling, so the grouping is not deterministic even \
+                 between two RabbitMQ runs. The set and the order of returns before acks are \
+                 behaviour and are compared.",
+    },
+];
+
+/// Server-properties entries whose values identify the server.
+const SERVER_IDENTITY_KEYS: [&str; 6] =
+    ["product", "version", "platform", "cluster_name", "copyright", "information"];
+
+/// Field-level normalization, called by the renderer for every field of a
+/// table. `path` is the chain of keys from the root (`headers`,
+/// `server-properties`), array items as their index; `ty` the type octet.
+/// Returns the placeholder to print instead of the value, if any.
+pub fn field_placeholder(path: &[String], ty: u8) -> Option<&'static str> {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match p.as_slice() {
+        // server-identity
+        ["server-properties", key] if SERVER_IDENTITY_KEYS.contains(key) => Some("<server-specific>"),
+        // x-death-time
+        ["headers", "x-death", _, "time"] if ty == b'T' => Some("<timestamp>"),
+        _ => None,
+    }
+}
+
+/// The generated-name prefixes and the length of their random suffix.
+const GENERATED: [(&str, usize); 2] = [("amq.gen-", 22), ("amq.ctag-", 22)];
+
+fn is_suffix_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// Line-level normalization of a whole transcript (generated-names).
+pub fn normalize_transcript(lines: &[String]) -> Vec<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    lines
+        .iter()
+        .map(|line| unknown_method_close(line).unwrap_or_else(|| line.clone()))
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            let mut rest = line.as_str();
+            'scan: while !rest.is_empty() {
+                for (prefix, len) in GENERATED {
+                    if let Some(after) = rest.strip_prefix(prefix) {
+                        let end = after.find(|c: char| !is_suffix_char(c)).unwrap_or(after.len());
+                        let name = &rest[..prefix.len() + end];
+                        let n = match seen.iter().find(|(s, _)| s == name) {
+                            Some((_, n)) => *n,
+                            None => {
+                                let n = seen.iter().filter(|(s, _)| s.starts_with(prefix)).count() + 1;
+                                seen.push((name.to_string(), n));
+                                n
+                            }
+                        };
+                        if end == len {
+                            out.push_str(&format!("{prefix}<{n}>"));
+                        } else {
+                            out.push_str(&format!("{prefix}<{n}:len={end}>"));
+                        }
+                        rest = &after[end..];
+                        continue 'scan;
+                    }
+                }
+                let c = rest.chars().next().unwrap();
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+            out
+        })
+        .collect()
+}
+
+/// unknown-method-close: `cN ch0 <- connection.close { reply_code: 540, reply_text:
+/// "NOT_IMPLEMENTED - unknown …" … }` becomes `cN <- EOF`.
+fn unknown_method_close(line: &str) -> Option<String> {
+    let (client, rest) = line.split_once(' ')?;
+    rest.strip_prefix("ch0 <- connection.close { reply_code: 540, reply_text: \"NOT_IMPLEMENTED - unknown ")?;
+    Some(format!("{client} <- EOF"))
+}
+
+/// confirm-grouping: renders the sets of acked and nacked sequence numbers
+/// as ranges, e.g. `ack 1-3,5 nack 4`.
+pub fn summarize_confirms(acked: &[u64], nacked: &[u64]) -> String {
+    fn ranges(v: &[u64]) -> String {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i;
+            while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+                j += 1;
+            }
+            parts.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+            i = j + 1;
+        }
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(",")
+        }
+    }
+    format!("ack {} nack {}", ranges(acked), ranges(nacked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_are_numbered_by_first_appearance() {
+        let a = "amq.gen-AAAAAAAAAAAAAAAAAAAAAA";
+        let b = "amq.gen-BBBBBBBBBBBBBBBBBBBBBB";
+        let lines = vec![
+            format!("declare-ok {a} x"),
+            format!("\"{b}\" and \"{a}\", amq.ctag-CCCCCCCCCCCCCCCCCCCCCC"),
+            "amq.gen-short.".to_string(),
+        ];
+        assert_eq!(
+            normalize_transcript(&lines),
+            vec![
+                "declare-ok amq.gen-<1> x".to_string(),
+                "\"amq.gen-<2>\" and \"amq.gen-<1>\", amq.ctag-<1>".to_string(),
+                "amq.gen-<3:len=5>.".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn confirm_summary_ranges() {
+        assert_eq!(summarize_confirms(&[3, 1, 2, 5], &[4]), "ack 1-3,5 nack 4");
+        assert_eq!(summarize_confirms(&[], &[]), "ack none nack none");
+    }
+
+    #[test]
+    fn placeholders() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(field_placeholder(&p(&["server-properties", "product"]), b'S'), Some("<server-specific>"));
+        assert_eq!(field_placeholder(&p(&["server-properties", "capabilities"]), b'F'), None);
+        assert_eq!(field_placeholder(&p(&["headers", "x-death", "0", "time"]), b'T'), Some("<timestamp>"));
+        assert_eq!(field_placeholder(&p(&["headers", "time"]), b'T'), None);
+    }
+
+    #[test]
+    fn docs_list_every_difference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/differences.md");
+        let doc = std::fs::read_to_string(path).expect("docs/differences.md");
+        for d in DIFFERENCES {
+            assert!(doc.contains(&format!("`{}`", d.id)), "docs/differences.md does not list `{}`", d.id);
+        }
+    }
+}

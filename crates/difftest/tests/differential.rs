@@ -1,0 +1,86 @@
+//! The differential behaviour test: every scenario against a reference
+//! RabbitMQ 3.10 and against Warren, transcripts compared.
+//!
+//! * Warren: `WARREN_BIN`, or `cargo build -p warren-server` into this
+//!   build's target directory; run on a free port with a fresh data dir.
+//! * RabbitMQ: `DIFF_RABBITMQ_URL` (host and port are used; guest/guest on
+//!   "/"), or a private node started with `scripts/rabbitmq-ref.sh start`
+//!   and stopped when the test ends, also on failure. Starting it needs
+//!   root; without root and without `DIFF_RABBITMQ_URL` the test is skipped
+//!   with a message, unless `DIFF_REQUIRE=1` (CI), which makes it fail.
+//! * `DIFF_SCENARIOS=a,b` runs only scenarios whose names contain a or b.
+//! * `DIFF_WARREN_URL` replaces the warren process by any broker;
+//!   `DIFF_BUDGET_SECS` bounds the whole run (default 240 s).
+//! * Transcripts of every scenario are written to
+//!   `<target>/tmp/difftest/<scenario>.{rabbitmq,warren}.txt`.
+
+use std::path::Path;
+
+use warren_difftest::brokers::{addr_from_url, warren_binary, RabbitMq, Warren};
+use warren_difftest::harness::{report, write_transcripts, Target};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn differential() {
+    let external = std::env::var("DIFF_RABBITMQ_URL").map(|u| !u.trim().is_empty()).unwrap_or(false);
+    let required = std::env::var("DIFF_REQUIRE").map(|v| v == "1").unwrap_or(false);
+    if !external && !is_root() {
+        let msg = "differential: SKIPPED: starting the reference RabbitMQ needs root; set DIFF_RABBITMQ_URL";
+        assert!(!required, "{msg} (DIFF_REQUIRE=1)");
+        eprintln!("{msg}");
+        return;
+    }
+    // DIFF_WARREN_URL replaces the warren process by any broker (pointing
+    // it at a second RabbitMQ checks that the scenarios are deterministic).
+    let other = std::env::var("DIFF_WARREN_URL").ok().filter(|u| !u.trim().is_empty());
+    let bin = match other {
+        Some(_) => None,
+        None => Some(warren_binary().unwrap_or_else(|e| panic!("warren binary: {e}"))),
+    };
+    // Start RabbitMQ first: its guard stops it when this function returns or
+    // unwinds.
+    let rabbitmq = RabbitMq::start().unwrap_or_else(|e| panic!("reference RabbitMQ: {e}"));
+    let mut warren = bin.as_ref().map(|b| Warren::start(b).unwrap_or_else(|e| panic!("warren: {e}")));
+    let warren_addr = match (&warren, &other) {
+        (Some(w), _) => w.addr,
+        (None, Some(url)) => addr_from_url(url.trim()).unwrap_or_else(|e| panic!("DIFF_WARREN_URL: {e}")),
+        (None, None) => unreachable!(),
+    };
+    println!("reference: {}", rabbitmq.describe());
+    match &bin {
+        Some(b) => println!("warren:    {} on {warren_addr}", b.display()),
+        None => println!("warren:    replaced by DIFF_WARREN_URL at {warren_addr}"),
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let scenarios = warren_difftest::selected_scenarios();
+    let rt_rabbit = Target { label: "rabbitmq", addr: rabbitmq.addr };
+    let rt_warren = Target { label: "warren", addr: warren_addr };
+    let outcomes = rt.block_on(warren_difftest::run(&rt_rabbit, &rt_warren, &scenarios, |o| {
+        let r = if o.diff.is_none() { "PASS" } else { "DIFF" };
+        eprintln!("  {r} {} ({:.2}s)", o.name, o.seconds);
+    }));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("difftest");
+    if let Err(e) = write_transcripts(&dir, &outcomes) {
+        eprintln!("could not write transcripts to {}: {e}", dir.display());
+    }
+    let (text, failed) = report(&outcomes);
+    println!("{text}");
+    println!("transcripts: {}", dir.display());
+    if let Some(w) = warren.as_mut() {
+        if !w.alive() {
+            println!("warren is no longer running; last log lines:\n{}", w.log_tail(40));
+        }
+    }
+    assert_eq!(failed, 0, "{failed} scenario(s) differ between RabbitMQ and Warren (see above)");
+}
