@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
+use crate::broker::Broker;
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::vhost::VHost;
@@ -57,13 +58,43 @@ impl VHost {
             return;
         }
         for q in routed {
+            // What the dead-letter queue itself gives up on is dropped: following it could loop.
             match q.publish(dead.clone()) {
-                Ok(true) => touched.push(q),
-                Ok(false) => {}
+                Ok(published) if published.stored => touched.push(q),
+                Ok(_) => {}
                 Err(error) => {
                     tracing::error!(queue = %q.name, %error, "storing a dead-lettered message failed")
                 }
             }
+        }
+    }
+
+    /// Drops the expired messages at the head of every queue, dead-lettering those whose queue
+    /// has a dead-letter exchange. Meant to run every few tens of milliseconds, so expired
+    /// messages leave even queues nobody reads.
+    pub fn expire_all(&self) {
+        let mut touched = Vec::new();
+        for q in self.queues() {
+            for message in q.expire_due() {
+                self.dead_letter(&q, message, DeathReason::Expired, &mut touched);
+            }
+        }
+        touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+        touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for q in touched {
+            if let Err(error) = q.flush() {
+                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
+            }
+        }
+    }
+}
+
+impl Broker {
+    /// Expires (and dead-letters) due messages in every vhost: see [`VHost::expire_all`].
+    /// The server calls this from a ticker every 50 ms.
+    pub fn expire_all(&self) {
+        for vhost in self.vhosts() {
+            vhost.expire_all();
         }
     }
 }

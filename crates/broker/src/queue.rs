@@ -10,6 +10,7 @@ use warren_protocol::{FieldTable, ShortStr};
 use crate::channel::{ChannelHandle, ConsumerRef, Unacked};
 use warren_store::QueueLog;
 
+use crate::deadletter::DeathReason;
 use crate::message::{Message, QueuedMessage};
 
 /// A subscription of a channel to a queue.
@@ -51,6 +52,60 @@ struct QueueState {
     next_consumer: usize,
     ever_consumed: bool,
     deleted: bool,
+    /// Total body size of the ready messages (for `x-max-length-bytes`).
+    ready_bytes: u64,
+    /// A message that can expire was ever enqueued: [`Queue::expire_due`] has work to do.
+    may_expire: bool,
+    /// Expired messages waiting to be dead-lettered by [`Queue::expire_due`].
+    expired: Vec<Message>,
+}
+
+impl QueueState {
+    /// Takes the head message, keeping the byte count.
+    fn pop(&mut self) -> Option<QueuedMessage> {
+        let m = self.ready.pop_front()?;
+        self.ready_bytes = self.ready_bytes.saturating_sub(m.message.body.len() as u64);
+        Some(m)
+    }
+
+    /// Drops expired messages from the head of the queue, as RabbitMQ does: a message behind one
+    /// that lives longer waits until it reaches the head. With `keep` they are kept for
+    /// dead-lettering.
+    fn expire_head(&mut self, keep: bool) {
+        let Some(first) = self.ready.front() else { return };
+        if first.expires_at.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        while self.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
+            if let Some(expired) = self.pop() {
+                self.ready.settle(expired.offset, expired.stored);
+                if keep {
+                    self.expired.push(expired.message);
+                }
+            }
+        }
+    }
+}
+
+/// `x-overflow`: what a queue at its length limit does with a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    DropHead,
+    RejectPublish,
+    RejectPublishDlx,
+}
+
+/// What became of a published message in one queue.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// It went to disk for durability (its confirm waits for the store's next sync).
+    pub stored: bool,
+    /// The queue was full and refused it (`x-overflow` reject-publish*): a confirm nacks it.
+    pub rejected: bool,
+    /// Messages the queue gave up on to make room or because they expired; the caller
+    /// dead-letters them (the queue had a dead-letter exchange).
+    pub dead: Vec<(Message, DeathReason)>,
 }
 
 /// How an ack, nack or reject settles deliveries.
@@ -90,6 +145,11 @@ pub struct Queue {
     /// `x-message-ttl`.
     message_ttl: Option<Duration>,
     has_dead_letter_exchange: bool,
+    /// `x-max-length`.
+    max_length: Option<usize>,
+    /// `x-max-length-bytes`: the total body size of ready messages.
+    max_length_bytes: Option<u64>,
+    overflow: Overflow,
     state: Mutex<QueueState>,
 }
 
@@ -108,6 +168,19 @@ impl Queue {
             .and_then(|ms| u64::try_from(ms).ok())
             .map(Duration::from_millis);
         let has_dead_letter_exchange = arguments.get("x-dead-letter-exchange").is_some();
+        let non_negative = |key: &str| {
+            arguments
+                .get(key)
+                .and_then(warren_protocol::FieldValue::as_i64)
+                .and_then(|n| u64::try_from(n).ok())
+        };
+        let max_length = non_negative("x-max-length").map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let max_length_bytes = non_negative("x-max-length-bytes");
+        let overflow = match arguments.get("x-overflow").and_then(warren_protocol::FieldValue::as_str) {
+            Some("reject-publish") => Overflow::RejectPublish,
+            Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+            _ => Overflow::DropHead,
+        };
         Queue {
             name,
             durable,
@@ -116,19 +189,25 @@ impl Queue {
             arguments,
             message_ttl,
             has_dead_letter_exchange,
+            max_length,
+            max_length_bytes,
+            overflow,
             state: Mutex::new(QueueState {
                 ready: log,
                 consumers: Vec::new(),
                 next_consumer: 0,
                 ever_consumed: false,
                 deleted: false,
+                ready_bytes: 0,
+                may_expire: message_ttl.is_some(),
+                expired: Vec::new(),
             }),
         }
     }
 
     pub fn message_count(&self) -> u32 {
         let mut st = self.state.lock();
-        expire_head(&mut st);
+        st.expire_head(self.has_dead_letter_exchange);
         st.ready.len() as u32
     }
 
@@ -140,12 +219,21 @@ impl Queue {
         self.state.lock().deleted
     }
 
-    /// Appends a message and hands it to a consumer if one can take it. Returns whether the
-    /// message went to disk for durability (its confirm waits for the store's next sync).
-    pub fn publish(self: &Arc<Self>, message: Message) -> std::io::Result<bool> {
+    /// Appends a message and hands it to a consumer if one can take it, applying the queue's
+    /// length limits and dropping it at once if it expires before anyone can take it.
+    pub fn publish(self: &Arc<Self>, message: Message) -> std::io::Result<Published> {
+        let mut out = Published::default();
         let mut st = self.state.lock();
         if st.deleted {
-            return Ok(false);
+            return Ok(out);
+        }
+        let size = message.body.len() as u64;
+        if self.overflow != Overflow::DropHead && self.would_overflow(&st, size) {
+            out.rejected = true;
+            if self.overflow == Overflow::RejectPublishDlx && self.has_dead_letter_exchange {
+                out.dead.push((message, DeathReason::MaxLength));
+            }
+            return Ok(out);
         }
         let persistent =
             self.durable && warren_protocol::properties::raw_delivery_mode(&message.properties) == Some(2);
@@ -156,10 +244,52 @@ impl Queue {
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
         let first_in_line = st.ready.is_empty();
         st.ready.append(message, expires_at, persistent)?;
+        st.ready_bytes += size;
         if !st.consumers.is_empty() {
             self.dispatch(&mut st, !first_in_line);
         }
-        Ok(persistent)
+        if ttl.is_some() {
+            st.may_expire = true;
+            // A message nobody could take before it expired (a TTL of 0) goes at once.
+            st.expire_head(self.has_dead_letter_exchange);
+            out.dead.extend(st.expired.drain(..).map(|m| (m, DeathReason::Expired)));
+        }
+        if self.max_length.is_some() || self.max_length_bytes.is_some() {
+            self.drop_head(&mut st, &mut out.dead);
+        }
+        out.stored = persistent;
+        Ok(out)
+    }
+
+    /// Whether one more message of `size` bytes would take the queue over its limits.
+    fn would_overflow(&self, st: &QueueState, size: u64) -> bool {
+        self.max_length.is_some_and(|max| st.ready.len() >= max)
+            || self.max_length_bytes.is_some_and(|max| st.ready_bytes + size > max)
+    }
+
+    /// Drops (or keeps for dead-lettering) the oldest ready messages until the queue is within
+    /// its limits.
+    fn drop_head(&self, st: &mut QueueState, dead: &mut Vec<(Message, DeathReason)>) {
+        while self.max_length.is_some_and(|max| st.ready.len() > max)
+            || self.max_length_bytes.is_some_and(|max| st.ready_bytes > max)
+        {
+            let Some(m) = st.pop() else { break };
+            st.ready.settle(m.offset, m.stored);
+            if self.has_dead_letter_exchange {
+                dead.push((m.message, DeathReason::MaxLength));
+            }
+        }
+    }
+
+    /// Drops the expired messages at the head of the queue; returns those to dead-letter
+    /// (the queue has a dead-letter exchange), including ones other operations found expired.
+    pub fn expire_due(self: &Arc<Self>) -> Vec<Message> {
+        let mut st = self.state.lock();
+        if !st.may_expire && st.expired.is_empty() {
+            return Vec::new();
+        }
+        st.expire_head(self.has_dead_letter_exchange);
+        std::mem::take(&mut st.expired)
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), ConsumeRefused> {
@@ -214,6 +344,7 @@ impl Queue {
             if how == Settle::Requeue && !st.deleted {
                 let mut m = u.message;
                 m.redelivered = true;
+                st.ready_bytes += m.message.body.len() as u64;
                 st.ready.requeue(m);
             } else {
                 st.ready.settle(u.message.offset, u.message.stored);
@@ -241,8 +372,8 @@ impl Queue {
     /// With `no_ack` the message leaves the queue for good at once.
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
-        expire_head(&mut st);
-        let m = st.ready.pop_front()?;
+        st.expire_head(self.has_dead_letter_exchange);
+        let m = st.pop()?;
         if no_ack {
             st.ready.settle(m.offset, m.stored);
         }
@@ -251,6 +382,7 @@ impl Queue {
 
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
+        st.ready_bytes = 0;
         st.ready.purge() as u32
     }
 
@@ -259,6 +391,8 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;
+        st.ready_bytes = 0;
+        st.expired.clear();
         st.ready.delete();
         (std::mem::take(&mut st.consumers), n)
     }
@@ -272,11 +406,12 @@ impl Queue {
             return;
         }
         if expire {
-            expire_head(st);
+            st.expire_head(self.has_dead_letter_exchange);
         }
-        let QueueState { ready, consumers, next_consumer, .. } = st;
+        let QueueState { ready, consumers, next_consumer, ready_bytes, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
             let (offset, stored) = (message.offset, message.stored);
+            let size = message.message.body.len() as u64;
             for _ in 0..n {
                 let idx = *next_consumer % n;
                 *next_consumer = (idx + 1) % n;
@@ -287,6 +422,7 @@ impl Queue {
                 let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
                 match c.channel.try_deliver(self, who, message) {
                     Ok(()) => {
+                        *ready_bytes = ready_bytes.saturating_sub(size);
                         if c.no_ack {
                             ready.settle(offset, stored);
                         } else {
@@ -299,21 +435,6 @@ impl Queue {
             }
             ready.push_front(message);
             break;
-        }
-    }
-}
-
-/// Drops expired messages from the head of the queue, as RabbitMQ does: a message behind one
-/// that lives longer waits until it reaches the head.
-fn expire_head(st: &mut QueueState) {
-    let Some(first) = st.ready.front() else { return };
-    if first.expires_at.is_none() {
-        return;
-    }
-    let now = Instant::now();
-    while st.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
-        if let Some(expired) = st.ready.pop_front() {
-            st.ready.settle(expired.offset, expired.stored);
         }
     }
 }

@@ -491,10 +491,27 @@ impl VHost {
         message: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), BrokerError> {
+        self.route_keys(exchange, message, &[], out)
+    }
+
+    /// As [`VHost::route`], routing with `extra_keys` as well as the message's routing key
+    /// (sender-selected distribution: the `CC` and `BCC` headers).
+    pub fn route_keys(
+        &self,
+        exchange: &str,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), BrokerError> {
         if exchange.is_empty() {
-            if let Some(q) = self.queues.read().get(&*message.routing_key) {
-                out.push(q.clone());
+            let queues = self.queues.read();
+            for key in std::iter::once(&message.routing_key).chain(extra_keys) {
+                if let Some(q) = queues.get(&**key) {
+                    out.push(q.clone());
+                }
             }
+            drop(queues);
+            dedupe_queues(out);
             return Ok(());
         }
         let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
@@ -506,7 +523,11 @@ impl VHost {
         }
         let mut exchange = e;
         for _ in 0..MAX_ALTERNATE_HOPS {
-            exchange.route(&message.routing_key, &mut HeadersSource::new(&message.properties), out);
+            let mut headers = HeadersSource::new(&message.properties);
+            exchange.route(&message.routing_key, &mut headers, out);
+            for key in extra_keys {
+                exchange.route(key, &mut headers, out);
+            }
             if !out.is_empty() {
                 break;
             }

@@ -27,34 +27,7 @@ pub struct KnownBug {
     pub summary: &'static str,
 }
 
-pub const KNOWN_WARREN_BUGS: &[KnownBug] = &[
-    KnownBug {
-        scenario: "cc_bcc_headers",
-        summary: "sender-selected distribution is missing: a message with CC [k1,k2] and BCC [k3] headers \
-                  reaches only the queue bound with its routing key, and keeps its BCC header; RabbitMQ also \
-                  routes it with keys k1, k2 and k3 (one copy per queue) and removes BCC from every copy \
-                  (headers before, CC, after)",
-    },
-    KnownBug {
-        scenario: "confirm_nack_on_reject_publish",
-        summary: "x-max-length is not enforced: with x-overflow=reject-publish and x-max-length=2 the 3rd and \
-                  4th publishes are acked and stored (RabbitMQ nacks them: basic.nack, queue keeps r0, r1); \
-                  with the default overflow (drop-head) all 4 are kept (RabbitMQ keeps d2, d3)",
-    },
-    KnownBug {
-        scenario: "dead_letter_on_expiry",
-        summary: "messages expiring by x-message-ttl=0 or expiration \"0\" in a queue nobody reads are not \
-                  dead-lettered (the dead-letter queue is still empty after 5 s); RabbitMQ dead-letters them at \
-                  once with reason expired (and removes the expiration property, keeping it as \
-                  original-expiration)",
-    },
-    KnownBug {
-        scenario: "dead_letter_on_max_length",
-        summary: "x-max-length=2 is not enforced: after 4 publishes the queue holds m0..m3 and nothing is \
-                  dead-lettered; RabbitMQ drops the head (m0, m1) to the dead-letter exchange with reason \
-                  maxlen and keeps m2, m3",
-    },
-];
+pub const KNOWN_WARREN_BUGS: &[KnownBug] = &[];
 
 /// Upper bound for a whole scenario on one broker.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(40);

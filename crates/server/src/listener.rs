@@ -14,6 +14,7 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     let connection_config = Arc::new(config.connection);
     let mut terminate = signal(SignalKind::terminate())?;
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
+    spawn_expiry(broker.clone());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -31,4 +32,19 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// How often queues drop or dead-letter expired messages nobody is reading.
+const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Expires messages at the head of every queue on a timer, so TTLs hold for idle queues too.
+fn spawn_expiry(broker: Arc<Broker>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(EXPIRY_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            broker.expire_all();
+        }
+    });
 }

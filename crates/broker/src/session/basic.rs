@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
-use warren_protocol::Method;
+use warren_protocol::{FieldValue, Method, ShortStr};
 
 use super::modes::Mode;
 use super::{for_each_queue_run, Session};
@@ -36,9 +36,12 @@ impl Session {
         if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
             return buffered;
         }
-        let outcome = self.route_publish(conn, channel, publish, header, body)?;
+        let (outcome, rejected) = self.route_message(conn, channel, publish, header, body)?;
         match self.channel(channel) {
-            Some(ch) if matches!(ch.mode, Mode::Confirm(_)) => ch.mode.published(outcome),
+            // A queue at its limit with x-overflow reject-publish refused it: a nack, as RabbitMQ.
+            Some(ch) if matches!(ch.mode, Mode::Confirm(_)) => {
+                ch.mode.published(if rejected { PublishOutcome::Failed } else { outcome })
+            }
             // Without confirms there is nobody to nack: a message we could not keep is an error.
             _ if outcome == PublishOutcome::Failed => {
                 return Err(AmqpError::internal_error("the message could not be stored"));
@@ -58,15 +61,34 @@ impl Session {
         header: ContentHeader,
         body: Bytes,
     ) -> Result<PublishOutcome, AmqpError> {
+        // Without confirms nobody hears of a queue refusing the message.
+        Ok(self.route_message(conn, channel, publish, header, body)?.0)
+    }
+
+    /// As [`Session::route_publish`], also saying whether a full queue refused the message.
+    fn route_message(
+        &mut self,
+        conn: &mut Connection,
+        channel: u16,
+        publish: BasicPublish,
+        header: ContentHeader,
+        body: Bytes,
+    ) -> Result<(PublishOutcome, bool), AmqpError> {
         let vhost = self.vhost()?;
-        let message = Message {
+        let mut message = Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
             properties: header.properties,
             body,
         };
         let mut routed = std::mem::take(&mut self.routed);
-        if let Err(e) = vhost.route(&message.exchange, &message, &mut routed) {
+        let result = if message.properties.first().is_some_and(|b| b & HEADERS_FLAG != 0) {
+            route_sender_selected(&vhost, &mut message, &mut routed)
+        } else {
+            vhost.route(&message.exchange, &message, &mut routed)
+        };
+        if let Err(e) = result {
+            routed.clear();
             self.routed = routed;
             return Err(e.into());
         }
@@ -74,14 +96,20 @@ impl Session {
             return_unroutable(conn, channel, &message);
         }
         let mut outcome = PublishOutcome::Done;
+        let mut rejected = false;
         for q in routed.drain(..) {
             match q.publish(message.clone()) {
-                Ok(false) => {}
-                Ok(true) => {
-                    if outcome == PublishOutcome::Done {
-                        outcome = PublishOutcome::Stored;
+                Ok(published) => {
+                    if published.stored {
+                        if outcome == PublishOutcome::Done {
+                            outcome = PublishOutcome::Stored;
+                        }
+                        touch(&mut self.touched, &q);
                     }
-                    touch(&mut self.touched, &q);
+                    rejected |= published.rejected;
+                    for (dead, reason) in published.dead {
+                        vhost.dead_letter(&q, dead, reason, &mut self.touched);
+                    }
                 }
                 Err(error) => {
                     // Whatever went where, the publisher learns it was not kept everywhere.
@@ -91,7 +119,7 @@ impl Session {
             }
         }
         self.routed = routed;
-        Ok(outcome)
+        Ok((outcome, rejected))
     }
 
     /// A publisher may only claim its own identity in the user_id property.
@@ -294,6 +322,42 @@ pub(super) fn touch(touched: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
     if touched.last().is_none_or(|last| !Arc::ptr_eq(last, queue)) {
         touched.push(queue.clone());
     }
+}
+
+/// The headers property flag: bit 13 of the 16-bit flags, in the first byte.
+const HEADERS_FLAG: u8 = 0x20;
+
+/// Routes a message that has headers: sender-selected distribution routes it with each key of
+/// its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
+fn route_sender_selected(
+    vhost: &VHost,
+    message: &mut Message,
+    routed: &mut Vec<Arc<Queue>>,
+) -> Result<(), BrokerError> {
+    let Ok(mut props) = warren_protocol::BasicProperties::decode(&message.properties) else {
+        return vhost.route(&message.exchange, message, routed);
+    };
+    let Some(headers) = props.headers.as_mut() else {
+        return vhost.route(&message.exchange, message, routed);
+    };
+    let mut keys = Vec::new();
+    let mut add_keys = |value: Option<&FieldValue>| {
+        if let Some(FieldValue::Array(items)) = value {
+            keys.extend(items.iter().filter_map(|item| match item {
+                FieldValue::LongStr(key) => Some(ShortStr::from(String::from_utf8_lossy(key).as_ref())),
+                _ => None,
+            }));
+        }
+    };
+    add_keys(headers.get("CC"));
+    let bcc = headers.remove("BCC");
+    add_keys(bcc.as_ref());
+    if bcc.is_some() {
+        let mut out = BytesMut::new();
+        props.encode(&mut out);
+        message.properties = out.freeze();
+    }
+    vhost.route_keys(&message.exchange, message, &keys, routed)
 }
 
 /// RabbitMQ refuses a delivery mode other than 1 or 2, and an expiration that is not a
