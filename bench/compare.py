@@ -1,0 +1,740 @@
+#!/usr/bin/env python3
+"""Warren vs RabbitMQ scenario matrix (run through bench/compare.sh, which builds first).
+
+For every scenario and run, each broker in turn (the order alternates run by run) gets a
+warren-perf invocation. The broker's CPU time (utime + stime from /proc/PID/stat; for RabbitMQ
+the beam.smp process) is taken over exactly the interval warren-perf measures (it prints
+'@measure start' / '@measure end' on stderr with --json); its memory is VmRSS sampled every
+100 ms during the invocation (peak) against the value just before it (baseline). Both brokers
+are restarted before each scenario, and before every run of the memory scenarios, so each
+peak starts from a fresh process.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+RMQ_SCRIPT = os.path.join(ROOT, "scripts", "rabbitmq-ref.sh")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- /proc
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid, period=0.1):
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.peak = rss_kib(pid)
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.peak = max(self.peak, rss_kib(self.pid))
+            except OSError:
+                return
+            self.halt.wait(self.period)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        try:
+            self.peak = max(self.peak, rss_kib(self.pid))
+        except OSError:
+            pass
+        return self.peak
+
+
+# ---------------------------------------------------------------- brokers
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(rabbit=False):
+    """A free port; for RabbitMQ also PORT+20000 and PORT+30000 (its dist and epmd ports)."""
+    for _ in range(1000):
+        p = random.randint(20000, 35000)
+        if port_free(p) and (not rabbit or (port_free(p + 20000) and port_free(p + 30000))):
+            return p
+    raise RuntimeError("no free port")
+
+
+def amqp_answers(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"AMQP\x00\x00\x09\x01")
+            return s.recv(7)[:1] == b"\x01"
+    except OSError:
+        return False
+
+
+class Warren:
+    name = "Warren"
+
+    def __init__(self, binary, workdir):
+        self.binary, self.workdir = binary, workdir
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def uri(self):
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        data = tempfile.mkdtemp(prefix="warren-bench-data-", dir=self.workdir)
+        self.log = open(os.path.join(self.workdir, "warren.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data, "--log", "warn"],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while not amqp_answers(self.port):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("warren did not start; see " + self.log.name)
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def fsync_note(self):
+        return "no (keeps messages in memory; durable storage is being built)"
+
+
+class RabbitMQ:
+    name = "RabbitMQ"
+
+    def __init__(self):
+        self.port = free_port(rabbit=True)
+        self.beam = None
+
+    @property
+    def uri(self):
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self):
+        return self.beam
+
+    def start(self):
+        subprocess.run([RMQ_SCRIPT, "start", str(self.port)], check=True, stdout=subprocess.DEVNULL)
+        state = {}
+        with open(f"{os.environ.get('RABBITMQ_REF_STATE_DIR', '/tmp')}/rabbitmq-ref-{self.port}.state") as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                state[k] = v.strip("'")
+        self.beam = int(state["BEAM_PID"])
+
+    def stop(self):
+        subprocess.run([RMQ_SCRIPT, "stop", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.beam = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def fsync_note(self):
+        return "no (classic queues confirm persistent messages without fsync)"
+
+
+# ---------------------------------------------------------------- one warren-perf invocation
+
+
+class PerfRun:
+    def __init__(self, perf, broker, args, timeout):
+        self.perf, self.broker, self.args, self.timeout = perf, broker, args, timeout
+
+    def go(self):
+        pid = self.broker.pid
+        base = rss_kib(pid)
+        sampler = RssSampler(pid)
+        sampler.start()
+        marks = {}
+        stderr_lines = []
+        cmd = [self.perf, "--uri", self.broker.uri, "--json", "--quiet"] + self.args
+        t0_cpu = cpu_seconds(pid)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def read_stderr():
+            for line in proc.stderr:
+                line = line.rstrip("\n")
+                if line == "@measure start":
+                    marks["start"] = (time.time(), cpu_seconds(pid))
+                elif line == "@measure end":
+                    marks["end"] = (time.time(), cpu_seconds(pid))
+                else:
+                    stderr_lines.append(line)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        try:
+            out, _ = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            stderr_lines.append(f"killed after {self.timeout} s")
+        reader.join(5)
+        t1_cpu = cpu_seconds(pid)
+        peak = sampler.stop()
+        result = None
+        for line in reversed(out.strip().splitlines()):
+            try:
+                result = json.loads(line)
+                break
+            except ValueError:
+                continue
+        start = marks.get("start", (None, t0_cpu))
+        end = marks.get("end", (None, t1_cpu))
+        return {
+            "cmd": " ".join(cmd[0:1] + ["--uri", "URI"] + cmd[3:]),
+            "exit": proc.returncode,
+            "result": result,
+            "stderr": stderr_lines[-5:],
+            "broker_cpu_s": round(end[1] - start[1], 3),
+            "broker_cpu_total_s": round(t1_cpu - t0_cpu, 3),
+            "rss_base_kib": base,
+            "rss_peak_kib": peak,
+        }
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+class Scenario:
+    fresh_per_run = False
+
+    def __init__(self, id, title, args=None):
+        self.id, self.title, self.args = id, title, args or []
+
+    def describe(self, cfg):
+        return "warren-perf " + " ".join(self.cli(cfg, "<run>"))
+
+    def cli(self, cfg, tag):
+        return [a.replace("{tag}", tag) for a in self.args] + ["--duration", str(cfg.duration)]
+
+    def run(self, cfg, broker, tag):
+        r = PerfRun(cfg.perf, broker, self.cli(cfg, tag), cfg.duration + 180).go()
+        return metrics_of(r), [r]
+
+
+def lat(res, kind, p):
+    d = res.get(kind) if res else None
+    return d.get(p) if d else None
+
+
+def metrics_of(r):
+    res = r["result"]
+    if not res or r["exit"] != 0:
+        return {"error": (res or {}).get("error") or "; ".join(r["stderr"]) or f"exit {r['exit']}"}
+    msgs = max(res["sent"], res["received"], 1)
+    return {
+        "throughput": res["receive_rate"] if res["consumers"] > 0 else res["confirm_rate"] or res["send_rate"],
+        "publish_rate": res["send_rate"],
+        "p50": lat(res, "consumer_latency_us", "p50"),
+        "p99": lat(res, "consumer_latency_us", "p99"),
+        "p999": lat(res, "consumer_latency_us", "p99.9"),
+        "confirm_p50": lat(res, "confirm_latency_us", "p50"),
+        "confirm_p99": lat(res, "confirm_latency_us", "p99"),
+        "cpu_us_per_msg": r["broker_cpu_s"] * 1e6 / msgs,
+        "client_cpu_us_per_msg": res["client_cpu_s"] * 1e6 / msgs,
+        "peak_rss_mib": r["rss_peak_kib"] / 1024,
+    }
+
+
+class Backlog(Scenario):
+    """Publish N messages with confirms and no consumer, then drain them with one consumer."""
+
+    fresh_per_run = True
+
+    def describe(self, cfg):
+        return (f"warren-perf --consumers 0 --pmessages {cfg.backlog} --confirm 1000 --queue Q; then "
+                f"warren-perf --producers 0 --cmessages {cfg.backlog} --prefetch 1000 --queue Q")
+
+    def run(self, cfg, broker, tag):
+        q = f"bench-backlog-{tag}"
+        limit = ["--duration", "600"]
+        fill = PerfRun(cfg.perf, broker, ["--consumers", "0", "--pmessages", str(cfg.backlog), "--confirm", "1000",
+                                          "--queue", q] + limit, 700).go()
+        drain = PerfRun(cfg.perf, broker, ["--producers", "0", "--cmessages", str(cfg.backlog), "--prefetch", "1000",
+                                           "--queue", q] + limit, 700).go()
+        a, b = fill["result"], drain["result"]
+        if not a or not b or fill["exit"] or drain["exit"]:
+            return {"error": "; ".join(fill["stderr"] + drain["stderr"]) or "failed"}, [fill, drain]
+        n = cfg.backlog
+        peak = max(fill["rss_peak_kib"], drain["rss_peak_kib"])
+        return {
+            "publish_rate": a["confirm_rate"],
+            "throughput": b["receive_rate"],
+            "confirm_p50": lat(a, "confirm_latency_us", "p50"),
+            "confirm_p99": lat(a, "confirm_latency_us", "p99"),
+            "cpu_us_per_msg": (fill["broker_cpu_s"] + drain["broker_cpu_s"]) * 1e6 / n,
+            "client_cpu_us_per_msg": (a["client_cpu_s"] + b["client_cpu_s"]) * 1e6 / n,
+            "peak_rss_mib": peak / 1024,
+            "bytes_per_queued_msg": (fill["rss_peak_kib"] - fill["rss_base_kib"]) * 1024 / n,
+        }, [fill, drain]
+
+
+class Idle(Scenario):
+    """Open N connections (one channel each) and hold them: the broker's memory per connection."""
+
+    fresh_per_run = True
+
+    def describe(self, cfg):
+        return f"warren-perf --idle-connections {cfg.connections} --duration 5"
+
+    def run(self, cfg, broker, tag):
+        r = PerfRun(cfg.perf, broker, ["--idle-connections", str(cfg.connections), "--duration", "5"], 300).go()
+        res = r["result"]
+        if not res or r["exit"] != 0:
+            return {"error": (res or {}).get("error") or "; ".join(r["stderr"]) or "failed"}, [r]
+        n = max(res["opened"], 1)
+        return {
+            "connections_per_s": res["connections_per_s"],
+            "cpu_us_per_conn": r["broker_cpu_s"] * 1e6 / n,
+            "peak_rss_mib": r["rss_peak_kib"] / 1024,
+            "kib_per_conn": (r["rss_peak_kib"] - r["rss_base_kib"]) / n,
+        }, [r]
+
+
+def scenarios(cfg):
+    base = ["--prefetch", "1000"]
+    conf = base + ["--confirm", "1000"]
+    return [
+        Scenario("1q-transient", "1 queue, 1 producer, 1 consumer, transient, 16 B, no confirms",
+                 base + ["--queue", "bench-a-{tag}"]),
+        Scenario("1q-confirm", "the same with publisher confirms (window 1000)",
+                 conf + ["--queue", "bench-b-{tag}"]),
+        Scenario("1q-durable", "durable queue, persistent messages, confirms",
+                 conf + ["--persistent", "--queue", "bench-c-{tag}"]),
+        Scenario("fanout-10", "fanout exchange, 1 producer -> 10 queues, 10 consumers, confirms",
+                 conf + ["--exchange", "bench-fanout-{tag}", "--type", "fanout", "--queue-pattern",
+                         "bench-f-{tag}-%d", "--queue-count", "10", "--consumers", "10"]),
+        Backlog("backlog", f"backlog of {cfg.backlog:,} messages (confirmed, 16 B), then drain"),
+        Scenario("rate-10k", "fixed rate 10k msg/s, latency from intended send time",
+                 base + ["--rate", "10000", "--queue", "bench-r10-{tag}"]),
+        Scenario("rate-100k", "fixed rate 100k msg/s, latency from intended send time",
+                 base + ["--rate", "100000", "--queue", "bench-r100-{tag}"]),
+        Scenario("size-1KiB", "1 KiB bodies, confirms", conf + ["--size", "1024", "--queue", "bench-k1-{tag}"]),
+        Scenario("size-64KiB", "64 KiB bodies, confirms (window 100)",
+                 base + ["--confirm", "100", "--size", "65536", "--queue", "bench-k64-{tag}"]),
+        Scenario("1000-queues", "1000 queues, one consumer each (prefetch 100), 1 producer round-robin, confirms",
+                 ["--prefetch", "100", "--confirm", "1000", "--queue-pattern", "bench-m-{tag}-%d",
+                  "--queue-count", "1000", "--consumers", "1000"]),
+        Idle("idle-conns", f"{cfg.connections:,} idle connections (one channel each)"),
+    ]
+
+
+# ---------------------------------------------------------------- report
+
+
+def median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    if abs(v) >= 100 or digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(w, r):
+    if w is None or r is None or r == 0:
+        return "–"
+    x = w / r
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
+def machine_info():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def pkg(name):
+        try:
+            return subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True,
+                                  text=True).stdout.strip()
+        except OSError:
+            return "?"
+
+    return {
+        "cpu": f"{os.cpu_count()} × {model}",
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "rabbitmq": pkg("rabbitmq-server"),
+        "erlang": pkg("erlang-base"),
+    }
+
+
+def write_report(cfg, scen, results, info, started, finished, base):
+    W, R = "Warren", "RabbitMQ"
+    med = {s.id: {b: {} for b in (W, R)} for s in scen}
+    for s in scen:
+        for b in (W, R):
+            runs = [m for m in results[s.id][b] if "error" not in m]
+            keys = set().union(*[m.keys() for m in runs]) if runs else set()
+            for k in keys:
+                med[s.id][b][k] = median([m.get(k) for m in runs])
+
+    def failures(s, b):
+        n = sum(1 for m in results[s.id][b] if "error" in m)
+        return f" ({n} failed)" if n else ""
+
+    L = []
+    L.append(f"# Warren vs RabbitMQ — {started:%Y-%m-%d}{' (quick smoke run)' if cfg.quick else ''}")
+    L.append("")
+    L.append(f"Produced by `bench/compare.sh{' --quick' if cfg.quick else ''}` "
+             f"({started:%H:%M}–{finished:%H:%M} UTC). Each cell is the **median of {cfg.runs} run(s)** per broker; "
+             "runs alternate between the brokers (W,R then R,W, …). Ratios are Warren ÷ RabbitMQ of the medians: "
+             "above 1 means Warren is higher (better for throughput; worse for latency, CPU and memory).")
+    L.append("")
+    L.append("## Setup")
+    L.append("")
+    L.append(f"- Machine: {info['cpu']}, {info['memory_gib']} GiB RAM, Linux {info['kernel']}. Shared with other "
+             f"work: load average {info['load_before']} before and {info['load_after']} after the matrix, so "
+             "expect noise of ±20% between runs; compare ratios within this file rather than with other machines.")
+    L.append(f"- Brokers: Warren (release build of this tree, `--log warn`) and RabbitMQ {info['rabbitmq']} on "
+             f"Erlang {info['erlang']} (Debian packages, started by `scripts/rabbitmq-ref.sh`, default settings), "
+             "both on loopback. The load generator, warren-perf (`crates/perf`), runs on the same 2 cores.")
+    L.append("- Timed runs last "
+             f"{cfg.duration} s. Both brokers are restarted before each scenario; the backlog and idle-connection "
+             "scenarios restart the measured broker before every run.")
+    L.append("- CPU: the broker's utime+stime (`/proc/PID/stat`; RabbitMQ: the beam.smp process, all schedulers) "
+             "over exactly warren-perf's measured interval, divided by the messages sent or received in it "
+             "(the larger; for fanout that is the deliveries). Memory: the broker's VmRSS sampled every 100 ms "
+             "during the run (peak).")
+    L.append("- Latency: consumer latency = receive time − the send time stamped in the body; at fixed rates the "
+             "*intended* send time (no coordinated omission). Without a rate limit (most scenarios) the producer "
+             "runs flat out, so latency there mostly measures queueing: use the rate-10k/100k rows for latency.")
+    if info.get("warren_fsync"):
+        L.append("- **Durability — who fsyncs before confirming:** Warren does: this build has its message store, "
+                 "and with its default `--sync always` it confirms a persistent message on a durable queue only "
+                 "after the data is fsynced (group commit), so in `1q-durable` Warren is doing more work per "
+                 "message than RabbitMQ. RabbitMQ does not: classic queues write persistent messages to disk but "
+                 "send confirms without fsync. Transient messages (every other scenario) are fsynced by neither.")
+        L.append("- **Memory under backlog:** this Warren build keeps at most 4 MiB of ready messages per queue in "
+                 "memory (`--queue-memory`) and pages the rest to its data directory, so its RSS stays flat while "
+                 "a queue grows (the `backlog` and flat-out rows). RabbitMQ 3.10 classic queues keep messages in "
+                 "memory until a memory threshold and page out only then.")
+    else:
+        L.append("- **Durability — who fsyncs before confirming: neither.** This Warren build keeps every message "
+                 "in memory (durable storage is being built and may land later), so `1q-durable` and `backlog` "
+                 "are not durable results for it. RabbitMQ classic queues write persistent messages to disk but "
+                 "send confirms without fsync.")
+    L.append("")
+    L.append("## Scenarios")
+    L.append("")
+    L.append("| id | scenario | warren-perf |")
+    L.append("| --- | --- | --- |")
+    for s in scen:
+        L.append(f"| {s.id} | {s.title} | `{s.describe(cfg)}` |")
+    L.append("")
+
+    def table(title, note, metric, digits=0, rows=None):
+        L.append(f"## {title}")
+        L.append("")
+        if note:
+            L.append(note)
+            L.append("")
+        L.append("| scenario | Warren | RabbitMQ | Warren/RabbitMQ |")
+        L.append("| --- | ---: | ---: | ---: |")
+        for s in scen:
+            for label, key in (rows(s) if rows else [(s.id, metric)]):
+                w, r = med[s.id][W].get(key), med[s.id][R].get(key)
+                if w is None and r is None:
+                    continue
+                L.append(f"| {label} | {fmt(w, digits)}{failures(s, W)} | {fmt(r, digits)}{failures(s, R)} | "
+                         f"{ratio(w, r)} |")
+        L.append("")
+
+    table("Throughput (msg/s)", "Messages delivered to consumers per second (fanout: all 10 queues' deliveries); "
+          "for the backlog, the publish rate (confirmed) and the drain rate; idle: connections opened per second.",
+          "throughput", rows=lambda s: (
+              [(f"{s.id} publish", "publish_rate"), (f"{s.id} drain", "throughput")] if s.id == "backlog" else
+              [(f"{s.id} (conn/s)", "connections_per_s")] if s.id == "idle-conns" else
+              [(s.id, "throughput")]))
+
+    L.append("## Latency (µs)")
+    L.append("")
+    L.append("Consumer latency percentiles; p99 ratio in the last column.")
+    L.append("")
+    L.append("| scenario | Warren p50 | Warren p99 | Warren p99.9 | RabbitMQ p50 | RabbitMQ p99 | RabbitMQ p99.9 | "
+             "Warren/RabbitMQ p99 |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for s in scen:
+        w, r = med[s.id][W], med[s.id][R]
+        if w.get("p99") is None and r.get("p99") is None:
+            continue
+        L.append(f"| {s.id} | {fmt(w.get('p50'))} | {fmt(w.get('p99'))} | {fmt(w.get('p999'))} | "
+                 f"{fmt(r.get('p50'))} | {fmt(r.get('p99'))} | {fmt(r.get('p999'))} | {ratio(w.get('p99'), r.get('p99'))} |")
+    L.append("")
+    L.append("Publisher-confirm latency (µs, from the publish's send time to its basic.ack):")
+    L.append("")
+    L.append("| scenario | Warren p50 | Warren p99 | RabbitMQ p50 | RabbitMQ p99 | Warren/RabbitMQ p99 |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for s in scen:
+        w, r = med[s.id][W], med[s.id][R]
+        if w.get("confirm_p99") is None and r.get("confirm_p99") is None:
+            continue
+        L.append(f"| {s.id} | {fmt(w.get('confirm_p50'))} | {fmt(w.get('confirm_p99'))} | "
+                 f"{fmt(r.get('confirm_p50'))} | {fmt(r.get('confirm_p99'))} | "
+                 f"{ratio(w.get('confirm_p99'), r.get('confirm_p99'))} |")
+    L.append("")
+
+    table("Broker CPU per message (µs)", "Broker CPU time ÷ messages; idle: CPU per connection opened (µs). "
+          "The budget in the design notes is about 1 µs per message.", "cpu_us_per_msg", digits=2,
+          rows=lambda s: [(f"{s.id} (per conn)", "cpu_us_per_conn")] if s.id == "idle-conns" else
+          [(s.id, "cpu_us_per_msg")])
+
+    table("Broker memory", "Peak RSS in MiB during the run; for the idle connections also KiB per connection, for "
+          "the backlog bytes per queued message (peak minus the RSS before filling, ÷ messages).", "peak_rss_mib",
+          digits=1, rows=lambda s: [(f"{s.id} peak MiB", "peak_rss_mib")] + (
+              [(f"{s.id} KiB/connection", "kib_per_conn")] if s.id == "idle-conns" else
+              [(f"{s.id} bytes/message", "bytes_per_queued_msg")] if s.id == "backlog" else []))
+
+    L.append("## The load generator's own cost")
+    L.append("")
+    L.append("warren-perf CPU per message (µs, median) in the same runs — it shares the 2 cores with the broker:")
+    L.append("")
+    L.append("| scenario | against Warren | against RabbitMQ |")
+    L.append("| --- | ---: | ---: |")
+    for s in scen:
+        w, r = med[s.id][W].get("client_cpu_us_per_msg"), med[s.id][R].get("client_cpu_us_per_msg")
+        if w is not None or r is not None:
+            L.append(f"| {s.id} | {fmt(w, 2)} | {fmt(r, 2)} |")
+    L.append("")
+    errors = [(s.id, b, m["error"]) for s in scen for b in (W, R) for m in results[s.id][b] if "error" in m]
+    if errors:
+        L.append("## Failed runs")
+        L.append("")
+        for sid, b, e in errors:
+            L.append(f"- {sid} / {b}: {e}")
+        L.append("")
+    L.append(f"Raw numbers of every run: `{os.path.basename(base)}.json`; chart: `{os.path.basename(base)}.png`.")
+    L.append("")
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(L))
+    return med
+
+
+def chart(scen, med, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("Throughput (msg/s, higher is better)", lambda m, s: m.get("connections_per_s") if s.id == "idle-conns"
+         else m.get("throughput")),
+        ("Consumer p99 latency (µs, lower is better)", lambda m, s: m.get("p99")),
+        ("Broker CPU per message (µs, lower is better)", lambda m, s: m.get("cpu_us_per_conn") if s.id == "idle-conns"
+         else m.get("cpu_us_per_msg")),
+        ("Broker peak RSS (MiB, lower is better)", lambda m, s: m.get("peak_rss_mib")),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(16, 10))
+    ids = [s.id for s in scen]
+    x = range(len(ids))
+    for ax, (ptitle, get) in zip(axes.flat, panels):
+        for off, b, color in ((-0.2, "Warren", "#2a7ab9"), (0.2, "RabbitMQ", "#f28e2b")):
+            vals = [get(med[s.id][b], s) for s in scen]
+            ax.bar([i + off for i in x], [v if v else 0 for v in vals], width=0.4, label=b, color=color)
+        for i, s in enumerate(scen):
+            w, r = get(med[s.id]["Warren"], s), get(med[s.id]["RabbitMQ"], s)
+            if w and r:
+                ax.annotate(f"×{w / r:.2g}", (i, max(w, r)), ha="center", va="bottom", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(ptitle, fontsize=10)
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(ids, rotation=35, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title + "  (medians; ×N = Warren ÷ RabbitMQ; idle-conns: conn/s and CPU µs per connection)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------- main
+
+
+def warren_fsyncs(binary):
+    """Whether this Warren build confirms persistent messages only after fsync (its --sync setting)."""
+    try:
+        help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--sync" in help_text
+
+
+def report_from(cfg):
+    with open(cfg.report_from) as f:
+        data = json.load(f)
+    cfg.runs, cfg.duration, cfg.quick = data["runs"], data["duration"], data.get("quick", "-quick" in cfg.report_from)
+    cfg.backlog = 100_000 if cfg.quick else 1_000_000
+    cfg.connections = 2_000 if cfg.quick else 10_000
+    scen = [s for s in scenarios(cfg) if s.id in data["results"]]
+    results = {s.id: {b: [r["metrics"] for r in data["results"][s.id][b]] for b in ("Warren", "RabbitMQ")}
+               for s in scen}
+    started = datetime.datetime.fromisoformat(data["started"])
+    finished = datetime.datetime.fromisoformat(data["finished"])
+    base = cfg.report_from[:-len(".json")] if cfg.report_from.endswith(".json") else cfg.report_from
+    med = write_report(cfg, scen, results, data["machine"], started, finished, base)
+    chart(scen, med, base + ".png", f"Warren vs RabbitMQ {started:%Y-%m-%d}")
+    log(f"rewrote {base}.md and .png")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one 3 s run per scenario and broker (smoke test)")
+    ap.add_argument("--runs", type=int, help="runs per broker and scenario (default 3)")
+    ap.add_argument("--duration", type=int, help="seconds per timed run (default 10)")
+    ap.add_argument("--only", help="comma-separated scenario ids")
+    ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    ap.add_argument("--report-from", metavar="JSON", help="rewrite the .md and .png from a results .json")
+    cfg = ap.parse_args()
+    if cfg.report_from:
+        return report_from(cfg)
+    cfg.runs = cfg.runs or (1 if cfg.quick else 3)
+    cfg.duration = cfg.duration or (3 if cfg.quick else 10)
+    cfg.backlog = 100_000 if cfg.quick else 1_000_000
+    cfg.connections = 2_000 if cfg.quick else 10_000
+    scen = scenarios(cfg)
+    if cfg.list:
+        for s in scen:
+            print(f"{s.id:14} {s.title}\n{'':14} {s.describe(cfg)}")
+        return
+    if cfg.only:
+        want = set(cfg.only.split(","))
+        unknown = want - {s.id for s in scen}
+        if unknown:
+            sys.exit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        scen = [s for s in scen if s.id in want]
+
+    # Private copies of the binaries: the shared target directory may be rebuilt meanwhile.
+    work = tempfile.mkdtemp(prefix="warren-bench-")
+    perf = os.path.join(work, "warren-perf")
+    warren_bin = os.path.join(work, "warren")
+    shutil.copy2(os.path.join(ROOT, "target", "release", "warren-perf"), perf)
+    shutil.copy2(os.path.join(ROOT, "target", "release", "warren"), warren_bin)
+    cfg.perf = perf
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    os.makedirs(RESULTS, exist_ok=True)
+    base = os.path.join(RESULTS, started.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else ""))
+    info = machine_info()
+    info["warren_fsync"] = warren_fsyncs(warren_bin)
+    info["load_before"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+    warren, rabbit = Warren(warren_bin, work), RabbitMQ()
+    brokers = {"Warren": warren, "RabbitMQ": rabbit}
+
+    def on_term(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    results = {s.id: {"Warren": [], "RabbitMQ": []} for s in scen}
+    raw = {s.id: {"Warren": [], "RabbitMQ": []} for s in scen}
+    try:
+        log(f"Warren on port {warren.port}, RabbitMQ on port {rabbit.port}; {cfg.runs} run(s) x {len(scen)} scenarios")
+        for s in scen:
+            log(f"scenario {s.id}: {s.title} (restarting both brokers)")
+            warren.restart()
+            rabbit.restart()
+            for run in range(cfg.runs):
+                order = ["Warren", "RabbitMQ"] if run % 2 == 0 else ["RabbitMQ", "Warren"]
+                for name in order:
+                    b = brokers[name]
+                    if s.fresh_per_run and run > 0:
+                        b.restart()
+                    tag = f"{run + 1}-{name[0].lower()}"
+                    m, runs = s.run(cfg, b, tag)
+                    results[s.id][name].append(m)
+                    raw[s.id][name].append({"metrics": m, "invocations": runs})
+                    if "error" in m:
+                        log(f"  {name:8} run {run + 1}: FAILED: {m['error']}")
+                    else:
+                        log(f"  {name:8} run {run + 1}: " + ", ".join(
+                            f"{k}={v:,.1f}" for k, v in m.items() if v is not None and not k.startswith("client")))
+    except KeyboardInterrupt:
+        log("interrupted; writing what was measured")
+    finally:
+        warren.stop()
+        rabbit.stop()
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    info["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    with open(base + ".json", "w") as f:
+        json.dump({"machine": info, "runs": cfg.runs, "duration": cfg.duration, "quick": cfg.quick,
+                   "started": started.isoformat(),
+                   "finished": finished.isoformat(), "scenarios": {s.id: s.title for s in scen}, "results": raw},
+                  f, indent=1)
+    med = write_report(cfg, scen, results, info, started, finished, base)
+    try:
+        chart(scen, med, base + ".png", f"Warren vs RabbitMQ {started:%Y-%m-%d}")
+    except Exception as e:  # the tables matter more than the picture
+        log(f"chart failed: {e}")
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote {base}.md, .png and .json")
+
+
+if __name__ == "__main__":
+    main()
