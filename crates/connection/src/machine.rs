@@ -145,6 +145,9 @@ pub struct Connection {
     sent_close_ok: bool,
 }
 
+/// The largest message size RabbitMQ (and Warren) can be configured to accept: 512 MiB.
+pub const MAX_MESSAGE_SIZE_CEILING: u64 = 512 * 1024 * 1024;
+
 /// RabbitMQ's text for a content frame that no method announced.
 const EXPECTED_METHOD: &str = "expected method frame, got non method frame instead";
 
@@ -701,10 +704,10 @@ impl Connection {
             return self.close_connection(error);
         }
         if header.body_size > max_message_size {
-            let text = format!(
-                "message size {} is larger than configured max size {max_message_size}",
-                header.body_size
-            );
+            // RabbitMQ words it differently at its hard ceiling.
+            let which =
+                if max_message_size >= MAX_MESSAGE_SIZE_CEILING { "max size" } else { "configured max size" };
+            let text = format!("message size {} is larger than {which} {max_message_size}", header.body_size);
             slot.content = None;
             let error = AmqpError::precondition_failed(text).during(&BasicPublish::default().into());
             return self.close_channel(channel, error);

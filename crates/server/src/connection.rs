@@ -67,10 +67,11 @@ pub async fn serve(
             _ = synced.notified() => session.on_synced(&mut conn),
             changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
         }
-        let alarm_on = *alarm.borrow_and_update();
-        if alarm_on != told_blocked && conn.is_open() {
-            session.resource_alarm(&mut conn, alarm_on);
-            told_blocked = alarm_on;
+        // As RabbitMQ, only connections that publish are blocked, and told so.
+        let block = *alarm.borrow_and_update() && session.blocked_by_alarm();
+        if block != told_blocked && conn.is_open() {
+            session.resource_alarm(&mut conn, block);
+            told_blocked = block;
         }
         session.end_of_batch(&mut conn);
         if conn.is_closed() {

@@ -11,7 +11,11 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the watcher; the receiver reads true while the alarm is on.
 pub fn spawn(data_dir: PathBuf, limit: u64) -> watch::Receiver<bool> {
-    let (alarm, receiver) = watch::channel(low_on_disk(&data_dir, limit));
+    let low_at_start = low_on_disk(&data_dir, limit);
+    if low_at_start {
+        tracing::warn!(limit, "free disk space is below the limit: publishers are blocked");
+    }
+    let (alarm, receiver) = watch::channel(low_at_start);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(CHECK_EVERY);
         while !alarm.is_closed() {

@@ -11,8 +11,11 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let config = config::Settings::load(config::Settings::parse())?;
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let broker = storage::open_broker(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -206,7 +206,10 @@ impl DiskLog {
         let mut min_offset = 0;
         for first in firsts {
             let Some(r) = segment::recover(&self.dir, first, min_offset)? else { continue };
-            min_offset = min_offset.max(first).max(r.last_offset.map_or(0, |o| o + 1));
+            min_offset = min_offset
+                .max(first)
+                .max(r.last_offset.map_or(0, |o| o + 1))
+                .max(r.highest_acked.map_or(0, |o| o + 1));
             let skip = (r.skip.count_ones() > 0).then_some(r.skip);
             self.segments.push_back(Segment {
                 first,

@@ -101,6 +101,9 @@ pub struct Recovered {
     pub skip: Bits,
     /// Records still waiting: persistent and not acknowledged.
     pub pending: u64,
+    /// The highest offset the segment's ack file names, whether or not its record survived:
+    /// offsets up to it must never be handed out again, or a stale ack would hide a new message.
+    pub highest_acked: Option<u64>,
 }
 
 /// Recovers segment `first` of `dir`, whose records must have offsets of at least
@@ -115,12 +118,15 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
         // Created, but the crash came before its header was written: an empty segment.
         file.set_len(0)?;
         file.write_all(SEGMENT_HEADER)?;
+        let mut skip = Bits::default();
+        let highest_acked = load_acks(dir, first, &[], &mut skip)?;
         return Ok(Some(Recovered {
             len: HEADER_LEN,
             records: 0,
             last_offset: None,
-            skip: Bits::default(),
+            skip,
             pending: 0,
+            highest_acked,
         }));
     }
     file.read_exact(&mut header)?;
@@ -169,10 +175,17 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
     }
 
     // Acks: mark acknowledged records to skip.
-    load_acks(dir, first, &offsets, &mut skip)?;
+    let highest_acked = load_acks(dir, first, &offsets, &mut skip)?;
     let records = offsets.len() as u64;
     let pending = records - skip.count_ones();
-    Ok(Some(Recovered { len: pos, records, last_offset: offsets.last().copied(), skip, pending }))
+    Ok(Some(Recovered {
+        len: pos,
+        records,
+        last_offset: offsets.last().copied(),
+        skip,
+        pending,
+        highest_acked,
+    }))
 }
 
 fn set_aside(path: &Path) -> io::Result<()> {
@@ -183,11 +196,11 @@ fn set_aside(path: &Path) -> io::Result<()> {
 
 /// Reads `first`'s ack file (if any), truncating a torn or corrupt tail, and sets the skip bit
 /// of every acknowledged record.
-fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Result<()> {
+fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Result<Option<u64>> {
     let path = ack_path(dir, first);
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut data = Vec::new();
@@ -197,12 +210,14 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(ACK_HEADER)?;
-        return Ok(());
+        return Ok(None);
     }
     let mut valid = HEADER_LEN as usize;
+    let mut highest = None;
     for entry in data[valid..].chunks(ACK_ENTRY_LEN) {
         let Ok(entry) = <&[u8; ACK_ENTRY_LEN]>::try_from(entry) else { break };
         let Some(offset) = record::decode_ack(entry) else { break };
+        highest = highest.max(Some(offset));
         match offsets.binary_search(&offset) {
             Ok(i) => skip.set(i as u64),
             Err(_) => {
@@ -220,7 +235,7 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
         );
         file.set_len(valid as u64)?;
     }
-    Ok(())
+    Ok(highest)
 }
 
 /// Creates an empty segment file (`create_new`: a leftover of that name is an error). The

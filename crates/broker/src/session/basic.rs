@@ -100,10 +100,12 @@ impl Session {
         for q in routed.drain(..) {
             match q.publish(message.clone()) {
                 Ok(published) => {
-                    if published.stored {
-                        if outcome == PublishOutcome::Done {
-                            outcome = PublishOutcome::Stored;
-                        }
+                    if published.stored && outcome == PublishOutcome::Done {
+                        outcome = PublishOutcome::Stored;
+                    }
+                    // Even without storing this message, dispatching it may have settled stored
+                    // ones (no-ack consumers): their ack records go out with the batch.
+                    if q.durable {
                         touch(&mut self.touched, &q);
                     }
                     rejected |= published.rejected;
@@ -160,6 +162,9 @@ impl Session {
         self.flush(conn);
         for q in queues {
             q.wake();
+            if q.durable {
+                touch(&mut self.touched, &q);
+            }
         }
         Ok(())
     }
@@ -209,6 +214,9 @@ impl Session {
         // consume-ok goes out before the first delivery.
         self.flush(conn);
         queue.wake();
+        if queue.durable {
+            touch(&mut self.touched, &queue);
+        }
         Ok(())
     }
 
@@ -246,6 +254,9 @@ impl Session {
         let queue = vhost.queue(&name)?;
         vhost.check_exclusive_access(&queue, self.id)?;
         let frame_max = conn.frame_max();
+        if queue.durable && m.no_ack {
+            touch(&mut self.touched, &queue);
+        }
         let ch = self.channel_or_err(channel)?;
         match queue.get(m.no_ack) {
             Some((message, remaining)) => {

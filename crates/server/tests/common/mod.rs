@@ -10,6 +10,7 @@
 //! Tests never sleep to wait for a condition: they poll with a deadline.
 #![allow(dead_code)]
 
+pub mod durable;
 pub mod raw;
 
 use std::fmt::Debug;
