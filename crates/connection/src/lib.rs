@@ -15,4 +15,4 @@ pub mod machine;
 pub use config::{server_properties, ConnectionConfig, FRAME_MIN_SIZE};
 pub use confirms::{Confirm, ConfirmTracker, PublishOutcome};
 pub use error::AmqpError;
-pub use machine::{Connection, Event, Host};
+pub use machine::{client_capability, Connection, Event, Host};

@@ -788,7 +788,7 @@ fn is_unsolicited_reply(method: &Method) -> bool {
 }
 
 /// Whether the client's properties advertise a capability.
-fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
+pub fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     match client_properties.get("capabilities") {
         Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
         _ => false,

@@ -27,21 +27,30 @@ pub struct BasicProperties {
 }
 
 // Flag bits, most significant first; bit 0 is the continuation bit.
-const CONTENT_TYPE: u16 = 1 << 15;
-const CONTENT_ENCODING: u16 = 1 << 14;
-const HEADERS: u16 = 1 << 13;
-const DELIVERY_MODE: u16 = 1 << 12;
-const PRIORITY: u16 = 1 << 11;
-const CORRELATION_ID: u16 = 1 << 10;
-const REPLY_TO: u16 = 1 << 9;
-const EXPIRATION: u16 = 1 << 8;
-const MESSAGE_ID: u16 = 1 << 7;
-const TIMESTAMP: u16 = 1 << 6;
-const TYPE: u16 = 1 << 5;
-const USER_ID: u16 = 1 << 4;
-const APP_ID: u16 = 1 << 3;
-const CLUSTER_ID: u16 = 1 << 2;
+pub const CONTENT_TYPE: u16 = 1 << 15;
+pub const CONTENT_ENCODING: u16 = 1 << 14;
+pub const HEADERS: u16 = 1 << 13;
+pub const DELIVERY_MODE: u16 = 1 << 12;
+pub const PRIORITY: u16 = 1 << 11;
+pub const CORRELATION_ID: u16 = 1 << 10;
+pub const REPLY_TO: u16 = 1 << 9;
+pub const EXPIRATION: u16 = 1 << 8;
+pub const MESSAGE_ID: u16 = 1 << 7;
+pub const TIMESTAMP: u16 = 1 << 6;
+pub const TYPE: u16 = 1 << 5;
+pub const USER_ID: u16 = 1 << 4;
+pub const APP_ID: u16 = 1 << 3;
+pub const CLUSTER_ID: u16 = 1 << 2;
 const CONTINUATION: u16 = 1;
+
+/// Whether raw property bytes (flags and list) carry the property with flag `bit` (one of the
+/// constants above), read from the flags alone: callers decode only when it is there.
+pub fn has_property(raw: &[u8], bit: u16) -> bool {
+    match raw {
+        [hi, lo, ..] => u16::from_be_bytes([*hi, *lo]) & bit != 0,
+        _ => false,
+    }
+}
 
 /// The delivery-mode property read straight from raw property bytes (flags and list, as in a
 /// content header), skipping what precedes it without decoding: the publish path asks this of

@@ -20,9 +20,10 @@ impl Message {
     /// The per-message `expiration` property as a duration, when set and valid.
     /// Only messages whose property flags say it is present pay for decoding.
     pub fn expiration(&self) -> Option<Duration> {
-        const EXPIRATION_FLAG: u8 = 0x01; // bit 8 of the 16-bit flags: low bit of the first byte
-        let first = *self.properties.first()?;
-        if first & EXPIRATION_FLAG == 0 {
+        if !warren_protocol::properties::has_property(
+            &self.properties,
+            warren_protocol::properties::EXPIRATION,
+        ) {
             return None;
         }
         let props = BasicProperties::decode(&self.properties).ok()?;

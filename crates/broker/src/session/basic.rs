@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
-use warren_protocol::{FieldValue, Method, ShortStr};
+use warren_protocol::{properties, FieldValue, Method, ShortStr};
 
 use super::modes::Mode;
 use super::{for_each_queue_run, Session};
@@ -82,7 +82,7 @@ impl Session {
             body,
         };
         let mut routed = std::mem::take(&mut self.routed);
-        let result = if message.properties.first().is_some_and(|b| b & HEADERS_FLAG != 0) {
+        let result = if properties::has_property(&message.properties, properties::HEADERS) {
             route_sender_selected(&vhost, &mut message, &mut routed)
         } else {
             vhost.route(&message.exchange, &message, &mut routed)
@@ -126,8 +126,7 @@ impl Session {
 
     /// A publisher may only claim its own identity in the user_id property.
     fn check_user_id(&self, header: &ContentHeader) -> Result<(), AmqpError> {
-        const USER_ID_FLAG: u8 = 0x10; // bit 4 of the 16-bit flags: the second byte
-        if header.properties.get(1).is_none_or(|b| b & USER_ID_FLAG == 0) {
+        if !properties::has_property(&header.properties, properties::USER_ID) {
             return Ok(());
         }
         let claimed = header.decode_properties().ok().and_then(|p| p.user_id);
@@ -335,9 +334,6 @@ pub(super) fn touch(touched: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
     }
 }
 
-/// The headers property flag: bit 13 of the 16-bit flags, in the first byte.
-const HEADERS_FLAG: u8 = 0x20;
-
 /// Routes a message that has headers: sender-selected distribution routes it with each key of
 /// its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
 fn route_sender_selected(
@@ -379,8 +375,7 @@ fn check_properties(raw: &Bytes) -> Result<(), BrokerError> {
             return Err(BrokerError::DeliveryModeUnknown(mode));
         }
     }
-    const EXPIRATION_FLAG: u8 = 0x01; // bit 8 of the 16-bit flags: low bit of the first byte
-    if raw.first().is_some_and(|b| b & EXPIRATION_FLAG != 0) {
+    if properties::has_property(raw, properties::EXPIRATION) {
         let expiration = warren_protocol::BasicProperties::decode(raw).ok().and_then(|p| p.expiration);
         if let Some(value) = expiration {
             if let Err(reason) = parse_expiration(&value) {

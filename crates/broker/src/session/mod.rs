@@ -9,9 +9,9 @@ mod modes;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use warren_connection::{AmqpError, Connection, Event, Host};
+use warren_connection::{client_capability, AmqpError, Connection, Event, Host};
 use warren_protocol::methods::BasicCancel;
-use warren_protocol::{frame, FieldTable, FieldValue, Method, ShortStr};
+use warren_protocol::{frame, Method, ShortStr};
 
 use crate::broker::Broker;
 use crate::channel::{ChannelHandle, Unacked};
@@ -342,12 +342,5 @@ fn notify_cancelled(consumers: Vec<Consumer>) {
                 .outbox
                 .write(|buf| frame::write_method(buf, c.channel.number, &Method::BasicCancel(cancel)));
         }
-    }
-}
-
-fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
-    match client_properties.get("capabilities") {
-        Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
-        _ => false,
     }
 }
