@@ -2118,14 +2118,15 @@ fn ttl_zero_dead_letters_at_once_on_publish() {
 fn expire_all_dead_letters_messages_nobody_reads() {
     let b = broker();
     let mut c = client(&b);
-    queue_with_dlx(&mut c, "q", &[("x-message-ttl", FieldValue::I32(20))]);
+    queue_with_dlx(&mut c, "q", &[("x-message-ttl", FieldValue::I32(300))]);
     c.queue(1, "plain");
-    let props = BasicProperties { expiration: Some("20".into()), ..Default::default() };
+    let props = BasicProperties { expiration: Some("300".into()), ..Default::default() };
     c.publish(1, "", "plain", &props, b"dropped");
     c.publish(1, "", "q", &no_props(), b"late");
     b.expire_all();
     assert_eq!(c.counts(1, "dlq").0, 0, "not due yet");
-    std::thread::sleep(std::time::Duration::from_millis(40));
+    // The TTL has to run out: wait for it (generous, so a loaded machine cannot expire them early).
+    std::thread::sleep(std::time::Duration::from_millis(350));
     b.expire_all();
     let (_, item) = c.get(1, "dlq", true).expect("dead-lettered without anyone reading q");
     assert_eq!((item.body(), death_reason(&item).as_deref()), (&b"late"[..], Some("expired")));
