@@ -11,6 +11,7 @@ use warren_store::definitions::{Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
 use crate::error::BrokerError;
+use crate::session::reply_to::ReplyRegistry;
 use crate::vhost::VHost;
 
 #[derive(Debug, Clone)]
@@ -79,6 +80,8 @@ pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
     next_connection_id: AtomicU64,
+    /// Direct reply-to consumers, reachable from every connection.
+    reply_to: Arc<ReplyRegistry>,
 }
 
 impl Default for Broker {
@@ -108,6 +111,7 @@ impl Broker {
             vhosts: RwLock::default(),
             users: RwLock::default(),
             next_connection_id: AtomicU64::new(1),
+            reply_to: Arc::default(),
         }
     }
 
@@ -173,6 +177,10 @@ impl Broker {
 
     pub fn vhosts(&self) -> Vec<Arc<VHost>> {
         self.vhosts.read().values().cloned().collect()
+    }
+
+    pub fn reply_registry(&self) -> &Arc<ReplyRegistry> {
+        &self.reply_to
     }
 
     pub fn next_connection_id(&self) -> u64 {

@@ -11,7 +11,7 @@ use warren_protocol::frame;
 use warren_protocol::methods::{BasicDeliver, BasicGetOk};
 use warren_protocol::{Method, ShortStr};
 
-use crate::message::QueuedMessage;
+use crate::message::{Message, QueuedMessage};
 use crate::outbox::Outbox;
 use crate::queue::Queue;
 
@@ -179,6 +179,32 @@ impl ChannelHandle {
             return false;
         }
         st.consumers.insert(tag, queue);
+        true
+    }
+
+    pub fn has_consumer(&self, tag: &str) -> bool {
+        self.state.lock().consumers.contains_key(tag)
+    }
+
+    /// A direct reply-to delivery: never acknowledged, and as in RabbitMQ it carries the
+    /// channel's next delivery tag without taking it. False if the channel is closed.
+    pub fn deliver_reply(&self, consumer_tag: &ShortStr, message: &Message) -> bool {
+        let st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        let deliver = BasicDeliver {
+            consumer_tag: consumer_tag.clone(),
+            delivery_tag: st.next_tag,
+            redelivered: false,
+            exchange: message.exchange.clone(),
+            routing_key: message.routing_key.clone(),
+        };
+        let frame_max = self.outbox.frame_max();
+        self.outbox.write(|buf| {
+            frame::write_method(buf, self.number, &Method::BasicDeliver(deliver));
+            frame::write_content(buf, self.number, 60, &message.properties, &message.body, frame_max);
+        });
         true
     }
 

@@ -75,6 +75,12 @@ impl VHost {
     pub fn expire_all(&self) {
         let mut touched = Vec::new();
         for q in self.queues() {
+            // `x-expires`: a queue unused for that long is deleted, its messages with it.
+            if q.unused_expired() {
+                let (consumers, _) = self.remove_queue(&q);
+                crate::session::notify_cancelled(consumers);
+                continue;
+            }
             for message in q.expire_due() {
                 self.dead_letter(&q, message, DeathReason::Expired, &mut touched);
             }
@@ -96,6 +102,8 @@ impl Broker {
         for vhost in self.vhosts() {
             vhost.expire_all();
         }
+        // Delayed-message exchanges release what is due on the same ticker.
+        self.release_delayed();
     }
 }
 

@@ -31,6 +31,9 @@ pub enum BrokerError {
     SystemExchange { name: String, vhost: String },
     #[error("{0}")]
     InvalidXMatch(String),
+    /// A PRECONDITION_FAILED whose text is given whole (exchange-type plugin checks).
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("user_id property set to '{claimed}' but authenticated user was '{user}'")]
     UserIdMismatch { claimed: String, user: String },
     #[error("{0}")]
@@ -68,6 +71,7 @@ impl From<BrokerError> for AmqpError {
             | InUse { .. }
             | NotEmpty { .. }
             | InvalidXMatch(_)
+            | PreconditionFailed(_)
             | UserIdMismatch { .. }
             | InvalidArg { .. }
             | DeliveryModeUnknown(_)

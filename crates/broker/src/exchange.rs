@@ -5,8 +5,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+use crate::consistent_hash::{hash_bytes, parse_weight, HashOn, Ring};
+use crate::delayed::DelayedMessages;
+use crate::error::BrokerError;
 use crate::headers::headers_match;
 use crate::queue::Queue;
 use crate::topic::TopicTrie;
@@ -17,6 +20,11 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-consistent-hash`: one destination per message, by hashing (see [`crate::consistent_hash`]).
+    ConsistentHash,
+    /// `x-delayed-message`: holds messages with an `x-delay`, then routes as its `x-delayed-type`
+    /// (see [`crate::delayed`]).
+    DelayedMessage,
 }
 
 impl ExchangeKind {
@@ -26,6 +34,8 @@ impl ExchangeKind {
             "fanout" => Some(Self::Fanout),
             "topic" => Some(Self::Topic),
             "headers" => Some(Self::Headers),
+            "x-consistent-hash" => Some(Self::ConsistentHash),
+            "x-delayed-message" => Some(Self::DelayedMessage),
             _ => None,
         }
     }
@@ -36,6 +46,43 @@ impl ExchangeKind {
             Self::Fanout => "fanout",
             Self::Topic => "topic",
             Self::Headers => "headers",
+            Self::ConsistentHash => "x-consistent-hash",
+            Self::DelayedMessage => "x-delayed-message",
+        }
+    }
+
+    /// Checks exchange.declare arguments as the exchange type (or plugin) does.
+    pub fn validate_arguments(self, args: &FieldTable) -> Result<(), BrokerError> {
+        match self {
+            Self::ConsistentHash => {
+                HashOn::from_arguments(args).map(|_| ()).map_err(BrokerError::PreconditionFailed)
+            }
+            Self::DelayedMessage => {
+                let routing = match args.get("x-delayed-type") {
+                    Some(FieldValue::LongStr(t)) => String::from_utf8_lossy(t).into_owned(),
+                    _ => {
+                        return Err(BrokerError::PreconditionFailed(
+                            "Invalid argument, 'x-delayed-type' must be an existing exchange type".to_owned(),
+                        ))
+                    }
+                };
+                match Self::parse(&routing) {
+                    None => Err(BrokerError::UnknownExchangeType(routing)),
+                    Some(Self::DelayedMessage) => Err(BrokerError::PreconditionFailed(
+                        "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'".to_owned(),
+                    )),
+                    Some(kind) => kind.validate_arguments(args),
+                }
+            }
+            Self::Direct | Self::Fanout | Self::Topic | Self::Headers => Ok(()),
+        }
+    }
+
+    /// Checks a binding key for an exchange routing as this type (consistent-hash weights).
+    pub fn validate_binding(self, key: &str) -> Result<(), BrokerError> {
+        match self {
+            Self::ConsistentHash => parse_weight(key).map(|_| ()).map_err(BrokerError::PreconditionFailed),
+            _ => Ok(()),
         }
     }
 }
@@ -82,6 +129,8 @@ struct Bindings {
     list: Vec<Binding>,
     direct: HashMap<ShortStr, Vec<Destination>>,
     topic: TopicTrie<Destination>,
+    /// Consistent-hash exchanges: the ring over `list` (member `i` is `list[i]`).
+    ring: Ring,
     /// Whether a binding was ever added (auto-delete exchanges go when the last one leaves).
     ever_bound: bool,
 }
@@ -94,6 +143,12 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// The type whose routing applies: `kind`, or a delayed-message exchange's `x-delayed-type`.
+    pub routing: ExchangeKind,
+    /// What a consistent-hash exchange hashes.
+    hash_on: HashOn,
+    /// The messages a delayed-message exchange holds.
+    delayed: Option<DelayedMessages>,
     bindings: RwLock<Bindings>,
 }
 
@@ -135,6 +190,17 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
+        let routing = match kind {
+            ExchangeKind::DelayedMessage => arguments
+                .get("x-delayed-type")
+                .and_then(FieldValue::as_str)
+                .and_then(ExchangeKind::parse)
+                .filter(|k| *k != ExchangeKind::DelayedMessage)
+                .unwrap_or(ExchangeKind::Direct),
+            other => other,
+        };
+        let hash_on = HashOn::from_arguments(&arguments).unwrap_or(HashOn::RoutingKey);
+        let delayed = (kind == ExchangeKind::DelayedMessage).then(DelayedMessages::default);
         Exchange {
             name,
             kind,
@@ -142,8 +208,16 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
+            routing,
+            hash_on,
+            delayed,
             bindings: RwLock::new(Bindings::default()),
         }
+    }
+
+    /// A delayed-message exchange's held messages.
+    pub fn delayed(&self) -> Option<&DelayedMessages> {
+        self.delayed.as_ref()
     }
 
     /// Adds a binding; false if an identical one exists.
@@ -152,7 +226,7 @@ impl Exchange {
         if b.list.contains(&binding) {
             return false;
         }
-        match self.kind {
+        match self.routing {
             ExchangeKind::Direct => {
                 let dests = b.direct.entry(binding.key.clone()).or_default();
                 if !dests.contains(&binding.destination) {
@@ -162,10 +236,16 @@ impl Exchange {
             ExchangeKind::Topic => {
                 b.topic.insert(&binding.key, binding.destination.clone());
             }
-            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+            ExchangeKind::Fanout
+            | ExchangeKind::Headers
+            | ExchangeKind::ConsistentHash
+            | ExchangeKind::DelayedMessage => {}
         }
         b.list.push(binding);
         b.ever_bound = true;
+        if self.routing == ExchangeKind::ConsistentHash {
+            b.rebuild_ring();
+        }
         true
     }
 
@@ -176,10 +256,13 @@ impl Exchange {
             return false;
         };
         b.list.remove(pos);
+        if self.routing == ExchangeKind::ConsistentHash {
+            b.rebuild_ring();
+        }
         let still_bound_same_key =
             b.list.iter().any(|x| x.key == binding.key && x.destination == binding.destination);
         if !still_bound_same_key {
-            match self.kind {
+            match self.routing {
                 ExchangeKind::Direct => {
                     if let Some(dests) = b.direct.get_mut(&binding.key) {
                         dests.retain(|d| *d != binding.destination);
@@ -191,7 +274,10 @@ impl Exchange {
                 ExchangeKind::Topic => {
                     b.topic.remove(&binding.key, &binding.destination);
                 }
-                ExchangeKind::Fanout | ExchangeKind::Headers => {}
+                ExchangeKind::Fanout
+                | ExchangeKind::Headers
+                | ExchangeKind::ConsistentHash
+                | ExchangeKind::DelayedMessage => {}
             }
         }
         true
@@ -247,7 +333,7 @@ impl Exchange {
                 }
             }
         };
-        match self.kind {
+        match self.routing {
             ExchangeKind::Direct => {
                 if let Some(dests) = b.direct.get(routing_key) {
                     for d in dests {
@@ -268,7 +354,37 @@ impl Exchange {
                     }
                 }
             }
+            ExchangeKind::ConsistentHash => {
+                let hash = hash_bytes(&self.hash_on.value(routing_key, raw));
+                if let Some(member) = b.ring.pick(hash) {
+                    visit(&b.list[member].destination, out);
+                }
+            }
+            // Never a routing type: `Exchange::new` resolves `x-delayed-type`.
+            ExchangeKind::DelayedMessage => {}
         }
+    }
+}
+
+impl Bindings {
+    /// Rebuilds the consistent-hash ring from `list`: each binding is a member weighted by its
+    /// key, identified by its destination and key (so its points never depend on the order).
+    fn rebuild_ring(&mut self) {
+        let identities: Vec<(Vec<u8>, u64)> = self
+            .list
+            .iter()
+            .map(|b| {
+                let (is_queue, name) = b.destination.identity();
+                let mut id = Vec::with_capacity(name.len() + b.key.len() + 2);
+                id.push(u8::from(is_queue));
+                id.extend_from_slice(name.as_bytes());
+                id.push(0);
+                id.extend_from_slice(b.key.as_bytes());
+                // Keys were checked at bind; one that is not a weight takes no points.
+                (id, parse_weight(&b.key).unwrap_or(0))
+            })
+            .collect();
+        self.ring = Ring::build(identities.iter().map(|(id, w)| (id.as_slice(), *w)));
     }
 }
 

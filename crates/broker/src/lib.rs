@@ -8,13 +8,16 @@
 pub mod args;
 pub mod broker;
 pub mod channel;
+pub mod consistent_hash;
 pub mod deadletter;
+pub mod delayed;
 pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod names;
 pub mod outbox;
 pub mod persist;
+pub mod priority;
 pub mod queue;
 pub mod session;
 pub mod topic;

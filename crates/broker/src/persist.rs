@@ -94,6 +94,9 @@ impl VHost {
             def.internal,
             def.arguments.clone(),
         );
+        if let Err(error) = self.open_delay_log(&e) {
+            tracing::error!(vhost = %self.name, exchange = %def.name, %error, "delayed messages not recovered");
+        }
         self.insert_exchange(Arc::new(e));
     }
 

@@ -22,6 +22,8 @@ pub struct Consumer {
     pub exclusive: bool,
     /// Per-consumer prefetch window (0 = unlimited).
     pub prefetch: u16,
+    /// The `x-priority` consume argument: consumers of higher priority with credit go first.
+    pub priority: i32,
     unacked: u32,
 }
 
@@ -33,7 +35,16 @@ impl Consumer {
         exclusive: bool,
         prefetch: u16,
     ) -> Self {
-        Consumer { tag, channel, no_ack, exclusive, prefetch, unacked: 0 }
+        Consumer { tag, channel, no_ack, exclusive, prefetch, priority: 0, unacked: 0 }
+    }
+
+    /// Applies the basic.consume arguments: `x-priority` (an integer; others count as 0).
+    pub fn with_arguments(mut self, arguments: &FieldTable) -> Self {
+        self.priority = arguments
+            .get("x-priority")
+            .and_then(warren_protocol::FieldValue::as_i64)
+            .map_or(0, |p| p.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
+        self
     }
 
     fn has_credit(&self) -> bool {
@@ -58,9 +69,22 @@ struct QueueState {
     may_expire: bool,
     /// Expired messages waiting to be dead-lettered by [`Queue::expire_due`].
     expired: Vec<Message>,
+    /// When the queue was last used (declared, read with basic.get, left by its last
+    /// consumer), for `x-expires`.
+    last_used: Instant,
+    /// Some consumer has a non-zero `x-priority`.
+    consumer_priorities: bool,
 }
 
 impl QueueState {
+    /// Bookkeeping after consumers were removed.
+    fn consumers_left(&mut self) {
+        self.consumer_priorities = self.consumers.iter().any(|c| c.priority != 0);
+        if self.consumers.is_empty() {
+            self.last_used = Instant::now();
+        }
+    }
+
     /// Takes the head message, keeping the byte count.
     fn pop(&mut self) -> Option<QueuedMessage> {
         let m = self.ready.pop_front()?;
@@ -150,6 +174,10 @@ pub struct Queue {
     /// `x-max-length-bytes`: the total body size of ready messages.
     max_length_bytes: Option<u64>,
     overflow: Overflow,
+    /// `x-expires`: the queue is deleted after this long unused.
+    expires: Option<Duration>,
+    /// `x-single-active-consumer`: only the first registered consumer receives.
+    single_active: bool,
     state: Mutex<QueueState>,
 }
 
@@ -181,6 +209,15 @@ impl Queue {
             Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
             _ => Overflow::DropHead,
         };
+        let expires = non_negative("x-expires").filter(|&ms| ms > 0).map(Duration::from_millis);
+        let single_active = matches!(
+            arguments.get("x-single-active-consumer"),
+            Some(warren_protocol::FieldValue::Bool(true))
+        );
+        let log = match non_negative("x-max-priority").and_then(|n| u8::try_from(n).ok()) {
+            Some(max) if max > 0 => Box::new(crate::priority::PriorityLog::new(log, max)),
+            _ => log,
+        };
         Queue {
             name,
             durable,
@@ -192,6 +229,8 @@ impl Queue {
             max_length,
             max_length_bytes,
             overflow,
+            expires,
+            single_active,
             state: Mutex::new(QueueState {
                 ready: log,
                 consumers: Vec::new(),
@@ -201,6 +240,8 @@ impl Queue {
                 ready_bytes: 0,
                 may_expire: message_ttl.is_some(),
                 expired: Vec::new(),
+                last_used: Instant::now(),
+                consumer_priorities: false,
             }),
         }
     }
@@ -217,6 +258,23 @@ impl Queue {
 
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
+    }
+
+    /// Whether the queue has `x-single-active-consumer`.
+    pub fn single_active(&self) -> bool {
+        self.single_active
+    }
+
+    /// Restarts the `x-expires` timer (a declare of the queue uses it).
+    pub fn mark_used(&self) {
+        self.state.lock().last_used = Instant::now();
+    }
+
+    /// Whether the queue has been unused for its `x-expires` time, and is to be deleted.
+    pub fn unused_expired(&self) -> bool {
+        let Some(expires) = self.expires else { return false };
+        let st = self.state.lock();
+        !st.deleted && st.consumers.is_empty() && st.last_used.elapsed() >= expires
     }
 
     /// Appends a message and hands it to a consumer if one can take it, applying the queue's
@@ -297,11 +355,15 @@ impl Queue {
         if st.deleted {
             return Err(ConsumeRefused::Deleted);
         }
-        if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
+        if st.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && (self.single_active || !st.consumers.is_empty()))
+        {
             return Err(ConsumeRefused::ExclusiveUse);
         }
+        st.consumer_priorities |= consumer.priority != 0;
         st.consumers.push(consumer);
         st.ever_consumed = true;
+        st.last_used = Instant::now();
         // The caller wakes the queue once consume-ok is on its way.
         Ok(())
     }
@@ -312,6 +374,7 @@ impl Queue {
         let before = st.consumers.len();
         st.consumers.retain(|c| !c.is(channel, tag));
         let removed = st.consumers.len() != before;
+        st.consumers_left();
         removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
     }
 
@@ -321,6 +384,7 @@ impl Queue {
         let before = st.consumers.len();
         st.consumers.retain(|c| !Arc::ptr_eq(&c.channel, channel));
         let removed = st.consumers.len() != before;
+        st.consumers_left();
         removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
     }
 
@@ -372,6 +436,7 @@ impl Queue {
     /// With `no_ack` the message leaves the queue for good at once.
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
+        st.last_used = Instant::now();
         st.expire_head(self.has_dead_letter_exchange);
         let m = st.pop()?;
         if no_ack {
@@ -389,6 +454,10 @@ impl Queue {
     /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
     pub fn delete(&self) -> (Vec<Consumer>, u32) {
         let mut st = self.state.lock();
+        if st.deleted {
+            // Already gone (x-expires deleted it before its exclusive owner left, say).
+            return (Vec::new(), 0);
+        }
         st.deleted = true;
         let n = st.ready.len() as u32;
         st.ready_bytes = 0;
@@ -407,6 +476,10 @@ impl Queue {
         }
         if expire {
             st.expire_head(self.has_dead_letter_exchange);
+        }
+        if self.single_active || st.consumer_priorities {
+            self.dispatch_selected(st);
+            return;
         }
         let QueueState { ready, consumers, next_consumer, ready_bytes, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
@@ -431,6 +504,47 @@ impl Queue {
                         continue 'messages;
                     }
                     Err(back) => message = back,
+                }
+            }
+            ready.push_front(message);
+            break;
+        }
+    }
+
+    /// Dispatch for single-active-consumer queues (only the first registered consumer receives)
+    /// and for consumers with `x-priority` (the highest priority with credit first, round-robin
+    /// among equal priorities).
+    fn dispatch_selected(self: &Arc<Self>, st: &mut QueueState) {
+        let single_active = self.single_active;
+        let QueueState { ready, consumers, next_consumer, ready_bytes, .. } = st;
+        let n = if single_active { 1 } else { consumers.len() };
+        let mut levels: Vec<i32> = consumers[..n].iter().map(|c| c.priority).collect();
+        levels.sort_unstable_by(|a, b| b.cmp(a));
+        levels.dedup();
+        'messages: while let Some(mut message) = ready.pop_front() {
+            let (offset, stored) = (message.offset, message.stored);
+            let size = message.message.body.len() as u64;
+            for &level in &levels {
+                for k in 0..n {
+                    let idx = (*next_consumer + k) % n;
+                    let c = &mut consumers[idx];
+                    if c.priority != level || !c.has_credit() {
+                        continue;
+                    }
+                    let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
+                    match c.channel.try_deliver(self, who, message) {
+                        Ok(()) => {
+                            *next_consumer = (idx + 1) % n;
+                            *ready_bytes = ready_bytes.saturating_sub(size);
+                            if c.no_ack {
+                                ready.settle(offset, stored);
+                            } else {
+                                c.unacked += 1;
+                            }
+                            continue 'messages;
+                        }
+                        Err(back) => message = back,
+                    }
                 }
             }
             ready.push_front(message);

@@ -145,6 +145,7 @@ impl VHost {
         let Some(kind) = ExchangeKind::parse(&spec.kind) else {
             return Err(BrokerError::UnknownExchangeType(spec.kind.to_string()));
         };
+        kind.validate_arguments(&spec.arguments)?;
         let mut exchanges = self.exchanges.write();
         if let Some(existing) = exchanges.get(&spec.name) {
             self.check_exchange_equivalence(existing, kind, &spec)?;
@@ -161,6 +162,7 @@ impl VHost {
             spec.internal,
             spec.arguments,
         ));
+        self.open_delay_log(&e)?;
         if e.durable {
             self.persist(|d| d.put_exchange(&exchange_def(&self.name, &e)))?;
         }
@@ -226,6 +228,9 @@ impl VHost {
 
     fn remove_exchange(&self, exchange: &Arc<Exchange>) {
         self.exchanges.write().remove(&exchange.name);
+        if let Some(delayed) = exchange.delayed() {
+            delayed.delete();
+        }
         if exchange.durable {
             self.forget(|d| d.delete_exchange(&self.name, &exchange.name));
         }
@@ -242,6 +247,7 @@ impl VHost {
         if spec.passive {
             let q = self.queue(&spec.name)?;
             self.check_exclusive_access(&q, owner)?;
+            q.mark_used();
             return Ok(q);
         }
         if spec.name.starts_with("amq.") {
@@ -268,6 +274,7 @@ impl VHost {
         if let Some(existing) = queues.get(&spec.name) {
             self.check_exclusive_access(existing, owner)?;
             self.check_queue_equivalence(existing, &spec)?;
+            existing.mark_used();
             return Ok(existing.clone());
         }
         let q = Arc::new(Queue::new(
@@ -389,7 +396,7 @@ impl VHost {
         let e = self.binding_source(exchange)?;
         let q = self.queue(queue)?;
         self.check_exclusive_access(&q, owner)?;
-        self.check_binding_args(&e, &args)?;
+        self.check_binding_args(&e, &key, &args)?;
         self.add_binding(&e, Binding { destination: Destination::Queue(q), key, args })
     }
 
@@ -421,7 +428,7 @@ impl VHost {
     ) -> Result<(), BrokerError> {
         let s = self.binding_source(source)?;
         let d = self.binding_source(destination)?;
-        self.check_binding_args(&s, &args)?;
+        self.check_binding_args(&s, &key, &args)?;
         self.add_binding(&s, Binding { destination: Destination::Exchange(d), key, args })
     }
 
@@ -461,8 +468,14 @@ impl VHost {
     }
 
     /// Headers exchanges accept only the x-match values RabbitMQ knows.
-    fn check_binding_args(&self, exchange: &Exchange, args: &FieldTable) -> Result<(), BrokerError> {
-        if exchange.kind != ExchangeKind::Headers {
+    fn check_binding_args(
+        &self,
+        exchange: &Exchange,
+        key: &str,
+        args: &FieldTable,
+    ) -> Result<(), BrokerError> {
+        exchange.routing.validate_binding(key)?;
+        if exchange.routing != ExchangeKind::Headers {
             return Ok(());
         }
         match args.get("x-match") {
@@ -523,6 +536,11 @@ impl VHost {
         }
         let mut exchange = e;
         for _ in 0..MAX_ALTERNATE_HOPS {
+            // A delayed-message exchange holds a message with an x-delay: it reaches no queue
+            // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
+            if self.hold_if_delayed(&exchange, message, extra_keys)? {
+                break;
+            }
             let mut headers = HeadersSource::new(&message.properties);
             exchange.route(&message.routing_key, &mut headers, out);
             for key in extra_keys {

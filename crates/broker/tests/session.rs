@@ -2133,3 +2133,331 @@ fn expire_all_dead_letters_messages_nobody_reads() {
     assert_eq!(c.counts(1, "plain").0, 0);
     assert_eq!(c.counts(1, "q").0, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queue and consumer features: x-expires, x-max-priority, single active consumer, x-priority
+// ---------------------------------------------------------------------------------------------
+
+fn declare_with(c: &mut TestClient, name: &str, args: &[(&str, FieldValue)]) {
+    c.declare_queue(1, QueueDeclare { queue: name.into(), arguments: table(args), ..Default::default() });
+}
+
+fn consume_with(c: &mut TestClient, channel: u16, queue: &str, tag: &str, args: FieldTable) {
+    let consume =
+        BasicConsume { queue: queue.into(), consumer_tag: tag.into(), arguments: args, ..Default::default() };
+    c.rpc(channel, consume, "basic.consume-ok");
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+#[test]
+fn unused_queue_expires_and_use_restarts_the_timer() {
+    let b = broker();
+    let mut c = client(&b);
+    let expires = [("x-expires", FieldValue::I32(150))];
+    declare_with(&mut c, "idle", &expires);
+    declare_with(&mut c, "consumed", &expires);
+    declare_with(&mut c, "polled", &expires);
+    c.publish(1, "", "idle", &no_props(), b"goes with its queue");
+    consume_with(&mut c, 1, "consumed", "keep", FieldTable::new());
+    b.expire_all();
+    assert!(queue_exists(&b, "idle"), "not due yet");
+    sleep_ms(100);
+    assert!(c.get(1, "polled", true).is_none(), "basic.get uses the queue");
+    sleep_ms(100);
+    b.expire_all();
+    assert!(!queue_exists(&b, "idle"), "unused for longer than x-expires");
+    assert!(queue_exists(&b, "consumed"), "a queue with a consumer is in use");
+    assert!(queue_exists(&b, "polled"), "basic.get restarted the timer");
+    // a redeclare restarts it too
+    declare_with(&mut c, "polled", &expires);
+    c.rpc(1, BasicCancel { consumer_tag: "keep".into(), nowait: false }, "basic.cancel-ok");
+    sleep_ms(100);
+    b.expire_all();
+    assert!(queue_exists(&b, "consumed"), "the timer starts when the last consumer leaves");
+    assert!(queue_exists(&b, "polled"));
+    sleep_ms(100);
+    b.expire_all();
+    assert!(!queue_exists(&b, "consumed"));
+    assert!(!queue_exists(&b, "polled"));
+}
+
+#[test]
+fn priority_queue_delivers_highest_first_and_requeues_in_place() {
+    let b = broker();
+    let mut c = client(&b);
+    declare_with(&mut c, "q", &[("x-max-priority", FieldValue::I32(5))]);
+    let with = |p: Option<u8>| BasicProperties { priority: p, ..Default::default() };
+    for (i, p) in [Some(1), Some(5), Some(9), None, Some(3), Some(5)].into_iter().enumerate() {
+        c.publish(1, "", "q", &with(p), format!("m{i}").as_bytes());
+    }
+    let (_, item) = c.get(1, "q", false).unwrap();
+    assert_eq!(item.body(), b"m1");
+    let (_, item) = c.get(1, "q", false).unwrap();
+    assert_eq!(item.body(), b"m2", "a priority above the maximum counts as the maximum");
+    c.send(1, BasicNack { delivery_tag: 0, multiple: true, requeue: true });
+    let mut got = Vec::new();
+    while let Some((ok, item)) = c.get(1, "q", true) {
+        got.push((String::from_utf8_lossy(item.body()).into_owned(), ok.redelivered));
+    }
+    let want = [("m1", true), ("m2", true), ("m5", false), ("m4", false), ("m0", false), ("m3", false)];
+    assert_eq!(got, want.map(|(b, r)| (b.to_owned(), r)));
+    // consumers see the same order
+    for (i, p) in [0u8, 2, 4, 2].into_iter().enumerate() {
+        c.publish(1, "", "q", &with(Some(p)), format!("n{i}").as_bytes());
+    }
+    c.consume(1, "q", "c");
+    assert_eq!(bodies(&c.recv_items()), ["n2", "n1", "n3", "n0"]);
+}
+
+#[test]
+fn single_active_consumer_hands_over_in_registration_order() {
+    let b = broker();
+    let mut c = client(&b);
+    for ch in 2..=4 {
+        c.open_channel(ch);
+    }
+    declare_with(&mut c, "q", &[("x-single-active-consumer", FieldValue::Bool(true))]);
+    consume_with(&mut c, 1, "q", "a", FieldTable::new());
+    consume_with(&mut c, 2, "q", "b", FieldTable::new());
+    consume_with(&mut c, 3, "q", "c", FieldTable::new());
+    assert_eq!(c.counts(4, "q"), (0, 3));
+    for i in 0..3 {
+        c.publish(4, "", "q", &no_props(), format!("m{i}").as_bytes());
+    }
+    let got = deliveries(&c.recv_items());
+    assert_eq!(got.iter().map(|(t, _, _)| t.as_str()).collect::<Vec<_>>(), ["a", "a", "a"]);
+    c.ack(1, 0, true);
+    c.send(1, BasicCancel { consumer_tag: "a".into(), nowait: false });
+    let items = c.recv_items();
+    assert_eq!(items.len(), 1, "no cancel notification to the others: {items:#?}");
+    c.publish(4, "", "q", &no_props(), b"m3");
+    let got = deliveries(&c.recv_items());
+    assert_eq!(got, [("b".to_owned(), 1, "m3".to_owned())]);
+    // b's channel closes with m3 unacked: c gets it back, then the next one
+    c.send(2, ChannelClose::default());
+    let mut items = c.recv_items();
+    assert!(items.iter().any(|i| i.channel == 2 && i.method.name() == "channel.close-ok"));
+    c.publish(4, "", "q", &no_props(), b"m4");
+    items.extend(c.recv_items());
+    let got: Vec<_> = deliveries(&items).into_iter().map(|(t, _, b)| (t, b)).collect();
+    assert_eq!(got, [("c".to_owned(), "m3".to_owned()), ("c".to_owned(), "m4".to_owned())]);
+    // an exclusive consumer is refused on such a queue
+    c.send(4, BasicConsume { queue: "q".into(), exclusive: true, ..Default::default() });
+    let close = c.expect_channel_close(4);
+    assert_eq!(&*close.reply_text, "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
+}
+
+#[test]
+fn consumer_priorities_prefer_higher_priority_with_credit() {
+    let b = broker();
+    let mut c = client(&b);
+    for ch in 2..=4 {
+        c.open_channel(ch);
+    }
+    c.queue(1, "q");
+    c.qos(1, 2, false);
+    c.qos(3, 2, false);
+    let prio = |p: i32| table(&[("x-priority", FieldValue::I32(p))]);
+    consume_with(&mut c, 1, "q", "hi1", prio(5));
+    consume_with(&mut c, 2, "q", "lo", FieldTable::new());
+    consume_with(&mut c, 3, "q", "hi2", prio(5));
+    for i in 0..6 {
+        c.publish(4, "", "q", &no_props(), format!("m{i}").as_bytes());
+    }
+    let got: Vec<_> = deliveries(&c.recv_items()).into_iter().map(|(t, _, b)| format!("{t}:{b}")).collect();
+    assert_eq!(got, ["hi1:m0", "hi2:m1", "hi1:m2", "hi2:m3", "lo:m4", "lo:m5"]);
+    c.ack(1, 0, true);
+    c.publish(4, "", "q", &no_props(), b"m6");
+    assert_eq!(deliveries(&c.recv_items()), [("hi1".to_owned(), 3, "m6".to_owned())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct reply-to
+// ---------------------------------------------------------------------------------------------
+
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Consumes from the reply pseudo-queue (no-ack) on `channel`; returns the consumer tag.
+fn consume_replies(c: &mut TestClient, channel: u16, tag: &str) -> String {
+    let consume =
+        BasicConsume { queue: REPLY_TO.into(), consumer_tag: tag.into(), no_ack: true, ..Default::default() };
+    match c.rpc(channel, consume, "basic.consume-ok").method {
+        Method::BasicConsumeOk(ok) => ok.consumer_tag.to_string(),
+        _ => unreachable!(),
+    }
+}
+
+fn request_props() -> BasicProperties {
+    BasicProperties { reply_to: Some(REPLY_TO.into()), correlation_id: Some("c1".into()), ..no_props() }
+}
+
+/// The requester publishes a request to queue "rpc"; the server takes it and returns its reply_to.
+fn request(requester: &mut TestClient, channel: u16, server: &mut TestClient) -> String {
+    requester.publish(channel, "", "rpc", &request_props(), b"request");
+    let (_, item) = server.get(1, "rpc", true).expect("the request");
+    item.props().reply_to.as_ref().expect("reply_to").to_string()
+}
+
+#[test]
+fn direct_reply_to_round_trip() {
+    let b = broker();
+    let mut requester = client(&b);
+    let mut server = client(&b);
+    server.queue(1, "rpc");
+    let tag = consume_replies(&mut requester, 1, "");
+    assert!(tag.starts_with("amq.ctag-"), "{tag}");
+    let reply_to = request(&mut requester, 1, &mut server);
+    assert!(
+        reply_to.starts_with("amq.rabbitmq.reply-to.") && reply_to.len() > REPLY_TO.len() + 20,
+        "{reply_to}"
+    );
+
+    server.publish(
+        1,
+        "",
+        &reply_to,
+        &BasicProperties { correlation_id: Some("c1".into()), ..no_props() },
+        b"r1",
+    );
+    server.publish(1, "", &reply_to, &no_props(), b"r2");
+    server.expect_nothing();
+    let items = requester.recv_items();
+    // As in RabbitMQ, replies carry the channel's next delivery tag without taking it.
+    let want = |body: &str| (tag.clone(), 1, body.to_owned());
+    assert_eq!(deliveries(&items), [want("r1"), want("r2")]);
+    let d = deliver(&items[0]);
+    assert_eq!((&*d.exchange, &*d.routing_key), ("", reply_to.as_str()));
+    assert_eq!(items[0].props().correlation_id.as_deref(), Some("c1"));
+
+    // Both the pseudo-queue and the handed-out name exist, with one consumer.
+    assert_eq!(server.counts(1, &reply_to), (0, 1));
+    assert_eq!(server.counts(1, REPLY_TO), (0, 1));
+    // The requester's channel is still free for ordinary deliveries, which take tags as usual.
+    requester.queue(1, "work");
+    requester.consume(1, "work", "w");
+    requester.expect_one(1, "basic.consume-ok");
+    requester.publish(1, "", "work", &no_props(), b"job");
+    assert_eq!(deliveries(&requester.recv_items()), [("w".to_owned(), 1, "job".to_owned())]);
+}
+
+#[test]
+fn direct_reply_to_errors_match_rabbitmq() {
+    let b = broker();
+    let mut c = client(&b);
+    c.queue(1, "rpc");
+    c.send(1, BasicConsume { queue: REPLY_TO.into(), no_ack: false, ..Default::default() });
+    let close = c.expect_channel_close(1);
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (406, 60, 20));
+    assert_eq!(&*close.reply_text, "PRECONDITION_FAILED - reply consumer cannot acknowledge");
+
+    c.open_channel(1);
+    c.publish(1, "", "rpc", &request_props(), b"request");
+    let close = c.expect_channel_close(1);
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (406, 60, 40));
+    assert_eq!(&*close.reply_text, "PRECONDITION_FAILED - fast reply consumer does not exist");
+
+    c.open_channel(1);
+    consume_replies(&mut c, 1, "r1");
+    c.send(
+        1,
+        BasicConsume {
+            queue: REPLY_TO.into(),
+            consumer_tag: "r2".into(),
+            no_ack: true,
+            ..Default::default()
+        },
+    );
+    let close = c.expect_channel_close(1);
+    assert_eq!(&*close.reply_text, "PRECONDITION_FAILED - reply consumer already set");
+
+    c.open_channel(1);
+    c.send(
+        1,
+        QueueDeclare { queue: "amq.rabbitmq.reply-to.bogus".into(), passive: true, ..Default::default() },
+    );
+    let close = c.expect_channel_close(1);
+    assert_eq!(close.reply_code, 404);
+    assert_eq!(&*close.reply_text, "NOT_FOUND - no queue 'amq.rabbitmq.reply-to.bogus' in vhost '/'");
+
+    // A tag in use on the channel: a connection error, as for any consumer.
+    c.open_channel(1);
+    c.consume(1, "rpc", "taken");
+    c.expect_one(1, "basic.consume-ok");
+    c.send(
+        1,
+        BasicConsume {
+            queue: REPLY_TO.into(),
+            consumer_tag: "taken".into(),
+            no_ack: true,
+            ..Default::default()
+        },
+    );
+    let close = c.expect_connection_close();
+    assert_eq!(&*close.reply_text, "NOT_ALLOWED - attempt to reuse consumer tag 'taken'");
+}
+
+#[test]
+fn direct_reply_to_drops_replies_nobody_waits_for() {
+    let b = broker();
+    let mut requester = client(&b);
+    requester.open_channel(2);
+    let mut server = client(&b);
+    server.queue(1, "rpc");
+    consume_replies(&mut requester, 1, "one");
+    let tag_two = consume_replies(&mut requester, 2, "two");
+    let first = request(&mut requester, 1, &mut server);
+    let second = request(&mut requester, 2, &mut server);
+    assert_ne!(first, second);
+    let mandatory =
+        |key: &str| BasicPublish { routing_key: key.into(), mandatory: true, ..Default::default() };
+
+    // A forged name (the second one with another key) reaches nobody.
+    let (head, _) = second.rsplit_once('.').unwrap();
+    let forged = format!("{head}.AAAAAAAAAAAAAAAAAAAAAA==");
+    server.publish_with(1, mandatory(&forged), &no_props(), b"forged");
+    let ret = server.expect_one(1, "basic.return");
+    assert!(
+        matches!(&ret.method, Method::BasicReturn(r) if r.reply_code == 312 && &*r.reply_text == "NO_ROUTE")
+    );
+    requester.expect_nothing();
+
+    // Cancelled consumer: dropped, returned when mandatory.
+    requester.rpc(1, BasicCancel { consumer_tag: "one".into(), nowait: false }, "basic.cancel-ok");
+    server.publish_with(1, mandatory(&first), &no_props(), b"late");
+    server.expect_one(1, "basic.return");
+    server.send(1, QueueDeclare { queue: first.as_str().into(), passive: true, ..Default::default() });
+    assert_eq!(server.expect_channel_close(1).reply_code, 404);
+    server.open_channel(1);
+    requester.expect_nothing();
+
+    // A delivered mandatory reply is returned all the same, as in RabbitMQ (no queue took it).
+    server.publish_with(1, mandatory(&second), &no_props(), b"delivered");
+    server.expect_one(1, "basic.return");
+    assert_eq!(deliveries(&requester.recv_items()), [(tag_two, 1, "delivered".to_owned())]);
+
+    // The requester's connection goes: dropped.
+    requester.disconnect();
+    server.publish(1, "", &second, &no_props(), b"gone");
+    server.expect_nothing();
+    assert_eq!(server.counts(1, REPLY_TO), (0, 1));
+}
+
+#[test]
+fn direct_reply_to_in_a_transaction_is_rewritten_at_publish() {
+    let b = broker();
+    let mut requester = client(&b);
+    let mut server = client(&b);
+    server.queue(1, "rpc");
+    consume_replies(&mut requester, 1, "r");
+    requester.rpc(1, TxSelect {}, "tx.select-ok");
+    requester.publish(1, "", "rpc", &request_props(), b"request");
+    requester.rpc(1, TxCommit {}, "tx.commit-ok");
+    let (_, item) = server.get(1, "rpc", true).expect("the request");
+    let reply_to = item.props().reply_to.as_ref().unwrap().to_string();
+    assert!(reply_to.starts_with("amq.rabbitmq.reply-to."));
+    server.publish(1, "", &reply_to, &no_props(), b"reply");
+    assert_eq!(bodies(&requester.recv_items()), ["reply"]);
+}

@@ -40,6 +40,13 @@ pub const DIFFERENCES: &[Difference] = &[
                  name reappears are observable behaviour.",
     },
     Difference {
+        id: "reply-to-names",
+        what: "Direct reply-to names (`amq.rabbitmq.reply-to.` followed by base64 characters and dots) \
+               become `amq.rabbitmq.reply-to.<N>`, numbered by first appearance in the transcript.",
+        reason: "RabbitMQ encodes its channel process id (node name, pid) and a random key; Warren a \
+                 consumer id and a random key. Only where the same name reappears is behaviour.",
+    },
+    Difference {
         id: "server-identity",
         what: "The values (not the presence, position or type) of the `product`, `version`, \
                `platform`, `cluster_name`, `copyright` and `information` entries of \
@@ -88,6 +95,13 @@ pub fn field_placeholder(path: &[String], ty: u8) -> Option<&'static str> {
 /// The generated-name prefixes and the length of their random suffix.
 const GENERATED: [(&str, usize); 2] = [("amq.gen-", 22), ("amq.ctag-", 22)];
 
+/// reply-to-names: the names direct reply-to hands out.
+const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
+
+fn is_reply_to_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '.' | '-' | '_')
+}
+
 fn is_suffix_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
@@ -102,6 +116,24 @@ pub fn normalize_transcript(lines: &[String]) -> Vec<String> {
             let mut out = String::with_capacity(line.len());
             let mut rest = line.as_str();
             'scan: while !rest.is_empty() {
+                if let Some(after) = rest.strip_prefix(REPLY_TO_PREFIX) {
+                    let end = after.find(|c: char| !is_reply_to_char(c)).unwrap_or(after.len());
+                    if end > 0 {
+                        let name = &rest[..REPLY_TO_PREFIX.len() + end];
+                        let n = match seen.iter().find(|(s, _)| s == name) {
+                            Some((_, n)) => *n,
+                            None => {
+                                let n =
+                                    seen.iter().filter(|(s, _)| s.starts_with(REPLY_TO_PREFIX)).count() + 1;
+                                seen.push((name.to_string(), n));
+                                n
+                            }
+                        };
+                        out.push_str(&format!("{REPLY_TO_PREFIX}<{n}>"));
+                        rest = &after[end..];
+                        continue 'scan;
+                    }
+                }
                 for (prefix, len) in GENERATED {
                     if let Some(after) = rest.strip_prefix(prefix) {
                         let end = after.find(|c: char| !is_suffix_char(c)).unwrap_or(after.len());

@@ -34,8 +34,16 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
         Definitions::open(&config.data_dir.join(DEFINITIONS_FILE)).context("opening the definitions")?,
     );
     let stored = definitions.load().context("reading the definitions")?;
-    let known: HashSet<(String, String)> =
+    let mut known: HashSet<(String, String)> =
         stored.queues.iter().map(|q| (q.vhost.clone(), q.name.clone())).collect();
+    // Durable delayed-message exchanges keep their held messages in a log of their own.
+    known.extend(
+        stored
+            .exchanges
+            .iter()
+            .filter(|x| x.kind == "x-delayed-message")
+            .map(|x| (x.vhost.clone(), warren_broker::delayed::log_name(&x.name))),
+    );
     for (vhost, queue) in disk.durable_queue_dirs() {
         if !known.contains(&(vhost.clone(), queue.clone())) {
             tracing::warn!(%vhost, %queue, "removing the log of a queue that no longer exists");

@@ -916,3 +916,33 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Priority queues: recovered messages come back in priority order
+
+async fn priority_queue_comes_back_in_order(how: Stop) {
+    let mut b = DurableBroker::start(&[]).await;
+    let args =
+        table(&[("x-max-priority", AMQPValue::LongInt(10)), ("x-expires", AMQPValue::LongInt(3_600_000))]);
+    {
+        let c = b.connect().await;
+        let ch = confirm_channel(&c).await;
+        declare_q(&ch, "dq-prio", durable_q(), args.clone()).await;
+        for (body, p) in [("p1", 1u8), ("p5a", 5), ("p3", 3), ("p5b", 5), ("p0", 0), ("p20", 20)] {
+            publish_confirmed(&ch, "", "dq-prio", body.as_bytes(), persistent().with_priority(p)).await;
+        }
+        c.close().await;
+    }
+    restart(&mut b, how).await;
+    let c = b.connect().await;
+    let ch = c.channel().await;
+    declare_q(&ch, "dq-prio", durable_q(), args).await;
+    let got = get_all(&ch, "dq-prio").await;
+    // 20 is above the maximum: it counts as 10
+    assert_eq!(only_bodies(&got), ["p20", "p5a", "p5b", "p3", "p1", "p0"]);
+}
+on_term_and_kill!(
+    priority_queue_comes_back_in_order,
+    priority_queue_comes_back_after_sigterm,
+    priority_queue_comes_back_after_sigkill
+);

@@ -9,6 +9,7 @@ use warren_protocol::methods::*;
 use warren_protocol::{properties, FieldValue, Method, ShortStr};
 
 use super::modes::Mode;
+use super::reply_to::{REPLY_PREFIX, REPLY_QUEUE};
 use super::{for_each_queue_run, Session};
 use crate::channel::{ChannelHandle, Unacked};
 use crate::deadletter::DeathReason;
@@ -24,12 +25,13 @@ impl Session {
         conn: &mut Connection,
         channel: u16,
         publish: BasicPublish,
-        header: ContentHeader,
+        mut header: ContentHeader,
         body: Bytes,
     ) -> Result<(), AmqpError> {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
+        self.rewrite_reply_to(channel, &mut header)?;
         self.check_user_id(&header)?;
         check_properties(&header.properties)?;
         let ch = self.channel_or_err(channel)?;
@@ -91,6 +93,10 @@ impl Session {
             routed.clear();
             self.routed = routed;
             return Err(e.into());
+        }
+        if message.exchange.is_empty() && message.routing_key.starts_with(REPLY_PREFIX) {
+            // Direct reply-to: no queue takes it, so it is returned if mandatory, as in RabbitMQ.
+            self.broker.reply_registry().deliver(&message);
         }
         if routed.is_empty() && publish.mandatory {
             return_unroutable(conn, channel, &message);
@@ -174,6 +180,9 @@ impl Session {
         channel: u16,
         m: &BasicConsume,
     ) -> Result<(), AmqpError> {
+        if *m.queue == *REPLY_QUEUE {
+            return self.reply_consume(conn, channel, m);
+        }
         let vhost = self.vhost()?;
         let name = if m.queue.is_empty() {
             let ch = self.channel_or_err(channel)?;
@@ -190,7 +199,8 @@ impl Session {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
         let consumer =
-            Consumer::new(tag.clone(), ch.handle.clone(), m.no_ack, m.exclusive, ch.consumer_prefetch);
+            Consumer::new(tag.clone(), ch.handle.clone(), m.no_ack, m.exclusive, ch.consumer_prefetch)
+                .with_arguments(&m.arguments);
         let added = queue.add_consumer(consumer);
         if added.is_err() {
             ch.handle.unregister_consumer(&tag);
@@ -225,14 +235,28 @@ impl Session {
         channel: u16,
         m: &BasicCancel,
     ) -> Result<(), AmqpError> {
+        if self.reply_cancel(conn, channel, m)? {
+            return Ok(());
+        }
         let ch = self.channel_or_err(channel)?;
+        let mut take_over = None;
         if let Some(queue) = ch.handle.unregister_consumer(&m.consumer_tag) {
             if queue.remove_consumer(&ch.handle, &m.consumer_tag) {
                 self.auto_delete_queue(&queue);
+            } else if queue.single_active() {
+                take_over = Some(queue);
             }
         }
         if !m.nowait {
             conn.send_method(channel, &BasicCancelOk { consumer_tag: m.consumer_tag.clone() }.into());
+        }
+        // The next consumer of a single-active-consumer queue takes over, after cancel-ok.
+        if let Some(queue) = take_over {
+            self.flush(conn);
+            queue.wake();
+            if queue.durable {
+                touch(&mut self.touched, &queue);
+            }
         }
         Ok(())
     }

@@ -86,6 +86,9 @@ impl Session {
         channel: u16,
         m: &QueueDeclare,
     ) -> Result<(), AmqpError> {
+        if m.queue.starts_with(super::reply_to::REPLY_QUEUE) {
+            return self.reply_declare(conn, channel, m);
+        }
         let vhost = self.vhost()?;
         // Unlike the other queue methods, declare never means "the last queue" by "".
         let name = m.queue.clone();

@@ -5,6 +5,7 @@
 mod basic;
 mod declare;
 mod modes;
+pub mod reply_to;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ struct ChannelSession {
     /// The last queue declared on this channel, for methods that name the queue "".
     last_queue: Option<ShortStr>,
     mode: Mode,
+    /// The direct reply-to consumer (basic.consume from `amq.rabbitmq.reply-to`), if any.
+    reply: Option<reply_to::ReplyConsumer>,
 }
 
 pub struct Session {
@@ -214,6 +217,7 @@ impl Session {
             consumer_prefetch: 0,
             last_queue: None,
             mode: Mode::Plain,
+            reply: None,
         });
     }
 
@@ -238,12 +242,22 @@ impl Session {
         // Acks of an uncommitted transaction never happened: those messages go back too.
         unacked.extend(ch.mode.take_uncommitted_settles());
         unacked.sort_by_key(|u| u.tag);
+        let mut single_active = Vec::new();
         for (tag, queue) in ch.handle.take_consumers() {
             if queue.remove_consumer(&ch.handle, &tag) {
                 self.auto_delete_queue(&queue);
+            } else if queue.single_active() {
+                single_active.push(queue);
             }
         }
         basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue, &mut self.touched);
+        // The next consumer of a single-active-consumer queue takes over, after the requeue.
+        for queue in single_active {
+            queue.wake();
+            if queue.durable {
+                basic::touch(&mut self.touched, &queue);
+            }
+        }
     }
 
     /// The connection is gone: release every channel and the exclusive queues it owned.
@@ -333,7 +347,7 @@ fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<
 }
 
 /// Tells consumers of a deleted queue they are gone (when their client asked to be told).
-fn notify_cancelled(consumers: Vec<Consumer>) {
+pub(crate) fn notify_cancelled(consumers: Vec<Consumer>) {
     for c in consumers {
         c.channel.unregister_consumer(&c.tag);
         if c.channel.outbox.cancel_notify() {

@@ -14,6 +14,8 @@ pub mod lapin_flows;
 pub mod malformed;
 pub mod publish;
 pub mod queue;
+pub mod queue_features;
+pub mod reply_to;
 pub mod txconfirm;
 
 /// Every scenario, in run order.
@@ -87,6 +89,15 @@ pub fn all() -> Vec<Scenario> {
         scenario!(deadletter::dead_letter_on_expiry),
         scenario!(deadletter::dead_letter_on_max_length),
         scenario!(deadletter::message_ttl),
+        // queue and consumer features
+        scenario!(queue_features::queue_expires),
+        scenario!(queue_features::priority_queue_order),
+        scenario!(queue_features::single_active_consumer),
+        scenario!(queue_features::consumer_priorities),
+        // direct reply-to
+        scenario!(reply_to::reply_to_rpc_round_trip),
+        scenario!(reply_to::reply_to_requester_gone),
+        scenario!(reply_to::reply_to_errors),
         // lapin's view
         scenario!(lapin_flows::lapin_publish_consume_ack),
         scenario!(lapin_flows::lapin_confirms_and_returns),

@@ -1,0 +1,239 @@
+//! The plugin exchange types, through the vhost API: `x-consistent-hash` and `x-delayed-message`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use warren_broker::error::BrokerError;
+use warren_broker::vhost::{ExchangeSpec, QueueSpec, VHost};
+use warren_broker::{Broker, Message};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+
+fn text(s: &str) -> FieldValue {
+    FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
+    let mut t = FieldTable::new();
+    for (k, v) in pairs {
+        t.insert(*k, v.clone());
+    }
+    t
+}
+
+fn exchange(v: &VHost, name: &str, kind: &str, arguments: FieldTable) -> Result<(), BrokerError> {
+    v.declare_exchange(ExchangeSpec { name: name.into(), kind: kind.into(), arguments, ..Default::default() })
+        .map(|_| ())
+}
+
+fn queue(v: &VHost, name: &str) {
+    v.declare_queue(QueueSpec { name: name.into(), ..Default::default() }, 1).unwrap();
+}
+
+fn props(p: BasicProperties) -> Bytes {
+    let mut out = BytesMut::new();
+    p.encode(&mut out);
+    out.freeze()
+}
+
+fn message(exchange: &str, key: &str, properties: Bytes) -> Message {
+    Message { exchange: exchange.into(), routing_key: key.into(), properties, body: Bytes::from_static(b"m") }
+}
+
+fn routed(v: &VHost, m: &Message) -> Vec<String> {
+    let mut out = Vec::new();
+    v.route(&m.exchange, m, &mut out).unwrap();
+    out.iter().map(|q| q.name.to_string()).collect()
+}
+
+fn setup() -> (Arc<Broker>, Arc<VHost>) {
+    let b = Arc::new(Broker::new());
+    let v = b.vhost("/").unwrap();
+    (b, v)
+}
+
+fn precondition(e: BrokerError) -> String {
+    let amqp: warren_connection::AmqpError = e.clone().into();
+    assert_eq!(amqp.code, warren_connection::error::PRECONDITION_FAILED, "{e}");
+    e.to_string()
+}
+
+// --- x-consistent-hash ---------------------------------------------------------------------
+
+#[test]
+fn consistent_hash_routes_each_message_to_one_queue_by_weight() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    for (q, w) in [("q1", "1"), ("q2", "1"), ("q3", "2")] {
+        queue(&v, q);
+        v.bind_queue(q, "chx", w.into(), FieldTable::new(), 1).unwrap();
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for i in 0..8000 {
+        let key = format!("order-{i}");
+        let first = routed(&v, &message("chx", &key, Bytes::new()));
+        assert_eq!(first.len(), 1, "exactly one queue");
+        assert_eq!(routed(&v, &message("chx", &key, Bytes::new())), first, "same key, same queue");
+        *counts.entry(first[0].clone()).or_default() += 1;
+    }
+    for (q, expected) in [("q1", 2000.0), ("q2", 2000.0), ("q3", 4000.0)] {
+        let got = counts[q] as f64;
+        assert!((got - expected).abs() < expected * 0.25, "{q}: {got} vs {expected}: {counts:?}");
+    }
+}
+
+#[test]
+fn consistent_hash_with_no_bindings_routes_nowhere() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    assert!(routed(&v, &message("chx", "k", Bytes::new())).is_empty());
+}
+
+#[test]
+fn consistent_hash_weights_must_be_positive_integers() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    queue(&v, "q");
+    let bind = |key: &str| v.bind_queue("q", "chx", key.into(), FieldTable::new(), 1);
+    assert_eq!(precondition(bind("abc").unwrap_err()), "The binding key must be an integer: <<\"abc\">>");
+    assert_eq!(precondition(bind("0").unwrap_err()), "The binding key must be greater than 0");
+    assert_eq!(precondition(bind("-2").unwrap_err()), "The binding key must be greater than 0");
+    bind("10").unwrap();
+    assert_eq!(routed(&v, &message("chx", "k", Bytes::new())), ["q"]);
+}
+
+#[test]
+fn consistent_hash_on_a_header_or_property() {
+    let (_b, v) = setup();
+    exchange(&v, "by-header", "x-consistent-hash", args(&[("hash-header", text("user"))])).unwrap();
+    exchange(&v, "by-id", "x-consistent-hash", args(&[("hash-property", text("message_id"))])).unwrap();
+    for q in ["a", "b", "c", "d"] {
+        queue(&v, q);
+        v.bind_queue(q, "by-header", "1".into(), FieldTable::new(), 1).unwrap();
+        v.bind_queue(q, "by-id", "1".into(), FieldTable::new(), 1).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..200 {
+        let user = format!("user-{i}");
+        let h =
+            props(BasicProperties { headers: Some(args(&[("user", text(&user))])), ..Default::default() });
+        let one = routed(&v, &message("by-header", "rk-1", h.clone()));
+        // The routing key does not matter, the header does.
+        assert_eq!(routed(&v, &message("by-header", "rk-2", h)), one);
+        seen.insert(one[0].clone());
+
+        let p = props(BasicProperties { message_id: Some(user.as_str().into()), ..Default::default() });
+        let one = routed(&v, &message("by-id", "x", p.clone()));
+        assert_eq!(routed(&v, &message("by-id", "y", p)), one);
+    }
+    assert_eq!(seen.len(), 4, "the header spreads messages over every queue");
+}
+
+#[test]
+fn consistent_hash_arguments_are_checked() {
+    let (_b, v) = setup();
+    let both = args(&[("hash-header", text("h")), ("hash-property", text("message_id"))]);
+    let e = exchange(&v, "x1", "x-consistent-hash", both).unwrap_err();
+    assert_eq!(precondition(e), "hash-header and hash-property are mutually exclusive");
+    let e = exchange(&v, "x2", "x-consistent-hash", args(&[("hash-property", text("app_id"))])).unwrap_err();
+    assert_eq!(precondition(e), "Unsupported property: app_id");
+}
+
+#[test]
+fn plugin_types_redeclare_as_themselves_only() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    let e = exchange(&v, "chx", "direct", FieldTable::new()).unwrap_err();
+    assert!(precondition(e).contains("inequivalent arg 'type'"));
+    let delayed = args(&[("x-delayed-type", text("direct"))]);
+    exchange(&v, "dx", "x-delayed-message", delayed.clone()).unwrap();
+    exchange(&v, "dx", "x-delayed-message", delayed).unwrap();
+    let e = exchange(&v, "dx", "x-consistent-hash", FieldTable::new()).unwrap_err();
+    assert!(precondition(e).contains("received 'x-consistent-hash' but current is 'x-delayed-message'"));
+}
+
+// --- x-delayed-message ---------------------------------------------------------------------
+
+fn delayed_props(delay: FieldValue) -> Bytes {
+    props(BasicProperties { headers: Some(args(&[("x-delay", delay)])), ..Default::default() })
+}
+
+#[test]
+fn delayed_type_is_required_and_must_exist() {
+    let (_b, v) = setup();
+    let e = exchange(&v, "d", "x-delayed-message", FieldTable::new()).unwrap_err();
+    assert_eq!(precondition(e), "Invalid argument, 'x-delayed-type' must be an existing exchange type");
+    let e = exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("nope"))])).unwrap_err();
+    assert_eq!(e, BrokerError::UnknownExchangeType("nope".into()));
+    let e = exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("x-delayed-message"))]))
+        .unwrap_err();
+    precondition(e);
+}
+
+#[test]
+fn delayed_messages_route_after_their_delay() {
+    let (b, v) = setup();
+    exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("topic"))])).unwrap();
+    queue(&v, "q");
+    v.bind_queue("q", "d", "orders.*".into(), FieldTable::new(), 1).unwrap();
+    let q = v.queue("q").unwrap();
+
+    // No delay, a negative one or zero: routed at once, with the topic routing.
+    for p in [Bytes::new(), delayed_props(FieldValue::I32(-5)), delayed_props(FieldValue::I32(0))] {
+        assert_eq!(routed(&v, &message("d", "orders.new", p)), ["q"]);
+    }
+    assert!(routed(&v, &message("d", "other", Bytes::new())).is_empty());
+
+    // Delayed: reaches nothing now, the queue later.
+    assert!(routed(&v, &message("d", "orders.late", delayed_props(FieldValue::I32(150)))).is_empty());
+    assert!(routed(&v, &message("d", "nowhere", delayed_props(FieldValue::I32(1)))).is_empty());
+    b.release_delayed();
+    assert_eq!(q.message_count(), 0);
+    let delayed = v.exchange("d").unwrap();
+    assert_eq!(delayed.delayed().unwrap().len(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    b.expire_all(); // the server's ticker: releases due delayed messages too
+    assert_eq!(q.message_count(), 1);
+    assert!(delayed.delayed().unwrap().is_empty());
+    let (m, _) = q.get(true).unwrap();
+    assert_eq!(&*m.message.routing_key, "orders.late");
+    let headers = BasicProperties::decode(&m.message.properties).unwrap().headers.unwrap();
+    assert_eq!(
+        headers.get("x-delay"),
+        Some(&FieldValue::I32(-150)),
+        "the delay is negated, as the plugin does"
+    );
+}
+
+#[test]
+fn deleting_a_delayed_exchange_drops_what_it_held() {
+    let (b, v) = setup();
+    exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("fanout"))])).unwrap();
+    queue(&v, "q");
+    v.bind_queue("q", "d", "".into(), FieldTable::new(), 1).unwrap();
+    assert!(routed(&v, &message("d", "", delayed_props(FieldValue::I32(1)))).is_empty());
+    let held = v.exchange("d").unwrap();
+    v.delete_exchange("d", false).unwrap();
+    assert!(held.delayed().unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(5));
+    b.release_delayed();
+    assert_eq!(v.queue("q").unwrap().message_count(), 0);
+}
+
+#[test]
+fn a_delayed_exchange_can_route_by_consistent_hash() {
+    let (b, v) = setup();
+    exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("x-consistent-hash"))])).unwrap();
+    queue(&v, "a");
+    queue(&v, "b");
+    v.bind_queue("a", "d", "1".into(), FieldTable::new(), 1).unwrap();
+    v.bind_queue("b", "d", "1".into(), FieldTable::new(), 1).unwrap();
+    assert!(v.bind_queue("b", "d", "w".into(), FieldTable::new(), 1).is_err(), "weights are checked");
+    assert!(routed(&v, &message("d", "k", delayed_props(FieldValue::I32(1)))).is_empty());
+    std::thread::sleep(Duration::from_millis(5));
+    b.release_delayed();
+    let total = v.queue("a").unwrap().message_count() + v.queue("b").unwrap().message_count();
+    assert_eq!(total, 1);
+}
