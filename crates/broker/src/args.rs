@@ -47,6 +47,8 @@ const QUEUE_ARG_CHECKS: &[(&str, ArgCheck)] = &[
     }),
     ("x-max-length", |v, _| non_negative_int(v)),
     ("x-max-length-bytes", |v, _| non_negative_int(v)),
+    ("x-delivery-limit", |v, _| non_negative_int(v)),
+    ("x-consumer-timeout", |v, _| non_negative_int(v)),
     ("x-max-priority", |v, _| {
         let n = non_negative_int(v).and_then(|()| integer(v))?;
         if n > 255 {

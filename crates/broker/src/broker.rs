@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use warren_store::definitions::{Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
+use crate::channel::ChannelHandle;
 use crate::error::BrokerError;
 use crate::session::reply_to::ReplyRegistry;
 use crate::vhost::VHost;
@@ -82,7 +83,14 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     /// Direct reply-to consumers, reachable from every connection.
     reply_to: Arc<ReplyRegistry>,
+    /// The consumer timeout in ms (0 = none), for queues without `x-consumer-timeout`.
+    consumer_timeout_ms: AtomicU64,
+    /// Every open channel, for the consumer timeout check.
+    channels: Mutex<Vec<Weak<ChannelHandle>>>,
 }
+
+/// RabbitMQ's default consumer timeout: 30 minutes.
+pub const DEFAULT_CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
 
 impl Default for Broker {
     fn default() -> Self {
@@ -112,7 +120,43 @@ impl Broker {
             users: RwLock::default(),
             next_connection_id: AtomicU64::new(1),
             reply_to: Arc::default(),
+            consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
+            channels: Mutex::default(),
         }
+    }
+
+    /// Sets the consumer timeout in ms (0 = none) for queues without `x-consumer-timeout`.
+    pub fn set_consumer_timeout(&self, ms: u64) {
+        self.consumer_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn consumer_timeout(&self) -> u64 {
+        self.consumer_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Makes a channel subject to the consumer timeout check.
+    pub(crate) fn register_channel(&self, channel: &Arc<ChannelHandle>) {
+        self.channels.lock().push(Arc::downgrade(channel));
+    }
+
+    /// Marks the channels whose oldest outstanding delivery exceeded its consumer timeout, and
+    /// wakes their connections, which close them (see [`ChannelHandle::check_timeout`]).
+    /// The server calls this every second; returns how many channels timed out.
+    pub fn check_consumer_timeouts(&self) -> usize {
+        let default_ms = self.consumer_timeout();
+        let now = std::time::Instant::now();
+        let mut timed_out = 0;
+        self.channels.lock().retain(|weak| {
+            let Some(channel) = weak.upgrade() else { return false };
+            if channel.is_closed() {
+                return false;
+            }
+            if channel.check_timeout(now, default_ms) {
+                timed_out += 1;
+            }
+            true
+        });
+        timed_out
     }
 
     /// A broker rebuilt from durable definitions, its queues recovering their messages from

@@ -1,15 +1,17 @@
 //! A channel's delivery side, shared between its connection and the queues that deliver to it:
 //! delivery tags, the unacknowledged deliveries, channel-wide prefetch.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use warren_connection::AmqpError;
 use warren_protocol::frame;
 use warren_protocol::methods::{BasicDeliver, BasicGetOk};
-use warren_protocol::{Method, ShortStr};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue, Method, ShortStr};
 
 use crate::message::{Message, QueuedMessage};
 use crate::outbox::Outbox;
@@ -23,6 +25,8 @@ pub struct Unacked {
     pub message: QueuedMessage,
     /// None for basic.get deliveries.
     pub consumer: Option<ShortStr>,
+    /// When it was sent, for the consumer timeout.
+    pub delivered_at: Instant,
 }
 
 #[derive(Debug)]
@@ -36,12 +40,17 @@ struct DeliveryState {
     /// The channel's consumers by tag. Shared, so a queue deleted elsewhere can forget them.
     consumers: HashMap<ShortStr, Arc<Queue>>,
     closed: bool,
+    /// The consumer timeout (in ms) an outstanding delivery exceeded: the connection is to close
+    /// the channel. Set by [`ChannelHandle::check_timeout`], taken by the session.
+    timed_out: Option<u64>,
 }
 
 pub struct ChannelHandle {
     pub number: u16,
     pub outbox: Arc<Outbox>,
     state: Mutex<DeliveryState>,
+    /// Wakes the connection's task (to close the channel when a delivery timed out).
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ChannelHandle {
@@ -61,6 +70,7 @@ impl ChannelHandle {
         ChannelHandle {
             number,
             outbox,
+            wake: None,
             state: Mutex::new(DeliveryState {
                 next_tag: 1,
                 unacked: VecDeque::new(),
@@ -68,8 +78,45 @@ impl ChannelHandle {
                 consumer_unacked: 0,
                 consumers: HashMap::new(),
                 closed: false,
+                timed_out: None,
             }),
         }
+    }
+
+    /// Sets what wakes the connection's task when the channel times out.
+    pub fn with_waker(mut self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// The consumer timeout: as RabbitMQ, the oldest outstanding delivery is checked against its
+    /// queue's `x-consumer-timeout`, or else `default_ms` (0 = none). When it is over, the
+    /// channel is marked timed out and its connection woken to close it; true then.
+    pub fn check_timeout(&self, now: Instant, default_ms: u64) -> bool {
+        let mut st = self.state.lock();
+        if st.closed || st.timed_out.is_some() {
+            return false;
+        }
+        let Some(oldest) = st.unacked.front() else { return false };
+        let ms = oldest.queue.consumer_timeout().map_or(default_ms, |d| d.as_millis() as u64);
+        if ms == 0 || now.saturating_duration_since(oldest.delivered_at) < Duration::from_millis(ms) {
+            return false;
+        }
+        st.timed_out = Some(ms);
+        drop(st);
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+        true
+    }
+
+    /// The timeout (ms) the channel exceeded, once: the session then closes the channel.
+    pub fn take_timed_out(&self) -> Option<u64> {
+        self.state.lock().timed_out.take()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
     }
 
     /// Sends a message to a consumer if the channel can take it now; hands it back otherwise.
@@ -100,6 +147,7 @@ impl ChannelHandle {
                 queue: queue.clone(),
                 message,
                 consumer: Some(consumer.tag.clone()),
+                delivered_at: Instant::now(),
             });
         }
         Ok(())
@@ -126,10 +174,16 @@ impl ChannelHandle {
             message_count,
         };
         frame::write_method(out, self.number, &Method::BasicGetOk(get_ok));
-        let m = &message.message;
-        frame::write_content(out, self.number, 60, &m.properties, &m.body, frame_max);
+        let properties = delivered_properties(&message);
+        frame::write_content(out, self.number, 60, &properties, &message.message.body, frame_max);
         if !no_ack {
-            st.unacked.push_back(Unacked { tag, queue: queue.clone(), message, consumer: None });
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                message,
+                consumer: None,
+                delivered_at: Instant::now(),
+            });
         }
     }
 
@@ -256,5 +310,25 @@ fn write_deliver(
         routing_key: m.message.routing_key.clone(),
     };
     frame::write_method(buf, channel, &Method::BasicDeliver(deliver));
-    frame::write_content(buf, channel, 60, &m.message.properties, &m.message.body, frame_max);
+    let properties = delivered_properties(m);
+    frame::write_content(buf, channel, 60, &properties, &m.message.body, frame_max);
+}
+
+/// The properties a delivery carries: as published, plus the `x-delivery-count` header (a long,
+/// as RabbitMQ's quorum queues send it) once the message has been returned. First deliveries
+/// decode nothing.
+fn delivered_properties(m: &QueuedMessage) -> Cow<'_, Bytes> {
+    if m.delivery_count == 0 {
+        return Cow::Borrowed(&m.message.properties);
+    }
+    let Ok(mut props) = BasicProperties::decode(&m.message.properties) else {
+        return Cow::Borrowed(&m.message.properties);
+    };
+    props
+        .headers
+        .get_or_insert_with(FieldTable::new)
+        .insert("x-delivery-count", FieldValue::I64(i64::from(m.delivery_count)));
+    let mut out = BytesMut::new();
+    props.encode(&mut out);
+    Cow::Owned(out.freeze())
 }

@@ -51,13 +51,19 @@ impl VHost {
             Some(key) => ShortStr::from(key),
             None => message.routing_key.clone(),
         };
-        let properties = with_death_recorded(&message, &queue.name, reason);
+        let (properties, deaths) = with_death_recorded(&message, &queue.name, reason);
         let dead = Message { exchange: ShortStr::from(dlx), routing_key, properties, body: message.body };
         let mut routed = Vec::new();
         if self.route(dlx, &dead, &mut routed).is_err() {
             return;
         }
         for q in routed {
+            // A message that would come back to a queue it died in, with no rejection anywhere
+            // in between, would cycle forever: RabbitMQ drops it for that queue.
+            if reason != DeathReason::Rejected && is_cycle(&deaths, &q.name) {
+                tracing::debug!(queue = %q.name, from = %queue.name, "dead-letter cycle: message dropped");
+                continue;
+            }
             // What the dead-letter queue itself gives up on is dropped: following it could loop.
             match q.publish(dead.clone()) {
                 Ok(published) if published.stored => touched.push(q),
@@ -107,10 +113,23 @@ impl Broker {
     }
 }
 
+/// The `x-death` history, newest first: (queue, whether the death was automatic, i.e. a
+/// well-formed entry with a reason other than `rejected`).
+type Deaths = Vec<(Option<String>, bool)>;
+
+/// Whether dead-lettering to `target` closes a cycle as RabbitMQ sees it: `target` is in the
+/// history, and neither it nor any death since was a rejection (or an entry a client made up).
+fn is_cycle(deaths: &Deaths, target: &str) -> bool {
+    let Some(pos) = deaths.iter().position(|(q, _)| q.as_deref() == Some(target)) else {
+        return false;
+    };
+    deaths[..=pos].iter().all(|&(_, automatic)| automatic)
+}
+
 /// The message's properties with this death added to `x-death` (and `x-first-death-*` set the
-/// first time); a per-message expiration moves into the death record, so the copy does not
-/// expire again for the same reason.
-fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> Bytes {
+/// first time), and the resulting history; a per-message expiration moves into the death
+/// record, so the copy does not expire again for the same reason.
+fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (Bytes, Deaths) {
     let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
     let original_expiration = props.expiration.take();
@@ -151,6 +170,16 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> B
         }
     };
     deaths.insert(0, FieldValue::Table(entry));
+    let history = deaths
+        .iter()
+        .map(|d| match d {
+            FieldValue::Table(t) => (
+                t.get("queue").and_then(FieldValue::as_str).map(str::to_owned),
+                t.get("reason").and_then(FieldValue::as_str).is_some_and(|r| r != "rejected"),
+            ),
+            _ => (None, false),
+        })
+        .collect();
     if headers.get("x-first-death-reason").is_none() {
         headers.insert("x-first-death-exchange", text(&message.exchange));
         headers.insert("x-first-death-queue", text(queue));
@@ -161,7 +190,7 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> B
     props.headers = Some(headers);
     let mut out = BytesMut::new();
     props.encode(&mut out);
-    out.freeze()
+    (out.freeze(), history)
 }
 
 /// RabbitMQ sorts the tables it rewrites by key.
@@ -198,7 +227,7 @@ mod tests {
 
     #[test]
     fn first_death_records_everything() {
-        let props = with_death_recorded(&message(), "q", DeathReason::Rejected);
+        let (props, _) = with_death_recorded(&message(), "q", DeathReason::Rejected);
         let (p, d) = deaths(&props);
         assert_eq!(p.expiration, None, "expiration moves into the death record");
         assert_eq!(d.len(), 1);
@@ -213,9 +242,9 @@ mod tests {
     #[test]
     fn repeated_death_counts_up_and_moves_first() {
         let mut m = message();
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected);
-        m.properties = with_death_recorded(&m, "other", DeathReason::Expired);
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected);
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected).0;
+        m.properties = with_death_recorded(&m, "other", DeathReason::Expired).0;
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected).0;
         let (p, d) = deaths(&m.properties);
         assert_eq!(d.len(), 2);
         let FieldValue::Table(t) = &d[0] else { panic!() };
@@ -223,5 +252,26 @@ mod tests {
         assert_eq!(t.get("count"), Some(&FieldValue::I64(2)));
         let h = p.headers.unwrap();
         assert_eq!(h.get("x-first-death-reason").and_then(FieldValue::as_str), Some("rejected"));
+    }
+
+    #[test]
+    fn cycles_are_automatic_returns_only() {
+        let mut m = message();
+        // expired in a, expired in b: back to a closes an automatic cycle; c is new.
+        m.properties = with_death_recorded(&m, "a", DeathReason::Expired).0;
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Expired);
+        assert!(is_cycle(&deaths, "a"));
+        assert!(is_cycle(&deaths, "b"));
+        assert!(!is_cycle(&deaths, "c"));
+        // A rejection in the cycle makes it a client's doing: allowed.
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Rejected);
+        assert!(!is_cycle(&deaths, "a"));
+        // A rejection before the cycle does not count.
+        let mut m = message();
+        m.properties = with_death_recorded(&m, "x", DeathReason::Rejected).0;
+        m.properties = with_death_recorded(&m, "a", DeathReason::Expired).0;
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::MaxLength);
+        assert!(is_cycle(&deaths, "a"));
+        assert!(!is_cycle(&deaths, "x"));
     }
 }

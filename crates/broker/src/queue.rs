@@ -178,6 +178,10 @@ pub struct Queue {
     expires: Option<Duration>,
     /// `x-single-active-consumer`: only the first registered consumer receives.
     single_active: bool,
+    /// `x-delivery-limit`: a message returned more often than this is dropped or dead-lettered.
+    delivery_limit: Option<u64>,
+    /// `x-consumer-timeout`: overrides the broker's consumer timeout for this queue's deliveries.
+    consumer_timeout: Option<Duration>,
     state: Mutex<QueueState>,
 }
 
@@ -214,6 +218,8 @@ impl Queue {
             arguments.get("x-single-active-consumer"),
             Some(warren_protocol::FieldValue::Bool(true))
         );
+        let delivery_limit = non_negative("x-delivery-limit");
+        let consumer_timeout = non_negative("x-consumer-timeout").map(Duration::from_millis);
         let log = match non_negative("x-max-priority").and_then(|n| u8::try_from(n).ok()) {
             Some(max) if max > 0 => Box::new(crate::priority::PriorityLog::new(log, max)),
             _ => log,
@@ -231,6 +237,8 @@ impl Queue {
             overflow,
             expires,
             single_active,
+            delivery_limit,
+            consumer_timeout,
             state: Mutex::new(QueueState {
                 ready: log,
                 consumers: Vec::new(),
@@ -263,6 +271,11 @@ impl Queue {
     /// Whether the queue has `x-single-active-consumer`.
     pub fn single_active(&self) -> bool {
         self.single_active
+    }
+
+    /// The `x-consumer-timeout` argument, if set.
+    pub fn consumer_timeout(&self) -> Option<Duration> {
+        self.consumer_timeout
     }
 
     /// Restarts the `x-expires` timer (a declare of the queue uses it).
@@ -390,13 +403,14 @@ impl Queue {
 
     /// Settled deliveries free their consumers' prefetch credit; requeued ones go back to their
     /// original positions, marked redelivered. One lock, one dispatch for the lot.
-    /// Returns the rejected messages that are to be dead-lettered.
+    /// With `x-delivery-limit` a requeued message counts one more delivery, and one over the
+    /// limit is dropped instead. Returns the messages that are to be dead-lettered.
     pub fn settle(
         self: &Arc<Self>,
         settled: Vec<Unacked>,
         channel: &Arc<ChannelHandle>,
         how: Settle,
-    ) -> Vec<Message> {
+    ) -> Vec<(Message, DeathReason)> {
         let mut dead = Vec::new();
         let mut st = self.state.lock();
         for u in settled {
@@ -407,13 +421,23 @@ impl Queue {
             }
             if how == Settle::Requeue && !st.deleted {
                 let mut m = u.message;
+                if let Some(limit) = self.delivery_limit {
+                    m.delivery_count = m.delivery_count.saturating_add(1);
+                    if u64::from(m.delivery_count) > limit {
+                        st.ready.settle(m.offset, m.stored);
+                        if self.has_dead_letter_exchange {
+                            dead.push((m.message, DeathReason::DeliveryLimit));
+                        }
+                        continue;
+                    }
+                }
                 m.redelivered = true;
                 st.ready_bytes += m.message.body.len() as u64;
                 st.ready.requeue(m);
             } else {
                 st.ready.settle(u.message.offset, u.message.stored);
                 if how == Settle::Discard && self.has_dead_letter_exchange {
-                    dead.push(u.message.message);
+                    dead.push((u.message.message, DeathReason::Rejected));
                 }
             }
         }

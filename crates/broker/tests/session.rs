@@ -2461,3 +2461,289 @@ fn direct_reply_to_in_a_transaction_is_rewritten_at_publish() {
     server.publish(1, "", &reply_to, &no_props(), b"reply");
     assert_eq!(bodies(&requester.recv_items()), ["reply"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// x-delivery-limit
+// ---------------------------------------------------------------------------------------------
+
+fn delivery_count(item: &Item) -> Option<i64> {
+    item.props().headers.as_ref().and_then(|h| h.get("x-delivery-count")).and_then(FieldValue::as_i64)
+}
+
+#[test]
+fn delivery_limit_counts_requeues_and_dead_letters_past_the_limit() {
+    let b = broker();
+    let mut c = client(&b);
+    c.exchange(1, "dlx", "fanout");
+    c.queue(1, "dlq");
+    c.bind(1, "dlq", "dlx", "");
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "work".into(),
+            arguments: table(&[
+                ("x-delivery-limit", FieldValue::I32(2)),
+                ("x-dead-letter-exchange", text("dlx")),
+            ]),
+            ..Default::default()
+        },
+    );
+    let props = BasicProperties { message_id: Some("m".into()), ..Default::default() };
+    c.publish(1, "", "work", &props, b"x");
+    c.consume(1, "work", "c");
+    let items = c.recv_items();
+    let items: Vec<_> = items.iter().filter(|i| matches!(i.method, Method::BasicDeliver(_))).collect();
+    assert_eq!(items.len(), 1);
+    assert_eq!(delivery_count(items[0]), None, "no header on the first delivery");
+    assert!(items[0].props().headers.is_none());
+
+    // Two requeues (nack, then reject) are within the limit: the count goes up each time.
+    c.send(1, BasicNack { delivery_tag: 1, multiple: false, requeue: true });
+    let items = c.recv_items();
+    assert_eq!(deliveries(&items), vec![("c".into(), 2, "x".into())]);
+    assert_eq!(delivery_count(&items[0]), Some(1));
+    assert_eq!(items[0].props().message_id.as_deref(), Some("m"), "other properties kept");
+    assert!(deliver(&items[0]).redelivered);
+    c.send(1, BasicReject { delivery_tag: 2, requeue: true });
+    let items = c.recv_items();
+    assert_eq!(deliveries(&items), vec![("c".into(), 3, "x".into())]);
+    assert_eq!(delivery_count(&items[0]), Some(2));
+
+    // The third return exceeds the limit: dead-lettered with reason delivery_limit.
+    c.send(1, BasicNack { delivery_tag: 3, multiple: false, requeue: true });
+    c.expect_nothing();
+    assert_eq!(c.counts(1, "work").0, 0);
+    let (_, item) = c.get(1, "dlq", true).expect("dead-lettered");
+    let headers = item.props().headers.as_ref().expect("headers");
+    assert_eq!(headers.get("x-first-death-reason").and_then(FieldValue::as_str), Some("delivery_limit"));
+    assert_eq!(headers.get("x-first-death-queue").and_then(FieldValue::as_str), Some("work"));
+    assert_eq!(delivery_count(&item), None, "the count belongs to the queue, not the message");
+}
+
+#[test]
+fn delivery_limit_applies_to_channel_close_and_recover_and_drops_without_dlx() {
+    let b = broker();
+    let mut c = client(&b);
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "q".into(),
+            arguments: table(&[("x-delivery-limit", FieldValue::I64(1))]),
+            ..Default::default()
+        },
+    );
+    c.publish(1, "", "q", &no_props(), b"x");
+    // basic.get, then recover: count 1.
+    c.get(1, "q", false).unwrap();
+    c.rpc(1, BasicRecover { requeue: true }, "basic.recover-ok");
+    // A consumer on another channel, then the channel closes: count 2 > 1, dropped.
+    c.open_channel(2);
+    c.consume(2, "q", "c");
+    let items = c.recv_items();
+    let d: Vec<_> = items.iter().filter(|i| matches!(i.method, Method::BasicDeliver(_))).collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(delivery_count(d[0]), Some(1));
+    c.rpc(2, ChannelClose { reply_code: 200, ..Default::default() }, "channel.close-ok");
+    assert_eq!(c.counts(1, "q"), (0, 0), "over the limit without a dead-letter exchange: dropped");
+}
+
+#[test]
+fn delivery_limit_zero_allows_a_single_delivery_and_get_carries_the_count() {
+    let b = broker();
+    let mut c = client(&b);
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "once".into(),
+            arguments: table(&[("x-delivery-limit", FieldValue::I32(0))]),
+            ..Default::default()
+        },
+    );
+    c.publish(1, "", "once", &no_props(), b"x");
+    c.get(1, "once", false).unwrap();
+    c.send(1, BasicNack { delivery_tag: 1, multiple: false, requeue: true });
+    assert!(c.get(1, "once", true).is_none());
+
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "twice".into(),
+            arguments: table(&[("x-delivery-limit", FieldValue::I32(5))]),
+            ..Default::default()
+        },
+    );
+    c.publish(1, "", "twice", &no_props(), b"y");
+    let (ok, _) = c.get(1, "twice", false).unwrap();
+    c.send(1, BasicNack { delivery_tag: ok.delivery_tag, multiple: false, requeue: true });
+    let (ok, item) = c.get(1, "twice", true).unwrap();
+    assert!(ok.redelivered);
+    assert_eq!(delivery_count(&item), Some(1));
+}
+
+#[test]
+fn delivery_limit_must_be_a_non_negative_integer() {
+    let b = broker();
+    let mut c = client(&b);
+    c.send(
+        1,
+        QueueDeclare {
+            queue: "bad".into(),
+            arguments: table(&[("x-delivery-limit", FieldValue::I32(-1))]),
+            ..Default::default()
+        },
+    );
+    let close = c.expect_channel_close(1);
+    assert_eq!(close.reply_code, 406);
+    assert!(close.reply_text.contains("invalid arg 'x-delivery-limit'"), "{close:?}");
+    c.open_channel(1);
+    c.send(
+        1,
+        QueueDeclare {
+            queue: "bad".into(),
+            arguments: table(&[("x-consumer-timeout", text("soon"))]),
+            ..Default::default()
+        },
+    );
+    let close = c.expect_channel_close(1);
+    assert!(close.reply_text.contains("invalid arg 'x-consumer-timeout'"), "{close:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer timeout
+// ---------------------------------------------------------------------------------------------
+
+const TIMEOUT_TEXT: &str = "This timeout value can be configured, see consumers doc guide to learn more";
+
+#[test]
+fn consumer_timeout_closes_the_channel_and_requeues() {
+    let b = broker();
+    b.set_consumer_timeout(5);
+    let mut c = client(&b);
+    c.queue(1, "q");
+    c.open_channel(2);
+    c.publish(1, "", "q", &no_props(), b"x");
+    c.consume(2, "q", "c");
+    assert_eq!(bodies(&c.recv_items()), vec!["x"]);
+    // Not yet: nothing happens.
+    assert_eq!(b.check_consumer_timeouts(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(b.check_consumer_timeouts(), 1);
+    assert_eq!(b.check_consumer_timeouts(), 0, "marked once");
+    c.pump();
+    let close = c.expect_channel_close(2);
+    assert_eq!(close.reply_code, 406);
+    assert_eq!(
+        &*close.reply_text,
+        format!(
+            "PRECONDITION_FAILED - delivery acknowledgement on channel 2 timed out. \
+             Timeout value used: 5 ms. {TIMEOUT_TEXT}"
+        )
+    );
+    assert_eq!(c.counts(1, "q"), (1, 0), "requeued, the consumer gone");
+    // Channel 1 (no deliveries) is untouched.
+    let (ok, _) = c.get(1, "q", true).unwrap();
+    assert!(ok.redelivered);
+}
+
+#[test]
+fn queue_consumer_timeout_overrides_the_broker_setting_and_zero_disables() {
+    let b = broker();
+    b.set_consumer_timeout(0);
+    let mut c = client(&b);
+    c.queue(1, "plain");
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "short".into(),
+            arguments: table(&[("x-consumer-timeout", FieldValue::I32(1))]),
+            ..Default::default()
+        },
+    );
+    c.open_channel(2);
+    c.publish(1, "", "plain", &no_props(), b"p");
+    c.publish(1, "", "short", &no_props(), b"s");
+    c.consume(1, "plain", "c1");
+    c.recv();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert_eq!(b.check_consumer_timeouts(), 0, "the broker's timeout is off");
+
+    // basic.get deliveries count too, as in RabbitMQ.
+    c.get(2, "short", false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert_eq!(b.check_consumer_timeouts(), 1);
+    c.pump();
+    let close = c.expect_channel_close(2);
+    assert!(close.reply_text.contains("channel 2 timed out. Timeout value used: 1 ms."), "{close:?}");
+    assert_eq!(c.counts(1, "short").0, 1);
+}
+
+#[test]
+fn acknowledged_deliveries_do_not_time_out() {
+    let b = broker();
+    b.set_consumer_timeout(1);
+    let mut c = client(&b);
+    c.queue(1, "q");
+    c.publish(1, "", "q", &no_props(), b"x");
+    c.consume(1, "q", "c");
+    c.recv();
+    c.ack(1, 1, false);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(b.check_consumer_timeouts(), 0);
+    c.pump();
+    c.expect_nothing();
+}
+
+#[test]
+fn broker_default_consumer_timeout_is_thirty_minutes() {
+    assert_eq!(broker().consumer_timeout(), 1_800_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead-letter cycles
+// ---------------------------------------------------------------------------------------------
+
+/// Declares `name` dead-lettering through the default exchange to `to`, with an optional TTL.
+fn dead_lettering_queue(c: &mut TestClient, name: &str, to: &str, ttl: Option<i32>) {
+    let mut args = table(&[("x-dead-letter-exchange", text("")), ("x-dead-letter-routing-key", text(to))]);
+    if let Some(ttl) = ttl {
+        args.insert("x-message-ttl", FieldValue::I32(ttl));
+    }
+    c.declare_queue(1, QueueDeclare { queue: name.into(), arguments: args, ..Default::default() });
+}
+
+#[test]
+fn an_automatic_dead_letter_cycle_drops_the_message() {
+    let b = broker();
+    let mut c = client(&b);
+    dead_lettering_queue(&mut c, "a", "b", Some(1));
+    dead_lettering_queue(&mut c, "b", "a", Some(1));
+    c.publish(1, "", "a", &no_props(), b"x");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.expire_all();
+    assert_eq!((c.counts(1, "a").0, c.counts(1, "b").0), (0, 1), "a -> b");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.expire_all();
+    assert_eq!((c.counts(1, "a").0, c.counts(1, "b").0), (0, 0), "b -> a would cycle: dropped");
+}
+
+#[test]
+fn a_dead_letter_cycle_with_a_rejection_goes_on() {
+    let b = broker();
+    let mut c = client(&b);
+    dead_lettering_queue(&mut c, "work", "retry", None);
+    dead_lettering_queue(&mut c, "retry", "work", Some(1));
+    c.publish(1, "", "work", &no_props(), b"x");
+    for round in 1..=2 {
+        let (ok, _) = c.get(1, "work", false).expect("the message is back in work");
+        c.send(1, BasicReject { delivery_tag: ok.delivery_tag, requeue: false });
+        assert_eq!(c.counts(1, "retry").0, 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        b.expire_all();
+        assert_eq!(c.counts(1, "work").0, 1, "round {round}: the rejection makes the cycle a client's");
+    }
+    let (_, item) = c.get(1, "work", true).unwrap();
+    let Some(FieldValue::Array(deaths)) = item.props().headers.as_ref().unwrap().get("x-death") else {
+        panic!("no x-death");
+    };
+    assert_eq!(deaths.len(), 2);
+}

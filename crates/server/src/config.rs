@@ -70,6 +70,12 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub product: Option<String>,
 
+    /// A channel whose oldest unacknowledged delivery is older than this many milliseconds is
+    /// closed with 406 and the delivery requeued; 0 disables. The queue argument
+    /// `x-consumer-timeout` overrides it [default: 1800000].
+    #[arg(long, value_name = "MS")]
+    pub consumer_timeout: Option<u64>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -96,6 +102,8 @@ pub struct Config {
     pub segment_size: u64,
     pub queue_memory: u64,
     pub disk_free_limit: u64,
+    /// Consumer timeout in ms (0 = none).
+    pub consumer_timeout: u64,
     pub connection: ConnectionConfig,
     pub log: String,
 }
@@ -124,6 +132,7 @@ impl Settings {
             segment_size: self.segment_size.or(base.segment_size),
             queue_memory: self.queue_memory.or(base.queue_memory),
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
+            consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
             log: self.log.or(base.log),
         }
     }
@@ -149,6 +158,9 @@ impl Settings {
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
             queue_memory: self.queue_memory.unwrap_or(4 * 1024 * 1024),
             disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
+            consumer_timeout: self
+                .consumer_timeout
+                .unwrap_or(warren_broker::broker::DEFAULT_CONSUMER_TIMEOUT_MS),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,
@@ -181,6 +193,7 @@ mod tests {
         assert_eq!(c.connection.frame_max, 131_072);
         assert_eq!(c.connection.channel_max, 2047);
         assert_eq!(c.connection.heartbeat, 60);
+        assert_eq!(c.consumer_timeout, 1_800_000);
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -190,8 +203,14 @@ mod tests {
         let file: Settings =
             toml::from_str("heartbeat = 10\nframe_max = 8192\nlisten = \"127.0.0.1:7000\"\nsync = \"never\"")
                 .unwrap();
+        let timeout: Settings = toml::from_str("consumer_timeout = 60000").unwrap();
+        let flags = Settings::try_parse_from(["warren", "--consumer-timeout", "0"]).unwrap();
+        assert_eq!(flags.clone().over(timeout.clone()).resolve().unwrap().consumer_timeout, 0);
+        let none = Settings::try_parse_from(["warren"]).unwrap();
+        assert_eq!(none.over(timeout).resolve().unwrap().consumer_timeout, 60_000);
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();
+        assert_eq!(c.consumer_timeout, 1_800_000);
         assert_eq!(c.connection.heartbeat, 5);
         assert_eq!(c.connection.frame_max, 8192);
         assert_eq!(c.listen.port(), 7000);

@@ -14,6 +14,7 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     let connection_config = Arc::new(config.connection);
     let mut terminate = signal(SignalKind::terminate())?;
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
+    broker.set_consumer_timeout(config.consumer_timeout);
     spawn_expiry(broker.clone());
     loop {
         tokio::select! {
@@ -37,14 +38,24 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
 /// How often queues drop or dead-letter expired messages nobody is reading.
 const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Expires messages at the head of every queue on a timer, so TTLs hold for idle queues too.
+/// Consumer timeouts are checked every this many ticks (one second); RabbitMQ checks less often.
+const CONSUMER_TIMEOUT_TICKS: u32 = 20;
+
+/// Expires messages at the head of every queue on a timer, so TTLs hold for idle queues too;
+/// every second it also marks channels past their consumer timeout (their connections close them).
 fn spawn_expiry(broker: Arc<Broker>) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(EXPIRY_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u32;
         loop {
             ticker.tick().await;
             broker.expire_all();
+            ticks += 1;
+            if ticks == CONSUMER_TIMEOUT_TICKS {
+                ticks = 0;
+                broker.check_consumer_timeouts();
+            }
         }
     });
 }

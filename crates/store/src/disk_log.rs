@@ -465,6 +465,7 @@ impl DiskLog {
                     QueuedMessage {
                         offset: r.offset,
                         redelivered: recovered,
+                        delivery_count: 0,
                         expires_at: self.ctx.clock.expiry(r.expiry_ms),
                         stored: r.persistent(),
                         message,
@@ -562,6 +563,7 @@ impl QueueLog for DiskLog {
             self.window.push_back(QueuedMessage {
                 offset,
                 redelivered: false,
+                delivery_count: 0,
                 expires_at,
                 stored: persistent,
                 message,

@@ -25,6 +25,7 @@ impl QueueLog for MemoryLog {
         self.ready.push_back(QueuedMessage {
             offset,
             redelivered: false,
+            delivery_count: 0,
             expires_at,
             stored: false,
             message,

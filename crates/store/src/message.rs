@@ -37,6 +37,9 @@ impl Message {
 pub struct QueuedMessage {
     pub offset: u64,
     pub redelivered: bool,
+    /// How many times the message was delivered and returned to the queue (`x-delivery-limit`
+    /// queues count; deliveries then carry it as `x-delivery-count`). Not kept on disk.
+    pub delivery_count: u32,
     /// When the message expires (queue TTL or per-message expiration), if ever.
     pub expires_at: Option<std::time::Instant>,
     /// Whether the message has a record in the queue's log on disk (settling it writes an ack).

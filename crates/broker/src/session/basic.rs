@@ -12,7 +12,6 @@ use super::modes::Mode;
 use super::reply_to::{REPLY_PREFIX, REPLY_QUEUE};
 use super::{for_each_queue_run, Session};
 use crate::channel::{ChannelHandle, Unacked};
-use crate::deadletter::DeathReason;
 use crate::error::BrokerError;
 use crate::message::Message;
 use crate::names::generated_name;
@@ -324,7 +323,10 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         let outstanding = ch.handle.take_all();
         let handle = ch.handle.clone();
-        apply_settle(None, &handle, outstanding, Settle::Requeue, &mut Vec::new());
+        // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
+        let mut touched = std::mem::take(&mut self.touched);
+        apply_settle(self.vhost.as_deref(), &handle, outstanding, Settle::Requeue, &mut touched);
+        self.touched = touched;
         Ok(())
     }
 }
@@ -344,8 +346,8 @@ pub(super) fn apply_settle(
         }
         let dead = queue.settle(run, handle, how);
         if let Some(vhost) = vhost {
-            for message in dead {
-                vhost.dead_letter(queue, message, DeathReason::Rejected, touched);
+            for (message, reason) in dead {
+                vhost.dead_letter(queue, message, reason, touched);
             }
         }
     });

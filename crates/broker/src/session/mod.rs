@@ -166,6 +166,7 @@ impl Session {
     /// sync ticket if anything must become durable, and sends the confirms and commit-oks that
     /// need not wait. The others go out from [`Session::on_synced`].
     pub fn end_of_batch(&mut self, conn: &mut Connection) {
+        self.close_timed_out_channels(conn);
         let ticket = self.flush_touched();
         for slot in self.channels.iter_mut().flatten() {
             slot.mode.seal(ticket);
@@ -192,6 +193,27 @@ impl Session {
         self.flush(conn);
     }
 
+    /// Closes the channels the broker found with a delivery unacknowledged past the consumer
+    /// timeout, with RabbitMQ's error; their outstanding deliveries are requeued.
+    fn close_timed_out_channels(&mut self, conn: &mut Connection) {
+        let mut any = false;
+        for (number, slot) in self.channels.iter().enumerate() {
+            let Some(ch) = slot else { continue };
+            if let Some(ms) = ch.handle.take_timed_out() {
+                let text = format!(
+                    "delivery acknowledgement on channel {number} timed out. Timeout value used: {ms} ms. \
+                     This timeout value can be configured, see consumers doc guide to learn more"
+                );
+                tracing::warn!(connection = self.id, channel = number, timeout_ms = ms, "consumer timed out");
+                conn.close_channel(number as u16, AmqpError::precondition_failed(text));
+                any = true;
+            }
+        }
+        if any {
+            self.handle_events(conn);
+        }
+    }
+
     /// Flushes the logs this batch wrote to; returns the sync ticket covering them (0 if none).
     fn flush_touched(&mut self) -> u64 {
         if self.touched.is_empty() {
@@ -212,8 +234,11 @@ impl Session {
         if self.channels.len() <= index {
             self.channels.resize_with(index + 1, || None);
         }
+        let wake = self.sync_waker.clone();
+        let handle = Arc::new(ChannelHandle::new(number, self.outbox.clone()).with_waker(wake));
+        self.broker.register_channel(&handle);
         self.channels[index] = Some(ChannelSession {
-            handle: Arc::new(ChannelHandle::new(number, self.outbox.clone())),
+            handle,
             consumer_prefetch: 0,
             last_queue: None,
             mode: Mode::Plain,
@@ -250,7 +275,8 @@ impl Session {
                 single_active.push(queue);
             }
         }
-        basic::apply_settle(None, &ch.handle, unacked, Settle::Requeue, &mut self.touched);
+        // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
+        basic::apply_settle(self.vhost.as_deref(), &ch.handle, unacked, Settle::Requeue, &mut self.touched);
         // The next consumer of a single-active-consumer queue takes over, after the requeue.
         for queue in single_active {
             queue.wake();
@@ -272,6 +298,8 @@ impl Session {
                 notify_cancelled(consumers);
             }
         }
+        // Messages dead-lettered by the requeues (`x-delivery-limit`) reach their logs.
+        self.flush_touched();
     }
 
     fn auto_delete_queue(&self, queue: &Arc<Queue>) {
