@@ -507,26 +507,11 @@ impl Queue {
         }
         let QueueState { ready, consumers, next_consumer, ready_bytes, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
-            let (offset, stored) = (message.offset, message.stored);
-            let size = message.message.body.len() as u64;
             for _ in 0..n {
                 let idx = *next_consumer % n;
                 *next_consumer = (idx + 1) % n;
-                let c = &mut consumers[idx];
-                if !c.has_credit() {
-                    continue;
-                }
-                let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
-                match c.channel.try_deliver(self, who, message) {
-                    Ok(()) => {
-                        *ready_bytes = ready_bytes.saturating_sub(size);
-                        if c.no_ack {
-                            ready.settle(offset, stored);
-                        } else {
-                            c.unacked += 1;
-                        }
-                        continue 'messages;
-                    }
+                match self.offer(&mut consumers[idx], message, ready, ready_bytes) {
+                    Ok(()) => continue 'messages,
                     Err(back) => message = back,
                 }
             }
@@ -542,37 +527,55 @@ impl Queue {
         let single_active = self.single_active;
         let QueueState { ready, consumers, next_consumer, ready_bytes, .. } = st;
         let n = if single_active { 1 } else { consumers.len() };
-        let mut levels: Vec<i32> = consumers[..n].iter().map(|c| c.priority).collect();
-        levels.sort_unstable_by(|a, b| b.cmp(a));
-        levels.dedup();
         'messages: while let Some(mut message) = ready.pop_front() {
-            let (offset, stored) = (message.offset, message.stored);
-            let size = message.message.body.len() as u64;
-            for &level in &levels {
+            // Priority levels from the highest down, found by scanning (no list to allocate).
+            let mut below: Option<i32> = None;
+            while let Some(level) =
+                consumers[..n].iter().map(|c| c.priority).filter(|&p| below.is_none_or(|b| p < b)).max()
+            {
                 for k in 0..n {
                     let idx = (*next_consumer + k) % n;
-                    let c = &mut consumers[idx];
-                    if c.priority != level || !c.has_credit() {
+                    if consumers[idx].priority != level {
                         continue;
                     }
-                    let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
-                    match c.channel.try_deliver(self, who, message) {
+                    match self.offer(&mut consumers[idx], message, ready, ready_bytes) {
                         Ok(()) => {
                             *next_consumer = (idx + 1) % n;
-                            *ready_bytes = ready_bytes.saturating_sub(size);
-                            if c.no_ack {
-                                ready.settle(offset, stored);
-                            } else {
-                                c.unacked += 1;
-                            }
                             continue 'messages;
                         }
                         Err(back) => message = back,
                     }
                 }
+                below = Some(level);
             }
             ready.push_front(message);
             break;
         }
+    }
+
+    /// Offers a message to one consumer: delivered if the consumer has credit and its channel
+    /// takes it (then the queue's accounting follows), handed back otherwise.
+    #[allow(clippy::result_large_err)] // handing the message back by value allocates nothing
+    fn offer(
+        self: &Arc<Self>,
+        c: &mut Consumer,
+        message: QueuedMessage,
+        ready: &mut Box<dyn QueueLog>,
+        ready_bytes: &mut u64,
+    ) -> Result<(), QueuedMessage> {
+        if !c.has_credit() {
+            return Err(message);
+        }
+        let (offset, stored) = (message.offset, message.stored);
+        let size = message.message.body.len() as u64;
+        let who = ConsumerRef { tag: &c.tag, no_ack: c.no_ack };
+        c.channel.try_deliver(self, who, message)?;
+        *ready_bytes = ready_bytes.saturating_sub(size);
+        if c.no_ack {
+            ready.settle(offset, stored);
+        } else {
+            c.unacked += 1;
+        }
+        Ok(())
     }
 }

@@ -53,21 +53,9 @@ impl Session {
     }
 
     /// Routes a publish to its queues (returning it to the publisher if mandatory and
-    /// unroutable); says whether its confirm must wait for the store.
-    pub(super) fn route_publish(
-        &mut self,
-        conn: &mut Connection,
-        channel: u16,
-        publish: BasicPublish,
-        header: ContentHeader,
-        body: Bytes,
-    ) -> Result<PublishOutcome, AmqpError> {
-        // Without confirms nobody hears of a queue refusing the message.
-        Ok(self.route_message(conn, channel, publish, header, body)?.0)
-    }
-
-    /// As [`Session::route_publish`], also saying whether a full queue refused the message.
-    fn route_message(
+    /// unroutable); says whether its confirm must wait for the store, and whether a full queue
+    /// refused it.
+    pub(super) fn route_message(
         &mut self,
         conn: &mut Connection,
         channel: u16,

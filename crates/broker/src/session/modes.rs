@@ -176,7 +176,9 @@ impl Session {
         let tx = self.take_tx(channel)?;
         let mut needs_sync = false;
         for (publish, header, body) in tx.publishes {
-            needs_sync |= self.route_publish(conn, channel, publish, header, body)? == PublishOutcome::Stored;
+            // Inside a transaction nobody hears of a full queue refusing a message.
+            let (outcome, _rejected) = self.route_message(conn, channel, publish, header, body)?;
+            needs_sync |= outcome == PublishOutcome::Stored;
         }
         let handle = self.channel_or_err(channel)?.handle.clone();
         let mut touched = std::mem::take(&mut self.touched);
