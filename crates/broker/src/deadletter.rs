@@ -126,8 +126,8 @@ fn is_cycle(deaths: &Deaths, target: &str) -> bool {
     deaths[..=pos].iter().all(|&(_, automatic)| automatic)
 }
 
-/// The message's properties with this death added to `x-death` (and `x-first-death-*` set the
-/// first time), and the resulting history; a per-message expiration moves into the death
+/// The message's properties with this death added to `x-death`, `x-first-death-*` set the first
+/// time and `x-last-death-*` every time, and the resulting history; a per-message expiration moves into the death
 /// record, so the copy does not expire again for the same reason.
 fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (Bytes, Deaths) {
     let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
@@ -185,6 +185,11 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (
         headers.insert("x-first-death-queue", text(queue));
         headers.insert("x-first-death-reason", text(reason.as_str()));
     }
+    // RabbitMQ 3.13 and later also name the latest death, so a consumer of the dead-letter queue
+    // need not search the x-death array for it.
+    headers.insert("x-last-death-exchange", text(&message.exchange));
+    headers.insert("x-last-death-queue", text(queue));
+    headers.insert("x-last-death-reason", text(reason.as_str()));
     headers.insert("x-death", FieldValue::Array(deaths));
     sort_table(&mut headers);
     props.headers = Some(headers);
@@ -252,6 +257,30 @@ mod tests {
         assert_eq!(t.get("count"), Some(&FieldValue::I64(2)));
         let h = p.headers.unwrap();
         assert_eq!(h.get("x-first-death-reason").and_then(FieldValue::as_str), Some("rejected"));
+        assert_eq!(h.get("x-first-death-queue").and_then(FieldValue::as_str), Some("q"));
+        assert_eq!(h.get("x-last-death-queue").and_then(FieldValue::as_str), Some("q"));
+        assert_eq!(h.get("x-last-death-reason").and_then(FieldValue::as_str), Some("rejected"));
+    }
+
+    #[test]
+    fn last_death_names_the_latest_one() {
+        let mut m = message();
+        m.properties = with_death_recorded(&m, "a", DeathReason::Rejected).0;
+        m.exchange = "dlx".into();
+        m.properties = with_death_recorded(&m, "b", DeathReason::Expired).0;
+        let h = BasicProperties::decode(&m.properties).unwrap().headers.unwrap();
+        let get = |k: &str| h.get(k).and_then(FieldValue::as_str).map(str::to_owned);
+        assert_eq!(get("x-first-death-queue").as_deref(), Some("a"));
+        assert_eq!(get("x-first-death-reason").as_deref(), Some("rejected"));
+        assert_eq!(get("x-first-death-exchange").as_deref(), Some("ex"));
+        assert_eq!(get("x-last-death-queue").as_deref(), Some("b"));
+        assert_eq!(get("x-last-death-reason").as_deref(), Some("expired"));
+        assert_eq!(get("x-last-death-exchange").as_deref(), Some("dlx"));
+        // Sorted by key, as RabbitMQ writes the tables it rewrites.
+        let keys: Vec<&str> = h.0.iter().map(|(k, _)| &**k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
     }
 
     #[test]

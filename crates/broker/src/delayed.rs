@@ -132,8 +132,9 @@ impl DelayedMessages {
         st.log = Some(log);
     }
 
-    /// Holds `message` until `delay` has passed; a durable exchange writes it to its log first.
-    fn hold(&self, message: Message, extra_keys: Vec<ShortStr>, delay: Duration) -> std::io::Result<()> {
+    /// Holds `message` until `delay` has passed; a durable exchange writes it to its log first
+    /// (handed to the OS; durable with the store's next sync). True when it was written.
+    fn hold(&self, message: Message, extra_keys: Vec<ShortStr>, delay: Duration) -> std::io::Result<bool> {
         let due = Instant::now() + delay;
         let mut st = self.state.lock();
         let offset = match st.log.as_mut() {
@@ -149,7 +150,7 @@ impl DelayedMessages {
         let seq = st.next_seq;
         st.next_seq += 1;
         st.held.insert((due, seq), Held { message, extra_keys, offset });
-        Ok(())
+        Ok(offset.is_some())
     }
 
     /// Takes the messages due by `now`, in due order.
@@ -207,22 +208,23 @@ impl VHost {
         Ok(())
     }
 
-    /// Holds `message` if `exchange` delays it; true when it was held.
+    /// Holds `message` if `exchange` delays it: `Some(stored)` when it was held, `stored` when
+    /// it went to the exchange's log.
     pub(crate) fn hold_if_delayed(
         &self,
         exchange: &Exchange,
         message: &Message,
         extra_keys: &[ShortStr],
-    ) -> Result<bool, BrokerError> {
-        let Some(delayed) = exchange.delayed() else { return Ok(false) };
-        let Some(delay) = requested_delay(&message.properties) else { return Ok(false) };
-        delayed.hold(message.clone(), extra_keys.to_vec(), delay).map_err(|e| {
+    ) -> Result<Option<bool>, BrokerError> {
+        let Some(delayed) = exchange.delayed() else { return Ok(None) };
+        let Some(delay) = requested_delay(&message.properties) else { return Ok(None) };
+        let stored = delayed.hold(message.clone(), extra_keys.to_vec(), delay).map_err(|e| {
             BrokerError::Storage(format!(
                 "cannot store a delayed message of exchange '{}': {e}",
                 exchange.name
             ))
         })?;
-        Ok(true)
+        Ok(Some(stored))
     }
 
     /// Routes the held messages whose delay has passed, with their exchange's routing type (and

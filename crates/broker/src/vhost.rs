@@ -503,7 +503,7 @@ impl VHost {
         exchange: &str,
         message: &Message,
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Routed, BrokerError> {
         self.route_keys(exchange, message, &[], out)
     }
 
@@ -515,7 +515,7 @@ impl VHost {
         message: &Message,
         extra_keys: &[ShortStr],
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Routed, BrokerError> {
         if exchange.is_empty() {
             let queues = self.queues.read();
             for key in std::iter::once(&message.routing_key).chain(extra_keys) {
@@ -525,7 +525,7 @@ impl VHost {
             }
             drop(queues);
             dedupe_queues(out);
-            return Ok(());
+            return Ok(Routed::ToQueues);
         }
         let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
         if e.internal {
@@ -538,8 +538,8 @@ impl VHost {
         for _ in 0..MAX_ALTERNATE_HOPS {
             // A delayed-message exchange holds a message with an x-delay: it reaches no queue
             // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
-            if self.hold_if_delayed(&exchange, message, extra_keys)? {
-                break;
+            if let Some(stored) = self.hold_if_delayed(&exchange, message, extra_keys)? {
+                return Ok(Routed::Delayed { stored });
             }
             let mut headers = HeadersSource::new(&message.properties);
             exchange.route(&message.routing_key, &mut headers, out);
@@ -556,8 +556,18 @@ impl VHost {
             exchange = next;
         }
         dedupe_queues(out);
-        Ok(())
+        Ok(Routed::ToQueues)
     }
+}
+
+/// What routing did with a message, besides finding its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// It goes to the queues found (perhaps none).
+    ToQueues,
+    /// A delayed-message exchange holds it; `stored` when in a durable exchange's log, so a
+    /// confirm must wait for the store's next sync as for a message stored in a queue.
+    Delayed { stored: bool },
 }
 
 fn quoted(s: &str) -> String {

@@ -739,6 +739,55 @@ fn reject_without_requeue_dead_letters_with_x_death() {
 }
 
 #[test]
+fn x_last_death_headers_name_the_latest_death() {
+    let b = broker();
+    let mut c = client(&b);
+    c.exchange(1, "dlx", "fanout");
+    c.exchange(1, "dlx2", "fanout");
+    c.queue(1, "dlq2");
+    c.bind(1, "dlq2", "dlx2", "");
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "dlq1".into(),
+            arguments: table(&[("x-dead-letter-exchange", text("dlx2"))]),
+            ..Default::default()
+        },
+    );
+    c.bind(1, "dlq1", "dlx", "");
+    c.declare_queue(
+        1,
+        QueueDeclare {
+            queue: "work".into(),
+            arguments: table(&[("x-dead-letter-exchange", text("dlx"))]),
+            ..Default::default()
+        },
+    );
+    c.publish(1, "", "work", &no_props(), b"twice");
+    let (ok, _) = c.get(1, "work", false).unwrap();
+    c.send(1, BasicReject { delivery_tag: ok.delivery_tag, requeue: false });
+    let (ok, item) = c.get(1, "dlq1", false).expect("dead-lettered once");
+    let once = item.props().headers.clone().expect("headers");
+    c.send(1, BasicNack { delivery_tag: ok.delivery_tag, multiple: false, requeue: false });
+    let (_, item) = c.get(1, "dlq2", true).expect("dead-lettered twice");
+    let twice = item.props().headers.clone().expect("headers");
+    let get = |h: &FieldTable, k: &str| h.get(k).and_then(FieldValue::as_str).map(str::to_owned);
+
+    // After the first death, first and last are the same one.
+    assert_eq!(get(&once, "x-last-death-queue").as_deref(), Some("work"));
+    assert_eq!(get(&once, "x-last-death-reason").as_deref(), Some("rejected"));
+    assert_eq!(get(&once, "x-last-death-exchange").as_deref(), Some(""));
+    // After the second, first stays and last moves on (the exchange it was then published to).
+    assert_eq!(get(&twice, "x-first-death-queue").as_deref(), Some("work"));
+    assert_eq!(get(&twice, "x-first-death-exchange").as_deref(), Some(""));
+    assert_eq!(get(&twice, "x-last-death-queue").as_deref(), Some("dlq1"));
+    assert_eq!(get(&twice, "x-last-death-reason").as_deref(), Some("rejected"));
+    assert_eq!(get(&twice, "x-last-death-exchange").as_deref(), Some("dlx"));
+    let Some(FieldValue::Array(deaths)) = twice.get("x-death") else { panic!("no x-death in {twice:?}") };
+    assert_eq!(deaths.len(), 2, "one entry per queue and reason");
+}
+
+#[test]
 fn nack_without_requeue_uses_the_dead_letter_routing_key() {
     let b = broker();
     let mut c = client(&b);
@@ -2746,4 +2795,76 @@ fn a_dead_letter_cycle_with_a_rejection_goes_on() {
         panic!("no x-death");
     };
     assert_eq!(deaths.len(), 2);
+}
+
+/// An in-memory store whose syncs happen only when a test says so: confirms that wait for the
+/// store can be told from those that do not.
+#[derive(Default)]
+struct GatedStore {
+    issued: std::sync::atomic::AtomicU64,
+    synced: std::sync::atomic::AtomicU64,
+}
+
+impl GatedStore {
+    /// Makes everything flushed so far durable.
+    fn sync_all(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.synced.store(self.issued.load(SeqCst), SeqCst);
+    }
+}
+
+impl warren_store::Store for GatedStore {
+    fn open_queue(
+        &self,
+        vhost: &str,
+        queue: &str,
+        durable: bool,
+    ) -> std::io::Result<Box<dyn warren_store::QueueLog>> {
+        warren_store::Store::open_queue(&warren_store::MemoryStore, vhost, queue, durable)
+    }
+
+    fn sync_ticket(&self) -> u64 {
+        self.issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    fn synced(&self) -> u64 {
+        self.synced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn on_synced(&self, _ticket: u64, _waker: warren_store::SyncWaker) {}
+}
+
+#[test]
+fn a_durable_delayed_exchange_confirms_only_once_synced() {
+    let store = Arc::new(GatedStore::default());
+    let b = Arc::new(Broker::with_store(store.clone()));
+    let mut c = client(&b);
+    for (name, durable) in [("later", true), ("later-transient", false)] {
+        let declare = ExchangeDeclare {
+            exchange: name.into(),
+            kind: "x-delayed-message".into(),
+            durable,
+            arguments: table(&[("x-delayed-type", text("direct"))]),
+            ..Default::default()
+        };
+        c.rpc(1, declare, "exchange.declare-ok");
+    }
+    c.rpc(1, ConfirmSelect { nowait: false }, "confirm.select-ok");
+    let delayed = BasicProperties {
+        headers: Some(table(&[("x-delay", FieldValue::I32(60_000))])),
+        ..Default::default()
+    };
+
+    // Held in memory by a transient exchange: nothing to wait for.
+    c.publish(1, "later-transient", "k", &delayed, b"m1");
+    let ack = c.expect_one(1, "basic.ack");
+    assert_eq!(ack.method, Method::BasicAck(BasicAck { delivery_tag: 1, multiple: false }));
+
+    // Written to a durable exchange's log: the confirm waits for the sync.
+    c.publish(1, "later", "k", &delayed, b"m2");
+    c.expect_nothing();
+    store.sync_all();
+    c.session.on_synced(&mut c.conn);
+    let ack = c.expect_one(1, "basic.ack");
+    assert_eq!(ack.method, Method::BasicAck(BasicAck { delivery_tag: 2, multiple: false }));
 }

@@ -71,7 +71,25 @@ pub const DIFFERENCES: &[Difference] = &[
                  between two RabbitMQ runs. The set and the order of returns before acks are \
                  behaviour and are compared.",
     },
+    Difference {
+        id: "last-death-headers",
+        what: "The `x-last-death-exchange`, `x-last-death-queue` and `x-last-death-reason` message \
+               headers are left out of both transcripts.",
+        reason: "Warren writes them on every dead-lettering, as RabbitMQ does since 3.13; the \
+                 reference RabbitMQ 3.10 predates them. Their values are tested against Warren \
+                 alone (crates/broker/tests/session.rs); `x-death` and `x-first-death-*` are \
+                 compared.",
+    },
 ];
+
+/// Message headers RabbitMQ 3.13 added (last-death-headers).
+const LAST_DEATH_HEADERS: [&str; 3] = ["x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"];
+
+/// Field-level normalization: whether the entry at `path` (see [`field_placeholder`]) is left
+/// out of the rendering altogether.
+pub fn field_omitted(path: &[String]) -> bool {
+    matches!(path, [root, key] if root == "headers" && LAST_DEATH_HEADERS.contains(&key.as_str()))
+}
 
 /// Server-properties entries whose values identify the server.
 const SERVER_IDENTITY_KEYS: [&str; 6] =
@@ -234,6 +252,9 @@ mod tests {
         assert_eq!(field_placeholder(&p(&["server-properties", "capabilities"]), b'F'), None);
         assert_eq!(field_placeholder(&p(&["headers", "x-death", "0", "time"]), b'T'), Some("<timestamp>"));
         assert_eq!(field_placeholder(&p(&["headers", "time"]), b'T'), None);
+        assert!(field_omitted(&p(&["headers", "x-last-death-queue"])));
+        assert!(!field_omitted(&p(&["headers", "x-first-death-queue"])));
+        assert!(!field_omitted(&p(&["headers", "x-death", "0", "x-last-death-queue"])));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! and prints every field with its type octet, in wire order, with exact
 //! values (floats as bit patterns). Two renderings are equal exactly when
 //! the bytes are equal, except where [`crate::differences::field_placeholder`]
-//! replaces a value that differs for a documented reason.
+//! replaces a value, or [`crate::differences::field_omitted`] leaves out an
+//! entry, that differs for a documented reason.
 
 use crate::differences;
 
@@ -155,18 +156,24 @@ fn table_entries(body: &[u8], path: &mut Vec<String>, out: &mut String) -> R<()>
     out.push('{');
     let mut first = true;
     while c.pos < body.len() {
+        let key = c.shortstr()?;
+        let ty = c.u8()?;
+        path.push(String::from_utf8_lossy(key).into_owned());
+        let mut entry = String::new();
+        let r = value(&mut c, ty, path, &mut entry);
+        let omitted = differences::field_omitted(path);
+        path.pop();
+        r?;
+        if omitted {
+            continue;
+        }
         if !first {
             out.push_str(", ");
         }
         first = false;
-        let key = c.shortstr()?;
         out.push_str(&quote(key));
         out.push('=');
-        let ty = c.u8()?;
-        path.push(String::from_utf8_lossy(key).into_owned());
-        let r = value(&mut c, ty, path, out);
-        path.pop();
-        r?;
+        out.push_str(&entry);
     }
     out.push('}');
     Ok(())

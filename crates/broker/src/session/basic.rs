@@ -16,7 +16,7 @@ use crate::error::BrokerError;
 use crate::message::Message;
 use crate::names::generated_name;
 use crate::queue::{ConsumeRefused, Consumer, Queue, Settle};
-use crate::vhost::VHost;
+use crate::vhost::{Routed, VHost};
 
 impl Session {
     pub(super) fn publish(
@@ -76,11 +76,14 @@ impl Session {
         } else {
             vhost.route(&message.exchange, &message, &mut routed)
         };
-        if let Err(e) = result {
-            routed.clear();
-            self.routed = routed;
-            return Err(e.into());
-        }
+        let held_stored = match result {
+            Ok(how) => how == Routed::Delayed { stored: true },
+            Err(e) => {
+                routed.clear();
+                self.routed = routed;
+                return Err(e.into());
+            }
+        };
         if message.exchange.is_empty() && message.routing_key.starts_with(REPLY_PREFIX) {
             // Direct reply-to: no queue takes it, so it is returned if mandatory, as in RabbitMQ.
             self.broker.reply_registry().deliver(&message);
@@ -89,6 +92,11 @@ impl Session {
             return_unroutable(conn, channel, &message);
         }
         let mut outcome = PublishOutcome::Done;
+        if held_stored {
+            // A durable delayed-message exchange wrote it to its log: confirmed once synced.
+            outcome = PublishOutcome::Stored;
+            self.sync_needed = true;
+        }
         let mut rejected = false;
         for q in routed.drain(..) {
             match q.publish(message.clone()) {
@@ -354,7 +362,7 @@ fn route_sender_selected(
     vhost: &VHost,
     message: &mut Message,
     routed: &mut Vec<Arc<Queue>>,
-) -> Result<(), BrokerError> {
+) -> Result<Routed, BrokerError> {
     let Ok(mut props) = warren_protocol::BasicProperties::decode(&message.properties) else {
         return vhost.route(&message.exchange, message, routed);
     };

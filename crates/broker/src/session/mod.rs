@@ -47,6 +47,9 @@ pub struct Session {
     routed: Vec<Arc<Queue>>,
     /// Durable queues written to in this batch of input: flushed together at its end.
     touched: Vec<Arc<Queue>>,
+    /// Something other than a queue's log (a durable delayed-message exchange's) was written in
+    /// this batch: its end takes a sync ticket even if no queue was touched.
+    sync_needed: bool,
     /// Wakes the connection's task when the store has made a batch durable.
     sync_waker: SyncNotify,
     /// The store ticket the connection's task will be woken for, if any.
@@ -89,6 +92,7 @@ impl Session {
             exclusive_queues: Vec::new(),
             routed: Vec::new(),
             touched: Vec::new(),
+            sync_needed: false,
             sync_waker,
             wake_registered_for: 0,
             has_published: false,
@@ -216,9 +220,10 @@ impl Session {
 
     /// Flushes the logs this batch wrote to; returns the sync ticket covering them (0 if none).
     fn flush_touched(&mut self) -> u64 {
-        if self.touched.is_empty() {
+        if self.touched.is_empty() && !self.sync_needed {
             return 0;
         }
+        self.sync_needed = false;
         self.touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
         self.touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for q in self.touched.drain(..) {
