@@ -74,6 +74,14 @@ impl QueueLog for PriorityLog {
         self.inner.settle(offset, stored);
     }
 
+    fn note_return(&mut self, offset: u64, stored: bool) {
+        self.inner.note_return(offset, stored);
+    }
+
+    fn recovered_body_bytes(&self) -> u64 {
+        self.inner.recovered_body_bytes()
+    }
+
     fn len(&self) -> usize {
         self.ready.len()
     }

@@ -220,6 +220,7 @@ impl Queue {
         );
         let delivery_limit = non_negative("x-delivery-limit");
         let consumer_timeout = non_negative("x-consumer-timeout").map(Duration::from_millis);
+        let ready_bytes = log.recovered_body_bytes();
         let log = match non_negative("x-max-priority").and_then(|n| u8::try_from(n).ok()) {
             Some(max) if max > 0 => Box::new(crate::priority::PriorityLog::new(log, max)),
             _ => log,
@@ -245,7 +246,7 @@ impl Queue {
                 next_consumer: 0,
                 ever_consumed: false,
                 deleted: false,
-                ready_bytes: 0,
+                ready_bytes,
                 may_expire: message_ttl.is_some(),
                 expired: Vec::new(),
                 last_used: Instant::now(),
@@ -430,6 +431,7 @@ impl Queue {
                         }
                         continue;
                     }
+                    st.ready.note_return(m.offset, m.stored);
                 }
                 m.redelivered = true;
                 st.ready_bytes += m.message.body.len() as u64;

@@ -8,8 +8,9 @@ mod common;
 use common::durable::{DurableBroker, Stop};
 use common::*;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
@@ -946,3 +947,118 @@ on_term_and_kill!(
     priority_queue_comes_back_after_sigterm,
     priority_queue_comes_back_after_sigkill
 );
+
+// ---------------------------------------------------------------------------------------------
+// Length limits in bytes count what a durable queue recovered
+
+async fn max_length_bytes_counts_recovered_messages(how: Stop) {
+    let mut b = DurableBroker::start(&[]).await;
+    let args =
+        table(&[("x-max-length-bytes", AMQPValue::LongInt(100)), ("x-overflow", longstr("reject-publish"))]);
+    {
+        let c = b.connect().await;
+        let ch = confirm_channel(&c).await;
+        declare_q(&ch, "dq-bytes", durable_q(), args.clone()).await;
+        for i in 0..4 {
+            publish_confirmed(
+                &ch,
+                "",
+                "dq-bytes",
+                format!("twenty-bytes-body-{i:02}").as_bytes(),
+                persistent(),
+            )
+            .await;
+        }
+        c.close().await;
+    }
+    restart(&mut b, how).await;
+    let c = b.connect().await;
+    let ch = confirm_channel(&c).await;
+    declare_q(&ch, "dq-bytes", durable_q(), args).await;
+    // 80 bytes are back: 30 more would pass the limit of 100, 20 more reach it exactly.
+    let confirm = |body: &'static [u8]| {
+        let ch = ch.clone();
+        async move {
+            let published = within(ch.basic_publish(
+                "".into(),
+                "dq-bytes".into(),
+                BasicPublishOptions::default(),
+                body,
+                persistent(),
+            ))
+            .await
+            .expect("publish");
+            within(published).await.expect("confirmation")
+        }
+    };
+    assert!(confirm(b"thirty-bytes-body-too-many-xx!").await.is_nack(), "over the limit: refused");
+    assert!(confirm(b"twenty-bytes-body-04").await.is_ack(), "up to the limit: taken");
+    let got = get_all(&ch, "dq-bytes").await;
+    let expected: Vec<String> = (0..5).map(|i| format!("twenty-bytes-body-{i:02}")).collect();
+    assert_eq!(only_bodies(&got), expected);
+}
+on_term_and_kill!(
+    max_length_bytes_counts_recovered_messages,
+    max_length_bytes_counts_recovered_after_sigterm,
+    max_length_bytes_counts_recovered_after_sigkill
+);
+
+// ---------------------------------------------------------------------------------------------
+// x-delivery-limit: a message's delivery count survives a restart
+
+fn delivery_count(m: &lapin::message::BasicGetMessage) -> Option<i64> {
+    let headers = m.delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        other => panic!("x-delivery-count is {other:?}"),
+    }
+}
+
+async fn delivery_count_survives(how: Stop) {
+    let mut b = DurableBroker::start(&[]).await;
+    let args = table(&[("x-delivery-limit", AMQPValue::LongInt(2))]);
+    let get = |ch: Channel| async move {
+        within(ch.basic_get("dq-limit".into(), BasicGetOptions::default()))
+            .await
+            .expect("basic.get")
+            .expect("a message is ready")
+    };
+    let nack = |m: lapin::message::BasicGetMessage| async move {
+        let requeue = BasicNackOptions { requeue: true, ..Default::default() };
+        within(m.delivery.acker.nack(requeue)).await.expect("nack");
+    };
+    {
+        let c = b.connect().await;
+        let ch = confirm_channel(&c).await;
+        declare_q(&ch, "dq-limit", durable_q(), args.clone()).await;
+        publish_confirmed(&ch, "", "dq-limit", b"poison", persistent()).await;
+        let first = get(ch.clone()).await;
+        assert_eq!(delivery_count(&first), None);
+        nack(first).await;
+        let second = get(ch.clone()).await;
+        assert_eq!(delivery_count(&second), Some(1));
+        nack(second).await;
+        // Its confirm waits for a sync that covers the nack's return record.
+        publish_confirmed(&ch, "", "dq-limit", b"next", persistent()).await;
+        c.close().await;
+    }
+    restart(&mut b, how).await;
+    let c = b.connect().await;
+    let ch = c.channel().await;
+    declare_q(&ch, "dq-limit", durable_q(), args).await;
+    let third = get(ch.clone()).await;
+    assert_eq!(text(&third.delivery.data), "poison");
+    assert_eq!(delivery_count(&third), Some(2), "two returns before the restart");
+    assert!(third.delivery.redelivered);
+    nack(third).await;
+    // A third return passes the limit of 2: the message is dropped.
+    let next = get(ch.clone()).await;
+    assert_eq!(text(&next.delivery.data), "next");
+    assert_eq!(delivery_count(&next), None);
+    within(next.delivery.acker.ack(BasicAckOptions::default())).await.expect("ack");
+    assert!(within(ch.basic_get("dq-limit".into(), BasicGetOptions::default()))
+        .await
+        .expect("get")
+        .is_none());
+}
+on_term_and_kill!(delivery_count_survives, delivery_count_survives_sigterm, delivery_count_survives_sigkill);

@@ -68,6 +68,9 @@ struct Segment {
     pending: u64,
     /// For a segment recovered at open: records (by position) that are not to be read back.
     skip: Option<Bits>,
+    /// For a segment recovered at open: how often its waiting records had been returned to the
+    /// queue, by offset (ascending; only records ever returned).
+    returns: Vec<(u64, u32)>,
     ack_file: Option<Arc<File>>,
     ack_buf: Vec<u8>,
 }
@@ -81,6 +84,7 @@ impl Segment {
             end_offset: first,
             pending: 0,
             skip: None,
+            returns: Vec::new(),
             ack_file: None,
             ack_buf: Vec::new(),
         }
@@ -139,6 +143,8 @@ pub struct DiskLog {
     next_offset: u64,
     /// Records with smaller offsets were written before this log was opened (recovered).
     recovered_below: u64,
+    /// Body bytes of the messages recovered at open.
+    recovered_body_bytes: u64,
     requeued: VecDeque<QueuedMessage>,
     window: VecDeque<QueuedMessage>,
     window_bytes: usize,
@@ -176,6 +182,7 @@ impl DiskLog {
             acks_buffered: Vec::new(),
             next_offset: 0,
             recovered_below: 0,
+            recovered_body_bytes: 0,
             requeued: VecDeque::new(),
             window: VecDeque::new(),
             window_bytes: 0,
@@ -211,6 +218,7 @@ impl DiskLog {
                 .max(r.last_offset.map_or(0, |o| o + 1))
                 .max(r.highest_acked.map_or(0, |o| o + 1));
             let skip = (r.skip.count_ones() > 0).then_some(r.skip);
+            self.recovered_body_bytes += r.pending_body_bytes;
             self.segments.push_back(Segment {
                 first,
                 len: r.len,
@@ -218,6 +226,7 @@ impl DiskLog {
                 end_offset: r.last_offset.map_or(first, |o| o + 1),
                 pending: r.pending,
                 skip,
+                returns: r.returns,
                 ..Segment::new(first)
             });
         }
@@ -431,6 +440,7 @@ impl DiskLog {
                 }
                 // Done with this segment: what is left of it is only waiting for acks.
                 self.segments[i].skip = None;
+                self.segments[i].returns = Vec::new();
                 self.reader = None;
                 let Some(next) = self.segments.get(i + 1) else { return Ok(None) };
                 self.cursor = Cursor { segment: next.first, pos: HEADER_LEN, ordinal: 0 };
@@ -462,10 +472,15 @@ impl DiskLog {
                     let Some(message) = r.to_message() else {
                         return Err(corrupt(&self.dir, first, pos, "record names are not UTF-8"));
                     };
+                    let returns = &self.segments[i].returns;
+                    let delivery_count = match returns.binary_search_by_key(&r.offset, |&(o, _)| o) {
+                        Ok(j) if recovered => returns[j].1,
+                        _ => 0,
+                    };
                     QueuedMessage {
                         offset: r.offset,
                         redelivered: recovered,
-                        delivery_count: 0,
+                        delivery_count,
                         expires_at: self.ctx.clock.expiry(r.expiry_ms),
                         stored: r.persistent(),
                         message,
@@ -621,6 +636,25 @@ impl QueueLog for DiskLog {
             self.acks_buffered.push(first);
         }
         record::encode_ack(&mut seg.ack_buf, offset);
+    }
+
+    fn note_return(&mut self, offset: u64, stored: bool) {
+        if self.deleted || !stored {
+            return;
+        }
+        let Some(i) = self.segment_of(offset).filter(|&i| offset < self.segments[i].end_offset) else {
+            return;
+        };
+        let first = self.segments[i].first;
+        let seg = &mut self.segments[i];
+        if seg.ack_buf.is_empty() {
+            self.acks_buffered.push(first);
+        }
+        record::encode_return(&mut seg.ack_buf, offset);
+    }
+
+    fn recovered_body_bytes(&self) -> u64 {
+        self.recovered_body_bytes
     }
 
     fn len(&self) -> usize {

@@ -55,6 +55,16 @@ pub trait QueueLog: Send + std::fmt::Debug {
     /// The message at `offset` left the queue for good (acknowledged, dropped or dead-lettered):
     /// a `stored` one gets an ack record, and a segment whose messages are all settled is deleted.
     fn settle(&mut self, offset: u64, stored: bool);
+    /// A delivered message was returned to the queue and counts one more delivery
+    /// (`x-delivery-limit`): a `stored` one gets a return record, so that
+    /// [`QueuedMessage::delivery_count`] is recovered after a restart. Written with the next
+    /// [`QueueLog::flush`], like acks.
+    fn note_return(&mut self, _offset: u64, _stored: bool) {}
+    /// Body bytes of the messages recovered when the log was opened (what `x-max-length-bytes`
+    /// counts); 0 for a log that starts empty.
+    fn recovered_body_bytes(&self) -> u64 {
+        0
+    }
     /// Ready messages (delivered but unsettled ones are not counted).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {

@@ -38,7 +38,8 @@ pub struct QueuedMessage {
     pub offset: u64,
     pub redelivered: bool,
     /// How many times the message was delivered and returned to the queue (`x-delivery-limit`
-    /// queues count; deliveries then carry it as `x-delivery-count`). Not kept on disk.
+    /// queues count; deliveries then carry it as `x-delivery-count`). Kept on disk for stored
+    /// messages (see [`crate::QueueLog::note_return`]).
     pub delivery_count: u32,
     /// When the message expires (queue TTL or per-message expiration), if ever.
     pub expires_at: Option<std::time::Instant>,

@@ -14,8 +14,11 @@
 //! ... body             the rest
 //! ```
 //!
-//! An ack entry is `u64 offset, u32 crc32c(offset bytes)`: fixed-size, so a torn entry shows as
-//! a short tail and a corrupt one fails its checksum.
+//! An ack-file entry is `u64 word, u32 crc32c(word bytes)`: fixed-size, so a torn entry shows as
+//! a short tail and a corrupt one fails its checksum. The word is the offset of a settled
+//! message, or, with bit 63 set, the offset of a message that was delivered and returned to its
+//! queue (one entry per return: queues with `x-delivery-limit` count them, and the count must
+//! survive a restart). Offsets never reach bit 63.
 
 use bytes::Bytes;
 use warren_protocol::ShortStr;
@@ -186,18 +189,47 @@ fn parse_payload(payload: &[u8]) -> Option<RecordRef<'_>> {
     Some(RecordRef { offset, flags, expiry_ms, exchange, routing_key, properties, body, payload })
 }
 
+/// Marks a return entry in an ack file's word.
+const RETURNED_BIT: u64 = 1 << 63;
+
+/// What an ack-file entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckEntry {
+    /// The message at this offset left the queue for good.
+    Settled(u64),
+    /// The message at this offset was delivered and returned once more.
+    Returned(u64),
+}
+
 /// Appends the ack entry of `offset` to `buf`.
 pub fn encode_ack(buf: &mut Vec<u8>, offset: u64) {
-    let bytes = offset.to_le_bytes();
+    encode_ack_word(buf, offset);
+}
+
+/// Appends the entry recording one more return of the message at `offset` to `buf`.
+pub fn encode_return(buf: &mut Vec<u8>, offset: u64) {
+    encode_ack_word(buf, offset | RETURNED_BIT);
+}
+
+fn encode_ack_word(buf: &mut Vec<u8>, word: u64) {
+    let bytes = word.to_le_bytes();
     buf.extend_from_slice(&bytes);
     buf.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
 }
 
-/// The offset in an ack entry, if its checksum holds.
-pub fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<u64> {
+/// What an ack-file entry says, if its checksum holds.
+pub fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<AckEntry> {
     let (bytes, crc) = entry.split_at(8);
     let crc = u32::from_le_bytes(crc.try_into().ok()?);
-    (crc32c::crc32c(bytes) == crc).then(|| u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    if crc32c::crc32c(bytes) != crc {
+        return None;
+    }
+    let word = u64::from_le_bytes(bytes.try_into().ok()?);
+    Some(if word & RETURNED_BIT != 0 {
+        AckEntry::Returned(word & !RETURNED_BIT)
+    } else {
+        AckEntry::Settled(word)
+    })
 }
 
 #[cfg(test)]
@@ -252,12 +284,23 @@ mod tests {
         let mut buf = Vec::new();
         encode_ack(&mut buf, 123_456);
         let entry: [u8; ACK_ENTRY_LEN] = buf.clone().try_into().unwrap();
-        assert_eq!(decode_ack(&entry), Some(123_456));
+        assert_eq!(decode_ack(&entry), Some(AckEntry::Settled(123_456)));
         for i in 0..ACK_ENTRY_LEN {
             let mut bad = entry;
             bad[i] ^= 0x40;
             assert_eq!(decode_ack(&bad), None);
         }
+    }
+
+    #[test]
+    fn return_entries_are_told_from_acks() {
+        let mut buf = Vec::new();
+        encode_return(&mut buf, 77);
+        encode_ack(&mut buf, 77);
+        let first: [u8; ACK_ENTRY_LEN] = buf[..ACK_ENTRY_LEN].try_into().unwrap();
+        let second: [u8; ACK_ENTRY_LEN] = buf[ACK_ENTRY_LEN..].try_into().unwrap();
+        assert_eq!(decode_ack(&first), Some(AckEntry::Returned(77)));
+        assert_eq!(decode_ack(&second), Some(AckEntry::Settled(77)));
     }
 
     proptest! {

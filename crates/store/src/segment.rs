@@ -101,6 +101,11 @@ pub struct Recovered {
     pub skip: Bits,
     /// Records still waiting: persistent and not acknowledged.
     pub pending: u64,
+    /// Body bytes of the waiting records (for `x-max-length-bytes`).
+    pub pending_body_bytes: u64,
+    /// How often each waiting record that was ever returned to its queue was, by offset
+    /// (ascending): queues with `x-delivery-limit` keep counting after a restart.
+    pub returns: Vec<(u64, u32)>,
     /// The highest offset the segment's ack file names, whether or not its record survived:
     /// offsets up to it must never be handed out again, or a stale ack would hide a new message.
     pub highest_acked: Option<u64>,
@@ -119,14 +124,16 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
         file.set_len(0)?;
         file.write_all(SEGMENT_HEADER)?;
         let mut skip = Bits::default();
-        let highest_acked = load_acks(dir, first, &[], &mut skip)?;
+        let acks = load_acks(dir, first, &[], &mut skip)?;
         return Ok(Some(Recovered {
             len: HEADER_LEN,
             records: 0,
             last_offset: None,
             skip,
             pending: 0,
-            highest_acked,
+            pending_body_bytes: 0,
+            returns: Vec::new(),
+            highest_acked: acks.highest_acked,
         }));
     }
     file.read_exact(&mut header)?;
@@ -143,6 +150,7 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
     // Records: offsets and persistence, in order, up to the first one that is not whole and valid.
     let mut reader = SegmentReader::new(file.try_clone()?);
     let mut offsets = Vec::new();
+    let mut body_lens: Vec<u32> = Vec::new();
     let mut skip = Bits::default();
     let mut pos = HEADER_LEN;
     let mut floor = min_offset.max(first);
@@ -154,6 +162,7 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
                 }
                 floor = r.offset + 1;
                 offsets.push(r.offset);
+                body_lens.push(r.body.len() as u32);
                 skip.push(!r.persistent());
                 pos += len as u64;
             }
@@ -175,16 +184,26 @@ pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Rec
     }
 
     // Acks: mark acknowledged records to skip.
-    let highest_acked = load_acks(dir, first, &offsets, &mut skip)?;
+    let acks = load_acks(dir, first, &offsets, &mut skip)?;
     let records = offsets.len() as u64;
     let pending = records - skip.count_ones();
+    let waiting = |i: usize| !skip.get(i as u64);
+    let pending_body_bytes =
+        body_lens.iter().enumerate().filter(|&(i, _)| waiting(i)).map(|(_, &n)| u64::from(n)).sum();
+    let returns = acks
+        .returns
+        .into_iter()
+        .filter(|(offset, _)| offsets.binary_search(offset).is_ok_and(waiting))
+        .collect();
     Ok(Some(Recovered {
         len: pos,
         records,
         last_offset: offsets.last().copied(),
         skip,
         pending,
-        highest_acked,
+        pending_body_bytes,
+        returns,
+        highest_acked: acks.highest_acked,
     }))
 }
 
@@ -194,13 +213,21 @@ fn set_aside(path: &Path) -> io::Result<()> {
     fs::rename(path, aside)
 }
 
-/// Reads `first`'s ack file (if any), truncating a torn or corrupt tail, and sets the skip bit
-/// of every acknowledged record.
-fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Result<Option<u64>> {
+/// What a segment's ack file says beyond the skip bits.
+#[derive(Default)]
+struct Acks {
+    highest_acked: Option<u64>,
+    /// Returns per offset, ascending (records of the segment only).
+    returns: Vec<(u64, u32)>,
+}
+
+/// Reads `first`'s ack file (if any), truncating a torn or corrupt tail, sets the skip bit
+/// of every acknowledged record and counts the returns of each.
+fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Result<Acks> {
     let path = ack_path(dir, first);
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Acks::default()),
         Err(e) => return Err(e),
     };
     let mut data = Vec::new();
@@ -210,21 +237,34 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(ACK_HEADER)?;
-        return Ok(None);
+        return Ok(Acks::default());
     }
     let mut valid = HEADER_LEN as usize;
-    let mut highest = None;
+    let mut acks = Acks::default();
+    let mut returned: Vec<u64> = Vec::new();
     for entry in data[valid..].chunks(ACK_ENTRY_LEN) {
         let Ok(entry) = <&[u8; ACK_ENTRY_LEN]>::try_from(entry) else { break };
-        let Some(offset) = record::decode_ack(entry) else { break };
-        highest = highest.max(Some(offset));
-        match offsets.binary_search(&offset) {
-            Ok(i) => skip.set(i as u64),
-            Err(_) => {
-                tracing::warn!(path = %path.display(), offset, "ack of an offset not in its segment; ignored")
+        match record::decode_ack(entry) {
+            None => break,
+            Some(record::AckEntry::Settled(offset)) => {
+                acks.highest_acked = acks.highest_acked.max(Some(offset));
+                match offsets.binary_search(&offset) {
+                    Ok(i) => skip.set(i as u64),
+                    Err(_) => {
+                        tracing::warn!(path = %path.display(), offset, "ack of an offset not in its segment; ignored")
+                    }
+                }
             }
+            Some(record::AckEntry::Returned(offset)) => returned.push(offset),
         }
         valid += ACK_ENTRY_LEN;
+    }
+    returned.sort_unstable();
+    for offset in returned {
+        match acks.returns.last_mut() {
+            Some((last, n)) if *last == offset => *n = n.saturating_add(1),
+            _ => acks.returns.push((offset, 1)),
+        }
     }
     if valid < data.len() {
         tracing::warn!(
@@ -235,7 +275,7 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
         );
         file.set_len(valid as u64)?;
     }
-    Ok(highest)
+    Ok(acks)
 }
 
 /// Creates an empty segment file (`create_new`: a leftover of that name is an error). The

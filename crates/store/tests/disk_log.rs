@@ -174,6 +174,45 @@ fn recovery_restores_persistent_unacked_messages_as_redelivered() {
 }
 
 #[test]
+fn recovery_counts_returns_and_body_bytes_of_what_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let store = open(tmp.path(), small_config());
+        let mut log = store.open_log("/", "limited", true).unwrap();
+        for i in 0..100u64 {
+            log.append(msg(format!("body-{i:02}")), None, i != 5).unwrap(); // m5 is transient
+        }
+        assert_eq!(log.recovered_body_bytes(), 0, "nothing was recovered");
+        // m0 returned three times then acked; m1 returned twice; m2 acked; m99 (in the last
+        // segment) returned once.
+        let mut taken: Vec<_> = std::iter::from_fn(|| log.pop_front()).collect();
+        let m99 = taken.pop().unwrap();
+        for _ in 0..3 {
+            log.note_return(taken[0].offset, true);
+        }
+        log.note_return(taken[1].offset, true);
+        log.note_return(taken[1].offset, true);
+        log.note_return(m99.offset, true);
+        log.settle(taken[0].offset, true);
+        log.settle(taken[2].offset, true);
+        log.flush().unwrap();
+        assert!(segment_files(&log).len() > 1, "the messages span segments");
+    }
+    let store = open(tmp.path(), small_config());
+    let mut log = store.open_log("/", "limited", true).unwrap();
+    // 100 messages of 7 bytes, less m0 and m2 (acked) and m5 (transient).
+    assert_eq!(log.len(), 97);
+    assert_eq!(log.recovered_body_bytes(), 97 * 7);
+    let recovered: Vec<_> = std::iter::from_fn(|| log.pop_front()).collect();
+    let count = |b: &str| recovered.iter().find(|m| body(m) == b).map(|m| m.delivery_count);
+    assert_eq!(count("body-01"), Some(2));
+    assert_eq!(count("body-03"), Some(0));
+    assert_eq!(count("body-99"), Some(1));
+    assert_eq!(count("body-00"), None, "acked after its returns");
+    assert_eq!(recovered.iter().filter(|m| m.delivery_count > 0).count(), 2);
+}
+
+#[test]
 fn offsets_keep_growing_after_everything_was_acked() {
     let tmp = tempfile::tempdir().unwrap();
     {
