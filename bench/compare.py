@@ -30,6 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 RMQ_SCRIPT = os.path.join(ROOT, "scripts", "rabbitmq-ref.sh")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The name of the optional third broker: an earlier Warren build (--baseline).
+BASELINE = "Warren-baseline"
 
 
 def log(msg):
@@ -110,10 +112,8 @@ def amqp_answers(port):
 
 
 class Warren:
-    name = "Warren"
-
-    def __init__(self, binary, workdir):
-        self.binary, self.workdir = binary, workdir
+    def __init__(self, binary, workdir, name="Warren"):
+        self.binary, self.workdir, self.name = binary, workdir, name
         self.port = free_port()
         self.proc = None
 
@@ -127,7 +127,7 @@ class Warren:
 
     def start(self):
         data = tempfile.mkdtemp(prefix="warren-bench-data-", dir=self.workdir)
-        self.log = open(os.path.join(self.workdir, "warren.log"), "ab")
+        self.log = open(os.path.join(self.workdir, f"{self.name.lower()}.log"), "ab")
         self.proc = subprocess.Popen(
             [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data, "--log", "warn"],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
@@ -430,9 +430,10 @@ def machine_info():
 
 def write_report(cfg, scen, results, info, started, finished, base):
     W, R = "Warren", "RabbitMQ"
-    med = {s.id: {b: {} for b in (W, R)} for s in scen}
+    names = list(next(iter(results.values())).keys()) if results else [W, R]
+    med = {s.id: {b: {} for b in names} for s in scen}
     for s in scen:
-        for b in (W, R):
+        for b in names:
             runs = [m for m in results[s.id][b] if "error" not in m]
             keys = set().union(*[m.keys() for m in runs]) if runs else set()
             for k in keys:
@@ -565,7 +566,9 @@ def write_report(cfg, scen, results, info, started, finished, base):
         if w is not None or r is not None:
             L.append(f"| {s.id} | {fmt(w, 2)} | {fmt(r, 2)} |")
     L.append("")
-    errors = [(s.id, b, m["error"]) for s in scen for b in (W, R) for m in results[s.id][b] if "error" in m]
+    if BASELINE in names:
+        regression_table(L, scen, med, info.get("baseline", "an earlier build"))
+    errors = [(s.id, b, m["error"]) for s in scen for b in names for m in results[s.id][b] if "error" in m]
     if errors:
         L.append("## Failed runs")
         L.append("")
@@ -577,6 +580,30 @@ def write_report(cfg, scen, results, info, started, finished, base):
     with open(base + ".md", "w") as f:
         f.write("\n".join(L))
     return med
+
+
+def regression_table(L, scen, med, label):
+    """This build against the baseline Warren measured in the same runs."""
+    L.append("## Regression check: this build vs the baseline")
+    L.append("")
+    L.append(f"The baseline is {label}, run as a third broker in the same rotation (same machine, same load). "
+             "Ratios are this build ÷ baseline of the medians: for throughput below 1 is a slowdown, for CPU "
+             "and memory above 1 is a cost.")
+    L.append("")
+    L.append("| scenario | metric | this build | baseline | this/baseline |")
+    L.append("| --- | --- | ---: | ---: | ---: |")
+    metrics = [("throughput", "msg/s", 0), ("publish_rate", "publish msg/s", 0), ("p99", "p99 µs", 0),
+               ("cpu_us_per_msg", "CPU µs/msg", 2), ("peak_rss_mib", "peak RSS MiB", 1)]
+    for s in scen:
+        w, b = med[s.id]["Warren"], med[s.id][BASELINE]
+        for key, label_, digits in metrics:
+            if key == "publish_rate" and s.id != "backlog":
+                continue
+            if w.get(key) is None and b.get(key) is None:
+                continue
+            L.append(f"| {s.id} | {label_} | {fmt(w.get(key), digits)} | {fmt(b.get(key), digits)} | "
+                     f"{ratio(w.get(key), b.get(key))} |")
+    L.append("")
 
 
 def chart(scen, med, path, title):
@@ -633,8 +660,7 @@ def report_from(cfg):
     cfg.backlog = 100_000 if cfg.quick else 1_000_000
     cfg.connections = 2_000 if cfg.quick else 10_000
     scen = [s for s in scenarios(cfg) if s.id in data["results"]]
-    results = {s.id: {b: [r["metrics"] for r in data["results"][s.id][b]] for b in ("Warren", "RabbitMQ")}
-               for s in scen}
+    results = {s.id: {b: [r["metrics"] for r in runs] for b, runs in data["results"][s.id].items()} for s in scen}
     started = datetime.datetime.fromisoformat(data["started"])
     finished = datetime.datetime.fromisoformat(data["finished"])
     base = cfg.report_from[:-len(".json")] if cfg.report_from.endswith(".json") else cfg.report_from
@@ -651,6 +677,10 @@ def main():
     ap.add_argument("--only", help="comma-separated scenario ids")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     ap.add_argument("--report-from", metavar="JSON", help="rewrite the .md and .png from a results .json")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="also run this warren binary (an earlier build) in the same rotation, and add a "
+                         "regression table: this build vs the baseline")
+    ap.add_argument("--baseline-label", metavar="TEXT", help="how the report names the baseline (e.g. a commit)")
     cfg = ap.parse_args()
     if cfg.report_from:
         return report_from(cfg)
@@ -677,6 +707,9 @@ def main():
     shutil.copy2(os.path.join(ROOT, "target", "release", "warren-perf"), perf)
     shutil.copy2(os.path.join(ROOT, "target", "release", "warren"), warren_bin)
     cfg.perf = perf
+    if cfg.baseline:
+        baseline_bin = os.path.join(work, "warren-baseline")
+        shutil.copy2(cfg.baseline, baseline_bin)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     os.makedirs(RESULTS, exist_ok=True)
@@ -687,21 +720,27 @@ def main():
 
     warren, rabbit = Warren(warren_bin, work), RabbitMQ()
     brokers = {"Warren": warren, "RabbitMQ": rabbit}
+    if cfg.baseline:
+        brokers[BASELINE] = Warren(baseline_bin, work, BASELINE)
+        info["baseline"] = f"`{cfg.baseline_label or cfg.baseline}`"
+    names = list(brokers)
 
     def on_term(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    results = {s.id: {"Warren": [], "RabbitMQ": []} for s in scen}
-    raw = {s.id: {"Warren": [], "RabbitMQ": []} for s in scen}
+    results = {s.id: {name: [] for name in names} for s in scen}
+    raw = {s.id: {name: [] for name in names} for s in scen}
     try:
-        log(f"Warren on port {warren.port}, RabbitMQ on port {rabbit.port}; {cfg.runs} run(s) x {len(scen)} scenarios")
+        log(", ".join(f"{b.name} on port {b.port}" for b in brokers.values()) +
+            f"; {cfg.runs} run(s) x {len(scen)} scenarios")
         for s in scen:
-            log(f"scenario {s.id}: {s.title} (restarting both brokers)")
-            warren.restart()
-            rabbit.restart()
+            log(f"scenario {s.id}: {s.title} (restarting the brokers)")
+            for b in brokers.values():
+                b.restart()
             for run in range(cfg.runs):
-                order = ["Warren", "RabbitMQ"] if run % 2 == 0 else ["RabbitMQ", "Warren"]
+                # Each run starts with the next broker, so none always goes first.
+                order = names[run % len(names):] + names[:run % len(names)]
                 for name in order:
                     b = brokers[name]
                     if s.fresh_per_run and run > 0:
@@ -718,8 +757,8 @@ def main():
     except KeyboardInterrupt:
         log("interrupted; writing what was measured")
     finally:
-        warren.stop()
-        rabbit.stop()
+        for b in brokers.values():
+            b.stop()
     finished = datetime.datetime.now(datetime.timezone.utc)
     info["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with open(base + ".json", "w") as f:

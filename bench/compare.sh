@@ -10,10 +10,13 @@
 # (with --quick: <date>-quick.*).
 #
 # Usage: bench/compare.sh [--quick] [--runs N] [--duration S] [--only ID,ID] [--list]
+#                         [--baseline BIN [--baseline-label TEXT]]
 #   --quick       one run of each scenario, 3 s each, smaller backlog/connection counts (a smoke test)
 #   --runs N      runs per broker and scenario (default 3; medians are reported)
 #   --duration S  seconds per timed run (default 10)
 #   --only IDS    run only these scenarios (see --list)
+#   --baseline BIN  also run this warren binary (an earlier build) in the same rotation and add
+#                 a regression table, this build vs the baseline
 # Needs root (the RabbitMQ launcher runs the node as the rabbitmq user) and takes about 30 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."

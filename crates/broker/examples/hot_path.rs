@@ -1,0 +1,216 @@
+//! A deterministic workload for counting the instructions of the publish -> route -> deliver
+//! path (run it under `valgrind --tool=callgrind`, as `bench/instructions.sh` does).
+//!
+//! One connection, driven as the server's loop drives it but without sockets or threads, so the
+//! same binary executes the same instructions every run: batch sizes do not depend on thread
+//! scheduling as they do when the real server is measured.
+//!
+//! Usage: `hot_path MODE MESSAGES` with MODE one of
+//!   noack    a no-ack consumer
+//!   ack      a consumer with prefetch 1000 acknowledging each batch with one multiple ack
+//!   confirm  as ack, with publisher confirms
+//!   fanout   a fanout exchange to 10 queues, each with a no-ack consumer
+//!   topic    a topic exchange with 100 bindings, 1 of which matches, a no-ack consumer
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use warren_broker::{Broker, Outbox, Session};
+use warren_connection::{Connection, ConnectionConfig};
+use warren_protocol::frame::{self, PROTOCOL_HEADER};
+use warren_protocol::methods::*;
+use warren_protocol::{BasicProperties, Method};
+
+/// Publishes per read batch (what one 64 KiB read of 16-byte messages holds, roughly).
+const BATCH: usize = 500;
+
+struct Client {
+    conn: Connection,
+    session: Session,
+    outbox: Arc<Outbox>,
+    input: BytesMut,
+}
+
+impl Client {
+    fn connect(broker: &Arc<Broker>) -> Client {
+        let outbox = Arc::new(Outbox::new(Box::new(|| {})));
+        let session = Session::new(
+            broker.clone(),
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            outbox.clone(),
+            Arc::new(|| {}),
+        );
+        let mut c = Client {
+            conn: Connection::new(ConnectionConfig::default(), Instant::now()),
+            session,
+            outbox,
+            input: BytesMut::new(),
+        };
+        c.input.extend_from_slice(PROTOCOL_HEADER);
+        c.pump();
+        let start_ok = ConnectionStartOk {
+            mechanism: "PLAIN".into(),
+            response: Bytes::from_static(b"\0guest\0guest"),
+            locale: "en_US".into(),
+            ..Default::default()
+        };
+        c.send(0, start_ok);
+        c.send(0, ConnectionTuneOk { channel_max: 2047, frame_max: 131_072, heartbeat: 0 });
+        c.send(0, ConnectionOpen { virtual_host: "/".into(), ..Default::default() });
+        assert!(c.conn.is_open(), "the connection opened");
+        c.send(1, ChannelOpen::default());
+        c
+    }
+
+    fn pump(&mut self) {
+        let now = Instant::now();
+        loop {
+            self.conn.handle_input(&mut self.input, now, &mut self.session);
+            if !self.conn.has_events() {
+                break;
+            }
+            self.session.handle_events(&mut self.conn);
+        }
+        self.session.end_of_batch(&mut self.conn);
+    }
+
+    fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        frame::write_method(&mut self.input, channel, &method.into());
+        self.pump();
+    }
+
+    /// What the broker sent since last time (deliveries and replies), as the writer task takes it.
+    fn drain_output(&mut self) -> usize {
+        let out = self.outbox.take();
+        let n = out.len();
+        self.outbox.recycle(out);
+        n
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    NoAck,
+    Ack,
+    Confirm,
+    Fanout,
+    Topic,
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = match args.next().as_deref() {
+        Some("noack") => Mode::NoAck,
+        Some("ack") => Mode::Ack,
+        Some("confirm") => Mode::Confirm,
+        Some("fanout") => Mode::Fanout,
+        Some("topic") => Mode::Topic,
+        _ => {
+            eprintln!("usage: hot_path noack|ack|confirm|fanout|topic MESSAGES");
+            std::process::exit(2);
+        }
+    };
+    let messages: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+
+    let broker = Arc::new(Broker::new());
+    let mut c = Client::connect(&broker);
+    let (exchange, routing_key) = declare(&mut c, mode);
+    let manual_ack = matches!(mode, Mode::Ack | Mode::Confirm);
+    if mode == Mode::Confirm {
+        c.send(1, ConfirmSelect::default());
+    }
+    c.drain_output();
+
+    let mut props = BytesMut::new();
+    BasicProperties { delivery_mode: Some(1), ..Default::default() }.encode(&mut props);
+    let publish: Method =
+        BasicPublish { exchange: exchange.into(), routing_key: routing_key.into(), ..Default::default() }
+            .into();
+    let mut delivered_bytes = 0;
+    let mut sent = 0;
+    while sent < messages {
+        let n = BATCH.min(messages - sent);
+        for _ in 0..n {
+            frame::write_method(&mut c.input, 1, &publish);
+            frame::write_content(&mut c.input, 1, 60, &props, b"0123456789abcdef", 131_072);
+        }
+        sent += n;
+        c.pump();
+        delivered_bytes += c.drain_output();
+        if manual_ack {
+            c.send(1, BasicAck { delivery_tag: sent as u64, multiple: true });
+        }
+    }
+    let per_message = if mode == Mode::Fanout { 10 } else { 1 };
+    // A delivery of 16 bytes is well over 16 bytes of frames: this checks that they all went out.
+    assert!(
+        delivered_bytes > messages * per_message * 16,
+        "{delivered_bytes} bytes delivered for {messages} messages"
+    );
+    println!("{messages} messages, {delivered_bytes} bytes delivered");
+}
+
+/// Declares the queues and consumers of `mode`; returns where to publish.
+fn declare(c: &mut Client, mode: Mode) -> (&'static str, &'static str) {
+    let consume = |c: &mut Client, queue: &str, no_ack: bool| {
+        c.send(1, BasicConsume { queue: queue.into(), no_ack, ..Default::default() });
+    };
+    match mode {
+        Mode::NoAck | Mode::Ack | Mode::Confirm => {
+            c.send(1, QueueDeclare { queue: "q".into(), ..Default::default() });
+            if mode != Mode::NoAck {
+                c.send(1, BasicQos { prefetch_count: 1000, ..Default::default() });
+            }
+            consume(c, "q", mode == Mode::NoAck);
+            ("", "q")
+        }
+        Mode::Fanout => {
+            c.send(
+                1,
+                ExchangeDeclare { exchange: "fan".into(), kind: "fanout".into(), ..Default::default() },
+            );
+            for i in 0..10 {
+                let queue = format!("f{i}");
+                c.send(1, QueueDeclare { queue: queue.as_str().into(), ..Default::default() });
+                c.send(
+                    1,
+                    QueueBind { queue: queue.as_str().into(), exchange: "fan".into(), ..Default::default() },
+                );
+                consume(c, &queue, true);
+            }
+            ("fan", "")
+        }
+        Mode::Topic => {
+            c.send(
+                1,
+                ExchangeDeclare { exchange: "events".into(), kind: "topic".into(), ..Default::default() },
+            );
+            c.send(1, QueueDeclare { queue: "t".into(), ..Default::default() });
+            for i in 0..99 {
+                let key = format!("service{i}.*.created");
+                c.send(
+                    1,
+                    QueueBind {
+                        queue: "t".into(),
+                        exchange: "events".into(),
+                        routing_key: key.as_str().into(),
+                        ..Default::default()
+                    },
+                );
+            }
+            c.send(
+                1,
+                QueueBind {
+                    queue: "t".into(),
+                    exchange: "events".into(),
+                    routing_key: "orders.#".into(),
+                    ..Default::default()
+                },
+            );
+            consume(c, "t", true);
+            ("events", "orders.eu.created")
+        }
+    }
+}
