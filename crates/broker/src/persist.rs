@@ -102,7 +102,7 @@ impl VHost {
 
     /// Restores a stored queue and the messages its log recovers.
     pub fn restore_queue(&self, def: &QueueDef) -> Result<(), BrokerError> {
-        let log = self.store().open_queue(&self.name, &def.name, true).map_err(|e| {
+        let log = self.open_queue_log(&def.name, true, &def.arguments).map_err(|e| {
             BrokerError::Storage(format!("cannot recover the log of queue '{}': {e}", def.name))
         })?;
         let q = Queue::new(

@@ -1,13 +1,13 @@
-//! Priority queues (`x-max-priority`): a [`QueueLog`] that keeps the ready messages of the
-//! queue's own log ordered by message priority (highest first), then by offset, so requeued
-//! messages go back to their original position within their priority.
+//! Priority queues (`x-max-priority`): a [`QueueLog`] made of one store log per priority, as
+//! RabbitMQ's classic priority queues keep one backing queue per priority. The head of the
+//! queue is the head of the highest non-empty level; within a level messages keep offset order,
+//! so requeued messages go back to their original position within their priority.
 //!
-//! The inner log still stores, settles and recovers the messages; this wrapper takes every
-//! message out of it as soon as it is appended (or recovered), so the ready messages of a
-//! priority queue stay in memory.
+//! Each level is an ordinary log: it stores, pages out, settles and recovers its messages, so a
+//! deep priority queue costs no more memory than a deep ordinary one. Level 0 is the queue's own
+//! log; level N is the store log named by [`level_log_name`]. The queue sees one offset space:
+//! a level's offset shifted left by 8 bits, or'ed with the level.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::io;
 use std::time::Instant;
 
@@ -16,90 +16,235 @@ use warren_store::QueueLog;
 
 use crate::message::{Message, QueuedMessage};
 
+/// The store log that holds priority `level` (1 and up) of queue `queue`; `amq.` names cannot be
+/// declared by clients, so it never meets a queue.
+pub fn level_log_name(queue: &str, level: u8) -> String {
+    format!("amq.x-max-priority/{level}/{queue}")
+}
+
+/// The `x-max-priority` of a queue's arguments: a priority queue has 1 to 255 levels above 0.
+pub fn max_priority(arguments: &warren_protocol::FieldTable) -> Option<u8> {
+    let n = arguments.get("x-max-priority").and_then(warren_protocol::FieldValue::as_i64)?;
+    u8::try_from(n).ok().filter(|&max| max > 0)
+}
+
+const LEVEL_BITS: u32 = 8;
+
+fn queue_offset(level: u8, offset: u64) -> u64 {
+    (offset << LEVEL_BITS) | u64::from(level)
+}
+
+fn split(offset: u64) -> (usize, u64) {
+    ((offset & 0xff) as usize, offset >> LEVEL_BITS)
+}
+
 #[derive(Debug)]
 pub struct PriorityLog {
-    inner: Box<dyn QueueLog>,
-    max: u8,
-    ready: BTreeMap<(Reverse<u8>, u64), QueuedMessage>,
+    /// One log per priority, index = priority, `0..=max`.
+    levels: Vec<Box<dyn QueueLog>>,
+    /// The head message, taken out of its level (with its queue-wide offset) while the queue
+    /// looks at it: [`QueueLog::front`] hands out a reference.
+    head: Option<(u8, QueuedMessage)>,
 }
 
 impl PriorityLog {
-    /// Wraps `inner`, ordering what it recovered by priority.
-    pub fn new(inner: Box<dyn QueueLog>, max: u8) -> Self {
-        let mut log = PriorityLog { inner, max, ready: BTreeMap::new() };
-        log.take_inner();
-        log
+    /// A priority queue over `levels` (index = priority; the queue's own log first).
+    pub fn new(levels: Vec<Box<dyn QueueLog>>) -> Self {
+        assert!(!levels.is_empty() && levels.len() <= 256, "1 to 256 priority levels");
+        PriorityLog { levels, head: None }
+    }
+
+    fn max(&self) -> u8 {
+        (self.levels.len() - 1) as u8
     }
 
     fn priority(&self, m: &Message) -> u8 {
-        BasicProperties::decode(&m.properties).ok().and_then(|p| p.priority).unwrap_or(0).min(self.max)
-    }
-
-    fn insert(&mut self, m: QueuedMessage) {
-        let key = (Reverse(self.priority(&m.message)), m.offset);
-        self.ready.insert(key, m);
-    }
-
-    fn take_inner(&mut self) {
-        while let Some(m) = self.inner.pop_front() {
-            self.insert(m);
+        if !warren_protocol::properties::has_property(&m.properties, warren_protocol::properties::PRIORITY) {
+            return 0;
         }
+        BasicProperties::decode(&m.properties).ok().and_then(|p| p.priority).unwrap_or(0).min(self.max())
+    }
+
+    /// Puts the cached head back at the front of its level.
+    fn return_head(&mut self) {
+        if let Some((level, mut m)) = self.head.take() {
+            m.offset = split(m.offset).1;
+            self.levels[usize::from(level)].push_front(m);
+        }
+    }
+
+    /// Takes the head of the highest non-empty level into `head`.
+    fn fill_head(&mut self) {
+        if self.head.is_some() {
+            return;
+        }
+        for level in (0..self.levels.len()).rev() {
+            if let Some(mut m) = self.levels[level].pop_front() {
+                m.offset = queue_offset(level as u8, m.offset);
+                self.head = Some((level as u8, m));
+                return;
+            }
+        }
+    }
+
+    /// The level of a queue-wide offset and the message with its level's offset.
+    fn to_level(message: QueuedMessage) -> (usize, QueuedMessage) {
+        let (level, offset) = split(message.offset);
+        (level, QueuedMessage { offset, ..message })
     }
 }
 
 impl QueueLog for PriorityLog {
     fn append(&mut self, message: Message, expires_at: Option<Instant>, persistent: bool) -> io::Result<u64> {
-        let offset = self.inner.append(message, expires_at, persistent)?;
-        self.take_inner();
-        Ok(offset)
+        let level = self.priority(&message);
+        if self.head.as_ref().is_some_and(|(head, _)| *head < level) {
+            self.return_head();
+        }
+        let offset = self.levels[usize::from(level)].append(message, expires_at, persistent)?;
+        Ok(queue_offset(level, offset))
     }
 
     fn front(&mut self) -> Option<&QueuedMessage> {
-        self.ready.values().next()
+        self.fill_head();
+        self.head.as_ref().map(|(_, m)| m)
     }
 
     fn pop_front(&mut self) -> Option<QueuedMessage> {
-        self.ready.pop_first().map(|(_, m)| m)
+        self.fill_head();
+        self.head.take().map(|(_, m)| m)
     }
 
     fn push_front(&mut self, message: QueuedMessage) {
-        self.insert(message);
+        self.return_head();
+        let (level, m) = Self::to_level(message);
+        self.levels[level].push_front(m);
     }
 
     fn requeue(&mut self, message: QueuedMessage) {
-        self.insert(message);
+        self.return_head();
+        let (level, m) = Self::to_level(message);
+        self.levels[level].requeue(m);
     }
 
     fn settle(&mut self, offset: u64, stored: bool) {
-        self.inner.settle(offset, stored);
+        let (level, offset) = split(offset);
+        if let Some(log) = self.levels.get_mut(level) {
+            log.settle(offset, stored);
+        }
     }
 
     fn note_return(&mut self, offset: u64, stored: bool) {
-        self.inner.note_return(offset, stored);
+        let (level, offset) = split(offset);
+        if let Some(log) = self.levels.get_mut(level) {
+            log.note_return(offset, stored);
+        }
     }
 
     fn recovered_body_bytes(&self) -> u64 {
-        self.inner.recovered_body_bytes()
+        self.levels.iter().map(|l| l.recovered_body_bytes()).sum()
     }
 
     fn len(&self) -> usize {
-        self.ready.len()
+        self.levels.iter().map(|l| l.len()).sum::<usize>() + usize::from(self.head.is_some())
     }
 
     fn purge(&mut self) -> usize {
-        let n = self.ready.len();
-        for (_, m) in std::mem::take(&mut self.ready) {
-            self.inner.settle(m.offset, m.stored);
-        }
-        n + self.inner.purge()
+        self.return_head();
+        self.levels.iter_mut().map(|l| l.purge()).sum()
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        // Every level is flushed even if one fails; the first error is reported.
+        let mut result = Ok(());
+        for log in &mut self.levels {
+            let flushed = log.flush();
+            if result.is_ok() {
+                result = flushed;
+            }
+        }
+        result
     }
 
     fn delete(&mut self) {
-        self.ready.clear();
-        self.inner.delete();
+        self.head = None;
+        for log in &mut self.levels {
+            log.delete();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use warren_store::MemoryLog;
+
+    fn message(priority: Option<u8>, body: &'static str) -> Message {
+        let mut props = BytesMut::new();
+        BasicProperties { priority, ..Default::default() }.encode(&mut props);
+        Message {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            properties: props.freeze(),
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    fn log(max: u8) -> PriorityLog {
+        PriorityLog::new((0..=max).map(|_| Box::new(MemoryLog::default()) as Box<dyn QueueLog>).collect())
+    }
+
+    fn body(m: &QueuedMessage) -> &str {
+        std::str::from_utf8(&m.message.body).unwrap()
+    }
+
+    #[test]
+    fn highest_priority_first_then_publish_order() {
+        let mut l = log(5);
+        for (p, b) in [(None, "a0"), (Some(3), "b3"), (Some(9), "c5"), (Some(3), "d3"), (Some(0), "e0")] {
+            l.append(message(p, b), None, false).unwrap();
+        }
+        assert_eq!(l.len(), 5);
+        let order: Vec<String> = std::iter::from_fn(|| l.pop_front()).map(|m| body(&m).to_owned()).collect();
+        assert_eq!(order, ["c5", "b3", "d3", "a0", "e0"]);
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn a_higher_message_overtakes_a_head_being_looked_at() {
+        let mut l = log(9);
+        l.append(message(Some(1), "low"), None, false).unwrap();
+        assert_eq!(body(l.front().unwrap()), "low");
+        assert_eq!(l.len(), 1);
+        l.append(message(Some(7), "high"), None, false).unwrap();
+        assert_eq!(body(l.front().unwrap()), "high");
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn requeue_returns_to_the_original_position_within_the_level() {
+        let mut l = log(3);
+        for (p, b) in [(Some(2), "x1"), (Some(2), "x2"), (Some(1), "y1"), (Some(2), "x3")] {
+            l.append(message(p, b), None, false).unwrap();
+        }
+        let x1 = l.pop_front().unwrap();
+        let x2 = l.pop_front().unwrap();
+        assert_ne!(x1.offset, x2.offset, "offsets are unique across the queue");
+        l.requeue(x2);
+        l.requeue(x1);
+        let order: Vec<String> = std::iter::from_fn(|| l.pop_front()).map(|m| body(&m).to_owned()).collect();
+        assert_eq!(order, ["x1", "x2", "x3", "y1"]);
+    }
+
+    #[test]
+    fn offsets_name_their_level() {
+        let mut l = log(255);
+        let low = l.append(message(Some(0), "a"), None, false).unwrap();
+        let high = l.append(message(Some(255), "b"), None, false).unwrap();
+        assert_eq!(split(low).0, 0);
+        assert_eq!(split(high).0, 255);
+        assert_eq!(l.pop_front().unwrap().offset, high);
+        assert_eq!(l.purge(), 1);
+        assert!(l.is_empty());
     }
 }

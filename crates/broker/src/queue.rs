@@ -221,10 +221,6 @@ impl Queue {
         let delivery_limit = non_negative("x-delivery-limit");
         let consumer_timeout = non_negative("x-consumer-timeout").map(Duration::from_millis);
         let ready_bytes = log.recovered_body_bytes();
-        let log = match non_negative("x-max-priority").and_then(|n| u8::try_from(n).ok()) {
-            Some(max) if max > 0 => Box::new(crate::priority::PriorityLog::new(log, max)),
-            _ => log,
-        };
         Queue {
             name,
             durable,

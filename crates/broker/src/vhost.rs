@@ -277,22 +277,41 @@ impl VHost {
             existing.mark_used();
             return Ok(existing.clone());
         }
+        // An exclusive queue dies with its connection: its messages never outlive a restart.
+        let log = self.open_queue_log(&spec.name, spec.durable && !spec.exclusive, &spec.arguments).map_err(
+            |e| BrokerError::Storage(format!("cannot open the log of queue '{}': {e}", spec.name)),
+        )?;
         let q = Arc::new(Queue::new(
             spec.name.clone(),
             spec.durable,
             spec.exclusive.then_some(owner),
             spec.auto_delete,
             spec.arguments,
-            // An exclusive queue dies with its connection: its messages never outlive a restart.
-            self.store.open_queue(&self.name, &spec.name, spec.durable && !spec.exclusive).map_err(|e| {
-                BrokerError::Storage(format!("cannot open the log of queue '{}': {e}", spec.name))
-            })?,
+            log,
         ));
         if is_stored(&q) {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }
         queues.insert(spec.name, q.clone());
         Ok(q)
+    }
+
+    /// Opens (recovering, when `durable`) the message log of queue `name`: a priority queue's is
+    /// one store log per priority level.
+    pub(crate) fn open_queue_log(
+        &self,
+        name: &str,
+        durable: bool,
+        arguments: &FieldTable,
+    ) -> std::io::Result<Box<dyn warren_store::QueueLog>> {
+        let own = self.store.open_queue(&self.name, name, durable)?;
+        let Some(max) = crate::priority::max_priority(arguments) else { return Ok(own) };
+        let mut levels = vec![own];
+        for level in 1..=max {
+            let log_name = crate::priority::level_log_name(name, level);
+            levels.push(self.store.open_queue(&self.name, &log_name, durable)?);
+        }
+        Ok(Box::new(crate::priority::PriorityLog::new(levels)))
     }
 
     /// Exclusive queues belong to the connection that declared them.

@@ -2868,3 +2868,49 @@ fn a_durable_delayed_exchange_confirms_only_once_synced() {
     let ack = c.expect_one(1, "basic.ack");
     assert_eq!(ack.method, Method::BasicAck(BasicAck { delivery_tag: 2, multiple: false }));
 }
+
+#[test]
+fn a_deep_priority_queue_pages_out_and_keeps_its_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = warren_store::DiskConfig {
+        segment_size: 64 * 1024,
+        memory_window_bytes: 1 << 20,
+        memory_window_messages: 16,
+        sync: warren_store::SyncMode::Never,
+    };
+    let store = Arc::new(warren_store::DiskStore::open(tmp.path(), config).unwrap());
+    let b = Arc::new(Broker::with_store(store));
+    let mut c = client(&b);
+    let arguments = table(&[("x-max-priority", FieldValue::U8(5))]);
+    c.declare_queue(1, QueueDeclare { queue: "jobs".into(), arguments, ..Default::default() });
+    for i in 0..300u32 {
+        let props = BasicProperties { priority: Some((i % 6) as u8), ..Default::default() };
+        c.push_publish(1, "", "jobs", &props, format!("{}-{i:03}", i % 6).as_bytes());
+    }
+    c.pump();
+    assert_eq!(c.counts(1, "jobs").0, 300);
+
+    // Far more than a window of 16 per level: the rest went to page files.
+    let mut pages = Vec::new();
+    let mut dirs = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "seg") {
+                pages.push(path);
+            }
+        }
+    }
+    assert!(pages.len() >= 6, "every level paged out: {pages:?}");
+
+    let mut got = Vec::new();
+    while let Some((_, item)) = c.get(1, "jobs", true) {
+        got.push(String::from_utf8(item.body().to_vec()).unwrap());
+    }
+    let mut expected: Vec<String> = (0..300u32).map(|i| format!("{}-{i:03}", i % 6)).collect();
+    // Highest priority first, publish order within a priority.
+    expected.sort_by(|a, b| b[..1].cmp(&a[..1]).then(a.cmp(b)));
+    assert_eq!(got, expected);
+}
