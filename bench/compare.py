@@ -171,7 +171,15 @@ class RabbitMQ:
         return self.beam
 
     def start(self):
-        subprocess.run([RMQ_SCRIPT, "start", str(self.port)], check=True, stdout=subprocess.DEVNULL)
+        # Its distribution port (PORT+20000) lies in the ephemeral range: a client connection
+        # made meanwhile may hold it. Try again on fresh ports rather than give up the matrix.
+        for attempt in range(3):
+            if subprocess.run([RMQ_SCRIPT, "start", str(self.port)], stdout=subprocess.DEVNULL).returncode == 0:
+                break
+            if attempt == 2:
+                raise RuntimeError(f"RabbitMQ did not start on port {self.port}")
+            log(f"RabbitMQ did not start on port {self.port}; trying other ports")
+            self.port = free_port(rabbit=True)
         state = {}
         with open(f"{os.environ.get('RABBITMQ_REF_STATE_DIR', '/tmp')}/rabbitmq-ref-{self.port}.state") as f:
             for line in f:
@@ -756,6 +764,8 @@ def main():
                             f"{k}={v:,.1f}" for k, v in m.items() if v is not None and not k.startswith("client")))
     except KeyboardInterrupt:
         log("interrupted; writing what was measured")
+    except Exception as e:  # a broker that will not start: keep what was measured
+        log(f"stopped by an error ({e!r}); writing what was measured")
     finally:
         for b in brokers.values():
             b.stop()
