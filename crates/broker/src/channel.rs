@@ -25,8 +25,10 @@ pub struct Unacked {
     pub message: QueuedMessage,
     /// None for basic.get deliveries.
     pub consumer: Option<ShortStr>,
-    /// When it was sent, for the consumer timeout.
-    pub delivered_at: Instant,
+    /// When the consumer-timeout check first saw it outstanding (it runs every second): the
+    /// timeout counts from then, so it fires up to a check period late, never early. Taking
+    /// the time at each delivery would put a clock read on the delivery path.
+    pub delivered_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -90,16 +92,26 @@ impl ChannelHandle {
     }
 
     /// The consumer timeout: as RabbitMQ, the oldest outstanding delivery is checked against its
-    /// queue's `x-consumer-timeout`, or else `default_ms` (0 = none). When it is over, the
-    /// channel is marked timed out and its connection woken to close it; true then.
+    /// queue's `x-consumer-timeout`, or else `default_ms` (0 = none), counting from the first
+    /// check that saw it. When it is over, the channel is marked timed out and its connection
+    /// woken to close it; true then.
     pub fn check_timeout(&self, now: Instant, default_ms: u64) -> bool {
         let mut st = self.state.lock();
         if st.closed || st.timed_out.is_some() {
             return false;
         }
-        let Some(oldest) = st.unacked.front() else { return false };
+        // Deliveries since the last check are the ones at the back without a time.
+        for u in st.unacked.iter_mut().rev() {
+            if u.delivered_at.is_some() {
+                break;
+            }
+            u.delivered_at = Some(now);
+        }
+        let Some(oldest) = st.unacked.front_mut() else { return false };
+        // (One put back in the middle, by a rolled-back transaction, is timed once it is oldest.)
+        let seen = *oldest.delivered_at.get_or_insert(now);
         let ms = oldest.queue.consumer_timeout().map_or(default_ms, |d| d.as_millis() as u64);
-        if ms == 0 || now.saturating_duration_since(oldest.delivered_at) < Duration::from_millis(ms) {
+        if ms == 0 || now.saturating_duration_since(seen) < Duration::from_millis(ms) {
             return false;
         }
         st.timed_out = Some(ms);
@@ -147,7 +159,7 @@ impl ChannelHandle {
                 queue: queue.clone(),
                 message,
                 consumer: Some(consumer.tag.clone()),
-                delivered_at: Instant::now(),
+                delivered_at: None,
             });
         }
         Ok(())
@@ -182,7 +194,7 @@ impl ChannelHandle {
                 queue: queue.clone(),
                 message,
                 consumer: None,
-                delivered_at: Instant::now(),
+                delivered_at: None,
             });
         }
     }
@@ -317,10 +329,15 @@ fn write_deliver(
 /// The properties a delivery carries: as published, plus the `x-delivery-count` header (a long,
 /// as RabbitMQ's quorum queues send it) once the message has been returned. First deliveries
 /// decode nothing.
+#[inline]
 fn delivered_properties(m: &QueuedMessage) -> Cow<'_, Bytes> {
     if m.delivery_count == 0 {
         return Cow::Borrowed(&m.message.properties);
     }
+    with_delivery_count(m)
+}
+
+fn with_delivery_count(m: &QueuedMessage) -> Cow<'_, Bytes> {
     let Ok(mut props) = BasicProperties::decode(&m.message.properties) else {
         return Cow::Borrowed(&m.message.properties);
     };

@@ -2716,8 +2716,9 @@ fn queue_consumer_timeout_overrides_the_broker_setting_and_zero_disables() {
     std::thread::sleep(std::time::Duration::from_millis(10));
     assert_eq!(b.check_consumer_timeouts(), 0, "the broker's timeout is off");
 
-    // basic.get deliveries count too, as in RabbitMQ.
+    // basic.get deliveries count too, as in RabbitMQ, from the first check that sees them.
     c.get(2, "short", false).unwrap();
+    assert_eq!(b.check_consumer_timeouts(), 0, "just delivered");
     std::thread::sleep(std::time::Duration::from_millis(10));
     assert_eq!(b.check_consumer_timeouts(), 1);
     c.pump();
