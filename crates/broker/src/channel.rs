@@ -151,7 +151,9 @@ impl ChannelHandle {
         let tag = st.next_tag;
         st.next_tag += 1;
         let frame_max = self.outbox.frame_max();
-        self.outbox.write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, frame_max));
+        let counted = queue.counts_deliveries();
+        self.outbox
+            .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, counted, frame_max));
         if !consumer.no_ack {
             st.consumer_unacked += 1;
             st.unacked.push_back(Unacked {
@@ -186,7 +188,7 @@ impl ChannelHandle {
             message_count,
         };
         frame::write_method(out, self.number, &Method::BasicGetOk(get_ok));
-        let properties = delivered_properties(&message);
+        let properties = delivered_properties(&message, queue.counts_deliveries());
         frame::write_content(out, self.number, 60, &properties, &message.message.body, frame_max);
         if !no_ack {
             st.unacked.push_back(Unacked {
@@ -312,6 +314,7 @@ fn write_deliver(
     consumer_tag: &ShortStr,
     tag: u64,
     m: &QueuedMessage,
+    counted: bool,
     frame_max: u32,
 ) {
     let deliver = BasicDeliver {
@@ -322,16 +325,16 @@ fn write_deliver(
         routing_key: m.message.routing_key.clone(),
     };
     frame::write_method(buf, channel, &Method::BasicDeliver(deliver));
-    let properties = delivered_properties(m);
+    let properties = delivered_properties(m, counted);
     frame::write_content(buf, channel, 60, &properties, &m.message.body, frame_max);
 }
 
-/// The properties a delivery carries: as published, plus the `x-delivery-count` header (a long,
-/// as RabbitMQ's quorum queues send it) once the message has been returned. First deliveries
-/// decode nothing.
+/// The properties a delivery carries: as published, plus, from a queue that counts deliveries,
+/// the `x-delivery-count` header (a long: how often it was returned, 0 the first time), as
+/// RabbitMQ's quorum queues send it. Other queues' deliveries decode nothing.
 #[inline]
-fn delivered_properties(m: &QueuedMessage) -> Cow<'_, Bytes> {
-    if m.delivery_count == 0 {
+fn delivered_properties(m: &QueuedMessage, counted: bool) -> Cow<'_, Bytes> {
+    if !counted {
         return Cow::Borrowed(&m.message.properties);
     }
     with_delivery_count(m)

@@ -180,6 +180,9 @@ pub struct Queue {
     single_active: bool,
     /// `x-delivery-limit`: a message returned more often than this is dropped or dead-lettered.
     delivery_limit: Option<u64>,
+    /// Returns are counted and deliveries carry `x-delivery-count`: queues with a delivery limit,
+    /// and those declared `x-queue-type: quorum` (RabbitMQ's quorum queues always count).
+    counts_deliveries: bool,
     /// `x-consumer-timeout`: overrides the broker's consumer timeout for this queue's deliveries.
     consumer_timeout: Option<Duration>,
     state: Mutex<QueueState>,
@@ -219,6 +222,9 @@ impl Queue {
             Some(warren_protocol::FieldValue::Bool(true))
         );
         let delivery_limit = non_negative("x-delivery-limit");
+        let quorum =
+            arguments.get("x-queue-type").and_then(warren_protocol::FieldValue::as_str) == Some("quorum");
+        let counts_deliveries = delivery_limit.is_some() || quorum;
         let consumer_timeout = non_negative("x-consumer-timeout").map(Duration::from_millis);
         let ready_bytes = log.recovered_body_bytes();
         Queue {
@@ -235,6 +241,7 @@ impl Queue {
             expires,
             single_active,
             delivery_limit,
+            counts_deliveries,
             consumer_timeout,
             state: Mutex::new(QueueState {
                 ready: log,
@@ -271,6 +278,11 @@ impl Queue {
     }
 
     /// The `x-consumer-timeout` argument, if set.
+    /// Whether deliveries carry `x-delivery-count` (see the field).
+    pub fn counts_deliveries(&self) -> bool {
+        self.counts_deliveries
+    }
+
     pub fn consumer_timeout(&self) -> Option<Duration> {
         self.consumer_timeout
     }
@@ -418,9 +430,9 @@ impl Queue {
             }
             if how == Settle::Requeue && !st.deleted {
                 let mut m = u.message;
-                if let Some(limit) = self.delivery_limit {
+                if self.counts_deliveries {
                     m.delivery_count = m.delivery_count.saturating_add(1);
-                    if u64::from(m.delivery_count) > limit {
+                    if self.delivery_limit.is_some_and(|limit| u64::from(m.delivery_count) > limit) {
                         st.ready.settle(m.offset, m.stored);
                         if self.has_dead_letter_exchange {
                             dead.push((m.message, DeathReason::DeliveryLimit));

@@ -2543,8 +2543,8 @@ fn delivery_limit_counts_requeues_and_dead_letters_past_the_limit() {
     let items = c.recv_items();
     let items: Vec<_> = items.iter().filter(|i| matches!(i.method, Method::BasicDeliver(_))).collect();
     assert_eq!(items.len(), 1);
-    assert_eq!(delivery_count(items[0]), None, "no header on the first delivery");
-    assert!(items[0].props().headers.is_none());
+    assert_eq!(delivery_count(items[0]), Some(0), "the first delivery counts 0, as RabbitMQ 3.10");
+    assert_eq!(items[0].props().message_id.as_deref(), Some("m"));
 
     // Two requeues (nack, then reject) are within the limit: the count goes up each time.
     c.send(1, BasicNack { delivery_tag: 1, multiple: false, requeue: true });
@@ -2627,6 +2627,32 @@ fn delivery_limit_zero_allows_a_single_delivery_and_get_carries_the_count() {
     let (ok, item) = c.get(1, "twice", true).unwrap();
     assert!(ok.redelivered);
     assert_eq!(delivery_count(&item), Some(1));
+}
+
+#[test]
+fn quorum_queues_count_deliveries_without_a_limit_and_classic_ones_do_not() {
+    let b = broker();
+    let mut c = client(&b);
+    let quorum = table(&[("x-queue-type", text("quorum"))]);
+    c.declare_queue(
+        1,
+        QueueDeclare { queue: "qq".into(), durable: true, arguments: quorum, ..Default::default() },
+    );
+    c.queue(1, "classic");
+    for q in ["qq", "classic"] {
+        c.publish(1, "", q, &no_props(), b"m");
+    }
+    let counts = |c: &mut TestClient, q: &str| {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (ok, item) = c.get(1, q, false).unwrap();
+            seen.push(delivery_count(&item));
+            c.send(1, BasicNack { delivery_tag: ok.delivery_tag, multiple: false, requeue: true });
+        }
+        seen
+    };
+    assert_eq!(counts(&mut c, "qq"), [Some(0), Some(1), Some(2)], "never dropped without a limit");
+    assert_eq!(counts(&mut c, "classic"), [None, None, None]);
 }
 
 #[test]
