@@ -14,6 +14,9 @@
 #   * is named rabbit-ref-PORT@localhost,
 #   * uses Erlang distribution port PORT+20000 and a private epmd on
 #     port PORT+30000 (both bound to 127.0.0.1), started by this script,
+#   * has the bundled consistent-hash exchange plugin enabled (Warren has the
+#     x-consistent-hash exchange type built in; the differential tests compare
+#     its placement with the plugin's),
 #   * optionally runs the management plugin on 127.0.0.1:MGMT_PORT.
 # The script waits (with a deadline) until the node answers the AMQP protocol
 # header with connection.start, then records the PIDs and temp dir in a state
@@ -174,11 +177,12 @@ do_start() {
 			echo "management.tcp.port = ${mgmt_port}"
 		fi
 	} >"$tmp/rabbitmq.conf"
+	# Plugins enabled offline: the node reads this file at boot.
+	local plugins="rabbitmq_consistent_hash_exchange"
 	if [[ -n "$mgmt_port" ]]; then
-		echo "[rabbitmq_management]." >"$tmp/enabled_plugins"
-	else
-		echo "[]." >"$tmp/enabled_plugins"
+		plugins="rabbitmq_management,$plugins"
 	fi
+	echo "[$plugins]." >"$tmp/enabled_plugins"
 	chown -R "$RMQ_USER:$RMQ_USER" "$tmp"
 	chmod 0750 "$tmp"
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
-use warren_store::definitions::{Definitions, UserDef};
+use warren_store::definitions::{BindingDef, Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
 use crate::channel::ChannelHandle;
@@ -190,7 +190,12 @@ impl Broker {
                 }
             }
         }
-        for def in &all.bindings {
+        // Re-added in the order RabbitMQ's recovery usually re-adds bindings (its binding
+        // records' order: source, key, then destination, exchanges first). Only consistent-hash
+        // exchanges care: their bucket row follows the order of the bindings.
+        let mut bindings: Vec<&BindingDef> = all.bindings.iter().collect();
+        bindings.sort_by(|a, b| recovery_order(a).cmp(&recovery_order(b)));
+        for def in bindings {
             if let Some(v) = broker.vhost(&def.vhost) {
                 v.restore_binding(def);
             }
@@ -254,4 +259,9 @@ impl Broker {
         }
         Ok(v)
     }
+}
+
+/// Where a stored binding comes in the order bindings are restored (see [`Broker::open`]).
+fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
+    (&d.vhost, &d.source, d.routing_key.as_bytes(), d.destination_is_queue, &d.destination)
 }

@@ -38,6 +38,10 @@ pub enum BrokerError {
     UserIdMismatch { claimed: String, user: String },
     #[error("{0}")]
     Storage(String),
+    /// An exchange type's code failed on its input, where RabbitMQ's plugin crashes (which
+    /// closes the connection with INTERNAL_ERROR).
+    #[error("{0}")]
+    ExchangeTypeFailure(String),
     #[error("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {reason}")]
     InvalidArg { arg: String, queue: String, vhost: String, reason: String },
     #[error("invalid message: {{delivery_mode_unknown,{0}}}")]
@@ -84,7 +88,7 @@ impl From<BrokerError> for AmqpError {
             UnknownExchangeType(_) => code::COMMAND_INVALID,
             ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
             VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,
-            Storage(_) => code::INTERNAL_ERROR,
+            Storage(_) | ExchangeTypeFailure(_) => code::INTERNAL_ERROR,
         };
         AmqpError::new(c, e.to_string())
     }

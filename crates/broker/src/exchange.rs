@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
-use crate::consistent_hash::{hash_bytes, parse_weight, HashOn, Ring};
+use crate::consistent_hash::{parse_weight, Buckets, HashOn};
 use crate::delayed::DelayedMessages;
 use crate::error::BrokerError;
 use crate::headers::headers_match;
@@ -54,9 +54,7 @@ impl ExchangeKind {
     /// Checks exchange.declare arguments as the exchange type (or plugin) does.
     pub fn validate_arguments(self, args: &FieldTable) -> Result<(), BrokerError> {
         match self {
-            Self::ConsistentHash => {
-                HashOn::from_arguments(args).map(|_| ()).map_err(BrokerError::PreconditionFailed)
-            }
+            Self::ConsistentHash => HashOn::from_arguments(args).map(|_| ()),
             Self::DelayedMessage => {
                 let routing = match args.get("x-delayed-type") {
                     Some(FieldValue::LongStr(t)) => String::from_utf8_lossy(t).into_owned(),
@@ -129,8 +127,8 @@ struct Bindings {
     list: Vec<Binding>,
     direct: HashMap<ShortStr, Vec<Destination>>,
     topic: TopicTrie<Destination>,
-    /// Consistent-hash exchanges: the ring over `list` (member `i` is `list[i]`).
-    ring: Ring,
+    /// Consistent-hash exchanges: the plugin's bucket row, in binding order.
+    buckets: Buckets<Destination>,
     /// Whether a binding was ever added (auto-delete exchanges go when the last one leaves).
     ever_bound: bool,
 }
@@ -241,11 +239,12 @@ impl Exchange {
             | ExchangeKind::ConsistentHash
             | ExchangeKind::DelayedMessage => {}
         }
+        if self.routing == ExchangeKind::ConsistentHash {
+            // Keys were checked at bind; one that is not a weight (from an old store) adds none.
+            b.buckets.add(binding.destination.clone(), parse_weight(&binding.key).unwrap_or(0));
+        }
         b.list.push(binding);
         b.ever_bound = true;
-        if self.routing == ExchangeKind::ConsistentHash {
-            b.rebuild_ring();
-        }
         true
     }
 
@@ -257,7 +256,8 @@ impl Exchange {
         };
         b.list.remove(pos);
         if self.routing == ExchangeKind::ConsistentHash {
-            b.rebuild_ring();
+            // As the plugin does: whichever binding to it goes, the destination's buckets go.
+            b.buckets.remove(&binding.destination);
         }
         let still_bound_same_key =
             b.list.iter().any(|x| x.key == binding.key && x.destination == binding.destination);
@@ -310,12 +310,32 @@ impl Exchange {
     /// Adds to `out` every queue the message reaches, following exchange-to-exchange bindings.
     /// `out` may hold duplicates; the caller dedupes.
     pub fn route(&self, routing_key: &str, headers: &mut HeadersSource<'_>, out: &mut Vec<Arc<Queue>>) {
-        self.route_hop(routing_key, headers, out, 0);
+        self.route_hop(routing_key, routing_key, headers, out, 0);
     }
 
+    /// Routes a message by its routing key and the extra keys of sender-selected distribution
+    /// (`CC`, `BCC`). Every exchange type routes by each key, except consistent-hash exchanges
+    /// (here or reached through exchange-to-exchange bindings): RabbitMQ hands them the list of
+    /// keys and the plugin hashes the first one only, so they pick one destination per message.
+    pub fn route_message(
+        &self,
+        routing_key: &str,
+        extra_keys: &[ShortStr],
+        headers: &mut HeadersSource<'_>,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        self.route_hop(routing_key, routing_key, headers, out, 0);
+        for key in extra_keys {
+            self.route_hop(key, routing_key, headers, out, 0);
+        }
+    }
+
+    /// Routes by `routing_key`; `first_key` is the message's own routing key, which is what a
+    /// consistent-hash exchange hashes whichever key the others are routing by.
     fn route_hop(
         &self,
         routing_key: &str,
+        first_key: &str,
         headers: &mut HeadersSource<'_>,
         out: &mut Vec<Arc<Queue>>,
         hops: usize,
@@ -329,7 +349,7 @@ impl Exchange {
             Destination::Queue(q) => out.push(q.clone()),
             Destination::Exchange(e) => {
                 if !std::ptr::eq(Arc::as_ptr(e), self) {
-                    e.route_hop(routing_key, &mut HeadersSource::new(raw), out, hops + 1)
+                    e.route_hop(routing_key, first_key, &mut HeadersSource::new(raw), out, hops + 1)
                 }
             }
         };
@@ -355,9 +375,8 @@ impl Exchange {
                 }
             }
             ExchangeKind::ConsistentHash => {
-                let hash = hash_bytes(&self.hash_on.value(routing_key, raw));
-                if let Some(member) = b.ring.pick(hash) {
-                    visit(&b.list[member].destination, out);
+                if let Some(destination) = b.buckets.pick(self.hash_on.hash(first_key, raw)) {
+                    visit(destination, out);
                 }
             }
             // Never a routing type: `Exchange::new` resolves `x-delayed-type`.
@@ -366,32 +385,16 @@ impl Exchange {
     }
 }
 
-impl Bindings {
-    /// Rebuilds the consistent-hash ring from `list`: each binding is a member weighted by its
-    /// key, identified by its destination and key (so its points never depend on the order).
-    fn rebuild_ring(&mut self) {
-        let identities: Vec<(Vec<u8>, u64)> = self
-            .list
-            .iter()
-            .map(|b| {
-                let (is_queue, name) = b.destination.identity();
-                let mut id = Vec::with_capacity(name.len() + b.key.len() + 2);
-                id.push(u8::from(is_queue));
-                id.extend_from_slice(name.as_bytes());
-                id.push(0);
-                id.extend_from_slice(b.key.as_bytes());
-                // Keys were checked at bind; one that is not a weight takes no points.
-                (id, parse_weight(&b.key).unwrap_or(0))
-            })
-            .collect();
-        self.ring = Ring::build(identities.iter().map(|(id, w)| (id.as_slice(), *w)));
+/// Sorts and dedupes routed queues so each gets a message once.
+#[inline]
+pub fn dedupe_queues(queues: &mut Vec<Arc<Queue>>) {
+    // Most messages go to one queue: that check is all they pay for.
+    if queues.len() > 1 {
+        dedupe_several(queues);
     }
 }
 
-/// Sorts and dedupes routed queues so each gets a message once.
-pub fn dedupe_queues(queues: &mut Vec<Arc<Queue>>) {
-    if queues.len() > 1 {
-        queues.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
-        queues.dedup_by(|a, b| Arc::ptr_eq(a, b));
-    }
+fn dedupe_several(queues: &mut Vec<Arc<Queue>>) {
+    queues.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+    queues.dedup_by(|a, b| Arc::ptr_eq(a, b));
 }

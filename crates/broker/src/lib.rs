@@ -11,6 +11,8 @@ pub mod channel;
 pub mod consistent_hash;
 pub mod deadletter;
 pub mod delayed;
+pub mod erlang_hash;
+pub mod erlang_rand;
 pub mod error;
 pub mod exchange;
 pub mod headers;

@@ -561,10 +561,7 @@ impl VHost {
                 return Ok(Routed::Delayed { stored });
             }
             let mut headers = HeadersSource::new(&message.properties);
-            exchange.route(&message.routing_key, &mut headers, out);
-            for key in extra_keys {
-                exchange.route(key, &mut headers, out);
-            }
+            exchange.route_message(&message.routing_key, extra_keys, &mut headers, out);
             if !out.is_empty() {
                 break;
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use warren_broker::error::BrokerError;
+use warren_broker::exchange::HeadersSource;
 use warren_broker::vhost::{ExchangeSpec, QueueSpec, VHost};
 use warren_broker::{Broker, Message};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue};
@@ -138,6 +139,91 @@ fn consistent_hash_arguments_are_checked() {
     assert_eq!(precondition(e), "hash-header and hash-property are mutually exclusive");
     let e = exchange(&v, "x2", "x-consistent-hash", args(&[("hash-property", text("app_id"))])).unwrap_err();
     assert_eq!(precondition(e), "Unsupported property: app_id");
+    // Not a string: the plugin crashes, and RabbitMQ closes the connection with INTERNAL_ERROR.
+    let e =
+        exchange(&v, "x3", "x-consistent-hash", args(&[("hash-header", FieldValue::I32(5))])).unwrap_err();
+    let amqp: warren_connection::AmqpError = e.into();
+    assert_eq!(amqp.code, warren_connection::error::INTERNAL_ERROR);
+    assert!(amqp.is_hard());
+    assert!(v.exchange("x3").is_err(), "not declared");
+}
+
+fn bind_weights(v: &VHost, x: &str, queues: &[(&str, &str)]) {
+    for (q, w) in queues {
+        if v.queue(q).is_err() {
+            queue(v, q);
+        }
+        v.bind_queue(q, x, (*w).into(), FieldTable::new(), 1).unwrap();
+    }
+}
+
+fn placed(v: &VHost, x: &str, key: &str) -> Vec<String> {
+    routed(v, &message(x, key, Bytes::new()))
+}
+
+/// Keys land where RabbitMQ's plugin puts them. The buckets come from the plugin's own
+/// `route/2` (RabbitMQ 3.10.8 on OTP 25): with ten one-bucket destinations, "" takes bucket
+/// 9, "a" 6, "orders.created" 7, "key-2" 7 and "key-17" 0.
+#[test]
+fn consistent_hash_places_keys_as_the_plugin_does() {
+    let (_b, v) = setup();
+    exchange(&v, "ten", "x-consistent-hash", FieldTable::new()).unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("q{i}")).collect();
+    let weights: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    bind_weights(&v, "ten", &weights);
+    for (key, bucket) in [("", 9), ("a", 6), ("orders.created", 7), ("key-2", 7), ("key-17", 0)] {
+        assert_eq!(placed(&v, "ten", key), [format!("q{bucket}")], "{key:?}");
+    }
+    // Weights 3 and 7 own buckets 0-2 and 3-9 of the same ten.
+    exchange(&v, "two", "x-consistent-hash", FieldTable::new()).unwrap();
+    bind_weights(&v, "two", &[("light", "3"), ("heavy", "7")]);
+    for (key, q) in [("", "heavy"), ("a", "heavy"), ("key-2", "heavy"), ("key-17", "light")] {
+        assert_eq!(placed(&v, "two", key), [q], "{key:?}");
+    }
+}
+
+/// Unbinding removes the destination's buckets and moves the later ones down; binding again
+/// puts it at the end. With three buckets "" takes 0, "a" 1 and "key-0" 2; with two, 0, 1, 1.
+#[test]
+fn consistent_hash_unbind_and_rebind_renumber_buckets() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    bind_weights(&v, "chx", &[("q0", "1"), ("q1", "1"), ("q2", "1")]);
+    let placement = |v: &VHost| ["", "a", "key-0"].map(|k| placed(v, "chx", k).concat());
+    assert_eq!(placement(&v), ["q0", "q1", "q2"]);
+    v.unbind_queue("q0", "chx", "1".into(), FieldTable::new()).unwrap();
+    assert_eq!(placement(&v), ["q1", "q2", "q2"]);
+    bind_weights(&v, "chx", &[("q0", "1")]);
+    assert_eq!(placement(&v), ["q1", "q2", "q0"]);
+}
+
+/// As in the plugin, a second binding to a destination adds no buckets, and removing either
+/// of its bindings removes all of them.
+#[test]
+fn consistent_hash_counts_one_binding_per_destination() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    bind_weights(&v, "chx", &[("q0", "1"), ("q1", "1"), ("q0", "5")]);
+    // Still two buckets, q0's first: "" takes bucket 0 and "a" bucket 1 of two.
+    assert_eq!(placed(&v, "chx", ""), ["q0"]);
+    assert_eq!(placed(&v, "chx", "a"), ["q1"]);
+    v.unbind_queue("q0", "chx", "5".into(), FieldTable::new()).unwrap();
+    assert_eq!(placed(&v, "chx", ""), ["q1"], "q0 keeps a binding but has no buckets");
+}
+
+/// Sender-selected keys (`CC`) do not count: the plugin hashes the first routing key only, so a
+/// message still reaches one queue.
+#[test]
+fn consistent_hash_routes_by_the_first_key_only() {
+    let (_b, v) = setup();
+    exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+    bind_weights(&v, "chx", &[("q0", "1"), ("q1", "1"), ("q2", "1")]);
+    let x = v.exchange("chx").unwrap();
+    let no_props = Bytes::new();
+    let mut out = Vec::new();
+    x.route_message("key-0", &["a".into(), "".into()], &mut HeadersSource::new(&no_props), &mut out);
+    let names: Vec<&str> = out.iter().map(|q| &*q.name).collect();
+    assert_eq!(names, ["q2", "q2", "q2"], "every key routes as \"key-0\"");
 }
 
 #[test]

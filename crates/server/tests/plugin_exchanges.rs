@@ -279,3 +279,50 @@ async fn plugin_exchanges_survive_a_graceful_restart() {
 async fn plugin_exchanges_survive_a_crash() {
     plugin_exchanges_survive_a_restart(Stop::Kill).await
 }
+
+/// Binds `queues` (durable) to `x` with their weights, in the given order.
+async fn bind_weights(ch: &Channel, x: &str, weights: &[(&str, &str)]) {
+    for (q, w) in weights {
+        durable_queue(ch, q).await;
+        within(ch.queue_bind((*q).into(), x.into(), (*w).into(), Default::default(), FieldTable::default()))
+            .await
+            .unwrap();
+    }
+}
+
+/// Publishes each key (body = key) to `x` with confirms, then says which queue each went to.
+async fn place_keys(ch: &Channel, x: &str, keys: &[String], queues: &[&str]) -> HashMap<String, String> {
+    for key in keys {
+        confirmed(ch, x, key, key.as_bytes(), BasicProperties::default(), false).await;
+    }
+    placement(ch, queues).await
+}
+
+/// A restart rebuilds the bucket row from the stored bindings sorted by binding key as text,
+/// then destination, as RabbitMQ's recovery usually re-adds them: bindings made with weights
+/// 2, 10, 1 come back as 1, 10, 2, and keys land as on an exchange bound in that order.
+#[tokio::test]
+async fn consistent_hash_restart_rebuilds_in_sorted_binding_order() {
+    let mut b = DurableBroker::start(&[]).await;
+    let keys: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
+    let queues = ["q-a", "q-b", "q-c"];
+    let (sorted_order, before) = {
+        let c = b.connect().await;
+        let ch = c.channel().await;
+        within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+        declare_x(&ch, "sorted", "x-consistent-hash", false, FieldTable::default()).await.unwrap();
+        bind_weights(&ch, "sorted", &[("q-c", "1"), ("q-a", "10"), ("q-b", "2")]).await;
+        let sorted_order = place_keys(&ch, "sorted", &keys, &queues).await;
+        within(ch.exchange_delete("sorted".into(), Default::default())).await.unwrap();
+
+        declare_x(&ch, "chx", "x-consistent-hash", true, FieldTable::default()).await.unwrap();
+        bind_weights(&ch, "chx", &[("q-b", "2"), ("q-a", "10"), ("q-c", "1")]).await;
+        (sorted_order, place_keys(&ch, "chx", &keys, &queues).await)
+    };
+    assert_ne!(before, sorted_order, "the order of the bindings matters");
+    b.restart(Stop::Term).await;
+    let c = b.connect().await;
+    let ch = c.channel().await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    assert_eq!(place_keys(&ch, "chx", &keys, &queues).await, sorted_order);
+}

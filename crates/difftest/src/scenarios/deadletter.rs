@@ -150,3 +150,36 @@ pub async fn message_ttl(cx: Ctx) -> Res {
     }
     c.close().await
 }
+
+/// x-delivery-limit, which RabbitMQ 3.10 has on quorum queues: each return of a delivery adds
+/// to the x-delivery-count header of the next one, and the return past the limit dead-letters
+/// the message with reason delivery_limit.
+pub async fn delivery_limit_dead_letters(cx: Ctx) -> Res {
+    let q = cx.name("q");
+    let dlx = cx.name("dlx");
+    let dlq = cx.name("dlq");
+    let mut c = Raw::connect(&cx, "c1").await?;
+    c.open(1).await?;
+    c.exchange(1, &dlx, "fanout").await?;
+    c.queue(1, &dlq).await?;
+    c.bind(1, &dlq, &dlx, "", Table::new()).await?;
+    let args = Table::new()
+        .with("x-queue-type", Val::str("quorum"))
+        .with("x-delivery-limit", Val::i32(2))
+        .with("x-dead-letter-exchange", Val::str(&dlx));
+    c.declare_queue(1, &q, QFlags { durable: true, ..QFlags::default() }, args).await?;
+    c.publish(1, "", &q, &Props::new().message_id("poison-1").delivery_mode(2), b"poison").await;
+    for _ in 0..3 {
+        // A quorum queue applies a return asynchronously: wait until the message is ready again.
+        c.await_count(1, &q, 1).await?;
+        let tag = c.get(1, &q, false).await?.delivery_tag()?;
+        c.send(1, warren_protocol::methods::BasicNack { delivery_tag: tag, multiple: false, requeue: true })
+            .await;
+    }
+    c.await_count(1, &dlq, 1).await?;
+    c.drain(1, &dlq).await?;
+    c.get(1, &q, true).await?;
+    c.call(1, warren_protocol::methods::QueueDelete { queue: q.as_str().into(), ..Default::default() })
+        .await?;
+    c.close().await
+}

@@ -7,6 +7,7 @@ use crate::harness::Scenario;
 use crate::scenario;
 
 pub mod connection;
+pub mod consistent_hash;
 pub mod consume;
 pub mod deadletter;
 pub mod exchange;
@@ -62,6 +63,13 @@ pub fn all() -> Vec<Scenario> {
         scenario!(publish::user_id_validation),
         scenario!(publish::alternate_exchange),
         scenario!(publish::cc_bcc_headers),
+        // the consistent-hash exchange (plugin)
+        scenario!(consistent_hash::consistent_hash_by_routing_key),
+        scenario!(consistent_hash::consistent_hash_by_header),
+        scenario!(consistent_hash::consistent_hash_by_property),
+        scenario!(consistent_hash::consistent_hash_unbind_and_rebind),
+        scenario!(consistent_hash::consistent_hash_with_cc),
+        scenario!(consistent_hash::consistent_hash_argument_errors),
         // consuming and acknowledging
         scenario!(consume::consume_and_cancel),
         scenario!(consume::consume_errors),
@@ -89,6 +97,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(deadletter::dead_letter_on_expiry),
         scenario!(deadletter::dead_letter_on_max_length),
         scenario!(deadletter::message_ttl),
+        scenario!(deadletter::delivery_limit_dead_letters),
         // queue and consumer features
         scenario!(queue_features::queue_expires),
         scenario!(queue_features::priority_queue_order),
