@@ -1,4 +1,5 @@
-//! Declare arguments: which ones must match on redeclare, and how a mismatch is reported.
+//! Declare and consume arguments: how they are checked, which ones must match on redeclare, and
+//! how a mismatch is reported.
 
 use warren_protocol::{FieldTable, FieldValue};
 
@@ -33,6 +34,29 @@ pub fn validate_queue_args(args: &FieldTable) -> Result<(), (&'static str, Strin
 }
 
 type ArgCheck = fn(&FieldValue, &FieldTable) -> Result<(), String>;
+
+/// Checks basic.consume arguments as RabbitMQ does (its `check_consume_arguments`): only the
+/// type of `x-priority` (an integer) and `x-cancel-on-ha-failover` (a bool) is checked.
+pub fn validate_consume_args(args: &FieldTable) -> Result<(), (&'static str, String)> {
+    for (key, check) in CONSUME_ARG_CHECKS {
+        if let Some(value) = args.get(key) {
+            check(value, args).map_err(|reason| (*key, reason))?;
+        }
+    }
+    Ok(())
+}
+
+const CONSUME_ARG_CHECKS: &[(&str, ArgCheck)] = &[
+    ("x-priority", |v, _| integer(v).map(|_| ())),
+    ("x-cancel-on-ha-failover", |v, _| match v {
+        FieldValue::Bool(_) => Ok(()),
+        other => Err(unacceptable_type(other)),
+    }),
+];
+
+fn unacceptable_type(v: &FieldValue) -> String {
+    format!("{{unacceptable_type,{}}}", type_name(v))
+}
 
 const QUEUE_ARG_CHECKS: &[(&str, ArgCheck)] = &[
     ("x-expires", |v, _| positive_int(v)),
@@ -194,6 +218,23 @@ mod tests {
         let ae = table("alternate-exchange", FieldValue::LongStr("ae".into()));
         let (_, r, _) = first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &ae, &FieldTable::new()).unwrap();
         assert_eq!(r, "the value 'ae' of type 'longstr'");
+    }
+
+    #[test]
+    fn consume_arguments_are_checked_by_type_only() {
+        let check = |key: &str, v: FieldValue| validate_consume_args(&table(key, v));
+        assert_eq!(check("x-priority", FieldValue::I64(-3)), Ok(()));
+        assert_eq!(check("x-priority", FieldValue::U8(10)), Ok(()));
+        assert_eq!(
+            check("x-priority", FieldValue::LongStr("high".into())),
+            Err(("x-priority", "\"expected integer, got longstr\"".to_owned()))
+        );
+        assert_eq!(check("x-cancel-on-ha-failover", FieldValue::Bool(false)), Ok(()));
+        assert_eq!(
+            check("x-cancel-on-ha-failover", FieldValue::I32(1)),
+            Err(("x-cancel-on-ha-failover", "{unacceptable_type,signedint}".to_owned()))
+        );
+        assert_eq!(check("x-anything-else", FieldValue::Void), Ok(()));
     }
 
     #[test]

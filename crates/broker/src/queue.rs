@@ -38,7 +38,7 @@ impl Consumer {
         Consumer { tag, channel, no_ack, exclusive, prefetch, priority: 0, unacked: 0 }
     }
 
-    /// Applies the basic.consume arguments: `x-priority` (an integer; others count as 0).
+    /// Applies the basic.consume arguments: `x-priority` (an integer, checked by the session).
     pub fn with_arguments(mut self, arguments: &FieldTable) -> Self {
         self.priority = arguments
             .get("x-priority")

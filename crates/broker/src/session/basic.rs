@@ -187,6 +187,10 @@ impl Session {
         };
         let queue = vhost.queue(&name)?;
         vhost.check_exclusive_access(&queue, self.id)?;
+        if let Err((arg, reason)) = crate::args::validate_consume_args(&m.arguments) {
+            let (queue, vhost) = (name.to_string(), vhost.name.clone());
+            return Err(BrokerError::InvalidArg { arg: arg.to_owned(), queue, vhost, reason }.into());
+        }
         let ch = self.channel_or_err(channel)?;
         let tag =
             if m.consumer_tag.is_empty() { generated_name("amq.ctag-") } else { m.consumer_tag.clone() };

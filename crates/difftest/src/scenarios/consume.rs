@@ -420,3 +420,40 @@ pub async fn consume_existing_backlog(cx: Ctx) -> Res {
     }
     c.close().await
 }
+
+/// Consume arguments: `x-cancel-on-ha-failover` (asking for a basic.cancel when a mirrored
+/// queue fails over; a single node never does, so it never fires) must be a bool and
+/// `x-priority` an integer, or the channel closes with 406; the consumer otherwise works as any
+/// other, and a queue deletion cancels it.
+pub async fn consume_argument_types(cx: Ctx) -> Res {
+    let q = cx.name("q");
+    let mut c = Raw::connect(&cx, "c1").await?;
+    c.open(1).await?;
+    c.queue(1, &q).await?;
+    let consume = |tag: &str, key: &str, value: crate::wire::Val| BasicConsume {
+        queue: q.as_str().into(),
+        consumer_tag: tag.into(),
+        no_ack: true,
+        arguments: Table::new().with(key, value).to_field_table(),
+        ..Default::default()
+    };
+    use crate::wire::Val;
+    c.call(1, consume("ha-bool", "x-cancel-on-ha-failover", Val::bool(true))).await?;
+    c.call(1, consume("prio-long", "x-priority", Val::i64(-2))).await?;
+    c.open(2).await?;
+    c.call(2, consume("ha-string", "x-cancel-on-ha-failover", Val::str("yes"))).await?;
+    c.open(2).await?;
+    c.call(2, consume("prio-string", "x-priority", Val::str("high"))).await?;
+    c.open(2).await?;
+    c.call(2, consume("prio-bool", "x-priority", Val::bool(true))).await?;
+    publish_n(&mut c, 1, &q, 0, 2).await;
+    c.recv(1).await?;
+    c.recv(1).await?;
+    let mut other = Raw::connect(&cx, "c2").await?;
+    other.open(1).await?;
+    other.call(1, QueueDelete { queue: q.as_str().into(), ..Default::default() }).await?;
+    c.recv(1).await?;
+    c.recv(1).await?;
+    other.close().await?;
+    c.close().await
+}

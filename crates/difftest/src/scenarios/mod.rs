@@ -75,6 +75,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(consume::consume_errors),
         scenario!(consume::server_cancel_on_queue_delete),
         scenario!(consume::server_cancel_needs_capability),
+        scenario!(consume::consume_argument_types),
         scenario!(consume::get_and_get_empty),
         scenario!(consume::ack_nack_reject),
         scenario!(consume::requeue_order_and_redelivered),
