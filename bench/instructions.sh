@@ -25,8 +25,9 @@ if ! command -v valgrind >/dev/null; then
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind
 fi
 if [ ! -f "$tree/crates/broker/examples/hot_path.rs" ]; then
-	mkdir -p "$tree/crates/broker/examples"
+	mkdir -p "$tree/crates/broker/examples" "$tree/crates/broker/tests/driven"
 	cp "$here/crates/broker/examples/hot_path.rs" "$tree/crates/broker/examples/"
+	cp "$here/crates/broker/tests/driven/mod.rs" "$tree/crates/broker/tests/driven/"
 fi
 target="${CARGO_TARGET_DIR:-$tree/target}"
 (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build -q --release -p warren-broker --example hot_path)

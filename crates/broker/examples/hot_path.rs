@@ -12,83 +12,20 @@
 //!   fanout   a fanout exchange to 10 queues, each with a no-ack consumer
 //!   topic    a topic exchange with 100 bindings, 1 of which matches, a no-ack consumer
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::Instant;
+#[path = "../tests/driven/mod.rs"]
+mod driven;
 
-use bytes::{Bytes, BytesMut};
-use warren_broker::{Broker, Outbox, Session};
-use warren_connection::{Connection, ConnectionConfig};
-use warren_protocol::frame::{self, PROTOCOL_HEADER};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use driven::Client;
+use warren_broker::Broker;
+use warren_protocol::frame;
 use warren_protocol::methods::*;
 use warren_protocol::{BasicProperties, Method};
 
 /// Publishes per read batch (what one 64 KiB read of 16-byte messages holds, roughly).
 const BATCH: usize = 500;
-
-struct Client {
-    conn: Connection,
-    session: Session,
-    outbox: Arc<Outbox>,
-    input: BytesMut,
-}
-
-impl Client {
-    fn connect(broker: &Arc<Broker>) -> Client {
-        let outbox = Arc::new(Outbox::new(Box::new(|| {})));
-        let session = Session::new(
-            broker.clone(),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            outbox.clone(),
-            Arc::new(|| {}),
-        );
-        let mut c = Client {
-            conn: Connection::new(ConnectionConfig::default(), Instant::now()),
-            session,
-            outbox,
-            input: BytesMut::new(),
-        };
-        c.input.extend_from_slice(PROTOCOL_HEADER);
-        c.pump();
-        let start_ok = ConnectionStartOk {
-            mechanism: "PLAIN".into(),
-            response: Bytes::from_static(b"\0guest\0guest"),
-            locale: "en_US".into(),
-            ..Default::default()
-        };
-        c.send(0, start_ok);
-        c.send(0, ConnectionTuneOk { channel_max: 2047, frame_max: 131_072, heartbeat: 0 });
-        c.send(0, ConnectionOpen { virtual_host: "/".into(), ..Default::default() });
-        assert!(c.conn.is_open(), "the connection opened");
-        c.send(1, ChannelOpen::default());
-        c
-    }
-
-    fn pump(&mut self) {
-        let now = Instant::now();
-        loop {
-            self.conn.handle_input(&mut self.input, now, &mut self.session);
-            if !self.conn.has_events() {
-                break;
-            }
-            self.session.handle_events(&mut self.conn);
-        }
-        self.session.end_of_batch(&mut self.conn);
-    }
-
-    fn send(&mut self, channel: u16, method: impl Into<Method>) {
-        frame::write_method(&mut self.input, channel, &method.into());
-        self.pump();
-    }
-
-    /// What the broker sent since last time (deliveries and replies), as the writer task takes it.
-    fn drain_output(&mut self) -> usize {
-        let out = self.outbox.take();
-        let n = out.len();
-        self.outbox.recycle(out);
-        n
-    }
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {

@@ -2,16 +2,16 @@
 //! allocation beyond the body, which here is a slice of the read buffer): after a warm-up, a
 //! batch of publishes to a queue with a consumer costs only amortized buffer growth.
 
+mod driven;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use warren_broker::{Broker, Outbox, Session};
-use warren_connection::{Connection, ConnectionConfig};
-use warren_protocol::frame::{self, PROTOCOL_HEADER};
+use bytes::BytesMut;
+use driven::Client;
+use warren_broker::Broker;
+use warren_protocol::frame;
 use warren_protocol::methods::*;
 use warren_protocol::{BasicProperties, Method};
 
@@ -46,62 +46,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// A connection driven as the server's loop drives it, without sockets.
-struct Client {
-    conn: Connection,
-    session: Session,
-    outbox: Arc<Outbox>,
-    input: BytesMut,
-}
-
-impl Client {
-    fn pump(&mut self) {
-        let now = Instant::now();
-        loop {
-            self.conn.handle_input(&mut self.input, now, &mut self.session);
-            if !self.conn.has_events() {
-                break;
-            }
-            self.session.handle_events(&mut self.conn);
-        }
-        self.session.end_of_batch(&mut self.conn);
-    }
-
-    fn send(&mut self, channel: u16, method: impl Into<Method>) {
-        frame::write_method(&mut self.input, channel, &method.into());
-        self.pump();
-    }
-}
-
-fn connect(broker: &Arc<Broker>) -> Client {
-    let outbox = Arc::new(Outbox::new(Box::new(|| {})));
-    let mut c = Client {
-        conn: Connection::new(ConnectionConfig::default(), Instant::now()),
-        session: Session::new(
-            broker.clone(),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            outbox.clone(),
-            Arc::new(|| {}),
-        ),
-        outbox,
-        input: BytesMut::new(),
-    };
-    c.input.extend_from_slice(PROTOCOL_HEADER);
-    c.pump();
-    let start_ok = ConnectionStartOk {
-        mechanism: "PLAIN".into(),
-        response: Bytes::from_static(b"\0guest\0guest"),
-        locale: "en_US".into(),
-        ..Default::default()
-    };
-    c.send(0, start_ok);
-    c.send(0, ConnectionTuneOk { channel_max: 2047, frame_max: 131_072, heartbeat: 0 });
-    c.send(0, ConnectionOpen { virtual_host: "/".into(), ..Default::default() });
-    assert!(c.conn.is_open());
-    c.send(1, ChannelOpen::default());
-    c
-}
-
 /// Publishes to `q` as one read batch of `n` messages.
 fn publish_batch(c: &mut Client, n: usize) {
     let mut props = BytesMut::new();
@@ -127,7 +71,7 @@ fn allocations_for_a_batch(c: &mut Client, n: usize) -> usize {
 #[test]
 fn publish_to_a_consumer_allocates_nothing_per_message() {
     let broker = Arc::new(Broker::new());
-    let mut c = connect(&broker);
+    let mut c = Client::connect(&broker);
     c.send(1, QueueDeclare { queue: "q".into(), ..Default::default() });
     c.send(1, BasicConsume { queue: "q".into(), no_ack: true, ..Default::default() });
     const N: usize = 20_000;
