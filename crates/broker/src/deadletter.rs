@@ -127,8 +127,8 @@ fn is_cycle(deaths: &Deaths, target: &str) -> bool {
 }
 
 /// The message's properties with this death added to `x-death`, `x-first-death-*` set the first
-/// time and `x-last-death-*` every time, and the resulting history; a per-message expiration moves into the death
-/// record, so the copy does not expire again for the same reason.
+/// time and `x-last-death-*` every time, and the resulting history; a per-message expiration
+/// moves into the death record, so the copy does not expire again for the same reason.
 fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (Bytes, Deaths) {
     let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();

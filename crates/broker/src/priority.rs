@@ -22,6 +22,14 @@ pub fn level_log_name(queue: &str, level: u8) -> String {
     format!("amq.x-max-priority/{level}/{queue}")
 }
 
+/// The store logs of a queue's priority levels above 0 (none for an ordinary queue).
+pub fn level_log_names<'a>(
+    queue: &'a str,
+    arguments: &warren_protocol::FieldTable,
+) -> impl Iterator<Item = String> + 'a {
+    (1..=max_priority(arguments).unwrap_or(0)).map(move |level| level_log_name(queue, level))
+}
+
 /// The `x-max-priority` of a queue's arguments: a priority queue has 1 to 255 levels above 0.
 pub fn max_priority(arguments: &warren_protocol::FieldTable) -> Option<u8> {
     let n = arguments.get("x-max-priority").and_then(warren_protocol::FieldValue::as_i64)?;

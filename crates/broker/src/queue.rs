@@ -277,12 +277,12 @@ impl Queue {
         self.single_active
     }
 
-    /// The `x-consumer-timeout` argument, if set.
     /// Whether deliveries carry `x-delivery-count` (see the field).
     pub fn counts_deliveries(&self) -> bool {
         self.counts_deliveries
     }
 
+    /// The `x-consumer-timeout` argument, if set.
     pub fn consumer_timeout(&self) -> Option<Duration> {
         self.consumer_timeout
     }

@@ -305,10 +305,12 @@ impl VHost {
         arguments: &FieldTable,
     ) -> std::io::Result<Box<dyn warren_store::QueueLog>> {
         let own = self.store.open_queue(&self.name, name, durable)?;
-        let Some(max) = crate::priority::max_priority(arguments) else { return Ok(own) };
+        let mut above_zero = crate::priority::level_log_names(name, arguments).peekable();
+        if above_zero.peek().is_none() {
+            return Ok(own);
+        }
         let mut levels = vec![own];
-        for level in 1..=max {
-            let log_name = crate::priority::level_log_name(name, level);
+        for log_name in above_zero {
             levels.push(self.store.open_queue(&self.name, &log_name, durable)?);
         }
         Ok(Box::new(crate::priority::PriorityLog::new(levels)))

@@ -212,6 +212,12 @@ impl TestClient {
         self.declare_queue(channel, QueueDeclare { queue: name.into(), ..Default::default() })
     }
 
+    /// Declares a (non-durable) queue with these arguments.
+    fn queue_with(&mut self, channel: u16, name: &str, arguments: &[(&str, FieldValue)]) -> QueueDeclareOk {
+        let arguments = table(arguments);
+        self.declare_queue(channel, QueueDeclare { queue: name.into(), arguments, ..Default::default() })
+    }
+
     /// Passive declare: (message_count, consumer_count).
     fn counts(&mut self, channel: u16, name: &str) -> (u32, u32) {
         let ok = self
@@ -746,23 +752,9 @@ fn x_last_death_headers_name_the_latest_death() {
     c.exchange(1, "dlx2", "fanout");
     c.queue(1, "dlq2");
     c.bind(1, "dlq2", "dlx2", "");
-    c.declare_queue(
-        1,
-        QueueDeclare {
-            queue: "dlq1".into(),
-            arguments: table(&[("x-dead-letter-exchange", text("dlx2"))]),
-            ..Default::default()
-        },
-    );
+    c.queue_with(1, "dlq1", &[("x-dead-letter-exchange", text("dlx2"))]);
     c.bind(1, "dlq1", "dlx", "");
-    c.declare_queue(
-        1,
-        QueueDeclare {
-            queue: "work".into(),
-            arguments: table(&[("x-dead-letter-exchange", text("dlx"))]),
-            ..Default::default()
-        },
-    );
+    c.queue_with(1, "work", &[("x-dead-letter-exchange", text("dlx"))]);
     c.publish(1, "", "work", &no_props(), b"twice");
     let (ok, _) = c.get(1, "work", false).unwrap();
     c.send(1, BasicReject { delivery_tag: ok.delivery_tag, requeue: false });
@@ -2908,8 +2900,7 @@ fn a_deep_priority_queue_pages_out_and_keeps_its_order() {
     let store = Arc::new(warren_store::DiskStore::open(tmp.path(), config).unwrap());
     let b = Arc::new(Broker::with_store(store));
     let mut c = client(&b);
-    let arguments = table(&[("x-max-priority", FieldValue::U8(5))]);
-    c.declare_queue(1, QueueDeclare { queue: "jobs".into(), arguments, ..Default::default() });
+    c.queue_with(1, "jobs", &[("x-max-priority", FieldValue::U8(5))]);
     for i in 0..300u32 {
         let props = BasicProperties { priority: Some((i % 6) as u8), ..Default::default() };
         c.push_publish(1, "", "jobs", &props, format!("{}-{i:03}", i % 6).as_bytes());

@@ -38,10 +38,8 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
         stored.queues.iter().map(|q| (q.vhost.clone(), q.name.clone())).collect();
     // A priority queue keeps each priority above 0 in a log of its own.
     for q in &stored.queues {
-        let levels = warren_broker::priority::max_priority(&q.arguments).unwrap_or(0);
-        known.extend(
-            (1..=levels).map(|l| (q.vhost.clone(), warren_broker::priority::level_log_name(&q.name, l))),
-        );
+        let levels = warren_broker::priority::level_log_names(&q.name, &q.arguments);
+        known.extend(levels.map(|log| (q.vhost.clone(), log)));
     }
     // Durable delayed-message exchanges keep their held messages in a log of their own.
     known.extend(

@@ -305,6 +305,20 @@ impl DiskLog {
         self.segments.partition_point(|s| s.first <= offset).checked_sub(1)
     }
 
+    /// The index of the segment whose records include `offset`.
+    fn segment_holding(&self, offset: u64) -> Option<usize> {
+        self.segment_of(offset).filter(|&i| offset < self.segments[i].end_offset)
+    }
+
+    /// Segment `i`'s buffer of ack-file entries, registered to be written out at the next flush.
+    fn ack_buf(&mut self, i: usize) -> &mut Vec<u8> {
+        let seg = &mut self.segments[i];
+        if seg.ack_buf.is_empty() {
+            self.acks_buffered.push(seg.first);
+        }
+        &mut seg.ack_buf
+    }
+
     // ---- writing ----
 
     /// Appends a record to the write buffer (rolling to a new segment when the active one is
@@ -620,37 +634,27 @@ impl QueueLog for DiskLog {
         if self.deleted || !stored {
             return;
         }
-        let Some(i) = self.segment_of(offset).filter(|&i| offset < self.segments[i].end_offset) else {
+        let Some(i) = self.segment_holding(offset) else {
             tracing::warn!(dir = %self.dir.display(), offset, "settled an offset with no segment");
             return;
         };
-        let first = self.segments[i].first;
-        let active = self.is_active(first);
+        let active = self.is_active(self.segments[i].first);
         let seg = &mut self.segments[i];
         seg.pending = seg.pending.saturating_sub(1);
         if seg.pending == 0 && !active {
             self.delete_segment(i);
             return;
         }
-        if seg.ack_buf.is_empty() {
-            self.acks_buffered.push(first);
-        }
-        record::encode_ack(&mut seg.ack_buf, offset);
+        record::encode_ack(self.ack_buf(i), offset);
     }
 
     fn note_return(&mut self, offset: u64, stored: bool) {
         if self.deleted || !stored {
             return;
         }
-        let Some(i) = self.segment_of(offset).filter(|&i| offset < self.segments[i].end_offset) else {
-            return;
-        };
-        let first = self.segments[i].first;
-        let seg = &mut self.segments[i];
-        if seg.ack_buf.is_empty() {
-            self.acks_buffered.push(first);
+        if let Some(i) = self.segment_holding(offset) {
+            record::encode_return(self.ack_buf(i), offset);
         }
-        record::encode_return(&mut seg.ack_buf, offset);
     }
 
     fn recovered_body_bytes(&self) -> u64 {

@@ -91,12 +91,9 @@ impl Session {
         if routed.is_empty() && publish.mandatory {
             return_unroutable(conn, channel, &message);
         }
-        let mut outcome = PublishOutcome::Done;
-        if held_stored {
-            // A durable delayed-message exchange wrote it to its log: confirmed once synced.
-            outcome = PublishOutcome::Stored;
-            self.sync_needed = true;
-        }
+        // A durable delayed-message exchange wrote it to its log: confirmed once synced.
+        self.sync_needed |= held_stored;
+        let mut outcome = if held_stored { PublishOutcome::Stored } else { PublishOutcome::Done };
         let mut rejected = false;
         for q in routed.drain(..) {
             match q.publish(message.clone()) {
