@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per message on the hot path, counted exactly (not timed): the broker crate's
+# Instructions per message on the hot path, counted exactly (not timed): the AMQP crate's
 # `hot_path` example drives one connection through the real Connection + Session without
 # sockets or threads, under `valgrind --tool=callgrind`. Two runs of different lengths per
 # mode; the difference divided by the extra messages is the cost of one message, free of
@@ -8,7 +8,8 @@
 #
 # Usage: bench/instructions.sh [--tree DIR] [MODE...]
 #   --tree DIR  measure the checkout in DIR instead of this one (e.g. a `git worktree` of an
-#               older commit; the example is copied there if it lacks it)
+#               older commit from 3ee46f4 on, which carries the example: in crates/broker before
+#               the AMQP session moved to crates/amqp)
 #   MODE        noack ack confirm fanout topic (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +25,16 @@ modes=("$@")
 if ! command -v valgrind >/dev/null; then
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind
 fi
-if [ ! -f "$tree/crates/broker/examples/hot_path.rs" ]; then
-	mkdir -p "$tree/crates/broker/examples" "$tree/crates/broker/tests/driven"
-	cp "$here/crates/broker/examples/hot_path.rs" "$tree/crates/broker/examples/"
-	cp "$here/crates/broker/tests/driven/mod.rs" "$tree/crates/broker/tests/driven/"
+if [ -f "$tree/crates/amqp/examples/hot_path.rs" ]; then
+	package=warren-amqp
+elif [ -f "$tree/crates/broker/examples/hot_path.rs" ]; then
+	package=warren-broker
+else
+	echo "no hot_path example in $tree (commits before 3ee46f4 lack it)" >&2
+	exit 1
 fi
 target="${CARGO_TARGET_DIR:-$tree/target}"
-(cd "$tree" && CARGO_TARGET_DIR="$target" cargo build -q --release -p warren-broker --example hot_path)
+(cd "$tree" && CARGO_TARGET_DIR="$target" cargo build -q --release -p "$package" --example hot_path)
 bin="$target/release/examples/hot_path"
 
 small=20000

@@ -3,23 +3,27 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use warren_store::definitions::{BindingDef, Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
-use crate::channel::ChannelHandle;
+use crate::effects::Effects;
 use crate::error::BrokerError;
-use crate::session::reply_to::ReplyRegistry;
+use crate::registry::Registry;
+use crate::time::Now;
 use crate::vhost::VHost;
 
+/// A user who may log in.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The login name.
     pub name: String,
     /// RabbitMQ's scheme: a 4-byte salt, then SHA-256 of salt and password.
     pub password_hash: Vec<u8>,
+    /// Management tags (`administrator`, `monitoring`, ...).
     pub tags: Vec<String>,
     /// RabbitMQ's loopback_users: such a user may only connect from the local machine.
     pub loopback_only: bool,
@@ -28,6 +32,7 @@ pub struct User {
 }
 
 impl User {
+    /// A user with a freshly salted password hash.
     pub fn new(name: &str, password: &str, loopback_only: bool, vhosts: &[&str]) -> User {
         let salt: [u8; 4] = rand::random();
         User {
@@ -39,6 +44,7 @@ impl User {
         }
     }
 
+    /// Whether `password` is this user's.
     pub fn check_password(&self, password: &str) -> bool {
         match self.password_hash.get(..4) {
             Some(salt) => salted_hash(salt, password) == self.password_hash,
@@ -75,19 +81,22 @@ fn salted_hash(salt: &[u8], password: &str) -> Vec<u8> {
     out
 }
 
+/// The broker core: vhosts, users, and the registry of connections. Protocol-neutral: protocol
+/// faces (the AMQP session today) drive it, time comes in as [`Now`], and it reads no clock.
 pub struct Broker {
     store: Arc<dyn Store>,
     definitions: Option<Arc<Definitions>>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
-    next_connection_id: AtomicU64,
-    /// Direct reply-to consumers, reachable from every connection.
-    reply_to: Arc<ReplyRegistry>,
+    registry: Registry,
     /// The consumer timeout in ms (0 = none), for queues without `x-consumer-timeout`.
     consumer_timeout_ms: AtomicU64,
-    /// Every open channel, for the consumer timeout check.
-    channels: Mutex<Vec<Weak<ChannelHandle>>>,
+    /// When consumer timeouts are next checked (they are checked once a second).
+    next_timeout_check: parking_lot::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often consumer timeouts are checked; RabbitMQ checks less often.
+const TIMEOUT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// RabbitMQ's default consumer timeout: 30 minutes.
 pub const DEFAULT_CONSUMER_TIMEOUT_MS: u64 = 1_800_000;
@@ -118,10 +127,9 @@ impl Broker {
             definitions,
             vhosts: RwLock::default(),
             users: RwLock::default(),
-            next_connection_id: AtomicU64::new(1),
-            reply_to: Arc::default(),
+            registry: Registry::default(),
             consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
-            channels: Mutex::default(),
+            next_timeout_check: parking_lot::Mutex::new(None),
         }
     }
 
@@ -130,39 +138,43 @@ impl Broker {
         self.consumer_timeout_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// The consumer timeout in ms (0 = none) for queues without `x-consumer-timeout`.
     pub fn consumer_timeout(&self) -> u64 {
         self.consumer_timeout_ms.load(Ordering::Relaxed)
     }
 
-    /// Makes a channel subject to the consumer timeout check.
-    pub(crate) fn register_channel(&self, channel: &Arc<ChannelHandle>) {
-        self.channels.lock().push(Arc::downgrade(channel));
+    /// Applies what time has made due at `now`, in every vhost: expired messages leave (and are
+    /// dead-lettered), unused `x-expires` queues go, delayed messages are routed; once a second,
+    /// channels past their consumer timeout are told to close. Meant to run every few tens of
+    /// milliseconds.
+    pub fn tick(&self, now: Now) {
+        let mut effects = Effects::default();
+        for vhost in self.vhosts() {
+            vhost.tick(now, &mut effects);
+        }
+        effects.apply(now.instant);
+        let due = {
+            let mut next = self.next_timeout_check.lock();
+            let due = next.is_none_or(|at| now.instant >= at);
+            if due {
+                *next = Some(now.instant + TIMEOUT_CHECK_EVERY);
+            }
+            due
+        };
+        if due {
+            self.registry.check_timeouts(now.instant, self.consumer_timeout());
+        }
     }
 
-    /// Marks the channels whose oldest outstanding delivery exceeded its consumer timeout, and
-    /// wakes their connections, which close them (see [`ChannelHandle::check_timeout`]).
-    /// The server calls this every second; returns how many channels timed out.
-    pub fn check_consumer_timeouts(&self) -> usize {
-        let default_ms = self.consumer_timeout();
-        let now = std::time::Instant::now();
-        let mut timed_out = 0;
-        self.channels.lock().retain(|weak| {
-            let Some(channel) = weak.upgrade() else { return false };
-            if channel.is_closed() {
-                return false;
-            }
-            if channel.check_timeout(now, default_ms) {
-                timed_out += 1;
-            }
-            true
-        });
-        timed_out
+    /// The connections and channels of the broker.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// A broker rebuilt from durable definitions, its queues recovering their messages from
     /// `store`. A first start creates vhost "/" and user guest/guest, as RabbitMQ does.
     /// A queue whose log cannot be recovered is reported and left out; the others start.
-    pub fn open(store: Arc<dyn Store>, definitions: Arc<Definitions>) -> Result<Self, BrokerError> {
+    pub fn open(store: Arc<dyn Store>, definitions: Arc<Definitions>, now: Now) -> Result<Self, BrokerError> {
         let all = definitions.load()?;
         let broker = Self::empty(store, Some(definitions.clone()));
         if all.vhosts.is_empty() && all.users.is_empty() {
@@ -180,12 +192,12 @@ impl Broker {
         }
         for def in &all.exchanges {
             if let Some(v) = broker.vhost(&def.vhost) {
-                v.restore_exchange(def);
+                v.restore_exchange(def, now.instant);
             }
         }
         for def in &all.queues {
             if let Some(v) = broker.vhost(&def.vhost) {
-                if let Err(error) = v.restore_queue(def) {
+                if let Err(error) = v.restore_queue(def, now.instant) {
                     tracing::error!(vhost = %def.vhost, queue = %def.name, %error, "queue not recovered");
                 }
             }
@@ -208,6 +220,7 @@ impl Broker {
         &self.store
     }
 
+    /// Adds a vhost (or returns the one of that name).
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
             .write()
@@ -216,24 +229,19 @@ impl Broker {
             .clone()
     }
 
+    /// Adds (or replaces) a user.
     pub fn add_user(&self, user: User) {
         self.users.write().insert(user.name.clone(), user);
     }
 
+    /// A vhost by name.
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.read().get(name).cloned()
     }
 
+    /// Every vhost.
     pub fn vhosts(&self) -> Vec<Arc<VHost>> {
         self.vhosts.read().values().cloned().collect()
-    }
-
-    pub fn reply_registry(&self) -> &Arc<ReplyRegistry> {
-        &self.reply_to
-    }
-
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Checks a password and, for loopback-only users, the peer address.
@@ -245,9 +253,10 @@ impl Broker {
         if !user.check_password(password) {
             return false;
         }
-        !user.loopback_only || peer.is_none_or(|ip| ip.is_loopback())
+        !user.loopback_only || peer.is_none_or(|ip| ip.to_canonical().is_loopback())
     }
 
+    /// The vhost `vhost` if it exists and `username` may use it.
     pub fn open_vhost(&self, username: &str, vhost: &str) -> Result<Arc<VHost>, BrokerError> {
         let v = self.vhost(vhost).ok_or_else(|| BrokerError::VhostNotFound(vhost.to_owned()))?;
         let allowed = self.users.read().get(username).is_some_and(|u| u.vhosts.iter().any(|x| x == vhost));

@@ -1,27 +1,37 @@
 //! Dead-lettering: republishing a message a queue gave up on to its dead-letter exchange, with
 //! the `x-death` history RabbitMQ records in its headers.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::{Bytes, BytesMut};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
-use crate::broker::Broker;
-use crate::message::Message;
-use crate::queue::Queue;
-use crate::vhost::VHost;
+use warren_store::Message;
 
 /// Why a message was dead-lettered, as written in `x-death`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeathReason {
+    /// A consumer rejected it without requeue.
     Rejected,
+    /// Its TTL ran out.
     Expired,
+    /// A length limit pushed it out (or refused it, with `reject-publish-dlx`).
     MaxLength,
+    /// It was returned more often than `x-delivery-limit` allows.
     DeliveryLimit,
 }
 
 impl DeathReason {
+    /// The counter that counts dead letters of this reason.
+    pub fn counter(self) -> crate::counters::Counter {
+        use crate::counters::Counter;
+        match self {
+            DeathReason::Rejected => Counter::DeadLetteredRejected,
+            DeathReason::Expired => Counter::DeadLetteredExpired,
+            DeathReason::MaxLength => Counter::DeadLetteredMaxLength,
+            DeathReason::DeliveryLimit => Counter::DeadLetteredDeliveryLimit,
+        }
+    }
+
+    /// The reason as `x-death` writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             DeathReason::Rejected => "rejected",
@@ -32,84 +42,44 @@ impl DeathReason {
     }
 }
 
-impl VHost {
-    /// Routes `message` from `queue` to the queue's dead-letter exchange, if it has one.
-    /// A message whose dead-letter exchange is missing is dropped, as in RabbitMQ.
-    /// Durable queues it stored the message in are added to `touched`, to be flushed.
-    pub fn dead_letter(
-        &self,
-        queue: &Queue,
+/// A message on its way to its queue's dead-letter exchange.
+#[derive(Debug)]
+pub struct DeadLetter {
+    /// The dead-letter exchange.
+    pub exchange: ShortStr,
+    /// The message as republished: `x-death` recorded, routing key replaced if the queue says so.
+    pub message: Message,
+    /// The `x-death` history, newest first, for cycle detection.
+    deaths: Deaths,
+    reason: DeathReason,
+}
+
+impl DeadLetter {
+    /// The dead letter of `message`, given up on by queue `queue` (declared with `arguments`)
+    /// for `reason` at `unix_secs`, if the queue has a dead-letter exchange.
+    pub fn new(
+        queue: &str,
+        arguments: &FieldTable,
         message: Message,
         reason: DeathReason,
-        touched: &mut Vec<Arc<Queue>>,
-    ) {
-        let Some(dlx) = queue.arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str) else {
-            return;
-        };
-        let routing_key = match queue.arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str)
-        {
+        unix_secs: u64,
+    ) -> Option<DeadLetter> {
+        let dlx = arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str)?;
+        let routing_key = match arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str) {
             Some(key) => ShortStr::from(key),
             None => message.routing_key.clone(),
         };
-        let (properties, deaths) = with_death_recorded(&message, &queue.name, reason);
-        let dead = Message { exchange: ShortStr::from(dlx), routing_key, properties, body: message.body };
-        let mut routed = Vec::new();
-        if self.route(dlx, &dead, &mut routed).is_err() {
-            return;
-        }
-        for q in routed {
-            // A message that would come back to a queue it died in, with no rejection anywhere
-            // in between, would cycle forever: RabbitMQ drops it for that queue.
-            if reason != DeathReason::Rejected && is_cycle(&deaths, &q.name) {
-                tracing::debug!(queue = %q.name, from = %queue.name, "dead-letter cycle: message dropped");
-                continue;
-            }
-            // What the dead-letter queue itself gives up on is dropped: following it could loop.
-            match q.publish(dead.clone()) {
-                Ok(published) if published.stored => touched.push(q),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(queue = %q.name, %error, "storing a dead-lettered message failed")
-                }
-            }
-        }
+        let (properties, deaths) = with_death_recorded(&message, queue, reason, unix_secs);
+        let exchange = ShortStr::from(dlx);
+        let message = Message { exchange: exchange.clone(), routing_key, properties, body: message.body };
+        Some(DeadLetter { exchange, message, deaths, reason })
     }
 
-    /// Drops the expired messages at the head of every queue, dead-lettering those whose queue
-    /// has a dead-letter exchange. Meant to run every few tens of milliseconds, so expired
-    /// messages leave even queues nobody reads.
-    pub fn expire_all(&self) {
-        let mut touched = Vec::new();
-        for q in self.queues() {
-            // `x-expires`: a queue unused for that long is deleted, its messages with it.
-            if q.unused_expired() {
-                let (consumers, _) = self.remove_queue(&q);
-                crate::session::notify_cancelled(consumers);
-                continue;
-            }
-            for message in q.expire_due() {
-                self.dead_letter(&q, message, DeathReason::Expired, &mut touched);
-            }
-        }
-        touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
-        touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        for q in touched {
-            if let Err(error) = q.flush() {
-                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
-            }
-        }
-    }
-}
-
-impl Broker {
-    /// Expires (and dead-letters) due messages in every vhost: see [`VHost::expire_all`].
-    /// The server calls this from a ticker every 50 ms.
-    pub fn expire_all(&self) {
-        for vhost in self.vhosts() {
-            vhost.expire_all();
-        }
-        // Delayed-message exchanges release what is due on the same ticker.
-        self.release_delayed();
+    /// Whether the dead letter may enter `queue`: a message that would come back to a queue it
+    /// died in, with no rejection anywhere in between, would cycle forever; RabbitMQ drops it
+    /// for that queue.
+    pub fn may_enter(&self, queue: &str) -> bool {
+        self.reason == DeathReason::Rejected || !is_cycle(&self.deaths, queue)
     }
 }
 
@@ -129,7 +99,12 @@ fn is_cycle(deaths: &Deaths, target: &str) -> bool {
 /// The message's properties with this death added to `x-death`, `x-first-death-*` set the first
 /// time and `x-last-death-*` every time, and the resulting history; a per-message expiration
 /// moves into the death record, so the copy does not expire again for the same reason.
-fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (Bytes, Deaths) {
+fn with_death_recorded(
+    message: &Message,
+    queue: &str,
+    reason: DeathReason,
+    unix_secs: u64,
+) -> (Bytes, Deaths) {
     let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
     let original_expiration = props.expiration.take();
@@ -151,7 +126,7 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (
             let FieldValue::Table(mut t) = deaths.remove(pos) else { unreachable!("matched a table") };
             let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0) + 1;
             t.insert("count", FieldValue::I64(count));
-            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("time", FieldValue::Timestamp(unix_secs));
             sort_table(&mut t);
             t
         }
@@ -160,7 +135,7 @@ fn with_death_recorded(message: &Message, queue: &str, reason: DeathReason) -> (
             t.insert("count", FieldValue::I64(1));
             t.insert("reason", text(reason.as_str()));
             t.insert("queue", text(queue));
-            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("time", FieldValue::Timestamp(unix_secs));
             t.insert("exchange", text(&message.exchange));
             t.insert("routing-keys", FieldValue::Array(vec![text(&message.routing_key)]));
             if let Some(expiration) = &original_expiration {
@@ -203,10 +178,6 @@ fn sort_table(table: &mut FieldTable) {
     table.0.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
 }
 
-fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +203,7 @@ mod tests {
 
     #[test]
     fn first_death_records_everything() {
-        let (props, _) = with_death_recorded(&message(), "q", DeathReason::Rejected);
+        let (props, _) = with_death_recorded(&message(), "q", DeathReason::Rejected, 1);
         let (p, d) = deaths(&props);
         assert_eq!(p.expiration, None, "expiration moves into the death record");
         assert_eq!(d.len(), 1);
@@ -247,9 +218,9 @@ mod tests {
     #[test]
     fn repeated_death_counts_up_and_moves_first() {
         let mut m = message();
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected).0;
-        m.properties = with_death_recorded(&m, "other", DeathReason::Expired).0;
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected).0;
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected, 1).0;
+        m.properties = with_death_recorded(&m, "other", DeathReason::Expired, 1).0;
+        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected, 1).0;
         let (p, d) = deaths(&m.properties);
         assert_eq!(d.len(), 2);
         let FieldValue::Table(t) = &d[0] else { panic!() };
@@ -265,9 +236,9 @@ mod tests {
     #[test]
     fn last_death_names_the_latest_one() {
         let mut m = message();
-        m.properties = with_death_recorded(&m, "a", DeathReason::Rejected).0;
+        m.properties = with_death_recorded(&m, "a", DeathReason::Rejected, 1).0;
         m.exchange = "dlx".into();
-        m.properties = with_death_recorded(&m, "b", DeathReason::Expired).0;
+        m.properties = with_death_recorded(&m, "b", DeathReason::Expired, 1).0;
         let h = BasicProperties::decode(&m.properties).unwrap().headers.unwrap();
         let get = |k: &str| h.get(k).and_then(FieldValue::as_str).map(str::to_owned);
         assert_eq!(get("x-first-death-queue").as_deref(), Some("a"));
@@ -287,19 +258,19 @@ mod tests {
     fn cycles_are_automatic_returns_only() {
         let mut m = message();
         // expired in a, expired in b: back to a closes an automatic cycle; c is new.
-        m.properties = with_death_recorded(&m, "a", DeathReason::Expired).0;
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Expired);
+        m.properties = with_death_recorded(&m, "a", DeathReason::Expired, 1).0;
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Expired, 1);
         assert!(is_cycle(&deaths, "a"));
         assert!(is_cycle(&deaths, "b"));
         assert!(!is_cycle(&deaths, "c"));
         // A rejection in the cycle makes it a client's doing: allowed.
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Rejected);
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Rejected, 1);
         assert!(!is_cycle(&deaths, "a"));
         // A rejection before the cycle does not count.
         let mut m = message();
-        m.properties = with_death_recorded(&m, "x", DeathReason::Rejected).0;
-        m.properties = with_death_recorded(&m, "a", DeathReason::Expired).0;
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::MaxLength);
+        m.properties = with_death_recorded(&m, "x", DeathReason::Rejected, 1).0;
+        m.properties = with_death_recorded(&m, "a", DeathReason::Expired, 1).0;
+        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::MaxLength, 1);
         assert!(is_cycle(&deaths, "a"));
         assert!(!is_cycle(&deaths, "x"));
     }

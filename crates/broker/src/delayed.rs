@@ -8,7 +8,6 @@
 //! schedule) and settled once it has been routed. A non-durable exchange holds them in memory.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,12 +15,7 @@ use parking_lot::Mutex;
 use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 use warren_store::QueueLog;
 
-use crate::broker::Broker;
-use crate::error::BrokerError;
-use crate::exchange::Exchange;
-use crate::message::Message;
-use crate::queue::Queue;
-use crate::vhost::VHost;
+use warren_store::Message;
 
 /// The longest delay the plugin honours (Erlang's timer limit); longer ones route at once.
 pub const MAX_DELAY_MS: i64 = 4_294_967_295;
@@ -54,7 +48,7 @@ fn delay_value(value: &FieldValue) -> Option<i64> {
 
 /// The properties of a released message: `x-delay` becomes the negated delay (as the plugin
 /// does), so it is not delayed again and consumers can tell it was.
-fn released_properties(raw: &bytes::Bytes) -> bytes::Bytes {
+pub(crate) fn released_properties(raw: &bytes::Bytes) -> bytes::Bytes {
     let Ok(mut props) = BasicProperties::decode(raw) else { return raw.clone() };
     let Some(headers) = props.headers.as_mut() else { return raw.clone() };
     let Some(ms) = headers.get("x-delay").and_then(delay_value) else { return raw.clone() };
@@ -81,11 +75,12 @@ fn cc_keys(raw: &bytes::Bytes) -> Vec<ShortStr> {
     }
 }
 
-struct Held {
-    message: Message,
-    extra_keys: Vec<ShortStr>,
+/// A message the exchange holds.
+pub(crate) struct Held {
+    pub(crate) message: Message,
+    pub(crate) extra_keys: Vec<ShortStr>,
     /// The message's offset in the exchange's log, when it is stored.
-    offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 #[derive(Default)]
@@ -119,9 +114,8 @@ impl DelayedMessages {
     }
 
     /// Keeps held messages in `log` from now on, first taking back what it recovered.
-    fn attach_log(&self, mut log: Box<dyn QueueLog>) {
+    pub(crate) fn attach_log(&self, mut log: Box<dyn QueueLog>, now: Instant) {
         let mut st = self.state.lock();
-        let now = Instant::now();
         while let Some(m) = log.pop_front() {
             let seq = st.next_seq;
             st.next_seq += 1;
@@ -134,8 +128,12 @@ impl DelayedMessages {
 
     /// Holds `message` until `delay` has passed; a durable exchange writes it to its log first
     /// (handed to the OS; durable with the store's next sync). True when it was written.
-    fn hold(&self, message: Message, extra_keys: Vec<ShortStr>, delay: Duration) -> std::io::Result<bool> {
-        let due = Instant::now() + delay;
+    pub(crate) fn hold(
+        &self,
+        message: Message,
+        extra_keys: Vec<ShortStr>,
+        due: Instant,
+    ) -> std::io::Result<bool> {
         let mut st = self.state.lock();
         let offset = match st.log.as_mut() {
             Some(log) => {
@@ -154,7 +152,7 @@ impl DelayedMessages {
     }
 
     /// Takes the messages due by `now`, in due order.
-    fn take_due(&self, now: Instant) -> Vec<Held> {
+    pub(crate) fn take_due(&self, now: Instant) -> Vec<Held> {
         let mut st = self.state.lock();
         let Some((&first, _)) = st.held.first_key_value() else { return Vec::new() };
         if first.0 > now {
@@ -165,7 +163,7 @@ impl DelayedMessages {
     }
 
     /// Forgets released messages in the log.
-    fn settle(&self, offsets: impl IntoIterator<Item = u64>) {
+    pub(crate) fn settle(&self, offsets: impl IntoIterator<Item = u64>) {
         let mut st = self.state.lock();
         if let Some(log) = st.log.as_mut() {
             let mut any = false;
@@ -187,100 +185,6 @@ impl DelayedMessages {
         st.held.clear();
         if let Some(mut log) = st.log.take() {
             log.delete();
-        }
-    }
-}
-
-impl VHost {
-    /// Opens the log of a durable delayed-message exchange (recovering what it held).
-    pub(crate) fn open_delay_log(&self, exchange: &Exchange) -> Result<(), BrokerError> {
-        let Some(delayed) = exchange.delayed() else { return Ok(()) };
-        if !exchange.durable {
-            return Ok(());
-        }
-        let log = self.store().open_queue(&self.name, &log_name(&exchange.name), true).map_err(|e| {
-            BrokerError::Storage(format!(
-                "cannot open the delayed messages of exchange '{}': {e}",
-                exchange.name
-            ))
-        })?;
-        delayed.attach_log(log);
-        Ok(())
-    }
-
-    /// Holds `message` if `exchange` delays it: `Some(stored)` when it was held, `stored` when
-    /// it went to the exchange's log.
-    pub(crate) fn hold_if_delayed(
-        &self,
-        exchange: &Exchange,
-        message: &Message,
-        extra_keys: &[ShortStr],
-    ) -> Result<Option<bool>, BrokerError> {
-        let Some(delayed) = exchange.delayed() else { return Ok(None) };
-        let Some(delay) = requested_delay(&message.properties) else { return Ok(None) };
-        let stored = delayed.hold(message.clone(), extra_keys.to_vec(), delay).map_err(|e| {
-            BrokerError::Storage(format!(
-                "cannot store a delayed message of exchange '{}': {e}",
-                exchange.name
-            ))
-        })?;
-        Ok(Some(stored))
-    }
-
-    /// Routes the held messages whose delay has passed, with their exchange's routing type (and
-    /// its alternate exchange). Meant to run every few tens of milliseconds.
-    pub fn release_delayed(&self) {
-        let now = Instant::now();
-        for exchange in self.exchanges() {
-            let Some(delayed) = exchange.delayed() else { continue };
-            let due = delayed.take_due(now);
-            if due.is_empty() {
-                continue;
-            }
-            let mut touched: Vec<Arc<Queue>> = Vec::new();
-            let mut routed = Vec::new();
-            for held in &due {
-                let mut message = held.message.clone();
-                message.properties = released_properties(&message.properties);
-                routed.clear();
-                if let Err(error) = self.route_keys(&exchange.name, &message, &held.extra_keys, &mut routed) {
-                    tracing::warn!(exchange = %exchange.name, %error, "a delayed message could not be routed");
-                    continue;
-                }
-                for q in routed.drain(..) {
-                    match q.publish(message.clone()) {
-                        Ok(published) => {
-                            if q.durable {
-                                touched.push(q.clone());
-                            }
-                            for (dead, reason) in published.dead {
-                                self.dead_letter(&q, dead, reason, &mut touched);
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(queue = %q.name, %error, "storing a delayed message failed")
-                        }
-                    }
-                }
-            }
-            touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
-            touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
-            for q in touched {
-                if let Err(error) = q.flush() {
-                    tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
-                }
-            }
-            // Only once the queues have them: a crash in between delivers twice rather than not at all.
-            delayed.settle(due.iter().filter_map(|h| h.offset));
-        }
-    }
-}
-
-impl Broker {
-    /// Routes due delayed messages in every vhost: see [`VHost::release_delayed`].
-    pub fn release_delayed(&self) {
-        for vhost in self.vhosts() {
-            vhost.release_delayed();
         }
     }
 }
@@ -330,11 +234,13 @@ mod tests {
             properties: Bytes::new(),
             body: Bytes::new(),
         };
-        d.hold(m("late"), Vec::new(), Duration::from_secs(3600)).unwrap();
-        d.hold(m("b"), Vec::new(), Duration::from_millis(2)).unwrap();
-        d.hold(m("a"), Vec::new(), Duration::from_millis(1)).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-        let due: Vec<_> = d.take_due(Instant::now()).into_iter().map(|h| h.message.routing_key).collect();
+        let start = Instant::now();
+        d.hold(m("late"), Vec::new(), start + Duration::from_secs(3600)).unwrap();
+        d.hold(m("b"), Vec::new(), start + Duration::from_millis(2)).unwrap();
+        d.hold(m("a"), Vec::new(), start + Duration::from_millis(1)).unwrap();
+        assert!(d.take_due(start).is_empty(), "nothing is due yet");
+        let later = start + Duration::from_millis(5);
+        let due: Vec<_> = d.take_due(later).into_iter().map(|h| h.message.routing_key).collect();
         let due: Vec<&str> = due.iter().map(|k| &**k).collect();
         assert_eq!(due, ["a", "b"]);
         assert_eq!(d.len(), 1);

@@ -1,7 +1,5 @@
-//! Broker errors, with RabbitMQ's reply texts, and their AMQP reply codes.
-
-use warren_connection::error as code;
-use warren_connection::AmqpError;
+//! Broker errors, with RabbitMQ's reply texts. Protocol faces map them to their own codes
+//! (the AMQP session maps them to reply codes).
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
@@ -64,32 +62,4 @@ pub struct Inequivalence {
     pub arg: String,
     pub received: String,
     pub current: String,
-}
-
-impl From<BrokerError> for AmqpError {
-    fn from(e: BrokerError) -> AmqpError {
-        use BrokerError::*;
-        let c = match &e {
-            ExchangeNotFound { .. } | QueueNotFound { .. } => code::NOT_FOUND,
-            Inequivalent(_)
-            | InUse { .. }
-            | NotEmpty { .. }
-            | InvalidXMatch(_)
-            | PreconditionFailed(_)
-            | UserIdMismatch { .. }
-            | InvalidArg { .. }
-            | DeliveryModeUnknown(_)
-            | InvalidExpiration { .. } => code::PRECONDITION_FAILED,
-            ReservedName { .. }
-            | DefaultExchange
-            | SystemExchange { .. }
-            | ExclusiveConsumer { .. }
-            | InternalExchange { .. } => code::ACCESS_REFUSED,
-            UnknownExchangeType(_) => code::COMMAND_INVALID,
-            ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
-            VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,
-            Storage(_) | ExchangeTypeFailure(_) => code::INTERNAL_ERROR,
-        };
-        AmqpError::new(c, e.to_string())
-    }
 }

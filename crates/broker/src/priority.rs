@@ -14,7 +14,7 @@ use std::time::Instant;
 use warren_protocol::BasicProperties;
 use warren_store::QueueLog;
 
-use crate::message::{Message, QueuedMessage};
+use warren_store::{Message, QueuedMessage};
 
 /// The store log that holds priority `level` (1 and up) of queue `queue`; `amq.` names cannot be
 /// declared by clients, so it never meets a queue.

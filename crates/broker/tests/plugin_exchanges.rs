@@ -1,15 +1,47 @@
-//! The plugin exchange types, through the vhost API: `x-consistent-hash` and `x-delayed-message`.
+//! The plugin exchange types, through the vhost API (definition commands, routing, ticks on
+//! simulated time): `x-consistent-hash` and `x-delayed-message`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use warren_broker::error::BrokerError;
-use warren_broker::exchange::HeadersSource;
-use warren_broker::vhost::{ExchangeSpec, QueueSpec, VHost};
-use warren_broker::{Broker, Message};
+use warren_broker::{
+    Actor, BindingSpec, Broker, BrokerError, Command, DestinationKind, Effects, ExchangeSpec, HeadersSource,
+    Message, Now, QueueSpec, VHost,
+};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+
+/// The tests' simulated start time.
+fn start() -> Now {
+    Now::new(Instant::now(), 1_767_225_600_000)
+}
+
+fn apply(v: &VHost, command: Command) -> Result<(), BrokerError> {
+    v.apply(command, Actor::connection(1), start().instant, &mut Effects::default()).map(|_| ())
+}
+
+fn binding(queue: &str, exchange: &str, key: &str) -> BindingSpec {
+    BindingSpec {
+        source: exchange.into(),
+        destination: queue.into(),
+        destination_kind: DestinationKind::Queue,
+        key: key.into(),
+        arguments: FieldTable::new(),
+    }
+}
+
+fn bind_queue(v: &VHost, queue: &str, exchange: &str, key: &str) -> Result<(), BrokerError> {
+    apply(v, Command::Bind(binding(queue, exchange, key)))
+}
+
+fn unbind_queue(v: &VHost, queue: &str, exchange: &str, key: &str) -> Result<(), BrokerError> {
+    apply(v, Command::Unbind(binding(queue, exchange, key)))
+}
+
+fn ready(v: &VHost, queue: &str) -> u64 {
+    v.queue(queue).unwrap().stats().ready
+}
 
 fn text(s: &str) -> FieldValue {
     FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
@@ -24,12 +56,12 @@ fn args(pairs: &[(&str, FieldValue)]) -> FieldTable {
 }
 
 fn exchange(v: &VHost, name: &str, kind: &str, arguments: FieldTable) -> Result<(), BrokerError> {
-    v.declare_exchange(ExchangeSpec { name: name.into(), kind: kind.into(), arguments, ..Default::default() })
-        .map(|_| ())
+    let spec = ExchangeSpec { name: name.into(), kind: kind.into(), arguments, ..Default::default() };
+    apply(v, Command::DeclareExchange(spec))
 }
 
 fn queue(v: &VHost, name: &str) {
-    v.declare_queue(QueueSpec { name: name.into(), ..Default::default() }, 1).unwrap();
+    apply(v, Command::DeclareQueue(QueueSpec { name: name.into(), ..Default::default() })).unwrap();
 }
 
 fn props(p: BasicProperties) -> Bytes {
@@ -44,7 +76,7 @@ fn message(exchange: &str, key: &str, properties: Bytes) -> Message {
 
 fn routed(v: &VHost, m: &Message) -> Vec<String> {
     let mut out = Vec::new();
-    v.route(&m.exchange, m, &mut out).unwrap();
+    v.route(&m.exchange, m, &[], start().instant, &mut out).unwrap();
     out.iter().map(|q| q.name.to_string()).collect()
 }
 
@@ -54,9 +86,9 @@ fn setup() -> (Arc<Broker>, Arc<VHost>) {
     (b, v)
 }
 
+/// The text of a plugin argument check's failure (a 406 PRECONDITION_FAILED on the wire).
 fn precondition(e: BrokerError) -> String {
-    let amqp: warren_connection::AmqpError = e.clone().into();
-    assert_eq!(amqp.code, warren_connection::error::PRECONDITION_FAILED, "{e}");
+    assert!(matches!(e, BrokerError::PreconditionFailed(_) | BrokerError::Inequivalent(_)), "{e:?}");
     e.to_string()
 }
 
@@ -68,7 +100,7 @@ fn consistent_hash_routes_each_message_to_one_queue_by_weight() {
     exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
     for (q, w) in [("q1", "1"), ("q2", "1"), ("q3", "2")] {
         queue(&v, q);
-        v.bind_queue(q, "chx", w.into(), FieldTable::new(), 1).unwrap();
+        bind_queue(&v, q, "chx", w).unwrap();
     }
     let mut counts: HashMap<String, usize> = HashMap::new();
     for i in 0..8000 {
@@ -96,7 +128,7 @@ fn consistent_hash_weights_must_be_positive_integers() {
     let (_b, v) = setup();
     exchange(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
     queue(&v, "q");
-    let bind = |key: &str| v.bind_queue("q", "chx", key.into(), FieldTable::new(), 1);
+    let bind = |key: &str| bind_queue(&v, "q", "chx", key);
     assert_eq!(precondition(bind("abc").unwrap_err()), "The binding key must be an integer: <<\"abc\">>");
     assert_eq!(precondition(bind("0").unwrap_err()), "The binding key must be greater than 0");
     assert_eq!(precondition(bind("-2").unwrap_err()), "The binding key must be greater than 0");
@@ -111,8 +143,8 @@ fn consistent_hash_on_a_header_or_property() {
     exchange(&v, "by-id", "x-consistent-hash", args(&[("hash-property", text("message_id"))])).unwrap();
     for q in ["a", "b", "c", "d"] {
         queue(&v, q);
-        v.bind_queue(q, "by-header", "1".into(), FieldTable::new(), 1).unwrap();
-        v.bind_queue(q, "by-id", "1".into(), FieldTable::new(), 1).unwrap();
+        bind_queue(&v, q, "by-header", "1").unwrap();
+        bind_queue(&v, q, "by-id", "1").unwrap();
     }
     let mut seen = std::collections::HashSet::new();
     for i in 0..200 {
@@ -142,9 +174,7 @@ fn consistent_hash_arguments_are_checked() {
     // Not a string: the plugin crashes, and RabbitMQ closes the connection with INTERNAL_ERROR.
     let e =
         exchange(&v, "x3", "x-consistent-hash", args(&[("hash-header", FieldValue::I32(5))])).unwrap_err();
-    let amqp: warren_connection::AmqpError = e.into();
-    assert_eq!(amqp.code, warren_connection::error::INTERNAL_ERROR);
-    assert!(amqp.is_hard());
+    assert!(matches!(e, BrokerError::ExchangeTypeFailure(_)), "{e:?}");
     assert!(v.exchange("x3").is_err(), "not declared");
 }
 
@@ -153,7 +183,7 @@ fn bind_weights(v: &VHost, x: &str, queues: &[(&str, &str)]) {
         if v.queue(q).is_err() {
             queue(v, q);
         }
-        v.bind_queue(q, x, (*w).into(), FieldTable::new(), 1).unwrap();
+        bind_queue(v, q, x, w).unwrap();
     }
 }
 
@@ -191,7 +221,7 @@ fn consistent_hash_unbind_and_rebind_renumber_buckets() {
     bind_weights(&v, "chx", &[("q0", "1"), ("q1", "1"), ("q2", "1")]);
     let placement = |v: &VHost| ["", "a", "key-0"].map(|k| placed(v, "chx", k).concat());
     assert_eq!(placement(&v), ["q0", "q1", "q2"]);
-    v.unbind_queue("q0", "chx", "1".into(), FieldTable::new()).unwrap();
+    unbind_queue(&v, "q0", "chx", "1").unwrap();
     assert_eq!(placement(&v), ["q1", "q2", "q2"]);
     bind_weights(&v, "chx", &[("q0", "1")]);
     assert_eq!(placement(&v), ["q1", "q2", "q0"]);
@@ -207,7 +237,7 @@ fn consistent_hash_counts_one_binding_per_destination() {
     // Still two buckets, q0's first: "" takes bucket 0 and "a" bucket 1 of two.
     assert_eq!(placed(&v, "chx", ""), ["q0"]);
     assert_eq!(placed(&v, "chx", "a"), ["q1"]);
-    v.unbind_queue("q0", "chx", "5".into(), FieldTable::new()).unwrap();
+    unbind_queue(&v, "q0", "chx", "5").unwrap();
     assert_eq!(placed(&v, "chx", ""), ["q1"], "q0 keeps a binding but has no buckets");
 }
 
@@ -263,7 +293,7 @@ fn delayed_messages_route_after_their_delay() {
     let (b, v) = setup();
     exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("topic"))])).unwrap();
     queue(&v, "q");
-    v.bind_queue("q", "d", "orders.*".into(), FieldTable::new(), 1).unwrap();
+    bind_queue(&v, "q", "d", "orders.*").unwrap();
     let q = v.queue("q").unwrap();
 
     // No delay, a negative one or zero: routed at once, with the topic routing.
@@ -275,15 +305,14 @@ fn delayed_messages_route_after_their_delay() {
     // Delayed: reaches nothing now, the queue later.
     assert!(routed(&v, &message("d", "orders.late", delayed_props(FieldValue::I32(150)))).is_empty());
     assert!(routed(&v, &message("d", "nowhere", delayed_props(FieldValue::I32(1)))).is_empty());
-    b.release_delayed();
-    assert_eq!(q.message_count(), 0);
+    b.tick(start().later(Duration::from_millis(149)));
+    assert_eq!(q.stats().ready, 0);
     let delayed = v.exchange("d").unwrap();
-    assert_eq!(delayed.delayed().unwrap().len(), 2);
-    std::thread::sleep(Duration::from_millis(200));
-    b.expire_all(); // the server's ticker: releases due delayed messages too
-    assert_eq!(q.message_count(), 1);
+    assert_eq!(delayed.delayed().unwrap().len(), 1, "the 1 ms one fell due and reached no queue");
+    b.tick(start().later(Duration::from_millis(150)));
+    assert_eq!(q.stats().ready, 1);
     assert!(delayed.delayed().unwrap().is_empty());
-    let (m, _) = q.get(true).unwrap();
+    let (m, _) = q.get(true, start().instant).unwrap();
     assert_eq!(&*m.message.routing_key, "orders.late");
     let headers = BasicProperties::decode(&m.message.properties).unwrap().headers.unwrap();
     assert_eq!(
@@ -298,14 +327,13 @@ fn deleting_a_delayed_exchange_drops_what_it_held() {
     let (b, v) = setup();
     exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("fanout"))])).unwrap();
     queue(&v, "q");
-    v.bind_queue("q", "d", "".into(), FieldTable::new(), 1).unwrap();
+    bind_queue(&v, "q", "d", "").unwrap();
     assert!(routed(&v, &message("d", "", delayed_props(FieldValue::I32(1)))).is_empty());
     let held = v.exchange("d").unwrap();
-    v.delete_exchange("d", false).unwrap();
+    apply(&v, Command::DeleteExchange { name: "d".into(), if_unused: false }).unwrap();
     assert!(held.delayed().unwrap().is_empty());
-    std::thread::sleep(Duration::from_millis(5));
-    b.release_delayed();
-    assert_eq!(v.queue("q").unwrap().message_count(), 0);
+    b.tick(start().later(Duration::from_millis(5)));
+    assert_eq!(ready(&v, "q"), 0);
 }
 
 #[test]
@@ -314,12 +342,11 @@ fn a_delayed_exchange_can_route_by_consistent_hash() {
     exchange(&v, "d", "x-delayed-message", args(&[("x-delayed-type", text("x-consistent-hash"))])).unwrap();
     queue(&v, "a");
     queue(&v, "b");
-    v.bind_queue("a", "d", "1".into(), FieldTable::new(), 1).unwrap();
-    v.bind_queue("b", "d", "1".into(), FieldTable::new(), 1).unwrap();
-    assert!(v.bind_queue("b", "d", "w".into(), FieldTable::new(), 1).is_err(), "weights are checked");
+    bind_queue(&v, "a", "d", "1").unwrap();
+    bind_queue(&v, "b", "d", "1").unwrap();
+    assert!(bind_queue(&v, "b", "d", "w").is_err(), "weights are checked");
     assert!(routed(&v, &message("d", "k", delayed_props(FieldValue::I32(1)))).is_empty());
-    std::thread::sleep(Duration::from_millis(5));
-    b.release_delayed();
-    let total = v.queue("a").unwrap().message_count() + v.queue("b").unwrap().message_count();
+    b.tick(start().later(Duration::from_millis(5)));
+    let total = ready(&v, "a") + ready(&v, "b");
     assert_eq!(total, 1);
 }

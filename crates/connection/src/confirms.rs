@@ -83,6 +83,11 @@ impl ConfirmTracker {
         }
     }
 
+    /// Publishes not yet confirmed (or nacked).
+    pub fn unconfirmed(&self) -> u64 {
+        self.published - self.confirmed
+    }
+
     /// The ticket the oldest waiting batch needs, if one waits.
     pub fn waiting_for(&self) -> Option<u64> {
         self.batches.iter().map(|&(_, t)| t).max().filter(|&t| t > 0)

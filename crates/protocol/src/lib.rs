@@ -8,6 +8,7 @@
 pub use bytestring::ByteString as ShortStr;
 
 pub mod constants;
+pub mod erlang;
 pub mod error;
 pub mod frame;
 pub mod methods;

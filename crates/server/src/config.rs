@@ -158,9 +158,7 @@ impl Settings {
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
             queue_memory: self.queue_memory.unwrap_or(4 * 1024 * 1024),
             disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
-            consumer_timeout: self
-                .consumer_timeout
-                .unwrap_or(warren_broker::broker::DEFAULT_CONSUMER_TIMEOUT_MS),
+            consumer_timeout: self.consumer_timeout.unwrap_or(warren_broker::DEFAULT_CONSUMER_TIMEOUT_MS),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,

@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
-use warren_broker::{Broker, Outbox, Session};
+use warren_amqp::{Node, Outbox, Session, READ_PAUSE_MARK};
+use warren_broker::{Counter, Now};
 use warren_connection::{Connection, ConnectionConfig};
 
 /// The most a single read takes in: up to this much is parsed and routed as one batch.
@@ -22,7 +23,7 @@ const FIRST_READ_CHUNK: usize = 4 * 1024;
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    broker: Arc<Broker>,
+    node: Arc<Node>,
     config: Arc<ConnectionConfig>,
     mut alarm: watch::Receiver<bool>,
 ) {
@@ -30,13 +31,19 @@ pub async fn serve(
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
     let wake = notify.clone();
-    let outbox = Arc::new(Outbox::new(Box::new(move || wake.notify_one())));
-    let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify));
+    let drained = Arc::new(Notify::new());
+    let wake_drained = drained.clone();
+    let outbox = Arc::new(Outbox::new(
+        Box::new(move || wake.notify_one()),
+        Box::new(move || wake_drained.notify_one()),
+    ));
 
     let mut conn = Connection::new((*config).clone(), Instant::now());
     let synced = Arc::new(Notify::new());
     let wake = synced.clone();
-    let mut session = Session::new(broker, Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
+    let mut session =
+        Session::new(node, Some(peer), outbox.clone(), Arc::new(move || wake.notify_one()), now());
+    let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify, session.entry().clone()));
     tracing::debug!(%peer, id = session.id(), "connection accepted");
     let mut read_chunk = FIRST_READ_CHUNK;
     let mut input = BytesMut::with_capacity(read_chunk);
@@ -45,26 +52,29 @@ pub async fn serve(
         let timeout = conn.poll_timeout();
         // While a resource alarm is on, a publishing connection is not read from: TCP
         // backpressure holds its publishers, as RabbitMQ does.
-        let paused = *alarm.borrow() && session.blocked_by_alarm();
+        // Nor is one whose client does not read what it is sent: replies would pile up.
+        let paused = (*alarm.borrow() && session.blocked_by_alarm()) || !outbox.has_room(READ_PAUSE_MARK);
         tokio::select! {
             read = reader.read_buf(&mut input), if !paused => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
                 Ok(n) => {
+                    session.entry().counters().add_owned(Counter::BytesIn, n as u64);
                     if n >= read_chunk / 2 {
                         read_chunk = (read_chunk * 2).min(READ_CHUNK);
                     }
-                    let now = Instant::now();
+                    let now = now();
                     loop {
-                        conn.handle_input(&mut input, now, &mut session);
+                        conn.handle_input(&mut input, now.instant, &mut session);
                         if !conn.has_events() {
                             break;
                         }
-                        session.handle_events(&mut conn);
+                        session.handle_events(&mut conn, now);
                     }
                 }
             },
             _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
             _ = synced.notified() => session.on_synced(&mut conn),
+            _ = drained.notified() => session.on_drained(&mut conn, now()),
             changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
         }
         // As RabbitMQ, only connections that publish are blocked, and told so.
@@ -82,7 +92,7 @@ pub async fn serve(
         }
     }
     // Channels the state machine released on close produce events too.
-    session.handle_events(&mut conn);
+    session.handle_events(&mut conn, now());
     session.end_of_batch(&mut conn);
     session.close();
     // Like RabbitMQ, let the client close the socket first: closing ours right after close-ok
@@ -120,7 +130,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Writes whatever the outbox holds, in one write per wake-up, until it is closed and drained.
-async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, notify: Arc<Notify>) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    outbox: Arc<Outbox>,
+    notify: Arc<Notify>,
+    entry: Arc<warren_broker::ConnectionEntry>,
+) {
     loop {
         let batch = outbox.take();
         if batch.is_empty() {
@@ -134,7 +149,16 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, notify: Arc
             outbox.close();
             break;
         }
+        entry.counters().add_owned(Counter::BytesOut, batch.len() as u64);
         outbox.recycle(batch);
     }
     let _ = writer.shutdown().await;
+}
+
+/// The time, as the broker core takes it.
+pub fn now() -> Now {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Now::new(Instant::now(), unix_ms)
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use warren_amqp::Node;
 use warren_broker::Broker;
 
 use crate::config::Config;
@@ -15,15 +16,16 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
-    spawn_expiry(broker.clone());
+    spawn_ticker(broker.clone());
+    let node = Node::new(broker);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let broker = broker.clone();
+                    let node = node.clone();
                     let config = connection_config.clone();
                     let alarm = alarm.clone();
-                    tokio::spawn(async move { crate::connection::serve(stream, peer, broker, config, alarm).await });
+                    tokio::spawn(async move { crate::connection::serve(stream, peer, node, config, alarm).await });
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
@@ -35,27 +37,18 @@ pub async fn run(config: Config, broker: Arc<Broker>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often queues drop or dead-letter expired messages nobody is reading.
-const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+/// How often time is applied to the broker: queues drop or dead-letter expired messages nobody
+/// is reading, delayed messages fall due, consumer timeouts are checked (once a second).
+const TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Consumer timeouts are checked every this many ticks (one second); RabbitMQ checks less often.
-const CONSUMER_TIMEOUT_TICKS: u32 = 20;
-
-/// Expires messages at the head of every queue on a timer, so TTLs hold for idle queues too;
-/// every second it also marks channels past their consumer timeout (their connections close them).
-fn spawn_expiry(broker: Arc<Broker>) {
+/// Drives the broker's timers.
+fn spawn_ticker(broker: Arc<Broker>) {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(EXPIRY_TICK);
+        let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks = 0u32;
         loop {
             ticker.tick().await;
-            broker.expire_all();
-            ticks += 1;
-            if ticks == CONSUMER_TIMEOUT_TICKS {
-                ticks = 0;
-                broker.check_consumer_timeouts();
-            }
+            broker.tick(crate::connection::now());
         }
     });
 }

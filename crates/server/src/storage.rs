@@ -38,7 +38,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
         stored.queues.iter().map(|q| (q.vhost.clone(), q.name.clone())).collect();
     // A priority queue keeps each priority above 0 in a log of its own.
     for q in &stored.queues {
-        let levels = warren_broker::priority::level_log_names(&q.name, &q.arguments);
+        let levels = warren_broker::priority_level_log_names(&q.name, &q.arguments);
         known.extend(levels.map(|log| (q.vhost.clone(), log)));
     }
     // Durable delayed-message exchanges keep their held messages in a log of their own.
@@ -47,7 +47,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
             .exchanges
             .iter()
             .filter(|x| x.kind == "x-delayed-message")
-            .map(|x| (x.vhost.clone(), warren_broker::delayed::log_name(&x.name))),
+            .map(|x| (x.vhost.clone(), warren_broker::delayed_log_name(&x.name))),
     );
     for (vhost, queue) in disk.durable_queue_dirs() {
         if !known.contains(&(vhost.clone(), queue.clone())) {
@@ -58,12 +58,13 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
         }
     }
     let store: Arc<dyn Store> = Arc::new(disk);
-    let broker = Broker::open(store, definitions).context("restoring the broker's definitions")?;
+    let broker = Broker::open(store, definitions, crate::connection::now())
+        .context("restoring the broker's definitions")?;
     let (queues, messages) = broker
         .vhosts()
         .iter()
         .flat_map(|v| v.queues())
-        .fold((0usize, 0u64), |(n, m), q| (n + 1, m + u64::from(q.message_count())));
+        .fold((0usize, 0u64), |(n, m), q| (n + 1, m + q.stats().ready));
     tracing::info!(
         queues,
         messages,

@@ -1,5 +1,6 @@
 //! A channel's delivery side, shared between its connection and the queues that deliver to it:
-//! delivery tags, the unacknowledged deliveries, channel-wide prefetch.
+//! delivery tags, the unacknowledged deliveries, channel-wide prefetch. It is the core's
+//! [`DeliveryTarget`] for AMQP: it encodes `basic.deliver` into its connection's outbox.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -10,18 +11,23 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use warren_connection::AmqpError;
 use warren_protocol::frame;
-use warren_protocol::methods::{BasicDeliver, BasicGetOk};
+use warren_protocol::methods::{BasicCancel, BasicDeliver, BasicGetOk};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue, Method, ShortStr};
 
-use crate::message::{Message, QueuedMessage};
-use crate::outbox::Outbox;
-use crate::queue::Queue;
+use warren_broker::{
+    ChannelEntry, ConsumerRef, Counter, DeliveryTarget, Message, Queue, QueuedMessage, TargetId,
+};
+
+use crate::outbox::{Outbox, HIGH_WATER_MARK, READ_PAUSE_MARK};
 
 /// A delivery the client has not yet acknowledged.
 #[derive(Debug)]
 pub struct Unacked {
+    /// Its delivery tag.
     pub tag: u64,
+    /// The queue it came from.
     pub queue: Arc<Queue>,
+    /// The message.
     pub message: QueuedMessage,
     /// None for basic.get deliveries.
     pub consumer: Option<ShortStr>,
@@ -47,12 +53,17 @@ struct DeliveryState {
     timed_out: Option<u64>,
 }
 
+/// A channel's delivery side (see the module documentation).
 pub struct ChannelHandle {
+    /// The channel number.
     pub number: u16,
+    /// The connection's outbox.
     pub outbox: Arc<Outbox>,
+    /// The channel in the broker's registry: its counters and what listings show.
+    pub entry: Arc<ChannelEntry>,
     state: Mutex<DeliveryState>,
     /// Wakes the connection's task (to close the channel when a delivery timed out).
-    wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for ChannelHandle {
@@ -61,18 +72,19 @@ impl std::fmt::Debug for ChannelHandle {
     }
 }
 
-/// What a consumer delivery needs besides the message.
-pub struct ConsumerRef<'a> {
-    pub tag: &'a ShortStr,
-    pub no_ack: bool,
-}
-
 impl ChannelHandle {
-    pub fn new(number: u16, outbox: Arc<Outbox>) -> Self {
+    /// A channel writing to `outbox`, registered as `entry`; `wake` wakes the connection's task.
+    pub fn new(
+        number: u16,
+        outbox: Arc<Outbox>,
+        entry: Arc<ChannelEntry>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
         ChannelHandle {
             number,
             outbox,
-            wake: None,
+            entry,
+            wake,
             state: Mutex::new(DeliveryState {
                 next_tag: 1,
                 unacked: VecDeque::new(),
@@ -85,17 +97,16 @@ impl ChannelHandle {
         }
     }
 
-    /// Sets what wakes the connection's task when the channel times out.
-    pub fn with_waker(mut self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
-        self.wake = Some(wake);
-        self
+    /// The id consumers of this channel carry in the core.
+    pub fn target_id(&self) -> TargetId {
+        self.entry.id
     }
 
     /// The consumer timeout: as RabbitMQ, the oldest outstanding delivery is checked against its
     /// queue's `x-consumer-timeout`, or else `default_ms` (0 = none), counting from the first
     /// check that saw it. When it is over, the channel is marked timed out and its connection
     /// woken to close it; true then.
-    pub fn check_timeout(&self, now: Instant, default_ms: u64) -> bool {
+    fn timeout_check(&self, now: Instant, default_ms: u64) -> bool {
         let mut st = self.state.lock();
         if st.closed || st.timed_out.is_some() {
             return false;
@@ -116,9 +127,7 @@ impl ChannelHandle {
         }
         st.timed_out = Some(ms);
         drop(st);
-        if let Some(wake) = &self.wake {
-            wake();
-        }
+        (self.wake)();
         true
     }
 
@@ -127,14 +136,10 @@ impl ChannelHandle {
         self.state.lock().timed_out.take()
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
-    }
-
     /// Sends a message to a consumer if the channel can take it now; hands it back otherwise.
     // Handing the message back by value keeps the hot path free of allocation.
     #[allow(clippy::result_large_err)]
-    pub fn try_deliver(
+    fn try_deliver(
         &self,
         queue: &Arc<Queue>,
         consumer: ConsumerRef<'_>,
@@ -148,12 +153,21 @@ impl ChannelHandle {
         {
             return Err(message);
         }
+        if !self.outbox.has_room(HIGH_WATER_MARK) {
+            return Err(message);
+        }
         let tag = st.next_tag;
         st.next_tag += 1;
         let frame_max = self.outbox.frame_max();
         let counted = queue.counts_deliveries();
         self.outbox
             .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, counted, frame_max));
+        // Deliveries to this channel are made under its lock: one counter writer at a time.
+        let counters = self.entry.counters();
+        counters.add_owned(if consumer.no_ack { Counter::DeliveredNoAck } else { Counter::DeliveredAck }, 1);
+        if message.redelivered {
+            counters.add_owned(Counter::Redelivered, 1);
+        }
         if !consumer.no_ack {
             st.consumer_unacked += 1;
             st.unacked.push_back(Unacked {
@@ -163,6 +177,7 @@ impl ChannelHandle {
                 consumer: Some(consumer.tag.clone()),
                 delivered_at: None,
             });
+            self.entry.set_unacked(st.unacked.len() as u64);
         }
         Ok(())
     }
@@ -190,6 +205,11 @@ impl ChannelHandle {
         frame::write_method(out, self.number, &Method::BasicGetOk(get_ok));
         let properties = delivered_properties(&message, queue.counts_deliveries());
         frame::write_content(out, self.number, 60, &properties, &message.message.body, frame_max);
+        let counters = self.entry.counters();
+        counters.add_owned(if no_ack { Counter::GetNoAck } else { Counter::GetAck }, 1);
+        if message.redelivered {
+            counters.add_owned(Counter::Redelivered, 1);
+        }
         if !no_ack {
             st.unacked.push_back(Unacked {
                 tag,
@@ -198,6 +218,7 @@ impl ChannelHandle {
                 consumer: None,
                 delivered_at: None,
             });
+            self.entry.set_unacked(st.unacked.len() as u64);
         }
     }
 
@@ -220,6 +241,7 @@ impl ChannelHandle {
         };
         let from_consumers = taken.iter().filter(|u| u.consumer.is_some()).count() as u32;
         st.consumer_unacked = st.consumer_unacked.saturating_sub(from_consumers);
+        self.entry.set_unacked(st.unacked.len() as u64);
         Ok(taken)
     }
 
@@ -238,6 +260,7 @@ impl ChannelHandle {
             let pos = st.unacked.partition_point(|x| x.tag < u.tag);
             st.unacked.insert(pos, u);
         }
+        self.entry.set_unacked(st.unacked.len() as u64);
     }
 
     /// Records a consumer; false if the tag is already in use on this channel.
@@ -247,9 +270,11 @@ impl ChannelHandle {
             return false;
         }
         st.consumers.insert(tag, queue);
+        self.entry.set_consumers(st.consumers.len() as u32);
         true
     }
 
+    /// Whether `tag` names one of the channel's consumers.
     pub fn has_consumer(&self, tag: &str) -> bool {
         self.state.lock().consumers.contains_key(tag)
     }
@@ -258,7 +283,8 @@ impl ChannelHandle {
     /// channel's next delivery tag without taking it. False if the channel is closed.
     pub fn deliver_reply(&self, consumer_tag: &ShortStr, message: &Message) -> bool {
         let st = self.state.lock();
-        if st.closed {
+        // Replies nobody reads are dropped rather than piled up without bound.
+        if st.closed || !self.outbox.has_room(READ_PAUSE_MARK) {
             return false;
         }
         let deliver = BasicDeliver {
@@ -276,8 +302,12 @@ impl ChannelHandle {
         true
     }
 
+    /// Forgets consumer `tag`; returns its queue.
     pub fn unregister_consumer(&self, tag: &str) -> Option<Arc<Queue>> {
-        self.state.lock().consumers.remove(tag)
+        let mut st = self.state.lock();
+        let queue = st.consumers.remove(tag);
+        self.entry.set_consumers(st.consumers.len() as u32);
+        queue
     }
 
     /// The queues this channel consumes from.
@@ -285,14 +315,19 @@ impl ChannelHandle {
         self.state.lock().consumers.values().cloned().collect()
     }
 
+    /// Forgets every consumer; returns them with their queues.
     pub fn take_consumers(&self) -> Vec<(ShortStr, Arc<Queue>)> {
-        self.state.lock().consumers.drain().collect()
+        let taken = self.state.lock().consumers.drain().collect();
+        self.entry.set_consumers(0);
+        taken
     }
 
+    /// Whether a channel-wide prefetch limit is set.
     pub fn has_global_prefetch(&self) -> bool {
         self.state.lock().global_prefetch != 0
     }
 
+    /// Sets the channel-wide prefetch limit (0 = none).
     pub fn set_global_prefetch(&self, count: u16) {
         self.state.lock().global_prefetch = count;
     }
@@ -303,8 +338,37 @@ impl ChannelHandle {
         self.take_all()
     }
 
+    /// How many deliveries are outstanding.
     pub fn unacked_count(&self) -> usize {
         self.state.lock().unacked.len()
+    }
+}
+
+impl DeliveryTarget for ChannelHandle {
+    fn deliver(
+        &self,
+        queue: &Arc<Queue>,
+        consumer: ConsumerRef<'_>,
+        message: QueuedMessage,
+    ) -> Result<(), QueuedMessage> {
+        self.try_deliver(queue, consumer, message)
+    }
+
+    /// Tells the client (when it asked to be told) that the broker cancelled its consumer.
+    fn cancelled(&self, tag: &ShortStr) {
+        self.unregister_consumer(tag);
+        if self.outbox.cancel_notify() {
+            let cancel = BasicCancel { consumer_tag: tag.clone(), nowait: true };
+            self.outbox.write(|buf| frame::write_method(buf, self.number, &Method::BasicCancel(cancel)));
+        }
+    }
+
+    fn check_timeout(&self, now: Instant, default_ms: u64) -> bool {
+        self.timeout_check(now, default_ms)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().closed
     }
 }
 

@@ -1,21 +1,30 @@
-//! exchange.* and queue.* methods: declares, deletes, bindings, purge.
+//! exchange.* and queue.* methods: declares, deletes, bindings, purge. Each becomes one of the
+//! core's definition commands.
 
+use warren_broker::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
 use warren_connection::{AmqpError, Connection};
 use warren_protocol::methods::*;
-use warren_protocol::ShortStr;
+use warren_protocol::{FieldTable, ShortStr};
 
-use super::{notify_cancelled, Session};
-use crate::vhost::{ExchangeSpec, QueueSpec};
+use super::Session;
+use crate::error::amqp_error;
 
 impl Session {
+    /// Applies a definition command as this connection.
+    fn apply(&mut self, command: Command) -> Result<Outcome, AmqpError> {
+        let vhost = self.vhost()?;
+        vhost
+            .apply(command, Actor::connection(self.id()), self.now.instant, &mut self.effects)
+            .map_err(amqp_error)
+    }
+
     pub(super) fn exchange_declare(
         &mut self,
         conn: &mut Connection,
         channel: u16,
         m: &ExchangeDeclare,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        vhost.declare_exchange(ExchangeSpec {
+        self.apply(Command::DeclareExchange(ExchangeSpec {
             name: m.exchange.clone(),
             kind: m.kind.clone(),
             passive: m.passive,
@@ -23,7 +32,7 @@ impl Session {
             auto_delete: m.auto_delete,
             internal: m.internal,
             arguments: m.arguments.clone(),
-        })?;
+        }))?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeDeclareOk {}.into());
         }
@@ -36,7 +45,7 @@ impl Session {
         channel: u16,
         m: &ExchangeDelete,
     ) -> Result<(), AmqpError> {
-        self.vhost()?.delete_exchange(&m.exchange, m.if_unused)?;
+        self.apply(Command::DeleteExchange { name: m.exchange.clone(), if_unused: m.if_unused })?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeDeleteOk {}.into());
         }
@@ -49,8 +58,7 @@ impl Session {
         channel: u16,
         m: &ExchangeBind,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        vhost.bind_exchange(&m.destination, &m.source, m.routing_key.clone(), m.arguments.clone())?;
+        self.apply(Command::Bind(exchange_binding(&m.source, &m.destination, &m.routing_key, &m.arguments)))?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeBindOk {}.into());
         }
@@ -63,21 +71,16 @@ impl Session {
         channel: u16,
         m: &ExchangeUnbind,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        vhost.unbind_exchange(&m.destination, &m.source, m.routing_key.clone(), m.arguments.clone())?;
+        self.apply(Command::Unbind(exchange_binding(
+            &m.source,
+            &m.destination,
+            &m.routing_key,
+            &m.arguments,
+        )))?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeUnbindOk {}.into());
         }
         Ok(())
-    }
-
-    /// The queue a method names, or for "" the last queue declared on the channel.
-    fn resolve_queue_name(&mut self, channel: u16, name: &ShortStr) -> Result<ShortStr, AmqpError> {
-        if !name.is_empty() {
-            return Ok(name.clone());
-        }
-        let ch = self.channel_or_err(channel)?;
-        ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
     pub(super) fn queue_declare(
@@ -89,20 +92,20 @@ impl Session {
         if m.queue.starts_with(super::reply_to::REPLY_QUEUE) {
             return self.reply_declare(conn, channel, m);
         }
-        let vhost = self.vhost()?;
         // Unlike the other queue methods, declare never means "the last queue" by "".
-        let name = m.queue.clone();
         let spec = QueueSpec {
-            name,
+            name: m.queue.clone(),
             passive: m.passive,
             durable: m.durable,
             exclusive: m.exclusive,
             auto_delete: m.auto_delete,
             arguments: m.arguments.clone(),
         };
-        let queue = vhost.declare_queue(spec, self.id)?;
+        let Outcome::Queue(queue) = self.apply(Command::DeclareQueue(spec))? else {
+            unreachable!("a queue declare yields its queue")
+        };
         let name = queue.name.clone();
-        if queue.exclusive_owner == Some(self.id)
+        if queue.exclusive_owner == Some(self.id())
             && !self.exclusive_queues.iter().any(|q| std::sync::Arc::ptr_eq(q, &queue))
         {
             self.exclusive_queues.push(queue.clone());
@@ -111,7 +114,7 @@ impl Session {
         if !m.nowait {
             let ok = QueueDeclareOk {
                 queue: name,
-                message_count: queue.message_count(),
+                message_count: queue.message_count(self.now.instant),
                 consumer_count: queue.consumer_count(),
             };
             conn.send_method(channel, &ok.into());
@@ -125,14 +128,13 @@ impl Session {
         channel: u16,
         m: &QueueBind,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        let queue = self.resolve_queue_name(channel, &m.queue)?;
+        let queue = self.named_queue(channel, &m.queue)?;
         let key = if m.queue.is_empty() && m.routing_key.is_empty() {
             queue.clone()
         } else {
             m.routing_key.clone()
         };
-        vhost.bind_queue(&queue, &m.exchange, key, m.arguments.clone(), self.id)?;
+        self.apply(Command::Bind(queue_binding(&m.exchange, queue, key, &m.arguments)))?;
         if !m.nowait {
             conn.send_method(channel, &QueueBindOk {}.into());
         }
@@ -145,9 +147,8 @@ impl Session {
         channel: u16,
         m: &QueueUnbind,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        let queue = self.resolve_queue_name(channel, &m.queue)?;
-        vhost.unbind_queue(&queue, &m.exchange, m.routing_key.clone(), m.arguments.clone())?;
+        let queue = self.named_queue(channel, &m.queue)?;
+        self.apply(Command::Unbind(queue_binding(&m.exchange, queue, m.routing_key.clone(), &m.arguments)))?;
         conn.send_method(channel, &QueueUnbindOk {}.into());
         Ok(())
     }
@@ -159,9 +160,9 @@ impl Session {
         m: &QueuePurge,
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
-        let name = self.resolve_queue_name(channel, &m.queue)?;
-        let queue = vhost.queue(&name)?;
-        vhost.check_exclusive_access(&queue, self.id)?;
+        let name = self.named_queue(channel, &m.queue)?;
+        let queue = vhost.queue(&name).map_err(amqp_error)?;
+        vhost.check_exclusive_access(&queue, self.id()).map_err(amqp_error)?;
         let message_count = queue.purge();
         if !m.nowait {
             conn.send_method(channel, &QueuePurgeOk { message_count }.into());
@@ -175,15 +176,41 @@ impl Session {
         channel: u16,
         m: &QueueDelete,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        let name = self.resolve_queue_name(channel, &m.queue)?;
-        let (consumers, message_count) = vhost.delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
+        let name = self.named_queue(channel, &m.queue)?;
+        let command =
+            Command::DeleteQueue { name: name.clone(), if_unused: m.if_unused, if_empty: m.if_empty };
+        let Outcome::QueueDeleted { messages } = self.apply(command)? else {
+            unreachable!("a queue delete yields its message count")
+        };
         self.exclusive_queues.retain(|q| q.name != name);
-        self.flush(conn);
-        notify_cancelled(consumers);
         if !m.nowait {
-            conn.send_method(channel, &QueueDeleteOk { message_count }.into());
+            conn.send_method(channel, &QueueDeleteOk { message_count: messages }.into());
         }
         Ok(())
+    }
+}
+
+fn queue_binding(exchange: &ShortStr, queue: ShortStr, key: ShortStr, arguments: &FieldTable) -> BindingSpec {
+    BindingSpec {
+        source: exchange.clone(),
+        destination: queue,
+        destination_kind: DestinationKind::Queue,
+        key,
+        arguments: arguments.clone(),
+    }
+}
+
+fn exchange_binding(
+    source: &ShortStr,
+    destination: &ShortStr,
+    key: &ShortStr,
+    arguments: &FieldTable,
+) -> BindingSpec {
+    BindingSpec {
+        source: source.clone(),
+        destination: destination.clone(),
+        destination_kind: DestinationKind::Exchange,
+        key: key.clone(),
+        arguments: arguments.clone(),
     }
 }

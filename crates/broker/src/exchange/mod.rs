@@ -1,4 +1,12 @@
-//! Exchanges, their bindings, and routing a message to the queues it reaches.
+//! Exchanges, their bindings, and routing a message to the queues it reaches: direct by hash
+//! lookup, fanout by list, topic by a word trie, headers by matching the decoded table, and the
+//! plugin types (consistent hashing, delayed messages).
+
+mod consistent_hash;
+mod erlang_hash;
+mod erlang_rand;
+mod headers;
+mod topic;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -7,12 +15,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
-use crate::consistent_hash::{parse_weight, Buckets, HashOn};
+use crate::counters::Counters;
 use crate::delayed::DelayedMessages;
 use crate::error::BrokerError;
-use crate::headers::headers_match;
 use crate::queue::Queue;
-use crate::topic::TopicTrie;
+use consistent_hash::{parse_weight, Buckets, HashOn};
+use headers::headers_match;
+use topic::TopicTrie;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeKind {
@@ -148,6 +157,7 @@ pub struct Exchange {
     /// The messages a delayed-message exchange holds.
     delayed: Option<DelayedMessages>,
     bindings: RwLock<Bindings>,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Bindings {
@@ -210,7 +220,13 @@ impl Exchange {
             hash_on,
             delayed,
             bindings: RwLock::new(Bindings::default()),
+            counters: Counters::default(),
         }
+    }
+
+    /// Messages published to this exchange and routed on (counted by whoever publishes).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// A delayed-message exchange's held messages.

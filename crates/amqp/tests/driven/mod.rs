@@ -4,18 +4,20 @@
 // Each includer uses part of it.
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use warren_broker::{Broker, Outbox, Session};
+use warren_amqp::{Node, Outbox, Session};
+use warren_broker::{Broker, Now};
 use warren_connection::{Connection, ConnectionConfig};
 use warren_protocol::frame::{self, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::Method;
 
 pub struct Client {
+    pub now: Now,
     pub conn: Connection,
     pub session: Session,
     pub outbox: Arc<Outbox>,
@@ -26,15 +28,19 @@ pub struct Client {
 impl Client {
     /// Logs in as guest on vhost "/" and opens channel 1.
     pub fn connect(broker: &Arc<Broker>) -> Client {
-        let outbox = Arc::new(Outbox::new(Box::new(|| {})));
+        let outbox = Arc::new(Outbox::new(Box::new(|| {}), Box::new(|| {})));
+        // One fixed time: the run does the same work whatever the clock says.
+        let now = Now::new(Instant::now(), 1_767_225_600_000);
         let session = Session::new(
-            broker.clone(),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            Node::new(broker.clone()),
+            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000)),
             outbox.clone(),
             Arc::new(|| {}),
+            now,
         );
         let mut c = Client {
-            conn: Connection::new(ConnectionConfig::default(), Instant::now()),
+            now,
+            conn: Connection::new(ConnectionConfig::default(), now.instant),
             session,
             outbox,
             input: BytesMut::new(),
@@ -57,13 +63,12 @@ impl Client {
 
     /// Has the broker read everything in `input`, as one batch.
     pub fn pump(&mut self) {
-        let now = Instant::now();
         loop {
-            self.conn.handle_input(&mut self.input, now, &mut self.session);
+            self.conn.handle_input(&mut self.input, self.now.instant, &mut self.session);
             if !self.conn.has_events() {
                 break;
             }
-            self.session.handle_events(&mut self.conn);
+            self.session.handle_events(&mut self.conn, self.now);
         }
         self.session.end_of_batch(&mut self.conn);
     }

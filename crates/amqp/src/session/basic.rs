@@ -3,6 +3,10 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use warren_broker::{
+    generated_name, validate_consume_args, BrokerError, ConsumeRefused, Consumer, Counter, Effects, Message,
+    Now, PublishResult, Queue, Settle, VHost,
+};
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
@@ -10,13 +14,9 @@ use warren_protocol::{properties, FieldValue, Method, ShortStr};
 
 use super::modes::Mode;
 use super::reply_to::{REPLY_PREFIX, REPLY_QUEUE};
-use super::{for_each_queue_run, Session};
+use super::Session;
 use crate::channel::{ChannelHandle, Unacked};
-use crate::error::BrokerError;
-use crate::message::Message;
-use crate::names::generated_name;
-use crate::queue::{ConsumeRefused, Consumer, Queue, Settle};
-use crate::vhost::{Routed, VHost};
+use crate::error::amqp_error;
 
 impl Session {
     pub(super) fn publish(
@@ -32,16 +32,18 @@ impl Session {
         }
         self.rewrite_reply_to(channel, &mut header)?;
         self.check_user_id(&header)?;
-        check_properties(&header.properties)?;
+        check_properties(&header.properties).map_err(amqp_error)?;
         let ch = self.channel_or_err(channel)?;
+        ch.handle.entry.counters().add_owned(Counter::Published, 1);
         if let Some(buffered) = ch.mode.buffer_publish(&publish, &header, &body) {
             return buffered;
         }
-        let (outcome, rejected) = self.route_message(conn, channel, publish, header, body)?;
+        let result = self.route_message(conn, channel, publish, header, body)?;
+        let outcome = outcome(&result);
         match self.channel(channel) {
             // A queue at its limit with x-overflow reject-publish refused it: a nack, as RabbitMQ.
             Some(ch) if matches!(ch.mode, Mode::Confirm(_)) => {
-                ch.mode.published(if rejected { PublishOutcome::Failed } else { outcome })
+                ch.mode.published(if result.rejected { PublishOutcome::Failed } else { outcome })
             }
             // Without confirms there is nobody to nack: a message we could not keep is an error.
             _ if outcome == PublishOutcome::Failed => {
@@ -52,9 +54,8 @@ impl Session {
         Ok(())
     }
 
-    /// Routes a publish to its queues (returning it to the publisher if mandatory and
-    /// unroutable); says whether its confirm must wait for the store, and whether a full queue
-    /// refused it.
+    /// Routes a publish to its queues through the core (returning it to the publisher if
+    /// mandatory and unroutable, handing a direct reply to its consumer).
     pub(super) fn route_message(
         &mut self,
         conn: &mut Connection,
@@ -62,7 +63,7 @@ impl Session {
         publish: BasicPublish,
         header: ContentHeader,
         body: Bytes,
-    ) -> Result<(PublishOutcome, bool), AmqpError> {
+    ) -> Result<PublishResult, AmqpError> {
         let vhost = self.vhost()?;
         let mut message = Message {
             exchange: publish.exchange,
@@ -70,56 +71,32 @@ impl Session {
             properties: header.properties,
             body,
         };
-        let mut routed = std::mem::take(&mut self.routed);
-        let result = if properties::has_property(&message.properties, properties::HEADERS) {
-            route_sender_selected(&vhost, &mut message, &mut routed)
+        let extra_keys = if properties::has_property(&message.properties, properties::HEADERS) {
+            sender_selected_keys(&mut message)
         } else {
-            vhost.route(&message.exchange, &message, &mut routed)
+            Vec::new()
         };
-        let held_stored = match result {
-            Ok(how) => how == Routed::Delayed { stored: true },
-            Err(e) => {
-                routed.clear();
-                self.routed = routed;
-                return Err(e.into());
-            }
-        };
+        let mut routed = std::mem::take(&mut self.routed);
+        let result =
+            vhost.publish(&message.exchange, &message, &extra_keys, self.now, &mut self.effects, &mut routed);
+        self.routed = routed;
+        let result = result.map_err(amqp_error)?;
         if message.exchange.is_empty() && message.routing_key.starts_with(REPLY_PREFIX) {
             // Direct reply-to: no queue takes it, so it is returned if mandatory, as in RabbitMQ.
-            self.broker.reply_registry().deliver(&message);
+            self.node.replies.deliver(&message);
         }
-        if routed.is_empty() && publish.mandatory {
-            return_unroutable(conn, channel, &message);
-        }
-        // A durable delayed-message exchange wrote it to its log: confirmed once synced.
-        self.sync_needed |= held_stored;
-        let mut outcome = if held_stored { PublishOutcome::Stored } else { PublishOutcome::Done };
-        let mut rejected = false;
-        for q in routed.drain(..) {
-            match q.publish(message.clone()) {
-                Ok(published) => {
-                    if published.stored && outcome == PublishOutcome::Done {
-                        outcome = PublishOutcome::Stored;
-                    }
-                    // Even without storing this message, dispatching it may have settled stored
-                    // ones (no-ack consumers): their ack records go out with the batch.
-                    if q.durable {
-                        touch(&mut self.touched, &q);
-                    }
-                    rejected |= published.rejected;
-                    for (dead, reason) in published.dead {
-                        vhost.dead_letter(&q, dead, reason, &mut self.touched);
-                    }
-                }
-                Err(error) => {
-                    // Whatever went where, the publisher learns it was not kept everywhere.
-                    tracing::error!(queue = %q.name, %error, "storing a message failed");
-                    outcome = PublishOutcome::Failed;
-                }
+        // A held delayed message reaches no queue now: a mandatory one is returned, as with the
+        // plugin, though it is delivered later.
+        if result.queues == 0 {
+            let counters = self.channel_or_err(channel)?.handle.entry.counters();
+            if publish.mandatory {
+                counters.add_owned(Counter::ReturnedUnroutable, 1);
+                return_unroutable(conn, channel, &message);
+            } else if !result.held {
+                counters.add_owned(Counter::DroppedUnroutable, 1);
             }
         }
-        self.routed = routed;
-        Ok((outcome, rejected))
+        Ok(result)
     }
 
     /// A publisher may only claim its own identity in the user_id property.
@@ -129,10 +106,10 @@ impl Session {
         }
         let claimed = header.decode_properties().ok().and_then(|p| p.user_id);
         match claimed {
-            Some(claimed) if *claimed != *self.username => {
-                Err(BrokerError::UserIdMismatch { claimed: claimed.to_string(), user: self.username.clone() }
-                    .into())
-            }
+            Some(claimed) if *claimed != *self.username => Err(amqp_error(BrokerError::UserIdMismatch {
+                claimed: claimed.to_string(),
+                user: self.username.clone(),
+            })),
             _ => Ok(()),
         }
     }
@@ -149,21 +126,37 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         if m.global {
             ch.handle.set_global_prefetch(m.prefetch_count);
+            ch.handle.entry.set_prefetch(ch.consumer_prefetch, m.prefetch_count);
         } else {
             // As RabbitMQ: a per-consumer limit also lifts an earlier channel-wide one.
             ch.consumer_prefetch = m.prefetch_count;
             ch.handle.set_global_prefetch(0);
+            ch.handle.entry.set_prefetch(m.prefetch_count, 0);
         }
         let queues = ch.handle.consumer_queues();
         conn.send_method(channel, &BasicQosOk {}.into());
-        self.flush(conn);
         for q in queues {
-            q.wake();
-            if q.durable {
-                touch(&mut self.touched, &q);
-            }
+            self.effects.wake(&q);
         }
         Ok(())
+    }
+
+    /// The queue a method names, or for "" the last queue declared on the channel.
+    pub(super) fn named_queue(&mut self, channel: u16, name: &ShortStr) -> Result<ShortStr, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        let ch = self.channel_or_err(channel)?;
+        ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    /// The queue named `name` (see [`Session::named_queue`]), if this connection may use it.
+    fn usable_queue(&mut self, channel: u16, name: &ShortStr) -> Result<(Arc<VHost>, Arc<Queue>), AmqpError> {
+        let vhost = self.vhost()?;
+        let name = self.named_queue(channel, name)?;
+        let queue = vhost.queue(&name).map_err(amqp_error)?;
+        vhost.check_exclusive_access(&queue, self.id()).map_err(amqp_error)?;
+        Ok((vhost, queue))
     }
 
     pub(super) fn basic_consume(
@@ -175,53 +168,47 @@ impl Session {
         if *m.queue == *REPLY_QUEUE {
             return self.reply_consume(conn, channel, m);
         }
-        let vhost = self.vhost()?;
-        let name = if m.queue.is_empty() {
-            let ch = self.channel_or_err(channel)?;
-            ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
-        } else {
-            m.queue.clone()
-        };
-        let queue = vhost.queue(&name)?;
-        vhost.check_exclusive_access(&queue, self.id)?;
-        if let Err((arg, reason)) = crate::args::validate_consume_args(&m.arguments) {
-            let (queue, vhost) = (name.to_string(), vhost.name.clone());
-            return Err(BrokerError::InvalidArg { arg: arg.to_owned(), queue, vhost, reason }.into());
+        let (vhost, queue) = self.usable_queue(channel, &m.queue)?;
+        if let Err((arg, reason)) = validate_consume_args(&m.arguments) {
+            let (queue, vhost) = (queue.name.to_string(), vhost.name.clone());
+            return Err(amqp_error(BrokerError::InvalidArg { arg: arg.to_owned(), queue, vhost, reason }));
         }
+        let now = self.now.instant;
         let ch = self.channel_or_err(channel)?;
         let tag =
             if m.consumer_tag.is_empty() { generated_name("amq.ctag-") } else { m.consumer_tag.clone() };
         if !ch.handle.register_consumer(tag.clone(), queue.clone()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        let consumer =
-            Consumer::new(tag.clone(), ch.handle.clone(), m.no_ack, m.exclusive, ch.consumer_prefetch)
-                .with_arguments(&m.arguments);
-        let added = queue.add_consumer(consumer);
+        let consumer = Consumer::new(
+            tag.clone(),
+            ch.handle.clone(),
+            ch.handle.target_id(),
+            m.no_ack,
+            m.exclusive,
+            ch.consumer_prefetch,
+            m.arguments.clone(),
+        );
+        let added = queue.add_consumer(consumer, now);
         if added.is_err() {
             ch.handle.unregister_consumer(&tag);
         }
         match added {
             Ok(()) => {}
             Err(ConsumeRefused::ExclusiveUse) => {
-                let text = format!("queue '{name}' in vhost '{}' in exclusive use", vhost.name);
+                let text = format!("queue '{}' in vhost '{}' in exclusive use", queue.name, vhost.name);
                 return Err(AmqpError::access_refused(text));
             }
             Err(ConsumeRefused::Deleted) => {
-                return Err(
-                    BrokerError::QueueNotFound { name: name.to_string(), vhost: vhost.name.clone() }.into()
-                )
+                let (name, vhost) = (queue.name.to_string(), vhost.name.clone());
+                return Err(amqp_error(BrokerError::QueueNotFound { name, vhost }));
             }
         }
         if !m.nowait {
             conn.send_method(channel, &BasicConsumeOk { consumer_tag: tag }.into());
         }
-        // consume-ok goes out before the first delivery.
-        self.flush(conn);
-        queue.wake();
-        if queue.durable {
-            touch(&mut self.touched, &queue);
-        }
+        // Deliveries start once consume-ok is out.
+        self.effects.wake(&queue);
         Ok(())
     }
 
@@ -234,25 +221,19 @@ impl Session {
         if self.reply_cancel(conn, channel, m)? {
             return Ok(());
         }
+        let now = self.now.instant;
         let ch = self.channel_or_err(channel)?;
-        let mut take_over = None;
+        let target = ch.handle.target_id();
         if let Some(queue) = ch.handle.unregister_consumer(&m.consumer_tag) {
-            if queue.remove_consumer(&ch.handle, &m.consumer_tag) {
+            if queue.remove_consumer(target, &m.consumer_tag, now) {
                 self.auto_delete_queue(&queue);
             } else if queue.single_active() {
-                take_over = Some(queue);
+                // The next consumer of a single-active-consumer queue takes over, after cancel-ok.
+                self.effects.wake(&queue);
             }
         }
         if !m.nowait {
             conn.send_method(channel, &BasicCancelOk { consumer_tag: m.consumer_tag.clone() }.into());
-        }
-        // The next consumer of a single-active-consumer queue takes over, after cancel-ok.
-        if let Some(queue) = take_over {
-            self.flush(conn);
-            queue.wake();
-            if queue.durable {
-                touch(&mut self.touched, &queue);
-            }
         }
         Ok(())
     }
@@ -263,25 +244,22 @@ impl Session {
         channel: u16,
         m: &BasicGet,
     ) -> Result<(), AmqpError> {
-        let vhost = self.vhost()?;
-        let name = if m.queue.is_empty() {
-            let ch = self.channel_or_err(channel)?;
-            ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))?
-        } else {
-            m.queue.clone()
-        };
-        let queue = vhost.queue(&name)?;
-        vhost.check_exclusive_access(&queue, self.id)?;
+        let (_, queue) = self.usable_queue(channel, &m.queue)?;
         let frame_max = conn.frame_max();
-        if queue.durable && m.no_ack {
-            touch(&mut self.touched, &queue);
+        if m.no_ack {
+            // A no-ack get settles a stored message at once: its ack record goes with the batch.
+            self.effects.dirty(&queue);
         }
+        let now = self.now.instant;
         let ch = self.channel_or_err(channel)?;
-        match queue.get(m.no_ack) {
+        match queue.get(m.no_ack, now) {
             Some((message, remaining)) => {
                 ch.handle.deliver_get(&queue, message, remaining, m.no_ack, conn.out(), frame_max)
             }
-            None => conn.send_method(channel, &BasicGetEmpty { cluster_id: Default::default() }.into()),
+            None => {
+                ch.handle.entry.counters().add_owned(Counter::GetEmpty, 1);
+                conn.send_method(channel, &BasicGetEmpty { cluster_id: Default::default() }.into())
+            }
         }
         Ok(())
     }
@@ -296,19 +274,20 @@ impl Session {
     ) -> Result<(), AmqpError> {
         let ch = self.channel_or_err(channel)?;
         let settled = ch.handle.take_settled(tag, multiple)?;
+        let counter = if how == Settle::Ack { Counter::Acked } else { Counter::Rejected };
+        ch.handle.entry.counters().add_owned(counter, settled.len() as u64);
         // In a transaction the deliveries wait for commit.
         let Err(settled) = ch.mode.buffer_settle(settled, how) else {
             return Ok(());
         };
         let handle = ch.handle.clone();
-        let other_queues: Vec<_> =
-            if handle.has_global_prefetch() { handle.consumer_queues() } else { Vec::new() };
-        let mut touched = std::mem::take(&mut self.touched);
-        apply_settle(self.vhost.as_deref(), &handle, settled, how, &mut touched);
-        self.touched = touched;
-        for q in other_queues {
-            q.wake();
+        if handle.has_global_prefetch() {
+            // Credit freed channel-wide: every queue the channel consumes from may deliver.
+            for q in handle.consumer_queues() {
+                self.effects.wake(&q);
+            }
         }
+        apply_settle(self.vhost.as_deref(), &handle, settled, how, self.now, &mut self.effects);
         Ok(())
     }
 
@@ -321,54 +300,78 @@ impl Session {
         let outstanding = ch.handle.take_all();
         let handle = ch.handle.clone();
         // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
-        let mut touched = std::mem::take(&mut self.touched);
-        apply_settle(self.vhost.as_deref(), &handle, outstanding, Settle::Requeue, &mut touched);
-        self.touched = touched;
+        apply_settle(
+            self.vhost.as_deref(),
+            &handle,
+            outstanding,
+            Settle::Requeue,
+            self.now,
+            &mut self.effects,
+        );
         Ok(())
     }
 }
 
-/// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them.
-/// Durable queues that wrote ack records are added to `touched`, to be flushed with the batch.
+/// Whether a publish's confirm may go now, must wait for the store, or must be a nack.
+fn outcome(result: &PublishResult) -> PublishOutcome {
+    if result.failed {
+        PublishOutcome::Failed
+    } else if result.stored {
+        PublishOutcome::Stored
+    } else {
+        PublishOutcome::Done
+    }
+}
+
+/// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them; the
+/// queues are woken (their consumers may take more) and their logs marked dirty by `effects`.
 pub(super) fn apply_settle(
     vhost: Option<&VHost>,
     handle: &Arc<ChannelHandle>,
     settled: Vec<Unacked>,
     how: Settle,
-    touched: &mut Vec<Arc<Queue>>,
+    now: Now,
+    effects: &mut Effects,
 ) {
+    let target = handle.target_id();
     for_each_queue_run(settled, |queue, run| {
-        if queue.durable && run.iter().any(|u| u.message.stored) {
-            touch(touched, queue);
+        if run.iter().any(|u| u.message.stored) {
+            effects.dirty(queue);
         }
-        let dead = queue.settle(run, handle, how);
+        let dead = queue.settle(run.into_iter().map(|u| (u.consumer, u.message)), target, how);
+        effects.wake(queue);
         if let Some(vhost) = vhost {
             for (message, reason) in dead {
-                vhost.dead_letter(queue, message, reason, touched);
+                vhost.dead_letter(queue, message, reason, now, effects);
             }
         }
     });
 }
 
-/// Remembers a queue whose log must be flushed at the end of the batch.
-pub(super) fn touch(touched: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
-    if touched.last().is_none_or(|last| !Arc::ptr_eq(last, queue)) {
-        touched.push(queue.clone());
+/// Calls `f` once per run of consecutive deliveries from the same queue.
+fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<Unacked>)) {
+    let mut run: Vec<Unacked> = Vec::new();
+    for u in unacked {
+        if run.last().is_some_and(|last| !Arc::ptr_eq(&last.queue, &u.queue)) {
+            let queue = run[0].queue.clone();
+            f(&queue, std::mem::take(&mut run));
+        }
+        run.push(u);
+    }
+    if let Some(first) = run.first() {
+        let queue = first.queue.clone();
+        f(&queue, run);
     }
 }
 
-/// Routes a message that has headers: sender-selected distribution routes it with each key of
-/// its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
-fn route_sender_selected(
-    vhost: &VHost,
-    message: &mut Message,
-    routed: &mut Vec<Arc<Queue>>,
-) -> Result<Routed, BrokerError> {
+/// The extra routing keys of a message that has headers: sender-selected distribution routes
+/// it with each key of its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
+fn sender_selected_keys(message: &mut Message) -> Vec<ShortStr> {
     let Ok(mut props) = warren_protocol::BasicProperties::decode(&message.properties) else {
-        return vhost.route(&message.exchange, message, routed);
+        return Vec::new();
     };
     let Some(headers) = props.headers.as_mut() else {
-        return vhost.route(&message.exchange, message, routed);
+        return Vec::new();
     };
     let mut keys = Vec::new();
     let mut add_keys = |value: Option<&FieldValue>| {
@@ -387,7 +390,7 @@ fn route_sender_selected(
         props.encode(&mut out);
         message.properties = out.freeze();
     }
-    vhost.route_keys(&message.exchange, message, &keys, routed)
+    keys
 }
 
 /// RabbitMQ refuses a delivery mode other than 1 or 2, and an expiration that is not a

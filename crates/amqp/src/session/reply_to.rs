@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::Node;
+
 use bytes::BytesMut;
 use parking_lot::RwLock;
 use warren_connection::{AmqpError, Connection};
@@ -21,11 +23,11 @@ use warren_protocol::methods::{
 };
 use warren_protocol::{properties, BasicProperties, ShortStr};
 
+use warren_broker::{generated_name, BrokerError, Message};
+
 use super::Session;
 use crate::channel::ChannelHandle;
-use crate::error::BrokerError;
-use crate::message::Message;
-use crate::names::generated_name;
+use crate::error::amqp_error;
 
 /// The pseudo-queue a reply consumer consumes from, and the `reply_to` a request names it by.
 pub const REPLY_QUEUE: &str = "amq.rabbitmq.reply-to";
@@ -58,29 +60,30 @@ impl ReplyRegistry {
         }
     }
 
-    fn exists(&self, suffix: &str) -> bool {
+    pub(super) fn exists(&self, suffix: &str) -> bool {
         self.consumers.read().contains_key(suffix)
     }
 
-    fn register(self: &Arc<Self>, tag: ShortStr, channel: Arc<ChannelHandle>) -> ReplyConsumer {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    fn register(node: &Arc<Node>, tag: ShortStr, channel: Arc<ChannelHandle>) -> ReplyConsumer {
+        let registry = &node.replies;
+        let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
         let key: [u8; 16] = rand::random();
         let suffix = ShortStr::from(format!("{}.{}", base64(&id.to_be_bytes()), base64(&key)));
-        self.consumers.write().insert(suffix.clone(), Target { tag: tag.clone(), channel });
-        ReplyConsumer { registry: self.clone(), tag, suffix }
+        registry.consumers.write().insert(suffix.clone(), Target { tag: tag.clone(), channel });
+        ReplyConsumer { node: node.clone(), tag, suffix }
     }
 }
 
 /// A channel's reply consumer; dropping it (cancel, channel or connection closed) unregisters it.
 pub(super) struct ReplyConsumer {
-    registry: Arc<ReplyRegistry>,
+    node: Arc<Node>,
     tag: ShortStr,
     suffix: ShortStr,
 }
 
 impl Drop for ReplyConsumer {
     fn drop(&mut self) {
-        self.registry.consumers.write().remove(&self.suffix);
+        self.node.replies.consumers.write().remove(&self.suffix);
     }
 }
 
@@ -92,7 +95,7 @@ impl Session {
         channel: u16,
         m: &BasicConsume,
     ) -> Result<(), AmqpError> {
-        let registry = self.broker.reply_registry().clone();
+        let node = self.node.clone();
         let ch = self.channel_or_err(channel)?;
         if ch.handle.has_consumer(&m.consumer_tag) {
             return Err(AmqpError::not_allowed(format!(
@@ -108,7 +111,7 @@ impl Session {
         }
         let tag =
             if m.consumer_tag.is_empty() { generated_name("amq.ctag-") } else { m.consumer_tag.clone() };
-        ch.reply = Some(registry.register(tag.clone(), ch.handle.clone()));
+        ch.reply = Some(ReplyRegistry::register(&node, tag.clone(), ch.handle.clone()));
         if !m.nowait {
             conn.send_method(channel, &BasicConsumeOk { consumer_tag: tag }.into());
         }
@@ -143,14 +146,15 @@ impl Session {
         m: &QueueDeclare,
     ) -> Result<(), AmqpError> {
         let exists = match m.queue.strip_prefix(REPLY_PREFIX) {
-            Some(suffix) => self.broker.reply_registry().exists(suffix),
+            Some(suffix) => self.node.replies.exists(suffix),
             None => *m.queue == *REPLY_QUEUE,
         };
         if !exists {
             let vhost = self.vhost()?;
-            return Err(
-                BrokerError::QueueNotFound { name: m.queue.to_string(), vhost: vhost.name.clone() }.into()
-            );
+            return Err(amqp_error(BrokerError::QueueNotFound {
+                name: m.queue.to_string(),
+                vhost: vhost.name.clone(),
+            }));
         }
         self.channel_or_err(channel)?.last_queue = Some(m.queue.clone());
         if !m.nowait {

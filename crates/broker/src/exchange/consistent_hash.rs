@@ -17,8 +17,8 @@
 use bytes::Bytes;
 use warren_protocol::{BasicProperties, FieldTable, FieldValue};
 
-use crate::erlang_hash::{phash2, phash2_binary, Term};
-use crate::erlang_rand::Exs1024;
+use super::erlang_hash::{phash2, phash2_binary, Term};
+use super::erlang_rand::Exs1024;
 use crate::error::BrokerError;
 
 /// What a consistent-hash exchange hashes, from its `hash-header` / `hash-property` arguments.
@@ -146,9 +146,8 @@ fn typed_value(value: &FieldValue) -> (&'static str, Term<'_>) {
 /// unit of weight; Warren keeps runs instead, so any weight costs the same, and weights beyond
 /// `u32::MAX` are taken as `u32::MAX` (the plugin would run out of memory long before).
 pub fn parse_weight(key: &str) -> Result<u64, String> {
-    let invalid = || {
-        format!("The binding key must be an integer: {}", warren_connection::erlang::binary(key.as_bytes()))
-    };
+    let invalid =
+        || format!("The binding key must be an integer: {}", warren_protocol::erlang::binary(key.as_bytes()));
     let (negative, digits) = match key.as_bytes().first() {
         Some(b'-') => (true, &key[1..]),
         Some(b'+') => (false, &key[1..]),

@@ -1,24 +1,29 @@
 //! A connection's broker session: applies the [`Event`]s of its [`Connection`] to the broker
 //! (declares, bindings, publishes, consumers, acks, confirms, transactions) and writes the
 //! replies. One per connection, driven by the connection's task; no I/O of its own.
+//!
+//! After each event, its effects are applied in one place ([`Session::apply_effects`]):
+//! cancelled consumers are told, the replies go to the outbox, then woken queues deliver; the
+//! logs the batch wrote are flushed once, at the end of the batch ([`Session::end_of_batch`]).
 
 mod basic;
+mod channels;
 mod declare;
 mod modes;
-pub mod reply_to;
+pub(crate) mod reply_to;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+use warren_broker::{Broker, ConnectionDetails, ConnectionEntry, Effects, Now, Queue, VHost};
 use warren_connection::{client_capability, AmqpError, Connection, Event, Host};
-use warren_protocol::methods::BasicCancel;
-use warren_protocol::{frame, Method, ShortStr};
+use warren_protocol::{Method, ShortStr};
 
-use crate::broker::Broker;
-use crate::channel::{ChannelHandle, Unacked};
+use crate::channel::ChannelHandle;
+use crate::error::amqp_error;
 use crate::outbox::Outbox;
-use crate::queue::{Consumer, Queue, Settle};
-use crate::vhost::VHost;
+use crate::Node;
 
 use modes::Mode;
 
@@ -34,23 +39,27 @@ struct ChannelSession {
     reply: Option<reply_to::ReplyConsumer>,
 }
 
+/// See the module documentation.
 pub struct Session {
+    node: Arc<Node>,
     broker: Arc<Broker>,
-    id: u64,
+    /// This connection in the broker's registry.
+    entry: Arc<ConnectionEntry>,
     peer: Option<IpAddr>,
     username: String,
     vhost: Option<Arc<VHost>>,
     outbox: Arc<Outbox>,
-    channels: Vec<Option<ChannelSession>>,
+    /// Open channels by number: a channel costs the same whatever its number.
+    channels: FxHashMap<u16, ChannelSession>,
     exclusive_queues: Vec<Arc<Queue>>,
     /// Reused between publishes so routing allocates nothing.
     routed: Vec<Arc<Queue>>,
-    /// Durable queues written to in this batch of input: flushed together at its end.
-    touched: Vec<Arc<Queue>>,
-    /// Something other than a queue's log (a durable delayed-message exchange's) was written in
-    /// this batch: its end takes a sync ticket even if no queue was touched.
-    sync_needed: bool,
-    /// Wakes the connection's task when the store has made a batch durable.
+    /// What the current event and batch left to do (see the module documentation).
+    effects: Effects,
+    /// The time of the input being handled.
+    now: Now,
+    /// Wakes the connection's task when the store has made a batch durable, or a channel
+    /// timed out.
     sync_waker: SyncNotify,
     /// The store ticket the connection's task will be woken for, if any.
     wake_registered_for: u64,
@@ -69,30 +78,38 @@ impl Host for Session {
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
-        self.vhost = Some(self.broker.open_vhost(username, vhost)?);
+        self.vhost = Some(self.broker.open_vhost(username, vhost).map_err(amqp_error)?);
         Ok(())
     }
 }
 
 impl Session {
+    /// A session for a connection from `peer`, registered with the broker (until
+    /// [`Session::close`]); replies and deliveries go to `outbox`. `sync_waker` wakes the
+    /// connection's task (durability reached, a channel timed out, a close was requested).
     pub fn new(
-        broker: Arc<Broker>,
-        peer: Option<IpAddr>,
+        node: Arc<Node>,
+        peer: Option<SocketAddr>,
         outbox: Arc<Outbox>,
         sync_waker: SyncNotify,
+        now: Now,
     ) -> Self {
+        let broker = node.broker.clone();
+        let wake = sync_waker.clone();
+        let entry = broker.registry().add("AMQP 0-9-1", peer, now.unix_ms, Box::new(move || wake()));
         Session {
-            id: broker.next_connection_id(),
+            node,
             broker,
-            peer,
+            entry,
+            peer: peer.map(|p| p.ip()),
             username: String::new(),
             vhost: None,
             outbox,
-            channels: Vec::new(),
+            channels: FxHashMap::default(),
             exclusive_queues: Vec::new(),
             routed: Vec::new(),
-            touched: Vec::new(),
-            sync_needed: false,
+            effects: Effects::default(),
+            now,
             sync_waker,
             wake_registered_for: 0,
             has_published: false,
@@ -100,8 +117,14 @@ impl Session {
         }
     }
 
+    /// The connection's id in the broker (what exclusive queues belong to).
     pub fn id(&self) -> u64 {
-        self.id
+        self.entry.id
+    }
+
+    /// This connection's registry entry (counters, close requests).
+    pub fn entry(&self) -> &Arc<ConnectionEntry> {
+        &self.entry
     }
 
     /// Whether a resource alarm stops reading from this connection (it publishes).
@@ -111,6 +134,11 @@ impl Session {
 
     /// Tells the client about a resource alarm starting or ending, if it asked to be told.
     pub fn resource_alarm(&mut self, conn: &mut Connection, on: bool) {
+        self.entry.set_state(if on {
+            warren_broker::ConnectionState::Blocked
+        } else {
+            warren_broker::ConnectionState::Running
+        });
         if !self.blocked_capability || !conn.is_open() {
             return;
         }
@@ -122,25 +150,37 @@ impl Session {
         self.flush(conn);
     }
 
+    /// The connection's outbox.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
     }
 
-    /// Applies every pending event of `conn`.
-    pub fn handle_events(&mut self, conn: &mut Connection) {
+    /// Applies every pending event of `conn`, read at `now`.
+    pub fn handle_events(&mut self, conn: &mut Connection, now: Now) {
+        self.now = now;
         while let Some(event) = conn.poll_event() {
             self.handle_event(conn, event);
+            self.apply_effects(conn);
         }
     }
 
     fn handle_event(&mut self, conn: &mut Connection, event: Event) {
         match event {
-            Event::Opened { client_properties, username, .. } => {
-                self.username = username;
+            Event::Opened { client_properties, username, vhost } => {
+                self.username = username.clone();
                 self.blocked_capability = client_capability(&client_properties, "connection.blocked");
                 self.outbox.set_frame_max(conn.frame_max());
                 self.outbox
                     .set_cancel_notify(client_capability(&client_properties, "consumer_cancel_notify"));
+                self.entry.opened(ConnectionDetails {
+                    user: username,
+                    vhost,
+                    client_properties,
+                    auth_mechanism: String::new(),
+                    channel_max: conn.channel_max(),
+                    frame_max: conn.frame_max(),
+                    heartbeat: conn.heartbeat().as_secs() as u16,
+                });
             }
             Event::ChannelOpened(number) => self.open_channel(number),
             Event::ChannelClosed(number) => self.close_channel(number),
@@ -158,6 +198,16 @@ impl Session {
         }
     }
 
+    /// Applies what an event left to do, in a fixed order: cancelled consumers are told, the
+    /// event's replies go to the outbox, then woken queues deliver (a client hears of a
+    /// cancellation before the delete-ok that caused it, and of consume-ok before the first
+    /// delivery).
+    fn apply_effects(&mut self, conn: &mut Connection) {
+        self.effects.notify_cancelled();
+        self.flush(conn);
+        self.effects.wake_queues(self.now.instant);
+    }
+
     /// Moves the connection's replies to the outbox, ahead of deliveries about to be made.
     pub fn flush(&self, conn: &mut Connection) {
         if conn.has_output() {
@@ -166,14 +216,20 @@ impl Session {
         }
     }
 
-    /// Called after a batch of input: hands what the batch stored to the OS in one go, takes a
-    /// sync ticket if anything must become durable, and sends the confirms and commit-oks that
-    /// need not wait. The others go out from [`Session::on_synced`].
+    /// Called after a batch of input: closes channels that timed out and the connection if a
+    /// close was requested, hands what the batch stored to the OS in one go, takes a sync ticket
+    /// if anything must become durable, and sends the confirms and commit-oks that need not
+    /// wait. The others go out from [`Session::on_synced`].
     pub fn end_of_batch(&mut self, conn: &mut Connection) {
         self.close_timed_out_channels(conn);
-        let ticket = self.flush_touched();
-        for slot in self.channels.iter_mut().flatten() {
-            slot.mode.seal(ticket);
+        if let Some(reason) = self.entry.take_close_request() {
+            conn.close_connection(AmqpError::new(warren_connection::error::CONNECTION_FORCED, reason));
+            self.handle_events(conn, self.now);
+        }
+        self.apply_effects(conn);
+        let ticket = if self.effects.flush_dirty() { self.broker.store().sync_ticket() } else { 0 };
+        for ch in self.channels.values_mut() {
+            ch.mode.seal(ticket);
         }
         self.on_synced(conn);
     }
@@ -183,11 +239,9 @@ impl Session {
         let store = self.broker.store();
         let synced = store.synced();
         let mut waiting = 0;
-        for (number, slot) in self.channels.iter_mut().enumerate() {
-            if let Some(ch) = slot {
-                ch.mode.send_ready(number as u16, synced, conn);
-                waiting = waiting.max(ch.mode.waiting_for().unwrap_or(0));
-            }
+        for (&number, ch) in self.channels.iter_mut() {
+            ch.mode.send_ready(number, synced, conn, &ch.handle.entry);
+            waiting = waiting.max(ch.mode.waiting_for().unwrap_or(0));
         }
         if waiting > synced && waiting > self.wake_registered_for {
             self.wake_registered_for = waiting;
@@ -197,62 +251,44 @@ impl Session {
         self.flush(conn);
     }
 
+    /// The outbox drained after refusing deliveries: the channels' consumers may take more.
+    pub fn on_drained(&mut self, conn: &mut Connection, now: Now) {
+        self.now = now;
+        for ch in self.channels.values() {
+            for queue in ch.handle.consumer_queues() {
+                self.effects.wake(&queue);
+            }
+        }
+        self.apply_effects(conn);
+    }
+
     /// Closes the channels the broker found with a delivery unacknowledged past the consumer
     /// timeout, with RabbitMQ's error; their outstanding deliveries are requeued.
     fn close_timed_out_channels(&mut self, conn: &mut Connection) {
         let mut any = false;
-        for (number, slot) in self.channels.iter().enumerate() {
-            let Some(ch) = slot else { continue };
+        for (&number, ch) in &self.channels {
             if let Some(ms) = ch.handle.take_timed_out() {
                 let text = format!(
                     "delivery acknowledgement on channel {number} timed out. Timeout value used: {ms} ms. \
                      This timeout value can be configured, see consumers doc guide to learn more"
                 );
-                tracing::warn!(connection = self.id, channel = number, timeout_ms = ms, "consumer timed out");
-                conn.close_channel(number as u16, AmqpError::precondition_failed(text));
+                tracing::warn!(
+                    connection = self.id(),
+                    channel = number,
+                    timeout_ms = ms,
+                    "consumer timed out"
+                );
+                conn.close_channel(number, AmqpError::precondition_failed(text));
                 any = true;
             }
         }
         if any {
-            self.handle_events(conn);
+            self.handle_events(conn, self.now);
         }
-    }
-
-    /// Flushes the logs this batch wrote to; returns the sync ticket covering them (0 if none).
-    fn flush_touched(&mut self) -> u64 {
-        if self.touched.is_empty() && !self.sync_needed {
-            return 0;
-        }
-        self.sync_needed = false;
-        self.touched.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
-        self.touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
-        for q in self.touched.drain(..) {
-            if let Err(error) = q.flush() {
-                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
-            }
-        }
-        self.broker.store().sync_ticket()
-    }
-
-    fn open_channel(&mut self, number: u16) {
-        let index = number as usize;
-        if self.channels.len() <= index {
-            self.channels.resize_with(index + 1, || None);
-        }
-        let wake = self.sync_waker.clone();
-        let handle = Arc::new(ChannelHandle::new(number, self.outbox.clone()).with_waker(wake));
-        self.broker.register_channel(&handle);
-        self.channels[index] = Some(ChannelSession {
-            handle,
-            consumer_prefetch: 0,
-            last_queue: None,
-            mode: Mode::Plain,
-            reply: None,
-        });
     }
 
     fn channel(&mut self, number: u16) -> Option<&mut ChannelSession> {
-        self.channels.get_mut(number as usize).and_then(Option::as_mut)
+        self.channels.get_mut(&number)
     }
 
     fn channel_or_err(&mut self, number: u16) -> Result<&mut ChannelSession, AmqpError> {
@@ -263,55 +299,22 @@ impl Session {
         self.vhost.clone().ok_or_else(|| AmqpError::command_invalid("connection is not open"))
     }
 
-    /// Releases a channel: its consumers go, its unacknowledged deliveries are requeued.
-    fn close_channel(&mut self, number: u16) {
-        let Some(mut ch) = self.channels.get_mut(number as usize).and_then(Option::take) else {
-            return;
-        };
-        let mut unacked = ch.handle.close();
-        // Acks of an uncommitted transaction never happened: those messages go back too.
-        unacked.extend(ch.mode.take_uncommitted_settles());
-        unacked.sort_by_key(|u| u.tag);
-        let mut single_active = Vec::new();
-        for (tag, queue) in ch.handle.take_consumers() {
-            if queue.remove_consumer(&ch.handle, &tag) {
-                self.auto_delete_queue(&queue);
-            } else if queue.single_active() {
-                single_active.push(queue);
-            }
-        }
-        // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
-        basic::apply_settle(self.vhost.as_deref(), &ch.handle, unacked, Settle::Requeue, &mut self.touched);
-        // The next consumer of a single-active-consumer queue takes over, after the requeue.
-        for queue in single_active {
-            queue.wake();
-            if queue.durable {
-                basic::touch(&mut self.touched, &queue);
-            }
-        }
-    }
-
-    /// The connection is gone: release every channel and the exclusive queues it owned.
-    /// The outbox stays open so the last replies can still be written; the caller closes it.
+    /// The connection is gone: release every channel and the exclusive queues it owned, and
+    /// leave the broker's registry. The outbox stays open so the last replies can still be
+    /// written; the caller closes it.
     pub fn close(&mut self) {
-        for number in 0..self.channels.len() {
-            self.close_channel(number as u16);
+        let numbers: Vec<u16> = self.channels.keys().copied().collect();
+        for number in numbers {
+            self.close_channel(number);
         }
         if let Some(vhost) = self.vhost.clone() {
             for q in std::mem::take(&mut self.exclusive_queues) {
-                let (consumers, _) = vhost.remove_queue(&q);
-                notify_cancelled(consumers);
+                vhost.remove_queue(&q, &mut self.effects);
             }
         }
         // Messages dead-lettered by the requeues (`x-delivery-limit`) reach their logs.
-        self.flush_touched();
-    }
-
-    fn auto_delete_queue(&self, queue: &Arc<Queue>) {
-        if let Some(vhost) = &self.vhost {
-            let (consumers, _) = vhost.remove_queue(queue);
-            notify_cancelled(consumers);
-        }
+        self.effects.apply(self.now.instant);
+        self.broker.registry().remove(self.entry.id);
     }
 
     fn handle_method(
@@ -339,10 +342,14 @@ impl Session {
             Method::BasicConsume(m) => self.basic_consume(conn, channel, m),
             Method::BasicCancel(m) => self.basic_cancel(conn, channel, m),
             Method::BasicGet(m) => self.basic_get(conn, channel, m),
-            Method::BasicAck(m) => self.settle(channel, m.delivery_tag, m.multiple, Settle::Ack),
-            Method::BasicReject(m) => self.settle(channel, m.delivery_tag, false, Settle::reject(m.requeue)),
+            Method::BasicAck(m) => {
+                self.settle(channel, m.delivery_tag, m.multiple, warren_broker::Settle::Ack)
+            }
+            Method::BasicReject(m) => {
+                self.settle(channel, m.delivery_tag, false, warren_broker::Settle::reject(m.requeue))
+            }
             Method::BasicNack(m) => {
-                self.settle(channel, m.delivery_tag, m.multiple, Settle::reject(m.requeue))
+                self.settle(channel, m.delivery_tag, m.multiple, warren_broker::Settle::reject(m.requeue))
             }
             Method::BasicRecover(m) => {
                 if !m.requeue {
@@ -350,7 +357,6 @@ impl Session {
                 }
                 // recover-ok goes out before the redeliveries, as clients wait for it first.
                 conn.send_method(channel, &warren_protocol::methods::BasicRecoverOk {}.into());
-                self.flush(conn);
                 self.recover(channel, m.requeue)
             }
             Method::BasicRecoverAsync(m) => self.recover(channel, m.requeue),
@@ -359,35 +365,6 @@ impl Session {
             Method::TxCommit(_) => self.tx_commit(conn, channel),
             Method::TxRollback(_) => self.tx_rollback(conn, channel),
             _ => Err(AmqpError::command_invalid("unimplemented method")),
-        }
-    }
-}
-
-/// Calls `f` once per run of consecutive deliveries from the same queue.
-fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<Unacked>)) {
-    let mut run: Vec<Unacked> = Vec::new();
-    for u in unacked {
-        if run.last().is_some_and(|last| !Arc::ptr_eq(&last.queue, &u.queue)) {
-            let queue = run[0].queue.clone();
-            f(&queue, std::mem::take(&mut run));
-        }
-        run.push(u);
-    }
-    if let Some(first) = run.first() {
-        let queue = first.queue.clone();
-        f(&queue, run);
-    }
-}
-
-/// Tells consumers of a deleted queue they are gone (when their client asked to be told).
-pub(crate) fn notify_cancelled(consumers: Vec<Consumer>) {
-    for c in consumers {
-        c.channel.unregister_consumer(&c.tag);
-        if c.channel.outbox.cancel_notify() {
-            let cancel = BasicCancel { consumer_tag: c.tag.clone(), nowait: true };
-            c.channel
-                .outbox
-                .write(|buf| frame::write_method(buf, c.channel.number, &Method::BasicCancel(cancel)));
         }
     }
 }

@@ -121,11 +121,13 @@ impl<T: Clone + Eq + Hash> TopicTrie<T> {
     }
 
     /// True if there are no bindings.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Number of (binding key, value) bindings.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -6,10 +6,11 @@ use warren_connection::{AmqpError, Confirm, ConfirmTracker, Connection, PublishO
 use warren_protocol::frame::ContentHeader;
 use warren_protocol::methods::*;
 
+use warren_broker::{ChannelEntry, ChannelMode, Counter, Settle};
+
 use super::basic::apply_settle;
 use super::Session;
 use crate::channel::Unacked;
-use crate::queue::Settle;
 
 pub(super) enum Mode {
     Plain,
@@ -86,11 +87,23 @@ impl Mode {
     }
 
     /// Sends the confirms and commit-oks that `synced` made durable.
-    pub(super) fn send_ready(&mut self, channel: u16, synced: u64, conn: &mut Connection) {
+    pub(super) fn send_ready(
+        &mut self,
+        channel: u16,
+        synced: u64,
+        conn: &mut Connection,
+        entry: &ChannelEntry,
+    ) {
         match self {
             Mode::Confirm(tracker) => {
                 let mut ready = Vec::new();
+                let before = tracker.unconfirmed();
                 tracker.take_ready(synced, &mut ready);
+                let after = tracker.unconfirmed();
+                if before != after {
+                    entry.counters().add_owned(Counter::Confirmed, before - after);
+                }
+                entry.set_unconfirmed(after);
                 for confirm in ready {
                     let method = match confirm {
                         Confirm::Ack { delivery_tag, multiple } => BasicAck { delivery_tag, multiple }.into(),
@@ -137,7 +150,10 @@ impl Session {
             Mode::Tx(_) => {
                 return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"))
             }
-            Mode::Plain => ch.mode = Mode::Confirm(ConfirmTracker::default()),
+            Mode::Plain => {
+                ch.mode = Mode::Confirm(ConfirmTracker::default());
+                ch.handle.entry.set_mode(ChannelMode::Confirm);
+            }
             Mode::Confirm(_) => {}
         }
         if !nowait {
@@ -152,7 +168,10 @@ impl Session {
             Mode::Confirm(_) => {
                 return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"))
             }
-            Mode::Plain => ch.mode = Mode::Tx(TxBuffer::default()),
+            Mode::Plain => {
+                ch.mode = Mode::Tx(TxBuffer::default());
+                ch.handle.entry.set_mode(ChannelMode::Transactional);
+            }
             Mode::Tx(_) => {}
         }
         conn.send_method(channel, &TxSelectOk {}.into());
@@ -177,17 +196,15 @@ impl Session {
         let mut needs_sync = false;
         for (publish, header, body) in tx.publishes {
             // Inside a transaction nobody hears of a full queue refusing a message.
-            let (outcome, _rejected) = self.route_message(conn, channel, publish, header, body)?;
-            needs_sync |= outcome == PublishOutcome::Stored;
+            let result = self.route_message(conn, channel, publish, header, body)?;
+            needs_sync |= result.stored;
         }
         let handle = self.channel_or_err(channel)?.handle.clone();
-        let mut touched = std::mem::take(&mut self.touched);
-        let before = touched.len();
+        let before = self.effects.dirty_count();
         for (settled, how) in tx.settles {
-            apply_settle(self.vhost.as_deref(), &handle, settled, how, &mut touched);
+            apply_settle(self.vhost.as_deref(), &handle, settled, how, self.now, &mut self.effects);
         }
-        needs_sync |= touched.len() > before;
-        self.touched = touched;
+        needs_sync |= self.effects.dirty_count() > before;
         if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
             buffer.commit = Some(PendingCommit { needs_sync, ticket: None });
         }

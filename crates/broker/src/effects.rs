@@ -1,0 +1,101 @@
+//! What an operation leaves for its caller to do once it is done: queues to wake, logs to flush,
+//! consumers to tell they were cancelled. Operations deep in the core (dead-lettering, delayed
+//! delivery, expiry, deletes) record these here instead of reaching up to a session; the caller
+//! applies them in one place, in a fixed order, after its replies are out.
+
+use std::sync::Arc;
+
+use crate::queue::{notify_cancelled, Consumer, Queue};
+
+/// Effects gathered while applying client events or a timer tick.
+#[derive(Default, Debug)]
+pub struct Effects {
+    /// Durable queue logs written to: flushed to the OS together at the end of the batch.
+    dirty: Vec<Arc<Queue>>,
+    /// A durable log other than a queue's (a delayed-message exchange's) was written: the
+    /// batch needs a sync ticket even if no queue was touched.
+    stored_elsewhere: bool,
+    /// Queues whose consumers may take messages now (a consumer was added, credit freed).
+    wake: Vec<Arc<Queue>>,
+    /// Consumers the broker removed (their queue was deleted).
+    cancelled: Vec<Consumer>,
+}
+
+impl Effects {
+    /// Marks a queue's log as written to in this batch (only durable queues write records).
+    #[inline]
+    pub fn dirty(&mut self, queue: &Arc<Queue>) {
+        if queue.durable && self.dirty.last().is_none_or(|last| !Arc::ptr_eq(last, queue)) {
+            self.dirty.push(queue.clone());
+        }
+    }
+
+    /// Notes that a log other than a queue's was written and must be synced.
+    pub fn stored_elsewhere(&mut self) {
+        self.stored_elsewhere = true;
+    }
+
+    /// Asks for `queue` to be woken once the current replies are out.
+    pub fn wake(&mut self, queue: &Arc<Queue>) {
+        if !self.wake.iter().any(|q| Arc::ptr_eq(q, queue)) {
+            self.wake.push(queue.clone());
+        }
+    }
+
+    /// Consumers to tell they were cancelled.
+    pub fn cancelled(&mut self, consumers: Vec<Consumer>) {
+        self.cancelled.extend(consumers);
+    }
+
+    /// Whether the batch wrote anything that a sync must cover.
+    pub fn needs_sync(&self) -> bool {
+        !self.dirty.is_empty() || self.stored_elsewhere
+    }
+
+    /// How many dirty logs there are (to tell whether an operation wrote any).
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Tells cancelled consumers (a client hears of its consumer's cancellation before the
+    /// reply to the queue.delete that caused it, as from RabbitMQ).
+    pub fn notify_cancelled(&mut self) {
+        if !self.cancelled.is_empty() {
+            notify_cancelled(std::mem::take(&mut self.cancelled));
+        }
+    }
+
+    /// Wakes the queues asked for (which may mark their logs dirty: a no-ack delivery settles a
+    /// stored message). Replies to the client must be out before (consume-ok before the first
+    /// delivery).
+    pub fn wake_queues(&mut self, now: std::time::Instant) {
+        for queue in std::mem::take(&mut self.wake) {
+            queue.wake(now);
+            self.dirty(&queue);
+        }
+    }
+
+    /// Hands what the dirty logs buffered to the OS, once each; true if anything needs a sync.
+    /// A failed write is logged here and reported by the caller's sync (never confirmed).
+    pub fn flush_dirty(&mut self) -> bool {
+        let needed = self.needs_sync();
+        self.stored_elsewhere = false;
+        if self.dirty.len() > 1 {
+            self.dirty.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+            self.dirty.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
+        for q in self.dirty.drain(..) {
+            if let Err(error) = q.flush() {
+                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
+            }
+        }
+        needed
+    }
+
+    /// Applies everything at once (timer ticks and other callers with no replies to order).
+    pub fn apply(&mut self, now: std::time::Instant) {
+        self.notify_cancelled();
+        self.wake_queues(now);
+        self.flush_dirty();
+    }
+}

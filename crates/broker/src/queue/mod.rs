@@ -1,0 +1,366 @@
+//! Queues: ready messages in offset order, consumers served round-robin within their
+//! prefetch windows, requeue to the original position. Time comes in from the caller.
+
+mod consumer;
+mod consumers;
+mod dispatch;
+mod state;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_store::QueueLog;
+
+use crate::counters::{Counter, Counters};
+use crate::deadletter::DeathReason;
+use state::QueueState;
+use warren_store::{Message, QueuedMessage};
+
+pub use consumer::{notify_cancelled, Consumer, ConsumerRef, DeliveryTarget, TargetId};
+pub use consumers::ConsumeRefused;
+
+/// `x-overflow`: what a queue at its length limit does with a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// The oldest messages make room (the default).
+    DropHead,
+    /// The new message is refused (a confirm nacks it).
+    RejectPublish,
+    /// As `RejectPublish`, and the refused message is dead-lettered.
+    RejectPublishDlx,
+}
+
+/// What became of a published message in one queue.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// It went to disk for durability (its confirm waits for the store's next sync).
+    pub stored: bool,
+    /// The queue was full and refused it (`x-overflow` reject-publish*): a confirm nacks it.
+    pub rejected: bool,
+    /// Messages the queue gave up on to make room or because they expired; the caller
+    /// dead-letters them (the queue had a dead-letter exchange).
+    pub dead: Vec<(Message, DeathReason)>,
+}
+
+/// How an ack, nack or reject settles deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Done with: the message leaves the queue.
+    Ack,
+    /// Back to the queue, at its original position, marked redelivered.
+    Requeue,
+    /// Rejected for good: dead-lettered if the queue has a dead-letter exchange.
+    Discard,
+}
+
+impl Settle {
+    /// basic.reject / basic.nack's meaning.
+    pub fn reject(requeue: bool) -> Self {
+        if requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        }
+    }
+}
+
+/// A queue's settings read from its declare arguments.
+#[derive(Debug, Default)]
+struct Limits {
+    /// `x-message-ttl`.
+    message_ttl: Option<Duration>,
+    has_dead_letter_exchange: bool,
+    /// `x-max-length`.
+    max_length: Option<usize>,
+    /// `x-max-length-bytes`: the total body size of ready messages.
+    max_length_bytes: Option<u64>,
+    overflow: Option<Overflow>,
+    /// `x-expires`: the queue is deleted after this long unused.
+    expires: Option<Duration>,
+    /// `x-single-active-consumer`: only the first registered consumer receives.
+    single_active: bool,
+    /// `x-delivery-limit`: a message returned more often than this is dropped or dead-lettered.
+    delivery_limit: Option<u64>,
+    /// Returns are counted and deliveries carry `x-delivery-count`: queues with a delivery limit,
+    /// and those declared `x-queue-type: quorum` (RabbitMQ's quorum queues always count).
+    counts_deliveries: bool,
+    /// `x-consumer-timeout`: overrides the broker's consumer timeout for this queue's deliveries.
+    consumer_timeout: Option<Duration>,
+}
+
+impl Limits {
+    fn from_arguments(arguments: &FieldTable) -> Limits {
+        let non_negative =
+            |key: &str| arguments.get(key).and_then(FieldValue::as_i64).and_then(|n| u64::try_from(n).ok());
+        let delivery_limit = non_negative("x-delivery-limit");
+        let quorum = arguments.get("x-queue-type").and_then(FieldValue::as_str) == Some("quorum");
+        Limits {
+            message_ttl: non_negative("x-message-ttl").map(Duration::from_millis),
+            has_dead_letter_exchange: arguments.get("x-dead-letter-exchange").is_some(),
+            max_length: non_negative("x-max-length").map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_length_bytes: non_negative("x-max-length-bytes"),
+            overflow: match arguments.get("x-overflow").and_then(FieldValue::as_str) {
+                Some("reject-publish") => Some(Overflow::RejectPublish),
+                Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
+                _ => None,
+            },
+            expires: non_negative("x-expires").filter(|&ms| ms > 0).map(Duration::from_millis),
+            single_active: matches!(arguments.get("x-single-active-consumer"), Some(FieldValue::Bool(true))),
+            delivery_limit,
+            counts_deliveries: delivery_limit.is_some() || quorum,
+            consumer_timeout: non_negative("x-consumer-timeout").map(Duration::from_millis),
+        }
+    }
+
+    fn overflow(&self) -> Overflow {
+        self.overflow.unwrap_or(Overflow::DropHead)
+    }
+}
+
+/// A queue: its definition, its messages (in a store log) and its consumers.
+#[derive(Debug)]
+pub struct Queue {
+    /// Unique within its vhost.
+    pub name: ShortStr,
+    /// Survives a restart (with its persistent messages).
+    pub durable: bool,
+    /// The connection that declared an exclusive queue.
+    pub exclusive_owner: Option<u64>,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// The declare arguments, as given.
+    pub arguments: FieldTable,
+    limits: Limits,
+    counters: Counters,
+    state: Mutex<QueueState>,
+}
+
+impl Queue {
+    /// A queue over `log` (which may hold recovered messages), declared at `now`.
+    pub fn new(
+        name: ShortStr,
+        durable: bool,
+        exclusive_owner: Option<u64>,
+        auto_delete: bool,
+        arguments: FieldTable,
+        log: Box<dyn QueueLog>,
+        now: Instant,
+    ) -> Self {
+        let limits = Limits::from_arguments(&arguments);
+        let ready_bytes = log.recovered_body_bytes();
+        let may_expire = limits.message_ttl.is_some();
+        Queue {
+            name,
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            limits,
+            counters: Counters::default(),
+            state: Mutex::new(QueueState::new(log, ready_bytes, may_expire, now)),
+        }
+    }
+
+    /// Ready messages after dropping the expired ones at the head (what declare-ok reports).
+    pub fn message_count(&self, now: Instant) -> u32 {
+        let mut st = self.state.lock();
+        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        st.ready.len() as u32
+    }
+
+    /// What a listing shows, read without changing anything.
+    pub fn stats(&self) -> QueueStats {
+        let st = self.state.lock();
+        QueueStats {
+            ready: st.ready.len() as u64,
+            unacked: st.unacked,
+            ready_bytes: st.ready_bytes,
+            consumers: st.consumers.len() as u32,
+        }
+    }
+
+    /// The queue's message counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// How many consumers it has.
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    /// Whether the queue has been deleted (a handle may outlive it).
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Whether the queue has `x-single-active-consumer`.
+    pub fn single_active(&self) -> bool {
+        self.limits.single_active
+    }
+
+    /// Whether deliveries carry `x-delivery-count` (see [`Limits`]).
+    pub fn counts_deliveries(&self) -> bool {
+        self.limits.counts_deliveries
+    }
+
+    /// The `x-consumer-timeout` argument, if set.
+    pub fn consumer_timeout(&self) -> Option<Duration> {
+        self.limits.consumer_timeout
+    }
+
+    /// Restarts the `x-expires` timer (a declare of the queue uses it).
+    pub fn mark_used(&self, now: Instant) {
+        self.state.lock().last_used = now;
+    }
+
+    /// Whether the queue has been unused for its `x-expires` time, and is to be deleted.
+    pub fn unused_expired(&self, now: Instant) -> bool {
+        let Some(expires) = self.limits.expires else { return false };
+        let st = self.state.lock();
+        !st.deleted && st.consumers.is_empty() && now.saturating_duration_since(st.last_used) >= expires
+    }
+
+    /// Appends a message and hands it to a consumer if one can take it, applying the queue's
+    /// length limits and dropping it at once if it expires before anyone can take it.
+    pub fn publish(self: &Arc<Self>, message: Message, now: Instant) -> std::io::Result<Published> {
+        let mut out = Published::default();
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Ok(out);
+        }
+        let size = message.body.len() as u64;
+        let limits = &self.limits;
+        if limits.overflow() != Overflow::DropHead && self.would_overflow(&st, size) {
+            out.rejected = true;
+            if limits.overflow() == Overflow::RejectPublishDlx && limits.has_dead_letter_exchange {
+                out.dead.push((message, DeathReason::MaxLength));
+            }
+            return Ok(out);
+        }
+        let persistent =
+            self.durable && warren_protocol::properties::raw_delivery_mode(&message.properties) == Some(2);
+        let ttl = match (limits.message_ttl, message.expiration()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expires_at = ttl.map(|ttl| now + ttl);
+        let first_in_line = st.ready.is_empty();
+        st.ready.append(message, expires_at, persistent)?;
+        st.ready_bytes += size;
+        self.counters.add_owned(Counter::Published, 1);
+        self.counters.add_owned(Counter::BytesIn, size);
+        if !st.consumers.is_empty() {
+            self.dispatch(&mut st, (!first_in_line).then_some(now));
+        }
+        if ttl.is_some() {
+            st.may_expire = true;
+            // A message nobody could take before it expired (a TTL of 0) goes at once.
+            st.expire_head(limits.has_dead_letter_exchange, now);
+            out.dead.extend(st.expired.drain(..).map(|m| (m, DeathReason::Expired)));
+        }
+        if limits.max_length.is_some() || limits.max_length_bytes.is_some() {
+            self.drop_head(&mut st, &mut out.dead);
+        }
+        out.stored = persistent;
+        Ok(out)
+    }
+
+    /// Whether one more message of `size` bytes would take the queue over its limits.
+    fn would_overflow(&self, st: &QueueState, size: u64) -> bool {
+        self.limits.max_length.is_some_and(|max| st.ready.len() >= max)
+            || self.limits.max_length_bytes.is_some_and(|max| st.ready_bytes + size > max)
+    }
+
+    /// Drops (or keeps for dead-lettering) the oldest ready messages until the queue is within
+    /// its limits.
+    fn drop_head(&self, st: &mut QueueState, dead: &mut Vec<(Message, DeathReason)>) {
+        let limits = &self.limits;
+        while limits.max_length.is_some_and(|max| st.ready.len() > max)
+            || limits.max_length_bytes.is_some_and(|max| st.ready_bytes > max)
+        {
+            let Some(m) = st.pop() else { break };
+            st.ready.settle(m.offset, m.stored);
+            if limits.has_dead_letter_exchange {
+                dead.push((m.message, DeathReason::MaxLength));
+            }
+        }
+    }
+
+    /// Drops the expired messages at the head of the queue; returns those to dead-letter
+    /// (the queue has a dead-letter exchange), including ones other operations found expired.
+    pub fn expire_due(self: &Arc<Self>, now: Instant) -> Vec<Message> {
+        let mut st = self.state.lock();
+        if !st.may_expire && st.expired.is_empty() {
+            return Vec::new();
+        }
+        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        std::mem::take(&mut st.expired)
+    }
+
+    /// Hands what this queue's log buffered to the OS (once per batch of input).
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.state.lock().ready.flush()
+    }
+
+    /// basic.get: the next ready message and how many remain.
+    /// With `no_ack` the message leaves the queue for good at once; otherwise the caller keeps
+    /// it outstanding until it hands it to [`Queue::settle`].
+    pub fn get(&self, no_ack: bool, now: Instant) -> Option<(QueuedMessage, u32)> {
+        let mut st = self.state.lock();
+        st.last_used = now;
+        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        let Some(m) = st.pop() else {
+            self.counters.add_owned(Counter::GetEmpty, 1);
+            return None;
+        };
+        if no_ack {
+            st.ready.settle(m.offset, m.stored);
+        } else {
+            st.unacked += 1;
+        }
+        self.counters.add_owned(if no_ack { Counter::GetNoAck } else { Counter::GetAck }, 1);
+        if m.redelivered {
+            self.counters.add_owned(Counter::Redelivered, 1);
+        }
+        self.counters.add_owned(Counter::BytesOut, m.message.body.len() as u64);
+        Some((m, st.ready.len() as u32))
+    }
+
+    /// Drops every ready message; returns how many there were.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        st.ready_bytes = 0;
+        st.ready.purge() as u32
+    }
+
+    /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
+    pub fn delete(&self) -> (Vec<Consumer>, u32) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            // Already gone (x-expires deleted it before its exclusive owner left, say).
+            return (Vec::new(), 0);
+        }
+        st.deleted = true;
+        let n = st.ready.len() as u32;
+        st.ready_bytes = 0;
+        st.expired.clear();
+        st.ready.delete();
+        (std::mem::take(&mut st.consumers), n)
+    }
+}
+
+/// A queue's sizes at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages waiting for a consumer.
+    pub ready: u64,
+    /// Messages delivered and not yet settled.
+    pub unacked: u64,
+    /// Body bytes of the ready messages.
+    pub ready_bytes: u64,
+    /// Consumers subscribed.
+    pub consumers: u32,
+}

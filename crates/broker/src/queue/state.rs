@@ -1,0 +1,80 @@
+//! A queue's mutable state, kept under one lock: the ready messages, the consumers and the
+//! bookkeeping that limits and expiry read.
+
+use std::time::Instant;
+
+use warren_store::QueueLog;
+
+use super::consumer::Consumer;
+use warren_store::{Message, QueuedMessage};
+
+#[derive(Debug)]
+pub(super) struct QueueState {
+    pub(super) ready: Box<dyn QueueLog>,
+    pub(super) consumers: Vec<Consumer>,
+    pub(super) next_consumer: usize,
+    pub(super) deleted: bool,
+    /// Total body size of the ready messages (for `x-max-length-bytes`).
+    pub(super) ready_bytes: u64,
+    /// A message that can expire was ever enqueued: [`super::Queue::expire_due`] has work to do.
+    pub(super) may_expire: bool,
+    /// Expired messages waiting to be dead-lettered by [`super::Queue::expire_due`].
+    pub(super) expired: Vec<Message>,
+    /// When the queue was last used (declared, read with basic.get, left by its last
+    /// consumer), for `x-expires`.
+    pub(super) last_used: Instant,
+    /// Some consumer has a non-zero `x-priority`.
+    pub(super) consumer_priorities: bool,
+    /// Deliveries outstanding (delivered, not yet settled), for listings.
+    pub(super) unacked: u64,
+}
+
+impl QueueState {
+    pub(super) fn new(ready: Box<dyn QueueLog>, ready_bytes: u64, may_expire: bool, now: Instant) -> Self {
+        QueueState {
+            ready,
+            consumers: Vec::new(),
+            next_consumer: 0,
+            deleted: false,
+            ready_bytes,
+            may_expire,
+            expired: Vec::new(),
+            last_used: now,
+            consumer_priorities: false,
+            unacked: 0,
+        }
+    }
+
+    /// Bookkeeping after consumers were removed.
+    pub(super) fn consumers_left(&mut self, now: Instant) {
+        self.consumer_priorities = self.consumers.iter().any(|c| c.priority != 0);
+        if self.consumers.is_empty() {
+            self.last_used = now;
+        }
+    }
+
+    /// Takes the head message, keeping the byte count.
+    pub(super) fn pop(&mut self) -> Option<QueuedMessage> {
+        let m = self.ready.pop_front()?;
+        self.ready_bytes = self.ready_bytes.saturating_sub(m.message.body.len() as u64);
+        Some(m)
+    }
+
+    /// Drops expired messages from the head of the queue, as RabbitMQ does: a message behind one
+    /// that lives longer waits until it reaches the head. With `keep` they are kept for
+    /// dead-lettering.
+    pub(super) fn expire_head(&mut self, keep: bool, now: Instant) {
+        let Some(first) = self.ready.front() else { return };
+        if first.expires_at.is_none() {
+            return;
+        }
+        while self.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
+            if let Some(expired) = self.pop() {
+                self.ready.settle(expired.offset, expired.stored);
+                if keep {
+                    self.expired.push(expired.message);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The broker's registry of client connections and their channels: who is connected, from
+//! where, as whom, with what traffic. Protocol faces register what they serve; the management
+//! API, metrics and the dashboard read it through snapshots that change nothing. Each entry
+//! also carries the way to ask its connection to close (management, shutdown).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use warren_protocol::FieldTable;
+
+use crate::counters::{CounterValues, Counters};
+use crate::queue::{DeliveryTarget, TargetId};
+
+/// What a connection says about itself once it is open.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionDetails {
+    /// The authenticated user.
+    pub user: String,
+    /// The vhost the connection uses.
+    pub vhost: String,
+    /// The client's properties (product, version, capabilities, connection_name).
+    pub client_properties: FieldTable,
+    /// The authentication mechanism used.
+    pub auth_mechanism: String,
+    /// Negotiated limits.
+    pub channel_max: u16,
+    /// Negotiated largest frame.
+    pub frame_max: u32,
+    /// Negotiated heartbeat interval in seconds (0 = none).
+    pub heartbeat: u16,
+}
+
+/// A connection's life, as listings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConnectionState {
+    /// Handshaking.
+    Starting = 0,
+    /// Open.
+    Running = 1,
+    /// A resource alarm stops reading from it.
+    Blocked = 2,
+    /// Closing.
+    Closing = 3,
+}
+
+impl ConnectionState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ConnectionState::Starting,
+            1 => ConnectionState::Running,
+            2 => ConnectionState::Blocked,
+            _ => ConnectionState::Closing,
+        }
+    }
+
+    /// RabbitMQ's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Starting => "starting",
+            ConnectionState::Running => "running",
+            ConnectionState::Blocked => "blocked",
+            ConnectionState::Closing => "closing",
+        }
+    }
+}
+
+/// Asks a connection's task to close the connection (with the given reason) and wakes it.
+pub type CloseRequester = Box<dyn Fn() + Send + Sync>;
+
+/// A registered connection.
+pub struct ConnectionEntry {
+    /// Unique for the broker's lifetime.
+    pub id: u64,
+    /// The protocol spoken ("AMQP 0-9-1").
+    pub protocol: &'static str,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// When it connected, in milliseconds since the Unix epoch.
+    pub connected_at_ms: u64,
+    details: RwLock<Option<ConnectionDetails>>,
+    state: AtomicU8,
+    counters: Counters,
+    channels: Mutex<BTreeMap<u16, Arc<ChannelEntry>>>,
+    close_reason: Mutex<Option<String>>,
+    wake: CloseRequester,
+}
+
+impl std::fmt::Debug for ConnectionEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionEntry").field("id", &self.id).field("peer", &self.peer).finish()
+    }
+}
+
+impl ConnectionEntry {
+    /// Records what the connection negotiated once it is open.
+    pub fn opened(&self, details: ConnectionDetails) {
+        *self.details.write() = Some(details);
+        self.set_state(ConnectionState::Running);
+    }
+
+    /// The connection's details, once open.
+    pub fn details(&self) -> Option<ConnectionDetails> {
+        self.details.read().clone()
+    }
+
+    /// Sets the state listings show.
+    pub fn set_state(&self, state: ConnectionState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// The state listings show.
+    pub fn state(&self) -> ConnectionState {
+        ConnectionState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Bytes in and out (counted by the connection's I/O).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Asks the connection to close, telling its client `reason` (the management API, a vhost
+    /// deletion, shutdown); the connection's task does it.
+    pub fn request_close(&self, reason: &str) {
+        *self.close_reason.lock() = Some(reason.to_owned());
+        (self.wake)();
+    }
+
+    /// A close asked for and not yet acted on.
+    pub fn take_close_request(&self) -> Option<String> {
+        self.close_reason.lock().take()
+    }
+
+    /// Registers a channel of this connection; `target` is what its deliveries go to.
+    pub fn add_channel(
+        &self,
+        registry: &Registry,
+        number: u16,
+        target: Weak<dyn DeliveryTarget>,
+    ) -> Arc<ChannelEntry> {
+        let entry = Arc::new(ChannelEntry {
+            id: registry.next_target_id(),
+            connection: self.id,
+            number,
+            target,
+            counters: Counters::default(),
+            prefetch: AtomicU32::new(0),
+            global_prefetch: AtomicU32::new(0),
+            unacked: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
+            mode: AtomicU8::new(ChannelMode::Plain as u8),
+            consumers: AtomicU32::new(0),
+        });
+        self.channels.lock().insert(number, entry.clone());
+        entry
+    }
+
+    /// Forgets a closed channel; returns its entry (its counters are the caller's to keep).
+    pub fn remove_channel(&self, number: u16) -> Option<Arc<ChannelEntry>> {
+        self.channels.lock().remove(&number)
+    }
+
+    /// The connection's open channels.
+    pub fn channels(&self) -> Vec<Arc<ChannelEntry>> {
+        self.channels.lock().values().cloned().collect()
+    }
+}
+
+/// A channel's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChannelMode {
+    /// Neither confirms nor transactions.
+    Plain = 0,
+    /// Publisher confirms.
+    Confirm = 1,
+    /// Transactional.
+    Transactional = 2,
+}
+
+/// A registered channel (or another protocol's delivery target).
+pub struct ChannelEntry {
+    /// The delivery target id its consumers carry.
+    pub id: TargetId,
+    /// The connection it belongs to.
+    pub connection: u64,
+    /// Its number on the connection.
+    pub number: u16,
+    target: Weak<dyn DeliveryTarget>,
+    counters: Counters,
+    prefetch: AtomicU32,
+    global_prefetch: AtomicU32,
+    unacked: AtomicU64,
+    unconfirmed: AtomicU64,
+    mode: AtomicU8,
+    consumers: AtomicU32,
+}
+
+impl std::fmt::Debug for ChannelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelEntry")
+            .field("connection", &self.connection)
+            .field("number", &self.number)
+            .finish()
+    }
+}
+
+impl ChannelEntry {
+    /// The channel's message counters (its owner counts; see [`Counters::add_owned`]).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Records the prefetch settings (per consumer, and channel-wide).
+    pub fn set_prefetch(&self, per_consumer: u16, global: u16) {
+        self.prefetch.store(u32::from(per_consumer), Ordering::Relaxed);
+        self.global_prefetch.store(u32::from(global), Ordering::Relaxed);
+    }
+
+    /// Records how many deliveries are outstanding.
+    pub fn set_unacked(&self, n: u64) {
+        self.unacked.store(n, Ordering::Relaxed);
+    }
+
+    /// Records how many publishes await their confirm.
+    pub fn set_unconfirmed(&self, n: u64) {
+        self.unconfirmed.store(n, Ordering::Relaxed);
+    }
+
+    /// Records the channel's mode.
+    pub fn set_mode(&self, mode: ChannelMode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// Records how many consumers the channel has.
+    pub fn set_consumers(&self, n: u32) {
+        self.consumers.store(n, Ordering::Relaxed);
+    }
+
+    /// What listings show of the channel.
+    pub fn snapshot(&self) -> ChannelSnapshot {
+        ChannelSnapshot {
+            id: self.id,
+            connection: self.connection,
+            number: self.number,
+            prefetch: self.prefetch.load(Ordering::Relaxed) as u16,
+            global_prefetch: self.global_prefetch.load(Ordering::Relaxed) as u16,
+            unacked: self.unacked.load(Ordering::Relaxed),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
+            mode: match self.mode.load(Ordering::Relaxed) {
+                1 => ChannelMode::Confirm,
+                2 => ChannelMode::Transactional,
+                _ => ChannelMode::Plain,
+            },
+            consumers: self.consumers.load(Ordering::Relaxed),
+            counters: self.counters.snapshot(),
+        }
+    }
+}
+
+/// A channel as listings show it.
+#[derive(Debug, Clone)]
+pub struct ChannelSnapshot {
+    /// Its delivery target id.
+    pub id: TargetId,
+    /// Its connection.
+    pub connection: u64,
+    /// Its number on the connection.
+    pub number: u16,
+    /// basic.qos per consumer.
+    pub prefetch: u16,
+    /// basic.qos channel-wide.
+    pub global_prefetch: u16,
+    /// Deliveries outstanding.
+    pub unacked: u64,
+    /// Publishes awaiting their confirm.
+    pub unconfirmed: u64,
+    /// Confirm or transactional mode.
+    pub mode: ChannelMode,
+    /// Consumers on the channel.
+    pub consumers: u32,
+    /// Message counters.
+    pub counters: CounterValues,
+}
+
+/// A connection as listings show it.
+#[derive(Debug, Clone)]
+pub struct ConnectionSnapshot {
+    /// Its id.
+    pub id: u64,
+    /// The protocol spoken.
+    pub protocol: &'static str,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// When it connected (ms since the Unix epoch).
+    pub connected_at_ms: u64,
+    /// Its state.
+    pub state: ConnectionState,
+    /// What it negotiated, once open.
+    pub details: Option<ConnectionDetails>,
+    /// How many channels it has open.
+    pub channels: usize,
+    /// Bytes in and out, and its channels' message counters summed.
+    pub counters: CounterValues,
+}
+
+/// Every connection of the broker.
+#[derive(Default)]
+pub struct Registry {
+    connections: RwLock<BTreeMap<u64, Arc<ConnectionEntry>>>,
+    next_connection: AtomicU64,
+    next_target: AtomicU64,
+    /// Counters of channels that closed, so node totals do not go backwards.
+    retired_channels: Counters,
+}
+
+impl Registry {
+    /// Registers a new connection from `peer`; `wake` wakes its task (to act on a close
+    /// request). The caller removes it with [`Registry::remove`] when it ends.
+    pub fn add(
+        &self,
+        protocol: &'static str,
+        peer: Option<SocketAddr>,
+        connected_at_ms: u64,
+        wake: CloseRequester,
+    ) -> Arc<ConnectionEntry> {
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Arc::new(ConnectionEntry {
+            id,
+            protocol,
+            peer,
+            connected_at_ms,
+            details: RwLock::new(None),
+            state: AtomicU8::new(ConnectionState::Starting as u8),
+            counters: Counters::default(),
+            channels: Mutex::new(BTreeMap::new()),
+            close_reason: Mutex::new(None),
+            wake,
+        });
+        self.connections.write().insert(id, entry.clone());
+        entry
+    }
+
+    /// Forgets a connection that ended; its channels' counters are kept in the totals.
+    pub fn remove(&self, id: u64) {
+        let entry = self.connections.write().remove(&id);
+        if let Some(entry) = entry {
+            for ch in entry.channels.lock().values() {
+                self.retire_channel(ch);
+            }
+        }
+    }
+
+    /// Keeps a closed channel's counters in the node's totals.
+    pub fn retire_channel(&self, channel: &ChannelEntry) {
+        self.retired_channels.absorb(&channel.counters.snapshot());
+    }
+
+    pub(crate) fn next_target_id(&self) -> TargetId {
+        self.next_target.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A connection by id.
+    pub fn connection(&self, id: u64) -> Option<Arc<ConnectionEntry>> {
+        self.connections.read().get(&id).cloned()
+    }
+
+    /// Every connection, by id.
+    pub fn connections(&self) -> Vec<Arc<ConnectionEntry>> {
+        self.connections.read().values().cloned().collect()
+    }
+
+    /// What listings show of every connection.
+    pub fn connection_snapshots(&self) -> Vec<ConnectionSnapshot> {
+        self.connections()
+            .iter()
+            .map(|c| {
+                let channels = c.channels();
+                let mut counters = c.counters.snapshot();
+                for ch in &channels {
+                    counters.add(&ch.counters.snapshot());
+                }
+                ConnectionSnapshot {
+                    id: c.id,
+                    protocol: c.protocol,
+                    peer: c.peer,
+                    connected_at_ms: c.connected_at_ms,
+                    state: c.state(),
+                    details: c.details(),
+                    channels: channels.len(),
+                    counters,
+                }
+            })
+            .collect()
+    }
+
+    /// What listings show of every channel.
+    pub fn channel_snapshots(&self) -> Vec<ChannelSnapshot> {
+        self.connections().iter().flat_map(|c| c.channels()).map(|ch| ch.snapshot()).collect()
+    }
+
+    /// Channel message counters summed over every channel the broker ever had.
+    pub fn channel_totals(&self) -> CounterValues {
+        let mut total = self.retired_channels.snapshot();
+        for c in self.connections() {
+            for ch in c.channels() {
+                total.add(&ch.counters.snapshot());
+            }
+        }
+        total
+    }
+
+    /// Gives every live channel's target a chance to act on a timeout (the consumer timeout).
+    pub fn check_timeouts(&self, now: Instant, default_ms: u64) -> usize {
+        let mut timed_out = 0;
+        for c in self.connections() {
+            for ch in c.channels() {
+                if let Some(target) = ch.target.upgrade() {
+                    if !target.is_closed() && target.check_timeout(now, default_ms) {
+                        timed_out += 1;
+                    }
+                }
+            }
+        }
+        timed_out
+    }
+}

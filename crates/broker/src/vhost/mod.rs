@@ -1,0 +1,147 @@
+//! A virtual host: its exchanges, queues and bindings. Definition changes arrive as
+//! [`Command`]s applied one at a time ([`command`]); routing a publish reads the maps under
+//! short read locks ([`route`]); timers arrive as one tick ([`tick`]).
+
+mod command;
+mod declare;
+mod restore;
+mod route;
+mod tick;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use warren_protocol::{FieldTable, ShortStr};
+use warren_store::definitions::Definitions;
+use warren_store::Store;
+
+use crate::counters::Counters;
+use crate::error::{BrokerError, Inequivalence};
+use crate::exchange::{Exchange, ExchangeKind};
+use crate::queue::Queue;
+
+pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
+pub use route::{PublishResult, Routed};
+
+/// A virtual host.
+pub struct VHost {
+    /// Unique within the broker.
+    pub name: String,
+    store: Arc<dyn Store>,
+    /// Where durable definitions are written; None keeps everything in memory.
+    definitions: Option<Arc<Definitions>>,
+    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
+    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    /// Serializes definition commands, so the routing maps' write locks are held only for the
+    /// insert or removal itself, never across a store write.
+    commands: Mutex<()>,
+    /// The default exchange's counters (it has no [`Exchange`] of its own).
+    default_exchange: Counters,
+    /// Counters of queues that were deleted, so vhost totals do not go backwards.
+    retired_queues: Counters,
+}
+
+impl std::fmt::Debug for VHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VHost").field("name", &self.name).finish()
+    }
+}
+
+impl VHost {
+    /// A vhost with the default exchanges RabbitMQ creates.
+    pub fn new(name: &str, store: Arc<dyn Store>, definitions: Option<Arc<Definitions>>) -> Self {
+        let vhost = VHost {
+            name: name.to_owned(),
+            store,
+            definitions,
+            exchanges: RwLock::default(),
+            queues: RwLock::default(),
+            commands: Mutex::new(()),
+            default_exchange: Counters::default(),
+            retired_queues: Counters::default(),
+        };
+        for (name, kind) in [
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ] {
+            let e = Exchange::new(ShortStr::from(name), kind, true, false, false, FieldTable::new());
+            vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
+        }
+        vhost
+    }
+
+    /// Where this vhost's queues keep their messages.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The exchange named `name`.
+    pub fn exchange(&self, name: &str) -> Result<Arc<Exchange>, BrokerError> {
+        self.exchanges.read().get(name).cloned().ok_or_else(|| self.no_exchange(name))
+    }
+
+    /// The queue named `name`.
+    pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.queues.read().get(name).cloned().ok_or_else(|| self.no_queue(name))
+    }
+
+    /// Every exchange (the default exchange is implicit and not listed).
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.read().values().cloned().collect()
+    }
+
+    /// Every queue.
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    /// The default exchange's counters.
+    pub fn default_exchange_counters(&self) -> &Counters {
+        &self.default_exchange
+    }
+
+    /// The summed counters of queues deleted so far.
+    pub fn retired_queue_counters(&self) -> &Counters {
+        &self.retired_queues
+    }
+
+    /// Exclusive queues belong to the connection that declared them.
+    pub fn check_exclusive_access(&self, q: &Queue, owner: u64) -> Result<(), BrokerError> {
+        match q.exclusive_owner {
+            Some(o) if o != owner => {
+                Err(BrokerError::ExclusiveLocked { name: q.name.to_string(), vhost: self.name.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn no_exchange(&self, name: &str) -> BrokerError {
+        BrokerError::ExchangeNotFound { name: name.to_owned(), vhost: self.name.clone() }
+    }
+
+    fn no_queue(&self, name: &str) -> BrokerError {
+        BrokerError::QueueNotFound { name: name.to_owned(), vhost: self.name.clone() }
+    }
+
+    fn inequivalent(
+        &self,
+        kind: &'static str,
+        name: &str,
+        arg: &str,
+        received: String,
+        current: String,
+    ) -> BrokerError {
+        BrokerError::Inequivalent(Box::new(Inequivalence {
+            kind,
+            name: name.to_owned(),
+            vhost: self.name.clone(),
+            arg: arg.to_owned(),
+            received,
+            current,
+        }))
+    }
+}

@@ -1,0 +1,92 @@
+//! Rebuilding a vhost from its stored definitions at startup.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use warren_protocol::ShortStr;
+use warren_store::definitions::{BindingDef, ExchangeDef, QueueDef};
+
+use super::VHost;
+use crate::error::BrokerError;
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use crate::queue::Queue;
+
+impl VHost {
+    /// Restores a stored exchange at startup (the amq.* ones already exist).
+    pub fn restore_exchange(&self, def: &ExchangeDef, now: Instant) {
+        let Some(kind) = ExchangeKind::parse(&def.kind) else {
+            tracing::warn!(exchange = %def.name, kind = %def.kind, "skipping a stored exchange of unknown type");
+            return;
+        };
+        let e = Exchange::new(
+            ShortStr::from(def.name.as_str()),
+            kind,
+            def.durable,
+            def.auto_delete,
+            def.internal,
+            def.arguments.clone(),
+        );
+        if let Err(error) = self.open_delay_log(&e, now) {
+            tracing::error!(vhost = %self.name, exchange = %def.name, %error, "delayed messages not recovered");
+        }
+        self.exchanges.write().insert(e.name.clone(), Arc::new(e));
+    }
+
+    /// Restores a stored queue and the messages its log recovers.
+    pub fn restore_queue(&self, def: &QueueDef, now: Instant) -> Result<(), BrokerError> {
+        let log = self.open_queue_log(&def.name, true, &def.arguments).map_err(|e| {
+            BrokerError::Storage(format!("cannot recover the log of queue '{}': {e}", def.name))
+        })?;
+        let q = Queue::new(
+            ShortStr::from(def.name.as_str()),
+            def.durable,
+            None,
+            def.auto_delete,
+            def.arguments.clone(),
+            log,
+            now,
+        );
+        self.queues.write().insert(q.name.clone(), Arc::new(q));
+        Ok(())
+    }
+
+    /// Restores a stored binding; one whose ends are missing is dropped with a warning.
+    pub fn restore_binding(&self, def: &BindingDef) {
+        let source = self.exchange(&def.source);
+        let destination = if def.destination_is_queue {
+            self.queue(&def.destination).map(Destination::Queue)
+        } else {
+            self.exchange(&def.destination).map(Destination::Exchange)
+        };
+        match (source, destination) {
+            (Ok(source), Ok(destination)) => {
+                source.bind(Binding {
+                    destination,
+                    key: ShortStr::from(def.routing_key.as_str()),
+                    args: def.arguments.clone(),
+                });
+            }
+            _ => {
+                tracing::warn!(source = %def.source, destination = %def.destination, "skipping a stored binding whose ends are gone")
+            }
+        }
+    }
+
+    /// Opens the log of a durable delayed-message exchange, taking back what it held (on a
+    /// restart; messages recovered without a due time are due at `now`).
+    pub(super) fn open_delay_log(&self, exchange: &Exchange, now: Instant) -> Result<(), BrokerError> {
+        let Some(delayed) = exchange.delayed() else { return Ok(()) };
+        if !exchange.durable {
+            return Ok(());
+        }
+        let name = crate::delayed::log_name(&exchange.name);
+        let log = self.store.open_queue(&self.name, &name, true).map_err(|e| {
+            BrokerError::Storage(format!(
+                "cannot open the delayed messages of exchange '{}': {e}",
+                exchange.name
+            ))
+        })?;
+        delayed.attach_log(log, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! Routing a published message to its queues (alternate exchanges, delayed-message exchanges,
+//! sender-selected keys), storing it in each, and dead-lettering what queues give up on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use warren_protocol::{FieldValue, ShortStr};
+
+use super::VHost;
+use crate::counters::Counter;
+use crate::deadletter::{DeadLetter, DeathReason};
+use crate::delayed::requested_delay;
+use crate::effects::Effects;
+use crate::error::BrokerError;
+use crate::exchange::{dedupe_queues, Exchange, HeadersSource};
+use crate::queue::Queue;
+use crate::time::Now;
+use warren_store::Message;
+
+/// Alternate exchanges may chain; a cycle stops here.
+const MAX_ALTERNATE_HOPS: usize = 8;
+
+/// What routing did with a message, besides finding its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// It goes to the queues found (perhaps none).
+    ToQueues,
+    /// A delayed-message exchange holds it; `stored` when in a durable exchange's log, so a
+    /// confirm must wait for the store's next sync as for a message stored in a queue.
+    Delayed {
+        /// Written to the exchange's log.
+        stored: bool,
+    },
+}
+
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishResult {
+    /// How many queues it reached (0: unroutable, unless `held`).
+    pub queues: usize,
+    /// A delayed-message exchange holds it.
+    pub held: bool,
+    /// It was written to disk somewhere: a confirm waits for the store's next sync.
+    pub stored: bool,
+    /// A full queue refused it (`x-overflow` reject-publish*): a confirm nacks it.
+    pub rejected: bool,
+    /// A queue could not store it (a write failed): it must not be confirmed.
+    pub failed: bool,
+}
+
+impl VHost {
+    /// The queues a message published to `exchange` reaches, deduplicated, into `out`, routing
+    /// with `extra_keys` as well as the message's routing key (sender-selected distribution:
+    /// the `CC` and `BCC` headers). A message no queue takes goes on to the exchange's
+    /// alternate exchange, if it has one. A delayed-message exchange holds a message with an
+    /// `x-delay` (due at `now` plus the delay) instead.
+    pub fn route(
+        &self,
+        exchange: &str,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        now: Instant,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<Routed, BrokerError> {
+        if exchange.is_empty() {
+            let queues = self.queues.read();
+            for key in std::iter::once(&message.routing_key).chain(extra_keys) {
+                if let Some(q) = queues.get(&**key) {
+                    out.push(q.clone());
+                }
+            }
+            drop(queues);
+            dedupe_queues(out);
+            return Ok(Routed::ToQueues);
+        }
+        let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
+        if e.internal {
+            return Err(BrokerError::InternalExchange {
+                name: exchange.to_owned(),
+                vhost: self.name.clone(),
+            });
+        }
+        let mut exchange = e;
+        for _ in 0..MAX_ALTERNATE_HOPS {
+            // A delayed-message exchange holds a message with an x-delay: it reaches no queue
+            // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
+            if let Some(stored) = self.hold_if_delayed(&exchange, message, extra_keys, now)? {
+                return Ok(Routed::Delayed { stored });
+            }
+            let mut headers = HeadersSource::new(&message.properties);
+            exchange.route_message(&message.routing_key, extra_keys, &mut headers, out);
+            if !out.is_empty() {
+                break;
+            }
+            let alternate = exchange.arguments.get("alternate-exchange").and_then(FieldValue::as_str);
+            let Some(next) = alternate.and_then(|name| self.exchanges.read().get(name).cloned()) else {
+                break;
+            };
+            exchange = next;
+        }
+        dedupe_queues(out);
+        Ok(Routed::ToQueues)
+    }
+
+    /// Holds `message` if `exchange` delays it: `Some(stored)` when it was held, `stored` when
+    /// it went to the exchange's log.
+    fn hold_if_delayed(
+        &self,
+        exchange: &Exchange,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        now: Instant,
+    ) -> Result<Option<bool>, BrokerError> {
+        let Some(delayed) = exchange.delayed() else { return Ok(None) };
+        let Some(delay) = requested_delay(&message.properties) else { return Ok(None) };
+        let stored = delayed.hold(message.clone(), extra_keys.to_vec(), now + delay).map_err(|e| {
+            BrokerError::Storage(format!(
+                "cannot store a delayed message of exchange '{}': {e}",
+                exchange.name
+            ))
+        })?;
+        Ok(Some(stored))
+    }
+
+    /// Publishes `message` to `exchange`: routes it (see [`VHost::route`]), appends it to every
+    /// queue reached, dead-letters what those queues give up on, and counts it at the exchange.
+    /// `routed` is scratch space, handed in so the hot path allocates nothing.
+    pub fn publish(
+        &self,
+        exchange: &str,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        now: Now,
+        effects: &mut Effects,
+        routed: &mut Vec<Arc<Queue>>,
+    ) -> Result<PublishResult, BrokerError> {
+        routed.clear();
+        let how = self.route(exchange, message, extra_keys, now.instant, routed);
+        let how = match how {
+            Ok(how) => how,
+            Err(e) => {
+                routed.clear();
+                return Err(e);
+            }
+        };
+        let mut result = PublishResult { queues: routed.len(), ..PublishResult::default() };
+        if let Routed::Delayed { stored } = how {
+            result.held = true;
+            result.stored = stored;
+            if stored {
+                effects.stored_elsewhere();
+            }
+        }
+        self.count_publish(exchange, result.queues > 0 || result.held);
+        for q in routed.drain(..) {
+            match q.publish(message.clone(), now.instant) {
+                Ok(published) => {
+                    result.stored |= published.stored;
+                    // Even without storing this message, dispatching it may have settled stored
+                    // ones (no-ack consumers): their ack records go out with the batch.
+                    effects.dirty(&q);
+                    result.rejected |= published.rejected;
+                    for (dead, reason) in published.dead {
+                        self.dead_letter(&q, dead, reason, now, effects);
+                    }
+                }
+                Err(error) => {
+                    // Whatever went where, the publisher learns it was not kept everywhere.
+                    tracing::error!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
+                    result.failed = true;
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Counts a publish at its exchange (the default exchange has counters of its own).
+    fn count_publish(&self, exchange: &str, routed: bool) {
+        let count = |counters: &crate::counters::Counters| {
+            counters.add(Counter::Published, 1);
+            counters.add(if routed { Counter::Routed } else { Counter::DroppedUnroutable }, 1);
+        };
+        if exchange.is_empty() {
+            count(&self.default_exchange);
+        } else if let Some(e) = self.exchanges.read().get(exchange) {
+            count(e.counters());
+        }
+    }
+
+    /// Routes `message`, given up on by `from` for `reason`, to `from`'s dead-letter exchange,
+    /// if it has one. A message whose dead-letter exchange is missing is dropped, as in
+    /// RabbitMQ; so is what the dead-letter queue itself gives up on (following it could loop).
+    pub fn dead_letter(
+        &self,
+        from: &Queue,
+        message: Message,
+        reason: DeathReason,
+        now: Now,
+        effects: &mut Effects,
+    ) {
+        let Some(dead) = DeadLetter::new(&from.name, &from.arguments, message, reason, now.unix_secs())
+        else {
+            return;
+        };
+        from.counters().add(reason.counter(), 1);
+        let mut routed = Vec::new();
+        if self.route(&dead.exchange, &dead.message, &[], now.instant, &mut routed).is_err() {
+            return;
+        }
+        for q in routed {
+            if !dead.may_enter(&q.name) {
+                tracing::debug!(queue = %q.name, from = %from.name, "dead-letter cycle: message dropped");
+                continue;
+            }
+            match q.publish(dead.message.clone(), now.instant) {
+                Ok(_) => effects.dirty(&q),
+                Err(error) => {
+                    tracing::error!(queue = %q.name, %error, "storing a dead-lettered message failed")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What time does to a vhost, one tick at a time: expired messages leave (dead-lettered if their
+//! queue says so), unused queues with `x-expires` are deleted, delayed messages fall due.
+
+use super::VHost;
+use crate::deadletter::DeathReason;
+use crate::delayed::released_properties;
+use crate::effects::Effects;
+use crate::time::Now;
+
+impl VHost {
+    /// Applies what is due at `now`; what it stores or cancels is left in `effects`.
+    pub fn tick(&self, now: Now, effects: &mut Effects) {
+        for q in self.queues() {
+            // `x-expires`: a queue unused for that long is deleted, its messages with it.
+            if q.unused_expired(now.instant) {
+                self.remove_queue(&q, effects);
+                continue;
+            }
+            for message in q.expire_due(now.instant) {
+                self.dead_letter(&q, message, DeathReason::Expired, now, effects);
+            }
+        }
+        self.release_delayed(now, effects);
+    }
+
+    /// Routes the held messages whose delay has passed, with their exchange's routing type (and
+    /// its alternate exchange).
+    fn release_delayed(&self, now: Now, effects: &mut Effects) {
+        for exchange in self.exchanges() {
+            let Some(delayed) = exchange.delayed() else { continue };
+            let due = delayed.take_due(now.instant);
+            if due.is_empty() {
+                continue;
+            }
+            let mut routed = Vec::new();
+            for held in &due {
+                let mut message = held.message.clone();
+                message.properties = released_properties(&message.properties);
+                routed.clear();
+                let result = self.route(&exchange.name, &message, &held.extra_keys, now.instant, &mut routed);
+                if let Err(error) = result {
+                    tracing::warn!(exchange = %exchange.name, %error, "a delayed message could not be routed");
+                    continue;
+                }
+                for q in routed.drain(..) {
+                    match q.publish(message.clone(), now.instant) {
+                        Ok(published) => {
+                            effects.dirty(&q);
+                            for (dead, reason) in published.dead {
+                                self.dead_letter(&q, dead, reason, now, effects);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(queue = %q.name, %error, "storing a delayed message failed")
+                        }
+                    }
+                }
+            }
+            // Only once the queues have them: a crash in between delivers twice rather than not at all.
+            effects.flush_dirty();
+            delayed.settle(due.iter().filter_map(|h| h.offset));
+        }
+    }
+}
