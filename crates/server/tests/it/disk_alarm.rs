@@ -7,15 +7,13 @@
 //! the tests run as root and may mount - by filling and freeing a small tmpfs holding the data
 //! directory.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::durable::{DurableBroker, Stop};
-use common::raw::{frame, method_frame, Frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::durable::{DurableBroker, Stop};
+use crate::common::raw::{frame, method_frame, Frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
@@ -83,7 +81,7 @@ async fn read_until(c: &mut RawConn, mut done: impl FnMut(&Frame) -> bool) -> Ve
             .await
             .unwrap_or_else(|_| panic!("no awaited frame within {TIMEOUT:?}; got {frames:?}"));
         if f.method_id() == Some((10, 50)) || f.method_id() == Some((20, 40)) {
-            panic!("closed by the broker: {:?}", common::raw::parse_close(&f));
+            panic!("closed by the broker: {:?}", crate::common::raw::parse_close(&f));
         }
         let stop = done(&f);
         frames.push(f);

@@ -1,9 +1,7 @@
 //! basic.consume / cancel / get / ack / nack / reject / recover / qos.
 
-mod common;
-
-use common::raw::{RawConn, W};
-use common::*;
+use crate::common::raw::{RawConn, W};
+use crate::common::*;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,

@@ -1,11 +1,9 @@
 //! Large persistent bodies across a restart, and the message size limit.
-//! (tests/large.rs covers multi-frame bodies in memory, without a restart.)
+//! (large.rs covers multi-frame bodies in memory, without a restart.)
 
-mod common;
-
-use common::durable::{DurableBroker, Stop};
-use common::raw::{frame, method_frame, parse_close, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::durable::{files_with_ext, queue_dir, DurableBroker, Stop};
+use crate::common::raw::{frame, method_frame, parse_close, RawConn, FRAME_BODY, FRAME_HEADER, W};
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
@@ -93,11 +91,9 @@ async fn large_persistent_bodies_survive_a_crash_intact() {
     let c = b.connect().await;
     let ch = c.channel().await;
     assert_eq!(declare_durable(&ch, q).await, 0);
-    let dir = common::durable::queue_dir(b.data_dir(), "/", q);
-    let bytes: u64 = common::durable::files_with_ext(&dir, "seg")
-        .iter()
-        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let dir = queue_dir(b.data_dir(), "/", q);
+    let bytes: u64 =
+        files_with_ext(&dir, "seg").iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
     assert!(bytes < 8 << 20, "{bytes} bytes of segments left after every message was acknowledged");
 }
 

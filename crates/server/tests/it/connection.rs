@@ -1,13 +1,11 @@
 //! Connection and channel lifecycle: authentication, vhosts, negotiation,
 //! channel open/close.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::raw::{method_frame, RawConn, Read, FRAME_HEARTBEAT, PROTOCOL_HEADER, R, W};
-use common::*;
+use crate::common::raw::{method_frame, RawConn, Read, FRAME_HEARTBEAT, PROTOCOL_HEADER, R, W};
+use crate::common::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
@@ -254,7 +252,7 @@ async fn raw_connection_start_and_tune() {
         Err(_) => panic!("no heartbeat within 5 s"),
     }
     // answer with our own heartbeat and a clean close
-    raw.send(&common::raw::frame(FRAME_HEARTBEAT, 0, &[])).await;
+    raw.send(&crate::common::raw::frame(FRAME_HEARTBEAT, 0, &[])).await;
     raw.send_method(0, 10, 50, &W::new().u16(200).shortstr("bye").u16(0).u16(0).build()).await;
     loop {
         let f = raw.next_frame().await;

@@ -5,13 +5,11 @@
 //! Texts are RabbitMQ 3.10's; where RabbitMQ embeds offending bytes it uses
 //! Erlang term syntax (`<<0,20,0,10,0>>`, or `<<"xx">>` for printable ones).
 
-mod common;
-
-use common::raw::{
+use crate::common::raw::{
     assert_broker_alive, content_header_frame, frame, method_frame, parse_close, RawConn, Read, FRAME_BODY,
     FRAME_HEARTBEAT, FRAME_METHOD, W,
 };
-use common::*;
+use crate::common::*;
 use lapin::Channel;
 use tokio::io::AsyncWriteExt;
 

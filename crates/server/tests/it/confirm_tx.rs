@@ -1,9 +1,7 @@
 //! Publisher confirms (confirm.select) and transactions (tx.*).
 
-mod common;
-
-use common::raw::{RawConn, W};
-use common::*;
+use crate::common::raw::{RawConn, W};
+use crate::common::*;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};

@@ -1,9 +1,7 @@
 //! Message bodies spanning many frames, empty bodies, frame boundaries.
 
-mod common;
-
-use common::raw::{frame, method_frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::raw::{frame, method_frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
+use crate::common::*;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 
