@@ -1,6 +1,6 @@
 //! basic.consume / cancel / get / ack / nack / reject / recover / qos.
 
-use crate::common::raw::{RawConn, W};
+use crate::common::raw::RawConn;
 use crate::common::*;
 use futures_lite::StreamExt;
 use lapin::options::{
@@ -9,6 +9,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
+use warren_testkit::W;
 
 async fn consume(ch: &Channel, q: &str, tag: &str, opts: BasicConsumeOptions) -> Consumer {
     within(ch.basic_consume(q.into(), tag.into(), opts, FieldTable::default()))

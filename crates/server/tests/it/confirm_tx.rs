@@ -1,10 +1,11 @@
 //! Publisher confirms (confirm.select) and transactions (tx.*).
 
-use crate::common::raw::{RawConn, W};
+use crate::common::raw::RawConn;
 use crate::common::*;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
+use warren_testkit::W;
 
 async fn new_queue(ch: &Channel, prefix: &str) -> String {
     let q = uniq(prefix);

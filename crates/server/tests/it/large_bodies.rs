@@ -2,7 +2,7 @@
 //! (large.rs covers multi-frame bodies in memory, without a restart.)
 
 use crate::common::durable::{files_with_ext, queue_dir, DurableBroker, Stop};
-use crate::common::raw::{frame, method_frame, parse_close, RawConn, FRAME_BODY, FRAME_HEADER, W};
+use crate::common::raw::RawConn;
 use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -10,6 +10,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
+use warren_testkit::{body_frames, content_header_frame, method_frame, methods, FRAME_OVERHEAD};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed).collect()
@@ -136,12 +137,9 @@ async fn body_above_max_message_size_is_refused() {
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
     let body = pattern(max + 100, 3);
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr(q).bits(&[false, false]).build());
-    bytes.extend(frame(FRAME_HEADER, 1, &W::new().u16(60).u16(0).u64(body.len() as u64).u16(0).build()));
-    for chunk in body.chunks(raw.frame_max as usize - 8) {
-        bytes.extend(frame(FRAME_BODY, 1, chunk));
-    }
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", q, false, false));
+    bytes.extend(content_header_frame(1, body.len() as u64));
+    bytes.extend(body_frames(1, &body, raw.frame_max as usize - FRAME_OVERHEAD));
     raw.send_lenient(&bytes).await;
     let close = raw.expect_channel_close(1).await;
     assert_eq!(
@@ -179,9 +177,8 @@ async fn refusal_text_at_the_absolute_maximum_matches_rabbitmq() {
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
     // Warren refuses on the content header; no need to send 512 MiB
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr("q").bits(&[false, false]).build());
-    bytes.extend(frame(FRAME_HEADER, 1, &W::new().u16(60).u16(0).u64(max + 1).u16(0).build()));
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", "q", false, false));
+    bytes.extend(content_header_frame(1, max + 1));
     raw.send(&bytes).await;
     let f = loop {
         let f = raw.next_frame().await;
@@ -189,7 +186,7 @@ async fn refusal_text_at_the_absolute_maximum_matches_rabbitmq() {
             break f;
         }
     };
-    let close = parse_close(&f);
+    let close = methods::parse_close(&f);
     assert_eq!(
         (close.code, close.text.as_str()),
         (
