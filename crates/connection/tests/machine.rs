@@ -1,5 +1,9 @@
 //! Sans-IO tests of the connection state machine: bytes and simulated time in, frames and events
 //! out, with a fake `Host` standing in for the broker.
+//!
+//! Methods are written with `warren-protocol`'s typed encoder; frames that are only bytes
+//! (bodies, heartbeats, whole publishes, broken frames) come from `warren-testkit` (`raw`), so
+//! they do not depend on the codec whose reader the connection uses.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +12,7 @@ use warren_connection::{AmqpError, Connection, ConnectionConfig, Event, Host};
 use warren_protocol::frame::{self, Frame, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+use warren_testkit as raw;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -118,9 +123,7 @@ impl Client {
     }
 
     fn send_body(&mut self, channel: u16, payload: &[u8]) {
-        let mut buf = BytesMut::new();
-        frame::write_body(&mut buf, channel, payload);
-        self.feed(&buf);
+        self.feed(&raw::frame(raw::FRAME_BODY, channel, payload));
     }
 
     fn send_publish(&mut self, channel: u16, exchange: &str, key: &str) {
@@ -858,11 +861,9 @@ fn publish_header_and_bodies_make_one_publish_event() {
 fn publishes_in_one_read_keep_their_order() {
     let mut c = opened_with_channel();
     c.open_channel(2);
-    let mut buf = BytesMut::new();
+    let mut buf = Vec::new();
     for (ch, key, body) in [(1u16, "a", &b"one"[..]), (2, "b", b"two"), (1, "c", b"")] {
-        let p = BasicPublish { routing_key: key.into(), ..Default::default() };
-        frame::write_method(&mut buf, ch, &p.into());
-        frame::write_content(&mut buf, ch, 60, b"\x00\x00", body, 0);
+        buf.extend(raw::methods::publish_frames(ch, "", key, body));
     }
     c.feed(&buf);
     let got: Vec<(u16, String, Vec<u8>)> = c
@@ -906,8 +907,7 @@ fn content_of_two_channels_may_interleave() {
 fn heartbeat_between_content_frames_is_fine() {
     let mut c = opened_with_channel();
     c.send_publish(1, "", "q");
-    let mut hb = BytesMut::new();
-    frame::write_heartbeat(&mut hb);
+    let hb = raw::heartbeat_frame();
     c.feed(&hb);
     c.send_header(1, 1);
     c.feed(&hb);
@@ -1102,8 +1102,7 @@ fn heartbeat_is_sent_when_due() {
 fn heartbeat_frames_from_the_client_keep_it_alive() {
     let mut c = Client::new();
     c.handshake(2047, 131_072, 10);
-    let mut hb = BytesMut::new();
-    frame::write_heartbeat(&mut hb);
+    let hb = raw::heartbeat_frame();
     let mut sent = 0;
     // The client beats every 9 s; by 60 s it would have been dropped three times over.
     for step in 1..=6 {
@@ -1281,11 +1280,9 @@ fn frames_after_a_fatal_one_in_the_same_read_are_dropped() {
 #[test]
 fn unparseable_frame_closes_with_its_reply_code() {
     let mut c = opened_with_channel();
-    // A method frame with a bad frame-end octet.
-    let mut buf = BytesMut::new();
-    frame::write_method(&mut buf, 1, &BasicQos::default().into());
-    let last = buf.len() - 1;
-    buf[last] = 0;
+    // A method frame (basic.qos) with a bad frame-end octet.
+    let mut buf = raw::method_frame(1, 60, 10, &raw::W::new().u32(0).u16(0).bits(&[false]).build());
+    *buf.last_mut().unwrap() = 0;
     c.feed(&buf);
     assert_eq!(c.expect_connection_close().reply_code, 501);
 }

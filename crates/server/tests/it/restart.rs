@@ -3,10 +3,8 @@
 //!
 //! These tests always spawn their own `warren` (an external broker cannot be restarted).
 
-mod common;
-
-use common::durable::{DurableBroker, Stop};
-use common::*;
+use crate::common::durable::{files_with_ext, queue_dir, DurableBroker, Stop};
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
     BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -690,9 +688,7 @@ async fn order_preserved_across_segments(how: Stop) {
             std::mem::forget(c);
         }
     }
-    let segments_before =
-        common::durable::files_with_ext(&common::durable::queue_dir(b.data_dir(), "/", "dq-order"), "seg")
-            .len();
+    let segments_before = files_with_ext(&queue_dir(b.data_dir(), "/", "dq-order"), "seg").len();
     assert!(segments_before > 3, "expected several segments, got {segments_before}");
     restart(&mut b, how).await;
     let c = b.connect().await;

@@ -1,13 +1,11 @@
 //! The plugin exchange types over the wire: `x-consistent-hash` and `x-delayed-message`,
 //! including what a restart (graceful or a crash) brings back.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::durable::{DurableBroker, Stop};
-use common::*;
+use crate::common::durable::{DurableBroker, Stop};
+use crate::common::*;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
 };

@@ -5,15 +5,14 @@
 //! Texts are RabbitMQ 3.10's; where RabbitMQ embeds offending bytes it uses
 //! Erlang term syntax (`<<0,20,0,10,0>>`, or `<<"xx">>` for printable ones).
 
-mod common;
-
-use common::raw::{
-    assert_broker_alive, content_header_frame, frame, method_frame, parse_close, RawConn, Read, FRAME_BODY,
-    FRAME_HEARTBEAT, FRAME_METHOD, W,
-};
-use common::*;
+use crate::common::raw::{assert_broker_alive, RawConn, Read};
+use crate::common::*;
 use lapin::Channel;
 use tokio::io::AsyncWriteExt;
+use warren_testkit::methods::{self, parse_close};
+use warren_testkit::{
+    content_header_frame, frame, method_frame, FRAME_BODY, FRAME_HEARTBEAT, FRAME_METHOD, PROTOCOL_HEADER, W,
+};
 
 /// A lapin connection opened before the misbehaving one; it must be
 /// unaffected.
@@ -75,7 +74,7 @@ fn declare_args(queue: &str, table: &[u8]) -> Vec<u8> {
 }
 
 fn publish_args(routing_key: &str, mandatory: bool, immediate: bool) -> Vec<u8> {
-    W::new().u16(0).shortstr("").shortstr(routing_key).bits(&[mandatory, immediate]).build()
+    methods::publish("", routing_key, mandatory, immediate)
 }
 
 #[tokio::test]
@@ -88,7 +87,7 @@ async fn wrong_protocol_header_gets_supported_header_and_close() {
         let mut raw = RawConn::tcp(b.addr()).await;
         raw.send(header).await;
         let reply = raw.read_exact_or_eof(64).await;
-        assert_eq!(reply, b"AMQP\x00\x00\x09\x01", "reply to header {:?}", String::from_utf8_lossy(header));
+        assert_eq!(reply, PROTOCOL_HEADER, "reply to header {:?}", String::from_utf8_lossy(header));
     }
     bystander.check(&b).await;
 }
@@ -332,7 +331,7 @@ async fn misplaced_methods_are_503() {
     // connection.close on a non-zero channel
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
-    raw.send_method(1, 10, 50, &W::new().u16(200).shortstr("x").u16(0).u16(0).build()).await;
+    raw.send_method(1, 10, 50, &methods::close(200, "x", 0, 0)).await;
     expect_close(&mut raw, 503, "COMMAND_INVALID - unimplemented method", 10, 50).await;
     // channel.close-ok that answers nothing
     let mut raw = RawConn::handshake(b.addr()).await;

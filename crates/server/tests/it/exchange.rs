@@ -1,8 +1,6 @@
 //! exchange.declare / exchange.delete / exchange.bind / exchange.unbind.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lapin::options::{
     ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions,
     QueueBindOptions,

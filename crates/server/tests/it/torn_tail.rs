@@ -5,14 +5,12 @@
 //! Segment format (crates/store/src/record.rs, segment.rs): an 8-byte header `WRNSEG\0\1`, then
 //! records `u32 len, u32 crc32c, payload`; ack files: `WRNACK\0\1`, then 12-byte entries.
 
-mod common;
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::durable::{files_with_ext, queue_dir, record_spans, DurableBroker, Stop};
-use common::*;
+use crate::common::durable::{files_with_ext, queue_dir, record_spans, DurableBroker, Stop};
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions,

@@ -1,9 +1,7 @@
 //! basic.consume / cancel / get / ack / nack / reject / recover / qos.
 
-mod common;
-
-use common::raw::{RawConn, W};
-use common::*;
+use crate::common::raw::RawConn;
+use crate::common::*;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
@@ -11,6 +9,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
+use warren_testkit::W;
 
 async fn consume(ch: &Channel, q: &str, tag: &str, opts: BasicConsumeOptions) -> Consumer {
     within(ch.basic_consume(q.into(), tag.into(), opts, FieldTable::default()))

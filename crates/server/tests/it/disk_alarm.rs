@@ -7,21 +7,20 @@
 //! the tests run as root and may mount - by filling and freeing a small tmpfs holding the data
 //! directory.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::durable::{DurableBroker, Stop};
-use common::raw::{frame, method_frame, Frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::durable::{DurableBroker, Stop};
+use crate::common::raw::RawConn;
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
+use warren_testkit::{content_header_frame_with, frame, method_frame, methods, Frame, FRAME_BODY, W};
 
 const Q: &str = "dq-alarm";
 /// Far above any disk's free space.
@@ -36,36 +35,9 @@ const BASIC_ACK: (u16, u16) = (60, 80);
 /// connection.open-ok up to the reply of a round trip (a passive queue.declare on channel 1,
 /// which is left open).
 async fn blocked_aware_client(addr: SocketAddr) -> (RawConn, Vec<Frame>) {
-    let mut c = RawConn::tcp(addr).await;
-    c.send(b"AMQP\x00\x00\x09\x01").await;
-    c.expect_method(0, (10, 10)).await;
-    let caps = W::new()
-        .shortstr("connection.blocked")
-        .u8(b't')
-        .u8(1)
-        .shortstr("publisher_confirms")
-        .u8(b't')
-        .u8(1)
-        .build();
-    let props = W::new()
-        .shortstr("product")
-        .u8(b'S')
-        .longstr(b"warren-disk-alarm-test")
-        .shortstr("capabilities")
-        .u8(b'F')
-        .raw_table(&caps)
-        .build();
-    let start_ok =
-        W::new().raw_table(&props).shortstr("PLAIN").longstr(b"\0guest\0guest").shortstr("en_US").build();
-    c.send(&method_frame(0, 10, 11, &start_ok)).await;
-    let tune = c.expect_method(0, (10, 30)).await;
-    let mut a = tune.args();
-    let (channel_max, frame_max) = (a.u16(), a.u32());
-    c.channel_max = channel_max;
-    c.frame_max = frame_max;
-    c.send(&method_frame(0, 10, 31, &W::new().u16(channel_max).u32(frame_max).u16(0).build())).await;
-    c.send(&method_frame(0, 10, 40, &W::new().shortstr("/").shortstr("").u8(0).build())).await;
-    c.expect_method(0, (10, 41)).await;
+    let props =
+        methods::client_properties("warren-disk-alarm-test", &["connection.blocked", "publisher_confirms"]);
+    let mut c = RawConn::handshake_with(addr, "/", &props).await;
     c.send_method(1, 20, 10, &W::new().shortstr("").build()).await;
     let mut seen = read_until(&mut c, |f| f.method_id() == Some((20, 11))).await;
     let declare = W::new().u16(0).shortstr(Q).bits(&[true, true, false, false, false]).empty_table().build();
@@ -83,7 +55,7 @@ async fn read_until(c: &mut RawConn, mut done: impl FnMut(&Frame) -> bool) -> Ve
             .await
             .unwrap_or_else(|_| panic!("no awaited frame within {TIMEOUT:?}; got {frames:?}"));
         if f.method_id() == Some((10, 50)) || f.method_id() == Some((20, 40)) {
-            panic!("closed by the broker: {:?}", common::raw::parse_close(&f));
+            panic!("closed by the broker: {:?}", methods::parse_close(&f));
         }
         let stop = done(&f);
         frames.push(f);
@@ -108,11 +80,9 @@ fn blocked_reason(frames: &[Frame]) -> Option<String> {
 
 /// basic.publish of a persistent message on channel 1 to queue `Q`.
 fn persistent_publish(body: &[u8]) -> Vec<u8> {
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr(Q).bits(&[false, false]).build());
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", Q, false, false));
     // property flags: delivery-mode only (bit 12), then its octet
-    let header = W::new().u16(60).u16(0).u64(body.len() as u64).u16(0x1000).u8(2).build();
-    bytes.extend(frame(FRAME_HEADER, 1, &header));
+    bytes.extend(content_header_frame_with(1, body.len() as u64, 0x1000, &[2]));
     bytes.extend(frame(FRAME_BODY, 1, body));
     bytes
 }

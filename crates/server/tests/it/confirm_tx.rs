@@ -1,12 +1,11 @@
 //! Publisher confirms (confirm.select) and transactions (tx.*).
 
-mod common;
-
-use common::raw::{RawConn, W};
-use common::*;
+use crate::common::raw::RawConn;
+use crate::common::*;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
+use warren_testkit::W;
 
 async fn new_queue(ch: &Channel, prefix: &str) -> String {
     let q = uniq(prefix);

@@ -17,17 +17,16 @@
 //! A long run (200 cycles, a few minutes):
 //!
 //! ```sh
-//! WARREN_CRASH_CYCLES=200 cargo test -p warren-server --test crash -- --nocapture
+//! WARREN_CRASH_CYCLES=200 cargo test -p warren-server --test it crash:: -- --nocapture
 //! ```
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::durable::DurableBroker;
+use crate::common::durable::DurableBroker;
+use crate::common::within;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -388,9 +387,7 @@ async fn confirmed_messages_survive_random_crashes() {
         let c = b.connect().await;
         let ch = c.channel().await;
         let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        common::within(ch.queue_declare(QUEUE.into(), durable, FieldTable::default()))
-            .await
-            .expect("declare");
+        within(ch.queue_declare(QUEUE.into(), durable, FieldTable::default())).await.expect("declare");
     }
     let shared = Arc::new(Shared {
         url: b.url(),

@@ -1,17 +1,16 @@
 //! Large persistent bodies across a restart, and the message size limit.
-//! (tests/large.rs covers multi-frame bodies in memory, without a restart.)
+//! (large.rs covers multi-frame bodies in memory, without a restart.)
 
-mod common;
-
-use common::durable::{DurableBroker, Stop};
-use common::raw::{frame, method_frame, parse_close, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::durable::{files_with_ext, queue_dir, DurableBroker, Stop};
+use crate::common::raw::RawConn;
+use crate::common::*;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
+use warren_testkit::{body_frames, content_header_frame, method_frame, methods, FRAME_OVERHEAD};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed).collect()
@@ -93,11 +92,9 @@ async fn large_persistent_bodies_survive_a_crash_intact() {
     let c = b.connect().await;
     let ch = c.channel().await;
     assert_eq!(declare_durable(&ch, q).await, 0);
-    let dir = common::durable::queue_dir(b.data_dir(), "/", q);
-    let bytes: u64 = common::durable::files_with_ext(&dir, "seg")
-        .iter()
-        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let dir = queue_dir(b.data_dir(), "/", q);
+    let bytes: u64 =
+        files_with_ext(&dir, "seg").iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
     assert!(bytes < 8 << 20, "{bytes} bytes of segments left after every message was acknowledged");
 }
 
@@ -140,12 +137,9 @@ async fn body_above_max_message_size_is_refused() {
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
     let body = pattern(max + 100, 3);
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr(q).bits(&[false, false]).build());
-    bytes.extend(frame(FRAME_HEADER, 1, &W::new().u16(60).u16(0).u64(body.len() as u64).u16(0).build()));
-    for chunk in body.chunks(raw.frame_max as usize - 8) {
-        bytes.extend(frame(FRAME_BODY, 1, chunk));
-    }
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", q, false, false));
+    bytes.extend(content_header_frame(1, body.len() as u64));
+    bytes.extend(body_frames(1, &body, raw.frame_max as usize - FRAME_OVERHEAD));
     raw.send_lenient(&bytes).await;
     let close = raw.expect_channel_close(1).await;
     assert_eq!(
@@ -183,9 +177,8 @@ async fn refusal_text_at_the_absolute_maximum_matches_rabbitmq() {
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
     // Warren refuses on the content header; no need to send 512 MiB
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr("q").bits(&[false, false]).build());
-    bytes.extend(frame(FRAME_HEADER, 1, &W::new().u16(60).u16(0).u64(max + 1).u16(0).build()));
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", "q", false, false));
+    bytes.extend(content_header_frame(1, max + 1));
     raw.send(&bytes).await;
     let f = loop {
         let f = raw.next_frame().await;
@@ -193,7 +186,7 @@ async fn refusal_text_at_the_absolute_maximum_matches_rabbitmq() {
             break f;
         }
     };
-    let close = parse_close(&f);
+    let close = methods::parse_close(&f);
     assert_eq!(
         (close.code, close.text.as_str()),
         (

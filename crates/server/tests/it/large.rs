@@ -1,11 +1,10 @@
 //! Message bodies spanning many frames, empty bodies, frame boundaries.
 
-mod common;
-
-use common::raw::{frame, method_frame, RawConn, FRAME_BODY, FRAME_HEADER, W};
-use common::*;
+use crate::common::raw::RawConn;
+use crate::common::*;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
+use warren_testkit::{body_frames, content_header_frame, method_frame, methods, FRAME_BODY, FRAME_HEADER, W};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed).collect()
@@ -83,12 +82,9 @@ async fn raw_publish_in_many_small_body_frames_and_delivery_frame_sizes() {
 
     // 1 MiB sent as 1024 body frames of 1 KiB
     let body = pattern(1 << 20, 3);
-    let mut bytes =
-        method_frame(1, 60, 40, &W::new().u16(0).shortstr("").shortstr(&q).bits(&[false, false]).build());
-    bytes.extend(frame(FRAME_HEADER, 1, &W::new().u16(60).u16(0).u64(body.len() as u64).u16(0).build()));
-    for chunk in body.chunks(1024) {
-        bytes.extend(frame(FRAME_BODY, 1, chunk));
-    }
+    let mut bytes = method_frame(1, 60, 40, &methods::publish("", &q, false, false));
+    bytes.extend(content_header_frame(1, body.len() as u64));
+    bytes.extend(body_frames(1, &body, 1024));
     raw.send(&bytes).await;
 
     // basic.get no-ack and reassemble what the broker sends

@@ -1,9 +1,7 @@
 //! Direct reply-to through lapin: an RPC server answering requests whose reply_to is
 //! `amq.rabbitmq.reply-to`, as RabbitMQ's tutorial clients do.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;

@@ -1,15 +1,14 @@
 //! Connection and channel lifecycle: authentication, vhosts, negotiation,
 //! channel open/close.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::raw::{method_frame, RawConn, Read, FRAME_HEARTBEAT, PROTOCOL_HEADER, R, W};
-use common::*;
+use crate::common::raw::{RawConn, Read};
+use crate::common::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use warren_testkit::{heartbeat_frame, method_frame, methods, FRAME_HEARTBEAT, PROTOCOL_HEADER, R, W};
 
 #[tokio::test]
 async fn connect_open_channel_and_close() {
@@ -133,7 +132,7 @@ async fn raw_channel_number_can_be_reused_after_close() {
     let mut raw = RawConn::handshake(b.addr()).await;
     for _ in 0..3 {
         raw.open_channel(1).await;
-        raw.send_method(1, 20, 40, &W::new().u16(200).shortstr("bye").u16(0).u16(0).build()).await;
+        raw.send_method(1, 20, 40, &methods::close(200, "bye", 0, 0)).await;
         raw.expect_method(1, (20, 41)).await;
     }
     // a closed channel may not be used without reopening it
@@ -169,7 +168,7 @@ async fn raw_second_channel_open_is_504() {
 async fn raw_second_connection_open_is_504() {
     let b = Broker::start().await;
     let mut raw = RawConn::handshake(b.addr()).await;
-    raw.send_method(0, 10, 40, &W::new().shortstr("/").shortstr("").u8(0).build()).await;
+    raw.send_method(0, 10, 40, &methods::connection_open("/")).await;
     let close = raw.expect_connection_close().await;
     assert_eq!(
         (close.code, close.text.as_str(), close.class_id, close.method_id),
@@ -234,16 +233,16 @@ async fn raw_connection_start_and_tune() {
         assert!(matches!(props.get(key), Some((b'S', _))), "server property {key}");
     }
 
-    let args = W::new().empty_table().shortstr("PLAIN").longstr(b"\0guest\0guest").shortstr("en_US").build();
-    raw.send(&method_frame(0, 10, 11, &args)).await;
+    // no client properties at all
+    raw.send(&method_frame(0, 10, 11, &methods::start_ok_plain(&[], "guest", "guest"))).await;
     let tune = raw.expect_method(0, (10, 30)).await;
     let mut t = tune.args();
     let (channel_max, frame_max, heartbeat) = (t.u16(), t.u32(), t.u16());
     assert_eq!((channel_max, frame_max, heartbeat), (2047, 131072, 60));
 
     // negotiate a 1 s heartbeat: the broker must send heartbeats
-    raw.send(&method_frame(0, 10, 31, &W::new().u16(channel_max).u32(frame_max).u16(1).build())).await;
-    raw.send(&method_frame(0, 10, 40, &W::new().shortstr("/").shortstr("").u8(0).build())).await;
+    raw.send(&method_frame(0, 10, 31, &methods::tune_ok(channel_max, frame_max, 1))).await;
+    raw.send(&method_frame(0, 10, 40, &methods::connection_open("/"))).await;
     raw.expect_method(0, (10, 41)).await;
     match tokio::time::timeout(Duration::from_secs(5), raw.read_frame()).await {
         Ok(Read::Frame(f)) if f.ty == FRAME_HEARTBEAT => {
@@ -254,8 +253,8 @@ async fn raw_connection_start_and_tune() {
         Err(_) => panic!("no heartbeat within 5 s"),
     }
     // answer with our own heartbeat and a clean close
-    raw.send(&common::raw::frame(FRAME_HEARTBEAT, 0, &[])).await;
-    raw.send_method(0, 10, 50, &W::new().u16(200).shortstr("bye").u16(0).u16(0).build()).await;
+    raw.send(&heartbeat_frame()).await;
+    raw.send_method(0, 10, 50, &methods::close(200, "bye", 0, 0)).await;
     loop {
         let f = raw.next_frame().await;
         if f.method_id() == Some((10, 51)) {
@@ -270,7 +269,7 @@ async fn raw_clean_connection_close() {
     let mut raw = RawConn::handshake(b.addr()).await;
     raw.open_channel(1).await;
     raw.open_channel(2).await;
-    raw.send_method(0, 10, 50, &W::new().u16(200).shortstr("bye").u16(0).u16(0).build()).await;
+    raw.send_method(0, 10, 50, &methods::close(200, "bye", 0, 0)).await;
     raw.expect_method(0, (10, 51)).await;
     // after close-ok it is up to the client to close the socket (RabbitMQ
     // keeps it open until then)

@@ -1,8 +1,6 @@
 //! queue.declare / bind / unbind / purge / delete.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions, QueuePurgeOptions,

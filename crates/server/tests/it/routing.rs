@@ -1,8 +1,6 @@
 //! Message routing through every exchange type.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};

@@ -1,0 +1,24 @@
+//! Warren's server integration tests, as one test binary: each module was once a binary of its
+//! own, and every one of them linked lapin and tokio again, which made linking most of the
+//! cost of building the tests. `common` is the harness they share (a `warren` process per
+//! test, or the broker named by `WARREN_TEST_URL`; raw sockets; restarts).
+//!
+//! Run one module with a filter, e.g. `cargo test -p warren-server --test it malformed::`.
+
+mod common;
+
+mod basic;
+mod confirm_tx;
+mod connection;
+mod crash;
+mod disk_alarm;
+mod exchange;
+mod large;
+mod large_bodies;
+mod malformed;
+mod plugin_exchanges;
+mod queue;
+mod reply_to;
+mod restart;
+mod routing;
+mod torn_tail;

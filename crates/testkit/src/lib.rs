@@ -1,0 +1,19 @@
+//! The shared test harness for building and reading raw AMQP 0-9-1 frames.
+//!
+//! Everything is written by hand, independently of `warren-protocol`, so tests can send
+//! malformed or unusual frames and look at exactly what a broker wrote. There is no I/O here:
+//! callers feed the bytes to a socket or to a sans-IO connection themselves.
+//!
+//! * [`W`] builds method arguments and payloads, [`R`] reads them back;
+//! * [`frame()`], [`method_frame`], [`content_header_frame`]… build whole frames, and
+//!   [`parse_frame`] splits one off the front of a buffer;
+//! * [`methods`] has the arguments of the methods tests send most (handshake, publish, close).
+
+mod frame;
+pub mod methods;
+mod read;
+mod write;
+
+pub use frame::*;
+pub use read::R;
+pub use write::W;

@@ -1,0 +1,62 @@
+//! [`R`], a cursor reading method arguments and payloads field by field.
+
+/// Cursor over method arguments or a frame payload. Reading past the end panics: in a test
+/// that is a broker sending less than it should.
+#[derive(Debug, Clone)]
+pub struct R<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> R<'a> {
+    pub fn new(buf: &'a [u8]) -> R<'a> {
+        R { buf, pos: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// What has not been read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos.min(self.buf.len())..]
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        assert!(
+            self.pos + n <= self.buf.len(),
+            "reading {n} bytes at offset {} of {}",
+            self.pos,
+            self.buf.len()
+        );
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes(self.take(2).try_into().unwrap())
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_be_bytes(self.take(4).try_into().unwrap())
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(self.take(8).try_into().unwrap())
+    }
+
+    pub fn shortstr(&mut self) -> String {
+        let n = self.u8() as usize;
+        String::from_utf8_lossy(self.take(n)).into_owned()
+    }
+
+    pub fn longstr(&mut self) -> Vec<u8> {
+        let n = self.u32() as usize;
+        self.take(n).to_vec()
+    }
+}
