@@ -10,6 +10,7 @@ pub mod connection;
 pub mod consistent_hash;
 pub mod consume;
 pub mod deadletter;
+pub mod deadletter_cc;
 pub mod exchange;
 pub mod lapin_flows;
 pub mod malformed;
@@ -99,6 +100,9 @@ pub fn all() -> Vec<Scenario> {
         scenario!(deadletter::dead_letter_on_max_length),
         scenario!(deadletter::message_ttl),
         scenario!(deadletter::delivery_limit_dead_letters),
+        scenario!(deadletter_cc::dead_letter_cc_without_routing_key),
+        scenario!(deadletter_cc::dead_letter_cc_with_routing_key),
+        scenario!(deadletter_cc::dead_letter_cc_rejected_twice),
         // queue and consumer features
         scenario!(queue_features::queue_expires),
         scenario!(queue_features::priority_queue_order),
