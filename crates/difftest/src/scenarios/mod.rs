@@ -45,6 +45,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(exchange::exchange_auto_delete),
         scenario!(exchange::exchange_internal),
         scenario!(exchange::queue_bind_unbind),
+        scenario!(exchange::exchange_alternate_exchange_types),
         // queues
         scenario!(queue::queue_server_named),
         scenario!(queue::queue_exclusive_other_connection),
