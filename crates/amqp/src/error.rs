@@ -17,6 +17,7 @@ pub fn amqp_error(e: BrokerError) -> AmqpError {
         | PreconditionFailed(_)
         | UserIdMismatch { .. }
         | InvalidArg { .. }
+        | InvalidArgType { .. }
         | DeliveryModeUnknown(_)
         | InvalidExpiration { .. } => code::PRECONDITION_FAILED,
         ReservedName { .. }

@@ -22,6 +22,15 @@ pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
 /// Exchange arguments whose values must match on redeclare.
 pub const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
 
+/// The argument of an exchange.declare that must be a string (the alternate exchange's name)
+/// and is not, with the type it has.
+pub fn exchange_arg_type_error(args: &FieldTable) -> Option<(&'static str, &'static str)> {
+    match args.get("alternate-exchange") {
+        None | Some(FieldValue::LongStr(_)) => None,
+        Some(other) => Some(("alternate-exchange", type_name(other))),
+    }
+}
+
 /// Checks queue.declare arguments as RabbitMQ does; the error is (argument, reason) with the
 /// reason worded as RabbitMQ prints it.
 pub fn validate_queue_args(args: &FieldTable) -> Result<(), (&'static str, String)> {
@@ -160,17 +169,62 @@ fn describe(v: Option<&FieldValue>) -> String {
     }
 }
 
+/// A value as RabbitMQ quotes it in an inequivalence: strings bare, anything else as Erlang's
+/// `~p` prints RabbitMQ's decoding of it.
 fn value_text(v: &FieldValue) -> String {
     match v {
         FieldValue::LongStr(b) | FieldValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        other => erlang_term(other),
+    }
+}
+
+/// A field value as Erlang's `~p` prints RabbitMQ's decoding of it: tables as lists of
+/// `{Key,Type,Value}`, arrays as lists of `{Type,Value}`, void as `undefined`. Always on one
+/// line, where Erlang would break a term longer than its line width.
+fn erlang_term(v: &FieldValue) -> String {
+    use warren_protocol::erlang::binary;
+    let list = |items: Vec<String>| format!("[{}]", items.join(","));
+    match v {
+        FieldValue::LongStr(b) | FieldValue::ByteArray(b) => binary(b),
         FieldValue::Bool(b) => b.to_string(),
-        FieldValue::F32(f) => f.to_string(),
-        FieldValue::F64(f) => f.to_string(),
+        FieldValue::F32(f) => erlang_float(f64::from(*f)),
+        FieldValue::F64(f) => erlang_float(*f),
+        FieldValue::Decimal { scale, value } => format!("{{{scale},{value}}}"),
         FieldValue::Timestamp(t) => t.to_string(),
-        other => match other.as_i64() {
-            Some(i) => i.to_string(),
-            None => format!("{other:?}"),
-        },
+        FieldValue::Void => "undefined".to_owned(),
+        FieldValue::Table(t) => list(
+            t.iter()
+                .map(|(k, v)| format!("{{{},{},{}}}", binary(k.as_bytes()), type_name(v), erlang_term(v)))
+                .collect(),
+        ),
+        FieldValue::Array(items) => {
+            list(items.iter().map(|v| format!("{{{},{}}}", type_name(v), erlang_term(v))).collect())
+        }
+        FieldValue::I8(_)
+        | FieldValue::U8(_)
+        | FieldValue::I16(_)
+        | FieldValue::U16(_)
+        | FieldValue::I32(_)
+        | FieldValue::U32(_)
+        | FieldValue::I64(_) => v.as_i64().unwrap_or_default().to_string(),
+    }
+}
+
+/// A float as Erlang prints it: the shortest digits that read back the same, in plain or
+/// scientific notation, whichever is shorter (plain on a tie), always with a fraction.
+fn erlang_float(f: f64) -> String {
+    let with_fraction = |s: String| if s.contains('.') { s } else { s + ".0" };
+    if !f.is_finite() {
+        return f.to_string();
+    }
+    let plain = with_fraction(f.to_string());
+    let sci = format!("{f:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let sci = format!("{}e{exponent}", with_fraction(mantissa.to_owned()));
+    if sci.len() < plain.len() {
+        sci
+    } else {
+        plain
     }
 }
 
@@ -218,6 +272,55 @@ mod tests {
         let ae = table("alternate-exchange", FieldValue::LongStr("ae".into()));
         let (_, r, _) = first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &ae, &FieldTable::new()).unwrap();
         assert_eq!(r, "the value 'ae' of type 'longstr'");
+    }
+
+    #[test]
+    fn values_of_other_types_are_quoted_as_erlang_prints_them() {
+        let current = table("alternate-exchange", FieldValue::LongStr("ae".into()));
+        let received = |v: FieldValue| {
+            first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &table("alternate-exchange", v), &current).unwrap().1
+        };
+        assert_eq!(received(FieldValue::I32(5)), "'5'");
+        assert_eq!(received(FieldValue::Table(FieldTable::new())), "'[]'");
+        let mut t = table("name", FieldValue::LongStr("ae".into()));
+        t.insert("n", FieldValue::I32(5));
+        assert_eq!(
+            received(FieldValue::Table(t)),
+            "'[{<<\"name\">>,longstr,<<\"ae\">>},{<<\"n\">>,signedint,5}]'"
+        );
+        let array = FieldValue::Array(vec![FieldValue::LongStr("ae".into()), FieldValue::Void]);
+        assert_eq!(received(array), "'[{longstr,<<\"ae\">>},{void,undefined}]'");
+        assert_eq!(received(FieldValue::Decimal { scale: 1, value: 15 }), "'{1,15}'");
+        assert_eq!(received(FieldValue::Bool(true)), "'true'");
+        let (_, _, c) = first_mismatch(EXCHANGE_EQUIVALENCE_ARGS, &FieldTable::new(), &current).unwrap();
+        assert_eq!(c, "the value 'ae' of type 'longstr'");
+    }
+
+    #[test]
+    fn floats_are_printed_as_erlang_does() {
+        // As `io:format("~p", [F])` prints them (checked with erl).
+        for (f, text) in [
+            (1.0e10, "1.0e10"),
+            (1.0e21, "1.0e21"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0e-5"),
+            (1.5, "1.5"),
+            (-2.0, "-2.0"),
+            (123456789.0, "123456789.0"),
+        ] {
+            assert_eq!(erlang_float(f), text);
+        }
+        assert_eq!(erlang_float(f64::from(0.1f32)), "0.10000000149011612");
+    }
+
+    #[test]
+    fn alternate_exchange_must_be_a_string() {
+        let ae = |v: FieldValue| exchange_arg_type_error(&table("alternate-exchange", v));
+        assert_eq!(ae(FieldValue::LongStr("missing".into())), None);
+        assert_eq!(ae(FieldValue::I32(5)), Some(("alternate-exchange", "signedint")));
+        assert_eq!(ae(FieldValue::Table(FieldTable::new())), Some(("alternate-exchange", "table")));
+        assert_eq!(ae(FieldValue::ByteArray("ae".into())), Some(("alternate-exchange", "binary")));
+        assert_eq!(exchange_arg_type_error(&FieldTable::new()), None);
     }
 
     #[test]

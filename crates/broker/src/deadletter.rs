@@ -49,6 +49,9 @@ pub struct DeadLetter {
     pub exchange: ShortStr,
     /// The message as republished: `x-death` recorded, routing key replaced if the queue says so.
     pub message: Message,
+    /// Keys it is routed by besides its routing key: its `CC` keys, unless the queue has a
+    /// dead-letter routing key.
+    pub extra_keys: Vec<ShortStr>,
     /// The `x-death` history, newest first, for cycle detection.
     deaths: Deaths,
     reason: DeathReason,
@@ -65,14 +68,22 @@ impl DeadLetter {
         unix_secs: u64,
     ) -> Option<DeadLetter> {
         let dlx = arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str)?;
-        let routing_key = match arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str) {
-            Some(key) => ShortStr::from(key),
-            None => message.routing_key.clone(),
+        let dlrk = arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str);
+        let recorded = with_death_recorded(&message, queue, reason, dlrk.is_some(), unix_secs);
+        // A dead-letter routing key replaces every key the message was published with; without
+        // one the dead letter is routed as published, its CC keys included.
+        let (routing_key, extra_keys) = match dlrk {
+            Some(key) => (ShortStr::from(key), Vec::new()),
+            None => (message.routing_key.clone(), recorded.cc),
         };
-        let (properties, deaths) = with_death_recorded(&message, queue, reason, unix_secs);
         let exchange = ShortStr::from(dlx);
-        let message = Message { exchange: exchange.clone(), routing_key, properties, body: message.body };
-        Some(DeadLetter { exchange, message, deaths, reason })
+        let message = Message {
+            exchange: exchange.clone(),
+            routing_key,
+            properties: recorded.properties,
+            body: message.body,
+        };
+        Some(DeadLetter { exchange, message, extra_keys, deaths: recorded.deaths, reason })
     }
 
     /// Whether the dead letter may enter `queue`: a message that would come back to a queue it
@@ -96,23 +107,42 @@ fn is_cycle(deaths: &Deaths, target: &str) -> bool {
     deaths[..=pos].iter().all(|&(_, automatic)| automatic)
 }
 
-/// The message's properties with this death added to `x-death`, `x-first-death-*` set the first
-/// time and `x-last-death-*` every time, and the resulting history; a per-message expiration
-/// moves into the death record, so the copy does not expire again for the same reason.
+/// A message's properties with a death recorded (see [`with_death_recorded`]).
+struct Recorded {
+    properties: Bytes,
+    /// The `x-death` history after this death.
+    deaths: Deaths,
+    /// The keys of the message's `CC` header, which route a dead letter that keeps its routing key.
+    cc: Vec<ShortStr>,
+}
+
+/// The message's properties with this death added to `x-death` and the resulting history, as
+/// RabbitMQ 3.10's `rabbit_dead_letter:make_msg` writes them: a new entry lists the routing key
+/// and the `CC` keys (`BCC` was removed at publish), a repeated death only counts up, and
+/// `x-first-death-*` is written when the message has no `x-death` yet. `x-last-death-*` is set
+/// every time (see `last-death-headers` in docs/differences.md). A per-message expiration moves
+/// into the record, so the copy does not expire again for the same reason. With `strip_cc` (the
+/// queue has a dead-letter routing key, which alone routes the copy) the `CC` header goes.
 fn with_death_recorded(
     message: &Message,
     queue: &str,
     reason: DeathReason,
+    strip_cc: bool,
     unix_secs: u64,
-) -> (Bytes, Deaths) {
+) -> Recorded {
     let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
     let original_expiration = props.expiration.take();
     let text = |s: &str| FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()));
+    let cc = cc_keys(&headers);
 
-    let mut deaths = match headers.remove("x-death") {
-        Some(FieldValue::Array(items)) => items,
-        _ => Vec::new(),
+    let previous = headers.remove("x-death");
+    let first_death = previous.is_none();
+    // An x-death that is not an array (a client rewrote it) is started afresh; only entries
+    // added to an existing history are sorted, as RabbitMQ does.
+    let (mut deaths, sort_new) = match previous {
+        Some(FieldValue::Array(items)) => (items, true),
+        _ => (Vec::new(), false),
     };
     let same = |entry: &FieldValue| match entry {
         FieldValue::Table(t) => {
@@ -122,24 +152,31 @@ fn with_death_recorded(
         _ => false,
     };
     let entry = match deaths.iter().position(same) {
+        // Only the count changes: `time`, `exchange` and `routing-keys` stay those of the first
+        // such death.
         Some(pos) => {
             let FieldValue::Table(mut t) = deaths.remove(pos) else { unreachable!("matched a table") };
             let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0) + 1;
             t.insert("count", FieldValue::I64(count));
-            t.insert("time", FieldValue::Timestamp(unix_secs));
             sort_table(&mut t);
             t
         }
         None => {
+            let mut keys = Vec::with_capacity(1 + cc.len());
+            keys.push(text(&message.routing_key));
+            keys.extend(cc.iter().map(|k| text(k)));
             let mut t = FieldTable::new();
             t.insert("count", FieldValue::I64(1));
             t.insert("reason", text(reason.as_str()));
             t.insert("queue", text(queue));
             t.insert("time", FieldValue::Timestamp(unix_secs));
             t.insert("exchange", text(&message.exchange));
-            t.insert("routing-keys", FieldValue::Array(vec![text(&message.routing_key)]));
+            t.insert("routing-keys", FieldValue::Array(keys));
             if let Some(expiration) = &original_expiration {
                 t.insert("original-expiration", text(expiration));
+            }
+            if sort_new {
+                sort_table(&mut t);
             }
             t
         }
@@ -155,7 +192,7 @@ fn with_death_recorded(
             _ => (None, false),
         })
         .collect();
-    if headers.get("x-first-death-reason").is_none() {
+    if first_death {
         headers.insert("x-first-death-exchange", text(&message.exchange));
         headers.insert("x-first-death-queue", text(queue));
         headers.insert("x-first-death-reason", text(reason.as_str()));
@@ -166,11 +203,28 @@ fn with_death_recorded(
     headers.insert("x-last-death-queue", text(queue));
     headers.insert("x-last-death-reason", text(reason.as_str()));
     headers.insert("x-death", FieldValue::Array(deaths));
+    if strip_cc {
+        headers.remove("CC");
+    }
     sort_table(&mut headers);
     props.headers = Some(headers);
     let mut out = BytesMut::new();
     props.encode(&mut out);
-    (out.freeze(), history)
+    Recorded { properties: out.freeze(), deaths: history, cc }
+}
+
+/// The string keys of a `CC` header array; other items route nowhere, as at publish.
+fn cc_keys(headers: &FieldTable) -> Vec<ShortStr> {
+    match headers.get("CC") {
+        Some(FieldValue::Array(items)) => items
+            .iter()
+            .filter_map(|item| match item {
+                FieldValue::LongStr(key) => Some(ShortStr::from(String::from_utf8_lossy(key).as_ref())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// RabbitMQ sorts the tables it rewrites by key.
@@ -193,6 +247,10 @@ mod tests {
         }
     }
 
+    fn record(m: &Message, queue: &str, reason: DeathReason) -> Bytes {
+        with_death_recorded(m, queue, reason, false, 1).properties
+    }
+
     fn deaths(props: &Bytes) -> (BasicProperties, Vec<FieldValue>) {
         let p = BasicProperties::decode(props).unwrap();
         let Some(FieldValue::Array(d)) = p.headers.as_ref().unwrap().get("x-death").cloned() else {
@@ -203,7 +261,7 @@ mod tests {
 
     #[test]
     fn first_death_records_everything() {
-        let (props, _) = with_death_recorded(&message(), "q", DeathReason::Rejected, 1);
+        let props = record(&message(), "q", DeathReason::Rejected);
         let (p, d) = deaths(&props);
         assert_eq!(p.expiration, None, "expiration moves into the death record");
         assert_eq!(d.len(), 1);
@@ -218,9 +276,9 @@ mod tests {
     #[test]
     fn repeated_death_counts_up_and_moves_first() {
         let mut m = message();
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected, 1).0;
-        m.properties = with_death_recorded(&m, "other", DeathReason::Expired, 1).0;
-        m.properties = with_death_recorded(&m, "q", DeathReason::Rejected, 1).0;
+        m.properties = record(&m, "q", DeathReason::Rejected);
+        m.properties = record(&m, "other", DeathReason::Expired);
+        m.properties = record(&m, "q", DeathReason::Rejected);
         let (p, d) = deaths(&m.properties);
         assert_eq!(d.len(), 2);
         let FieldValue::Table(t) = &d[0] else { panic!() };
@@ -236,9 +294,9 @@ mod tests {
     #[test]
     fn last_death_names_the_latest_one() {
         let mut m = message();
-        m.properties = with_death_recorded(&m, "a", DeathReason::Rejected, 1).0;
+        m.properties = record(&m, "a", DeathReason::Rejected);
         m.exchange = "dlx".into();
-        m.properties = with_death_recorded(&m, "b", DeathReason::Expired, 1).0;
+        m.properties = record(&m, "b", DeathReason::Expired);
         let h = BasicProperties::decode(&m.properties).unwrap().headers.unwrap();
         let get = |k: &str| h.get(k).and_then(FieldValue::as_str).map(str::to_owned);
         assert_eq!(get("x-first-death-queue").as_deref(), Some("a"));
@@ -258,20 +316,120 @@ mod tests {
     fn cycles_are_automatic_returns_only() {
         let mut m = message();
         // expired in a, expired in b: back to a closes an automatic cycle; c is new.
-        m.properties = with_death_recorded(&m, "a", DeathReason::Expired, 1).0;
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Expired, 1);
+        m.properties = record(&m, "a", DeathReason::Expired);
+        let deaths = with_death_recorded(&m, "b", DeathReason::Expired, false, 1).deaths;
         assert!(is_cycle(&deaths, "a"));
         assert!(is_cycle(&deaths, "b"));
         assert!(!is_cycle(&deaths, "c"));
         // A rejection in the cycle makes it a client's doing: allowed.
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::Rejected, 1);
+        let deaths = with_death_recorded(&m, "b", DeathReason::Rejected, false, 1).deaths;
         assert!(!is_cycle(&deaths, "a"));
         // A rejection before the cycle does not count.
         let mut m = message();
-        m.properties = with_death_recorded(&m, "x", DeathReason::Rejected, 1).0;
-        m.properties = with_death_recorded(&m, "a", DeathReason::Expired, 1).0;
-        let (_, deaths) = with_death_recorded(&m, "b", DeathReason::MaxLength, 1);
+        m.properties = record(&m, "x", DeathReason::Rejected);
+        m.properties = record(&m, "a", DeathReason::Expired);
+        let deaths = with_death_recorded(&m, "b", DeathReason::MaxLength, false, 1).deaths;
         assert!(is_cycle(&deaths, "a"));
         assert!(!is_cycle(&deaths, "x"));
+    }
+
+    fn with_headers(headers: FieldTable) -> Message {
+        let mut out = BytesMut::new();
+        BasicProperties { headers: Some(headers), ..Default::default() }.encode(&mut out);
+        Message { properties: out.freeze(), ..message() }
+    }
+
+    fn cc(keys: Vec<FieldValue>) -> FieldTable {
+        let mut h = FieldTable::new();
+        h.insert("CC", FieldValue::Array(keys));
+        h
+    }
+
+    fn text(s: &str) -> FieldValue {
+        FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn headers(props: &Bytes) -> FieldTable {
+        BasicProperties::decode(props).unwrap().headers.unwrap()
+    }
+
+    fn entry_keys(entry: &FieldValue) -> Vec<String> {
+        let FieldValue::Table(t) = entry else { panic!("not a table: {entry:?}") };
+        t.0.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    #[test]
+    fn routing_keys_list_the_routing_key_then_the_cc_keys() {
+        let m = with_headers(cc(vec![text("k1"), FieldValue::I32(7), text("k2")]));
+        let recorded = with_death_recorded(&m, "q", DeathReason::Rejected, false, 1);
+        assert_eq!(recorded.cc, vec![ShortStr::from("k1"), ShortStr::from("k2")]);
+        let (_, d) = deaths(&recorded.properties);
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("routing-keys"), Some(&FieldValue::Array(vec![text("rk"), text("k1"), text("k2")])));
+        assert!(headers(&recorded.properties).get("CC").is_some(), "CC stays without a dead-letter key");
+        // With a dead-letter routing key the CC header goes, but x-death still lists its keys.
+        let stripped = with_death_recorded(&m, "q", DeathReason::Rejected, true, 1);
+        let (_, d) = deaths(&stripped.properties);
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("routing-keys"), Some(&FieldValue::Array(vec![text("rk"), text("k1"), text("k2")])));
+        assert_eq!(headers(&stripped.properties).get("CC"), None);
+    }
+
+    #[test]
+    fn a_repeated_death_changes_only_the_count() {
+        let mut m = with_headers(cc(vec![text("k1")]));
+        m.properties = record(&m, "q", DeathReason::Rejected);
+        // Back-date the entry, so a rewritten time would show.
+        let mut h = headers(&m.properties);
+        let Some(FieldValue::Array(mut d)) = h.remove("x-death") else { panic!() };
+        let FieldValue::Table(t) = &mut d[0] else { panic!() };
+        t.insert("time", FieldValue::Timestamp(1));
+        h.insert("x-death", FieldValue::Array(d));
+        h.insert("CC", FieldValue::Array(vec![text("k2")]));
+        m = with_headers(h);
+        m.routing_key = "other".into();
+        m.exchange = "dlx".into();
+        m.properties = record(&m, "q", DeathReason::Rejected);
+        let (_, d) = deaths(&m.properties);
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("count"), Some(&FieldValue::I64(2)));
+        assert_eq!(t.get("time"), Some(&FieldValue::Timestamp(1)));
+        assert_eq!(t.get("exchange").and_then(FieldValue::as_str), Some("ex"));
+        assert_eq!(t.get("routing-keys"), Some(&FieldValue::Array(vec![text("rk"), text("k1")])));
+    }
+
+    #[test]
+    fn entries_added_to_a_history_are_sorted() {
+        let mut m = message();
+        m.properties = record(&m, "a", DeathReason::Rejected);
+        m.properties = record(&m, "b", DeathReason::Rejected);
+        let (_, d) = deaths(&m.properties);
+        // (The expiration moved into the first entry.)
+        assert_eq!(entry_keys(&d[0]), ["count", "exchange", "queue", "reason", "routing-keys", "time"]);
+        // The first entry keeps the order it was written in.
+        let written = ["count", "reason", "queue", "time", "exchange", "routing-keys", "original-expiration"];
+        assert_eq!(entry_keys(&d[1]), written);
+    }
+
+    #[test]
+    fn first_death_headers_only_come_with_the_first_x_death() {
+        // A client's x-death without x-first-death-*: none is added.
+        let mut h = FieldTable::new();
+        h.insert("x-death", FieldValue::Array(vec![]));
+        let out = headers(&record(&with_headers(h), "q", DeathReason::Expired));
+        assert_eq!(out.get("x-first-death-queue"), None);
+        // A client's x-first-death-* without x-death: overwritten.
+        let mut h = FieldTable::new();
+        h.insert("x-first-death-queue", text("made-up"));
+        let out = headers(&record(&with_headers(h), "q", DeathReason::Expired));
+        assert_eq!(out.get("x-first-death-queue").and_then(FieldValue::as_str), Some("q"));
+        // An x-death that is not an array is replaced by this death alone, as first written.
+        let mut h = FieldTable::new();
+        h.insert("x-death", text("rewritten by a client"));
+        let props = record(&with_headers(h), "q", DeathReason::Expired);
+        let (_, d) = deaths(&props);
+        assert_eq!(d.len(), 1);
+        assert_eq!(entry_keys(&d[0])[..3], ["count", "reason", "queue"]);
+        assert_eq!(headers(&props).get("x-first-death-queue"), None);
     }
 }

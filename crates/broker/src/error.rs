@@ -42,6 +42,9 @@ pub enum BrokerError {
     ExchangeTypeFailure(String),
     #[error("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {reason}")]
     InvalidArg { arg: String, queue: String, vhost: String, reason: String },
+    /// An exchange argument naming another entity given as something other than a string.
+    #[error("invalid type '{type_name}' for arg '{arg}' in exchange '{exchange}' in vhost '{vhost}'")]
+    InvalidArgType { arg: &'static str, type_name: &'static str, exchange: String, vhost: String },
     #[error("invalid message: {{delivery_mode_unknown,{0}}}")]
     DeliveryModeUnknown(u8),
     #[error("invalid expiration '{value}': {reason}")]

@@ -54,7 +54,6 @@ impl VHost {
         let Some(kind) = ExchangeKind::parse(&spec.kind) else {
             return Err(BrokerError::UnknownExchangeType(spec.kind.to_string()));
         };
-        kind.validate_arguments(&spec.arguments)?;
         if let Some(existing) = self.exchanges.read().get(&spec.name) {
             self.check_exchange_equivalence(existing, kind, &spec)?;
             return Ok(existing.clone());
@@ -62,6 +61,13 @@ impl VHost {
         if spec.name.starts_with("amq.") {
             return Err(BrokerError::ReservedName { kind: "exchange", name: spec.name.to_string() });
         }
+        // Arguments are checked only when the exchange is created, as RabbitMQ does: a redeclare
+        // compares `alternate-exchange` and nothing else.
+        if let Some((arg, type_name)) = crate::args::exchange_arg_type_error(&spec.arguments) {
+            let (exchange, vhost) = (spec.name.to_string(), self.name.clone());
+            return Err(BrokerError::InvalidArgType { arg, type_name, exchange, vhost });
+        }
+        kind.validate_arguments(&spec.arguments)?;
         let e = Arc::new(Exchange::new(
             spec.name.clone(),
             kind,
@@ -386,4 +392,65 @@ fn quoted(s: &str) -> String {
 
 fn quoted_bool(b: bool) -> String {
     quoted(if b { "true" } else { "false" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vhost::{Command, Outcome};
+    use warren_protocol::FieldValue;
+
+    fn declare(
+        v: &VHost,
+        name: &str,
+        kind: &str,
+        arguments: FieldTable,
+    ) -> Result<Arc<Exchange>, BrokerError> {
+        let spec = ExchangeSpec { name: name.into(), kind: kind.into(), arguments, ..Default::default() };
+        let now = std::time::Instant::now();
+        match v.apply(Command::DeclareExchange(spec), Actor::BROKER, now, &mut Effects::default())? {
+            Outcome::Exchange(e) => Ok(e),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ae(value: FieldValue) -> FieldTable {
+        let mut t = FieldTable::new();
+        t.insert("alternate-exchange", value);
+        t
+    }
+
+    #[test]
+    fn alternate_exchange_of_another_type_is_refused_on_creation_only() {
+        let v = VHost::new("/", Arc::new(warren_store::MemoryStore), None);
+        let e = declare(&v, "x", "direct", ae(FieldValue::I32(5))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid type 'signedint' for arg 'alternate-exchange' in exchange 'x' in vhost '/'"
+        );
+        assert!(v.exchange("x").is_err(), "not declared");
+        // A missing exchange is a fine name; a redeclare compares the argument.
+        declare(&v, "x", "direct", ae(FieldValue::LongStr("missing".into()))).unwrap();
+        let e = declare(&v, "x", "direct", ae(FieldValue::Table(FieldTable::new()))).unwrap_err();
+        assert!(matches!(e, BrokerError::Inequivalent(_)), "{e}");
+        // The reserved-name check comes first, the exchange type's own checks after.
+        let e = declare(&v, "amq.x", "direct", ae(FieldValue::I32(5))).unwrap_err();
+        assert!(matches!(e, BrokerError::ReservedName { .. }), "{e}");
+        let mut both = ae(FieldValue::I32(5));
+        both.insert("hash-header", FieldValue::LongStr("h".into()));
+        both.insert("hash-property", FieldValue::LongStr("message_id".into()));
+        let e = declare(&v, "chx", "x-consistent-hash", both.clone()).unwrap_err();
+        assert!(matches!(e, BrokerError::InvalidArgType { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_redeclare_does_not_check_the_type_arguments() {
+        let v = VHost::new("/", Arc::new(warren_store::MemoryStore), None);
+        declare(&v, "chx", "x-consistent-hash", FieldTable::new()).unwrap();
+        let mut both = FieldTable::new();
+        both.insert("hash-header", FieldValue::LongStr("h".into()));
+        both.insert("hash-property", FieldValue::LongStr("message_id".into()));
+        declare(&v, "chx", "x-consistent-hash", both.clone()).unwrap();
+        assert!(declare(&v, "other", "x-consistent-hash", both).is_err());
+    }
 }

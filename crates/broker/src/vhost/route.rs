@@ -204,7 +204,7 @@ impl VHost {
         };
         from.counters().add(reason.counter(), 1);
         let mut routed = Vec::new();
-        if self.route(&dead.exchange, &dead.message, &[], now.instant, &mut routed).is_err() {
+        if self.route(&dead.exchange, &dead.message, &dead.extra_keys, now.instant, &mut routed).is_err() {
             return;
         }
         for q in routed {
@@ -219,5 +219,102 @@ impl VHost {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vhost::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
+    use bytes::{Bytes, BytesMut};
+    use warren_protocol::{BasicProperties, FieldTable};
+
+    fn text(s: &str) -> FieldValue {
+        FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn now() -> Now {
+        Now::new(Instant::now(), 1_767_225_600_000)
+    }
+
+    fn apply(vhost: &VHost, command: Command) -> Outcome {
+        vhost.apply(command, Actor::connection(1), now().instant, &mut Effects::default()).unwrap()
+    }
+
+    /// A vhost where queue `q` dead-letters to direct exchange `dlx` (with `dlrk`, if given),
+    /// which routes `k0`, `k1`, `k2` and `k9` to queues of those names.
+    fn dead_letter_setup(dlrk: Option<&str>) -> (VHost, Arc<Queue>) {
+        let vhost = VHost::new("/", Arc::new(warren_store::MemoryStore), None);
+        let spec = ExchangeSpec { name: "dlx".into(), kind: "direct".into(), ..Default::default() };
+        apply(&vhost, Command::DeclareExchange(spec));
+        for key in ["k0", "k1", "k2", "k9"] {
+            apply(&vhost, Command::DeclareQueue(QueueSpec { name: key.into(), ..Default::default() }));
+            let binding = BindingSpec {
+                source: "dlx".into(),
+                destination: key.into(),
+                destination_kind: DestinationKind::Queue,
+                key: key.into(),
+                arguments: FieldTable::new(),
+            };
+            apply(&vhost, Command::Bind(binding));
+        }
+        let mut args = FieldTable::new();
+        args.insert("x-dead-letter-exchange", text("dlx"));
+        if let Some(key) = dlrk {
+            args.insert("x-dead-letter-routing-key", text(key));
+        }
+        let spec = QueueSpec { name: "q".into(), arguments: args, ..Default::default() };
+        let Outcome::Queue(q) = apply(&vhost, Command::DeclareQueue(spec)) else { unreachable!() };
+        (vhost, q)
+    }
+
+    /// A message routed by `k0` whose `CC` header holds `keys`.
+    fn cc_message(keys: &[&str]) -> Message {
+        let mut headers = FieldTable::new();
+        headers.insert("CC", FieldValue::Array(keys.iter().map(|k| text(k)).collect()));
+        let mut out = BytesMut::new();
+        BasicProperties { headers: Some(headers), ..Default::default() }.encode(&mut out);
+        Message {
+            exchange: "".into(),
+            routing_key: "k0".into(),
+            properties: out.freeze(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The queues of `dead_letter_setup` that hold a message, and that message's headers.
+    fn reached(vhost: &VHost) -> Vec<(String, FieldTable)> {
+        ["k0", "k1", "k2", "k9"]
+            .into_iter()
+            .filter_map(|name| {
+                let (m, _) = vhost.queue(name).unwrap().get(true, now().instant)?;
+                let headers = BasicProperties::decode(&m.message.properties).unwrap().headers.unwrap();
+                Some((name.to_owned(), headers))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dead_letters_are_routed_by_their_cc_keys_too() {
+        let (vhost, q) = dead_letter_setup(None);
+        vhost.dead_letter(&q, cc_message(&["k1"]), DeathReason::Rejected, now(), &mut Effects::default());
+        let got = reached(&vhost);
+        assert_eq!(got.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(), ["k0", "k1"]);
+        assert!(got.iter().all(|(_, h)| h.get("CC").is_some()));
+    }
+
+    #[test]
+    fn a_dead_letter_routing_key_replaces_the_cc_keys() {
+        let (vhost, q) = dead_letter_setup(Some("k9"));
+        vhost.dead_letter(
+            &q,
+            cc_message(&["k1", "k2"]),
+            DeathReason::Rejected,
+            now(),
+            &mut Effects::default(),
+        );
+        let got = reached(&vhost);
+        assert_eq!(got.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(), ["k9"]);
+        assert_eq!(got[0].1.get("CC"), None);
     }
 }

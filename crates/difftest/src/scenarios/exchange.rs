@@ -387,3 +387,67 @@ pub async fn queue_bind_unbind(cx: Ctx) -> Res {
     c.get(1, "", true).await?;
     c.close().await
 }
+
+/// `alternate-exchange` must be a string when an exchange is created (any other type is a
+/// channel error naming it); naming a missing exchange is fine. A redeclare only compares it.
+/// The reserved-name check comes before it, the exchange type's own argument checks after.
+pub async fn exchange_alternate_exchange_types(cx: Ctx) -> Res {
+    let x = cx.name("x");
+    let with_ae = |name: &str, kind: &str, ae: Val| ExchangeDeclare {
+        arguments: Table::new().with("other", Val::i32(1)).with("alternate-exchange", ae).to_field_table(),
+        ..declare(name, kind)
+    };
+    let mut c = Raw::connect(&cx, "c1").await?;
+    c.open(1).await?;
+    let bad = [
+        Val::i32(5),
+        Val::i64(5),
+        Val::u8(5),
+        Val::i8(-5),
+        Val::i16(5),
+        Val::bool(true),
+        Val::f64(1.5),
+        Val::decimal(1, 15),
+        Val::timestamp(7),
+        Val::void(),
+        Val::byte_array(b"ae"),
+        Val::array(vec![Val::str("ae")]),
+        Val::table(Table::new().with("name", Val::str("ae"))),
+    ];
+    for ae in bad {
+        c.call(1, with_ae(&x, "direct", ae)).await?;
+        c.open(1).await?;
+    }
+    // Nothing was created.
+    c.call(1, ExchangeDeclare { passive: true, ..declare(&x, "direct") }).await?;
+    c.open(1).await?;
+    // A missing alternate exchange is accepted; redeclares compare the argument.
+    c.call(1, with_ae(&x, "direct", Val::str(&cx.name("missing")))).await?;
+    c.call(1, with_ae(&x, "direct", Val::str(&cx.name("missing")))).await?;
+    for ae in [Val::str(&cx.name("other")), Val::i32(5), Val::table(Table::new())] {
+        c.call(1, with_ae(&x, "direct", ae)).await?;
+        c.open(1).await?;
+    }
+    c.call(1, declare(&x, "direct")).await?;
+    c.open(1).await?;
+    c.call(1, ExchangeDeclare { passive: true, ..with_ae(&x, "fanout", Val::i32(5)) }).await?;
+    // Reserved names and other-argument checks of the type: which error comes first.
+    c.call(1, with_ae("amq.dt-ae", "direct", Val::i32(5))).await?;
+    c.open(1).await?;
+    let both = Table::new()
+        .with("hash-header", Val::str("h"))
+        .with("hash-property", Val::str("message_id"))
+        .with("alternate-exchange", Val::i32(5));
+    let chx = cx.name("chx");
+    c.call(1, ExchangeDeclare { arguments: both.to_field_table(), ..declare(&chx, "x-consistent-hash") })
+        .await?;
+    c.open(1).await?;
+    // The type's own checks apply on creation only: a redeclare compares alternate-exchange alone.
+    c.exchange(1, &chx, "x-consistent-hash").await?;
+    let both = Table::new().with("hash-header", Val::str("h")).with("hash-property", Val::str("message_id"));
+    c.call(1, ExchangeDeclare { arguments: both.to_field_table(), ..declare(&chx, "x-consistent-hash") })
+        .await?;
+    // An unknown type is a connection error, ahead of the argument.
+    c.call(1, with_ae(&cx.name("bogus"), "x-no-such-type", Val::i32(5))).await?;
+    c.expect_eof().await
+}

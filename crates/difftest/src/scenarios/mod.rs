@@ -10,6 +10,7 @@ pub mod connection;
 pub mod consistent_hash;
 pub mod consume;
 pub mod deadletter;
+pub mod deadletter_cc;
 pub mod exchange;
 pub mod lapin_flows;
 pub mod malformed;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(exchange::exchange_auto_delete),
         scenario!(exchange::exchange_internal),
         scenario!(exchange::queue_bind_unbind),
+        scenario!(exchange::exchange_alternate_exchange_types),
         // queues
         scenario!(queue::queue_server_named),
         scenario!(queue::queue_exclusive_other_connection),
@@ -99,6 +101,9 @@ pub fn all() -> Vec<Scenario> {
         scenario!(deadletter::dead_letter_on_max_length),
         scenario!(deadletter::message_ttl),
         scenario!(deadletter::delivery_limit_dead_letters),
+        scenario!(deadletter_cc::dead_letter_cc_without_routing_key),
+        scenario!(deadletter_cc::dead_letter_cc_with_routing_key),
+        scenario!(deadletter_cc::dead_letter_cc_rejected_twice),
         // queue and consumer features
         scenario!(queue_features::queue_expires),
         scenario!(queue_features::priority_queue_order),
