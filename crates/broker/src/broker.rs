@@ -12,7 +12,7 @@ use warren_store::{MemoryStore, Store};
 
 use crate::effects::Effects;
 use crate::error::BrokerError;
-use crate::registry::Registry;
+use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
 
@@ -169,6 +169,30 @@ impl Broker {
     /// The connections and channels of the broker.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every consumer of every queue, as listings show them.
+    pub fn consumer_snapshots(&self) -> Vec<ConsumerSnapshot> {
+        let mut out = Vec::new();
+        for vhost in self.vhosts() {
+            for queue in vhost.queues() {
+                queue.for_each_consumer(|c| {
+                    out.push(ConsumerSnapshot {
+                        vhost: vhost.name.clone(),
+                        queue: queue.name.to_string(),
+                        tag: c.tag.to_string(),
+                        target: c.target_id,
+                        no_ack: c.no_ack,
+                        exclusive: c.exclusive,
+                        prefetch: c.prefetch,
+                        priority: c.priority,
+                        unacked: c.unacked(),
+                        arguments: c.arguments.clone(),
+                    })
+                });
+            }
+        }
+        out
     }
 
     /// A broker rebuilt from durable definitions, its queues recovering their messages from

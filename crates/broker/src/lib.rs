@@ -38,7 +38,7 @@ pub use queue::{
 };
 pub use registry::{
     ChannelEntry, ChannelMode, ChannelSnapshot, CloseRequester, ConnectionDetails, ConnectionEntry,
-    ConnectionSnapshot, ConnectionState, Registry,
+    ConnectionSnapshot, ConnectionState, ConsumerSnapshot, Registry,
 };
 pub use time::Now;
 pub use vhost::{

@@ -308,14 +308,40 @@ pub struct ConnectionSnapshot {
     pub counters: CounterValues,
 }
 
+/// A consumer as listings show it.
+#[derive(Debug, Clone)]
+pub struct ConsumerSnapshot {
+    /// The vhost of its queue.
+    pub vhost: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its tag.
+    pub tag: String,
+    /// The delivery target (channel) it delivers to: see [`ChannelSnapshot::id`].
+    pub target: TargetId,
+    /// Whether deliveries need no acknowledgement.
+    pub no_ack: bool,
+    /// Whether it uses the queue alone.
+    pub exclusive: bool,
+    /// Its prefetch window (0 = unlimited).
+    pub prefetch: u16,
+    /// Its `x-priority`.
+    pub priority: i32,
+    /// Deliveries outstanding.
+    pub unacked: u32,
+    /// Its consume arguments.
+    pub arguments: FieldTable,
+}
+
 /// Every connection of the broker.
 #[derive(Default)]
 pub struct Registry {
     connections: RwLock<BTreeMap<u64, Arc<ConnectionEntry>>>,
     next_connection: AtomicU64,
     next_target: AtomicU64,
-    /// Counters of channels that closed, so node totals do not go backwards.
-    retired_channels: Counters,
+    /// Counters of channels that closed, by the vhost of their connection, so totals do not go
+    /// backwards.
+    retired_channels: Mutex<std::collections::HashMap<String, CounterValues>>,
 }
 
 impl Registry {
@@ -349,15 +375,17 @@ impl Registry {
     pub fn remove(&self, id: u64) {
         let entry = self.connections.write().remove(&id);
         if let Some(entry) = entry {
-            for ch in entry.channels.lock().values() {
-                self.retire_channel(ch);
+            let channels: Vec<_> = entry.channels.lock().values().cloned().collect();
+            for ch in channels {
+                self.retire_channel(&entry, &ch);
             }
         }
     }
 
-    /// Keeps a closed channel's counters in the node's totals.
-    pub fn retire_channel(&self, channel: &ChannelEntry) {
-        self.retired_channels.absorb(&channel.counters.snapshot());
+    /// Keeps a closed channel's counters in its vhost's (and the node's) totals.
+    pub fn retire_channel(&self, connection: &ConnectionEntry, channel: &ChannelEntry) {
+        let vhost = connection.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
+        self.retired_channels.lock().entry(vhost).or_default().add(&channel.counters.snapshot());
     }
 
     pub(crate) fn next_target_id(&self) -> TargetId {
@@ -403,15 +431,18 @@ impl Registry {
         self.connections().iter().flat_map(|c| c.channels()).map(|ch| ch.snapshot()).collect()
     }
 
-    /// Channel message counters summed over every channel the broker ever had.
-    pub fn channel_totals(&self) -> CounterValues {
-        let mut total = self.retired_channels.snapshot();
+    /// Channel message counters summed over every channel the broker ever had, by vhost (the
+    /// node's totals are their sum).
+    pub fn channel_totals(&self) -> std::collections::HashMap<String, CounterValues> {
+        let mut totals = self.retired_channels.lock().clone();
         for c in self.connections() {
+            let vhost = c.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
+            let total = totals.entry(vhost).or_default();
             for ch in c.channels() {
                 total.add(&ch.counters.snapshot());
             }
         }
-        total
+        totals
     }
 
     /// Gives every live channel's target a chance to act on a timeout (the consumer timeout).

@@ -54,7 +54,7 @@ impl Session {
             &mut self.effects,
         );
         if let Some(entry) = self.entry.remove_channel(number) {
-            self.broker.registry().retire_channel(&entry);
+            self.broker.registry().retire_channel(&self.entry, &entry);
         }
     }
 

@@ -14,6 +14,7 @@ mod harness;
 mod limits_and_dead_letters;
 mod publish_consume;
 mod queue_features;
+mod registry;
 mod reply_to;
 mod routing;
 mod ttl;

@@ -19,6 +19,7 @@ mod malformed;
 mod plugin_exchanges;
 mod queue;
 mod reply_to;
+mod resources;
 mod restart;
 mod routing;
 mod torn_tail;

@@ -105,6 +105,16 @@ impl Broker {
         self.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
+    /// The resident memory of the broker process we spawned, in bytes (None for an external
+    /// broker, or where /proc cannot tell).
+    pub fn rss(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// The broker's TCP address (for raw-socket tests).
     pub fn addr(&self) -> SocketAddr {
         self.addr
