@@ -15,6 +15,12 @@ use crate::error::BrokerError;
 use crate::session::reply_to::ReplyRegistry;
 use crate::vhost::VHost;
 
+/// Whether a peer is on this machine; an IPv4 client of a dual-stack `[::]` listener shows up as
+/// `::ffff:127.0.0.1`.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
@@ -245,7 +251,7 @@ impl Broker {
         if !user.check_password(password) {
             return false;
         }
-        !user.loopback_only || peer.is_none_or(|ip| ip.is_loopback())
+        !user.loopback_only || peer.is_none_or(is_loopback)
     }
 
     pub fn open_vhost(&self, username: &str, vhost: &str) -> Result<Arc<VHost>, BrokerError> {
@@ -264,4 +270,21 @@ impl Broker {
 /// Where a stored binding comes in the order bindings are restored (see [`Broker::open`]).
 fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
     (&d.vhost, &d.source, d.routing_key.as_bytes(), d.destination_is_queue, &d.destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_loopback_is_loopback() {
+        let yes = ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"];
+        let no = ["10.0.0.1", "::ffff:10.0.0.1", "::", "::127.0.0.1", "fe80::1"];
+        for ip in yes {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in no {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }
