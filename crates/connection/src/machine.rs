@@ -137,6 +137,8 @@ pub struct Connection {
     out: BytesMut,
     events: VecDeque<Event>,
     last_received: Instant,
+    /// The handshake must reach connection.open by then, or the socket is dropped.
+    handshake_deadline: Option<Instant>,
     next_heartbeat: Option<Instant>,
     close_deadline: Option<Instant>,
     /// Set when the peer may be told why it was refused (authentication_failure_close).
@@ -160,7 +162,6 @@ impl Connection {
         Connection {
             channel_max: config.channel_max,
             frame_max: config.frame_max,
-            config,
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
@@ -168,12 +169,14 @@ impl Connection {
             out: BytesMut::new(),
             events: VecDeque::new(),
             last_received: now,
+            handshake_deadline: (!config.handshake_timeout.is_zero()).then(|| now + config.handshake_timeout),
             next_heartbeat: None,
             close_deadline: None,
             client_auth_failure_close: false,
             client_properties: FieldTable::new(),
             peer_closed: false,
             sent_close_ok: false,
+            config,
         }
     }
 
@@ -288,12 +291,26 @@ impl Connection {
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let silence = (!self.heartbeat.is_zero()).then(|| self.last_received + self.heartbeat * 2);
-        [self.next_heartbeat, silence, self.close_deadline].into_iter().flatten().min()
+        let handshake = self.handshake_deadline.filter(|_| self.in_handshake());
+        [self.next_heartbeat, silence, self.close_deadline, handshake].into_iter().flatten().min()
     }
 
-    /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close.
+    fn in_handshake(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::AwaitingHeader | Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen
+        )
+    }
+
+    /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close
+    /// or handshake.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Closed {
+            return;
+        }
+        if self.in_handshake() && self.handshake_deadline.is_some_and(|deadline| now >= deadline) {
+            // As RabbitMQ: nothing is sent, the socket is closed.
+            self.phase = Phase::Closed;
             return;
         }
         if let Some(deadline) = self.close_deadline {
@@ -545,6 +562,7 @@ impl Connection {
         let ok = ConnectionOpenOk { known_hosts: ShortStr::from_static("") };
         frame::write_method(&mut self.out, 0, &Method::ConnectionOpenOk(ok));
         self.phase = Phase::Open;
+        self.handshake_deadline = None;
         if !self.heartbeat.is_zero() {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }

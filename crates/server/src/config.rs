@@ -79,6 +79,11 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub consumer_timeout: Option<u64>,
 
+    /// Milliseconds a client has from connecting until connection.open before it is dropped;
+    /// 0 waits forever [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub handshake_timeout: Option<u64>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -152,6 +157,7 @@ impl Settings {
             queue_memory: self.queue_memory.or(base.queue_memory),
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
+            handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
             log: self.log.or(base.log),
         }
     }
@@ -190,6 +196,9 @@ impl Settings {
                 frame_max,
                 heartbeat: self.heartbeat.unwrap_or(defaults.heartbeat),
                 max_message_size,
+                handshake_timeout: self
+                    .handshake_timeout
+                    .map_or(defaults.handshake_timeout, std::time::Duration::from_millis),
                 server_properties: warren_connection::server_properties(
                     self.product.as_deref().unwrap_or("Warren"),
                     env!("CARGO_PKG_VERSION"),
@@ -233,6 +242,7 @@ mod tests {
         assert_eq!(c.connection.channel_max, 2047);
         assert_eq!(c.connection.heartbeat, 60);
         assert_eq!(c.consumer_timeout, 1_800_000);
+        assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -247,6 +257,9 @@ mod tests {
         assert_eq!(flags.clone().over(timeout.clone()).resolve().unwrap().consumer_timeout, 0);
         let none = Settings::try_parse_from(["warren"]).unwrap();
         assert_eq!(none.over(timeout).resolve().unwrap().consumer_timeout, 60_000);
+        let flags = Settings::try_parse_from(["warren", "--handshake-timeout", "1500"]).unwrap();
+        let c = flags.resolve().unwrap();
+        assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_millis(1500));
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();
         assert_eq!(c.consumer_timeout, 1_800_000);

@@ -109,3 +109,44 @@ async fn guest_connects_through_an_ipv6_wildcard_listener_over_ipv4_loopback() {
     }
     drop(broker);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Handshake timeout
+// ---------------------------------------------------------------------------------------------
+
+/// A client that dribbles its protocol header one byte a second is dropped once the handshake
+/// timeout has passed, without a word (as RabbitMQ).
+#[tokio::test]
+async fn a_client_that_does_not_finish_the_handshake_in_time_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = DurableBroker::start(&["--handshake-timeout", "1500"]).await;
+    let mut socket = tokio::net::TcpStream::connect(broker.addr()).await.unwrap();
+    let connected = Instant::now();
+    let mut drip = tokio::time::interval(Duration::from_secs(1));
+    let mut header = raw::PROTOCOL_HEADER.iter();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 64];
+    let closed_after = within(async {
+        loop {
+            tokio::select! {
+                _ = drip.tick() => {
+                    if let Some(byte) = header.next() {
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return connected.elapsed();
+                        }
+                    }
+                }
+                read = socket.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return connected.elapsed(),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                },
+            }
+        }
+    })
+    .await;
+    assert!(received.is_empty(), "the broker sent {received:?}");
+    assert!(closed_after >= Duration::from_millis(1400), "dropped after only {closed_after:?}");
+    assert!(closed_after < Duration::from_secs(5), "dropped after {closed_after:?}");
+    // A client that does not dawdle is served.
+    broker.connect().await.close().await;
+}
