@@ -16,6 +16,12 @@ use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
 
+/// Whether a peer is on this machine; an IPv4 client of a dual-stack `[::]` listener shows up as
+/// `::ffff:127.0.0.1`.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 /// A user who may log in.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -277,7 +283,7 @@ impl Broker {
         if !user.check_password(password) {
             return false;
         }
-        !user.loopback_only || peer.is_none_or(|ip| ip.to_canonical().is_loopback())
+        !user.loopback_only || peer.is_none_or(is_loopback)
     }
 
     /// The vhost `vhost` if it exists and `username` may use it.
@@ -297,4 +303,21 @@ impl Broker {
 /// Where a stored binding comes in the order bindings are restored (see [`Broker::open`]).
 fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
     (&d.vhost, &d.source, d.routing_key.as_bytes(), d.destination_is_queue, &d.destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_loopback_is_loopback() {
+        let yes = ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"];
+        let no = ["10.0.0.1", "::ffff:10.0.0.1", "::", "::127.0.0.1", "fe80::1"];
+        for ip in yes {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in no {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Limits and identity a connection offers the client during the handshake.
 
+use std::time::Duration;
+
 use warren_protocol::{FieldTable, FieldValue};
 
 /// What the server proposes in connection.tune and announces in connection.start.
@@ -13,6 +15,9 @@ pub struct ConnectionConfig {
     pub heartbeat: u16,
     /// Largest message body accepted from a publisher.
     pub max_message_size: u64,
+    /// How long a client has from the moment it connects until connection.open (RabbitMQ's
+    /// handshake_timeout); zero waits forever.
+    pub handshake_timeout: Duration,
     pub server_properties: FieldTable,
 }
 
@@ -26,6 +31,7 @@ impl Default for ConnectionConfig {
             frame_max: 131_072,
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
             server_properties: server_properties("Warren", env!("CARGO_PKG_VERSION")),
         }
     }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rustc_hash::FxHashMap;
 use warren_protocol::frame::{self, ContentHeader, Frame, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{FieldTable, FieldValue, FrameError, Method, ShortStr};
@@ -130,12 +131,14 @@ pub struct Connection {
     frame_max: u32,
     heartbeat: Duration,
     username: String,
-    /// Channels by number; a Vec indexed by id keeps lookups off the hash path.
-    channels: Vec<Option<Channel>>,
-    open_channels: usize,
+    /// Channels by number. A map, so that a client opening channel 65535 costs one entry, not
+    /// 65536 slots; Fx hashing keeps the lookup each frame makes cheap.
+    channels: FxHashMap<u16, Channel>,
     out: BytesMut,
     events: VecDeque<Event>,
     last_received: Instant,
+    /// The handshake must reach connection.open by then, or the socket is dropped.
+    handshake_deadline: Option<Instant>,
     next_heartbeat: Option<Instant>,
     close_deadline: Option<Instant>,
     /// Set when the peer may be told why it was refused (authentication_failure_close).
@@ -159,21 +162,21 @@ impl Connection {
         Connection {
             channel_max: config.channel_max,
             frame_max: config.frame_max,
-            config,
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
-            channels: Vec::new(),
-            open_channels: 0,
+            channels: FxHashMap::default(),
             out: BytesMut::new(),
             events: VecDeque::new(),
             last_received: now,
+            handshake_deadline: (!config.handshake_timeout.is_zero()).then(|| now + config.handshake_timeout),
             next_heartbeat: None,
             close_deadline: None,
             client_auth_failure_close: false,
             client_properties: FieldTable::new(),
             peer_closed: false,
             sent_close_ok: false,
+            config,
         }
     }
 
@@ -232,7 +235,7 @@ impl Connection {
 
     /// Whether a channel is open and not being closed (deliveries to it are allowed).
     pub fn channel_is_open(&self, channel: u16) -> bool {
-        matches!(self.channels.get(channel as usize), Some(Some(Channel { phase: ChannelPhase::Open, .. })))
+        matches!(self.channels.get(&channel), Some(Channel { phase: ChannelPhase::Open, .. }))
     }
 
     /// Consumes whole frames at the front of `input`, stopping as soon as one produced an
@@ -288,12 +291,26 @@ impl Connection {
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let silence = (!self.heartbeat.is_zero()).then(|| self.last_received + self.heartbeat * 2);
-        [self.next_heartbeat, silence, self.close_deadline].into_iter().flatten().min()
+        let handshake = self.handshake_deadline.filter(|_| self.in_handshake());
+        [self.next_heartbeat, silence, self.close_deadline, handshake].into_iter().flatten().min()
     }
 
-    /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close.
+    fn in_handshake(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::AwaitingHeader | Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen
+        )
+    }
+
+    /// Sends due heartbeats, drops a peer silent for two heartbeat intervals, ends a stalled close
+    /// or handshake.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Closed {
+            return;
+        }
+        if self.in_handshake() && self.handshake_deadline.is_some_and(|deadline| now >= deadline) {
+            // As RabbitMQ: nothing is sent, the socket is closed.
+            self.phase = Phase::Closed;
             return;
         }
         if let Some(deadline) = self.close_deadline {
@@ -338,7 +355,7 @@ impl Connection {
 
     /// Server-initiated channel.close; the channel's resources are released at once.
     pub fn close_channel(&mut self, channel: u16, error: AmqpError) {
-        let Some(Some(slot)) = self.channels.get_mut(channel as usize) else {
+        let Some(slot) = self.channels.get_mut(&channel) else {
             return;
         };
         if slot.phase == ChannelPhase::Closing {
@@ -389,14 +406,15 @@ impl Connection {
     }
 
     fn release_all_channels(&mut self) {
-        for (id, slot) in self.channels.iter_mut().enumerate() {
-            if let Some(ch) = slot.take() {
-                if ch.phase == ChannelPhase::Open {
-                    self.events.push_back(Event::ChannelClosed(id as u16));
-                }
-            }
-        }
-        self.open_channels = 0;
+        let mut open: Vec<u16> = self
+            .channels
+            .drain()
+            .filter(|(_, ch)| ch.phase == ChannelPhase::Open)
+            .map(|(id, _)| id)
+            .collect();
+        // In channel order, as they were released when channels lived in a Vec.
+        open.sort_unstable();
+        self.events.extend(open.into_iter().map(Event::ChannelClosed));
     }
 
     /// Returns true when the header was accepted and frames may follow.
@@ -544,6 +562,7 @@ impl Connection {
         let ok = ConnectionOpenOk { known_hosts: ShortStr::from_static("") };
         frame::write_method(&mut self.out, 0, &Method::ConnectionOpenOk(ok));
         self.phase = Phase::Open;
+        self.handshake_deadline = None;
         if !self.heartbeat.is_zero() {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }
@@ -585,7 +604,7 @@ impl Connection {
     }
 
     fn channel_slot(&mut self, channel: u16) -> Option<&mut Channel> {
-        self.channels.get_mut(channel as usize).and_then(Option::as_mut)
+        self.channels.get_mut(&channel)
     }
 
     fn handle_channel_method(&mut self, channel: u16, method: Method) {
@@ -649,34 +668,26 @@ impl Connection {
 
     fn open_channel(&mut self, channel: u16, method: &Method) {
         // As RabbitMQ: channel_max limits how many channels are open, not their numbers.
-        if self.open_channels >= usize::from(self.channel_max) && self.channel_slot(channel).is_none() {
+        let open = self.channels.len();
+        if open >= usize::from(self.channel_max) && !self.channels.contains_key(&channel) {
             let text = format!(
-                "number of channels opened ({}) has reached the negotiated channel_max ({})",
-                self.open_channels, self.channel_max
+                "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                self.channel_max
             );
             return self.close_connection(AmqpError::not_allowed(text));
         }
-        let index = channel as usize;
-        if self.channels.len() <= index {
-            self.channels.resize_with(index + 1, || None);
-        }
-        if self.channels[index].is_some() {
+        if self.channels.contains_key(&channel) {
             let text = "second 'channel.open' seen";
             return self.close_connection(AmqpError::channel_error(text).during(method));
         }
-        self.channels[index] = Some(Channel { phase: ChannelPhase::Open, content: None });
-        self.open_channels += 1;
+        self.channels.insert(channel, Channel { phase: ChannelPhase::Open, content: None });
         let ok = ChannelOpenOk { channel_id: Bytes::new() };
         frame::write_method(&mut self.out, channel, &Method::ChannelOpenOk(ok));
         self.events.push_back(Event::ChannelOpened(channel));
     }
 
     fn free_channel(&mut self, channel: u16) {
-        if let Some(slot) = self.channels.get_mut(channel as usize) {
-            if slot.take().is_some() {
-                self.open_channels -= 1;
-            }
-        }
+        self.channels.remove(&channel);
     }
 
     fn handle_header(&mut self, channel: u16, header: ContentHeader) {

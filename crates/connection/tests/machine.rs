@@ -580,7 +580,8 @@ fn heartbeat_is_taken_from_tune_ok() {
     assert_eq!(c.conn.heartbeat(), Duration::from_secs(7));
     let c = tuned(2047, 131_072, 0);
     assert_eq!(c.conn.heartbeat(), Duration::ZERO);
-    assert_eq!(c.conn.poll_timeout(), None, "no heartbeat, no timer");
+    let handshake = Some(c.start + Duration::from_secs(10));
+    assert_eq!(c.conn.poll_timeout(), handshake, "no heartbeat: only the handshake's deadline");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1174,6 +1175,88 @@ fn short_heartbeat_is_sent_at_least_a_second_apart() {
     let mut c = Client::new();
     c.handshake(2047, 131_072, 1);
     assert_eq!(c.conn.poll_timeout(), Some(c.start + Duration::from_secs(1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake timeout
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_silent_client_is_dropped_at_the_handshake_timeout() {
+    let mut c = Client::new();
+    assert_eq!(c.conn.poll_timeout(), Some(c.start + Duration::from_secs(10)), "RabbitMQ's 10 s");
+    let t = c.at(9.999);
+    c.conn.handle_timeout(t);
+    assert!(!c.conn.is_closed());
+    let t = c.at(10.0);
+    c.conn.handle_timeout(t);
+    assert!(c.conn.is_closed());
+    assert!(c.output().is_empty(), "as RabbitMQ, nothing is sent");
+}
+
+#[test]
+fn input_does_not_move_the_handshake_deadline() {
+    let mut c = Client::new();
+    // One byte a second: the header alone takes 8 s.
+    for (i, byte) in PROTOCOL_HEADER.iter().enumerate() {
+        c.at(i as f64);
+        c.feed(&[*byte]);
+    }
+    assert!(matches!(single(c.methods()), (0, Method::ConnectionStart(_))));
+    c.at(9.0);
+    c.start_ok_plain("guest", "guest", FieldTable::new());
+    c.expect_tune();
+    let t = c.at(10.0);
+    c.conn.handle_timeout(t);
+    assert!(c.conn.is_closed(), "still in the handshake at 10 s");
+    assert!(c.output().is_empty());
+}
+
+#[test]
+fn an_open_connection_has_no_handshake_deadline() {
+    let mut c = Client::new();
+    c.at(9.0);
+    c.handshake(2047, 131_072, 0);
+    assert_eq!(c.conn.poll_timeout(), None);
+    let t = c.at(3600.0);
+    c.conn.handle_timeout(t);
+    assert!(c.conn.is_open());
+}
+
+#[test]
+fn the_handshake_timeout_is_configurable_and_zero_disables_it() {
+    let config = ConnectionConfig { handshake_timeout: Duration::from_millis(250), ..Default::default() };
+    let mut c = Client::with_config(config);
+    c.header();
+    assert_eq!(c.conn.poll_timeout(), Some(c.start + Duration::from_millis(250)));
+    let t = c.at(0.25);
+    c.conn.handle_timeout(t);
+    assert!(c.conn.is_closed());
+
+    let config = ConnectionConfig { handshake_timeout: Duration::ZERO, ..Default::default() };
+    let mut c = Client::with_config(config);
+    assert_eq!(c.conn.poll_timeout(), None);
+    c.header();
+    let t = c.at(3600.0);
+    c.conn.handle_timeout(t);
+    assert!(!c.conn.is_closed());
+}
+
+#[test]
+fn a_handshake_closing_with_an_error_waits_for_close_ok_not_the_handshake_deadline() {
+    let mut c = Client::new();
+    c.header();
+    c.start_ok_plain("guest", "guest", FieldTable::new());
+    c.expect_tune();
+    c.tune_ok(2047, 131_072, 0);
+    c.at(9.0);
+    c.open("no-such-vhost");
+    c.expect_connection_close();
+    let t = c.at(10.0);
+    c.conn.handle_timeout(t);
+    assert!(!c.conn.is_closed(), "closing: the handshake deadline no longer applies");
+    c.send(0, ConnectionCloseOk);
+    assert!(c.conn.is_closed());
 }
 
 // ---------------------------------------------------------------------------------------------

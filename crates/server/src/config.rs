@@ -1,6 +1,6 @@
 //! Configuration: defaults, then a TOML file (`--config`), then command-line flags.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -22,9 +22,12 @@ pub struct Settings {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Address and port for AMQP clients [default: 127.0.0.1:5672].
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    /// Addresses and ports for AMQP clients: repeat the flag or separate them with commas; in the
+    /// file a list or a single string [default: 127.0.0.1:5672 and, where the machine has IPv6,
+    /// [::1]:5672].
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Option<Vec<SocketAddr>>,
 
     /// Directory for the broker's data [default: ./data].
     #[arg(long, value_name = "DIR")]
@@ -76,6 +79,11 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub consumer_timeout: Option<u64>,
 
+    /// Milliseconds a client has from connecting until connection.open before it is dropped;
+    /// 0 waits forever [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub handshake_timeout: Option<u64>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -93,10 +101,26 @@ pub enum SyncSetting {
 /// The largest max_message_size we accept, as RabbitMQ.
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
 
+/// An address to accept AMQP connections on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// A default this machine may lack (IPv6 loopback): when it cannot be bound the broker warns
+    /// and goes on without it. Addresses the user asked for must all be bound.
+    pub optional: bool,
+}
+
+/// Where the broker listens when no address is given: loopback only, over IPv4 and (where the
+/// machine has it) IPv6, as RabbitMQ listens on both families by default.
+const DEFAULT_LISTEN: [(SocketAddr, bool); 2] = [
+    (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5672), false),
+    (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5672), true),
+];
+
 /// Settings after defaults are applied.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    pub listen: Vec<Listen>,
     pub data_dir: PathBuf,
     pub sync: SyncSetting,
     pub segment_size: u64,
@@ -133,6 +157,7 @@ impl Settings {
             queue_memory: self.queue_memory.or(base.queue_memory),
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
+            handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
             log: self.log.or(base.log),
         }
     }
@@ -151,8 +176,13 @@ impl Settings {
         if channel_max == 0 {
             anyhow::bail!("channel_max must be at least 1");
         }
+        let listen = match self.listen {
+            None => DEFAULT_LISTEN.iter().map(|&(addr, optional)| Listen { addr, optional }).collect(),
+            Some(addrs) if addrs.is_empty() => anyhow::bail!("listen needs at least one address"),
+            Some(addrs) => addrs.into_iter().map(|addr| Listen { addr, optional: false }).collect(),
+        };
         Ok(Config {
-            listen: self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5672))),
+            listen,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             sync: self.sync.unwrap_or_default(),
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
@@ -164,6 +194,9 @@ impl Settings {
                 frame_max,
                 heartbeat: self.heartbeat.unwrap_or(defaults.heartbeat),
                 max_message_size,
+                handshake_timeout: self
+                    .handshake_timeout
+                    .map_or(defaults.handshake_timeout, std::time::Duration::from_millis),
                 server_properties: warren_connection::server_properties(
                     self.product.as_deref().unwrap_or("Warren"),
                     env!("CARGO_PKG_VERSION"),
@@ -172,6 +205,20 @@ impl Settings {
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
     }
+}
+
+/// `listen` in the file: one address as a string (the older form) or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<SocketAddr>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(SocketAddr),
+        Many(Vec<SocketAddr>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(addr) => vec![addr],
+        OneOrMany::Many(addrs) => addrs,
+    }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
@@ -186,12 +233,14 @@ mod tests {
     #[test]
     fn defaults_match_the_readme() {
         let c = Settings::default().resolve().unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:5672");
+        let listen: Vec<_> = c.listen.iter().map(|l| (l.addr.to_string(), l.optional)).collect();
+        assert_eq!(listen, [("127.0.0.1:5672".to_owned(), false), ("[::1]:5672".to_owned(), true)]);
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.connection.frame_max, 131_072);
         assert_eq!(c.connection.channel_max, 2047);
         assert_eq!(c.connection.heartbeat, 60);
         assert_eq!(c.consumer_timeout, 1_800_000);
+        assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -206,13 +255,39 @@ mod tests {
         assert_eq!(flags.clone().over(timeout.clone()).resolve().unwrap().consumer_timeout, 0);
         let none = Settings::try_parse_from(["warren"]).unwrap();
         assert_eq!(none.over(timeout).resolve().unwrap().consumer_timeout, 60_000);
+        let flags = Settings::try_parse_from(["warren", "--handshake-timeout", "1500"]).unwrap();
+        let c = flags.resolve().unwrap();
+        assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_millis(1500));
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();
         assert_eq!(c.consumer_timeout, 1_800_000);
         assert_eq!(c.connection.heartbeat, 5);
         assert_eq!(c.connection.frame_max, 8192);
-        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.listen, [Listen { addr: "127.0.0.1:7000".parse().unwrap(), optional: false }]);
         assert_eq!(c.sync, SyncSetting::Never);
+    }
+
+    #[test]
+    fn listen_takes_a_list_from_flags_and_file() {
+        let addrs = |c: Config| c.listen.iter().map(|l| (l.addr.to_string(), l.optional)).collect::<Vec<_>>();
+        let flags =
+            Settings::try_parse_from(["warren", "--listen", "127.0.0.1:1,[::1]:2", "--listen", "0.0.0.0:3"])
+                .unwrap();
+        let given = |a: &str| (a.to_owned(), false);
+        assert_eq!(
+            addrs(flags.resolve().unwrap()),
+            [given("127.0.0.1:1"), given("[::1]:2"), given("0.0.0.0:3")]
+        );
+        let file: Settings = toml::from_str(r#"listen = ["127.0.0.1:5672", "[::1]:5673"]"#).unwrap();
+        assert_eq!(addrs(file.resolve().unwrap()), [given("127.0.0.1:5672"), given("[::1]:5673")]);
+        let file: Settings = toml::from_str(r#"listen = "[::]:5672""#).unwrap();
+        assert_eq!(addrs(file.clone().resolve().unwrap()), [given("[::]:5672")]);
+        // Flags replace the file's list rather than adding to it.
+        let flags = Settings::try_parse_from(["warren", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(addrs(flags.over(file).resolve().unwrap()), [given("127.0.0.1:9")]);
+        let empty: Settings = toml::from_str("listen = []").unwrap();
+        assert!(empty.resolve().is_err());
+        assert!(toml::from_str::<Settings>(r#"listen = "localhost""#).is_err());
     }
 
     #[test]

@@ -51,7 +51,10 @@ fn connections_channels_and_consumers_are_listed_with_their_counters() {
 
     let q = b.vhost("/").unwrap().queue("q").unwrap();
     let qc = q.counters().snapshot();
-    assert_eq!((qc.get(Counter::Published), qc.get(Counter::DeliveredAck), qc.get(Counter::Acked)), (3, 3, 2));
+    assert_eq!(
+        (qc.get(Counter::Published), qc.get(Counter::DeliveredAck), qc.get(Counter::Acked)),
+        (3, 3, 2)
+    );
     assert_eq!(qc.get(Counter::GetEmpty), 1);
     let stats = q.stats();
     assert_eq!((stats.ready, stats.unacked, stats.consumers), (0, 1, 1));

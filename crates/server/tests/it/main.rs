@@ -8,6 +8,7 @@
 mod common;
 
 mod basic;
+mod bounds;
 mod confirm_tx;
 mod connection;
 mod crash;

@@ -1,0 +1,150 @@
+//! The server's bounds and operations: listeners, the handshake timeout, the connection limit,
+//! graceful shutdown and the operational log lines.
+//!
+//! These tests always spawn their own `warren` (they need its flags, its signals and its log).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::durable::{wait_port, DurableBroker};
+use crate::common::*;
+
+/// Runs `warren` with these flags until it exits by itself (or panics after [`TIMEOUT`]).
+fn run_to_exit(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn warren");
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("wait for warren").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("reap warren");
+            panic!("warren did not exit within {TIMEOUT:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect warren's output")
+}
+
+/// A loopback address on a free port.
+fn free_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("amqp://guest:guest@{addr}/%2F")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_address_in_use_stops_startup_before_the_data_directory_is_opened() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let free = free_addr().to_string();
+    let started = Instant::now();
+    let out = run_to_exit(&[
+        "--listen",
+        &free,
+        "--listen",
+        &addr.to_string(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stderr = durable::strip_ansi(&String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "warren started on an address in use:\n{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {addr}: ")), "the address is not named:\n{stderr}");
+    assert!(stderr.contains("in use"), "the cause is not given:\n{stderr}");
+    assert!(!stderr.contains("recovered the data directory"), "it recovered first:\n{stderr}");
+    assert!(!Path::new(&data).exists(), "it opened the data directory first");
+    assert!(started.elapsed() < Duration::from_secs(5), "it took {:?} to give up", started.elapsed());
+}
+
+#[tokio::test]
+async fn every_listen_address_serves_clients() {
+    let (a, b, c) = (free_addr(), free_addr(), free_addr());
+    let broker = DurableBroker::start(&["--listen", &format!("{a},{b}"), "--listen", &c.to_string()]).await;
+    for addr in [broker.addr(), a, b, c] {
+        wait_port(addr).await;
+        let client = Client::connect(&url(addr)).await;
+        let ch = client.channel().await;
+        declare_queue(&ch, &uniq("listen")).await;
+        client.close().await;
+    }
+}
+
+/// guest may only connect from loopback; through a dual-stack `[::]` listener an IPv4 loopback
+/// client shows up as `::ffff:127.0.0.1`, which is loopback too.
+#[tokio::test]
+async fn guest_connects_through_an_ipv6_wildcard_listener_over_ipv4_loopback() {
+    let port = match std::net::TcpListener::bind("[::]:0") {
+        Ok(l) => l.local_addr().unwrap().port(),
+        Err(e) => {
+            println!("skipped: this machine cannot listen on [::] ({e})");
+            return;
+        }
+    };
+    let broker = DurableBroker::start(&["--listen", &format!("[::]:{port}")]).await;
+    let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_port(v4).await;
+    let client = Client::connect(&url(v4)).await;
+    let ch = client.channel().await;
+    declare_queue(&ch, &uniq("mapped")).await;
+    client.close().await;
+    let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    if tokio::net::TcpStream::connect(v6).await.is_ok() {
+        Client::connect(&url(v6)).await.close().await;
+    }
+    drop(broker);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake timeout
+// ---------------------------------------------------------------------------------------------
+
+/// A client that dribbles its protocol header one byte a second is dropped once the handshake
+/// timeout has passed, without a word (as RabbitMQ).
+#[tokio::test]
+async fn a_client_that_does_not_finish_the_handshake_in_time_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = DurableBroker::start(&["--handshake-timeout", "1500"]).await;
+    let mut socket = tokio::net::TcpStream::connect(broker.addr()).await.unwrap();
+    let connected = Instant::now();
+    let mut drip = tokio::time::interval(Duration::from_secs(1));
+    let mut header = warren_testkit::PROTOCOL_HEADER.iter();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 64];
+    let closed_after = within(async {
+        loop {
+            tokio::select! {
+                _ = drip.tick() => {
+                    if let Some(byte) = header.next() {
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return connected.elapsed();
+                        }
+                    }
+                }
+                read = socket.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return connected.elapsed(),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                },
+            }
+        }
+    })
+    .await;
+    assert!(received.is_empty(), "the broker sent {received:?}");
+    assert!(closed_after >= Duration::from_millis(1400), "dropped after only {closed_after:?}");
+    assert!(closed_after < Duration::from_secs(5), "dropped after {closed_after:?}");
+    // A client that does not dawdle is served.
+    broker.connect().await.close().await;
+}
