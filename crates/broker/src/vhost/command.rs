@@ -170,3 +170,77 @@ impl VHost {
         self.remove_queue_locked(queue, effects);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+    use warren_store::{MemoryStore, QueueLog, Store, SyncWaker};
+
+    use crate::time::Now;
+
+    /// A store whose opening of durable logs waits until the test lets it go, as a directory
+    /// fsync on a slow disk does.
+    struct SlowStore {
+        entered: Mutex<Option<mpsc::Sender<()>>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Store for SlowStore {
+        fn open_queue(&self, vhost: &str, queue: &str, durable: bool) -> std::io::Result<Box<dyn QueueLog>> {
+            if durable {
+                if let Some(entered) = self.entered.lock().take() {
+                    entered.send(()).unwrap();
+                }
+                self.release.lock().recv_timeout(Duration::from_secs(10)).expect("released");
+            }
+            MemoryStore.open_queue(vhost, queue, durable)
+        }
+        fn sync_ticket(&self) -> u64 {
+            0
+        }
+        fn synced(&self) -> u64 {
+            0
+        }
+        fn on_synced(&self, _ticket: u64, waker: SyncWaker) {
+            waker()
+        }
+    }
+
+    #[test]
+    fn a_durable_declare_waiting_on_the_store_does_not_stall_routing() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let store = SlowStore { entered: Mutex::new(Some(entered_tx)), release: Mutex::new(release_rx) };
+        let vhost = Arc::new(VHost::new("/", Arc::new(store), None));
+        let now = Now::new(Instant::now(), 0);
+        let declare = move |v: &VHost, name: &str, durable: bool| {
+            let spec = QueueSpec { name: name.into(), durable, ..Default::default() };
+            v.apply(Command::DeclareQueue(spec), Actor::connection(1), now.instant, &mut Effects::default())
+        };
+        declare(&vhost, "busy", false).unwrap();
+        let slow = {
+            let vhost = vhost.clone();
+            std::thread::spawn(move || declare(&vhost, "durable", true).map(|_| ()))
+        };
+        entered.recv_timeout(Duration::from_secs(10)).expect("the declare reached the store");
+        // The declare now waits on the store: publishes to the vhost still go through.
+        let message = crate::Message {
+            exchange: "".into(),
+            routing_key: "busy".into(),
+            properties: Default::default(),
+            body: Default::default(),
+        };
+        let mut routed = Vec::new();
+        let result = vhost.publish("", &message, &[], now, &mut Effects::default(), &mut routed).unwrap();
+        assert_eq!(result.queues, 1);
+        assert_eq!(vhost.queue("busy").unwrap().stats().ready, 1);
+        assert!(vhost.queue("durable").is_err(), "not there until stored");
+        release.send(()).unwrap();
+        slow.join().unwrap().unwrap();
+        assert!(vhost.queue("durable").is_ok());
+    }
+}
