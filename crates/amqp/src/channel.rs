@@ -372,6 +372,7 @@ impl DeliveryTarget for ChannelHandle {
     }
 }
 
+#[inline]
 fn write_deliver(
     buf: &mut BytesMut,
     channel: u16,

@@ -44,9 +44,9 @@ pub enum Counter {
     DeadLetteredMaxLength,
     /// Messages dead-lettered by `x-delivery-limit`.
     DeadLetteredDeliveryLimit,
-    /// Bytes received (connections: octets; queues: message body bytes enqueued).
+    /// Bytes received (by a connection, from its socket).
     BytesIn,
-    /// Bytes sent (connections: octets; queues: message body bytes delivered).
+    /// Bytes sent (by a connection, to its socket).
     BytesOut,
 }
 

@@ -59,6 +59,7 @@ impl Effects {
 
     /// Tells cancelled consumers (a client hears of its consumer's cancellation before the
     /// reply to the queue.delete that caused it, as from RabbitMQ).
+    #[inline]
     pub fn notify_cancelled(&mut self) {
         if !self.cancelled.is_empty() {
             notify_cancelled(std::mem::take(&mut self.cancelled));
@@ -68,7 +69,14 @@ impl Effects {
     /// Wakes the queues asked for (which may mark their logs dirty: a no-ack delivery settles a
     /// stored message). Replies to the client must be out before (consume-ok before the first
     /// delivery).
+    #[inline]
     pub fn wake_queues(&mut self, now: std::time::Instant) {
+        if !self.wake.is_empty() {
+            self.wake_all(now);
+        }
+    }
+
+    fn wake_all(&mut self, now: std::time::Instant) {
         for queue in std::mem::take(&mut self.wake) {
             queue.wake(now);
             self.dirty(&queue);

@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::channel_map::ChannelMap;
 use bytes::{Bytes, BytesMut};
-use rustc_hash::FxHashMap;
 use warren_protocol::frame::{self, ContentHeader, Frame, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{FieldTable, FieldValue, FrameError, Method, ShortStr};
@@ -133,7 +133,7 @@ pub struct Connection {
     username: String,
     /// Channels by number. A map, so that a client opening channel 65535 costs one entry, not
     /// 65536 slots; Fx hashing keeps the lookup each frame makes cheap.
-    channels: FxHashMap<u16, Channel>,
+    channels: ChannelMap<Channel>,
     out: BytesMut,
     events: VecDeque<Event>,
     last_received: Instant,
@@ -165,7 +165,7 @@ impl Connection {
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
-            channels: FxHashMap::default(),
+            channels: ChannelMap::default(),
             out: BytesMut::new(),
             events: VecDeque::new(),
             last_received: now,

@@ -65,6 +65,7 @@ impl Session {
         body: Bytes,
     ) -> Result<PublishResult, AmqpError> {
         let vhost = self.vhost()?;
+        let publish_mandatory = publish.mandatory;
         let mut message = Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -76,20 +77,19 @@ impl Session {
         } else {
             Vec::new()
         };
-        let mut routed = std::mem::take(&mut self.routed);
-        let result =
-            vhost.publish(&message.exchange, &message, &extra_keys, self.now, &mut self.effects, &mut routed);
-        self.routed = routed;
-        let result = result.map_err(amqp_error)?;
         if message.exchange.is_empty() && message.routing_key.starts_with(REPLY_PREFIX) {
             // Direct reply-to: no queue takes it, so it is returned if mandatory, as in RabbitMQ.
             self.node.replies.deliver(&message);
         }
+        let mut routed = std::mem::take(&mut self.routed);
+        let published = vhost.publish(message, &extra_keys, self.now, &mut self.effects, &mut routed);
+        self.routed = routed;
+        let (result, unrouted) = published.map_err(amqp_error)?;
         // A held delayed message reaches no queue now: a mandatory one is returned, as with the
         // plugin, though it is delivered later.
-        if result.queues == 0 {
+        if let Some(message) = unrouted {
             let counters = self.channel_or_err(channel)?.handle.entry.counters();
-            if publish.mandatory {
+            if publish_mandatory {
                 counters.add_owned(Counter::ReturnedUnroutable, 1);
                 return_unroutable(conn, channel, &message);
             } else if !result.held {

@@ -15,9 +15,8 @@ pub(crate) mod reply_to;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use warren_broker::{Broker, ConnectionDetails, ConnectionEntry, Effects, Now, Queue, VHost};
-use warren_connection::{client_capability, AmqpError, Connection, Event, Host};
+use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host};
 use warren_protocol::{Method, ShortStr};
 
 use crate::channel::ChannelHandle;
@@ -50,7 +49,7 @@ pub struct Session {
     vhost: Option<Arc<VHost>>,
     outbox: Arc<Outbox>,
     /// Open channels by number: a channel costs the same whatever its number.
-    channels: FxHashMap<u16, ChannelSession>,
+    channels: ChannelMap<ChannelSession>,
     exclusive_queues: Vec<Arc<Queue>>,
     /// Reused between publishes so routing allocates nothing.
     routed: Vec<Arc<Queue>>,
@@ -105,7 +104,7 @@ impl Session {
             username: String::new(),
             vhost: None,
             outbox,
-            channels: FxHashMap::default(),
+            channels: ChannelMap::default(),
             exclusive_queues: Vec::new(),
             routed: Vec::new(),
             effects: Effects::default(),
@@ -239,7 +238,7 @@ impl Session {
         let store = self.broker.store();
         let synced = store.synced();
         let mut waiting = 0;
-        for (&number, ch) in self.channels.iter_mut() {
+        for (number, ch) in self.channels.iter_mut() {
             ch.mode.send_ready(number, synced, conn, &ch.handle.entry);
             waiting = waiting.max(ch.mode.waiting_for().unwrap_or(0));
         }
@@ -266,7 +265,7 @@ impl Session {
     /// timeout, with RabbitMQ's error; their outstanding deliveries are requeued.
     fn close_timed_out_channels(&mut self, conn: &mut Connection) {
         let mut any = false;
-        for (&number, ch) in &self.channels {
+        for (number, ch) in self.channels.iter() {
             if let Some(ms) = ch.handle.take_timed_out() {
                 let text = format!(
                     "delivery acknowledgement on channel {number} timed out. Timeout value used: {ms} ms. \
@@ -303,7 +302,7 @@ impl Session {
     /// leave the broker's registry. The outbox stays open so the last replies can still be
     /// written; the caller closes it.
     pub fn close(&mut self) {
-        let numbers: Vec<u16> = self.channels.keys().copied().collect();
+        let numbers: Vec<u16> = self.channels.keys().collect();
         for number in numbers {
             self.close_channel(number);
         }

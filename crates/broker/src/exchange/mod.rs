@@ -94,6 +94,10 @@ impl ExchangeKind {
     }
 }
 
+/// Entities and bindings by name: looked up on every publish, so hashed with foldhash (fast on
+/// short strings, seeded per process) rather than SipHash.
+pub(crate) type NameMap<V> = HashMap<ShortStr, V, foldhash::fast::RandomState>;
+
 /// Where a binding leads: a queue, or another exchange (exchange-to-exchange binding).
 #[derive(Clone, Debug)]
 pub enum Destination {
@@ -134,7 +138,7 @@ pub struct Binding {
 #[derive(Default)]
 struct Bindings {
     list: Vec<Binding>,
-    direct: HashMap<ShortStr, Vec<Destination>>,
+    direct: NameMap<Vec<Destination>>,
     topic: TopicTrie<Destination>,
     /// Consistent-hash exchanges: the plugin's bucket row, in binding order.
     buckets: Buckets<Destination>,

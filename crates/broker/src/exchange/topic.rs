@@ -18,6 +18,9 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
+/// Words and values are hashed on every publish: foldhash, not SipHash.
+type Fast = foldhash::fast::RandomState;
+
 /// Nodes with at most this many literal children keep them in a `Vec`
 /// (linear scan); larger fan-outs use a `HashMap`.
 const SMALL_CHILDREN_MAX: usize = 8;
@@ -52,13 +55,13 @@ struct Node<T> {
 #[derive(Debug, Clone)]
 enum Children<T> {
     Small(Vec<(Box<str>, Node<T>)>),
-    Large(HashMap<Box<str>, Node<T>>),
+    Large(HashMap<Box<str>, Node<T>, Fast>),
 }
 
 #[derive(Debug, Clone)]
 enum ValueSet<T> {
     Small(Vec<T>),
-    Large(HashSet<T>),
+    Large(HashSet<T, Fast>),
 }
 
 /// Splits a key into words the way RabbitMQ does: `""` is zero words,
@@ -335,7 +338,7 @@ impl<T: Eq + Hash> ValueSet<T> {
                 if v.len() < SMALL_VALUES_MAX {
                     v.push(value);
                 } else {
-                    let mut set: HashSet<T> = std::mem::take(v).into_iter().collect();
+                    let mut set: HashSet<T, Fast> = std::mem::take(v).into_iter().collect();
                     set.insert(value);
                     *self = ValueSet::Large(set);
                 }

@@ -162,7 +162,6 @@ impl Queue {
             *unacked += 1;
             counters.add_owned(Counter::DeliveredAck, 1);
         }
-        counters.add_owned(Counter::BytesOut, size);
         if redelivered {
             counters.add_owned(Counter::Redelivered, 1);
         }

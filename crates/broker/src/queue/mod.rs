@@ -251,7 +251,6 @@ impl Queue {
         st.ready.append(message, expires_at, persistent)?;
         st.ready_bytes += size;
         self.counters.add_owned(Counter::Published, 1);
-        self.counters.add_owned(Counter::BytesIn, size);
         if !st.consumers.is_empty() {
             self.dispatch(&mut st, (!first_in_line).then_some(now));
         }
@@ -325,7 +324,6 @@ impl Queue {
         if m.redelivered {
             self.counters.add_owned(Counter::Redelivered, 1);
         }
-        self.counters.add_owned(Counter::BytesOut, m.message.body.len() as u64);
         Some((m, st.ready.len() as u32))
     }
 

@@ -235,7 +235,7 @@ mod tests {
             body: Default::default(),
         };
         let mut routed = Vec::new();
-        let result = vhost.publish("", &message, &[], now, &mut Effects::default(), &mut routed).unwrap();
+        let (result, _) = vhost.publish(message, &[], now, &mut Effects::default(), &mut routed).unwrap();
         assert_eq!(result.queues, 1);
         assert_eq!(vhost.queue("busy").unwrap().stats().ready, 1);
         assert!(vhost.queue("durable").is_err(), "not there until stored");

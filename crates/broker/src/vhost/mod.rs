@@ -8,7 +8,6 @@ mod restore;
 mod route;
 mod tick;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -18,7 +17,7 @@ use warren_store::Store;
 
 use crate::counters::Counters;
 use crate::error::{BrokerError, Inequivalence};
-use crate::exchange::{Exchange, ExchangeKind};
+use crate::exchange::{Exchange, ExchangeKind, NameMap};
 use crate::queue::Queue;
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
@@ -31,8 +30,8 @@ pub struct VHost {
     store: Arc<dyn Store>,
     /// Where durable definitions are written; None keeps everything in memory.
     definitions: Option<Arc<Definitions>>,
-    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
-    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    exchanges: RwLock<NameMap<Arc<Exchange>>>,
+    queues: RwLock<NameMap<Arc<Queue>>>,
     /// Serializes definition commands, so the routing maps' write locks are held only for the
     /// insert or removal itself, never across a store write.
     commands: Mutex<()>,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use warren_protocol::{FieldValue, ShortStr};
 
 use super::VHost;
-use crate::counters::Counter;
+use crate::counters::{Counter, Counters};
 use crate::deadletter::{DeadLetter, DeathReason};
 use crate::delayed::requested_delay;
 use crate::effects::Effects;
@@ -19,6 +19,13 @@ use warren_store::Message;
 
 /// Alternate exchanges may chain; a cycle stops here.
 const MAX_ALTERNATE_HOPS: usize = 8;
+
+/// Counts a publish at the exchange it was published to: routed on (or held), or dropped.
+#[inline]
+fn count_publish(counters: &Counters, routed: bool) {
+    counters.add(Counter::Published, 1);
+    counters.add(if routed { Counter::Routed } else { Counter::DroppedUnroutable }, 1);
+}
 
 /// What routing did with a message, besides finding its queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +60,7 @@ impl VHost {
     /// with `extra_keys` as well as the message's routing key (sender-selected distribution:
     /// the `CC` and `BCC` headers). A message no queue takes goes on to the exchange's
     /// alternate exchange, if it has one. A delayed-message exchange holds a message with an
-    /// `x-delay` (due at `now` plus the delay) instead.
+    /// `x-delay` (due at `now` plus the delay) instead. The publish is counted at the exchange.
     pub fn route(
         &self,
         exchange: &str,
@@ -71,6 +78,7 @@ impl VHost {
             }
             drop(queues);
             dedupe_queues(out);
+            count_publish(&self.default_exchange, !out.is_empty());
             return Ok(Routed::ToQueues);
         }
         let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
@@ -80,11 +88,30 @@ impl VHost {
                 vhost: self.name.clone(),
             });
         }
-        let mut exchange = e;
+        let routed = self.route_through(&e, message, extra_keys, now, out);
+        match routed {
+            Ok(Routed::Delayed { .. }) => count_publish(e.counters(), true),
+            Ok(Routed::ToQueues) => count_publish(e.counters(), !out.is_empty()),
+            Err(_) => {}
+        }
+        routed
+    }
+
+    /// Routes by `first`, then by its alternate exchanges while no queue takes the message.
+    fn route_through(
+        &self,
+        first: &Arc<Exchange>,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        now: Instant,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<Routed, BrokerError> {
+        let mut alternate: Option<Arc<Exchange>> = None;
         for _ in 0..MAX_ALTERNATE_HOPS {
+            let exchange = alternate.as_ref().unwrap_or(first);
             // A delayed-message exchange holds a message with an x-delay: it reaches no queue
             // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
-            if let Some(stored) = self.hold_if_delayed(&exchange, message, extra_keys, now)? {
+            if let Some(stored) = self.hold_if_delayed(exchange, message, extra_keys, now)? {
                 return Ok(Routed::Delayed { stored });
             }
             let mut headers = HeadersSource::new(&message.properties);
@@ -92,11 +119,11 @@ impl VHost {
             if !out.is_empty() {
                 break;
             }
-            let alternate = exchange.arguments.get("alternate-exchange").and_then(FieldValue::as_str);
-            let Some(next) = alternate.and_then(|name| self.exchanges.read().get(name).cloned()) else {
+            let name = exchange.arguments.get("alternate-exchange").and_then(FieldValue::as_str);
+            let Some(next) = name.and_then(|name| self.exchanges.read().get(name).cloned()) else {
                 break;
             };
-            exchange = next;
+            alternate = Some(next);
         }
         dedupe_queues(out);
         Ok(Routed::ToQueues)
@@ -122,21 +149,21 @@ impl VHost {
         Ok(Some(stored))
     }
 
-    /// Publishes `message` to `exchange`: routes it (see [`VHost::route`]), appends it to every
-    /// queue reached, dead-letters what those queues give up on, and counts it at the exchange.
+    /// Publishes `message` to its exchange: routes it (see [`VHost::route`], which counts it at
+    /// the exchange), appends it to every queue reached and dead-letters what those queues give
+    /// up on. The message comes back when no queue took it (to be returned to its publisher).
     /// `routed` is scratch space, handed in so the hot path allocates nothing.
+    #[inline]
     pub fn publish(
         &self,
-        exchange: &str,
-        message: &Message,
+        message: Message,
         extra_keys: &[ShortStr],
         now: Now,
         effects: &mut Effects,
         routed: &mut Vec<Arc<Queue>>,
-    ) -> Result<PublishResult, BrokerError> {
+    ) -> Result<(PublishResult, Option<Message>), BrokerError> {
         routed.clear();
-        let how = self.route(exchange, message, extra_keys, now.instant, routed);
-        let how = match how {
+        let how = match self.route(&message.exchange, &message, extra_keys, now.instant, routed) {
             Ok(how) => how,
             Err(e) => {
                 routed.clear();
@@ -151,39 +178,42 @@ impl VHost {
                 effects.stored_elsewhere();
             }
         }
-        self.count_publish(exchange, result.queues > 0 || result.held);
-        for q in routed.drain(..) {
-            match q.publish(message.clone(), now.instant) {
-                Ok(published) => {
-                    result.stored |= published.stored;
-                    // Even without storing this message, dispatching it may have settled stored
-                    // ones (no-ack consumers): their ack records go out with the batch.
-                    effects.dirty(&q);
-                    result.rejected |= published.rejected;
-                    for (dead, reason) in published.dead {
-                        self.dead_letter(&q, dead, reason, now, effects);
-                    }
-                }
-                Err(error) => {
-                    // Whatever went where, the publisher learns it was not kept everywhere.
-                    tracing::error!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
-                    result.failed = true;
-                }
-            }
+        let mut queues = routed.drain(..);
+        let Some(last) = queues.next_back() else { return Ok((result, Some(message))) };
+        for q in queues {
+            self.append(&q, message.clone(), now, effects, &mut result);
         }
-        Ok(result)
+        // The last queue takes the message itself: one queue, no copy.
+        self.append(&last, message, now, effects, &mut result);
+        Ok((result, None))
     }
 
-    /// Counts a publish at its exchange (the default exchange has counters of its own).
-    fn count_publish(&self, exchange: &str, routed: bool) {
-        let count = |counters: &crate::counters::Counters| {
-            counters.add(Counter::Published, 1);
-            counters.add(if routed { Counter::Routed } else { Counter::DroppedUnroutable }, 1);
-        };
-        if exchange.is_empty() {
-            count(&self.default_exchange);
-        } else if let Some(e) = self.exchanges.read().get(exchange) {
-            count(e.counters());
+    /// Appends a routed message to one queue, dead-lettering what the queue gives up on.
+    #[inline]
+    fn append(
+        &self,
+        q: &Arc<Queue>,
+        message: Message,
+        now: Now,
+        effects: &mut Effects,
+        result: &mut PublishResult,
+    ) {
+        match q.publish(message, now.instant) {
+            Ok(published) => {
+                result.stored |= published.stored;
+                // Even without storing this message, dispatching it may have settled stored
+                // ones (no-ack consumers): their ack records go out with the batch.
+                effects.dirty(q);
+                result.rejected |= published.rejected;
+                for (dead, reason) in published.dead {
+                    self.dead_letter(q, dead, reason, now, effects);
+                }
+            }
+            Err(error) => {
+                // Whatever went where, the publisher learns it was not kept everywhere.
+                tracing::error!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
+                result.failed = true;
+            }
         }
     }
 
