@@ -265,7 +265,10 @@ impl Connection {
                 }
             }
         }
-        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+        // What follows a close is dropped, but only once looked at: with events pending (e.g.
+        // channels released by a close), the frames wait for the next call, and a close-ok among
+        // them still counts.
+        if matches!(self.phase, Phase::Closing | Phase::Closed) && self.events.is_empty() {
             input.clear();
         }
     }
@@ -392,6 +395,23 @@ impl Connection {
         self.release_all_channels();
         self.phase = Phase::Closing;
         self.close_deadline = Some(self.last_received + CLOSE_TIMEOUT);
+    }
+
+    /// Closes the connection for a reason outside the protocol (the broker shutting down): an
+    /// open connection is sent connection.close and has [`CLOSE_TIMEOUT`] from `now` to answer;
+    /// one still in its handshake is dropped without a word, as RabbitMQ does.
+    pub fn force_close(&mut self, error: AmqpError, now: Instant) {
+        match self.phase {
+            Phase::Open => {
+                self.close_connection(error);
+                self.close_deadline = Some(now + CLOSE_TIMEOUT);
+            }
+            Phase::Closing | Phase::Closed => {}
+            Phase::AwaitingHeader | Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen => {
+                self.release_all_channels();
+                self.phase = Phase::Closed;
+            }
+        }
     }
 
     /// Tells clients that advertise it that publishing is blocked (e.g. low disk).

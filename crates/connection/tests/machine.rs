@@ -1302,6 +1302,63 @@ fn close_crossing_server_close_is_answered() {
 }
 
 #[test]
+fn shutdown_closes_an_open_connection_with_320_and_waits_for_close_ok() {
+    let mut c = opened_with_channel();
+    let now = c.at(100.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 320);
+    assert_eq!(
+        &*close.reply_text,
+        "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+    );
+    assert_eq!((close.class_id, close.method_id), (0, 0));
+    assert_eq!(c.take_events(), vec![Event::ChannelClosed(1)]);
+    // The client had been quiet for 100 s: it still gets the whole close timeout to answer.
+    assert_eq!(c.conn.poll_timeout(), Some(now + Duration::from_secs(3)));
+    c.send(0, ConnectionCloseOk);
+    assert!(c.conn.is_closed());
+}
+
+#[test]
+fn close_ok_that_arrives_before_the_released_channels_are_handled_still_counts() {
+    let mut c = opened_with_channel();
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    c.expect_connection_close();
+    let mut input = BytesMut::new();
+    frame::write_method(&mut input, 0, &ConnectionCloseOk {}.into());
+    // Events are still pending: the machine leaves the input for later rather than dropping it.
+    c.conn.handle_input(&mut input, now, &mut c.host);
+    assert_eq!(c.conn.poll_event(), Some(Event::ChannelClosed(1)));
+    c.conn.handle_input(&mut input, now, &mut c.host);
+    assert!(c.conn.is_closed());
+}
+
+#[test]
+fn shutdown_drops_a_connection_in_its_handshake_silently() {
+    let mut c = Client::new();
+    c.header();
+    c.start_ok_plain("guest", "guest", FieldTable::new());
+    c.expect_tune();
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    assert!(c.conn.is_closed());
+    assert!(c.output().is_empty());
+}
+
+#[test]
+fn shutdown_leaves_a_closing_connection_alone() {
+    let mut c = opened_with_channel();
+    c.send(1, ChannelFlow { active: false });
+    assert_eq!(c.expect_connection_close().reply_code, 540);
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    assert!(c.output().is_empty(), "one close is enough");
+    assert!(!c.conn.is_closed());
+}
+
+#[test]
 fn unanswered_server_close_times_out() {
     let mut c = opened_with_channel();
     c.send(1, ChannelFlow { active: false });

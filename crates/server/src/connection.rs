@@ -1,5 +1,6 @@
 //! One client connection: the socket's read side feeds the sans-IO connection state machine and
-//! the broker session; a writer task drains the connection's outbox, one write per batch.
+//! the broker session; a writer task drains the connection's outbox, one write per batch. When the
+//! broker shuts down, the machine is told to close the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,8 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
-use warren_broker::{Broker, Outbox, Session};
-use warren_connection::{Connection, ConnectionConfig};
+use warren_broker::{Outbox, Session};
+use warren_connection::{AmqpError, Connection};
+
+use crate::connections::Registered;
+use crate::listener::Shared;
 
 /// The most a single read takes in: up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
@@ -19,13 +23,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// fills the buffer doubles its size, up to READ_CHUNK.
 const FIRST_READ_CHUNK: usize = 4 * 1024;
 
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    broker: Arc<Broker>,
-    config: Arc<ConnectionConfig>,
-    mut alarm: watch::Receiver<bool>,
-) {
+/// Serves one accepted socket until it closes; `registered` counts it meanwhile.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, registered: Registered) {
+    let mut alarm = shared.alarm.clone();
+    let mut shutdown = shared.connections.shutdown_signal();
+    let mut stopping = false;
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
@@ -33,10 +35,11 @@ pub async fn serve(
     let outbox = Arc::new(Outbox::new(Box::new(move || wake.notify_one())));
     let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify));
 
-    let mut conn = Connection::new((*config).clone(), Instant::now());
+    let mut conn = Connection::new(shared.config.clone(), Instant::now());
     let synced = Arc::new(Notify::new());
     let wake = synced.clone();
-    let mut session = Session::new(broker, Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
+    let mut session =
+        Session::new(shared.broker.clone(), Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
     tracing::debug!(%peer, id = session.id(), "connection accepted");
     let mut read_chunk = FIRST_READ_CHUNK;
     let mut input = BytesMut::with_capacity(read_chunk);
@@ -66,6 +69,11 @@ pub async fn serve(
             _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
             _ = synced.notified() => session.on_synced(&mut conn),
             changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
+            _ = shutting_down(&mut shutdown), if !stopping => {
+                stopping = true;
+                conn.force_close(AmqpError::broker_forced("shutdown"), Instant::now());
+                session.handle_events(&mut conn);
+            }
         }
         // As RabbitMQ, only connections that publish are blocked, and told so.
         let block = *alarm.borrow_and_update() && session.blocked_by_alarm();
@@ -93,6 +101,12 @@ pub async fn serve(
     session.outbox().close();
     let _ = writer.await;
     tracing::debug!(%peer, "connection closed");
+    drop(registered);
+}
+
+/// Returns once the broker is shutting down.
+async fn shutting_down(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
 }
 
 /// How long a closed connection waits for the client to close its side.

@@ -150,3 +150,88 @@ async fn a_client_that_does_not_finish_the_handshake_in_time_is_dropped() {
     // A client that does not dawdle is served.
     broker.connect().await.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Graceful shutdown
+// ---------------------------------------------------------------------------------------------
+
+const SHUTDOWN_TEXT: &str = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'";
+
+/// SIGTERM: every open connection is sent connection.close 320 with RabbitMQ's text, the broker
+/// exits 0 within a few seconds, and what was written is there after a restart.
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_320_and_exits_0() {
+    let mut broker = DurableBroker::start(&[]).await;
+    let mut lapin_client = broker.connect().await;
+    let ch = lapin_client.channel().await;
+    let queue = uniq("shutdown");
+    within(ch.queue_declare(
+        queue.as_str().into(),
+        lapin::options::QueueDeclareOptions { durable: true, ..Default::default() },
+        lapin::types::FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let persistent = lapin::BasicProperties::default().with_delivery_mode(2);
+    for i in 0..10 {
+        let body = format!("m{i}");
+        within(ch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            Default::default(),
+            body.as_bytes(),
+            persistent.clone(),
+        ))
+        .await
+        .unwrap();
+    }
+    // Taken and acknowledged before the stop: must not come back.
+    for _ in 0..4 {
+        let m = get(&ch, &queue).await.expect("a message");
+        within(m.ack(Default::default())).await.unwrap();
+    }
+    wait_message_count(&ch, &queue, 6).await;
+    let mut raw = raw::RawConn::handshake(broker.addr()).await;
+    raw.open_channel(1).await;
+    // One still in its handshake is simply dropped.
+    let mut half_open = raw::RawConn::tcp(broker.addr()).await;
+    half_open.send(raw::PROTOCOL_HEADER).await;
+
+    let stopped = Instant::now();
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = broker.terminate();
+        (broker, status)
+    });
+    let close = within(raw.expect_connection_close()).await;
+    assert_eq!((close.code, close.text.as_str()), (320, SHUTDOWN_TEXT));
+    assert_eq!((close.class_id, close.method_id), (0, 0));
+    lapin_client.assert_next_error(320, SHUTDOWN_TEXT).await;
+    let frames = within(half_open.expect_eof()).await;
+    let methods: Vec<_> = frames.iter().map(|f| f.method_id()).collect();
+    assert_eq!(methods, [Some((10, 10))], "only connection.start before the end");
+    let (mut broker, status) = stopping.await.unwrap();
+    assert!(status.success(), "warren exited with {status}; log:\n{}", broker.log());
+    assert!(stopped.elapsed() < Duration::from_secs(5), "took {:?} to stop", stopped.elapsed());
+
+    broker.spawn().await;
+    let client = broker.connect().await;
+    let ch = client.channel().await;
+    let bodies: Vec<String> = drain(&ch, &queue).await.iter().map(|b| text(b)).collect();
+    assert_eq!(bodies, ["m4", "m5", "m6", "m7", "m8", "m9"]);
+}
+
+/// A client that never answers the close does not hold the stop up for long.
+#[tokio::test]
+async fn sigterm_does_not_wait_long_for_a_silent_client() {
+    let mut broker = DurableBroker::start(&[]).await;
+    let mut raw = raw::RawConn::handshake(broker.addr()).await;
+    raw.open_channel(1).await;
+    let stopped = Instant::now();
+    let status = tokio::task::spawn_blocking(move || broker.terminate()).await.unwrap();
+    assert!(status.success(), "warren exited with {status}");
+    assert!(stopped.elapsed() < Duration::from_secs(6), "took {:?} to stop", stopped.elapsed());
+    // The close was sent even though nobody answered it.
+    let frames = within(raw.expect_eof()).await;
+    let close = frames.iter().find(|f| f.method_id() == Some((10, 50))).expect("a connection.close");
+    assert_eq!(raw::parse_close(close).code, 320);
+}
