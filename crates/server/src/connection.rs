@@ -14,6 +14,7 @@ use tokio::sync::{watch, Notify};
 use warren_broker::{Outbox, Session};
 use warren_connection::{AmqpError, Connection};
 
+use crate::admission::Admission;
 use crate::connections::Registered;
 use crate::listener::Shared;
 
@@ -58,7 +59,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
                     }
                     let now = Instant::now();
                     loop {
-                        conn.handle_input(&mut input, now, &mut session);
+                        let mut host = Admission { session: &mut session, connections: &shared.connections };
+                        conn.handle_input(&mut input, now, &mut host);
                         if !conn.has_events() {
                             break;
                         }

@@ -1,5 +1,5 @@
-//! The broker's client connections as a whole: how many are open, and the signal that tells each
-//! of them the broker is shutting down.
+//! The broker's client connections as a whole: how many are open (against max_connections), and
+//! the signal that tells each of them the broker is shutting down.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
 pub struct Connections {
+    /// Accepted sockets whose task has not ended, in their handshake or not.
     open: AtomicUsize,
+    max: Option<usize>,
     /// Turns true once, when the broker starts shutting down.
     shutdown: watch::Sender<bool>,
     /// Woken when the last connection goes.
@@ -20,9 +22,10 @@ pub struct Registered {
 }
 
 impl Connections {
-    pub fn new() -> Arc<Connections> {
+    pub fn new(max: Option<usize>) -> Arc<Connections> {
         Arc::new(Connections {
             open: AtomicUsize::new(0),
+            max,
             shutdown: watch::Sender::new(false),
             none_left: Notify::new(),
         })
@@ -36,6 +39,12 @@ impl Connections {
 
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
+    }
+
+    /// The limit, when more connections than it are open (the asking one included, as RabbitMQ
+    /// counts its listener's sockets).
+    pub fn over_limit(&self) -> Option<usize> {
+        self.max.filter(|&max| self.open() > max)
     }
 
     /// A receiver that reads true once the broker is shutting down.
@@ -75,13 +84,16 @@ mod tests {
 
     #[tokio::test]
     async fn counts_connections_until_they_are_dropped() {
-        let connections = Connections::new();
+        let connections = Connections::new(Some(1));
         connections.all_closed().await;
         let a = connections.register();
         let b = connections.register();
         assert_eq!(connections.open(), 2);
+        assert_eq!(connections.over_limit(), Some(1));
         drop(a);
         assert_eq!(connections.open(), 1);
+        assert_eq!(connections.over_limit(), None);
+        assert_eq!(Connections::new(None).register().connections.over_limit(), None);
         let waiter = tokio::spawn({
             let connections = connections.clone();
             async move { connections.all_closed().await }
@@ -93,7 +105,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_shutdown_signal_reaches_receivers_made_before_and_after() {
-        let connections = Connections::new();
+        let connections = Connections::new(None);
         let mut before = connections.shutdown_signal();
         assert!(!*before.borrow());
         connections.shut_down();

@@ -32,7 +32,7 @@ pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyh
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
     spawn_expiry(broker.clone());
-    let connections = Connections::new();
+    let connections = Connections::new(config.max_connections);
     let shared =
         Arc::new(Shared { broker, config: config.connection, alarm, connections: connections.clone() });
     let mut acceptors = Vec::with_capacity(bound.len());

@@ -1,6 +1,7 @@
 //! The `warren` binary: reads configuration, binds the listening addresses, opens the data
 //! directory, serves AMQP clients, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
 
+mod admission;
 mod bind;
 mod config;
 mod connection;

@@ -235,3 +235,51 @@ async fn sigterm_does_not_wait_long_for_a_silent_client() {
     let close = frames.iter().find(|f| f.method_id() == Some((10, 50))).expect("a connection.close");
     assert_eq!(raw::parse_close(close).code, 320);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Connection limit
+// ---------------------------------------------------------------------------------------------
+
+const LIMIT_TEXT: &str = "NOT_ALLOWED - connection refused: node connection limit (2) is reached";
+
+/// Runs the handshake by hand up to connection.open and returns what the broker answers it with.
+async fn open_answer(addr: SocketAddr) -> raw::Frame {
+    use raw::{method_frame, W};
+    let mut c = raw::RawConn::tcp(addr).await;
+    c.send(raw::PROTOCOL_HEADER).await;
+    c.expect_method(0, (10, 10)).await;
+    let args = W::new().empty_table().shortstr("PLAIN").longstr(b"\0guest\0guest").shortstr("en_US").build();
+    c.send(&method_frame(0, 10, 11, &args)).await;
+    c.expect_method(0, (10, 30)).await;
+    c.send(&method_frame(0, 10, 31, &W::new().u16(2047).u32(131_072).u16(0).build())).await;
+    c.send(&method_frame(0, 10, 40, &W::new().shortstr("/").shortstr("").u8(0).build())).await;
+    c.next_frame().await
+}
+
+/// max_connections counts accepted sockets (in their handshake or not); one over it is refused
+/// at connection.open with 530, as RabbitMQ 3.11.x+ does; a closed connection frees its place.
+#[tokio::test]
+async fn connections_over_max_connections_are_refused_at_open() {
+    let broker = DurableBroker::start(&["--max-connections", "2"]).await;
+    let first = broker.connect().await;
+    // A socket that has said nothing yet still holds a place.
+    let idle = tokio::net::TcpStream::connect(broker.addr()).await.unwrap();
+    let refused = open_answer(broker.addr()).await;
+    assert_eq!(refused.method_id(), Some((10, 50)), "expected connection.close, got {refused:?}");
+    let close = raw::parse_close(&refused);
+    assert_eq!((close.code, close.text.as_str()), (530, LIMIT_TEXT));
+    assert_eq!((close.class_id, close.method_id), (10, 40));
+    let (code, text) = expect_err(broker.try_connect()).await;
+    assert_eq!((code, text.as_str()), (530, LIMIT_TEXT));
+
+    drop(idle);
+    let second =
+        eventually("the idle socket's place is free", || async { broker.try_connect().await.ok() }).await;
+    assert!(broker.try_connect().await.is_err(), "a third connection was let in");
+    within(second.close(200, "bye".into())).await.unwrap();
+    first.close().await;
+    eventually("both places are free", || async {
+        (open_answer(broker.addr()).await.method_id() == Some((10, 41))).then_some(())
+    })
+    .await;
+}
