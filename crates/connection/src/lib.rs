@@ -6,12 +6,14 @@
 //! rules (handshake order, tune limits, heartbeats, which frame may follow which, which close code
 //! a mistake earns) lives here and is tested without sockets.
 
+pub mod close;
 pub mod config;
 pub mod confirms;
 pub mod erlang;
 pub mod error;
 pub mod machine;
 
+pub use close::{CloseReason, LoginRefused};
 pub use config::{server_properties, ConnectionConfig, FRAME_MIN_SIZE};
 pub use confirms::{Confirm, ConfirmTracker, PublishOutcome};
 pub use error::AmqpError;

@@ -2,7 +2,7 @@
 //! session: RabbitMQ (3.11.x and later) checks it at connection.open, before the vhost.
 
 use warren_broker::Session;
-use warren_connection::{AmqpError, Host};
+use warren_connection::{AmqpError, Host, LoginRefused};
 
 use crate::connections::Connections;
 
@@ -12,7 +12,7 @@ pub struct Admission<'a> {
 }
 
 impl Host for Admission<'_> {
-    fn authenticate(&mut self, username: &str, password: &str) -> bool {
+    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
         self.session.authenticate(username, password)
     }
 

@@ -41,7 +41,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
     let wake = synced.clone();
     let mut session =
         Session::new(shared.broker.clone(), Some(peer.ip()), outbox, Arc::new(move || wake.notify_one()));
-    tracing::debug!(%peer, id = session.id(), "connection accepted");
+    // The caller's span names the connection on every line logged for it, the machine's too.
+    tracing::Span::current().record("id", session.id());
     let mut read_chunk = FIRST_READ_CHUNK;
     let mut input = BytesMut::with_capacity(read_chunk);
     let mut told_blocked = false;
@@ -102,7 +103,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
     }
     session.outbox().close();
     let _ = writer.await;
-    tracing::debug!(%peer, "connection closed");
     drop(registered);
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
+use tracing::Instrument;
 use warren_broker::Broker;
 use warren_connection::ConnectionConfig;
 
@@ -73,7 +74,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let registered = shared.connections.register();
-                tokio::spawn(crate::connection::serve(stream, peer, shared.clone(), registered));
+                let span = tracing::info_span!("connection", id = tracing::field::Empty, %peer);
+                tokio::spawn(
+                    crate::connection::serve(stream, peer, shared.clone(), registered).instrument(span),
+                );
             }
             Err(e) => tracing::warn!(error = %e, "accept failed"),
         }

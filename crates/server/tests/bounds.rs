@@ -39,6 +39,10 @@ fn free_addr() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().unwrap()
 }
 
+async fn try_connect(url: &str) -> lapin::Result<lapin::Connection> {
+    within(lapin::Connection::connect(url, lapin::ConnectionProperties::default())).await
+}
+
 fn url(addr: SocketAddr) -> String {
     format!("amqp://guest:guest@{addr}/%2F")
 }
@@ -282,4 +286,103 @@ async fn connections_over_max_connections_are_refused_at_open() {
         (open_answer(broker.addr()).await.method_id() == Some((10, 41))).then_some(())
     })
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operational log lines
+// ---------------------------------------------------------------------------------------------
+
+/// Waits until one line of the broker's log has every one of these fragments; returns it.
+async fn logged(broker: &DurableBroker, fragments: &[&str]) -> String {
+    let what = format!("a log line with {fragments:?}");
+    eventually(&what, || async {
+        broker.log().lines().find(|line| fragments.iter().all(|f| line.contains(f))).map(str::to_owned)
+    })
+    .await
+}
+
+/// Completes a handshake by hand with this heartbeat and returns the open connection.
+async fn open_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> raw::RawConn {
+    use raw::{method_frame, W};
+    let mut c = raw::RawConn::tcp(addr).await;
+    c.send(raw::PROTOCOL_HEADER).await;
+    c.expect_method(0, (10, 10)).await;
+    let args = W::new().empty_table().shortstr("PLAIN").longstr(b"\0guest\0guest").shortstr("en_US").build();
+    c.send(&method_frame(0, 10, 11, &args)).await;
+    c.expect_method(0, (10, 30)).await;
+    c.send(&method_frame(0, 10, 31, &W::new().u16(2047).u32(131_072).u16(heartbeat).build())).await;
+    c.send(&method_frame(0, 10, 40, &W::new().shortstr("/").shortstr("").u8(0).build())).await;
+    c.expect_method(0, (10, 41)).await;
+    c
+}
+
+#[tokio::test]
+async fn refused_logins_are_logged_with_user_reason_and_peer() {
+    let broker = DurableBroker::start(&[]).await;
+    let bad_password = format!("amqp://guest:wrong@{}/%2F", broker.addr());
+    assert!(try_connect(&bad_password).await.is_err());
+    let line =
+        logged(&broker, &["WARN", "login refused", "user=\"guest\"", "reason=\"invalid password\""]).await;
+    assert!(line.contains("peer=127.0.0.1:"), "no peer in: {line}");
+    let unknown = format!("amqp://nobody:guest@{}/%2F", broker.addr());
+    assert!(try_connect(&unknown).await.is_err());
+    logged(&broker, &["WARN", "login refused", "user=\"nobody\"", "reason=\"unknown user\""]).await;
+}
+
+#[tokio::test]
+async fn connection_lifecycle_is_logged() {
+    let broker = DurableBroker::start(&[]).await;
+    // Opened and closed by the client.
+    let mut client = broker.connect().await;
+    let line =
+        logged(&broker, &["INFO", "user authenticated and granted access to vhost", "user=\"guest\""]).await;
+    assert!(line.contains("vhost=\"/\"") && line.contains("peer=127.0.0.1:"), "{line}");
+    let ch = client.channel().await;
+    // A channel error, at warn.
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let missing = uniq("missing");
+    let _ = ch.queue_declare(missing.as_str().into(), passive, Default::default()).await;
+    client.assert_next_error(404, &format!("NOT_FOUND - no queue '{missing}' in vhost '/'")).await;
+    logged(&broker, &["WARN", "channel error", "channel=1", "code=404", &missing]).await;
+    client.close().await;
+    logged(&broker, &["INFO", "closing AMQP connection", "reason=\"client closed the connection\""]).await;
+
+    // Gone without connection.close, at warn.
+    drop(raw::RawConn::handshake(broker.addr()).await);
+    let vanished = "reason=\"client closed the TCP connection without connection.close\"";
+    logged(&broker, &["WARN", "closing AMQP connection", "user=\"guest\"", vanished]).await;
+
+    // A connection error, at warn, with its code and text.
+    let mut raw = raw::RawConn::handshake(broker.addr()).await;
+    raw.send_method(0, 10, 40, &raw::W::new().shortstr("/").shortstr("").u8(0).build()).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!(close.code, 504);
+    logged(&broker, &["WARN", "connection error", "code=504", &close.text]).await;
+
+    // Missed heartbeats, at warn.
+    let _silent = open_with_heartbeat(broker.addr(), 1).await;
+    logged(&broker, &["WARN", "closing AMQP connection", "missed heartbeats from client, timeout: 1s"]).await;
+}
+
+#[tokio::test]
+async fn handshake_timeouts_and_shutdown_are_logged() {
+    let mut broker = DurableBroker::start(&["--handshake-timeout", "300"]).await;
+    let mut stalled = raw::RawConn::tcp(broker.addr()).await;
+    stalled.send(raw::PROTOCOL_HEADER).await;
+    within(stalled.expect_eof()).await;
+    logged(&broker, &["WARN", "closing AMQP connection", "handshake not completed within 300 ms"]).await;
+    let mut raw = raw::RawConn::handshake(broker.addr()).await;
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = broker.terminate();
+        (broker, status)
+    });
+    within(raw.expect_connection_close()).await;
+    let (broker, status) = stopping.await.unwrap();
+    assert!(status.success());
+    logged(
+        &broker,
+        &["INFO", "closing AMQP connection", "broker forced connection closure with reason 'shutdown'"],
+    )
+    .await;
+    logged(&broker, &["INFO", "shutting down: closing client connections", "connections=1"]).await;
 }

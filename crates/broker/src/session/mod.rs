@@ -10,7 +10,7 @@ pub mod reply_to;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use warren_connection::{client_capability, AmqpError, Connection, Event, Host};
+use warren_connection::{client_capability, AmqpError, Connection, Event, Host, LoginRefused};
 use warren_protocol::methods::BasicCancel;
 use warren_protocol::{frame, Method, ShortStr};
 
@@ -64,8 +64,13 @@ pub struct Session {
 pub type SyncNotify = Arc<dyn Fn() + Send + Sync>;
 
 impl Host for Session {
-    fn authenticate(&mut self, username: &str, password: &str) -> bool {
-        self.broker.authenticate(username, password, self.peer)
+    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
+        use crate::broker::AuthFailure;
+        self.broker.authenticate(username, password, self.peer).map_err(|failure| match failure {
+            AuthFailure::UnknownUser => LoginRefused::UnknownUser,
+            AuthFailure::BadPassword => LoginRefused::BadPassword,
+            AuthFailure::NotFromLoopback => LoginRefused::NotFromLoopback,
+        })
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
