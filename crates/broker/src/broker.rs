@@ -16,6 +16,15 @@ use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
 
+/// Why [`Broker::authenticate`] refused; for the log, never for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    UnknownUser,
+    BadPassword,
+    /// A loopback-only user connecting from another machine.
+    NotFromLoopback,
+}
+
 /// Whether a peer is on this machine; an IPv4 client of a dual-stack `[::]` listener shows up as
 /// `::ffff:127.0.0.1`.
 pub fn is_loopback(ip: IpAddr) -> bool {
@@ -275,15 +284,21 @@ impl Broker {
     }
 
     /// Checks a password and, for loopback-only users, the peer address.
-    pub fn authenticate(&self, username: &str, password: &str, peer: Option<IpAddr>) -> bool {
+    pub fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<(), AuthFailure> {
         let users = self.users.read();
-        let Some(user) = users.get(username) else {
-            return false;
-        };
+        let user = users.get(username).ok_or(AuthFailure::UnknownUser)?;
         if !user.check_password(password) {
-            return false;
+            return Err(AuthFailure::BadPassword);
         }
-        !user.loopback_only || peer.is_none_or(is_loopback)
+        if user.loopback_only && !peer.is_none_or(is_loopback) {
+            return Err(AuthFailure::NotFromLoopback);
+        }
+        Ok(())
     }
 
     /// The vhost `vhost` if it exists and `username` may use it.
@@ -308,6 +323,17 @@ fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_login_says_why() {
+        let broker = Broker::new();
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(broker.authenticate("guest", "guest", ip("::ffff:127.0.0.1")), Ok(()));
+        assert_eq!(broker.authenticate("guest", "guest", None), Ok(()));
+        assert_eq!(broker.authenticate("nobody", "guest", ip("127.0.0.1")), Err(AuthFailure::UnknownUser));
+        assert_eq!(broker.authenticate("guest", "nope", ip("127.0.0.1")), Err(AuthFailure::BadPassword));
+        assert_eq!(broker.authenticate("guest", "guest", ip("10.0.0.1")), Err(AuthFailure::NotFromLoopback));
+    }
 
     #[test]
     fn ipv4_mapped_loopback_is_loopback() {

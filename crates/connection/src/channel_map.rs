@@ -131,14 +131,14 @@ mod tests {
         let mut m = ChannelMap::default();
         assert!(m.is_empty());
         for n in [1u16, 255, 256, 65535] {
-            assert_eq!(m.insert(n, n), None);
-            assert_eq!(m.get(&n), Some(&n));
+            assert_eq!(m.insert(n, u32::from(n)), None);
+            assert_eq!(m.get(&n), Some(&u32::from(n)));
         }
         assert_eq!(m.insert(1, 10), Some(1));
         assert_eq!(m.len(), 4);
         assert!(!m.contains_key(&2) && !m.contains_key(&300));
         *m.get_mut(&65535).unwrap() += 1;
-        let mut all: Vec<(u16, u16)> = m.iter().map(|(n, v)| (n, *v)).collect();
+        let mut all: Vec<(u16, u32)> = m.iter().map(|(n, v)| (n, *v)).collect();
         all.sort_unstable();
         assert_eq!(all, [(1, 10), (255, 255), (256, 256), (65535, 65535 + 1)]);
         assert_eq!(m.remove(&256), Some(256));

@@ -143,6 +143,10 @@ impl AmqpError {
     pub fn internal_error(text: impl Into<String>) -> Self {
         Self::new(INTERNAL_ERROR, text)
     }
+    /// RabbitMQ's 320 for connections the broker closes itself, e.g. `reason` "shutdown".
+    pub fn broker_forced(reason: &str) -> Self {
+        Self::new(CONNECTION_FORCED, format!("broker forced connection closure with reason '{reason}'"))
+    }
 }
 
 #[cfg(test)]

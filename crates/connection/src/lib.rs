@@ -7,6 +7,7 @@
 //! a mistake earns) lives here and is tested without sockets.
 
 pub mod channel_map;
+pub mod close;
 pub mod config;
 pub mod confirms;
 pub mod erlang;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod machine;
 
 pub use channel_map::ChannelMap;
+pub use close::{CloseReason, LoginRefused};
 pub use config::{server_properties, ConnectionConfig, FRAME_MIN_SIZE};
 pub use confirms::{Confirm, ConfirmTracker, PublishOutcome};
 pub use error::AmqpError;

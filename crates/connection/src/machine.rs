@@ -1,6 +1,7 @@
 //! The connection state machine: protocol header, start/tune/open handshake, heartbeats,
 //! channel lifecycle, content assembly and protocol errors. Bytes and time go in; frames to
-//! send and [`Event`]s for the broker come out. No sockets, no clocks of its own.
+//! send and [`Event`]s for the broker come out. No sockets, no clocks of its own. It logs what
+//! an operator wants to know (through `tracing`: the caller's span says which connection).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -11,13 +12,15 @@ use warren_protocol::frame::{self, ContentHeader, Frame, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{FieldTable, FieldValue, FrameError, Method, ShortStr};
 
+use crate::close::{CloseReason, LoginRefused};
 use crate::config::{ConnectionConfig, FRAME_MIN_SIZE};
 use crate::error::*;
 
 /// What the connection needs from the broker during the handshake.
 pub trait Host {
-    /// True when the credentials name a user who may connect from this peer.
-    fn authenticate(&mut self, username: &str, password: &str) -> bool;
+    /// Whether the credentials name a user who may connect from this peer; the refusal's reason
+    /// goes to the log only.
+    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused>;
     /// Checks that the vhost exists and the user may use it.
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError>;
 }
@@ -131,6 +134,7 @@ pub struct Connection {
     frame_max: u32,
     heartbeat: Duration,
     username: String,
+    vhost: String,
     /// Channels by number. A map, so that a client opening channel 65535 costs one entry, not
     /// 65536 slots; Fx hashing keeps the lookup each frame makes cheap.
     channels: ChannelMap<Channel>,
@@ -146,6 +150,9 @@ pub struct Connection {
     client_properties: FieldTable,
     peer_closed: bool,
     sent_close_ok: bool,
+    received_anything: bool,
+    /// The first reason the connection started to end for.
+    close_reason: Option<CloseReason>,
 }
 
 /// The largest message size RabbitMQ (and Warren) can be configured to accept: 512 MiB.
@@ -165,6 +172,7 @@ impl Connection {
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
+            vhost: String::new(),
             channels: ChannelMap::default(),
             out: BytesMut::new(),
             events: VecDeque::new(),
@@ -176,6 +184,8 @@ impl Connection {
             client_properties: FieldTable::new(),
             peer_closed: false,
             sent_close_ok: false,
+            received_anything: false,
+            close_reason: None,
             config,
         }
     }
@@ -204,6 +214,11 @@ impl Connection {
     /// True once the socket should be flushed and shut down.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+
+    /// Why the connection ended (or is ending), once it is.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
     }
 
     /// True while the connection is open for channel traffic.
@@ -245,6 +260,11 @@ impl Connection {
             return;
         }
         self.last_received = now;
+        if !self.received_anything {
+            self.received_anything = true;
+            // As RabbitMQ, only once data comes: TCP health checks would fill the log.
+            tracing::info!("accepting AMQP connection");
+        }
         if self.phase == Phase::AwaitingHeader && !self.handle_protocol_header(input) {
             return;
         }
@@ -265,7 +285,10 @@ impl Connection {
                 }
             }
         }
-        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+        // What follows a close is dropped, but only once looked at: with events pending (e.g.
+        // channels released by a close), the frames wait for the next call, and a close-ok among
+        // them still counts.
+        if matches!(self.phase, Phase::Closing | Phase::Closed) && self.events.is_empty() {
             input.clear();
         }
     }
@@ -274,7 +297,35 @@ impl Connection {
     pub fn handle_eof(&mut self) {
         self.peer_closed = true;
         self.release_all_channels();
+        let reason = if self.received_anything { CloseReason::Eof } else { CloseReason::NothingReceived };
+        self.finish(reason);
+    }
+
+    /// Records why the connection is ending; the first reason stands.
+    fn note_close(&mut self, reason: CloseReason) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason);
+        }
+    }
+
+    /// The connection is over: the socket is to be closed. Logs why, once.
+    fn finish(&mut self, reason: CloseReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.note_close(reason);
         self.phase = Phase::Closed;
+        let Some(reason) = &self.close_reason else { return };
+        let (user, vhost) = (self.username.as_str(), self.vhost.as_str());
+        match reason {
+            CloseReason::NothingReceived => {
+                tracing::debug!(reason = reason.to_string(), "closing AMQP connection")
+            }
+            r if r.is_abnormal() => {
+                tracing::warn!(user, vhost, reason = r.to_string(), "closing AMQP connection")
+            }
+            r => tracing::info!(user, vhost, reason = r.to_string(), "closing AMQP connection"),
+        }
     }
 
     /// Whether the socket should stay open until the client closes it: after our close-ok, as
@@ -310,13 +361,13 @@ impl Connection {
         }
         if self.in_handshake() && self.handshake_deadline.is_some_and(|deadline| now >= deadline) {
             // As RabbitMQ: nothing is sent, the socket is closed.
-            self.phase = Phase::Closed;
-            return;
+            return self.finish(CloseReason::HandshakeTimeout(self.config.handshake_timeout));
         }
         if let Some(deadline) = self.close_deadline {
             if now >= deadline {
-                self.phase = Phase::Closed;
-                return;
+                tracing::debug!("no connection.close-ok in time");
+                // The reason the close was sent for stands.
+                return self.finish(CloseReason::Eof);
             }
         }
         if self.heartbeat.is_zero() {
@@ -324,8 +375,7 @@ impl Connection {
         }
         if now >= self.last_received + self.heartbeat * 2 {
             // RabbitMQ drops the socket without a close frame: the peer is not listening anyway.
-            self.phase = Phase::Closed;
-            return;
+            return self.finish(CloseReason::MissedHeartbeats(self.heartbeat));
         }
         if let Some(due) = self.next_heartbeat {
             if now >= due {
@@ -363,6 +413,7 @@ impl Connection {
         }
         slot.phase = ChannelPhase::Closing;
         slot.content = None;
+        tracing::warn!(channel, code = error.code, text = error.reply_text(), "channel error");
         let close = ChannelClose {
             reply_code: error.code,
             reply_text: ShortStr::from(error.reply_text()),
@@ -373,14 +424,23 @@ impl Connection {
         self.events.push_back(Event::ChannelClosed(channel));
     }
 
-    /// Server-initiated connection.close.
+    /// Server-initiated connection.close for an error.
     pub fn close_connection(&mut self, error: AmqpError) {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return;
         }
-        if matches!(self.phase, Phase::AwaitingHeader) {
-            self.phase = Phase::Closed;
+        let (class_id, method_id) = (error.class_id, error.method_id);
+        tracing::warn!(code = error.code, text = error.reply_text(), class_id, method_id, "connection error");
+        self.send_close(error);
+    }
+
+    /// Sends connection.close and waits for close-ok.
+    fn send_close(&mut self, error: AmqpError) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return;
+        }
+        if matches!(self.phase, Phase::AwaitingHeader) {
+            return self.finish(CloseReason::Error(error));
         }
         let close = ConnectionClose {
             reply_code: error.code,
@@ -390,8 +450,26 @@ impl Connection {
         };
         frame::write_method(&mut self.out, 0, &Method::ConnectionClose(close));
         self.release_all_channels();
+        self.note_close(CloseReason::Error(error));
         self.phase = Phase::Closing;
         self.close_deadline = Some(self.last_received + CLOSE_TIMEOUT);
+    }
+
+    /// Closes the connection for a reason outside the protocol (the broker shutting down): an
+    /// open connection is sent connection.close and has [`CLOSE_TIMEOUT`] from `now` to answer;
+    /// one still in its handshake is dropped without a word, as RabbitMQ does.
+    pub fn force_close(&mut self, error: AmqpError, now: Instant) {
+        match self.phase {
+            Phase::Open => {
+                self.send_close(error);
+                self.close_deadline = Some(now + CLOSE_TIMEOUT);
+            }
+            Phase::Closing | Phase::Closed => {}
+            Phase::AwaitingHeader | Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen => {
+                self.release_all_channels();
+                self.finish(CloseReason::Error(error));
+            }
+        }
     }
 
     /// Tells clients that advertise it that publishing is blocked (e.g. low disk).
@@ -423,7 +501,7 @@ impl Connection {
         if input[..n] != PROTOCOL_HEADER[..n] {
             // The spec: answer with the header we support, then close.
             self.out.extend_from_slice(PROTOCOL_HEADER);
-            self.phase = Phase::Closed;
+            self.finish(CloseReason::BadHeader);
             input.clear();
             return false;
         }
@@ -461,10 +539,10 @@ impl Connection {
     fn handle_frame_while_closing(&mut self, frame: Frame) {
         if let Frame::Method { channel: 0, method } = frame {
             match method {
-                Method::ConnectionCloseOk(_) => self.phase = Phase::Closed,
+                Method::ConnectionCloseOk(_) => self.finish(CloseReason::ClientClosed),
                 Method::ConnectionClose(_) => {
                     self.send_close_ok();
-                    self.phase = Phase::Closed;
+                    self.finish(CloseReason::ClientClosed);
                 }
                 _ => {}
             }
@@ -486,7 +564,7 @@ impl Connection {
             (Phase::AwaitingOpen, Method::ConnectionOpen(m)) => self.handle_open(m, host),
             (_, Method::ConnectionClose(_)) => {
                 self.send_close_ok();
-                self.phase = Phase::Closed;
+                self.finish(CloseReason::ClientClosed);
             }
             (_, other) => {
                 let text = format!("unexpected method '{}' during the handshake", other.name());
@@ -506,19 +584,24 @@ impl Connection {
                 return self.close_connection(AmqpError::command_invalid(text).at(10, 11));
             }
         };
-        let accepted = match &credentials {
+        let checked = match &credentials {
             Some((user, pass)) => host.authenticate(user, pass),
-            None => false,
+            None => Err(LoginRefused::Malformed),
         };
-        if !accepted {
+        if let Err(refused) = checked {
+            // Named in the log lines that follow, though it never got in.
+            self.username = credentials.map(|(u, _)| u).unwrap_or_default();
+            let mechanism = &*m.mechanism;
+            tracing::warn!(user = self.username, mechanism, reason = refused.to_string(), "login refused");
+            self.note_close(CloseReason::LoginRefused(refused));
             let text = format!(
                 "Login was refused using authentication mechanism {}. For details see the broker logfile.",
                 &*m.mechanism
             );
             if self.client_auth_failure_close {
-                self.close_connection(AmqpError::access_refused(text));
+                self.send_close(AmqpError::access_refused(text));
             } else {
-                self.phase = Phase::Closed;
+                self.finish(CloseReason::LoginRefused(refused));
             }
             return;
         }
@@ -563,6 +646,8 @@ impl Connection {
         frame::write_method(&mut self.out, 0, &Method::ConnectionOpenOk(ok));
         self.phase = Phase::Open;
         self.handshake_deadline = None;
+        tracing::info!(user = self.username, vhost, "user authenticated and granted access to vhost");
+        self.vhost.clone_from(&vhost);
         if !self.heartbeat.is_zero() {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }
@@ -589,9 +674,9 @@ impl Connection {
             Method::ConnectionClose(_) => {
                 self.send_close_ok();
                 self.release_all_channels();
-                self.phase = Phase::Closed;
+                self.finish(CloseReason::ClientClosed);
             }
-            Method::ConnectionCloseOk(_) => self.phase = Phase::Closed,
+            Method::ConnectionCloseOk(_) => self.finish(CloseReason::ClientClosed),
             Method::ConnectionUpdateSecret(_) => {
                 frame::write_method(&mut self.out, 0, &ConnectionUpdateSecretOk {}.into());
             }

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use warren_connection::{AmqpError, Connection, ConnectionConfig, Host};
+use warren_connection::{AmqpError, Connection, ConnectionConfig, Host, LoginRefused};
 use warren_protocol::frame::{self, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{FieldTable, Method};
@@ -49,8 +49,8 @@ static GLOBAL: Counting = Counting;
 struct Anyone;
 
 impl Host for Anyone {
-    fn authenticate(&mut self, _: &str, _: &str) -> bool {
-        true
+    fn authenticate(&mut self, _: &str, _: &str) -> Result<(), LoginRefused> {
+        Ok(())
     }
 
     fn open_vhost(&mut self, _: &str, _: &str) -> Result<(), AmqpError> {

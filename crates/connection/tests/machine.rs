@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use warren_connection::{AmqpError, Connection, ConnectionConfig, Event, Host};
+use warren_connection::{AmqpError, CloseReason, Connection, ConnectionConfig, Event, Host, LoginRefused};
 use warren_protocol::frame::{self, Frame, PROTOCOL_HEADER};
 use warren_protocol::methods::*;
 use warren_protocol::{BasicProperties, FieldTable, FieldValue};
@@ -31,9 +31,13 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    fn authenticate(&mut self, username: &str, password: &str) -> bool {
+    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
         self.auth_calls.push((username.to_owned(), password.to_owned()));
-        matches!((username, password), ("guest", "guest") | ("alice", "secret"))
+        match (username, password) {
+            ("guest", "guest") | ("alice", "secret") => Ok(()),
+            ("guest" | "alice", _) => Err(LoginRefused::BadPassword),
+            _ => Err(LoginRefused::UnknownUser),
+        }
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
@@ -1301,6 +1305,63 @@ fn close_crossing_server_close_is_answered() {
 }
 
 #[test]
+fn shutdown_closes_an_open_connection_with_320_and_waits_for_close_ok() {
+    let mut c = opened_with_channel();
+    let now = c.at(100.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 320);
+    assert_eq!(
+        &*close.reply_text,
+        "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+    );
+    assert_eq!((close.class_id, close.method_id), (0, 0));
+    assert_eq!(c.take_events(), vec![Event::ChannelClosed(1)]);
+    // The client had been quiet for 100 s: it still gets the whole close timeout to answer.
+    assert_eq!(c.conn.poll_timeout(), Some(now + Duration::from_secs(3)));
+    c.send(0, ConnectionCloseOk);
+    assert!(c.conn.is_closed());
+}
+
+#[test]
+fn close_ok_that_arrives_before_the_released_channels_are_handled_still_counts() {
+    let mut c = opened_with_channel();
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    c.expect_connection_close();
+    let mut input = BytesMut::new();
+    frame::write_method(&mut input, 0, &ConnectionCloseOk {}.into());
+    // Events are still pending: the machine leaves the input for later rather than dropping it.
+    c.conn.handle_input(&mut input, now, &mut c.host);
+    assert_eq!(c.conn.poll_event(), Some(Event::ChannelClosed(1)));
+    c.conn.handle_input(&mut input, now, &mut c.host);
+    assert!(c.conn.is_closed());
+}
+
+#[test]
+fn shutdown_drops_a_connection_in_its_handshake_silently() {
+    let mut c = Client::new();
+    c.header();
+    c.start_ok_plain("guest", "guest", FieldTable::new());
+    c.expect_tune();
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    assert!(c.conn.is_closed());
+    assert!(c.output().is_empty());
+}
+
+#[test]
+fn shutdown_leaves_a_closing_connection_alone() {
+    let mut c = opened_with_channel();
+    c.send(1, ChannelFlow { active: false });
+    assert_eq!(c.expect_connection_close().reply_code, 540);
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    assert!(c.output().is_empty(), "one close is enough");
+    assert!(!c.conn.is_closed());
+}
+
+#[test]
 fn unanswered_server_close_times_out() {
     let mut c = opened_with_channel();
     c.send(1, ChannelFlow { active: false });
@@ -1368,4 +1429,87 @@ fn unparseable_frame_closes_with_its_reply_code() {
     *buf.last_mut().unwrap() = 0;
     c.feed(&buf);
     assert_eq!(c.expect_connection_close().reply_code, 501);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Close reasons (what the log says about a connection's end)
+// ---------------------------------------------------------------------------------------------
+
+fn reason(c: &Client) -> Option<CloseReason> {
+    c.conn.close_reason().cloned()
+}
+
+#[test]
+fn a_client_close_is_the_reason() {
+    let mut c = opened_with_channel();
+    assert_eq!(reason(&c), None);
+    c.send(0, ConnectionClose { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 });
+    assert_eq!(reason(&c), Some(CloseReason::ClientClosed));
+}
+
+#[test]
+fn a_vanished_client_is_told_apart_from_a_health_check() {
+    let mut c = opened();
+    c.conn.handle_eof();
+    assert_eq!(reason(&c), Some(CloseReason::Eof));
+    let mut c = Client::new();
+    c.conn.handle_eof();
+    assert_eq!(reason(&c), Some(CloseReason::NothingReceived));
+}
+
+#[test]
+fn an_error_stays_the_reason_through_the_close_ok_or_its_timeout() {
+    let mut c = opened_with_channel();
+    c.send(1, ChannelFlow { active: false });
+    c.expect_connection_close();
+    let expected = Some(CloseReason::Error(AmqpError::not_implemented("active=false").at(20, 20)));
+    assert_eq!(reason(&c), expected);
+    c.send(0, ConnectionCloseOk);
+    assert_eq!(reason(&c), expected);
+
+    let mut c = opened_with_channel();
+    c.send(1, ChannelFlow { active: false });
+    c.expect_connection_close();
+    let deadline = c.conn.poll_timeout().unwrap();
+    c.conn.handle_timeout(deadline);
+    assert!(c.conn.is_closed());
+    assert_eq!(reason(&c), expected);
+}
+
+#[test]
+fn timeouts_are_reasons() {
+    let mut c = Client::new();
+    c.handshake(2047, 131_072, 10);
+    let t = c.at(20.0);
+    c.conn.handle_timeout(t);
+    assert_eq!(reason(&c), Some(CloseReason::MissedHeartbeats(Duration::from_secs(10))));
+
+    let mut c = Client::new();
+    c.header();
+    let t = c.at(10.0);
+    c.conn.handle_timeout(t);
+    assert_eq!(reason(&c), Some(CloseReason::HandshakeTimeout(Duration::from_secs(10))));
+}
+
+#[test]
+fn a_refused_login_names_the_hosts_reason() {
+    let mut c = Client::new();
+    c.header();
+    c.start_ok_plain("guest", "wrong", capabilities(&["authentication_failure_close"]));
+    c.expect_connection_close();
+    c.send(0, ConnectionCloseOk);
+    assert_eq!(reason(&c), Some(CloseReason::LoginRefused(LoginRefused::BadPassword)));
+
+    let mut c = Client::new();
+    c.header();
+    c.start_ok_plain("nobody", "guest", FieldTable::new());
+    assert_eq!(reason(&c), Some(CloseReason::LoginRefused(LoginRefused::UnknownUser)));
+}
+
+#[test]
+fn a_shutdown_is_a_forced_close() {
+    let mut c = opened();
+    let now = c.at(1.0);
+    c.conn.force_close(AmqpError::broker_forced("shutdown"), now);
+    assert!(reason(&c).is_some_and(|r| r.is_forced()));
 }

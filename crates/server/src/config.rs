@@ -79,6 +79,11 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub consumer_timeout: Option<u64>,
 
+    /// Most client connections open at once (RabbitMQ's connection_max); a client over it is
+    /// refused at connection.open with 530 [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// Milliseconds a client has from connecting until connection.open before it is dropped;
     /// 0 waits forever [default: 10000].
     #[arg(long, value_name = "MS")]
@@ -128,6 +133,8 @@ pub struct Config {
     pub disk_free_limit: u64,
     /// Consumer timeout in ms (0 = none).
     pub consumer_timeout: u64,
+    /// None: no limit.
+    pub max_connections: Option<usize>,
     pub connection: ConnectionConfig,
     pub log: String,
 }
@@ -158,6 +165,7 @@ impl Settings {
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
+            max_connections: self.max_connections.or(base.max_connections),
             log: self.log.or(base.log),
         }
     }
@@ -189,6 +197,7 @@ impl Settings {
             queue_memory: self.queue_memory.unwrap_or(4 * 1024 * 1024),
             disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
             consumer_timeout: self.consumer_timeout.unwrap_or(warren_broker::DEFAULT_CONSUMER_TIMEOUT_MS),
+            max_connections: self.max_connections,
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,
@@ -241,6 +250,7 @@ mod tests {
         assert_eq!(c.connection.heartbeat, 60);
         assert_eq!(c.consumer_timeout, 1_800_000);
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.max_connections, None);
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -255,8 +265,11 @@ mod tests {
         assert_eq!(flags.clone().over(timeout.clone()).resolve().unwrap().consumer_timeout, 0);
         let none = Settings::try_parse_from(["warren"]).unwrap();
         assert_eq!(none.over(timeout).resolve().unwrap().consumer_timeout, 60_000);
-        let flags = Settings::try_parse_from(["warren", "--handshake-timeout", "1500"]).unwrap();
+        let flags =
+            Settings::try_parse_from(["warren", "--handshake-timeout", "1500", "--max-connections", "3"])
+                .unwrap();
         let c = flags.resolve().unwrap();
+        assert_eq!(c.max_connections, Some(3));
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_millis(1500));
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();

@@ -1,5 +1,6 @@
 //! One client connection: the socket's read side feeds the sans-IO connection state machine and
-//! the broker session; a writer task drains the connection's outbox, one write per batch.
+//! the broker session; a writer task drains the connection's outbox, one write per batch. When the
+//! broker shuts down, the machine is told to close the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,9 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
-use warren_amqp::{Node, Outbox, Session, READ_PAUSE_MARK};
-use warren_broker::{Counter, Now};
-use warren_connection::{Connection, ConnectionConfig};
+use warren_amqp::{Outbox, Session, READ_PAUSE_MARK};
+use warren_broker::{ConnectionEntry, Counter, Now};
+use warren_connection::{AmqpError, Connection};
+
+use crate::admission::Admission;
+use crate::connections::Registered;
+use crate::listener::Shared;
 
 /// The most a single read takes in: up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
@@ -20,13 +25,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// fills the buffer doubles its size, up to READ_CHUNK.
 const FIRST_READ_CHUNK: usize = 4 * 1024;
 
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    node: Arc<Node>,
-    config: Arc<ConnectionConfig>,
-    mut alarm: watch::Receiver<bool>,
-) {
+/// Serves one accepted socket until it closes; `registered` counts it meanwhile.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, registered: Registered) {
+    let mut alarm = shared.alarm.clone();
+    let mut shutdown = shared.connections.shutdown_signal();
+    let mut stopping = false;
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
@@ -38,21 +41,23 @@ pub async fn serve(
         Box::new(move || wake_drained.notify_one()),
     ));
 
-    let mut conn = Connection::new((*config).clone(), Instant::now());
+    let mut conn = Connection::new(shared.config.clone(), Instant::now());
     let synced = Arc::new(Notify::new());
     let wake = synced.clone();
+    let node = shared.node.clone();
     let mut session =
         Session::new(node, Some(peer), outbox.clone(), Arc::new(move || wake.notify_one()), now());
     let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify, session.entry().clone()));
-    tracing::debug!(%peer, id = session.id(), "connection accepted");
+    // The caller's span names the connection on every line logged for it, the machine's too.
+    tracing::Span::current().record("id", session.id());
     let mut read_chunk = FIRST_READ_CHUNK;
     let mut input = BytesMut::with_capacity(read_chunk);
     let mut told_blocked = false;
     loop {
         let timeout = conn.poll_timeout();
         // While a resource alarm is on, a publishing connection is not read from: TCP
-        // backpressure holds its publishers, as RabbitMQ does.
-        // Nor is one whose client does not read what it is sent: replies would pile up.
+        // backpressure holds its publishers, as RabbitMQ does. Nor is one whose client does not
+        // read what it is sent: replies would pile up.
         let paused = (*alarm.borrow() && session.blocked_by_alarm()) || !outbox.has_room(READ_PAUSE_MARK);
         tokio::select! {
             read = reader.read_buf(&mut input), if !paused => match read {
@@ -64,7 +69,8 @@ pub async fn serve(
                     }
                     let now = now();
                     loop {
-                        conn.handle_input(&mut input, now.instant, &mut session);
+                        let mut host = Admission { session: &mut session, connections: &shared.connections };
+                        conn.handle_input(&mut input, now.instant, &mut host);
                         if !conn.has_events() {
                             break;
                         }
@@ -76,6 +82,11 @@ pub async fn serve(
             _ = synced.notified() => session.on_synced(&mut conn),
             _ = drained.notified() => session.on_drained(&mut conn, now()),
             changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
+            _ = shutting_down(&mut shutdown), if !stopping => {
+                stopping = true;
+                conn.force_close(AmqpError::broker_forced("shutdown"), Instant::now());
+                session.handle_events(&mut conn, now());
+            }
         }
         // As RabbitMQ, only connections that publish are blocked, and told so.
         let block = *alarm.borrow_and_update() && session.blocked_by_alarm();
@@ -102,7 +113,12 @@ pub async fn serve(
     }
     session.outbox().close();
     let _ = writer.await;
-    tracing::debug!(%peer, "connection closed");
+    drop(registered);
+}
+
+/// Returns once the broker is shutting down.
+async fn shutting_down(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
 }
 
 /// How long a closed connection waits for the client to close its side.
@@ -134,7 +150,7 @@ async fn write_loop(
     mut writer: OwnedWriteHalf,
     outbox: Arc<Outbox>,
     notify: Arc<Notify>,
-    entry: Arc<warren_broker::ConnectionEntry>,
+    entry: Arc<ConnectionEntry>,
 ) {
     loop {
         let batch = outbox.take();

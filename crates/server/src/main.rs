@@ -1,9 +1,11 @@
 //! The `warren` binary: reads configuration, binds the listening addresses, opens the data
-//! directory, serves AMQP clients, stops on Ctrl-C/SIGTERM.
+//! directory, serves AMQP clients, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
 
+mod admission;
 mod bind;
 mod config;
 mod connection;
+mod connections;
 mod disk_alarm;
 mod listener;
 mod storage;
@@ -24,5 +26,9 @@ fn main() -> anyhow::Result<()> {
     let bound = bind::bind_all(&config.listen)?;
     let broker = storage::open_broker(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(listener::run(config, bound, broker))
+    runtime.block_on(listener::run(config, bound, broker))?;
+    // Connections that outlived the grace period are dropped here; the broker and its store go
+    // with the last of them, and the store's syncer finishes what it was asked to sync.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }

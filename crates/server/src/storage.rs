@@ -73,3 +73,30 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
     );
     Ok(Arc::new(broker))
 }
+
+/// How long a clean stop waits for the final fsync.
+const FINAL_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Hands every queue's buffered writes to the OS and waits until the store has fsynced all that
+/// was written: a clean stop loses nothing, confirmed or not.
+pub async fn flush_and_sync(broker: &Broker) {
+    for vhost in broker.vhosts() {
+        for queue in vhost.queues() {
+            if let Err(error) = queue.flush() {
+                tracing::error!(vhost = %vhost.name, queue = %queue.name, %error, "could not write a queue's log at shutdown");
+            }
+        }
+    }
+    let store = broker.store();
+    let ticket = store.sync_ticket();
+    let (synced, wait) = tokio::sync::oneshot::channel();
+    store.on_synced(
+        ticket,
+        Box::new(move || {
+            let _ = synced.send(());
+        }),
+    );
+    if tokio::time::timeout(FINAL_SYNC_WAIT, wait).await.is_err() {
+        tracing::error!("the data written before shutdown could not be made durable in time");
+    }
+}

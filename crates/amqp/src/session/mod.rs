@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use warren_broker::{Broker, ConnectionDetails, ConnectionEntry, Effects, Now, Queue, VHost};
-use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host};
+use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host, LoginRefused};
 use warren_protocol::{Method, ShortStr};
 
 use crate::channel::ChannelHandle;
@@ -72,8 +72,13 @@ pub struct Session {
 pub type SyncNotify = Arc<dyn Fn() + Send + Sync>;
 
 impl Host for Session {
-    fn authenticate(&mut self, username: &str, password: &str) -> bool {
-        self.broker.authenticate(username, password, self.peer)
+    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
+        use warren_broker::AuthFailure;
+        self.broker.authenticate(username, password, self.peer).map_err(|failure| match failure {
+            AuthFailure::UnknownUser => LoginRefused::UnknownUser,
+            AuthFailure::BadPassword => LoginRefused::BadPassword,
+            AuthFailure::NotFromLoopback => LoginRefused::NotFromLoopback,
+        })
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
