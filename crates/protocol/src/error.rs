@@ -5,18 +5,30 @@ use crate::constants::{FRAME_ERROR, NOT_IMPLEMENTED, SYNTAX_ERROR};
 /// A method, field table, or property list could not be decoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum DecodeError {
+    /// The input ended in the middle of a value.
     #[error("truncated input")]
     Truncated,
+    /// A method frame names a class id the spec does not have.
     #[error("unknown class id {0}")]
     UnknownClass(u16),
+    /// A method frame names a method id its (known) class does not have.
     #[error("unknown method id {method_id} for class id {class_id}")]
-    UnknownMethod { class_id: u16, method_id: u16 },
+    UnknownMethod {
+        /// The class id read from the frame.
+        class_id: u16,
+        /// The method id read from the frame.
+        method_id: u16,
+    },
+    /// A field-table value has a type octet outside RabbitMQ's set (the octet read).
     #[error("bad field value type {:?} ({:#04x})", char::from(*.0), .0)]
     BadFieldType(u8),
+    /// A short string is not valid UTF-8.
     #[error("invalid UTF-8 in short string")]
     InvalidUtf8,
+    /// Bytes left over after the last method argument or property (how many).
     #[error("{0} trailing bytes after the last argument")]
     TrailingBytes(usize),
+    /// Tables or arrays nested deeper than the decoder accepts (the limit).
     #[error("field tables or arrays nested deeper than {0} levels")]
     TooDeep(usize),
 }
@@ -28,15 +40,45 @@ pub enum DecodeError {
 pub enum FrameError {
     /// `size` is the declared payload size; `max` the negotiated frame_max (envelope included).
     #[error("frame of type {frame_type} with a {size}-byte payload exceeds frame_max {max}")]
-    TooLarge { frame_type: u8, size: u32, max: u32 },
+    TooLarge {
+        /// The frame's type octet.
+        frame_type: u8,
+        /// The payload size the frame declares.
+        size: u32,
+        /// The negotiated frame_max.
+        max: u32,
+    },
+    /// The octet after the payload is not [`FRAME_END`](crate::constants::FRAME_END).
     #[error("bad frame end octet {end:#04x} (expected 0xce)")]
-    BadFrameEnd { frame_type: u8, payload: bytes::Bytes, end: u8 },
+    BadFrameEnd {
+        /// The frame's type octet.
+        frame_type: u8,
+        /// The frame's payload.
+        payload: bytes::Bytes,
+        /// The octet found in place of the frame end.
+        end: u8,
+    },
     /// An unknown frame type, or a method frame too short to name its method.
     #[error("unknown frame type {frame_type}")]
-    UnknownFrame { frame_type: u8, payload: bytes::Bytes },
+    UnknownFrame {
+        /// The frame's type octet.
+        frame_type: u8,
+        /// The frame's payload.
+        payload: bytes::Bytes,
+    },
     /// Method arguments that do not decode.
     #[error("bad arguments for method {class_id}.{method_id}: {error}")]
-    Method { class_id: u16, method_id: u16, arguments: bytes::Bytes, error: DecodeError },
+    Method {
+        /// The class id of the method.
+        class_id: u16,
+        /// The method id of the method.
+        method_id: u16,
+        /// The payload after the class and method ids.
+        arguments: bytes::Bytes,
+        /// Why the arguments do not decode.
+        error: DecodeError,
+    },
+    /// A content header frame shorter than its fixed fields (why it does not decode).
     #[error("bad content header frame: {0}")]
     Header(DecodeError),
     /// A heartbeat frame must have an empty payload.

@@ -20,20 +20,30 @@ pub const FRAME_OVERHEAD: usize = 8;
 /// One parsed frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
+    /// A method frame.
     Method {
+        /// The channel the frame was sent on.
         channel: u16,
+        /// The decoded method and its arguments.
         method: Method,
     },
+    /// A content header frame.
     Header {
+        /// The channel the frame was sent on.
         channel: u16,
+        /// The header, properties still raw.
         header: ContentHeader,
     },
-    /// `payload` is a zero-copy slice of the read buffer.
+    /// A content body frame.
     Body {
+        /// The channel the frame was sent on.
         channel: u16,
+        /// A zero-copy slice of the read buffer.
         payload: Bytes,
     },
+    /// A heartbeat frame.
     Heartbeat {
+        /// The channel the frame was sent on (0 from a well-behaved peer).
         channel: u16,
     },
 }
@@ -41,13 +51,18 @@ pub enum Frame {
 /// A content header frame; properties are kept raw (flags + list), zero copy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContentHeader {
+    /// The class of the content (60, `basic`, for every method that carries content).
     pub class_id: u16,
+    /// Unused by the protocol; 0 when written.
     pub weight: u16,
+    /// The total size of the body frames that follow.
     pub body_size: u64,
+    /// Property flags and property list, undecoded.
     pub properties: Bytes,
 }
 
 impl ContentHeader {
+    /// Decodes the raw properties as those of class `basic`.
     pub fn decode_properties(&self) -> Result<BasicProperties, DecodeError> {
         BasicProperties::decode(&self.properties)
     }
@@ -141,6 +156,7 @@ fn finish(out: &mut BytesMut, size_pos: usize) {
     out.put_u8(FRAME_END);
 }
 
+/// Appends a method frame carrying `method` on `channel`.
 pub fn write_method(out: &mut BytesMut, channel: u16, method: &Method) {
     let pos = begin(out, FRAME_METHOD, channel);
     method.encode(out);
@@ -160,6 +176,7 @@ pub fn write_header(out: &mut BytesMut, channel: u16, class_id: u16, body_size: 
     out.put_u8(FRAME_END);
 }
 
+/// Appends a content body frame; `payload` must fit the negotiated frame_max.
 pub fn write_body(out: &mut BytesMut, channel: u16, payload: &[u8]) {
     out.reserve(FRAME_OVERHEAD + payload.len());
     out.put_u8(FRAME_BODY);

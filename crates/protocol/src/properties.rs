@@ -9,37 +9,64 @@ use crate::{DecodeError, FieldTable, ShortStr};
 /// Properties of class `basic`; `None` = flag bit clear.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicProperties {
+    /// `content-type`, a MIME type.
     pub content_type: Option<ShortStr>,
+    /// `content-encoding`, a MIME encoding.
     pub content_encoding: Option<ShortStr>,
+    /// `headers`, application headers (and RabbitMQ's `x-` headers).
     pub headers: Option<FieldTable>,
+    /// `delivery-mode`: 2 is persistent, anything else transient.
     pub delivery_mode: Option<u8>,
+    /// `priority`, used by priority queues.
     pub priority: Option<u8>,
+    /// `correlation-id`, set by applications.
     pub correlation_id: Option<ShortStr>,
+    /// `reply-to`, the queue a reply goes to.
     pub reply_to: Option<ShortStr>,
+    /// `expiration`, the message TTL in milliseconds as a decimal string.
     pub expiration: Option<ShortStr>,
+    /// `message-id`, set by applications.
     pub message_id: Option<ShortStr>,
+    /// `timestamp`, in seconds since the epoch.
     pub timestamp: Option<u64>,
     /// The `type` property.
     pub kind: Option<ShortStr>,
+    /// `user-id`, checked against the connection's user when set.
     pub user_id: Option<ShortStr>,
+    /// `app-id`, set by applications.
     pub app_id: Option<ShortStr>,
+    /// `cluster-id`, deprecated and unused.
     pub cluster_id: Option<ShortStr>,
 }
 
 // Flag bits, most significant first; bit 0 is the continuation bit.
+/// Flag bit of `content-type`.
 pub const CONTENT_TYPE: u16 = 1 << 15;
+/// Flag bit of `content-encoding`.
 pub const CONTENT_ENCODING: u16 = 1 << 14;
+/// Flag bit of `headers`.
 pub const HEADERS: u16 = 1 << 13;
+/// Flag bit of `delivery-mode`.
 pub const DELIVERY_MODE: u16 = 1 << 12;
+/// Flag bit of `priority`.
 pub const PRIORITY: u16 = 1 << 11;
+/// Flag bit of `correlation-id`.
 pub const CORRELATION_ID: u16 = 1 << 10;
+/// Flag bit of `reply-to`.
 pub const REPLY_TO: u16 = 1 << 9;
+/// Flag bit of `expiration`.
 pub const EXPIRATION: u16 = 1 << 8;
+/// Flag bit of `message-id`.
 pub const MESSAGE_ID: u16 = 1 << 7;
+/// Flag bit of `timestamp`.
 pub const TIMESTAMP: u16 = 1 << 6;
+/// Flag bit of `type`.
 pub const TYPE: u16 = 1 << 5;
+/// Flag bit of `user-id`.
 pub const USER_ID: u16 = 1 << 4;
+/// Flag bit of `app-id`.
 pub const APP_ID: u16 = 1 << 3;
+/// Flag bit of `cluster-id`.
 pub const CLUSTER_ID: u16 = 1 << 2;
 const CONTINUATION: u16 = 1;
 

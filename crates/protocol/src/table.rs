@@ -16,7 +16,7 @@ use crate::codec::{
 use crate::{DecodeError, ShortStr};
 
 /// Maximum nesting depth of tables and arrays accepted by the decoder.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A field-table value.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,8 +41,13 @@ pub enum FieldValue {
     F32(f32),
     /// `d`
     F64(f64),
-    /// `D`
-    Decimal { scale: u8, value: u32 },
+    /// `D`: `value` × 10^-`scale`
+    Decimal {
+        /// How many decimal digits of `value` follow the point.
+        scale: u8,
+        /// The unscaled value.
+        value: u32,
+    },
     /// `S`
     LongStr(Bytes),
     /// `A`
@@ -62,10 +67,12 @@ pub enum FieldValue {
 pub struct FieldTable(pub Vec<(ShortStr, FieldValue)>);
 
 impl FieldTable {
+    /// An empty table.
     pub fn new() -> Self {
         FieldTable(Vec::new())
     }
 
+    /// The value of the first entry with `key`.
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
         self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
     }
@@ -79,19 +86,23 @@ impl FieldTable {
         }
     }
 
+    /// Removes the first entry with `key` and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<FieldValue> {
         let pos = self.0.iter().position(|(k, _)| &**k == key)?;
         Some(self.0.remove(pos).1)
     }
 
+    /// Whether the table has no entries.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The number of entries (repeated keys count each time).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// The entries in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (&ShortStr, &FieldValue)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
@@ -141,6 +152,7 @@ impl FieldValue {
         })
     }
 
+    /// The value of a `Bool`.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             FieldValue::Bool(b) => Some(b),

@@ -5,12 +5,12 @@ use proptest::prelude::*;
 
 use crate::{FieldTable, FieldValue, ShortStr};
 
-pub fn arb_shortstr() -> impl Strategy<Value = ShortStr> {
+pub(crate) fn arb_shortstr() -> impl Strategy<Value = ShortStr> {
     // At most 63 chars of up to 4 bytes: always fits in 255 bytes.
     "\\PC{0,63}".prop_map(ShortStr::from)
 }
 
-pub fn arb_longstr() -> impl Strategy<Value = Bytes> {
+pub(crate) fn arb_longstr() -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from)
 }
 
@@ -34,7 +34,7 @@ fn arb_leaf() -> impl Strategy<Value = FieldValue> {
     ]
 }
 
-pub fn arb_value() -> impl Strategy<Value = FieldValue> {
+pub(crate) fn arb_value() -> impl Strategy<Value = FieldValue> {
     arb_leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(FieldValue::Array),
@@ -45,6 +45,6 @@ pub fn arb_value() -> impl Strategy<Value = FieldValue> {
 }
 
 /// Arbitrary nested table (keys may repeat: order and duplicates are preserved on the wire).
-pub fn arb_table() -> impl Strategy<Value = FieldTable> {
+pub(crate) fn arb_table() -> impl Strategy<Value = FieldTable> {
     proptest::collection::vec((arb_shortstr(), arb_value()), 0..8).prop_map(FieldTable)
 }

@@ -9,19 +9,19 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     instant: Instant,
     unix_ms: u64,
 }
 
 impl Clock {
-    pub fn now() -> Clock {
+    pub(crate) fn now() -> Clock {
         let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         Clock { instant: Instant::now(), unix_ms }
     }
 
     /// The unix milliseconds of `at`; never 0 (which means "no expiry" on disk).
-    pub fn unix_ms_of(&self, at: Instant) -> u64 {
+    pub(crate) fn unix_ms_of(&self, at: Instant) -> u64 {
         let ms = if at >= self.instant {
             self.unix_ms.saturating_add((at - self.instant).as_millis() as u64)
         } else {
@@ -32,7 +32,7 @@ impl Clock {
 
     /// The `Instant` of unix milliseconds `ms` (a time already past maps to one that is past
     /// too). An expiry too far ahead to represent is treated as none.
-    pub fn instant_of(&self, ms: u64) -> Option<Instant> {
+    pub(crate) fn instant_of(&self, ms: u64) -> Option<Instant> {
         if ms >= self.unix_ms {
             self.instant.checked_add(Duration::from_millis(ms - self.unix_ms))
         } else {
@@ -41,12 +41,12 @@ impl Clock {
     }
 
     /// The stored form of an optional expiry.
-    pub fn expiry_ms(&self, at: Option<Instant>) -> u64 {
+    pub(crate) fn expiry_ms(&self, at: Option<Instant>) -> u64 {
         at.map_or(0, |at| self.unix_ms_of(at))
     }
 
     /// The expiry a stored value stands for.
-    pub fn expiry(&self, ms: u64) -> Option<Instant> {
+    pub(crate) fn expiry(&self, ms: u64) -> Option<Instant> {
         if ms == 0 {
             None
         } else {

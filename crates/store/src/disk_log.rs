@@ -119,6 +119,7 @@ pub struct MemoryStats {
     pub window_bytes: usize,
     /// The most the window has held since the log was opened.
     pub peak_window_messages: usize,
+    /// The most bytes the window has held since the log was opened.
     pub peak_window_bytes: usize,
     /// Requeued messages (held in memory until delivered again).
     pub requeued_messages: usize,
@@ -270,6 +271,7 @@ impl DiskLog {
         self.segments.len()
     }
 
+    /// How much of the log is in memory now, and the most it has been.
     pub fn memory_stats(&self) -> MemoryStats {
         MemoryStats {
             window_messages: self.window.len(),

@@ -32,6 +32,7 @@ pub struct DiskConfig {
     pub memory_window_bytes: usize,
     /// Per queue: the most messages the read-ahead window holds in memory.
     pub memory_window_messages: usize,
+    /// Whether sync tickets wait for fsync.
     pub sync: SyncMode,
 }
 
@@ -109,10 +110,12 @@ impl DiskStore {
         })
     }
 
+    /// The data directory the store was opened on.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
+    /// The configuration the store was opened with.
     pub fn config(&self) -> &DiskConfig {
         &self.ctx.config
     }

@@ -11,13 +11,18 @@
 //! broker calls [`QueueLog::flush`] on every log the batch touched, then takes one
 //! [`Store::sync_ticket`] and sends the batch's publisher confirms from [`Store::on_synced`]
 //! (group commit: one fsync round covers every batch that arrived while the previous ran).
+//!
+//! [`definitions`] keeps the rest of what survives a restart (vhosts, users, durable exchanges,
+//! queues and bindings) in a file of its own.
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod clock;
 pub mod definitions;
 mod disk_log;
 mod disk_store;
-pub mod memory;
-pub mod message;
+mod memory;
+mod message;
 mod names;
 mod record;
 mod segment;
@@ -47,6 +52,8 @@ pub trait QueueLog: Send + std::fmt::Debug {
     fn append(&mut self, message: Message, expires_at: Option<Instant>, persistent: bool) -> io::Result<u64>;
     /// The next ready message (requeued ones first), reading it from disk if needed.
     fn front(&mut self) -> Option<&QueuedMessage>;
+    /// Takes the next ready message out of the log (for delivery); it stays unsettled until
+    /// [`QueueLog::settle`] or [`QueueLog::requeue`].
     fn pop_front(&mut self) -> Option<QueuedMessage>;
     /// Returns a message just taken with `pop_front` that could not be delivered.
     fn push_front(&mut self, message: QueuedMessage);
@@ -67,6 +74,7 @@ pub trait QueueLog: Send + std::fmt::Debug {
     }
     /// Ready messages (delivered but unsettled ones are not counted).
     fn len(&self) -> usize;
+    /// Whether no message is ready.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

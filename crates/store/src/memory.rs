@@ -7,6 +7,7 @@ use std::io;
 
 use crate::{Message, QueueLog, QueuedMessage, Store, SyncWaker};
 
+/// A queue log that keeps every message in memory and writes nothing.
 #[derive(Debug, Default)]
 pub struct MemoryLog {
     ready: VecDeque<QueuedMessage>,

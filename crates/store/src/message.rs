@@ -9,10 +9,13 @@ use warren_protocol::{BasicProperties, ShortStr};
 /// routed to N queues is N sets of reference counts, not N copies.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
+    /// The exchange it was published to.
     pub exchange: ShortStr,
+    /// The routing key it was published with.
     pub routing_key: ShortStr,
     /// The content header's property flags and list, byte for byte as published.
     pub properties: Bytes,
+    /// The body, all its body frames joined.
     pub body: Bytes,
 }
 
@@ -35,7 +38,9 @@ impl Message {
 /// A message in a queue: its queue-local offset orders it, and a requeue puts it back by offset.
 #[derive(Clone, Debug)]
 pub struct QueuedMessage {
+    /// Where the message stands in its queue: offsets only grow, in append order.
     pub offset: u64,
+    /// Whether the message was delivered before (or may have been, after a restart).
     pub redelivered: bool,
     /// How many times the message was delivered and returned to the queue (`x-delivery-limit`
     /// queues count; deliveries then carry it as `x-delivery-count`). Kept on disk for stored
@@ -45,5 +50,6 @@ pub struct QueuedMessage {
     pub expires_at: Option<std::time::Instant>,
     /// Whether the message has a record in the queue's log on disk (settling it writes an ack).
     pub stored: bool,
+    /// The message itself.
     pub message: Message,
 }

@@ -11,14 +11,14 @@ use std::io;
 use std::path::Path;
 
 /// Names up to this many bytes are encoded as plain hex.
-pub const MAX_HEX_BYTES: usize = 100;
+pub(crate) const MAX_HEX_BYTES: usize = 100;
 /// Bytes of a long name kept readable (as hex) in its directory name.
 const LONG_PREFIX_BYTES: usize = 60;
 /// Holds the full name of a directory whose name is a hashed (long) encoding.
-pub const NAME_FILE: &str = "NAME";
+pub(crate) const NAME_FILE: &str = "NAME";
 
 /// The directory name for `name`.
-pub fn encode(name: &str) -> String {
+pub(crate) fn encode(name: &str) -> String {
     let bytes = name.as_bytes();
     if bytes.is_empty() {
         return "_".to_owned();
@@ -34,13 +34,13 @@ pub fn encode(name: &str) -> String {
 }
 
 /// Whether the encoding of a name needs a [`NAME_FILE`] to be decoded.
-pub fn needs_name_file(dir_name: &str) -> bool {
+pub(crate) fn needs_name_file(dir_name: &str) -> bool {
     dir_name.starts_with('~')
 }
 
 /// The name a directory stands for, or `None` if `dir_name` is not one of ours. `dir` is the
 /// directory itself, read only for long names.
-pub fn decode(dir_name: &str, dir: &Path) -> Option<String> {
+pub(crate) fn decode(dir_name: &str, dir: &Path) -> Option<String> {
     if dir_name == "_" {
         return Some(String::new());
     }
@@ -57,7 +57,7 @@ pub fn decode(dir_name: &str, dir: &Path) -> Option<String> {
 
 /// Creates `parent/encode(name)` if needed (with its [`NAME_FILE`] for a long name) and returns
 /// the path. Fails if a long name's directory belongs to another name (a hash collision).
-pub fn ensure_dir(parent: &Path, name: &str) -> io::Result<std::path::PathBuf> {
+pub(crate) fn ensure_dir(parent: &Path, name: &str) -> io::Result<std::path::PathBuf> {
     let encoded = encode(name);
     let dir = parent.join(&encoded);
     fs::create_dir_all(&dir)?;

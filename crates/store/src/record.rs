@@ -26,23 +26,23 @@ use warren_protocol::ShortStr;
 use crate::Message;
 
 /// `len` and `crc32c`.
-pub const PREFIX_LEN: usize = 8;
+pub(crate) const PREFIX_LEN: usize = 8;
 /// The payload fields before the variable-length ones: offset, flags, expiry, two name lengths
 /// and the properties length.
 const FIXED_PAYLOAD_LEN: usize = 8 + 1 + 8 + 1 + 1 + 4;
 /// The smallest valid `len`.
-pub const MIN_LEN: u32 = FIXED_PAYLOAD_LEN as u32;
+pub(crate) const MIN_LEN: u32 = FIXED_PAYLOAD_LEN as u32;
 /// A larger `len` can only be corruption (AMQP bodies are far smaller in practice; this also
 /// bounds what a corrupt length can make recovery allocate).
-pub const MAX_LEN: u32 = 1 << 30;
+pub(crate) const MAX_LEN: u32 = 1 << 30;
 
-pub const FLAG_PERSISTENT: u8 = 1;
+pub(crate) const FLAG_PERSISTENT: u8 = 1;
 
 /// Size of an encoded ack entry.
-pub const ACK_ENTRY_LEN: usize = 12;
+pub(crate) const ACK_ENTRY_LEN: usize = 12;
 
 /// The encoded size of a message's record.
-pub fn encoded_len(message: &Message) -> usize {
+pub(crate) fn encoded_len(message: &Message) -> usize {
     PREFIX_LEN
         + FIXED_PAYLOAD_LEN
         + message.exchange.len()
@@ -56,7 +56,13 @@ pub fn encoded_len(message: &Message) -> usize {
 ///
 /// Exchange and routing key are AMQP short strings (at most 255 bytes); a longer one is cut to
 /// 255 bytes so the record stays well-formed.
-pub fn encode(buf: &mut Vec<u8>, offset: u64, persistent: bool, expiry_ms: u64, message: &Message) -> usize {
+pub(crate) fn encode(
+    buf: &mut Vec<u8>,
+    offset: u64,
+    persistent: bool,
+    expiry_ms: u64,
+    message: &Message,
+) -> usize {
     let exchange = short(message.exchange.as_bytes());
     let routing_key = short(message.routing_key.as_bytes());
     let payload_len = FIXED_PAYLOAD_LEN
@@ -94,7 +100,7 @@ fn checksum(len_bytes: &[u8], payload: &[u8]) -> u32 {
 
 /// A record read from a buffer, borrowing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordRef<'a> {
+pub(crate) struct RecordRef<'a> {
     pub offset: u64,
     pub flags: u8,
     pub expiry_ms: u64,
@@ -107,13 +113,13 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    pub fn persistent(&self) -> bool {
+    pub(crate) fn persistent(&self) -> bool {
         self.flags & FLAG_PERSISTENT != 0
     }
 
     /// The message, copied out of the read buffer in one allocation (its fields are slices of
     /// it), so a message kept long does not pin a whole read buffer.
-    pub fn to_message(&self) -> Option<Message> {
+    pub(crate) fn to_message(&self) -> Option<Message> {
         let all = Bytes::copy_from_slice(self.payload);
         let base = self.payload.as_ptr() as usize;
         let slice = |part: &[u8]| {
@@ -131,7 +137,7 @@ impl RecordRef<'_> {
 
 /// What the start of a buffer holds.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
+pub(crate) enum Decoded<'a> {
     /// A whole, valid record of `len` bytes (prefix included).
     Record(RecordRef<'a>, usize),
     /// The buffer ends inside a record that claims `need` bytes in all (0 if even the prefix is
@@ -142,12 +148,12 @@ pub enum Decoded<'a> {
 }
 
 /// The `len` field of the record at the start of `buf`, if its prefix is there.
-pub fn peek_len(buf: &[u8]) -> Option<u32> {
+pub(crate) fn peek_len(buf: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(buf.get(..4)?.try_into().ok()?))
 }
 
 /// Decodes the record at the start of `buf`.
-pub fn decode(buf: &[u8]) -> Decoded<'_> {
+pub(crate) fn decode(buf: &[u8]) -> Decoded<'_> {
     let Some(prefix) = buf.get(..PREFIX_LEN) else {
         return Decoded::Incomplete { need: 0 };
     };
@@ -194,7 +200,7 @@ const RETURNED_BIT: u64 = 1 << 63;
 
 /// What an ack-file entry says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckEntry {
+pub(crate) enum AckEntry {
     /// The message at this offset left the queue for good.
     Settled(u64),
     /// The message at this offset was delivered and returned once more.
@@ -202,12 +208,12 @@ pub enum AckEntry {
 }
 
 /// Appends the ack entry of `offset` to `buf`.
-pub fn encode_ack(buf: &mut Vec<u8>, offset: u64) {
+pub(crate) fn encode_ack(buf: &mut Vec<u8>, offset: u64) {
     encode_ack_word(buf, offset);
 }
 
 /// Appends the entry recording one more return of the message at `offset` to `buf`.
-pub fn encode_return(buf: &mut Vec<u8>, offset: u64) {
+pub(crate) fn encode_return(buf: &mut Vec<u8>, offset: u64) {
     encode_ack_word(buf, offset | RETURNED_BIT);
 }
 
@@ -218,7 +224,7 @@ fn encode_ack_word(buf: &mut Vec<u8>, word: u64) {
 }
 
 /// What an ack-file entry says, if its checksum holds.
-pub fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<AckEntry> {
+pub(crate) fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<AckEntry> {
     let (bytes, crc) = entry.split_at(8);
     let crc = u32::from_le_bytes(crc.try_into().ok()?);
     if crc32c::crc32c(bytes) != crc {

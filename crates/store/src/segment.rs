@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use crate::record::{self, Decoded, RecordRef, ACK_ENTRY_LEN};
 
 /// Starts every segment file: magic and format version.
-pub const SEGMENT_HEADER: &[u8; 8] = b"WRNSEG\x00\x01";
+pub(crate) const SEGMENT_HEADER: &[u8; 8] = b"WRNSEG\x00\x01";
 /// Starts every ack file.
-pub const ACK_HEADER: &[u8; 8] = b"WRNACK\x00\x01";
-pub const HEADER_LEN: u64 = 8;
+pub(crate) const ACK_HEADER: &[u8; 8] = b"WRNACK\x00\x01";
+pub(crate) const HEADER_LEN: u64 = 8;
 
-pub fn segment_path(dir: &Path, first: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-pub fn ack_path(dir: &Path, first: u64) -> PathBuf {
+pub(crate) fn ack_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.ack"))
 }
 
@@ -36,7 +36,7 @@ fn parse_name(name: &str, ext: &str) -> Option<u64> {
 }
 
 /// The first offsets of the segments in `dir`, ascending, and of ack files without a segment.
-pub fn list(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
+pub(crate) fn list(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
     let mut segments = Vec::new();
     let mut acks = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -55,13 +55,13 @@ pub fn list(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
 
 /// A bitmap with one bit per record of a segment, by position in the segment.
 #[derive(Debug, Default, Clone)]
-pub struct Bits {
+pub(crate) struct Bits {
     words: Vec<u64>,
     len: u64,
 }
 
 impl Bits {
-    pub fn push(&mut self, bit: bool) {
+    pub(crate) fn push(&mut self, bit: bool) {
         let (word, shift) = ((self.len / 64) as usize, self.len % 64);
         if shift == 0 {
             self.words.push(0);
@@ -72,25 +72,25 @@ impl Bits {
         self.len += 1;
     }
 
-    pub fn set(&mut self, i: u64) {
+    pub(crate) fn set(&mut self, i: u64) {
         if i < self.len {
             self.words[(i / 64) as usize] |= 1 << (i % 64);
         }
     }
 
     /// Bit `i`; false past the end.
-    pub fn get(&self, i: u64) -> bool {
+    pub(crate) fn get(&self, i: u64) -> bool {
         i < self.len && self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
     }
 
-    pub fn count_ones(&self) -> u64 {
+    pub(crate) fn count_ones(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 }
 
 /// What recovery found in one segment.
 #[derive(Debug)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// Bytes of valid data (header included): the file's length after recovery.
     pub len: u64,
     /// Whole valid records.
@@ -114,7 +114,7 @@ pub struct Recovered {
 /// Recovers segment `first` of `dir`, whose records must have offsets of at least
 /// `min_offset`. Returns `None` when the file is not a segment at all (it is set aside as
 /// `*.corrupt` with its ack file, and the queue goes on without it).
-pub fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Recovered>> {
+pub(crate) fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Recovered>> {
     let path = segment_path(dir, first);
     let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
     let file_len = file.metadata()?.len();
@@ -280,18 +280,18 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
 
 /// Creates an empty segment file (`create_new`: a leftover of that name is an error). The
 /// caller writes the header.
-pub fn create(dir: &Path, first: u64) -> io::Result<File> {
+pub(crate) fn create(dir: &Path, first: u64) -> io::Result<File> {
     OpenOptions::new().append(true).create_new(true).open(segment_path(dir, first))
 }
 
 /// Opens a recovered segment to append to it.
-pub fn open_append(dir: &Path, first: u64) -> io::Result<File> {
+pub(crate) fn open_append(dir: &Path, first: u64) -> io::Result<File> {
     OpenOptions::new().append(true).open(segment_path(dir, first))
 }
 
 /// Opens (creating with its header if needed) the ack file of segment `first`; true when it
 /// was created.
-pub fn open_ack(dir: &Path, first: u64) -> io::Result<(File, bool)> {
+pub(crate) fn open_ack(dir: &Path, first: u64) -> io::Result<(File, bool)> {
     let mut file = OpenOptions::new().append(true).create(true).open(ack_path(dir, first))?;
     let created = file.metadata()?.len() == 0;
     if created {
@@ -302,7 +302,7 @@ pub fn open_ack(dir: &Path, first: u64) -> io::Result<(File, bool)> {
 
 /// Deletes a segment and its ack file (the segment first: an ack file without its segment is
 /// harmless, the reverse would bring acknowledged messages back).
-pub fn remove(dir: &Path, first: u64) -> io::Result<()> {
+pub(crate) fn remove(dir: &Path, first: u64) -> io::Result<()> {
     for path in [segment_path(dir, first), ack_path(dir, first)] {
         match fs::remove_file(&path) {
             Ok(()) => {}
@@ -315,7 +315,7 @@ pub fn remove(dir: &Path, first: u64) -> io::Result<()> {
 
 /// What [`SegmentReader::read_at`] found.
 #[derive(Debug)]
-pub enum ReadAt<'a> {
+pub(crate) enum ReadAt<'a> {
     /// A valid record and its encoded length.
     Record(RecordRef<'a>, usize),
     /// `pos` is the end of the data.
@@ -329,7 +329,7 @@ pub enum ReadAt<'a> {
 /// Reads records from a segment file through a buffer, by position (positional reads: the
 /// file may be appended to meanwhile).
 #[derive(Debug)]
-pub struct SegmentReader {
+pub(crate) struct SegmentReader {
     file: File,
     buf: Vec<u8>,
     /// File position of `buf[0]`.
@@ -339,12 +339,12 @@ pub struct SegmentReader {
 const READ_CHUNK: usize = 256 * 1024;
 
 impl SegmentReader {
-    pub fn new(file: File) -> SegmentReader {
+    pub(crate) fn new(file: File) -> SegmentReader {
         SegmentReader { file, buf: Vec::new(), buf_pos: 0 }
     }
 
     /// The record at `pos`, reading no further than `end` (the length of the data to trust).
-    pub fn read_at(&mut self, pos: u64, end: u64) -> io::Result<ReadAt<'_>> {
+    pub(crate) fn read_at(&mut self, pos: u64, end: u64) -> io::Result<ReadAt<'_>> {
         if pos >= end {
             return Ok(ReadAt::End);
         }

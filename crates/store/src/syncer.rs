@@ -44,7 +44,7 @@ struct State {
     shutdown: bool,
 }
 
-pub struct Syncer {
+pub(crate) struct Syncer {
     mode: SyncMode,
     state: Mutex<State>,
     wake: Condvar,
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Syncer {
 
 impl Syncer {
     /// A syncer and, for [`SyncMode::Always`], its running thread.
-    pub fn start(mode: SyncMode) -> std::io::Result<(Arc<Syncer>, Option<JoinHandle<()>>)> {
+    pub(crate) fn start(mode: SyncMode) -> std::io::Result<(Arc<Syncer>, Option<JoinHandle<()>>)> {
         let syncer = Arc::new(Syncer {
             mode,
             state: Mutex::new(State::default()),
@@ -87,7 +87,7 @@ impl Syncer {
         Ok((syncer, thread))
     }
 
-    pub fn mode(&self) -> SyncMode {
+    pub(crate) fn mode(&self) -> SyncMode {
         self.mode
     }
 
@@ -98,7 +98,7 @@ impl Syncer {
 
     /// Registers a file written since the last sync (`is_dir`: a directory whose entries
     /// changed). A no-op with [`SyncMode::Never`].
-    pub fn mark_dirty(&self, file: &Arc<File>, is_dir: bool) {
+    pub(crate) fn mark_dirty(&self, file: &Arc<File>, is_dir: bool) {
         if self.mode == SyncMode::Never {
             return;
         }
@@ -107,7 +107,7 @@ impl Syncer {
     }
 
     /// A ticket covering every file registered so far.
-    pub fn ticket(&self) -> u64 {
+    pub(crate) fn ticket(&self) -> u64 {
         let mut st = self.lock();
         if self.mode == SyncMode::Never {
             st.issued += 1;
@@ -124,12 +124,12 @@ impl Syncer {
     }
 
     /// The highest ticket known durable.
-    pub fn synced(&self) -> u64 {
+    pub(crate) fn synced(&self) -> u64 {
         self.synced.load(Ordering::Acquire)
     }
 
     /// Calls `waker` once `ticket` is durable: at once if it is, else from the syncer thread.
-    pub fn on_synced(&self, ticket: u64, waker: SyncWaker) {
+    pub(crate) fn on_synced(&self, ticket: u64, waker: SyncWaker) {
         let mut st = self.lock();
         if self.synced() >= ticket {
             drop(st);
@@ -140,17 +140,17 @@ impl Syncer {
     }
 
     /// How many fsync rounds have run.
-    pub fn rounds(&self) -> u64 {
+    pub(crate) fn rounds(&self) -> u64 {
         self.rounds.load(Ordering::Relaxed)
     }
 
     /// The fsync error that stopped durability, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.lock().failure.clone()
     }
 
     /// Asks the thread to finish its work and exit.
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.lock().shutdown = true;
         self.wake.notify_all();
     }

@@ -3,11 +3,17 @@
 
 use crate::{R, W};
 
+/// What a client sends before its first frame: `AMQP` and protocol version 0-9-1.
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// Frame type of method frames.
 pub const FRAME_METHOD: u8 = 1;
+/// Frame type of content header frames.
 pub const FRAME_HEADER: u8 = 2;
+/// Frame type of content body frames.
 pub const FRAME_BODY: u8 = 3;
+/// Frame type of heartbeat frames.
 pub const FRAME_HEARTBEAT: u8 = 8;
+/// The octet that ends every frame.
 pub const FRAME_END: u8 = 0xCE;
 /// Bytes before a frame's payload: type, channel, payload size.
 pub const FRAME_HEAD_LEN: usize = 7;
@@ -58,8 +64,11 @@ pub fn heartbeat_frame() -> Vec<u8> {
 /// One frame as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The frame type octet ([`FRAME_METHOD`], [`FRAME_HEADER`]…).
     pub ty: u8,
+    /// The channel the frame was sent on.
     pub channel: u16,
+    /// The payload, between the head and the frame end.
     pub payload: Vec<u8>,
 }
 

@@ -9,11 +9,17 @@
 //!   [`parse_frame`] splits one off the front of a buffer;
 //! * [`methods`] has the arguments of the methods tests send most (handshake, publish, close).
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod frame;
 pub mod methods;
 mod read;
 mod write;
 
-pub use frame::*;
+pub use frame::{
+    body_frames, content_header_frame, content_header_frame_with, frame, heartbeat_frame, method_frame,
+    parse_frame, payload_len, Frame, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEAD_LEN, FRAME_HEARTBEAT,
+    FRAME_METHOD, FRAME_OVERHEAD, PROTOCOL_HEADER,
+};
 pub use read::R;
 pub use write::W;

@@ -57,9 +57,13 @@ pub fn publish_frames(channel: u16, exchange: &str, routing_key: &str, body: &[u
 /// A connection.close or channel.close as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
+    /// The reply code.
     pub code: u16,
+    /// The reply text.
     pub text: String,
+    /// The class id of the method that caused the close (0 if none).
     pub class_id: u16,
+    /// The method id of the method that caused the close (0 if none).
     pub method_id: u16,
 }
 

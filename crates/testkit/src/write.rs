@@ -5,30 +5,36 @@
 pub struct W(pub Vec<u8>);
 
 impl W {
+    /// An empty builder.
     pub fn new() -> W {
         W(Vec::new())
     }
 
+    /// Appends an octet.
     pub fn u8(mut self, v: u8) -> W {
         self.0.push(v);
         self
     }
 
+    /// Appends a big-endian short.
     pub fn u16(mut self, v: u16) -> W {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian long.
     pub fn u32(mut self, v: u32) -> W {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian long long.
     pub fn u64(mut self, v: u64) -> W {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a short string (length octet, bytes); panics beyond 255 bytes.
     pub fn shortstr(mut self, s: &str) -> W {
         assert!(s.len() < 256, "short string of {} bytes", s.len());
         self.0.push(s.len() as u8);
@@ -36,6 +42,7 @@ impl W {
         self
     }
 
+    /// Appends a long string (32-bit length, bytes).
     pub fn longstr(mut self, s: &[u8]) -> W {
         self.0.extend_from_slice(&(s.len() as u32).to_be_bytes());
         self.0.extend_from_slice(s);
@@ -65,6 +72,7 @@ impl W {
         self
     }
 
+    /// The bytes appended so far.
     pub fn build(self) -> Vec<u8> {
         self.0
     }

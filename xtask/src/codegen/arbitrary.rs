@@ -11,7 +11,7 @@ pub fn emit(spec: &Spec) -> String {
          use proptest::prelude::*;\nuse proptest::strategy::Union;\n\n\
          use crate::methods::*;\n\
          use crate::testing::{arb_longstr, arb_shortstr, arb_table};\n\n\
-         pub fn arbitrary_method() -> impl Strategy<Value = Method> {\nUnion::new(vec![\n",
+         pub(crate) fn arbitrary_method() -> impl Strategy<Value = Method> {\nUnion::new(vec![\n",
     );
     for c in &spec.classes {
         for m in &c.methods {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::spec::Spec;
+use super::spec::{Constant, Spec};
 
 pub fn emit(spec: &Spec) -> String {
     let mut s = String::new();
@@ -15,9 +15,7 @@ pub fn emit(spec: &Spec) -> String {
         } else {
             "u16"
         };
-        if let Some(class) = &c.class {
-            let _ = writeln!(s, "/// Reply code ({class}).");
-        }
+        let _ = writeln!(s, "/// {}", describe(c));
         let _ = writeln!(s, "pub const {}: {ty} = {};", c.name, c.value);
     }
     let _ = writeln!(s, "/// Default AMQP port.\npub const PORT: u16 = {};", spec.port);
@@ -39,4 +37,21 @@ pub fn emit(spec: &Spec) -> String {
         hard.join(" | ")
     );
     s
+}
+
+/// What a spec constant is, from its class (reply codes) or its name (frame constants).
+fn describe(c: &Constant) -> String {
+    let n = &c.spec_name;
+    match (c.class.as_deref(), n.as_str()) {
+        (Some("soft-error"), _) => format!("Reply code `{n}`, a soft error (channel level)."),
+        (Some("hard-error"), _) => format!("Reply code `{n}`, a hard error (connection level)."),
+        (_, "REPLY-SUCCESS") => format!("Reply code `{n}`: a close that is not an error."),
+        (_, "FRAME-END") => format!("The octet that ends every frame (`{n}`)."),
+        (_, "FRAME-MIN-SIZE") => format!("The smallest frame size a peer may negotiate (`{n}`)."),
+        (_, "FRAME-METHOD") => format!("Frame type of method frames (`{n}`)."),
+        (_, "FRAME-HEADER") => format!("Frame type of content header frames (`{n}`)."),
+        (_, "FRAME-BODY") => format!("Frame type of content body frames (`{n}`)."),
+        (_, "FRAME-HEARTBEAT") => format!("Frame type of heartbeat frames (`{n}`)."),
+        _ => format!("Spec constant `{n}`."),
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::spec::{ArgType, Class, MethodDef, Spec};
+use super::spec::{Arg, ArgType, Class, MethodDef, Spec};
 
 fn all(spec: &Spec) -> impl Iterator<Item = (&Class, &MethodDef)> {
     spec.classes.iter().flat_map(|c| c.methods.iter().map(move |m| (c, m)))
@@ -47,24 +47,66 @@ fn groups(m: &MethodDef) -> Vec<Group<'_>> {
     out
 }
 
+/// The methods of `class` that answer the synchronous request `m` (`{name}-ok`, and
+/// `get-empty` for `basic.get`).
+fn replies<'a>(class: &'a Class, m: &MethodDef) -> Vec<&'a MethodDef> {
+    let names = [format!("{}-ok", m.name), format!("{}-empty", m.name)];
+    class.methods.iter().filter(|r| names.contains(&r.name)).collect()
+}
+
+/// The synchronous request of `class` that `m` answers, if `m` is a reply.
+fn request_of<'a>(class: &'a Class, m: &MethodDef) -> Option<&'a MethodDef> {
+    let base = m.name.strip_suffix("-ok").or_else(|| m.name.strip_suffix("-empty"))?;
+    class.methods.iter().find(|r| r.name == base && r.synchronous)
+}
+
+/// Doc lines of a method struct: its spec name and ids, then what the spec says of its
+/// exchange (content, synchronous request, reply).
+fn struct_doc(s: &mut String, class: &Class, m: &MethodDef) {
+    let _ = writeln!(s, "/// `{}` (class {}, method {}).", m.full_name(class), class.id, m.id);
+    if m.content {
+        s.push_str("///\n/// Carries content: a content header frame and body frames follow it.\n");
+    }
+    if m.synchronous {
+        let names: Vec<String> =
+            replies(class, m).iter().map(|r| format!("`{}`", r.full_name(class))).collect();
+        if names.is_empty() {
+            s.push_str("///\n/// Synchronous: the peer answers before the channel goes on.\n");
+        } else {
+            let _ = writeln!(s, "///\n/// Synchronous: the peer answers with {}.", names.join(" or "));
+        }
+    }
+    if let Some(request) = request_of(class, m) {
+        let _ = writeln!(s, "///\n/// The answer to `{}`.", request.full_name(class));
+    }
+}
+
+/// Doc line of an argument: its spec name and domain or type.
+fn field_doc(a: &Arg) -> String {
+    match &a.domain {
+        Some(d) if d != a.ty.spec() => format!("/// `{}` (domain `{d}`: `{}`).", a.spec_name, a.ty.spec()),
+        _ => format!("/// `{}` (`{}`).", a.spec_name, a.ty.spec()),
+    }
+}
+
 fn emit_struct(s: &mut String, class: &Class, m: &MethodDef) {
     let name = m.struct_name(class);
     let full = m.full_name(class);
-    let _ = writeln!(s, "/// `{full}` ({}, {}).", class.id, m.id);
+    struct_doc(s, class, m);
     s.push_str("#[derive(Clone, Debug, PartialEq, Default)]\n");
     if m.args.is_empty() {
         let _ = writeln!(s, "pub struct {name};\n");
     } else {
         let _ = writeln!(s, "pub struct {name} {{");
         for a in &m.args {
-            let _ = writeln!(s, "    pub {}: {},", a.field, a.ty.rust());
+            let _ = writeln!(s, "    {}\n    pub {}: {},", field_doc(a), a.field, a.ty.rust());
         }
         s.push_str("}\n\n");
     }
     let _ = writeln!(s, "impl {name} {{");
-    let _ = writeln!(s, "pub const CLASS_ID: u16 = {};", class.id);
-    let _ = writeln!(s, "pub const METHOD_ID: u16 = {};", m.id);
-    let _ = writeln!(s, "pub const NAME: &'static str = \"{full}\";");
+    let _ = writeln!(s, "/// Class id of `{}`.\npub const CLASS_ID: u16 = {};", class.name, class.id);
+    let _ = writeln!(s, "/// Method id of `{full}` within its class.\npub const METHOD_ID: u16 = {};", m.id);
+    let _ = writeln!(s, "/// Spec name of the method.\npub const NAME: &'static str = \"{full}\";");
     // decode
     let buf = if m.args.is_empty() { "_buf" } else { "buf" };
     let _ = writeln!(
@@ -152,7 +194,7 @@ fn emit_enum(s: &mut String, spec: &Spec) {
     );
     for (c, m) in all(spec) {
         let n = m.struct_name(c);
-        let _ = writeln!(s, "{n}({n}),");
+        let _ = writeln!(s, "/// `{}`.\n{n}({n}),", m.full_name(c));
     }
     s.push_str("}\n\nimpl Method {\n");
 
@@ -200,8 +242,16 @@ fn emit_enum(s: &mut String, spec: &Spec) {
         }
         s.push_str("}\n}\n\n");
     };
-    simple(s, "pub fn class_id(&self) -> u16", &|c, _| c.id.to_string());
-    simple(s, "pub fn method_id(&self) -> u16", &|_, m| m.id.to_string());
+    simple(
+        s,
+        "/// Class id, the first word of a method frame's payload.\npub fn class_id(&self) -> u16",
+        &|c, _| c.id.to_string(),
+    );
+    simple(
+        s,
+        "/// Method id within the class, the second word of the payload.\npub fn method_id(&self) -> u16",
+        &|_, m| m.id.to_string(),
+    );
     simple(s, "/// Spec name, e.g. `\"basic.publish\"`.\npub fn name(&self) -> &'static str", &|c, m| {
         format!("\"{}\"", m.full_name(c))
     });

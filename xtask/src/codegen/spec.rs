@@ -10,7 +10,10 @@ pub struct Spec {
 }
 
 pub struct Constant {
+    /// Rust name (`FRAME_METHOD`).
     pub name: String,
+    /// Name as the spec spells it (`FRAME-METHOD`).
+    pub spec_name: String,
     pub value: u64,
     pub class: Option<String>,
 }
@@ -33,6 +36,10 @@ pub struct MethodDef {
 pub struct Arg {
     /// Rust field name (snake_case; `type` becomes `kind`).
     pub field: String,
+    /// Name as the spec spells it (`routing-key`).
+    pub spec_name: String,
+    /// The spec domain the argument is declared with, if not a plain type.
+    pub domain: Option<String>,
     pub ty: ArgType,
 }
 
@@ -63,6 +70,21 @@ impl ArgType {
             "timestamp" => ArgType::Timestamp,
             other => return Err(format!("unknown argument type {other:?}")),
         })
+    }
+
+    /// The spec's name of the type.
+    pub fn spec(self) -> &'static str {
+        match self {
+            ArgType::Bit => "bit",
+            ArgType::Octet => "octet",
+            ArgType::Short => "short",
+            ArgType::Long => "long",
+            ArgType::LongLong => "longlong",
+            ArgType::ShortStr => "shortstr",
+            ArgType::LongStr => "longstr",
+            ArgType::Table => "table",
+            ArgType::Timestamp => "timestamp",
+        }
     }
 
     pub fn rust(self) -> &'static str {
@@ -141,8 +163,10 @@ impl Spec {
         let constants = array_of(&root, "constants")?
             .iter()
             .map(|c| {
+                let spec_name = str_of(c, "name")?;
                 Ok(Constant {
-                    name: str_of(c, "name")?.replace('-', "_"),
+                    name: spec_name.replace('-', "_"),
+                    spec_name: spec_name.to_string(),
                     value: c
                         .get("value")
                         .and_then(Value::as_u64)
@@ -159,7 +183,15 @@ impl Spec {
                     .map(|m| {
                         let args = array_of(m, "arguments")?
                             .iter()
-                            .map(|a| Ok(Arg { field: field_name(str_of(a, "name")?)?, ty: resolve(a)? }))
+                            .map(|a| {
+                                let name = str_of(a, "name")?;
+                                Ok(Arg {
+                                    field: field_name(name)?,
+                                    spec_name: name.to_string(),
+                                    domain: a.get("domain").and_then(Value::as_str).map(String::from),
+                                    ty: resolve(a)?,
+                                })
+                            })
                             .collect::<Result<Vec<_>, String>>()?;
                         let flag = |k| m.get(k).and_then(Value::as_bool).unwrap_or(false);
                         Ok(MethodDef {

@@ -8,7 +8,7 @@ use proptest::strategy::Union;
 use crate::methods::*;
 use crate::testing::{arb_longstr, arb_shortstr, arb_table};
 
-pub fn arbitrary_method() -> impl Strategy<Value = Method> {
+pub(crate) fn arbitrary_method() -> impl Strategy<Value = Method> {
     Union::new(vec![
         (any::<u8>(), any::<u8>(), arb_table(), arb_longstr(), arb_longstr())
             .prop_map(|(version_major, version_minor, server_properties, mechanisms, locales)| {

@@ -2,48 +2,55 @@
 
 //! Constants of the AMQP 0-9-1 spec (RabbitMQ edition) and class ids.
 
+/// Frame type of method frames (`FRAME-METHOD`).
 pub const FRAME_METHOD: u8 = 1;
+/// Frame type of content header frames (`FRAME-HEADER`).
 pub const FRAME_HEADER: u8 = 2;
+/// Frame type of content body frames (`FRAME-BODY`).
 pub const FRAME_BODY: u8 = 3;
+/// Frame type of heartbeat frames (`FRAME-HEARTBEAT`).
 pub const FRAME_HEARTBEAT: u8 = 8;
+/// The smallest frame size a peer may negotiate (`FRAME-MIN-SIZE`).
 pub const FRAME_MIN_SIZE: u32 = 8192;
+/// The octet that ends every frame (`FRAME-END`).
 pub const FRAME_END: u8 = 206;
+/// Reply code `REPLY-SUCCESS`: a close that is not an error.
 pub const REPLY_SUCCESS: u16 = 200;
-/// Reply code (soft-error).
+/// Reply code `CONTENT-TOO-LARGE`, a soft error (channel level).
 pub const CONTENT_TOO_LARGE: u16 = 311;
-/// Reply code (soft-error).
+/// Reply code `NO-ROUTE`, a soft error (channel level).
 pub const NO_ROUTE: u16 = 312;
-/// Reply code (soft-error).
+/// Reply code `NO-CONSUMERS`, a soft error (channel level).
 pub const NO_CONSUMERS: u16 = 313;
-/// Reply code (soft-error).
+/// Reply code `ACCESS-REFUSED`, a soft error (channel level).
 pub const ACCESS_REFUSED: u16 = 403;
-/// Reply code (soft-error).
+/// Reply code `NOT-FOUND`, a soft error (channel level).
 pub const NOT_FOUND: u16 = 404;
-/// Reply code (soft-error).
+/// Reply code `RESOURCE-LOCKED`, a soft error (channel level).
 pub const RESOURCE_LOCKED: u16 = 405;
-/// Reply code (soft-error).
+/// Reply code `PRECONDITION-FAILED`, a soft error (channel level).
 pub const PRECONDITION_FAILED: u16 = 406;
-/// Reply code (hard-error).
+/// Reply code `CONNECTION-FORCED`, a hard error (connection level).
 pub const CONNECTION_FORCED: u16 = 320;
-/// Reply code (hard-error).
+/// Reply code `INVALID-PATH`, a hard error (connection level).
 pub const INVALID_PATH: u16 = 402;
-/// Reply code (hard-error).
+/// Reply code `FRAME-ERROR`, a hard error (connection level).
 pub const FRAME_ERROR: u16 = 501;
-/// Reply code (hard-error).
+/// Reply code `SYNTAX-ERROR`, a hard error (connection level).
 pub const SYNTAX_ERROR: u16 = 502;
-/// Reply code (hard-error).
+/// Reply code `COMMAND-INVALID`, a hard error (connection level).
 pub const COMMAND_INVALID: u16 = 503;
-/// Reply code (hard-error).
+/// Reply code `CHANNEL-ERROR`, a hard error (connection level).
 pub const CHANNEL_ERROR: u16 = 504;
-/// Reply code (hard-error).
+/// Reply code `UNEXPECTED-FRAME`, a hard error (connection level).
 pub const UNEXPECTED_FRAME: u16 = 505;
-/// Reply code (hard-error).
+/// Reply code `RESOURCE-ERROR`, a hard error (connection level).
 pub const RESOURCE_ERROR: u16 = 506;
-/// Reply code (hard-error).
+/// Reply code `NOT-ALLOWED`, a hard error (connection level).
 pub const NOT_ALLOWED: u16 = 530;
-/// Reply code (hard-error).
+/// Reply code `NOT-IMPLEMENTED`, a hard error (connection level).
 pub const NOT_IMPLEMENTED: u16 = 540;
-/// Reply code (hard-error).
+/// Reply code `INTERNAL-ERROR`, a hard error (connection level).
 pub const INTERNAL_ERROR: u16 = 541;
 /// Default AMQP port.
 pub const PORT: u16 = 5672;

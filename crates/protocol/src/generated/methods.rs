@@ -7,19 +7,29 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::{get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, put_longstr, put_shortstr};
 use crate::{DecodeError, FieldTable, ShortStr};
 
-/// `connection.start` (10, 10).
+/// `connection.start` (class 10, method 10).
+///
+/// Synchronous: the peer answers with `connection.start-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionStart {
+    /// `version-major` (`octet`).
     pub version_major: u8,
+    /// `version-minor` (`octet`).
     pub version_minor: u8,
+    /// `server-properties` (domain `peer-properties`: `table`).
     pub server_properties: FieldTable,
+    /// `mechanisms` (`longstr`).
     pub mechanisms: Bytes,
+    /// `locales` (`longstr`).
     pub locales: Bytes,
 }
 
 impl ConnectionStart {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.start` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.start";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -46,18 +56,27 @@ impl From<ConnectionStart> for Method {
     }
 }
 
-/// `connection.start-ok` (10, 11).
+/// `connection.start-ok` (class 10, method 11).
+///
+/// The answer to `connection.start`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionStartOk {
+    /// `client-properties` (domain `peer-properties`: `table`).
     pub client_properties: FieldTable,
+    /// `mechanism` (`shortstr`).
     pub mechanism: ShortStr,
+    /// `response` (`longstr`).
     pub response: Bytes,
+    /// `locale` (`shortstr`).
     pub locale: ShortStr,
 }
 
 impl ConnectionStartOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.start-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.start-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -82,15 +101,21 @@ impl From<ConnectionStartOk> for Method {
     }
 }
 
-/// `connection.secure` (10, 20).
+/// `connection.secure` (class 10, method 20).
+///
+/// Synchronous: the peer answers with `connection.secure-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionSecure {
+    /// `challenge` (`longstr`).
     pub challenge: Bytes,
 }
 
 impl ConnectionSecure {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.secure` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.secure";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -109,15 +134,21 @@ impl From<ConnectionSecure> for Method {
     }
 }
 
-/// `connection.secure-ok` (10, 21).
+/// `connection.secure-ok` (class 10, method 21).
+///
+/// The answer to `connection.secure`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionSecureOk {
+    /// `response` (`longstr`).
     pub response: Bytes,
 }
 
 impl ConnectionSecureOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.secure-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.secure-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -136,17 +167,25 @@ impl From<ConnectionSecureOk> for Method {
     }
 }
 
-/// `connection.tune` (10, 30).
+/// `connection.tune` (class 10, method 30).
+///
+/// Synchronous: the peer answers with `connection.tune-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionTune {
+    /// `channel-max` (`short`).
     pub channel_max: u16,
+    /// `frame-max` (`long`).
     pub frame_max: u32,
+    /// `heartbeat` (`short`).
     pub heartbeat: u16,
 }
 
 impl ConnectionTune {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.tune` within its class.
     pub const METHOD_ID: u16 = 30;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.tune";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -169,17 +208,25 @@ impl From<ConnectionTune> for Method {
     }
 }
 
-/// `connection.tune-ok` (10, 31).
+/// `connection.tune-ok` (class 10, method 31).
+///
+/// The answer to `connection.tune`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionTuneOk {
+    /// `channel-max` (`short`).
     pub channel_max: u16,
+    /// `frame-max` (`long`).
     pub frame_max: u32,
+    /// `heartbeat` (`short`).
     pub heartbeat: u16,
 }
 
 impl ConnectionTuneOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.tune-ok` within its class.
     pub const METHOD_ID: u16 = 31;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.tune-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -202,17 +249,25 @@ impl From<ConnectionTuneOk> for Method {
     }
 }
 
-/// `connection.open` (10, 40).
+/// `connection.open` (class 10, method 40).
+///
+/// Synchronous: the peer answers with `connection.open-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionOpen {
+    /// `virtual-host` (`shortstr`).
     pub virtual_host: ShortStr,
+    /// `capabilities` (`shortstr`).
     pub capabilities: ShortStr,
+    /// `insist` (`bit`).
     pub insist: bool,
 }
 
 impl ConnectionOpen {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.open` within its class.
     pub const METHOD_ID: u16 = 40;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.open";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -236,15 +291,21 @@ impl From<ConnectionOpen> for Method {
     }
 }
 
-/// `connection.open-ok` (10, 41).
+/// `connection.open-ok` (class 10, method 41).
+///
+/// The answer to `connection.open`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionOpenOk {
+    /// `known-hosts` (`shortstr`).
     pub known_hosts: ShortStr,
 }
 
 impl ConnectionOpenOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.open-ok` within its class.
     pub const METHOD_ID: u16 = 41;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.open-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -263,18 +324,27 @@ impl From<ConnectionOpenOk> for Method {
     }
 }
 
-/// `connection.close` (10, 50).
+/// `connection.close` (class 10, method 50).
+///
+/// Synchronous: the peer answers with `connection.close-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionClose {
+    /// `reply-code` (`short`).
     pub reply_code: u16,
+    /// `reply-text` (`shortstr`).
     pub reply_text: ShortStr,
+    /// `class-id` (`short`).
     pub class_id: u16,
+    /// `method-id` (`short`).
     pub method_id: u16,
 }
 
 impl ConnectionClose {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.close` within its class.
     pub const METHOD_ID: u16 = 50;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.close";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -299,13 +369,18 @@ impl From<ConnectionClose> for Method {
     }
 }
 
-/// `connection.close-ok` (10, 51).
+/// `connection.close-ok` (class 10, method 51).
+///
+/// The answer to `connection.close`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionCloseOk;
 
 impl ConnectionCloseOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.close-ok` within its class.
     pub const METHOD_ID: u16 = 51;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.close-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -321,15 +396,19 @@ impl From<ConnectionCloseOk> for Method {
     }
 }
 
-/// `connection.blocked` (10, 60).
+/// `connection.blocked` (class 10, method 60).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionBlocked {
+    /// `reason` (`shortstr`).
     pub reason: ShortStr,
 }
 
 impl ConnectionBlocked {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.blocked` within its class.
     pub const METHOD_ID: u16 = 60;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.blocked";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -348,13 +427,16 @@ impl From<ConnectionBlocked> for Method {
     }
 }
 
-/// `connection.unblocked` (10, 61).
+/// `connection.unblocked` (class 10, method 61).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionUnblocked;
 
 impl ConnectionUnblocked {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.unblocked` within its class.
     pub const METHOD_ID: u16 = 61;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.unblocked";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -370,16 +452,23 @@ impl From<ConnectionUnblocked> for Method {
     }
 }
 
-/// `connection.update-secret` (10, 70).
+/// `connection.update-secret` (class 10, method 70).
+///
+/// Synchronous: the peer answers with `connection.update-secret-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionUpdateSecret {
+    /// `new-secret` (`longstr`).
     pub new_secret: Bytes,
+    /// `reason` (`shortstr`).
     pub reason: ShortStr,
 }
 
 impl ConnectionUpdateSecret {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.update-secret` within its class.
     pub const METHOD_ID: u16 = 70;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.update-secret";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -400,13 +489,18 @@ impl From<ConnectionUpdateSecret> for Method {
     }
 }
 
-/// `connection.update-secret-ok` (10, 71).
+/// `connection.update-secret-ok` (class 10, method 71).
+///
+/// The answer to `connection.update-secret`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConnectionUpdateSecretOk;
 
 impl ConnectionUpdateSecretOk {
+    /// Class id of `connection`.
     pub const CLASS_ID: u16 = 10;
+    /// Method id of `connection.update-secret-ok` within its class.
     pub const METHOD_ID: u16 = 71;
+    /// Spec name of the method.
     pub const NAME: &'static str = "connection.update-secret-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -422,15 +516,21 @@ impl From<ConnectionUpdateSecretOk> for Method {
     }
 }
 
-/// `channel.open` (20, 10).
+/// `channel.open` (class 20, method 10).
+///
+/// Synchronous: the peer answers with `channel.open-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelOpen {
+    /// `out-of-band` (`shortstr`).
     pub out_of_band: ShortStr,
 }
 
 impl ChannelOpen {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.open` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.open";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -449,15 +549,21 @@ impl From<ChannelOpen> for Method {
     }
 }
 
-/// `channel.open-ok` (20, 11).
+/// `channel.open-ok` (class 20, method 11).
+///
+/// The answer to `channel.open`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelOpenOk {
+    /// `channel-id` (`longstr`).
     pub channel_id: Bytes,
 }
 
 impl ChannelOpenOk {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.open-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.open-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -476,15 +582,21 @@ impl From<ChannelOpenOk> for Method {
     }
 }
 
-/// `channel.flow` (20, 20).
+/// `channel.flow` (class 20, method 20).
+///
+/// Synchronous: the peer answers with `channel.flow-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelFlow {
+    /// `active` (`bit`).
     pub active: bool,
 }
 
 impl ChannelFlow {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.flow` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.flow";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -504,15 +616,21 @@ impl From<ChannelFlow> for Method {
     }
 }
 
-/// `channel.flow-ok` (20, 21).
+/// `channel.flow-ok` (class 20, method 21).
+///
+/// The answer to `channel.flow`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelFlowOk {
+    /// `active` (`bit`).
     pub active: bool,
 }
 
 impl ChannelFlowOk {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.flow-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.flow-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -532,18 +650,27 @@ impl From<ChannelFlowOk> for Method {
     }
 }
 
-/// `channel.close` (20, 40).
+/// `channel.close` (class 20, method 40).
+///
+/// Synchronous: the peer answers with `channel.close-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelClose {
+    /// `reply-code` (`short`).
     pub reply_code: u16,
+    /// `reply-text` (`shortstr`).
     pub reply_text: ShortStr,
+    /// `class-id` (`short`).
     pub class_id: u16,
+    /// `method-id` (`short`).
     pub method_id: u16,
 }
 
 impl ChannelClose {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.close` within its class.
     pub const METHOD_ID: u16 = 40;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.close";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -568,13 +695,18 @@ impl From<ChannelClose> for Method {
     }
 }
 
-/// `channel.close-ok` (20, 41).
+/// `channel.close-ok` (class 20, method 41).
+///
+/// The answer to `channel.close`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ChannelCloseOk;
 
 impl ChannelCloseOk {
+    /// Class id of `channel`.
     pub const CLASS_ID: u16 = 20;
+    /// Method id of `channel.close-ok` within its class.
     pub const METHOD_ID: u16 = 41;
+    /// Spec name of the method.
     pub const NAME: &'static str = "channel.close-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -590,20 +722,31 @@ impl From<ChannelCloseOk> for Method {
     }
 }
 
-/// `access.request` (30, 10).
+/// `access.request` (class 30, method 10).
+///
+/// Synchronous: the peer answers with `access.request-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct AccessRequest {
+    /// `realm` (`shortstr`).
     pub realm: ShortStr,
+    /// `exclusive` (`bit`).
     pub exclusive: bool,
+    /// `passive` (`bit`).
     pub passive: bool,
+    /// `active` (`bit`).
     pub active: bool,
+    /// `write` (`bit`).
     pub write: bool,
+    /// `read` (`bit`).
     pub read: bool,
 }
 
 impl AccessRequest {
+    /// Class id of `access`.
     pub const CLASS_ID: u16 = 30;
+    /// Method id of `access.request` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "access.request";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -635,15 +778,21 @@ impl From<AccessRequest> for Method {
     }
 }
 
-/// `access.request-ok` (30, 11).
+/// `access.request-ok` (class 30, method 11).
+///
+/// The answer to `access.request`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct AccessRequestOk {
+    /// `ticket` (`short`).
     pub ticket: u16,
 }
 
 impl AccessRequestOk {
+    /// Class id of `access`.
     pub const CLASS_ID: u16 = 30;
+    /// Method id of `access.request-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "access.request-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -662,23 +811,37 @@ impl From<AccessRequestOk> for Method {
     }
 }
 
-/// `exchange.declare` (40, 10).
+/// `exchange.declare` (class 40, method 10).
+///
+/// Synchronous: the peer answers with `exchange.declare-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeDeclare {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `type` (`shortstr`).
     pub kind: ShortStr,
+    /// `passive` (`bit`).
     pub passive: bool,
+    /// `durable` (`bit`).
     pub durable: bool,
+    /// `auto-delete` (`bit`).
     pub auto_delete: bool,
+    /// `internal` (`bit`).
     pub internal: bool,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl ExchangeDeclare {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.declare` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.declare";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -716,13 +879,18 @@ impl From<ExchangeDeclare> for Method {
     }
 }
 
-/// `exchange.declare-ok` (40, 11).
+/// `exchange.declare-ok` (class 40, method 11).
+///
+/// The answer to `exchange.declare`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeDeclareOk;
 
 impl ExchangeDeclareOk {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.declare-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.declare-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -738,18 +906,27 @@ impl From<ExchangeDeclareOk> for Method {
     }
 }
 
-/// `exchange.delete` (40, 20).
+/// `exchange.delete` (class 40, method 20).
+///
+/// Synchronous: the peer answers with `exchange.delete-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeDelete {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `if-unused` (`bit`).
     pub if_unused: bool,
+    /// `nowait` (`bit`).
     pub nowait: bool,
 }
 
 impl ExchangeDelete {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.delete` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.delete";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -774,13 +951,18 @@ impl From<ExchangeDelete> for Method {
     }
 }
 
-/// `exchange.delete-ok` (40, 21).
+/// `exchange.delete-ok` (class 40, method 21).
+///
+/// The answer to `exchange.delete`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeDeleteOk;
 
 impl ExchangeDeleteOk {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.delete-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.delete-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -796,20 +978,31 @@ impl From<ExchangeDeleteOk> for Method {
     }
 }
 
-/// `exchange.bind` (40, 30).
+/// `exchange.bind` (class 40, method 30).
+///
+/// Synchronous: the peer answers with `exchange.bind-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeBind {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `destination` (domain `exchange-name`: `shortstr`).
     pub destination: ShortStr,
+    /// `source` (domain `exchange-name`: `shortstr`).
     pub source: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl ExchangeBind {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.bind` within its class.
     pub const METHOD_ID: u16 = 30;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.bind";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -839,13 +1032,18 @@ impl From<ExchangeBind> for Method {
     }
 }
 
-/// `exchange.bind-ok` (40, 31).
+/// `exchange.bind-ok` (class 40, method 31).
+///
+/// The answer to `exchange.bind`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeBindOk;
 
 impl ExchangeBindOk {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.bind-ok` within its class.
     pub const METHOD_ID: u16 = 31;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.bind-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -861,20 +1059,31 @@ impl From<ExchangeBindOk> for Method {
     }
 }
 
-/// `exchange.unbind` (40, 40).
+/// `exchange.unbind` (class 40, method 40).
+///
+/// Synchronous: the peer answers with `exchange.unbind-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeUnbind {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `destination` (domain `exchange-name`: `shortstr`).
     pub destination: ShortStr,
+    /// `source` (domain `exchange-name`: `shortstr`).
     pub source: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl ExchangeUnbind {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.unbind` within its class.
     pub const METHOD_ID: u16 = 40;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.unbind";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -904,13 +1113,18 @@ impl From<ExchangeUnbind> for Method {
     }
 }
 
-/// `exchange.unbind-ok` (40, 51).
+/// `exchange.unbind-ok` (class 40, method 51).
+///
+/// The answer to `exchange.unbind`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ExchangeUnbindOk;
 
 impl ExchangeUnbindOk {
+    /// Class id of `exchange`.
     pub const CLASS_ID: u16 = 40;
+    /// Method id of `exchange.unbind-ok` within its class.
     pub const METHOD_ID: u16 = 51;
+    /// Spec name of the method.
     pub const NAME: &'static str = "exchange.unbind-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -926,22 +1140,35 @@ impl From<ExchangeUnbindOk> for Method {
     }
 }
 
-/// `queue.declare` (50, 10).
+/// `queue.declare` (class 50, method 10).
+///
+/// Synchronous: the peer answers with `queue.declare-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueDeclare {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `passive` (`bit`).
     pub passive: bool,
+    /// `durable` (`bit`).
     pub durable: bool,
+    /// `exclusive` (`bit`).
     pub exclusive: bool,
+    /// `auto-delete` (`bit`).
     pub auto_delete: bool,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl QueueDeclare {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.declare` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.declare";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -977,17 +1204,25 @@ impl From<QueueDeclare> for Method {
     }
 }
 
-/// `queue.declare-ok` (50, 11).
+/// `queue.declare-ok` (class 50, method 11).
+///
+/// The answer to `queue.declare`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueDeclareOk {
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `message-count` (domain `message-count`: `long`).
     pub message_count: u32,
+    /// `consumer-count` (`long`).
     pub consumer_count: u32,
 }
 
 impl QueueDeclareOk {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.declare-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.declare-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1010,20 +1245,31 @@ impl From<QueueDeclareOk> for Method {
     }
 }
 
-/// `queue.bind` (50, 20).
+/// `queue.bind` (class 50, method 20).
+///
+/// Synchronous: the peer answers with `queue.bind-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueBind {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl QueueBind {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.bind` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.bind";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1053,13 +1299,18 @@ impl From<QueueBind> for Method {
     }
 }
 
-/// `queue.bind-ok` (50, 21).
+/// `queue.bind-ok` (class 50, method 21).
+///
+/// The answer to `queue.bind`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueBindOk;
 
 impl QueueBindOk {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.bind-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.bind-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1075,17 +1326,25 @@ impl From<QueueBindOk> for Method {
     }
 }
 
-/// `queue.purge` (50, 30).
+/// `queue.purge` (class 50, method 30).
+///
+/// Synchronous: the peer answers with `queue.purge-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueuePurge {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `nowait` (`bit`).
     pub nowait: bool,
 }
 
 impl QueuePurge {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.purge` within its class.
     pub const METHOD_ID: u16 = 30;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.purge";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1109,15 +1368,21 @@ impl From<QueuePurge> for Method {
     }
 }
 
-/// `queue.purge-ok` (50, 31).
+/// `queue.purge-ok` (class 50, method 31).
+///
+/// The answer to `queue.purge`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueuePurgeOk {
+    /// `message-count` (domain `message-count`: `long`).
     pub message_count: u32,
 }
 
 impl QueuePurgeOk {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.purge-ok` within its class.
     pub const METHOD_ID: u16 = 31;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.purge-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1136,19 +1401,29 @@ impl From<QueuePurgeOk> for Method {
     }
 }
 
-/// `queue.delete` (50, 40).
+/// `queue.delete` (class 50, method 40).
+///
+/// Synchronous: the peer answers with `queue.delete-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueDelete {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `if-unused` (`bit`).
     pub if_unused: bool,
+    /// `if-empty` (`bit`).
     pub if_empty: bool,
+    /// `nowait` (`bit`).
     pub nowait: bool,
 }
 
 impl QueueDelete {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.delete` within its class.
     pub const METHOD_ID: u16 = 40;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.delete";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1174,15 +1449,21 @@ impl From<QueueDelete> for Method {
     }
 }
 
-/// `queue.delete-ok` (50, 41).
+/// `queue.delete-ok` (class 50, method 41).
+///
+/// The answer to `queue.delete`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueDeleteOk {
+    /// `message-count` (domain `message-count`: `long`).
     pub message_count: u32,
 }
 
 impl QueueDeleteOk {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.delete-ok` within its class.
     pub const METHOD_ID: u16 = 41;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.delete-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1201,19 +1482,29 @@ impl From<QueueDeleteOk> for Method {
     }
 }
 
-/// `queue.unbind` (50, 50).
+/// `queue.unbind` (class 50, method 50).
+///
+/// Synchronous: the peer answers with `queue.unbind-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueUnbind {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl QueueUnbind {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.unbind` within its class.
     pub const METHOD_ID: u16 = 50;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.unbind";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1240,13 +1531,18 @@ impl From<QueueUnbind> for Method {
     }
 }
 
-/// `queue.unbind-ok` (50, 51).
+/// `queue.unbind-ok` (class 50, method 51).
+///
+/// The answer to `queue.unbind`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QueueUnbindOk;
 
 impl QueueUnbindOk {
+    /// Class id of `queue`.
     pub const CLASS_ID: u16 = 50;
+    /// Method id of `queue.unbind-ok` within its class.
     pub const METHOD_ID: u16 = 51;
+    /// Spec name of the method.
     pub const NAME: &'static str = "queue.unbind-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1262,17 +1558,25 @@ impl From<QueueUnbindOk> for Method {
     }
 }
 
-/// `basic.qos` (60, 10).
+/// `basic.qos` (class 60, method 10).
+///
+/// Synchronous: the peer answers with `basic.qos-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicQos {
+    /// `prefetch-size` (`long`).
     pub prefetch_size: u32,
+    /// `prefetch-count` (`short`).
     pub prefetch_count: u16,
+    /// `global` (`bit`).
     pub global: bool,
 }
 
 impl BasicQos {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.qos` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.qos";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1296,13 +1600,18 @@ impl From<BasicQos> for Method {
     }
 }
 
-/// `basic.qos-ok` (60, 11).
+/// `basic.qos-ok` (class 60, method 11).
+///
+/// The answer to `basic.qos`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicQosOk;
 
 impl BasicQosOk {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.qos-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.qos-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1318,22 +1627,35 @@ impl From<BasicQosOk> for Method {
     }
 }
 
-/// `basic.consume` (60, 20).
+/// `basic.consume` (class 60, method 20).
+///
+/// Synchronous: the peer answers with `basic.consume-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicConsume {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `consumer-tag` (`shortstr`).
     pub consumer_tag: ShortStr,
+    /// `no-local` (`bit`).
     pub no_local: bool,
+    /// `no-ack` (`bit`).
     pub no_ack: bool,
+    /// `exclusive` (`bit`).
     pub exclusive: bool,
+    /// `nowait` (`bit`).
     pub nowait: bool,
+    /// `arguments` (`table`).
     pub arguments: FieldTable,
 }
 
 impl BasicConsume {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.consume` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.consume";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1369,15 +1691,21 @@ impl From<BasicConsume> for Method {
     }
 }
 
-/// `basic.consume-ok` (60, 21).
+/// `basic.consume-ok` (class 60, method 21).
+///
+/// The answer to `basic.consume`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicConsumeOk {
+    /// `consumer-tag` (`shortstr`).
     pub consumer_tag: ShortStr,
 }
 
 impl BasicConsumeOk {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.consume-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.consume-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1396,16 +1724,23 @@ impl From<BasicConsumeOk> for Method {
     }
 }
 
-/// `basic.cancel` (60, 30).
+/// `basic.cancel` (class 60, method 30).
+///
+/// Synchronous: the peer answers with `basic.cancel-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicCancel {
+    /// `consumer-tag` (`shortstr`).
     pub consumer_tag: ShortStr,
+    /// `nowait` (`bit`).
     pub nowait: bool,
 }
 
 impl BasicCancel {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.cancel` within its class.
     pub const METHOD_ID: u16 = 30;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.cancel";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1427,15 +1762,21 @@ impl From<BasicCancel> for Method {
     }
 }
 
-/// `basic.cancel-ok` (60, 31).
+/// `basic.cancel-ok` (class 60, method 31).
+///
+/// The answer to `basic.cancel`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicCancelOk {
+    /// `consumer-tag` (`shortstr`).
     pub consumer_tag: ShortStr,
 }
 
 impl BasicCancelOk {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.cancel-ok` within its class.
     pub const METHOD_ID: u16 = 31;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.cancel-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1454,19 +1795,29 @@ impl From<BasicCancelOk> for Method {
     }
 }
 
-/// `basic.publish` (60, 40).
+/// `basic.publish` (class 60, method 40).
+///
+/// Carries content: a content header frame and body frames follow it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicPublish {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `mandatory` (`bit`).
     pub mandatory: bool,
+    /// `immediate` (`bit`).
     pub immediate: bool,
 }
 
 impl BasicPublish {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.publish` within its class.
     pub const METHOD_ID: u16 = 40;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.publish";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1493,18 +1844,27 @@ impl From<BasicPublish> for Method {
     }
 }
 
-/// `basic.return` (60, 50).
+/// `basic.return` (class 60, method 50).
+///
+/// Carries content: a content header frame and body frames follow it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicReturn {
+    /// `reply-code` (`short`).
     pub reply_code: u16,
+    /// `reply-text` (`shortstr`).
     pub reply_text: ShortStr,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
 }
 
 impl BasicReturn {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.return` within its class.
     pub const METHOD_ID: u16 = 50;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.return";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1529,19 +1889,29 @@ impl From<BasicReturn> for Method {
     }
 }
 
-/// `basic.deliver` (60, 60).
+/// `basic.deliver` (class 60, method 60).
+///
+/// Carries content: a content header frame and body frames follow it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicDeliver {
+    /// `consumer-tag` (`shortstr`).
     pub consumer_tag: ShortStr,
+    /// `delivery-tag` (`longlong`).
     pub delivery_tag: u64,
+    /// `redelivered` (`bit`).
     pub redelivered: bool,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
 }
 
 impl BasicDeliver {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.deliver` within its class.
     pub const METHOD_ID: u16 = 60;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.deliver";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1569,17 +1939,25 @@ impl From<BasicDeliver> for Method {
     }
 }
 
-/// `basic.get` (60, 70).
+/// `basic.get` (class 60, method 70).
+///
+/// Synchronous: the peer answers with `basic.get-ok` or `basic.get-empty`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicGet {
+    /// `ticket` (`short`).
     pub ticket: u16,
+    /// `queue` (domain `queue-name`: `shortstr`).
     pub queue: ShortStr,
+    /// `no-ack` (`bit`).
     pub no_ack: bool,
 }
 
 impl BasicGet {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.get` within its class.
     pub const METHOD_ID: u16 = 70;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.get";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1603,19 +1981,31 @@ impl From<BasicGet> for Method {
     }
 }
 
-/// `basic.get-ok` (60, 71).
+/// `basic.get-ok` (class 60, method 71).
+///
+/// Carries content: a content header frame and body frames follow it.
+///
+/// The answer to `basic.get`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicGetOk {
+    /// `delivery-tag` (`longlong`).
     pub delivery_tag: u64,
+    /// `redelivered` (`bit`).
     pub redelivered: bool,
+    /// `exchange` (domain `exchange-name`: `shortstr`).
     pub exchange: ShortStr,
+    /// `routing-key` (`shortstr`).
     pub routing_key: ShortStr,
+    /// `message-count` (domain `message-count`: `long`).
     pub message_count: u32,
 }
 
 impl BasicGetOk {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.get-ok` within its class.
     pub const METHOD_ID: u16 = 71;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.get-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1643,15 +2033,21 @@ impl From<BasicGetOk> for Method {
     }
 }
 
-/// `basic.get-empty` (60, 72).
+/// `basic.get-empty` (class 60, method 72).
+///
+/// The answer to `basic.get`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicGetEmpty {
+    /// `cluster-id` (`shortstr`).
     pub cluster_id: ShortStr,
 }
 
 impl BasicGetEmpty {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.get-empty` within its class.
     pub const METHOD_ID: u16 = 72;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.get-empty";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1670,16 +2066,21 @@ impl From<BasicGetEmpty> for Method {
     }
 }
 
-/// `basic.ack` (60, 80).
+/// `basic.ack` (class 60, method 80).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicAck {
+    /// `delivery-tag` (`longlong`).
     pub delivery_tag: u64,
+    /// `multiple` (`bit`).
     pub multiple: bool,
 }
 
 impl BasicAck {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.ack` within its class.
     pub const METHOD_ID: u16 = 80;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.ack";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1701,16 +2102,21 @@ impl From<BasicAck> for Method {
     }
 }
 
-/// `basic.reject` (60, 90).
+/// `basic.reject` (class 60, method 90).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicReject {
+    /// `delivery-tag` (`longlong`).
     pub delivery_tag: u64,
+    /// `requeue` (`bit`).
     pub requeue: bool,
 }
 
 impl BasicReject {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.reject` within its class.
     pub const METHOD_ID: u16 = 90;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.reject";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1732,15 +2138,19 @@ impl From<BasicReject> for Method {
     }
 }
 
-/// `basic.recover-async` (60, 100).
+/// `basic.recover-async` (class 60, method 100).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicRecoverAsync {
+    /// `requeue` (`bit`).
     pub requeue: bool,
 }
 
 impl BasicRecoverAsync {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.recover-async` within its class.
     pub const METHOD_ID: u16 = 100;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.recover-async";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1760,15 +2170,21 @@ impl From<BasicRecoverAsync> for Method {
     }
 }
 
-/// `basic.recover` (60, 110).
+/// `basic.recover` (class 60, method 110).
+///
+/// Synchronous: the peer answers with `basic.recover-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicRecover {
+    /// `requeue` (`bit`).
     pub requeue: bool,
 }
 
 impl BasicRecover {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.recover` within its class.
     pub const METHOD_ID: u16 = 110;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.recover";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1788,13 +2204,18 @@ impl From<BasicRecover> for Method {
     }
 }
 
-/// `basic.recover-ok` (60, 111).
+/// `basic.recover-ok` (class 60, method 111).
+///
+/// The answer to `basic.recover`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicRecoverOk;
 
 impl BasicRecoverOk {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.recover-ok` within its class.
     pub const METHOD_ID: u16 = 111;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.recover-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1810,17 +2231,23 @@ impl From<BasicRecoverOk> for Method {
     }
 }
 
-/// `basic.nack` (60, 120).
+/// `basic.nack` (class 60, method 120).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BasicNack {
+    /// `delivery-tag` (`longlong`).
     pub delivery_tag: u64,
+    /// `multiple` (`bit`).
     pub multiple: bool,
+    /// `requeue` (`bit`).
     pub requeue: bool,
 }
 
 impl BasicNack {
+    /// Class id of `basic`.
     pub const CLASS_ID: u16 = 60;
+    /// Method id of `basic.nack` within its class.
     pub const METHOD_ID: u16 = 120;
+    /// Spec name of the method.
     pub const NAME: &'static str = "basic.nack";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1843,15 +2270,21 @@ impl From<BasicNack> for Method {
     }
 }
 
-/// `confirm.select` (85, 10).
+/// `confirm.select` (class 85, method 10).
+///
+/// Synchronous: the peer answers with `confirm.select-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConfirmSelect {
+    /// `nowait` (`bit`).
     pub nowait: bool,
 }
 
 impl ConfirmSelect {
+    /// Class id of `confirm`.
     pub const CLASS_ID: u16 = 85;
+    /// Method id of `confirm.select` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "confirm.select";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1871,13 +2304,18 @@ impl From<ConfirmSelect> for Method {
     }
 }
 
-/// `confirm.select-ok` (85, 11).
+/// `confirm.select-ok` (class 85, method 11).
+///
+/// The answer to `confirm.select`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ConfirmSelectOk;
 
 impl ConfirmSelectOk {
+    /// Class id of `confirm`.
     pub const CLASS_ID: u16 = 85;
+    /// Method id of `confirm.select-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "confirm.select-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1893,13 +2331,18 @@ impl From<ConfirmSelectOk> for Method {
     }
 }
 
-/// `tx.select` (90, 10).
+/// `tx.select` (class 90, method 10).
+///
+/// Synchronous: the peer answers with `tx.select-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxSelect;
 
 impl TxSelect {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.select` within its class.
     pub const METHOD_ID: u16 = 10;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.select";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1915,13 +2358,18 @@ impl From<TxSelect> for Method {
     }
 }
 
-/// `tx.select-ok` (90, 11).
+/// `tx.select-ok` (class 90, method 11).
+///
+/// The answer to `tx.select`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxSelectOk;
 
 impl TxSelectOk {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.select-ok` within its class.
     pub const METHOD_ID: u16 = 11;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.select-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1937,13 +2385,18 @@ impl From<TxSelectOk> for Method {
     }
 }
 
-/// `tx.commit` (90, 20).
+/// `tx.commit` (class 90, method 20).
+///
+/// Synchronous: the peer answers with `tx.commit-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxCommit;
 
 impl TxCommit {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.commit` within its class.
     pub const METHOD_ID: u16 = 20;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.commit";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1959,13 +2412,18 @@ impl From<TxCommit> for Method {
     }
 }
 
-/// `tx.commit-ok` (90, 21).
+/// `tx.commit-ok` (class 90, method 21).
+///
+/// The answer to `tx.commit`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxCommitOk;
 
 impl TxCommitOk {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.commit-ok` within its class.
     pub const METHOD_ID: u16 = 21;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.commit-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -1981,13 +2439,18 @@ impl From<TxCommitOk> for Method {
     }
 }
 
-/// `tx.rollback` (90, 30).
+/// `tx.rollback` (class 90, method 30).
+///
+/// Synchronous: the peer answers with `tx.rollback-ok`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxRollback;
 
 impl TxRollback {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.rollback` within its class.
     pub const METHOD_ID: u16 = 30;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.rollback";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -2003,13 +2466,18 @@ impl From<TxRollback> for Method {
     }
 }
 
-/// `tx.rollback-ok` (90, 31).
+/// `tx.rollback-ok` (class 90, method 31).
+///
+/// The answer to `tx.rollback`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct TxRollbackOk;
 
 impl TxRollbackOk {
+    /// Class id of `tx`.
     pub const CLASS_ID: u16 = 90;
+    /// Method id of `tx.rollback-ok` within its class.
     pub const METHOD_ID: u16 = 31;
+    /// Spec name of the method.
     pub const NAME: &'static str = "tx.rollback-ok";
     /// Decode the arguments (after class and method id).
     pub fn decode_fields(_buf: &mut Bytes) -> Result<Self, DecodeError> {
@@ -2028,71 +2496,137 @@ impl From<TxRollbackOk> for Method {
 /// Any AMQP method; variant names equal the struct names.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Method {
+    /// `connection.start`.
     ConnectionStart(ConnectionStart),
+    /// `connection.start-ok`.
     ConnectionStartOk(ConnectionStartOk),
+    /// `connection.secure`.
     ConnectionSecure(ConnectionSecure),
+    /// `connection.secure-ok`.
     ConnectionSecureOk(ConnectionSecureOk),
+    /// `connection.tune`.
     ConnectionTune(ConnectionTune),
+    /// `connection.tune-ok`.
     ConnectionTuneOk(ConnectionTuneOk),
+    /// `connection.open`.
     ConnectionOpen(ConnectionOpen),
+    /// `connection.open-ok`.
     ConnectionOpenOk(ConnectionOpenOk),
+    /// `connection.close`.
     ConnectionClose(ConnectionClose),
+    /// `connection.close-ok`.
     ConnectionCloseOk(ConnectionCloseOk),
+    /// `connection.blocked`.
     ConnectionBlocked(ConnectionBlocked),
+    /// `connection.unblocked`.
     ConnectionUnblocked(ConnectionUnblocked),
+    /// `connection.update-secret`.
     ConnectionUpdateSecret(ConnectionUpdateSecret),
+    /// `connection.update-secret-ok`.
     ConnectionUpdateSecretOk(ConnectionUpdateSecretOk),
+    /// `channel.open`.
     ChannelOpen(ChannelOpen),
+    /// `channel.open-ok`.
     ChannelOpenOk(ChannelOpenOk),
+    /// `channel.flow`.
     ChannelFlow(ChannelFlow),
+    /// `channel.flow-ok`.
     ChannelFlowOk(ChannelFlowOk),
+    /// `channel.close`.
     ChannelClose(ChannelClose),
+    /// `channel.close-ok`.
     ChannelCloseOk(ChannelCloseOk),
+    /// `access.request`.
     AccessRequest(AccessRequest),
+    /// `access.request-ok`.
     AccessRequestOk(AccessRequestOk),
+    /// `exchange.declare`.
     ExchangeDeclare(ExchangeDeclare),
+    /// `exchange.declare-ok`.
     ExchangeDeclareOk(ExchangeDeclareOk),
+    /// `exchange.delete`.
     ExchangeDelete(ExchangeDelete),
+    /// `exchange.delete-ok`.
     ExchangeDeleteOk(ExchangeDeleteOk),
+    /// `exchange.bind`.
     ExchangeBind(ExchangeBind),
+    /// `exchange.bind-ok`.
     ExchangeBindOk(ExchangeBindOk),
+    /// `exchange.unbind`.
     ExchangeUnbind(ExchangeUnbind),
+    /// `exchange.unbind-ok`.
     ExchangeUnbindOk(ExchangeUnbindOk),
+    /// `queue.declare`.
     QueueDeclare(QueueDeclare),
+    /// `queue.declare-ok`.
     QueueDeclareOk(QueueDeclareOk),
+    /// `queue.bind`.
     QueueBind(QueueBind),
+    /// `queue.bind-ok`.
     QueueBindOk(QueueBindOk),
+    /// `queue.purge`.
     QueuePurge(QueuePurge),
+    /// `queue.purge-ok`.
     QueuePurgeOk(QueuePurgeOk),
+    /// `queue.delete`.
     QueueDelete(QueueDelete),
+    /// `queue.delete-ok`.
     QueueDeleteOk(QueueDeleteOk),
+    /// `queue.unbind`.
     QueueUnbind(QueueUnbind),
+    /// `queue.unbind-ok`.
     QueueUnbindOk(QueueUnbindOk),
+    /// `basic.qos`.
     BasicQos(BasicQos),
+    /// `basic.qos-ok`.
     BasicQosOk(BasicQosOk),
+    /// `basic.consume`.
     BasicConsume(BasicConsume),
+    /// `basic.consume-ok`.
     BasicConsumeOk(BasicConsumeOk),
+    /// `basic.cancel`.
     BasicCancel(BasicCancel),
+    /// `basic.cancel-ok`.
     BasicCancelOk(BasicCancelOk),
+    /// `basic.publish`.
     BasicPublish(BasicPublish),
+    /// `basic.return`.
     BasicReturn(BasicReturn),
+    /// `basic.deliver`.
     BasicDeliver(BasicDeliver),
+    /// `basic.get`.
     BasicGet(BasicGet),
+    /// `basic.get-ok`.
     BasicGetOk(BasicGetOk),
+    /// `basic.get-empty`.
     BasicGetEmpty(BasicGetEmpty),
+    /// `basic.ack`.
     BasicAck(BasicAck),
+    /// `basic.reject`.
     BasicReject(BasicReject),
+    /// `basic.recover-async`.
     BasicRecoverAsync(BasicRecoverAsync),
+    /// `basic.recover`.
     BasicRecover(BasicRecover),
+    /// `basic.recover-ok`.
     BasicRecoverOk(BasicRecoverOk),
+    /// `basic.nack`.
     BasicNack(BasicNack),
+    /// `confirm.select`.
     ConfirmSelect(ConfirmSelect),
+    /// `confirm.select-ok`.
     ConfirmSelectOk(ConfirmSelectOk),
+    /// `tx.select`.
     TxSelect(TxSelect),
+    /// `tx.select-ok`.
     TxSelectOk(TxSelectOk),
+    /// `tx.commit`.
     TxCommit(TxCommit),
+    /// `tx.commit-ok`.
     TxCommitOk(TxCommitOk),
+    /// `tx.rollback`.
     TxRollback(TxRollback),
+    /// `tx.rollback-ok`.
     TxRollbackOk(TxRollbackOk),
 }
 
@@ -2255,6 +2789,7 @@ impl Method {
         }
     }
 
+    /// Class id, the first word of a method frame's payload.
     pub fn class_id(&self) -> u16 {
         match self {
             Method::ConnectionStart(_) => 10,
@@ -2326,6 +2861,7 @@ impl Method {
         }
     }
 
+    /// Method id within the class, the second word of the payload.
     pub fn method_id(&self) -> u16 {
         match self {
             Method::ConnectionStart(_) => 10,

@@ -55,17 +55,26 @@ const ALL_TABLES: [Tbl; 7] = [META, VHOSTS, USERS, EXCHANGES, QUEUES, BINDINGS, 
 /// destination, routing key, encoded arguments).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct AllDefinitions {
+    /// Vhost names.
     pub vhosts: Vec<String>,
+    /// Users, with the vhosts each may use.
     pub users: Vec<UserDef>,
+    /// Durable exchanges of every vhost.
     pub exchanges: Vec<ExchangeDef>,
+    /// Durable queues of every vhost.
     pub queues: Vec<QueueDef>,
+    /// Bindings between durable exchanges and queues.
     pub bindings: Vec<BindingDef>,
 }
 
+/// A stored user.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserDef {
+    /// The login name.
     pub name: String,
+    /// The password hash, kept as the broker gave it.
     pub password_hash: Vec<u8>,
+    /// Management tags (`administrator`, `monitoring`, ...).
     pub tags: Vec<String>,
     /// May only connect from a loopback address.
     pub loopback_only: bool,
@@ -73,40 +82,58 @@ pub struct UserDef {
     pub vhosts: Vec<String>,
 }
 
+/// A stored exchange.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExchangeDef {
+    /// The vhost the exchange is in.
     pub vhost: String,
+    /// The exchange name.
     pub name: String,
     /// The exchange type: `direct`, `fanout`, `topic`, `headers`, ...
     pub kind: String,
+    /// The `durable` flag it was declared with.
     pub durable: bool,
+    /// The `auto-delete` flag it was declared with.
     pub auto_delete: bool,
+    /// The `internal` flag it was declared with.
     pub internal: bool,
+    /// The arguments it was declared with.
     pub arguments: FieldTable,
 }
 
 /// A stored queue (never exclusive: exclusive queues die with their connection).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueDef {
+    /// The vhost the queue is in.
     pub vhost: String,
+    /// The queue name.
     pub name: String,
+    /// The `durable` flag it was declared with.
     pub durable: bool,
+    /// The `auto-delete` flag it was declared with.
     pub auto_delete: bool,
+    /// The arguments it was declared with.
     pub arguments: FieldTable,
 }
 
+/// A stored binding; every field is part of its identity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BindingDef {
+    /// The vhost of both ends.
     pub vhost: String,
     /// The source exchange.
     pub source: String,
+    /// The queue or exchange bound to the source.
     pub destination: String,
     /// The destination is a queue (`queue.bind`), else an exchange (`exchange.bind`).
     pub destination_is_queue: bool,
+    /// The routing key (binding key) of the binding.
     pub routing_key: String,
+    /// The binding arguments (`headers` and plugin exchanges match on them).
     pub arguments: FieldTable,
 }
 
+/// Why the definitions file could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionsError {
     /// The database failed: I/O, a damaged file, a file already open, ... (boxed: it is large)
@@ -117,7 +144,12 @@ pub enum DefinitionsError {
     Corrupt(String),
     /// The file was written in a format this build does not know (by a newer Warren).
     #[error("definitions store format {found} is not supported (this build reads format {supported})")]
-    UnsupportedFormat { found: u32, supported: u32 },
+    UnsupportedFormat {
+        /// The format version in the file.
+        found: u32,
+        /// The format version this build reads and writes.
+        supported: u32,
+    },
 }
 
 macro_rules! from_redb_error {
@@ -213,6 +245,7 @@ impl Definitions {
         Ok(all)
     }
 
+    /// Stores a vhost.
     pub fn put_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
             txn.open_table(VHOSTS)?.insert(name.as_bytes(), [].as_slice())?;
@@ -250,6 +283,7 @@ impl Definitions {
         })
     }
 
+    /// Stores a user, replacing the one with the same name.
     pub fn put_user(&self, user: &UserDef) -> Result<(), DefinitionsError> {
         let value = codec::encode_user(user);
         self.write(|txn| {
@@ -258,6 +292,7 @@ impl Definitions {
         })
     }
 
+    /// Deletes a user.
     pub fn delete_user(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
             txn.open_table(USERS)?.remove(name.as_bytes())?;
@@ -265,6 +300,7 @@ impl Definitions {
         })
     }
 
+    /// Stores an exchange, replacing the one with the same vhost and name.
     pub fn put_exchange(&self, def: &ExchangeDef) -> Result<(), DefinitionsError> {
         let key = codec::entity_key(&def.vhost, &def.name);
         let value = codec::encode_exchange(def);
@@ -283,6 +319,7 @@ impl Definitions {
         })
     }
 
+    /// Stores a queue, replacing the one with the same vhost and name.
     pub fn put_queue(&self, def: &QueueDef) -> Result<(), DefinitionsError> {
         let key = codec::entity_key(&def.vhost, &def.name);
         let value = codec::encode_queue(def);
@@ -300,6 +337,7 @@ impl Definitions {
         })
     }
 
+    /// Stores a binding (storing it again changes nothing).
     pub fn put_binding(&self, def: &BindingDef) -> Result<(), DefinitionsError> {
         let key = codec::binding_key(def);
         let by_destination = codec::binding_destination_key(def);
