@@ -88,3 +88,25 @@ fn acknowledged_deliveries_do_not_time_out() {
 fn broker_default_consumer_timeout_is_thirty_minutes() {
     assert_eq!(broker().consumer_timeout(), 1_800_000);
 }
+
+#[test]
+fn the_broker_tick_checks_consumer_timeouts_once_a_second() {
+    let b = broker();
+    b.set_consumer_timeout(5);
+    let mut c = client(&b);
+    c.queue(1, "q");
+    c.open_channel(2);
+    c.publish(1, "", "q", &no_props(), b"x");
+    c.consume(2, "q", "c");
+    c.recv();
+    tick(&b); // the first check sees the delivery
+    advance(500);
+    tick(&b); // within the second since the last check: not checked again
+    c.pump();
+    c.expect_nothing();
+    advance(500);
+    tick(&b);
+    c.pump();
+    let close = c.expect_channel_close(2);
+    assert!(close.reply_text.contains("Timeout value used: 5 ms."), "{close:?}");
+}
