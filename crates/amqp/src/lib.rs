@@ -3,11 +3,17 @@
 //! A [`Session`] per connection applies the events of the sans-IO connection state machine
 //! (`warren_connection::Connection`) to the broker: declares and bindings become the core's
 //! definition commands, publishes are routed, channels are the core's delivery targets
-//! ([`channel::ChannelHandle`]) and write `basic.deliver` into their connection's [`Outbox`].
-//! Broker errors get RabbitMQ's reply codes here ([`error`]). Sessions share a [`Node`]: the
-//! broker and what every AMQP connection of it sees (direct reply-to consumers). No I/O.
+//! ([`ChannelHandle`]) and write `basic.deliver` into their connection's [`Outbox`].
+//! Broker errors get RabbitMQ's reply codes here ([`amqp_error`]). Sessions share a [`Node`]:
+//! the broker and what every AMQP connection of it sees (direct reply-to consumers). No I/O.
+//!
+//! Every module is private; the root has the [`Session`], the [`Node`], the [`Outbox`] and its
+//! marks, a channel's delivery side ([`ChannelHandle`], its [`Unacked`] deliveries), direct
+//! reply-to ([`ReplyRegistry`], [`REPLY_QUEUE`]) and [`amqp_error`].
 
-pub mod channel;
+#![warn(missing_docs, unreachable_pub)]
+
+mod channel;
 mod error;
 mod outbox;
 mod session;
@@ -16,6 +22,7 @@ use std::sync::Arc;
 
 use warren_broker::Broker;
 
+pub use channel::{ChannelHandle, Unacked};
 pub use error::amqp_error;
 pub use outbox::{Outbox, Waker, HIGH_WATER_MARK, READ_PAUSE_MARK};
 pub use session::reply_to::{ReplyRegistry, REPLY_PREFIX, REPLY_QUEUE};

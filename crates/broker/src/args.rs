@@ -4,7 +4,7 @@
 use warren_protocol::{FieldTable, FieldValue};
 
 /// Queue arguments whose values must match on redeclare, as RabbitMQ checks them.
-pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
+pub(crate) const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -20,11 +20,11 @@ pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
 ];
 
 /// Exchange arguments whose values must match on redeclare.
-pub const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
+pub(crate) const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
 
 /// The argument of an exchange.declare that must be a string (the alternate exchange's name)
 /// and is not, with the type it has.
-pub fn exchange_arg_type_error(args: &FieldTable) -> Option<(&'static str, &'static str)> {
+pub(crate) fn exchange_arg_type_error(args: &FieldTable) -> Option<(&'static str, &'static str)> {
     match args.get("alternate-exchange") {
         None | Some(FieldValue::LongStr(_)) => None,
         Some(other) => Some(("alternate-exchange", type_name(other))),
@@ -33,7 +33,7 @@ pub fn exchange_arg_type_error(args: &FieldTable) -> Option<(&'static str, &'sta
 
 /// Checks queue.declare arguments as RabbitMQ does; the error is (argument, reason) with the
 /// reason worded as RabbitMQ prints it.
-pub fn validate_queue_args(args: &FieldTable) -> Result<(), (&'static str, String)> {
+pub(crate) fn validate_queue_args(args: &FieldTable) -> Result<(), (&'static str, String)> {
     for (key, check) in QUEUE_ARG_CHECKS {
         if let Some(value) = args.get(key) {
             check(value, args).map_err(|reason| (*key, reason))?;
@@ -135,7 +135,7 @@ fn string(v: &FieldValue) -> Result<String, String> {
 }
 
 /// The first of `keys` whose value differs, with RabbitMQ's descriptions of both sides.
-pub fn first_mismatch(
+pub(crate) fn first_mismatch(
     keys: &[&'static str],
     received: &FieldTable,
     current: &FieldTable,

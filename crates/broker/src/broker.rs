@@ -19,7 +19,9 @@ use crate::vhost::VHost;
 /// Why [`Broker::authenticate`] refused; for the log, never for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
+    /// No user has that name.
     UnknownUser,
+    /// The password is not the user's.
     BadPassword,
     /// A loopback-only user connecting from another machine.
     NotFromLoopback,

@@ -101,7 +101,7 @@ impl Counter {
 }
 
 /// How many counters there are.
-pub const COUNTERS: usize = 19;
+pub(crate) const COUNTERS: usize = 19;
 
 /// One set of counters.
 #[derive(Default)]

@@ -44,14 +44,14 @@ impl DeathReason {
 
 /// A message on its way to its queue's dead-letter exchange.
 #[derive(Debug)]
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     /// The dead-letter exchange.
-    pub exchange: ShortStr,
+    pub(crate) exchange: ShortStr,
     /// The message as republished: `x-death` recorded, routing key replaced if the queue says so.
-    pub message: Message,
+    pub(crate) message: Message,
     /// Keys it is routed by besides its routing key: its `CC` keys, unless the queue has a
     /// dead-letter routing key.
-    pub extra_keys: Vec<ShortStr>,
+    pub(crate) extra_keys: Vec<ShortStr>,
     /// The `x-death` history, newest first, for cycle detection.
     deaths: Deaths,
     reason: DeathReason,
@@ -60,7 +60,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The dead letter of `message`, given up on by queue `queue` (declared with `arguments`)
     /// for `reason` at `unix_secs`, if the queue has a dead-letter exchange.
-    pub fn new(
+    pub(crate) fn new(
         queue: &str,
         arguments: &FieldTable,
         message: Message,
@@ -89,7 +89,7 @@ impl DeadLetter {
     /// Whether the dead letter may enter `queue`: a message that would come back to a queue it
     /// died in, with no rejection anywhere in between, would cycle forever; RabbitMQ drops it
     /// for that queue.
-    pub fn may_enter(&self, queue: &str) -> bool {
+    pub(crate) fn may_enter(&self, queue: &str) -> bool {
         self.reason == DeathReason::Rejected || !is_cycle(&self.deaths, queue)
     }
 }

@@ -18,7 +18,7 @@ use warren_store::QueueLog;
 use warren_store::Message;
 
 /// The longest delay the plugin honours (Erlang's timer limit); longer ones route at once.
-pub const MAX_DELAY_MS: i64 = 4_294_967_295;
+pub(crate) const MAX_DELAY_MS: i64 = 4_294_967_295;
 
 /// The store log name of a durable delayed-message exchange's held messages.
 pub fn log_name(exchange: &str) -> String {
@@ -28,7 +28,7 @@ pub fn log_name(exchange: &str) -> String {
 /// The delay a message asks for: its `x-delay` header as an integer (strings of digits and
 /// floats are converted, as the plugin does). Only `1..=MAX_DELAY_MS` delays; anything else
 /// (absent, negative, zero, too long, not a number) routes at once.
-pub fn requested_delay(raw_properties: &bytes::Bytes) -> Option<Duration> {
+pub(crate) fn requested_delay(raw_properties: &bytes::Bytes) -> Option<Duration> {
     if !warren_protocol::properties::has_property(raw_properties, warren_protocol::properties::HEADERS) {
         return None;
     }
@@ -109,6 +109,7 @@ impl DelayedMessages {
         self.state.lock().held.len()
     }
 
+    /// Whether no message is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

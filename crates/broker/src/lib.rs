@@ -5,6 +5,20 @@
 //! to consumers on [`DeliveryTarget`]s (an AMQP channel, later an MQTT session or a stream
 //! reader). The core encodes no protocol and reads no clock: callers hand in [`Now`], drive
 //! timers with [`Broker::tick`], and apply the [`Effects`] an operation leaves.
+//!
+//! Every module is private and everything public is re-exported here; mainly:
+//!
+//! * the broker and its users: [`Broker`], [`User`], [`AuthFailure`];
+//! * definitions: [`VHost`], the [`Command`]s it applies ([`ExchangeSpec`], [`QueueSpec`],
+//!   [`BindingSpec`]) for an [`Actor`] and their [`Outcome`], the [`Exchange`]s and their
+//!   [`Binding`]s;
+//! * publishing: [`VHost::publish`] and its [`PublishResult`], [`Message`] (the store's);
+//! * queues and consumers: [`Queue`], [`Consumer`] on a [`DeliveryTarget`], [`Settle`];
+//! * listings: the [`Registry`] of connections and channels, their snapshots, [`Counters`];
+//! * errors: [`BrokerError`]; and the names of the store logs the core opens besides queues'
+//!   ([`delayed_log_name`], [`priority_level_log_names`]), which a store's cleanup must keep.
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod args;
 mod broker;
@@ -26,7 +40,7 @@ pub use args::{type_name, validate_consume_args};
 pub use broker::{is_loopback, AuthFailure, Broker, User, DEFAULT_CONSUMER_TIMEOUT_MS};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
-pub use delayed::log_name as delayed_log_name;
+pub use delayed::{log_name as delayed_log_name, DelayedMessages};
 pub use effects::Effects;
 pub use error::{BrokerError, Inequivalence};
 pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};

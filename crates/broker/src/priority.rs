@@ -18,7 +18,7 @@ use warren_store::{Message, QueuedMessage};
 
 /// The store log that holds priority `level` (1 and up) of queue `queue`; `amq.` names cannot be
 /// declared by clients, so it never meets a queue.
-pub fn level_log_name(queue: &str, level: u8) -> String {
+pub(crate) fn level_log_name(queue: &str, level: u8) -> String {
     format!("amq.x-max-priority/{level}/{queue}")
 }
 
@@ -31,7 +31,7 @@ pub fn level_log_names<'a>(
 }
 
 /// The `x-max-priority` of a queue's arguments: a priority queue has 1 to 255 levels above 0.
-pub fn max_priority(arguments: &warren_protocol::FieldTable) -> Option<u8> {
+pub(crate) fn max_priority(arguments: &warren_protocol::FieldTable) -> Option<u8> {
     let n = arguments.get("x-max-priority").and_then(warren_protocol::FieldValue::as_i64)?;
     u8::try_from(n).ok().filter(|&max| max > 0)
 }
@@ -47,7 +47,7 @@ fn split(offset: u64) -> (usize, u64) {
 }
 
 #[derive(Debug)]
-pub struct PriorityLog {
+pub(crate) struct PriorityLog {
     /// One log per priority, index = priority, `0..=max`.
     levels: Vec<Box<dyn QueueLog>>,
     /// The head message, taken out of its level (with its queue-wide offset) while the queue
@@ -57,7 +57,7 @@ pub struct PriorityLog {
 
 impl PriorityLog {
     /// A priority queue over `levels` (index = priority; the queue's own log first).
-    pub fn new(levels: Vec<Box<dyn QueueLog>>) -> Self {
+    pub(crate) fn new(levels: Vec<Box<dyn QueueLog>>) -> Self {
         assert!(!levels.is_empty() && levels.len() <= 256, "1 to 256 priority levels");
         PriorityLog { levels, head: None }
     }

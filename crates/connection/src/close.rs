@@ -8,8 +8,10 @@ use crate::error::{AmqpError, CONNECTION_FORCED};
 /// Why a login was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LoginRefused {
+    /// No user has the name given.
     #[error("unknown user")]
     UnknownUser,
+    /// The user exists but the password does not match.
     #[error("invalid password")]
     BadPassword,
     /// A loopback-only user (guest by default) connecting from another machine.
@@ -35,10 +37,13 @@ pub enum CloseReason {
     /// The socket ended before a single byte came (a TCP health check, most likely).
     #[error("client closed the TCP connection before sending anything")]
     NothingReceived,
+    /// The client sent nothing for two heartbeat intervals (the negotiated interval).
     #[error("missed heartbeats from client, timeout: {}s", .0.as_secs())]
     MissedHeartbeats(Duration),
+    /// The client did not reach connection.open within the handshake timeout (the timeout).
     #[error("handshake not completed within {} ms", .0.as_millis())]
     HandshakeTimeout(Duration),
+    /// The credentials were refused (why).
     #[error("login refused: {0}")]
     LoginRefused(LoginRefused),
     /// The first bytes were not the AMQP 0-9-1 protocol header.

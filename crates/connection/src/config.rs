@@ -9,15 +9,16 @@ use warren_protocol::{FieldTable, FieldValue};
 pub struct ConnectionConfig {
     /// Highest channel number a client may open (0 would mean "no limit", which we never offer).
     pub channel_max: u16,
-    /// Largest frame, envelope included, either side may send.
+    /// Largest frame, envelope included, either side may send, in bytes.
     pub frame_max: u32,
     /// Proposed heartbeat interval in seconds (0 disables heartbeats).
     pub heartbeat: u16,
-    /// Largest message body accepted from a publisher.
+    /// Largest message body accepted from a publisher, in bytes.
     pub max_message_size: u64,
     /// How long a client has from the moment it connects until connection.open (RabbitMQ's
     /// handshake_timeout); zero waits forever.
     pub handshake_timeout: Duration,
+    /// The server-properties table of connection.start (see [`server_properties`]).
     pub server_properties: FieldTable,
 }
 

@@ -17,10 +17,25 @@ pub enum PublishOutcome {
 /// A confirm to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirm {
-    Ack { delivery_tag: u64, multiple: bool },
-    Nack { delivery_tag: u64, multiple: bool },
+    /// basic.ack for the publish numbered `delivery_tag`, and every one before it if `multiple`.
+    Ack {
+        /// The sequence number of the (last) publish confirmed.
+        delivery_tag: u64,
+        /// Whether every unconfirmed publish up to `delivery_tag` is confirmed too.
+        multiple: bool,
+    },
+    /// basic.nack for the publish numbered `delivery_tag`, and every one before it if `multiple`.
+    Nack {
+        /// The sequence number of the (last) publish refused.
+        delivery_tag: u64,
+        /// Whether every unconfirmed publish up to `delivery_tag` is refused too.
+        multiple: bool,
+    },
 }
 
+/// The confirm-mode state of one channel: numbers its publishes, groups them into batches (one
+/// per batch of input) that wait for the store's sync ticket when one of them was stored, and
+/// hands out the confirms of the batches that are ready, in publish order.
 #[derive(Debug, Default)]
 pub struct ConfirmTracker {
     /// The last sequence number handed out (publishes are numbered from 1).

@@ -8,13 +8,13 @@ use crate::error::{AmqpError, FRAME_ERROR};
 
 /// "type T, all octets = <<...>>" (the first 16 octets of longer payloads), as RabbitMQ's
 /// reader describes a bad frame.
-pub fn frame_snippet(frame_type: u8, payload: &[u8]) -> String {
+pub(crate) fn frame_snippet(frame_type: u8, payload: &[u8]) -> String {
     let (which, shown) = if payload.len() <= 16 { ("all", payload) } else { ("first", &payload[..16]) };
     format!("type {frame_type}, {which} octets = {}", binary(shown))
 }
 
 /// The connection.close RabbitMQ sends for a frame that cannot be parsed.
-pub fn frame_error(error: &FrameError) -> AmqpError {
+pub(crate) fn frame_error(error: &FrameError) -> AmqpError {
     let code = error.reply_code();
     match error {
         FrameError::TooLarge { frame_type, size, max } => AmqpError::new(

@@ -1,4 +1,6 @@
-//! AMQP errors as the peer sees them: a reply code, a text and the method that failed.
+//! AMQP errors as the peer sees them: a reply code, a text and the method that failed; and the
+//! reply codes themselves. A soft code closes only the channel, a hard one the connection (see
+//! [`AmqpError::is_hard`]).
 
 use warren_protocol::Method;
 
@@ -8,29 +10,53 @@ use warren_protocol::Method;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} - {text}", code_name(*.code))]
 pub struct AmqpError {
+    /// The reply code, one of this module's constants.
     pub code: u16,
+    /// The text after the code name.
     pub text: String,
+    /// The class id of the method that failed; 0 when no method did.
     pub class_id: u16,
+    /// The method id of the method that failed; 0 when no method did.
     pub method_id: u16,
 }
 
+/// Soft: a message body larger than the server accepts.
 pub const CONTENT_TOO_LARGE: u16 = 311;
+/// Soft: a mandatory message reached no queue (the reply code of its basic.return).
 pub const NO_ROUTE: u16 = 312;
+/// Soft: an immediate message found no consumer to take it.
 pub const NO_CONSUMERS: u16 = 313;
+/// Hard: the broker closed the connection itself (an operator, or a shutdown).
 pub const CONNECTION_FORCED: u16 = 320;
+/// Hard: an invalid vhost path (unused: an unknown vhost gets [`NOT_ALLOWED`], as in RabbitMQ).
 pub const INVALID_PATH: u16 = 402;
+/// Soft: the client may not do this (a reserved name, the default or an internal exchange, a
+/// queue with an exclusive consumer); also a refused login, on the connection.
 pub const ACCESS_REFUSED: u16 = 403;
+/// Soft: the entity the client named does not exist.
 pub const NOT_FOUND: u16 = 404;
+/// Soft: the queue is exclusive to another connection.
 pub const RESOURCE_LOCKED: u16 = 405;
+/// Soft: a precondition of the method failed (inequivalent arguments, a queue in use...).
 pub const PRECONDITION_FAILED: u16 = 406;
+/// Hard: a frame that does not decode.
 pub const FRAME_ERROR: u16 = 501;
+/// Hard: a frame with illegal values in its fields.
 pub const SYNTAX_ERROR: u16 = 502;
+/// Hard: a method the server does not accept in this sequence or state.
 pub const COMMAND_INVALID: u16 = 503;
+/// Hard: a method on a channel that is not open.
 pub const CHANNEL_ERROR: u16 = 504;
+/// Hard: a frame not expected here (usually around a content header and body).
 pub const UNEXPECTED_FRAME: u16 = 505;
+/// Hard: the server lacks the resources to complete the method.
 pub const RESOURCE_ERROR: u16 = 506;
+/// Hard: something the server does not permit (an unknown or forbidden vhost, tune values out of
+/// range, too many channels).
 pub const NOT_ALLOWED: u16 = 530;
+/// Hard: functionality the server does not implement.
 pub const NOT_IMPLEMENTED: u16 = 540;
+/// Hard: the server failed to complete the method because of an internal error.
 pub const INTERNAL_ERROR: u16 = 541;
 
 /// The spec's name of a reply code, as RabbitMQ prefixes reply texts with it.
@@ -60,6 +86,7 @@ pub fn code_name(code: u16) -> &'static str {
 }
 
 impl AmqpError {
+    /// An error with `code` and `text`, tied to no method (see [`AmqpError::during`]).
     pub fn new(code: u16, text: impl Into<String>) -> Self {
         AmqpError { code, text: text.into(), class_id: 0, method_id: 0 }
     }
@@ -107,39 +134,51 @@ impl AmqpError {
         text
     }
 
+    /// A [`NOT_FOUND`] error with `text`.
     pub fn not_found(text: impl Into<String>) -> Self {
         Self::new(NOT_FOUND, text)
     }
+    /// A [`PRECONDITION_FAILED`] error with `text`.
     pub fn precondition_failed(text: impl Into<String>) -> Self {
         Self::new(PRECONDITION_FAILED, text)
     }
+    /// An [`ACCESS_REFUSED`] error with `text`.
     pub fn access_refused(text: impl Into<String>) -> Self {
         Self::new(ACCESS_REFUSED, text)
     }
+    /// A [`RESOURCE_LOCKED`] error with `text`.
     pub fn resource_locked(text: impl Into<String>) -> Self {
         Self::new(RESOURCE_LOCKED, text)
     }
+    /// A [`NOT_ALLOWED`] error with `text`.
     pub fn not_allowed(text: impl Into<String>) -> Self {
         Self::new(NOT_ALLOWED, text)
     }
+    /// A [`NOT_IMPLEMENTED`] error with `text`.
     pub fn not_implemented(text: impl Into<String>) -> Self {
         Self::new(NOT_IMPLEMENTED, text)
     }
+    /// A [`COMMAND_INVALID`] error with `text`.
     pub fn command_invalid(text: impl Into<String>) -> Self {
         Self::new(COMMAND_INVALID, text)
     }
+    /// A [`CHANNEL_ERROR`] error with `text`.
     pub fn channel_error(text: impl Into<String>) -> Self {
         Self::new(CHANNEL_ERROR, text)
     }
+    /// An [`UNEXPECTED_FRAME`] error with `text`.
     pub fn unexpected_frame(text: impl Into<String>) -> Self {
         Self::new(UNEXPECTED_FRAME, text)
     }
+    /// A [`FRAME_ERROR`] error with `text`.
     pub fn frame_error(text: impl Into<String>) -> Self {
         Self::new(FRAME_ERROR, text)
     }
+    /// A [`SYNTAX_ERROR`] error with `text`.
     pub fn syntax_error(text: impl Into<String>) -> Self {
         Self::new(SYNTAX_ERROR, text)
     }
+    /// An [`INTERNAL_ERROR`] error with `text`.
     pub fn internal_error(text: impl Into<String>) -> Self {
         Self::new(INTERNAL_ERROR, text)
     }

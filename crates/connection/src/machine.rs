@@ -30,21 +30,31 @@ pub trait Host {
 pub enum Event {
     /// The connection reached the open state on this vhost.
     Opened {
+        /// The vhost the client opened.
         vhost: String,
+        /// The authenticated user.
         username: String,
+        /// The client-properties of connection.start-ok (product, version, capabilities).
         client_properties: FieldTable,
     },
+    /// A channel was opened (its number); channel.open-ok is already written.
     ChannelOpened(u16),
     /// A channel-level method for the broker (anything but connection and channel lifecycle).
     Method {
+        /// The channel it came on.
         channel: u16,
+        /// The method.
         method: Method,
     },
     /// A publish with its complete content.
     Publish {
+        /// The channel it came on.
         channel: u16,
+        /// The basic.publish method (exchange, routing key, mandatory).
         publish: BasicPublish,
+        /// The content header (body size, properties).
         header: ContentHeader,
+        /// The whole body.
         body: Bytes,
     },
     /// The channel is gone (closed by either side); release what it held.
@@ -165,6 +175,7 @@ const EXPECTED_METHOD: &str = "expected method frame, got non method frame inste
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Connection {
+    /// A connection accepted at `now`, waiting for the protocol header.
     pub fn new(config: ConnectionConfig, now: Instant) -> Self {
         Connection {
             channel_max: config.channel_max,
@@ -195,18 +206,22 @@ impl Connection {
         self.frame_max
     }
 
+    /// Negotiated largest number of open channels.
     pub fn channel_max(&self) -> u16 {
         self.channel_max
     }
 
+    /// Negotiated heartbeat interval (zero: no heartbeats).
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
     }
 
+    /// The user named at login (empty before connection.start-ok).
     pub fn username(&self) -> &str {
         &self.username
     }
 
+    /// The configuration the connection was made with.
     pub fn config(&self) -> &ConnectionConfig {
         &self.config
     }
@@ -236,14 +251,17 @@ impl Connection {
         self.out.split()
     }
 
+    /// Whether frames wait to be written.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
     }
 
+    /// Whether events wait to be polled.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
 
+    /// The oldest event not yet handled.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -456,8 +474,8 @@ impl Connection {
     }
 
     /// Closes the connection for a reason outside the protocol (the broker shutting down): an
-    /// open connection is sent connection.close and has [`CLOSE_TIMEOUT`] from `now` to answer;
-    /// one still in its handshake is dropped without a word, as RabbitMQ does.
+    /// open connection is sent connection.close and has `CLOSE_TIMEOUT` (3 s) from `now` to
+    /// answer; one still in its handshake is dropped without a word, as RabbitMQ does.
     pub fn force_close(&mut self, error: AmqpError, now: Instant) {
         match self.phase {
             Phase::Open => {

@@ -23,7 +23,7 @@ use crate::error::BrokerError;
 
 /// What a consistent-hash exchange hashes, from its `hash-header` / `hash-property` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HashOn {
+pub(crate) enum HashOn {
     RoutingKey,
     /// The header of that name (its bytes: the plugin compares binaries).
     Header(Bytes),
@@ -32,7 +32,7 @@ pub enum HashOn {
 
 /// A message property the plugin can hash (`hash-property`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Property {
+pub(crate) enum Property {
     CorrelationId,
     MessageId,
     Timestamp,
@@ -42,7 +42,7 @@ impl HashOn {
     /// Reads (and checks, as the plugin does) the exchange's arguments: PRECONDITION_FAILED
     /// with the plugin's texts; a non-string argument is where the plugin crashes (RabbitMQ
     /// then closes the connection with INTERNAL_ERROR), so it fails the same way here.
-    pub fn from_arguments(args: &FieldTable) -> Result<HashOn, BrokerError> {
+    pub(crate) fn from_arguments(args: &FieldTable) -> Result<HashOn, BrokerError> {
         let text = |name: &str| match args.get(name) {
             None => Ok(None),
             Some(FieldValue::LongStr(b)) => Ok(Some(b.clone())),
@@ -70,7 +70,7 @@ impl HashOn {
     /// a header as RabbitMQ decodes it (`{Type, Value}`); a property as a binary (a timestamp in
     /// decimal). Missing headers and properties hash as the atom `undefined`, as in the plugin,
     /// so all such messages go to the same destination.
-    pub fn hash(&self, routing_key: &str, raw_properties: &Bytes) -> u32 {
+    pub(crate) fn hash(&self, routing_key: &str, raw_properties: &Bytes) -> u32 {
         match self {
             HashOn::RoutingKey => phash2_binary(routing_key.as_bytes()),
             HashOn::Header(name) => {
@@ -145,7 +145,7 @@ fn typed_value(value: &FieldValue) -> (&'static str, Term<'_>) {
 /// `list_to_integer`, a sign is allowed and nothing else. The plugin makes one map entry per
 /// unit of weight; Warren keeps runs instead, so any weight costs the same, and weights beyond
 /// `u32::MAX` are taken as `u32::MAX` (the plugin would run out of memory long before).
-pub fn parse_weight(key: &str) -> Result<u64, String> {
+pub(crate) fn parse_weight(key: &str) -> Result<u64, String> {
     let invalid =
         || format!("The binding key must be an integer: {}", warren_protocol::erlang::binary(key.as_bytes()));
     let (negative, digits) = match key.as_bytes().first() {
@@ -167,7 +167,7 @@ pub fn parse_weight(key: &str) -> Result<u64, String> {
 /// random draws taken from exs1024 seeded with `{Hash, Hash, Hash}`. Each step jumps from
 /// bucket b to `trunc((b + 1) / r)` for a uniform r; the last bucket before a jump past the
 /// end is chosen. `buckets` must be at least 1.
-pub fn jump_consistent_hash(hash: u32, buckets: u64) -> u64 {
+pub(crate) fn jump_consistent_hash(hash: u32, buckets: u64) -> u64 {
     if buckets <= 1 {
         return 0;
     }
@@ -193,7 +193,7 @@ fn at_least(x: f64, n: u64) -> bool {
 /// The plugin's bucket row, kept as runs: member `i` owns the `weight` buckets after those of
 /// members `0..i`. `D` identifies a destination.
 #[derive(Debug, Clone)]
-pub struct Buckets<D> {
+pub(crate) struct Buckets<D> {
     /// (destination, weight), in the order they were added.
     members: Vec<(D, u64)>,
     /// `ends[i]`: one past member `i`'s last bucket (running sums of the weights).
@@ -209,7 +209,7 @@ impl<D> Default for Buckets<D> {
 impl<D: PartialEq> Buckets<D> {
     /// A binding to `destination` with this weight: its buckets go at the end, unless the
     /// destination already has buckets (the plugin ignores a second binding to it).
-    pub fn add(&mut self, destination: D, weight: u64) {
+    pub(crate) fn add(&mut self, destination: D, weight: u64) {
         if weight == 0 || self.members.iter().any(|(d, _)| *d == destination) {
             return;
         }
@@ -219,7 +219,7 @@ impl<D: PartialEq> Buckets<D> {
 
     /// Unbinding from `destination`: all its buckets go (whichever of its bindings it was), and
     /// the buckets after them move down.
-    pub fn remove(&mut self, destination: &D) {
+    pub(crate) fn remove(&mut self, destination: &D) {
         if let Some(i) = self.members.iter().position(|(d, _)| d == destination) {
             self.members.remove(i);
             self.ends.truncate(i);
@@ -232,12 +232,12 @@ impl<D: PartialEq> Buckets<D> {
     }
 
     /// How many buckets there are.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.ends.last().copied().unwrap_or(0)
     }
 
     /// The destination owning bucket `jump_consistent_hash(hash, total)`; none if no buckets.
-    pub fn pick(&self, hash: u32) -> Option<&D> {
+    pub(crate) fn pick(&self, hash: u32) -> Option<&D> {
         let total = self.total();
         if total == 0 {
             return None;

@@ -10,7 +10,7 @@
 
 /// A term to hash. Only what `phash2` needs: atoms by name, integers by value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Term<'a> {
+pub(crate) enum Term<'a> {
     /// An atom; the name must be ASCII (every atom RabbitMQ puts in a header term is).
     Atom(&'static str),
     /// Any integer whose magnitude fits in 127 bits (AMQP's are at most 64-bit).
@@ -23,14 +23,14 @@ pub enum Term<'a> {
 }
 
 /// `erlang:phash2(Term)`: a value in `0..2^27`.
-pub fn phash2(term: &Term<'_>) -> u32 {
+pub(crate) fn phash2(term: &Term<'_>) -> u32 {
     let mut hash = 0;
     hash_term(term, &mut hash);
     hash & PHASH2_MASK
 }
 
 /// `erlang:phash2(Binary)`, without building a [`Term`]: the routing-key case, once per message.
-pub fn phash2_binary(bytes: &[u8]) -> u32 {
+pub(crate) fn phash2_binary(bytes: &[u8]) -> u32 {
     let mut hash = 0;
     hash_binary(bytes, &mut hash);
     hash & PHASH2_MASK

@@ -13,7 +13,7 @@ const MASK_21: u64 = (1 << 21) - 1;
 /// onto a second list, which it reverses back on when the first runs out); read cyclically that
 /// is one ring of 16 words whose head moves one place per draw, which is how it is kept here.
 #[derive(Debug, Clone)]
-pub struct Exs1024 {
+pub(crate) struct Exs1024 {
     /// The state, in the order of Erlang's list when `head` is 0.
     words: [u64; 16],
     /// Where Erlang's list currently starts.
@@ -41,7 +41,7 @@ fn exs1024_calc(s0: u64, s1: u64) -> (u64, u64) {
 impl Exs1024 {
     /// `rand:seed_s(exs1024, {A1, A2, A3})`: 21 bits of each part, scrambled by a prime, make a
     /// 64-bit seed for xorshift64*, whose first 16 outputs are the state.
-    pub fn seed(parts: [u64; 3]) -> Exs1024 {
+    pub(crate) fn seed(parts: [u64; 3]) -> Exs1024 {
         let scramble = |a: u64, prime: u64| ((a & MASK_21) + 1).wrapping_mul(prime) & MASK_21;
         let b1 = scramble(parts[0], 2_097_131);
         let b2 = scramble(parts[1], 2_097_133);
@@ -58,7 +58,7 @@ impl Exs1024 {
     }
 
     /// The next 64-bit output.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let second = (self.head + 1) % 16;
         let (out, new) = exs1024_calc(self.words[self.head], self.words[second]);
         self.words[second] = new;
@@ -68,7 +68,7 @@ impl Exs1024 {
 
     /// `rand:uniform_s/1` for exs1024: the output divided by 2^64, as Erlang's float division
     /// of two integers computes it (the output rounded to a double first). In `[0, 1]`.
-    pub fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         self.next_u64() as f64 / 18_446_744_073_709_551_616.0
     }
 }

@@ -13,7 +13,7 @@ enum Mode {
 /// As RabbitMQ: `x-match` is `all` (default), `any`, `all-with-x` or `any-with-x`; other keys
 /// starting with `x-` take part only in the `-with-x` modes; a void binding value only asks
 /// that the header be present.
-pub fn headers_match(args: &FieldTable, headers: Option<&FieldTable>) -> bool {
+pub(crate) fn headers_match(args: &FieldTable, headers: Option<&FieldTable>) -> bool {
     let (mode, with_x) = match args.get("x-match").and_then(FieldValue::as_str) {
         Some("any") => (Mode::Any, false),
         Some("any-with-x") => (Mode::Any, true),

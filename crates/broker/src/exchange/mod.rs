@@ -23,20 +23,26 @@ use consistent_hash::{parse_weight, Buckets, HashOn};
 use headers::headers_match;
 use topic::TopicTrie;
 
+/// An exchange type: how an exchange picks the destinations of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeKind {
+    /// `direct`: the bindings whose key equals the routing key.
     Direct,
+    /// `fanout`: every binding.
     Fanout,
+    /// `topic`: the bindings whose pattern (`*` one word, `#` zero or more) matches the routing key.
     Topic,
+    /// `headers`: the bindings whose arguments match the message's headers (`x-match`).
     Headers,
-    /// `x-consistent-hash`: one destination per message, by hashing (see [`crate::consistent_hash`]).
+    /// `x-consistent-hash`: one destination per message, by hashing (see `exchange::consistent_hash`).
     ConsistentHash,
     /// `x-delayed-message`: holds messages with an `x-delay`, then routes as its `x-delayed-type`
-    /// (see [`crate::delayed`]).
+    /// (see the `delayed` module).
     DelayedMessage,
 }
 
 impl ExchangeKind {
+    /// The type named `name` in exchange.declare; `None` for a type Warren does not have.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "direct" => Some(Self::Direct),
@@ -49,6 +55,7 @@ impl ExchangeKind {
         }
     }
 
+    /// The type's name, as exchange.declare gives it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Direct => "direct",
@@ -101,7 +108,9 @@ pub(crate) type NameMap<V> = HashMap<ShortStr, V, foldhash::fast::RandomState>;
 /// Where a binding leads: a queue, or another exchange (exchange-to-exchange binding).
 #[derive(Clone, Debug)]
 pub enum Destination {
+    /// A queue.
     Queue(Arc<Queue>),
+    /// An exchange, which routes the message on.
     Exchange(Arc<Exchange>),
 }
 
@@ -127,10 +136,14 @@ impl Hash for Destination {
     }
 }
 
+/// A binding of an exchange (its source, which holds it) to a destination.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
+    /// Where matching messages go.
     pub destination: Destination,
+    /// The binding key: a routing key, a topic pattern, or a consistent-hash weight.
     pub key: ShortStr,
+    /// The binding arguments (what a headers exchange matches).
     pub args: FieldTable,
 }
 
@@ -146,13 +159,20 @@ struct Bindings {
     ever_bound: bool,
 }
 
+/// An exchange of a vhost, with its bindings: routes messages to queues and other exchanges.
 #[derive(Debug)]
 pub struct Exchange {
+    /// Its name, unique within the vhost.
     pub name: ShortStr,
+    /// Its type, as declared.
     pub kind: ExchangeKind,
+    /// Whether it survives a restart.
     pub durable: bool,
+    /// Whether it is deleted once its last binding goes (if it ever had one).
     pub auto_delete: bool,
+    /// Whether clients may not publish to it (only exchange-to-exchange bindings reach it).
     pub internal: bool,
+    /// The declare arguments (`alternate-exchange`, `x-delayed-type`, `hash-header`...).
     pub arguments: FieldTable,
     /// The type whose routing applies: `kind`, or a delayed-message exchange's `x-delayed-type`.
     pub routing: ExchangeKind,
@@ -177,6 +197,7 @@ pub struct HeadersSource<'a> {
 }
 
 impl<'a> HeadersSource<'a> {
+    /// The headers of a message with these encoded properties, decoded on first use.
     pub fn new(raw_properties: &'a bytes::Bytes) -> Self {
         HeadersSource { raw_properties, decoded: None }
     }
@@ -194,6 +215,8 @@ impl<'a> HeadersSource<'a> {
 const MAX_EXCHANGE_HOPS: usize = 32;
 
 impl Exchange {
+    /// An exchange with no bindings. A delayed-message exchange routes as its `x-delayed-type`
+    /// (direct if that is missing or invalid).
     pub fn new(
         name: ShortStr,
         kind: ExchangeKind,
@@ -313,6 +336,7 @@ impl Exchange {
         doomed.len()
     }
 
+    /// Whether it has any binding (as a source).
     pub fn has_bindings(&self) -> bool {
         !self.bindings.read().list.is_empty()
     }
@@ -323,6 +347,7 @@ impl Exchange {
         self.auto_delete && b.ever_bound && b.list.is_empty()
     }
 
+    /// Its bindings, in the order they were added.
     pub fn bindings(&self) -> Vec<Binding> {
         self.bindings.read().list.clone()
     }
@@ -407,7 +432,7 @@ impl Exchange {
 
 /// Sorts and dedupes routed queues so each gets a message once.
 #[inline]
-pub fn dedupe_queues(queues: &mut Vec<Arc<Queue>>) {
+pub(crate) fn dedupe_queues(queues: &mut Vec<Arc<Queue>>) {
     // Most messages go to one queue: that check is all they pay for.
     if queues.len() > 1 {
         dedupe_several(queues);

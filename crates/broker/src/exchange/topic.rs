@@ -29,7 +29,7 @@ const SMALL_VALUES_MAX: usize = 16;
 
 /// A set of topic bindings `(binding_key, value)`, routable by routing key.
 #[derive(Debug, Clone)]
-pub struct TopicTrie<T> {
+pub(crate) struct TopicTrie<T> {
     root: Node<T>,
     len: usize,
 }
@@ -87,12 +87,12 @@ fn next_word(s: &str) -> (&str, Option<&str>) {
 
 impl<T: Clone + Eq + Hash> TopicTrie<T> {
     /// Creates an empty trie.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TopicTrie { root: Node::new(false, 0), len: 0 }
     }
 
     /// Adds a binding; false if this (binding_key, value) pair was already present.
-    pub fn insert(&mut self, binding_key: &str, value: T) -> bool {
+    pub(crate) fn insert(&mut self, binding_key: &str, value: T) -> bool {
         let mut node = &mut self.root;
         for word in words(binding_key) {
             node = node.child_or_insert(word);
@@ -105,7 +105,7 @@ impl<T: Clone + Eq + Hash> TopicTrie<T> {
     }
 
     /// Removes a binding; false if it was not present. Prunes empty nodes.
-    pub fn remove(&mut self, binding_key: &str, value: &T) -> bool {
+    pub(crate) fn remove(&mut self, binding_key: &str, value: &T) -> bool {
         let removed = self.root.remove(&mut words(binding_key), value);
         if removed {
             self.len -= 1;
@@ -117,7 +117,7 @@ impl<T: Clone + Eq + Hash> TopicTrie<T> {
     ///
     /// More precisely, `f` is called exactly once per matching
     /// (binding key, value) pair.
-    pub fn route(&self, routing_key: &str, f: &mut impl FnMut(&T)) {
+    pub(crate) fn route(&self, routing_key: &str, f: &mut impl FnMut(&T)) {
         let rest = if routing_key.is_empty() { None } else { Some(routing_key) };
         let mut router = Router { key_len: routing_key.len(), visited: None, f };
         self.root.visit(rest, &mut router);
@@ -125,13 +125,13 @@ impl<T: Clone + Eq + Hash> TopicTrie<T> {
 
     /// True if there are no bindings.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Number of (binding key, value) bindings.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 }

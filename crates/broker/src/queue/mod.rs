@@ -23,7 +23,7 @@ pub use consumers::ConsumeRefused;
 
 /// `x-overflow`: what a queue at its length limit does with a new message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
+pub(crate) enum Overflow {
     /// The oldest messages make room (the default).
     DropHead,
     /// The new message is refused (a confirm nacks it).
@@ -201,7 +201,7 @@ impl Queue {
         self.limits.single_active
     }
 
-    /// Whether deliveries carry `x-delivery-count` (see [`Limits`]).
+    /// Whether deliveries carry `x-delivery-count` (see `Limits`).
     pub fn counts_deliveries(&self) -> bool {
         self.limits.counts_deliveries
     }
