@@ -1,7 +1,7 @@
 //! Declare and consume arguments: how they are checked, which ones must match on redeclare, and
 //! how a mismatch is reported.
 
-use warren_protocol::{FieldTable, FieldValue};
+use warren_message::{FieldTable, FieldValue};
 
 /// Queue arguments whose values must match on redeclare, as RabbitMQ checks them.
 pub(crate) const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
@@ -182,7 +182,7 @@ fn value_text(v: &FieldValue) -> String {
 /// `{Key,Type,Value}`, arrays as lists of `{Type,Value}`, void as `undefined`. Always on one
 /// line, where Erlang would break a term longer than its line width.
 fn erlang_term(v: &FieldValue) -> String {
-    use warren_protocol::erlang::binary;
+    use warren_message::erlang::binary;
     let list = |items: Vec<String>| format!("[{}]", items.join(","));
     match v {
         FieldValue::LongStr(b) | FieldValue::ByteArray(b) => binary(b),

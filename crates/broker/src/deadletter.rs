@@ -2,7 +2,7 @@
 //! the `x-death` history RabbitMQ records in its headers.
 
 use bytes::{Bytes, BytesMut};
-use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use warren_message::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
 use warren_store::Message;
 

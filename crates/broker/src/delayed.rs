@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use warren_message::{BasicProperties, FieldTable, FieldValue, ShortStr};
 use warren_store::QueueLog;
 
 use warren_store::Message;
@@ -29,7 +29,7 @@ pub fn log_name(exchange: &str) -> String {
 /// floats are converted, as the plugin does). Only `1..=MAX_DELAY_MS` delays; anything else
 /// (absent, negative, zero, too long, not a number) routes at once.
 pub(crate) fn requested_delay(raw_properties: &bytes::Bytes) -> Option<Duration> {
-    if !warren_protocol::properties::has_property(raw_properties, warren_protocol::properties::HEADERS) {
+    if !warren_message::properties::has_property(raw_properties, warren_message::properties::HEADERS) {
         return None;
     }
     let props = BasicProperties::decode(raw_properties).ok()?;

@@ -1,6 +1,6 @@
 //! Server-generated names for queues and consumer tags.
 
-use warren_protocol::ShortStr;
+use warren_message::ShortStr;
 
 /// A server-generated name: `prefix` and 22 URL-safe random characters, as RabbitMQ makes them.
 pub fn generated_name(prefix: &str) -> ShortStr {

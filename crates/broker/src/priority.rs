@@ -11,7 +11,7 @@
 use std::io;
 use std::time::Instant;
 
-use warren_protocol::BasicProperties;
+use warren_message::BasicProperties;
 use warren_store::QueueLog;
 
 use warren_store::{Message, QueuedMessage};
@@ -25,14 +25,14 @@ pub(crate) fn level_log_name(queue: &str, level: u8) -> String {
 /// The store logs of a queue's priority levels above 0 (none for an ordinary queue).
 pub fn level_log_names<'a>(
     queue: &'a str,
-    arguments: &warren_protocol::FieldTable,
+    arguments: &warren_message::FieldTable,
 ) -> impl Iterator<Item = String> + 'a {
     (1..=max_priority(arguments).unwrap_or(0)).map(move |level| level_log_name(queue, level))
 }
 
 /// The `x-max-priority` of a queue's arguments: a priority queue has 1 to 255 levels above 0.
-pub(crate) fn max_priority(arguments: &warren_protocol::FieldTable) -> Option<u8> {
-    let n = arguments.get("x-max-priority").and_then(warren_protocol::FieldValue::as_i64)?;
+pub(crate) fn max_priority(arguments: &warren_message::FieldTable) -> Option<u8> {
+    let n = arguments.get("x-max-priority").and_then(warren_message::FieldValue::as_i64)?;
     u8::try_from(n).ok().filter(|&max| max > 0)
 }
 
@@ -67,7 +67,7 @@ impl PriorityLog {
     }
 
     fn priority(&self, m: &Message) -> u8 {
-        if !warren_protocol::properties::has_property(&m.properties, warren_protocol::properties::PRIORITY) {
+        if !warren_message::properties::has_property(&m.properties, warren_message::properties::PRIORITY) {
             return 0;
         }
         BasicProperties::decode(&m.properties).ok().and_then(|p| p.priority).unwrap_or(0).min(self.max())

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
-use warren_protocol::FieldTable;
+use warren_message::FieldTable;
 
 use crate::counters::{CounterValues, Counters};
 use crate::queue::{DeliveryTarget, TargetId};

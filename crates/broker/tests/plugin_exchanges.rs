@@ -10,7 +10,7 @@ use warren_broker::{
     Actor, BindingSpec, Broker, BrokerError, Command, DestinationKind, Effects, ExchangeSpec, HeadersSource,
     Message, Now, QueueSpec, VHost,
 };
-use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+use warren_message::{BasicProperties, FieldTable, FieldValue};
 
 /// The tests' simulated start time.
 fn start() -> Now {

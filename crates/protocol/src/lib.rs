@@ -1,6 +1,7 @@
-//! AMQP 0-9-1 codec for Warren: frames, methods, content headers and field
-//! tables. No I/O: parsing works on a `BytesMut` read buffer and hands out
-//! zero-copy `Bytes` slices of it; encoding appends to a `BytesMut`.
+//! AMQP 0-9-1 codec for Warren: frames, methods and content headers, over the message model of
+//! `warren-message` (field tables, properties), which it re-exports. No I/O: parsing works on a
+//! `BytesMut` read buffer and hands out zero-copy `Bytes` slices of it; encoding appends to a
+//! `BytesMut`.
 //!
 //! Method structs and protocol constants are generated from
 //! `spec/amqp-rabbitmq-0.9.1.json` by `cargo run -p xtask -- codegen`.
@@ -13,29 +14,26 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-/// An AMQP short string (UTF-8, at most 255 bytes on the wire); decoded ones are zero-copy
-/// slices of the read buffer.
-pub use bytestring::ByteString as ShortStr;
-
 pub mod constants;
-pub mod erlang;
 pub mod frame;
 pub mod methods;
-pub mod properties;
 
-mod codec;
 mod error;
 mod generated;
-mod table;
 
+/// The primitive encodings frames and methods are built from.
+pub(crate) use warren_message::codec;
 #[cfg(test)]
-mod testing;
+pub(crate) use warren_message::strategies as testing;
+/// Field tables, properties and their primitives are the message model's, re-exported here so
+/// the codec reads as one crate.
+pub use warren_message::{
+    erlang, properties, BasicProperties, DecodeError, FieldTable, FieldValue, ShortStr,
+};
 
-pub use error::{DecodeError, FrameError};
+pub use error::FrameError;
 pub use frame::{
     parse_frame, write_body, write_content, write_header, write_heartbeat, write_method, ContentHeader,
     Frame, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
 pub use methods::Method;
-pub use properties::BasicProperties;
-pub use table::{FieldTable, FieldValue};

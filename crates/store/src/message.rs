@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use warren_protocol::{BasicProperties, ShortStr};
+use warren_message::{BasicProperties, ShortStr};
 
 /// Every field is a reference-counted slice, usually of the publisher's read buffer: a message
 /// routed to N queues is N sets of reference counts, not N copies.
@@ -23,10 +23,8 @@ impl Message {
     /// The per-message `expiration` property as a duration, when set and valid.
     /// Only messages whose property flags say it is present pay for decoding.
     pub fn expiration(&self) -> Option<Duration> {
-        if !warren_protocol::properties::has_property(
-            &self.properties,
-            warren_protocol::properties::EXPIRATION,
-        ) {
+        if !warren_message::properties::has_property(&self.properties, warren_message::properties::EXPIRATION)
+        {
             return None;
         }
         let props = BasicProperties::decode(&self.properties).ok()?;

@@ -21,7 +21,7 @@
 //! survive a restart). Offsets never reach bit 63.
 
 use bytes::Bytes;
-use warren_protocol::ShortStr;
+use warren_message::ShortStr;
 
 use crate::Message;
 

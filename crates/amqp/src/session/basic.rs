@@ -196,8 +196,8 @@ impl Session {
         match added {
             Ok(()) => {}
             Err(ConsumeRefused::ExclusiveUse) => {
-                let text = format!("queue '{}' in vhost '{}' in exclusive use", queue.name, vhost.name);
-                return Err(AmqpError::access_refused(text));
+                let (name, vhost) = (queue.name.to_string(), vhost.name.clone());
+                return Err(amqp_error(BrokerError::ExclusiveConsumer { name, vhost }));
             }
             Err(ConsumeRefused::Deleted) => {
                 let (name, vhost) = (queue.name.to_string(), vhost.name.clone());
@@ -287,7 +287,7 @@ impl Session {
                 self.effects.wake(&q);
             }
         }
-        apply_settle(self.vhost.as_deref(), &handle, settled, how, self.now, &mut self.effects);
+        apply_settle(self.vhost.as_deref(), &handle, settled, how, self.now, &mut self.effects, true);
         Ok(())
     }
 
@@ -299,15 +299,10 @@ impl Session {
         let ch = self.channel_or_err(channel)?;
         let outstanding = ch.handle.take_all();
         let handle = ch.handle.clone();
-        // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
-        apply_settle(
-            self.vhost.as_deref(),
-            &handle,
-            outstanding,
-            Settle::Requeue,
-            self.now,
-            &mut self.effects,
-        );
+        // Only messages over an `x-delivery-limit` are dead-lettered by a requeue. The
+        // redeliveries go out after recover-ok.
+        let vhost = self.vhost.as_deref();
+        apply_settle(vhost, &handle, outstanding, Settle::Requeue, self.now, &mut self.effects, false);
         Ok(())
     }
 }
@@ -324,7 +319,8 @@ fn outcome(result: &PublishResult) -> PublishOutcome {
 }
 
 /// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them; the
-/// queues are woken (their consumers may take more) and their logs marked dirty by `effects`.
+/// queues' consumers are offered more at once (`dispatch_now`) or once the event's replies are
+/// out, and their logs are marked dirty in `effects`.
 pub(super) fn apply_settle(
     vhost: Option<&VHost>,
     handle: &Arc<ChannelHandle>,
@@ -332,14 +328,18 @@ pub(super) fn apply_settle(
     how: Settle,
     now: Now,
     effects: &mut Effects,
+    dispatch_now: bool,
 ) {
     let target = handle.target_id();
     for_each_queue_run(settled, |queue, run| {
         if run.iter().any(|u| u.message.stored) {
             effects.dirty(queue);
         }
-        let dead = queue.settle(run.into_iter().map(|u| (u.consumer, u.message)), target, how);
-        effects.wake(queue);
+        let settled = run.into_iter().map(|u| (u.consumer, u.message));
+        let dead = queue.settle(settled, target, how, dispatch_now.then_some(now.instant));
+        if !dispatch_now {
+            effects.wake(queue);
+        }
         if let Some(vhost) = vhost {
             for (message, reason) in dead {
                 vhost.dead_letter(queue, message, reason, now, effects);

@@ -45,14 +45,8 @@ impl Session {
             }
         }
         // Only messages over an `x-delivery-limit` are dead-lettered by a requeue.
-        apply_settle(
-            self.vhost.as_deref(),
-            &ch.handle,
-            unacked,
-            Settle::Requeue,
-            self.now,
-            &mut self.effects,
-        );
+        let vhost = self.vhost.as_deref();
+        apply_settle(vhost, &ch.handle, unacked, Settle::Requeue, self.now, &mut self.effects, true);
         if let Some(entry) = self.entry.remove_channel(number) {
             self.broker.registry().retire_channel(&self.entry, &entry);
         }

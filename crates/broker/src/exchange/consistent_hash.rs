@@ -15,7 +15,7 @@
 //! also renumbers the buckets after it, which moves other keys too.
 
 use bytes::Bytes;
-use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+use warren_message::{BasicProperties, FieldTable, FieldValue};
 
 use super::erlang_hash::{phash2, phash2_binary, Term};
 use super::erlang_rand::Exs1024;
@@ -147,7 +147,7 @@ fn typed_value(value: &FieldValue) -> (&'static str, Term<'_>) {
 /// `u32::MAX` are taken as `u32::MAX` (the plugin would run out of memory long before).
 pub(crate) fn parse_weight(key: &str) -> Result<u64, String> {
     let invalid =
-        || format!("The binding key must be an integer: {}", warren_protocol::erlang::binary(key.as_bytes()));
+        || format!("The binding key must be an integer: {}", warren_message::erlang::binary(key.as_bytes()));
     let (negative, digits) = match key.as_bytes().first() {
         Some(b'-') => (true, &key[1..]),
         Some(b'+') => (false, &key[1..]),

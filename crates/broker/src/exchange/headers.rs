@@ -1,6 +1,6 @@
 //! Headers exchange matching: a binding's arguments against a message's headers table.
 
-use warren_protocol::{FieldTable, FieldValue};
+use warren_message::{FieldTable, FieldValue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -24,7 +24,7 @@ pub(crate) fn headers_match(args: &FieldTable, headers: Option<&FieldTable>) -> 
         args.iter().filter(|(key, _)| &***key != "x-match" && (with_x || !key.starts_with("x-")));
     let empty = FieldTable::new();
     let headers = headers.unwrap_or(&empty);
-    let matches = |(key, want): (&warren_protocol::ShortStr, &FieldValue)| match headers.get(key) {
+    let matches = |(key, want): (&warren_message::ShortStr, &FieldValue)| match headers.get(key) {
         None => false,
         Some(_) if *want == FieldValue::Void => true,
         Some(have) => values_equal(want, have),

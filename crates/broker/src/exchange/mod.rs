@@ -13,7 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_message::{FieldTable, FieldValue, ShortStr};
 
 use crate::counters::Counters;
 use crate::delayed::DelayedMessages;
@@ -205,7 +205,7 @@ impl<'a> HeadersSource<'a> {
     fn get(&mut self) -> Option<&FieldTable> {
         self.decoded
             .get_or_insert_with(|| {
-                warren_protocol::BasicProperties::decode(self.raw_properties).ok().and_then(|p| p.headers)
+                warren_message::BasicProperties::decode(self.raw_properties).ok().and_then(|p| p.headers)
             })
             .as_ref()
     }
@@ -262,7 +262,7 @@ impl Exchange {
     }
 
     /// Adds a binding; false if an identical one exists.
-    pub fn bind(&self, binding: Binding) -> bool {
+    pub(crate) fn bind(&self, binding: Binding) -> bool {
         let mut b = self.bindings.write();
         if b.list.contains(&binding) {
             return false;
@@ -292,7 +292,7 @@ impl Exchange {
     }
 
     /// Removes a binding; false if there was none.
-    pub fn unbind(&self, binding: &Binding) -> bool {
+    pub(crate) fn unbind(&self, binding: &Binding) -> bool {
         let mut b = self.bindings.write();
         let Some(pos) = b.list.iter().position(|x| x == binding) else {
             return false;
@@ -327,7 +327,7 @@ impl Exchange {
     }
 
     /// Removes every binding to `destination`; returns how many there were.
-    pub fn unbind_destination(&self, destination: &Destination) -> usize {
+    pub(crate) fn unbind_destination(&self, destination: &Destination) -> usize {
         let doomed: Vec<Binding> =
             self.bindings.read().list.iter().filter(|b| b.destination == *destination).cloned().collect();
         for b in &doomed {

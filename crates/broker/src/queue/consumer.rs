@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_message::{FieldTable, FieldValue, ShortStr};
 
 use super::Queue;
 use warren_store::QueuedMessage;

@@ -38,11 +38,6 @@ impl Queue {
         self.remove_consumers_where(now, |c| c.is(target, tag))
     }
 
-    /// Removes every consumer of a target; true as for [`Queue::remove_consumer`].
-    pub fn remove_target_consumers(&self, target: TargetId, now: Instant) -> bool {
-        self.remove_consumers_where(now, |c| c.target_id == target)
-    }
-
     fn remove_consumers_where(&self, now: Instant, doomed: impl Fn(&Consumer) -> bool) -> bool {
         let mut st = self.state.lock();
         let before = st.consumers.len();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::ShortStr;
+use warren_message::ShortStr;
 use warren_store::QueueLog;
 
 use super::consumer::{Consumer, ConsumerRef, TargetId};
@@ -21,15 +21,17 @@ impl Queue {
     }
 
     /// Settled deliveries of target `target` free their consumers' prefetch credit; requeued
-    /// ones go back to their original positions, marked redelivered. One lock for the lot; the
-    /// caller wakes the queue afterwards (consumers may take more now). With `x-delivery-limit`
-    /// a requeued message counts one more delivery, and one over the limit is dropped instead.
-    /// Returns the messages that are to be dead-lettered.
+    /// ones go back to their original positions, marked redelivered. With `dispatch_at`,
+    /// consumers with credit are offered messages under the same lock (an ack on the hot path);
+    /// without, the caller wakes the queue later (when a reply must go out first). With
+    /// `x-delivery-limit` a requeued message counts one more delivery, and one over the limit is
+    /// dropped instead. Returns the messages that are to be dead-lettered.
     pub fn settle(
         self: &Arc<Self>,
         settled: impl IntoIterator<Item = (Option<ShortStr>, QueuedMessage)>,
         target: TargetId,
         how: Settle,
+        dispatch_at: Option<Instant>,
     ) -> Vec<(Message, DeathReason)> {
         let mut dead = Vec::new();
         let mut st = self.state.lock();
@@ -68,6 +70,9 @@ impl Queue {
         }
         let counter = if how == Settle::Ack { Counter::Acked } else { Counter::Rejected };
         self.counters.add_owned(counter, count);
+        if dispatch_at.is_some() {
+            self.dispatch(&mut st, dispatch_at);
+        }
         dead
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_message::{FieldTable, FieldValue, ShortStr};
 use warren_store::QueueLog;
 
 use crate::counters::{Counter, Counters};
@@ -212,12 +212,12 @@ impl Queue {
     }
 
     /// Restarts the `x-expires` timer (a declare of the queue uses it).
-    pub fn mark_used(&self, now: Instant) {
+    pub(crate) fn mark_used(&self, now: Instant) {
         self.state.lock().last_used = now;
     }
 
     /// Whether the queue has been unused for its `x-expires` time, and is to be deleted.
-    pub fn unused_expired(&self, now: Instant) -> bool {
+    pub(crate) fn unused_expired(&self, now: Instant) -> bool {
         let Some(expires) = self.limits.expires else { return false };
         let st = self.state.lock();
         !st.deleted && st.consumers.is_empty() && now.saturating_duration_since(st.last_used) >= expires
@@ -241,7 +241,7 @@ impl Queue {
             return Ok(out);
         }
         let persistent =
-            self.durable && warren_protocol::properties::raw_delivery_mode(&message.properties) == Some(2);
+            self.durable && warren_message::properties::raw_delivery_mode(&message.properties) == Some(2);
         let ttl = match (limits.message_ttl, message.expiration()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -290,7 +290,7 @@ impl Queue {
 
     /// Drops the expired messages at the head of the queue; returns those to dead-letter
     /// (the queue has a dead-letter exchange), including ones other operations found expired.
-    pub fn expire_due(self: &Arc<Self>, now: Instant) -> Vec<Message> {
+    pub(crate) fn expire_due(self: &Arc<Self>, now: Instant) -> Vec<Message> {
         let mut st = self.state.lock();
         if !st.may_expire && st.expired.is_empty() {
             return Vec::new();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::{FieldTable, ShortStr};
+use warren_message::{FieldTable, ShortStr};
 
 use super::VHost;
 use crate::effects::Effects;

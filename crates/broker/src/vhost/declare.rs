@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::{FieldTable, FieldValue};
+use warren_message::{FieldTable, FieldValue};
 use warren_store::definitions::{Definitions, DefinitionsError};
 
 use super::command::{Actor, BindingSpec, DestinationKind, ExchangeSpec, QueueSpec};
@@ -377,7 +377,7 @@ fn check_binding_args(exchange: &Exchange, key: &str, args: &FieldTable) -> Resu
         }
         Some(FieldValue::LongStr(v)) => Err(BrokerError::InvalidXMatch(format!(
             "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
-            warren_protocol::erlang::binary(v)
+            warren_message::erlang::binary(v)
         ))),
         Some(other) => Err(BrokerError::InvalidXMatch(format!(
             "Invalid x-match field type '{}'; expected longstr",
@@ -398,7 +398,7 @@ fn quoted_bool(b: bool) -> String {
 mod tests {
     use super::*;
     use crate::vhost::{Command, Outcome};
-    use warren_protocol::FieldValue;
+    use warren_message::FieldValue;
 
     fn declare(
         v: &VHost,

@@ -11,7 +11,7 @@ mod tick;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use warren_protocol::{FieldTable, ShortStr};
+use warren_message::{FieldTable, ShortStr};
 use warren_store::definitions::Definitions;
 use warren_store::Store;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::ShortStr;
+use warren_message::ShortStr;
 use warren_store::definitions::{BindingDef, ExchangeDef, QueueDef};
 
 use super::VHost;
@@ -13,7 +13,7 @@ use crate::queue::Queue;
 
 impl VHost {
     /// Restores a stored exchange at startup (the amq.* ones already exist).
-    pub fn restore_exchange(&self, def: &ExchangeDef, now: Instant) {
+    pub(crate) fn restore_exchange(&self, def: &ExchangeDef, now: Instant) {
         let Some(kind) = ExchangeKind::parse(&def.kind) else {
             tracing::warn!(exchange = %def.name, kind = %def.kind, "skipping a stored exchange of unknown type");
             return;
@@ -33,7 +33,7 @@ impl VHost {
     }
 
     /// Restores a stored queue and the messages its log recovers.
-    pub fn restore_queue(&self, def: &QueueDef, now: Instant) -> Result<(), BrokerError> {
+    pub(crate) fn restore_queue(&self, def: &QueueDef, now: Instant) -> Result<(), BrokerError> {
         let log = self.open_queue_log(&def.name, true, &def.arguments).map_err(|e| {
             BrokerError::Storage(format!("cannot recover the log of queue '{}': {e}", def.name))
         })?;
@@ -51,7 +51,7 @@ impl VHost {
     }
 
     /// Restores a stored binding; one whose ends are missing is dropped with a warning.
-    pub fn restore_binding(&self, def: &BindingDef) {
+    pub(crate) fn restore_binding(&self, def: &BindingDef) {
         let source = self.exchange(&def.source);
         let destination = if def.destination_is_queue {
             self.queue(&def.destination).map(Destination::Queue)

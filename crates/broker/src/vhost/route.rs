@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_protocol::{FieldValue, ShortStr};
+use warren_message::{FieldValue, ShortStr};
 
 use super::VHost;
 use crate::counters::{Counter, Counters};
@@ -257,7 +257,7 @@ mod tests {
     use super::*;
     use crate::vhost::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
     use bytes::{Bytes, BytesMut};
-    use warren_protocol::{BasicProperties, FieldTable};
+    use warren_message::{BasicProperties, FieldTable};
 
     fn text(s: &str) -> FieldValue {
         FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))

@@ -13,7 +13,7 @@
 //! [`Corrupt`]: super::DefinitionsError::Corrupt
 
 use bytes::{Bytes, BytesMut};
-use warren_protocol::FieldTable;
+use warren_message::FieldTable;
 
 use super::{BindingDef, DefinitionsError, ExchangeDef, QueueDef, UserDef};
 
@@ -425,7 +425,7 @@ pub(super) fn decode_queue(vhost: String, name: String, value: &[u8]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warren_protocol::FieldValue;
+    use warren_message::FieldValue;
 
     fn binding(source: &str, destination: &str, is_queue: bool, rk: &str) -> BindingDef {
         BindingDef {

@@ -32,7 +32,7 @@ mod codec;
 use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
-use warren_protocol::FieldTable;
+use warren_message::FieldTable;
 
 /// The encoding of the tables described in the module documentation.
 const FORMAT_VERSION: u32 = 1;

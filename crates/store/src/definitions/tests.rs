@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use warren_protocol::{FieldTable, FieldValue};
+use warren_message::{FieldTable, FieldValue};
 
 use super::*;
 

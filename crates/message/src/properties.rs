@@ -206,7 +206,7 @@ impl BasicProperties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{arb_shortstr, arb_table};
+    use crate::strategies::{arb_shortstr, arb_table};
     use proptest::option::of;
     use proptest::prelude::*;
 

@@ -1,4 +1,6 @@
-//! Checked big-endian primitive readers over `Bytes` and the matching writers.
+//! AMQP 0-9-1's primitive encodings: checked big-endian readers over `Bytes` and the matching
+//! writers. Field tables and properties are built from them here, frames and methods in
+//! `warren-protocol`.
 //!
 //! Readers never panic: each checks the remaining length first and returns
 //! [`DecodeError::Truncated`]. Strings are zero-copy slices of the input.
@@ -18,40 +20,44 @@ fn need(buf: &Bytes, n: usize) -> Result<(), DecodeError> {
     }
 }
 
+/// An octet.
 #[inline]
-pub(crate) fn get_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
+pub fn get_u8(buf: &mut Bytes) -> Result<u8, DecodeError> {
     need(buf, 1)?;
     Ok(buf.get_u8())
 }
 
+/// A big-endian `u16`.
 #[inline]
-pub(crate) fn get_u16(buf: &mut Bytes) -> Result<u16, DecodeError> {
+pub fn get_u16(buf: &mut Bytes) -> Result<u16, DecodeError> {
     need(buf, 2)?;
     Ok(buf.get_u16())
 }
 
+/// A big-endian `u32`.
 #[inline]
-pub(crate) fn get_u32(buf: &mut Bytes) -> Result<u32, DecodeError> {
+pub fn get_u32(buf: &mut Bytes) -> Result<u32, DecodeError> {
     need(buf, 4)?;
     Ok(buf.get_u32())
 }
 
+/// A big-endian `u64`.
 #[inline]
-pub(crate) fn get_u64(buf: &mut Bytes) -> Result<u64, DecodeError> {
+pub fn get_u64(buf: &mut Bytes) -> Result<u64, DecodeError> {
     need(buf, 8)?;
     Ok(buf.get_u64())
 }
 
 /// Split off the next `n` bytes (zero copy).
 #[inline]
-pub(crate) fn take(buf: &mut Bytes, n: usize) -> Result<Bytes, DecodeError> {
+pub fn take(buf: &mut Bytes, n: usize) -> Result<Bytes, DecodeError> {
     need(buf, n)?;
     Ok(buf.split_to(n))
 }
 
 /// `shortstr`: u8 length + UTF-8 bytes.
 #[inline]
-pub(crate) fn get_shortstr(buf: &mut Bytes) -> Result<ShortStr, DecodeError> {
+pub fn get_shortstr(buf: &mut Bytes) -> Result<ShortStr, DecodeError> {
     let len = usize::from(get_u8(buf)?);
     let raw = take(buf, len)?;
     ShortStr::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)
@@ -59,14 +65,14 @@ pub(crate) fn get_shortstr(buf: &mut Bytes) -> Result<ShortStr, DecodeError> {
 
 /// `longstr`: u32 length + raw bytes.
 #[inline]
-pub(crate) fn get_longstr(buf: &mut Bytes) -> Result<Bytes, DecodeError> {
+pub fn get_longstr(buf: &mut Bytes) -> Result<Bytes, DecodeError> {
     let len = get_u32(buf)? as usize;
     take(buf, len)
 }
 
 /// The part of `s` that fits a short string (at most 255 bytes, cut at a char boundary).
 #[inline]
-pub(crate) fn shortstr_bytes(s: &str) -> &[u8] {
+pub fn shortstr_bytes(s: &str) -> &[u8] {
     if s.len() <= 255 {
         return s.as_bytes();
     }
@@ -77,20 +83,23 @@ pub(crate) fn shortstr_bytes(s: &str) -> &[u8] {
     s.as_bytes().get(..end).unwrap_or_default()
 }
 
+/// The encoded length of `s` as a short string.
 #[inline]
-pub(crate) fn shortstr_len(s: &str) -> usize {
+pub fn shortstr_len(s: &str) -> usize {
     1 + shortstr_bytes(s).len()
 }
 
+/// Appends `s` as a `shortstr` (cut to 255 bytes, see [`shortstr_bytes`]).
 #[inline]
-pub(crate) fn put_shortstr(out: &mut BytesMut, s: &str) {
+pub fn put_shortstr(out: &mut BytesMut, s: &str) {
     let b = shortstr_bytes(s);
     out.put_u8(b.len() as u8);
     out.put_slice(b);
 }
 
+/// Appends `b` as a `longstr`.
 #[inline]
-pub(crate) fn put_longstr(out: &mut BytesMut, b: &[u8]) {
+pub fn put_longstr(out: &mut BytesMut, b: &[u8]) {
     out.put_u32(b.len() as u32);
     out.put_slice(b);
 }

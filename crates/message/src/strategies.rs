@@ -1,16 +1,19 @@
-//! Proptest strategies shared by the unit tests (test builds only).
+//! Proptest strategies for short strings, long strings, field values and tables: for this
+//! crate's property tests and, with the `proptest` feature, those of crates built on it.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 
 use crate::{FieldTable, FieldValue, ShortStr};
 
-pub(crate) fn arb_shortstr() -> impl Strategy<Value = ShortStr> {
+/// Short strings of up to 63 characters.
+pub fn arb_shortstr() -> impl Strategy<Value = ShortStr> {
     // At most 63 chars of up to 4 bytes: always fits in 255 bytes.
     "\\PC{0,63}".prop_map(ShortStr::from)
 }
 
-pub(crate) fn arb_longstr() -> impl Strategy<Value = Bytes> {
+/// Long strings of up to 63 bytes.
+pub fn arb_longstr() -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from)
 }
 
@@ -34,7 +37,8 @@ fn arb_leaf() -> impl Strategy<Value = FieldValue> {
     ]
 }
 
-pub(crate) fn arb_value() -> impl Strategy<Value = FieldValue> {
+/// Field values of every type, nested a few levels.
+pub fn arb_value() -> impl Strategy<Value = FieldValue> {
     arb_leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(FieldValue::Array),
@@ -45,6 +49,7 @@ pub(crate) fn arb_value() -> impl Strategy<Value = FieldValue> {
 }
 
 /// Arbitrary nested table (keys may repeat: order and duplicates are preserved on the wire).
-pub(crate) fn arb_table() -> impl Strategy<Value = FieldTable> {
+/// Field tables of such values.
+pub fn arb_table() -> impl Strategy<Value = FieldTable> {
     proptest::collection::vec((arb_shortstr(), arb_value()), 0..8).prop_map(FieldTable)
 }

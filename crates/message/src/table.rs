@@ -300,7 +300,7 @@ fn decode_value(buf: &mut Bytes, depth: usize) -> Result<FieldValue, DecodeError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::arb_table;
+    use crate::strategies::arb_table;
     use proptest::prelude::*;
 
     fn roundtrip(t: &FieldTable) -> FieldTable {
