@@ -163,7 +163,7 @@ impl ChannelHandle {
         self.outbox
             .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, counted, frame_max));
         // Deliveries to this channel are made under its lock: one counter writer at a time.
-        let counters = self.entry.counters();
+        let counters = self.entry.delivery_counters();
         counters.add_owned(if consumer.no_ack { Counter::DeliveredNoAck } else { Counter::DeliveredAck }, 1);
         if message.redelivered {
             counters.add_owned(Counter::Redelivered, 1);
@@ -205,7 +205,7 @@ impl ChannelHandle {
         frame::write_method(out, self.number, &Method::BasicGetOk(get_ok));
         let properties = delivered_properties(&message, queue.counts_deliveries());
         frame::write_content(out, self.number, 60, &properties, &message.message.body, frame_max);
-        let counters = self.entry.counters();
+        let counters = self.entry.delivery_counters();
         counters.add_owned(if no_ack { Counter::GetNoAck } else { Counter::GetAck }, 1);
         if message.redelivered {
             counters.add_owned(Counter::Redelivered, 1);

@@ -67,7 +67,9 @@ impl Outbox {
             let mut buf = self.buf.lock();
             let was_empty = buf.is_empty();
             write(&mut buf);
-            self.pending.store(buf.len(), Ordering::SeqCst);
+            // Relaxed: a larger value can only make a deliverer back off, and a deliverer that
+            // backs off sets the flag the writer checks after draining (see `has_room`).
+            self.pending.store(buf.len(), Ordering::Relaxed);
             was_empty
         };
         // The writer drains everything it finds; a wake is only needed for the first bytes.

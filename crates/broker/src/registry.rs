@@ -148,9 +148,9 @@ impl ConnectionEntry {
             number,
             target,
             counters: Counters::default(),
+            deliveries: DeliverySide::default(),
             prefetch: AtomicU32::new(0),
             global_prefetch: AtomicU32::new(0),
-            unacked: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
             mode: AtomicU8::new(ChannelMode::Plain as u8),
             consumers: AtomicU32::new(0),
@@ -182,6 +182,14 @@ pub enum ChannelMode {
     Transactional = 2,
 }
 
+/// The counters a channel's deliveries update (see [`ChannelEntry::delivery_counters`]).
+#[repr(align(128))]
+#[derive(Default)]
+struct DeliverySide {
+    counters: Counters,
+    unacked: AtomicU64,
+}
+
 /// A registered channel (or another protocol's delivery target).
 pub struct ChannelEntry {
     /// The delivery target id its consumers carry.
@@ -191,10 +199,13 @@ pub struct ChannelEntry {
     /// Its number on the connection.
     pub number: u16,
     target: Weak<dyn DeliveryTarget>,
+    /// What the channel's own session counts (publishes, acks, confirms).
     counters: Counters,
+    /// What deliveries count, from whichever thread delivers: on cache lines of their own, so
+    /// a publisher's core delivering and the consumer's core acknowledging do not share one.
+    deliveries: DeliverySide,
     prefetch: AtomicU32,
     global_prefetch: AtomicU32,
-    unacked: AtomicU64,
     unconfirmed: AtomicU64,
     mode: AtomicU8,
     consumers: AtomicU32,
@@ -210,9 +221,23 @@ impl std::fmt::Debug for ChannelEntry {
 }
 
 impl ChannelEntry {
-    /// The channel's message counters (its owner counts; see [`Counters::add_owned`]).
+    /// The counters the channel's session keeps: publishes, acknowledgements, confirms, unroutable
+    /// messages (it counts alone; see [`Counters::add_owned`]).
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The counters deliveries and gets update, under the channel's own lock (one writer at a
+    /// time): kept apart from [`ChannelEntry::counters`], which another thread writes.
+    pub fn delivery_counters(&self) -> &Counters {
+        &self.deliveries.counters
+    }
+
+    /// Both sets of counters, summed.
+    pub fn counter_values(&self) -> CounterValues {
+        let mut values = self.counters.snapshot();
+        values.add(&self.deliveries.counters.snapshot());
+        values
     }
 
     /// Records the prefetch settings (per consumer, and channel-wide).
@@ -223,7 +248,7 @@ impl ChannelEntry {
 
     /// Records how many deliveries are outstanding.
     pub fn set_unacked(&self, n: u64) {
-        self.unacked.store(n, Ordering::Relaxed);
+        self.deliveries.unacked.store(n, Ordering::Relaxed);
     }
 
     /// Records how many publishes await their confirm.
@@ -249,7 +274,7 @@ impl ChannelEntry {
             number: self.number,
             prefetch: self.prefetch.load(Ordering::Relaxed) as u16,
             global_prefetch: self.global_prefetch.load(Ordering::Relaxed) as u16,
-            unacked: self.unacked.load(Ordering::Relaxed),
+            unacked: self.deliveries.unacked.load(Ordering::Relaxed),
             unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
             mode: match self.mode.load(Ordering::Relaxed) {
                 1 => ChannelMode::Confirm,
@@ -257,7 +282,7 @@ impl ChannelEntry {
                 _ => ChannelMode::Plain,
             },
             consumers: self.consumers.load(Ordering::Relaxed),
-            counters: self.counters.snapshot(),
+            counters: self.counter_values(),
         }
     }
 }
@@ -385,7 +410,7 @@ impl Registry {
     /// Keeps a closed channel's counters in its vhost's (and the node's) totals.
     pub fn retire_channel(&self, connection: &ConnectionEntry, channel: &ChannelEntry) {
         let vhost = connection.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
-        self.retired_channels.lock().entry(vhost).or_default().add(&channel.counters.snapshot());
+        self.retired_channels.lock().entry(vhost).or_default().add(&channel.counter_values());
     }
 
     pub(crate) fn next_target_id(&self) -> TargetId {
@@ -410,7 +435,7 @@ impl Registry {
                 let channels = c.channels();
                 let mut counters = c.counters.snapshot();
                 for ch in &channels {
-                    counters.add(&ch.counters.snapshot());
+                    counters.add(&ch.counter_values());
                 }
                 ConnectionSnapshot {
                     id: c.id,
@@ -439,7 +464,7 @@ impl Registry {
             let vhost = c.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
             let total = totals.entry(vhost).or_default();
             for ch in c.channels() {
-                total.add(&ch.counters.snapshot());
+                total.add(&ch.counter_values());
             }
         }
         totals
