@@ -97,11 +97,6 @@ impl ChannelHandle {
         }
     }
 
-    /// The id consumers of this channel carry in the core.
-    pub fn target_id(&self) -> TargetId {
-        self.entry.id
-    }
-
     /// The consumer timeout: as RabbitMQ, the oldest outstanding delivery is checked against its
     /// queue's `x-consumer-timeout`, or else `default_ms` (0 = none), counting from the first
     /// check that saw it. When it is over, the channel is marked timed out and its connection
@@ -345,6 +340,10 @@ impl ChannelHandle {
 }
 
 impl DeliveryTarget for ChannelHandle {
+    fn id(&self) -> TargetId {
+        self.entry.id
+    }
+
     fn deliver(
         &self,
         queue: &Arc<Queue>,
@@ -365,10 +364,6 @@ impl DeliveryTarget for ChannelHandle {
 
     fn check_timeout(&self, now: Instant, default_ms: u64) -> bool {
         self.timeout_check(now, default_ms)
-    }
-
-    fn is_closed(&self) -> bool {
-        self.state.lock().closed
     }
 }
 

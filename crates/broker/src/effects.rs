@@ -47,16 +47,6 @@ impl Effects {
         self.cancelled.extend(consumers);
     }
 
-    /// Whether the batch wrote anything that a sync must cover.
-    pub fn needs_sync(&self) -> bool {
-        !self.dirty.is_empty() || self.stored_elsewhere
-    }
-
-    /// How many dirty logs there are (to tell whether an operation wrote any).
-    pub fn dirty_count(&self) -> usize {
-        self.dirty.len()
-    }
-
     /// Tells cancelled consumers (a client hears of its consumer's cancellation before the
     /// reply to the queue.delete that caused it, as from RabbitMQ).
     #[inline]
@@ -86,7 +76,7 @@ impl Effects {
     /// Hands what the dirty logs buffered to the OS, once each; true if anything needs a sync.
     /// A failed write is logged here and reported by the caller's sync (never confirmed).
     pub fn flush_dirty(&mut self) -> bool {
-        let needed = self.needs_sync();
+        let needed = !self.dirty.is_empty() || self.stored_elsewhere;
         self.stored_elsewhere = false;
         if self.dirty.len() > 1 {
             self.dirty.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);

@@ -476,7 +476,7 @@ impl Registry {
         for c in self.connections() {
             for ch in c.channels() {
                 if let Some(target) = ch.target.upgrade() {
-                    if !target.is_closed() && target.check_timeout(now, default_ms) {
+                    if target.check_timeout(now, default_ms) {
                         timed_out += 1;
                     }
                 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use warren_broker::{
-    Actor, BindingSpec, Broker, BrokerError, Command, DestinationKind, Effects, ExchangeSpec, HeadersSource,
-    Message, Now, QueueSpec, VHost,
+    Actor, BindingSpec, Broker, BrokerError, Command, Counter, DestinationKind, Effects, ExchangeSpec,
+    HeadersSource, Message, Now, QueueSpec, VHost,
 };
 use warren_message::{BasicProperties, FieldTable, FieldValue};
 
@@ -312,6 +312,8 @@ fn delayed_messages_route_after_their_delay() {
     b.tick(start().later(Duration::from_millis(150)));
     assert_eq!(q.stats().ready, 1);
     assert!(delayed.delayed().unwrap().is_empty());
+    // Counted once, when published: releasing a held message does not count it again.
+    assert_eq!(delayed.counters().snapshot().get(Counter::Published), 6);
     let (m, _) = q.get(true, start().instant).unwrap();
     assert_eq!(&*m.message.routing_key, "orders.late");
     let headers = BasicProperties::decode(&m.message.properties).unwrap().headers.unwrap();

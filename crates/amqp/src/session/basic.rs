@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use warren_broker::{
-    generated_name, validate_consume_args, BrokerError, ConsumeRefused, Consumer, Counter, Effects, Message,
-    Now, PublishResult, Queue, Settle, VHost,
+    generated_name, validate_consume_args, BrokerError, ConsumeRefused, Consumer, Counter, DeliveryTarget,
+    Effects, Message, Now, PublishResult, Queue, Settle, VHost,
 };
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
@@ -183,7 +183,6 @@ impl Session {
         let consumer = Consumer::new(
             tag.clone(),
             ch.handle.clone(),
-            ch.handle.target_id(),
             m.no_ack,
             m.exclusive,
             ch.consumer_prefetch,
@@ -223,7 +222,7 @@ impl Session {
         }
         let now = self.now.instant;
         let ch = self.channel_or_err(channel)?;
-        let target = ch.handle.target_id();
+        let target = ch.handle.id();
         if let Some(queue) = ch.handle.unregister_consumer(&m.consumer_tag) {
             if queue.remove_consumer(target, &m.consumer_tag, now) {
                 self.auto_delete_queue(&queue);
@@ -320,7 +319,8 @@ fn outcome(result: &PublishResult) -> PublishOutcome {
 
 /// Frees consumer credit for settled deliveries and requeues, dead-letters or drops them; the
 /// queues' consumers are offered more at once (`dispatch_now`) or once the event's replies are
-/// out, and their logs are marked dirty in `effects`.
+/// out, and their logs are marked dirty in `effects`. True when a stored message was settled
+/// (its ack or return record must be synced before a commit-ok).
 pub(super) fn apply_settle(
     vhost: Option<&VHost>,
     handle: &Arc<ChannelHandle>,
@@ -329,10 +329,14 @@ pub(super) fn apply_settle(
     now: Now,
     effects: &mut Effects,
     dispatch_now: bool,
-) {
-    let target = handle.target_id();
+) -> bool {
+    let target = handle.id();
+    let mut wrote = false;
     for_each_queue_run(settled, |queue, run| {
-        if run.iter().any(|u| u.message.stored) {
+        let stored = run.iter().any(|u| u.message.stored);
+        wrote |= stored;
+        // Deliveries the settle makes room for may settle stored messages too (no-ack consumers).
+        if stored || dispatch_now {
             effects.dirty(queue);
         }
         let settled = run.into_iter().map(|u| (u.consumer, u.message));
@@ -346,6 +350,7 @@ pub(super) fn apply_settle(
             }
         }
     });
+    wrote
 }
 
 /// Calls `f` once per run of consecutive deliveries from the same queue.

@@ -34,7 +34,7 @@ impl Session {
         // Acks of an uncommitted transaction never happened: those messages go back too.
         unacked.extend(ch.mode.take_uncommitted_settles());
         unacked.sort_by_key(|u| u.tag);
-        let target = ch.handle.target_id();
+        let target = ch.handle.id();
         let now = self.now.instant;
         for (tag, queue) in ch.handle.take_consumers() {
             if queue.remove_consumer(target, &tag, now) {

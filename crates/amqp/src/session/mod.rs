@@ -227,7 +227,9 @@ impl Session {
     pub fn end_of_batch(&mut self, conn: &mut Connection) {
         self.close_timed_out_channels(conn);
         if let Some(reason) = self.entry.take_close_request() {
-            conn.close_connection(AmqpError::new(warren_connection::error::CONNECTION_FORCED, reason));
+            // As at shutdown: the client gets its close-ok time from now, not from its last input.
+            let error = AmqpError::new(warren_connection::error::CONNECTION_FORCED, reason);
+            conn.force_close(error, self.now.instant);
             self.handle_events(conn, self.now);
         }
         self.apply_effects(conn);

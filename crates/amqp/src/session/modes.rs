@@ -200,11 +200,10 @@ impl Session {
             needs_sync |= result.stored;
         }
         let handle = self.channel_or_err(channel)?.handle.clone();
-        let before = self.effects.dirty_count();
         for (settled, how) in tx.settles {
-            apply_settle(self.vhost.as_deref(), &handle, settled, how, self.now, &mut self.effects, true);
+            let vhost = self.vhost.as_deref();
+            needs_sync |= apply_settle(vhost, &handle, settled, how, self.now, &mut self.effects, true);
         }
-        needs_sync |= self.effects.dirty_count() > before;
         if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
             buffer.commit = Some(PendingCommit { needs_sync, ticket: None });
         }

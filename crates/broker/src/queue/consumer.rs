@@ -15,6 +15,9 @@ pub type TargetId = u64;
 
 /// What a queue delivers to: a protocol's channel or session.
 pub trait DeliveryTarget: Send + Sync {
+    /// The target's identity, unique for the broker's lifetime (a registry channel's id).
+    fn id(&self) -> TargetId;
+
     /// Offers `message` from `queue` to the target's consumer `consumer`. `Ok` when taken: unless
     /// the consumer is no-ack, the target keeps it outstanding until it hands it back to
     /// [`Queue::settle`]. `Err` hands it back untouched: the target cannot take it now (it is
@@ -37,9 +40,6 @@ pub trait DeliveryTarget: Send + Sync {
     fn check_timeout(&self, _now: Instant, _default_ms: u64) -> bool {
         false
     }
-
-    /// Whether the target is gone for good (deliveries to it are refused from now on).
-    fn is_closed(&self) -> bool;
 }
 
 /// What a delivery says about the consumer it is for.
@@ -85,7 +85,6 @@ impl Consumer {
     pub fn new(
         tag: ShortStr,
         target: Arc<dyn DeliveryTarget>,
-        target_id: TargetId,
         no_ack: bool,
         exclusive: bool,
         prefetch: u16,
@@ -95,6 +94,7 @@ impl Consumer {
             .get("x-priority")
             .and_then(FieldValue::as_i64)
             .map_or(0, |p| p.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
+        let target_id = target.id();
         Consumer { tag, target, target_id, no_ack, exclusive, prefetch, priority, arguments, unacked: 0 }
     }
 

@@ -15,7 +15,7 @@ use warren_message::{FieldTable, ShortStr};
 use warren_store::definitions::Definitions;
 use warren_store::Store;
 
-use crate::counters::Counters;
+use crate::counters::{CounterValues, Counters};
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{Exchange, ExchangeKind, NameMap};
 use crate::queue::Queue;
@@ -103,9 +103,14 @@ impl VHost {
         &self.default_exchange
     }
 
-    /// The summed counters of queues deleted so far.
-    pub fn retired_queue_counters(&self) -> &Counters {
-        &self.retired_queues
+    /// Queue counters summed over every queue the vhost ever had (what it dead-lettered, by
+    /// reason, lives only here): the live queues' and those of the queues deleted so far.
+    pub fn queue_totals(&self) -> CounterValues {
+        let mut totals = self.retired_queues.snapshot();
+        for q in self.queues() {
+            totals.add(&q.counters().snapshot());
+        }
+        totals
     }
 
     /// Exclusive queues belong to the connection that declared them.

@@ -69,6 +69,20 @@ impl VHost {
         now: Instant,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<Routed, BrokerError> {
+        self.route_counting(exchange, message, extra_keys, now, out, true)
+    }
+
+    /// As [`VHost::route`]; `count` is false for a message the exchange already counted (a
+    /// delayed message it releases).
+    pub(super) fn route_counting(
+        &self,
+        exchange: &str,
+        message: &Message,
+        extra_keys: &[ShortStr],
+        now: Instant,
+        out: &mut Vec<Arc<Queue>>,
+        count: bool,
+    ) -> Result<Routed, BrokerError> {
         if exchange.is_empty() {
             let queues = self.queues.read();
             for key in std::iter::once(&message.routing_key).chain(extra_keys) {
@@ -78,7 +92,9 @@ impl VHost {
             }
             drop(queues);
             dedupe_queues(out);
-            count_publish(&self.default_exchange, !out.is_empty());
+            if count {
+                count_publish(&self.default_exchange, !out.is_empty());
+            }
             return Ok(Routed::ToQueues);
         }
         let e = self.exchanges.read().get(exchange).cloned().ok_or_else(|| self.no_exchange(exchange))?;
@@ -90,9 +106,9 @@ impl VHost {
         }
         let routed = self.route_through(&e, message, extra_keys, now, out);
         match routed {
-            Ok(Routed::Delayed { .. }) => count_publish(e.counters(), true),
-            Ok(Routed::ToQueues) => count_publish(e.counters(), !out.is_empty()),
-            Err(_) => {}
+            Ok(Routed::Delayed { .. }) if count => count_publish(e.counters(), true),
+            Ok(Routed::ToQueues) if count => count_publish(e.counters(), !out.is_empty()),
+            _ => {}
         }
         routed
     }
@@ -190,7 +206,7 @@ impl VHost {
 
     /// Appends a routed message to one queue, dead-lettering what the queue gives up on.
     #[inline]
-    fn append(
+    pub(super) fn append(
         &self,
         q: &Arc<Queue>,
         message: Message,
@@ -331,6 +347,11 @@ mod tests {
         let got = reached(&vhost);
         assert_eq!(got.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(), ["k0", "k1"]);
         assert!(got.iter().all(|(_, h)| h.get("CC").is_some()));
+        // Counted at the queue that gave it up, and kept in the vhost's totals once it is gone.
+        let dead_lettered = |v: &VHost| v.queue_totals().get(Counter::DeadLetteredRejected);
+        assert_eq!(dead_lettered(&vhost), 1);
+        apply(&vhost, Command::DeleteQueue { name: "q".into(), if_unused: false, if_empty: false });
+        assert_eq!(dead_lettered(&vhost), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::deadletter::DeathReason;
 use crate::delayed::released_properties;
 use crate::effects::Effects;
 use crate::time::Now;
+use crate::vhost::PublishResult;
 
 impl VHost {
     /// Applies what is due at `now`; what it stores or cancels is left in `effects`.
@@ -37,23 +38,16 @@ impl VHost {
                 let mut message = held.message.clone();
                 message.properties = released_properties(&message.properties);
                 routed.clear();
-                let result = self.route(&exchange.name, &message, &held.extra_keys, now.instant, &mut routed);
+                // The exchange counted the message when it took it in.
+                let (extra, instant) = (&held.extra_keys, now.instant);
+                let result =
+                    self.route_counting(&exchange.name, &message, extra, instant, &mut routed, false);
                 if let Err(error) = result {
                     tracing::warn!(exchange = %exchange.name, %error, "a delayed message could not be routed");
                     continue;
                 }
                 for q in routed.drain(..) {
-                    match q.publish(message.clone(), now.instant) {
-                        Ok(published) => {
-                            effects.dirty(&q);
-                            for (dead, reason) in published.dead {
-                                self.dead_letter(&q, dead, reason, now, effects);
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(queue = %q.name, %error, "storing a delayed message failed")
-                        }
-                    }
+                    self.append(&q, message.clone(), now, effects, &mut PublishResult::default());
                 }
             }
             // Only once the queues have them: a crash in between delivers twice rather than not at all.
