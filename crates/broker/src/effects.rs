@@ -7,6 +7,15 @@ use std::sync::Arc;
 
 use crate::queue::{notify_cancelled, Consumer, Queue};
 
+/// What flushing a batch's logs found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Something was written that a confirm or commit-ok must wait for a sync of.
+    pub needs_sync: bool,
+    /// A write failed: what the batch stored is not on disk and must not be confirmed.
+    pub failed: bool,
+}
+
 /// Effects gathered while applying client events or a timer tick.
 #[derive(Default, Debug)]
 pub struct Effects {
@@ -73,10 +82,12 @@ impl Effects {
         }
     }
 
-    /// Hands what the dirty logs buffered to the OS, once each; true if anything needs a sync.
-    /// A failed write is logged here and reported by the caller's sync (never confirmed).
-    pub fn flush_dirty(&mut self) -> bool {
-        let needed = !self.dirty.is_empty() || self.stored_elsewhere;
+    /// Hands what the dirty logs buffered to the OS, once each. A failed write means the
+    /// batch's stored messages must not be confirmed: the caller nacks them (the store's health
+    /// has logged the cause and raised the alarm).
+    pub fn flush_dirty(&mut self) -> Flushed {
+        let mut flushed =
+            Flushed { needs_sync: !self.dirty.is_empty() || self.stored_elsewhere, failed: false };
         self.stored_elsewhere = false;
         if self.dirty.len() > 1 {
             self.dirty.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
@@ -84,10 +95,11 @@ impl Effects {
         }
         for q in self.dirty.drain(..) {
             if let Err(error) = q.flush() {
-                tracing::error!(queue = %q.name, %error, "writing to the queue's log failed");
+                tracing::debug!(queue = %q.name, %error, "writing to the queue's log failed");
+                flushed.failed = true;
             }
         }
-        needed
+        flushed
     }
 
     /// Applies everything at once (timer ticks and other callers with no replies to order).

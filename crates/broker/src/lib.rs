@@ -41,7 +41,7 @@ pub use broker::{is_loopback, AuthFailure, Broker, User, DEFAULT_CONSUMER_TIMEOU
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};
-pub use effects::Effects;
+pub use effects::{Effects, Flushed};
 pub use error::{BrokerError, Inequivalence};
 pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 pub use names::generated_name;

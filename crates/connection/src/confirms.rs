@@ -33,6 +33,17 @@ pub enum Confirm {
     },
 }
 
+/// A sealed batch of publishes.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    /// Its last sequence number.
+    upto: u64,
+    /// The store sync ticket it waits for; 0 = none.
+    ticket: u64,
+    /// The store could not write it: every publish in it is nacked.
+    failed: bool,
+}
+
 /// The confirm-mode state of one channel: numbers its publishes, groups them into batches (one
 /// per batch of input) that wait for the store's sync ticket when one of them was stored, and
 /// hands out the confirms of the batches that are ready, in publish order.
@@ -45,8 +56,8 @@ pub struct ConfirmTracker {
     /// Publishes up to here have been confirmed.
     confirmed: u64,
     unsealed_needs_sync: bool,
-    /// (last sequence number, store sync ticket it waits for; 0 = none).
-    batches: VecDeque<(u64, u64)>,
+    /// Sealed batches, oldest first.
+    batches: VecDeque<Batch>,
     /// Sequence numbers to nack, ascending.
     failed: VecDeque<u64>,
 }
@@ -65,23 +76,44 @@ impl ConfirmTracker {
 
     /// Closes the current batch: its publishes wait for `ticket` if any of them was stored.
     pub fn seal(&mut self, ticket: u64) {
+        self.seal_batch(ticket, false);
+    }
+
+    /// Closes the current batch, whose stored publishes the store could not write: if any of
+    /// them was stored, the whole batch is nacked (in order, after the batches before it).
+    pub fn seal_failed(&mut self) {
+        self.seal_batch(0, true);
+    }
+
+    fn seal_batch(&mut self, ticket: u64, write_failed: bool) {
         if self.published > self.sealed {
-            let wait = if self.unsealed_needs_sync { ticket } else { 0 };
-            self.batches.push_back((self.published, wait));
+            let stored = self.unsealed_needs_sync;
+            let batch = Batch {
+                upto: self.published,
+                ticket: if stored && !write_failed { ticket } else { 0 },
+                failed: stored && write_failed,
+            };
+            self.batches.push_back(batch);
             self.sealed = self.published;
             self.unsealed_needs_sync = false;
         }
     }
 
-    /// Confirms every sealed batch whose ticket is durable (`synced`), in order.
-    pub fn take_ready(&mut self, synced: u64, out: &mut Vec<Confirm>) {
-        while let Some(&(upto, ticket)) = self.batches.front() {
+    /// Confirms every sealed batch whose ticket has an outcome (`synced`), in order: acks, or
+    /// nacks for a batch whose ticket `ticket_failed` says the store could not make durable.
+    pub fn take_ready(&mut self, synced: u64, ticket_failed: impl Fn(u64) -> bool, out: &mut Vec<Confirm>) {
+        while let Some(&Batch { upto, ticket, failed }) = self.batches.front() {
             if ticket > synced {
                 break;
             }
             self.batches.pop_front();
             let first = self.confirmed + 1;
-            if self.failed.front().is_none_or(|&f| f > upto) {
+            if failed || (ticket > 0 && ticket_failed(ticket)) {
+                while self.failed.front().is_some_and(|&f| f <= upto) {
+                    self.failed.pop_front();
+                }
+                out.push(Confirm::Nack { delivery_tag: upto, multiple: upto > first });
+            } else if self.failed.front().is_none_or(|&f| f > upto) {
                 out.push(Confirm::Ack { delivery_tag: upto, multiple: upto > first });
             } else {
                 // Rare: a failure inside the batch; confirm one by one around it.
@@ -105,7 +137,7 @@ impl ConfirmTracker {
 
     /// The ticket the oldest waiting batch needs, if one waits.
     pub fn waiting_for(&self) -> Option<u64> {
-        self.batches.iter().map(|&(_, t)| t).max().filter(|&t| t > 0)
+        self.batches.iter().map(|b| b.ticket).max().filter(|&t| t > 0)
     }
 }
 
@@ -115,8 +147,37 @@ mod tests {
 
     fn ready(t: &mut ConfirmTracker, synced: u64) -> Vec<Confirm> {
         let mut out = Vec::new();
-        t.take_ready(synced, &mut out);
+        t.take_ready(synced, |_| false, &mut out);
         out
+    }
+
+    #[test]
+    fn a_batch_the_store_could_not_keep_is_nacked_in_order() {
+        let mut t = ConfirmTracker::default();
+        t.publish(PublishOutcome::Stored);
+        t.seal(3);
+        t.publish(PublishOutcome::Stored);
+        t.publish(PublishOutcome::Failed);
+        t.publish(PublishOutcome::Done);
+        t.seal_failed();
+        t.publish(PublishOutcome::Done);
+        t.seal_failed(); // nothing stored in it: nothing to nack
+        t.publish(PublishOutcome::Stored);
+        t.seal(4);
+        let mut out = Vec::new();
+        t.take_ready(2, |_| false, &mut out);
+        assert!(out.is_empty(), "a failed batch does not overtake the one before it");
+        t.take_ready(4, |ticket| ticket == 4, &mut out);
+        assert_eq!(
+            out,
+            [
+                Confirm::Ack { delivery_tag: 1, multiple: false },
+                Confirm::Nack { delivery_tag: 4, multiple: true },
+                Confirm::Ack { delivery_tag: 5, multiple: false },
+                Confirm::Nack { delivery_tag: 6, multiple: false },
+            ]
+        );
+        assert_eq!(t.unconfirmed(), 0);
     }
 
     #[test]

@@ -29,15 +29,16 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clock::Clock;
+use crate::health::Health;
 use crate::record;
 use crate::segment::{self, Bits, ReadAt, SegmentReader, HEADER_LEN, SEGMENT_HEADER};
-use crate::syncer::{SyncMode, Syncer};
+use crate::syncer::{FileKind, SyncMode, Syncer};
 use crate::{DiskConfig, Message, QueueLog, QueuedMessage};
 
 /// What every log of a store shares.
@@ -46,6 +47,7 @@ pub(crate) struct LogContext {
     pub config: DiskConfig,
     pub syncer: Arc<Syncer>,
     pub clock: Clock,
+    pub health: Arc<Health>,
     /// The data directory's lock, held while the store or any of its logs lives.
     pub _lock: File,
 }
@@ -72,6 +74,9 @@ struct Segment {
     /// queue, by offset (ascending; only records ever returned).
     returns: Vec<(u64, u32)>,
     ack_file: Option<Arc<File>>,
+    /// Bytes of the ack file handed to the OS (a failed write is cut back to this, so entries
+    /// stay aligned).
+    ack_len: u64,
     ack_buf: Vec<u8>,
 }
 
@@ -86,6 +91,7 @@ impl Segment {
             skip: None,
             returns: Vec::new(),
             ack_file: None,
+            ack_len: 0,
             ack_buf: Vec::new(),
         }
     }
@@ -99,6 +105,8 @@ struct Writer {
     /// Bytes handed to the OS.
     flushed: u64,
     buf: Vec<u8>,
+    /// The syncer's poison epoch when this writer last checked that its file is trusted.
+    poison_epoch: u64,
 }
 
 /// Where the reader stands: the next record to read back is at or after it.
@@ -245,8 +253,13 @@ impl DiskLog {
         }
         if let Some(last) = self.segments.back() {
             let file = segment::open_append(&self.dir, last.first)?;
-            self.writer =
-                Some(Writer { first: last.first, file: Arc::new(file), flushed: last.len, buf: Vec::new() });
+            self.writer = Some(Writer {
+                first: last.first,
+                file: Arc::new(file),
+                flushed: last.len,
+                buf: Vec::new(),
+                poison_epoch: self.ctx.syncer.poison_epoch(),
+            });
             self.cursor = Cursor { segment: self.segments[0].first, pos: HEADER_LEN, ordinal: 0 };
         }
         self.spilled = self.segments.iter().map(|s| s.pending).sum();
@@ -294,7 +307,7 @@ impl DiskLog {
 
     fn mark_dir_dirty(&self) {
         if let Some(dir) = &self.dir_file {
-            self.ctx.syncer.mark_dirty(dir, true);
+            self.ctx.syncer.mark_dirty(dir, FileKind::Dir);
         }
     }
 
@@ -338,12 +351,16 @@ impl DiskLog {
         }
         let roll = match self.segments.back() {
             Some(last) if self.writer.is_some() => {
-                last.len > HEADER_LEN && last.len + size > self.config().segment_size
+                (last.len > HEADER_LEN && last.len + size > self.config().segment_size)
+                    || self.writer_poisoned()
             }
             _ => true,
         };
         if roll {
-            self.roll(offset)?;
+            if let Err(e) = self.roll(offset) {
+                self.ctx.health.failed("starting a queue log segment", &e);
+                return Err(e);
+            }
         }
         let expiry_ms = self.ctx.clock.expiry_ms(expires_at);
         let (Some(writer), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
@@ -358,6 +375,21 @@ impl DiskLog {
         Ok(at)
     }
 
+    /// Whether an fsync of the active segment failed: nothing more is written to it (see
+    /// [`Syncer`]'s doc on poisoned files). One atomic load unless some file was poisoned.
+    fn writer_poisoned(&mut self) -> bool {
+        let epoch = self.ctx.syncer.poison_epoch();
+        let Some(w) = self.writer.as_mut() else { return false };
+        if w.poison_epoch == epoch {
+            return false;
+        }
+        if self.ctx.syncer.is_poisoned(&w.file) {
+            return true;
+        }
+        w.poison_epoch = epoch;
+        false
+    }
+
     /// Starts segment `first` (the offset of the record about to be written).
     fn roll(&mut self, first: u64) -> io::Result<()> {
         self.write_out()?;
@@ -365,13 +397,16 @@ impl DiskLog {
             fs::create_dir_all(&self.dir)?;
             self.dir_exists = true;
         }
+        crate::faults::inject("store::create")?;
         let file = segment::create(&self.dir, first)?;
         self.mark_dir_dirty();
         let mut buf = self.writer.as_mut().map(|w| std::mem::take(&mut w.buf)).unwrap_or_default();
         buf.extend_from_slice(SEGMENT_HEADER);
-        let old = self.writer.replace(Writer { first, file: Arc::new(file), flushed: 0, buf });
+        let poison_epoch = self.ctx.syncer.poison_epoch();
+        let old = self.writer.replace(Writer { first, file: Arc::new(file), flushed: 0, buf, poison_epoch });
         self.segments.push_back(Segment::new(first));
         if let Some(old) = old {
+            self.ctx.syncer.forget(&old.file);
             let i = self.segments.len() - 2;
             if self.segments[i].first == old.first && self.segments[i].pending == 0 {
                 self.delete_segment(i);
@@ -386,9 +421,10 @@ impl DiskLog {
         if w.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = (&*w.file).write_all(&w.buf) {
+        if let Err(e) = crate::faults::write_all("store::write", &w.file, &w.buf) {
             // Keep the file ending at a record boundary; the buffer stays for a retry.
             let _ = w.file.set_len(w.flushed);
+            self.ctx.health.failed("writing a queue log", &e);
             return Err(e);
         }
         w.flushed += w.buf.len() as u64;
@@ -397,7 +433,7 @@ impl DiskLog {
             w.buf.shrink_to(KEEP_BUFFER);
         }
         if self.durable {
-            self.ctx.syncer.mark_dirty(&w.file, false);
+            self.ctx.syncer.mark_dirty(&w.file, FileKind::Segment);
         }
         Ok(())
     }
@@ -406,18 +442,31 @@ impl DiskLog {
         while let Some(&first) = self.acks_buffered.last() {
             if let Some(i) = self.segment_of(first).filter(|&i| self.segments[i].first == first) {
                 if self.segments[i].ack_file.is_none() {
-                    let (file, created) = segment::open_ack(&self.dir, first)?;
+                    let (file, created) = match segment::open_ack(&self.dir, first) {
+                        Ok(opened) => opened,
+                        Err(e) => {
+                            self.ctx.health.failed("opening an ack file", &e);
+                            return Err(e);
+                        }
+                    };
                     if created {
                         self.mark_dir_dirty();
                     }
+                    self.segments[i].ack_len = file.metadata()?.len();
                     self.segments[i].ack_file = Some(Arc::new(file));
                 }
                 let seg = &mut self.segments[i];
                 if let Some(file) = &seg.ack_file {
-                    (&**file).write_all(&seg.ack_buf)?;
+                    if let Err(e) = crate::faults::write_all("store::ack_write", file, &seg.ack_buf) {
+                        // Whole entries only: a retry appends the buffer again from here.
+                        let _ = file.set_len(seg.ack_len);
+                        self.ctx.health.failed("writing an ack file", &e);
+                        return Err(e);
+                    }
+                    seg.ack_len += seg.ack_buf.len() as u64;
                     seg.ack_buf.clear();
                     if self.durable {
-                        self.ctx.syncer.mark_dirty(file, false);
+                        self.ctx.syncer.mark_dirty(file, FileKind::Ack);
                     }
                 }
             }
@@ -463,8 +512,12 @@ impl DiskLog {
                 continue;
             }
             let end = if active {
-                if self.writer.as_ref().is_some_and(|w| self.cursor.pos >= w.flushed) {
-                    self.write_out()?;
+                if self.writer.as_ref().is_some_and(|w| self.cursor.pos >= w.flushed)
+                    && self.write_out().is_err()
+                {
+                    // The record waits in a write buffer that cannot be written now (a full
+                    // disk): it is read back once a write succeeds.
+                    return Ok(None);
                 }
                 self.writer.as_ref().map_or(seg_len, |w| w.flushed)
             } else {
@@ -537,6 +590,7 @@ impl DiskLog {
                     self.window_bytes += message_size(&m.message);
                     self.window.push_back(m);
                 }
+                Ok(None) if self.writer.as_ref().is_some_and(|w| !w.buf.is_empty()) => break,
                 Ok(None) => {
                     tracing::error!(dir = %self.dir.display(), lost = self.spilled, "queue log ended before its last message");
                     self.spilled = 0;
@@ -584,7 +638,7 @@ impl QueueLog for DiskLog {
                 // A long batch of page-outs: keep the buffer bounded. The record is buffered
                 // and counted either way; a failure shows again at the next flush.
                 if let Err(e) = self.write_out() {
-                    tracing::warn!(dir = %self.dir.display(), error = %e, "queue log write failed");
+                    tracing::debug!(dir = %self.dir.display(), error = %e, "queue log write failed");
                 }
             }
         }

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 
 use crate::clock::Clock;
 use crate::disk_log::{DiskLog, LogContext};
+use crate::health::Health;
 use crate::names;
 use crate::syncer::{SyncMode, Syncer};
 use crate::{QueueLog, Store, SyncWaker};
@@ -101,10 +102,11 @@ impl DiskStore {
         if config.sync == SyncMode::Always {
             File::open(data_dir)?.sync_all()?;
         }
-        let (syncer, syncer_thread) = Syncer::start(config.sync)?;
+        let health = Arc::new(Health::new(data_dir));
+        let (syncer, syncer_thread) = Syncer::start(config.sync, health.clone())?;
         Ok(DiskStore {
             data_dir: data_dir.to_owned(),
-            ctx: Arc::new(LogContext { config, syncer, clock: Clock::now(), _lock: lock }),
+            ctx: Arc::new(LogContext { config, syncer, clock: Clock::now(), health, _lock: lock }),
             syncer_thread,
             next_transient: AtomicU64::new(0),
         })
@@ -113,6 +115,12 @@ impl DiskStore {
     /// The data directory the store was opened on.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Whether the store can write now (a failed write or fsync blocks publishers until a probe
+    /// succeeds).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.ctx.health
     }
 
     /// The configuration the store was opened with.
@@ -210,12 +218,6 @@ impl DiskStore {
     pub fn sync_rounds(&self) -> u64 {
         self.ctx.syncer.rounds()
     }
-
-    /// The fsync error after which no ticket becomes durable any more, if one happened. The
-    /// broker should report it loudly: publisher confirms for persistent messages stop.
-    pub fn sync_failure(&self) -> Option<String> {
-        self.ctx.syncer.failure()
-    }
 }
 
 fn dir_name(path: &Path) -> Option<String> {
@@ -237,6 +239,10 @@ impl Store for DiskStore {
 
     fn on_synced(&self, ticket: u64, waker: SyncWaker) {
         self.ctx.syncer.on_synced(ticket, waker);
+    }
+
+    fn ticket_failed(&self, ticket: u64) -> bool {
+        self.ctx.syncer.failed(ticket)
     }
 }
 

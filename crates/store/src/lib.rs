@@ -21,6 +21,8 @@ mod clock;
 pub mod definitions;
 mod disk_log;
 mod disk_store;
+mod faults;
+mod health;
 mod memory;
 mod message;
 mod names;
@@ -33,6 +35,7 @@ use std::time::Instant;
 
 pub use disk_log::{DiskLog, MemoryStats};
 pub use disk_store::{DiskConfig, DiskStore};
+pub use health::Health;
 pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
 pub use syncer::SyncMode;
@@ -91,10 +94,16 @@ pub trait QueueLog: Send + std::fmt::Debug {
 pub trait Store: Send + Sync {
     /// Opens (creating or recovering) the log of a queue.
     fn open_queue(&self, vhost: &str, queue: &str, durable: bool) -> io::Result<Box<dyn QueueLog>>;
-    /// A ticket covering everything flushed so far; it is durable once `synced() >= ticket`.
+    /// A ticket covering everything flushed so far; it has an outcome once `synced() >= ticket`:
+    /// durable unless [`Store::ticket_failed`].
     fn sync_ticket(&self) -> u64;
-    /// The highest ticket known durable.
+    /// The highest ticket whose outcome is known.
     fn synced(&self) -> u64;
-    /// Calls `waker` once `ticket` is durable (at once if it already is).
+    /// Calls `waker` once `ticket` has an outcome (at once if it already has).
     fn on_synced(&self, ticket: u64, waker: SyncWaker);
+    /// Whether `ticket` failed to become durable (an fsync failed): what waits for it is nacked,
+    /// never confirmed. Meaningful once `synced() >= ticket`.
+    fn ticket_failed(&self, _ticket: u64) -> bool {
+        false
+    }
 }

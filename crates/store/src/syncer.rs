@@ -7,17 +7,35 @@
 //! tickets it covers. Whatever arrives while an fsync runs waits for the next round, which covers
 //! all of it at once: under load there is one fsync per file per round, not per message.
 //!
-//! If an fsync fails, no later ticket is ever reported durable (after a failed fsync the kernel
-//! may have dropped the dirty pages, so a retry that succeeds proves nothing); the error is kept
-//! for [`Syncer::failure`].
+//! A ticket has an outcome once a round covering it has run: durable, or *failed* when an fsync
+//! in that round failed ([`Syncer::failed`]): the confirms waiting for it are nacked. A file
+//! whose fsync failed is *poisoned*: after a failed fsync the kernel may have dropped its dirty
+//! pages and marked them clean, so a later fsync that succeeds proves nothing about them (the
+//! PostgreSQL "fsyncgate" lesson). Every later round that covers a poisoned file fails too; the
+//! log that writes it rolls to a fresh segment file at its next write, so what it writes from then
+//! on is trusted again. The failure is reported to [`Health`], which blocks publishers until a
+//! probe write succeeds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::health::Health;
 use crate::SyncWaker;
+
+/// What a dirty file is, which decides how it is synced and what a failed fsync does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A segment: `fdatasync`; a failure poisons it (its log rolls to a fresh one).
+    Segment,
+    /// An ack file: `fdatasync`; a failure fails the round only (a lost ack redelivers a
+    /// message, it never loses one).
+    Ack,
+    /// A directory whose entries changed: `fsync`.
+    Dir,
+}
 
 /// Whether durability waits for fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,13 +54,21 @@ struct State {
     /// The highest ticket someone waits for.
     requested: u64,
     /// Files written since the last round took the set, by address of their `Arc`.
-    dirty: HashMap<usize, (Arc<File>, bool)>,
+    dirty: HashMap<usize, (Arc<File>, FileKind)>,
     waiters: Vec<(u64, SyncWaker)>,
     /// A round has taken the dirty set and is fsyncing it.
     in_progress: bool,
-    failure: Option<String>,
+    /// Ranges of tickets (inclusive) whose round failed, oldest first; a few at most (see
+    /// [`MAX_FAILED_RANGES`]).
+    failed: Vec<(u64, u64)>,
+    /// Files whose fsync failed, by address of their `Arc`, until their log lets them go.
+    poisoned: HashSet<usize>,
     shutdown: bool,
 }
+
+/// Failed ranges kept; beyond this the oldest two merge. Merging can only fail a ticket that was
+/// durable (its confirm becomes a nack, so the publisher sends it again): never the reverse.
+const MAX_FAILED_RANGES: usize = 64;
 
 pub(crate) struct Syncer {
     mode: SyncMode,
@@ -50,6 +76,10 @@ pub(crate) struct Syncer {
     wake: Condvar,
     synced: AtomicU64,
     rounds: AtomicU64,
+    /// Bumped whenever a file is poisoned: a log compares it with what it saw last before
+    /// asking (under the lock) whether its own file is one of them.
+    poison_epoch: AtomicU64,
+    health: Arc<Health>,
     /// Tests hold this to keep a round from fsyncing until they let it.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -67,13 +97,18 @@ impl std::fmt::Debug for Syncer {
 
 impl Syncer {
     /// A syncer and, for [`SyncMode::Always`], its running thread.
-    pub(crate) fn start(mode: SyncMode) -> std::io::Result<(Arc<Syncer>, Option<JoinHandle<()>>)> {
+    pub(crate) fn start(
+        mode: SyncMode,
+        health: Arc<Health>,
+    ) -> std::io::Result<(Arc<Syncer>, Option<JoinHandle<()>>)> {
         let syncer = Arc::new(Syncer {
             mode,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             synced: AtomicU64::new(if mode == SyncMode::Never { u64::MAX } else { 0 }),
             rounds: AtomicU64::new(0),
+            poison_epoch: AtomicU64::new(0),
+            health,
             #[cfg(test)]
             gate: Mutex::new(()),
         });
@@ -96,14 +131,13 @@ impl Syncer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a file written since the last sync (`is_dir`: a directory whose entries
-    /// changed). A no-op with [`SyncMode::Never`].
-    pub(crate) fn mark_dirty(&self, file: &Arc<File>, is_dir: bool) {
+    /// Registers a file written since the last sync. A no-op with [`SyncMode::Never`].
+    pub(crate) fn mark_dirty(&self, file: &Arc<File>, kind: FileKind) {
         if self.mode == SyncMode::Never {
             return;
         }
         let key = Arc::as_ptr(file) as usize;
-        self.lock().dirty.entry(key).or_insert_with(|| (Arc::clone(file), is_dir));
+        self.lock().dirty.entry(key).or_insert_with(|| (Arc::clone(file), kind));
     }
 
     /// A ticket covering every file registered so far.
@@ -113,7 +147,7 @@ impl Syncer {
             st.issued += 1;
             return st.issued;
         }
-        if st.dirty.is_empty() && !st.in_progress && st.failure.is_none() {
+        if st.dirty.is_empty() && !st.in_progress {
             // Everything registered so far was synced by a finished round.
             return self.synced();
         }
@@ -123,7 +157,7 @@ impl Syncer {
         st.issued
     }
 
-    /// The highest ticket known durable.
+    /// The highest ticket whose outcome is known (durable unless [`Syncer::failed`] says so).
     pub(crate) fn synced(&self) -> u64 {
         self.synced.load(Ordering::Acquire)
     }
@@ -144,9 +178,27 @@ impl Syncer {
         self.rounds.load(Ordering::Relaxed)
     }
 
-    /// The fsync error that stopped durability, if any.
-    pub(crate) fn failure(&self) -> Option<String> {
-        self.lock().failure.clone()
+    /// Whether `ticket`'s round failed (meaningful once `synced() >= ticket`).
+    pub(crate) fn failed(&self, ticket: u64) -> bool {
+        if ticket == 0 {
+            return false;
+        }
+        self.lock().failed.iter().any(|&(low, high)| (low..=high).contains(&ticket))
+    }
+
+    /// Changes whenever a file is poisoned; see [`Syncer::is_poisoned`].
+    pub(crate) fn poison_epoch(&self) -> u64 {
+        self.poison_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether an fsync of `file` failed (nothing written to it is trusted any more).
+    pub(crate) fn is_poisoned(&self, file: &Arc<File>) -> bool {
+        self.lock().poisoned.contains(&(Arc::as_ptr(file) as usize))
+    }
+
+    /// The log stopped writing `file`: it is no longer dirtied, so it need not be remembered.
+    pub(crate) fn forget(&self, file: &Arc<File>) {
+        self.lock().poisoned.remove(&(Arc::as_ptr(file) as usize));
     }
 
     /// Asks the thread to finish its work and exit.
@@ -158,38 +210,48 @@ impl Syncer {
     fn run(&self) {
         let mut st = self.lock();
         loop {
-            while !st.shutdown && (st.requested <= self.synced() || st.failure.is_some()) {
+            while !st.shutdown && st.requested <= self.synced() {
                 st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            if st.requested <= self.synced() || st.failure.is_some() {
+            if st.requested <= self.synced() {
                 return; // shut down with nothing left to do
             }
             let target = st.requested;
-            let files: Vec<(Arc<File>, bool)> = st.dirty.drain().map(|(_, f)| f).collect();
+            let files: Vec<(usize, Arc<File>, FileKind)> =
+                st.dirty.drain().map(|(key, (file, kind))| (key, file, kind)).collect();
+            // A poisoned file's data is not trusted whatever its next fsync says.
+            let mut failed = files.iter().any(|(key, ..)| st.poisoned.contains(key));
             st.in_progress = true;
             drop(st);
 
             #[cfg(test)]
             drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut failure = None;
-            for (file, is_dir) in &files {
-                let result = if *is_dir { file.sync_all() } else { file.sync_data() };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "fsync failed: no further message will be confirmed as durable");
-                    failure = Some(e.to_string());
-                    break;
+            let mut newly_poisoned = Vec::new();
+            for (key, file, kind) in &files {
+                if let Err(e) = sync_file(file, *kind) {
+                    self.health.failed("fsync", &e);
+                    if *kind == FileKind::Segment {
+                        newly_poisoned.push(*key);
+                    }
+                    failed = true;
                 }
             }
             drop(files);
 
             st = self.lock();
             st.in_progress = false;
-            if failure.is_some() {
-                st.failure = failure;
-                continue;
+            if !newly_poisoned.is_empty() {
+                st.poisoned.extend(newly_poisoned);
+                self.poison_epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            if failed {
+                let low = self.synced() + 1;
+                record_failed(&mut st.failed, low, target);
+                tracing::debug!(low, high = target, "sync round failed: its confirms are nacked");
+            } else {
+                self.rounds.fetch_add(1, Ordering::Relaxed);
             }
             self.synced.store(target, Ordering::Release);
-            self.rounds.fetch_add(1, Ordering::Relaxed);
             let (ready, waiting): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut st.waiters).into_iter().partition(|(t, _)| *t <= target);
             st.waiters = waiting;
@@ -202,11 +264,37 @@ impl Syncer {
     }
 }
 
+/// Makes one file durable (`fdatasync`; a directory `fsync`), unless a failure is injected.
+fn sync_file(file: &File, kind: FileKind) -> std::io::Result<()> {
+    crate::faults::inject("store::fsync")?;
+    if kind == FileKind::Dir {
+        file.sync_all()
+    } else {
+        file.sync_data()
+    }
+}
+
+/// Adds the failed range `low..=high`, merging the oldest two when there are too many.
+fn record_failed(failed: &mut Vec<(u64, u64)>, low: u64, high: u64) {
+    match failed.last_mut() {
+        Some(last) if last.1 + 1 >= low => last.1 = last.1.max(high),
+        _ => failed.push((low, high)),
+    }
+    if failed.len() > MAX_FAILED_RANGES {
+        let (_, second_high) = failed.remove(1);
+        failed[0].1 = second_high;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
+
+    fn test_health() -> Arc<Health> {
+        Arc::new(Health::new(&std::env::temp_dir()))
+    }
 
     fn temp_file(dir: &tempfile::TempDir, name: &str) -> Arc<File> {
         Arc::new(File::create(dir.path().join(name)).unwrap())
@@ -221,12 +309,12 @@ mod tests {
     #[test]
     fn tickets_become_durable_and_wakers_run() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
         // Nothing dirty: the ticket is durable already.
         let t0 = syncer.ticket();
         assert!(syncer.synced() >= t0);
         let f = temp_file(&dir, "a");
-        syncer.mark_dirty(&f, false);
+        syncer.mark_dirty(&f, FileKind::Segment);
         let t1 = syncer.ticket();
         assert!(t1 > t0);
         wait_for(&syncer, t1);
@@ -249,10 +337,10 @@ mod tests {
     #[test]
     fn everything_that_arrives_during_an_fsync_shares_the_next_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
         let gate = syncer.gate.lock().unwrap();
         let first = temp_file(&dir, "first");
-        syncer.mark_dirty(&first, false);
+        syncer.mark_dirty(&first, FileKind::Segment);
         let t1 = syncer.ticket();
         // Wait until the round has taken its set and stands at the gate.
         while !syncer.lock().in_progress {
@@ -263,7 +351,7 @@ mod tests {
         let mut tickets = vec![t1];
         for i in 0..100 {
             let f = &files[i % files.len()];
-            syncer.mark_dirty(f, false);
+            syncer.mark_dirty(f, FileKind::Segment);
             let t = syncer.ticket();
             let tx = tx.clone();
             syncer.on_synced(t, Box::new(move || tx.send(t).unwrap()));
@@ -284,9 +372,9 @@ mod tests {
     #[test]
     fn never_mode_is_durable_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Never).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Never, test_health()).unwrap();
         assert!(thread.is_none());
-        syncer.mark_dirty(&temp_file(&dir, "a"), false);
+        syncer.mark_dirty(&temp_file(&dir, "a"), FileKind::Segment);
         let t = syncer.ticket();
         assert!(syncer.synced() >= t);
         wait_for(&syncer, t);
@@ -296,9 +384,9 @@ mod tests {
     #[test]
     fn shutdown_finishes_the_requested_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
         let gate = syncer.gate.lock().unwrap();
-        syncer.mark_dirty(&temp_file(&dir, "a"), false);
+        syncer.mark_dirty(&temp_file(&dir, "a"), FileKind::Segment);
         let t = syncer.ticket();
         syncer.shut_down();
         drop(gate);

@@ -413,7 +413,7 @@ fn tickets_cover_flushed_messages_with_sync_always() {
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(store.synced() >= t);
     assert!(store.sync_rounds() >= 1);
-    assert_eq!(store.sync_failure(), None);
+    assert_eq!(store.health().write_fault(), None);
 }
 
 #[test]

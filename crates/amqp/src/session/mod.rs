@@ -233,9 +233,15 @@ impl Session {
             self.handle_events(conn, self.now);
         }
         self.apply_effects(conn);
-        let ticket = if self.effects.flush_dirty() { self.broker.store().sync_ticket() } else { 0 };
+        let flushed = self.effects.flush_dirty();
+        let ticket =
+            if flushed.needs_sync && !flushed.failed { self.broker.store().sync_ticket() } else { 0 };
         for ch in self.channels.values_mut() {
-            ch.mode.seal(ticket);
+            if flushed.failed {
+                ch.mode.seal_failed();
+            } else {
+                ch.mode.seal(ticket);
+            }
         }
         self.on_synced(conn);
     }
@@ -246,7 +252,7 @@ impl Session {
         let synced = store.synced();
         let mut waiting = 0;
         for (number, ch) in self.channels.iter_mut() {
-            ch.mode.send_ready(number, synced, conn, &ch.handle.entry);
+            ch.mode.send_ready(number, synced, store.as_ref(), conn, &ch.handle.entry);
             waiting = waiting.max(ch.mode.waiting_for().unwrap_or(0));
         }
         if waiting > synced && waiting > self.wake_registered_for {

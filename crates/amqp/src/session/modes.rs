@@ -7,10 +7,15 @@ use warren_protocol::frame::ContentHeader;
 use warren_protocol::methods::*;
 
 use warren_broker::{ChannelEntry, ChannelMode, Counter, Settle};
+use warren_store::Store;
 
 use super::basic::apply_settle;
 use super::Session;
 use crate::channel::Unacked;
+
+/// The reply text of a tx.commit whose writes failed.
+const COMMIT_NOT_STORED: &str =
+    "tx.commit failed: the broker could not write the transaction to disk (see the broker's log)";
 
 pub(super) enum Mode {
     Plain,
@@ -32,6 +37,9 @@ pub(super) struct TxBuffer {
 struct PendingCommit {
     needs_sync: bool,
     ticket: Option<u64>,
+    /// The store could not write what the commit stored: the client gets an error, not
+    /// commit-ok.
+    failed: bool,
 }
 
 impl Mode {
@@ -86,11 +94,24 @@ impl Mode {
         }
     }
 
+    /// Ends a batch of input whose writes failed: what it stored is refused, never confirmed.
+    pub(super) fn seal_failed(&mut self) {
+        match self {
+            Mode::Confirm(tracker) => tracker.seal_failed(),
+            Mode::Tx(TxBuffer { commit: Some(commit), .. }) if commit.ticket.is_none() => {
+                commit.failed = commit.needs_sync;
+                commit.ticket = Some(0);
+            }
+            _ => {}
+        }
+    }
+
     /// Sends the confirms and commit-oks that `synced` made durable.
     pub(super) fn send_ready(
         &mut self,
         channel: u16,
         synced: u64,
+        store: &dyn Store,
         conn: &mut Connection,
         entry: &ChannelEntry,
     ) {
@@ -98,7 +119,7 @@ impl Mode {
             Mode::Confirm(tracker) => {
                 let mut ready = Vec::new();
                 let before = tracker.unconfirmed();
-                tracker.take_ready(synced, &mut ready);
+                tracker.take_ready(synced, |ticket| store.ticket_failed(ticket), &mut ready);
                 let after = tracker.unconfirmed();
                 if before != after {
                     entry.counters().add_owned(Counter::Confirmed, before - after);
@@ -115,10 +136,14 @@ impl Mode {
                 }
             }
             Mode::Tx(tx) => {
-                if let Some(PendingCommit { ticket: Some(ticket), .. }) = tx.commit {
+                if let Some(PendingCommit { ticket: Some(ticket), failed, .. }) = tx.commit {
                     if ticket <= synced {
                         tx.commit = None;
-                        conn.send_method(channel, &TxCommitOk {}.into());
+                        if failed || (ticket > 0 && store.ticket_failed(ticket)) {
+                            conn.close_channel(channel, AmqpError::internal_error(COMMIT_NOT_STORED));
+                        } else {
+                            conn.send_method(channel, &TxCommitOk {}.into());
+                        }
                     }
                 }
             }
@@ -205,7 +230,7 @@ impl Session {
             needs_sync |= apply_settle(vhost, &handle, settled, how, self.now, &mut self.effects, true);
         }
         if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
-            buffer.commit = Some(PendingCommit { needs_sync, ticket: None });
+            buffer.commit = Some(PendingCommit { needs_sync, ticket: None, failed: false });
         }
         Ok(())
     }

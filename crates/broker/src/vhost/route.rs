@@ -227,7 +227,8 @@ impl VHost {
             }
             Err(error) => {
                 // Whatever went where, the publisher learns it was not kept everywhere.
-                tracing::error!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
+                // An I/O failure is logged once by the store's health, not once per message.
+                tracing::debug!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
                 result.failed = true;
             }
         }

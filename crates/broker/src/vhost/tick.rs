@@ -51,8 +51,11 @@ impl VHost {
                 }
             }
             // Only once the queues have them: a crash in between delivers twice rather than not at all.
-            effects.flush_dirty();
-            delayed.settle(due.iter().filter_map(|h| h.offset));
+            // If the queues could not write them, the delayed log keeps them (released again
+            // after a restart: twice rather than never).
+            if !effects.flush_dirty().failed {
+                delayed.settle(due.iter().filter_map(|h| h.offset));
+            }
         }
     }
 }
