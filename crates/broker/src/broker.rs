@@ -12,6 +12,7 @@ use warren_store::{MemoryStore, Store};
 
 use crate::effects::Effects;
 use crate::error::BrokerError;
+use crate::queue::FlowBound;
 use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
@@ -110,6 +111,8 @@ pub struct Broker {
     consumer_timeout_ms: AtomicU64,
     /// When consumer timeouts are next checked (they are checked once a second).
     next_timeout_check: parking_lot::Mutex<Option<std::time::Instant>>,
+    /// Flow control's bound, for vhosts added from now.
+    flow_bound: parking_lot::Mutex<FlowBound>,
 }
 
 /// How often consumer timeouts are checked; RabbitMQ checks less often.
@@ -146,6 +149,7 @@ impl Broker {
             users: RwLock::default(),
             registry: Registry::default(),
             consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
+            flow_bound: parking_lot::Mutex::new(FlowBound::default()),
             next_timeout_check: parking_lot::Mutex::new(None),
         }
     }
@@ -266,8 +270,21 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(VHost::new(name, self.store.clone(), self.definitions.clone())))
+            .or_insert_with(|| {
+                let vhost = VHost::new(name, self.store.clone(), self.definitions.clone());
+                vhost.set_flow_bound(*self.flow_bound.lock());
+                Arc::new(vhost)
+            })
             .clone()
+    }
+
+    /// Sets the ready backlog past which a queue with consumers holds its publishers back
+    /// (flow control; [`FlowBound::OFF`] turns it off), in every vhost.
+    pub fn set_flow_bound(&self, bound: FlowBound) {
+        *self.flow_bound.lock() = bound;
+        for vhost in self.vhosts() {
+            vhost.set_flow_bound(bound);
+        }
     }
 
     /// Adds (or replaces) a user.

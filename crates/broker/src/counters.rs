@@ -128,6 +128,12 @@ impl Counters {
         slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// One counter's current value.
+    #[inline]
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.0[counter as usize].load(Ordering::Relaxed)
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> CounterValues {
         CounterValues(std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed)))

@@ -28,6 +28,8 @@ pub struct Effects {
     wake: Vec<Arc<Queue>>,
     /// Consumers the broker removed (their queue was deleted).
     cancelled: Vec<Consumer>,
+    /// A queue this batch published to holds its publishers back (flow control).
+    held_back_by: Option<Arc<Queue>>,
 }
 
 impl Effects {
@@ -49,6 +51,20 @@ impl Effects {
         if !self.wake.iter().any(|q| Arc::ptr_eq(q, queue)) {
             self.wake.push(queue.clone());
         }
+    }
+
+    /// Notes that a queue published to holds its publishers back (the first one is kept: the
+    /// publisher waits for it, then finds out about the others when it publishes again).
+    #[cold]
+    pub fn held_back_by(&mut self, queue: &Arc<Queue>) {
+        if self.held_back_by.is_none() {
+            self.held_back_by = Some(queue.clone());
+        }
+    }
+
+    /// The queue that holds this batch's publisher back, if any.
+    pub fn take_held_back(&mut self) -> Option<Arc<Queue>> {
+        self.held_back_by.take()
     }
 
     /// Consumers to tell they were cancelled.

@@ -47,8 +47,8 @@ pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 pub use names::generated_name;
 pub use priority::level_log_names as priority_level_log_names;
 pub use queue::{
-    notify_cancelled, ConsumeRefused, Consumer, ConsumerRef, DeliveryTarget, Published, Queue, QueueStats,
-    Settle, TargetId,
+    notify_cancelled, ConsumeRefused, Consumer, ConsumerRef, DeliveryTarget, FlowBound, FlowWaker, Published,
+    Queue, QueueStats, Settle, TargetId, FLOW_STALL,
 };
 pub use registry::{
     ChannelEntry, ChannelMode, ChannelSnapshot, CloseRequester, ConnectionDetails, ConnectionEntry,

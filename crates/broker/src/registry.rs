@@ -46,6 +46,8 @@ pub enum ConnectionState {
     Blocked = 2,
     /// Closing.
     Closing = 3,
+    /// Flow control holds its publishing back for a while (a queue it feeds is behind).
+    Flow = 4,
 }
 
 impl ConnectionState {
@@ -54,6 +56,7 @@ impl ConnectionState {
             0 => ConnectionState::Starting,
             1 => ConnectionState::Running,
             2 => ConnectionState::Blocked,
+            4 => ConnectionState::Flow,
             _ => ConnectionState::Closing,
         }
     }
@@ -65,6 +68,7 @@ impl ConnectionState {
             ConnectionState::Running => "running",
             ConnectionState::Blocked => "blocked",
             ConnectionState::Closing => "closing",
+            ConnectionState::Flow => "flow",
         }
     }
 }

@@ -161,6 +161,9 @@ pub struct Connection {
     peer_closed: bool,
     sent_close_ok: bool,
     received_anything: bool,
+    /// The server holds off reading (flow control, a resource alarm): the peer's silence is
+    /// ours, so missed heartbeats are not counted meanwhile.
+    reading_held: bool,
     /// The first reason the connection started to end for.
     close_reason: Option<CloseReason>,
 }
@@ -196,6 +199,7 @@ impl Connection {
             peer_closed: false,
             sent_close_ok: false,
             received_anything: false,
+            reading_held: false,
             close_reason: None,
             config,
         }
@@ -357,9 +361,20 @@ impl Connection {
         self.sent_close_ok = true;
     }
 
+    /// Whether the server holds off reading the socket (flow control or a resource alarm):
+    /// as RabbitMQ's heartbeat monitor pauses for a blocked connection, missed heartbeats are
+    /// not counted meanwhile, and the silence is counted afresh from when reading resumes.
+    pub fn hold_reading(&mut self, held: bool, now: Instant) {
+        if self.reading_held && !held {
+            self.last_received = self.last_received.max(now);
+        }
+        self.reading_held = held;
+    }
+
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let silence = (!self.heartbeat.is_zero()).then(|| self.last_received + self.heartbeat * 2);
+        let silence = (!self.heartbeat.is_zero() && !self.reading_held)
+            .then(|| self.last_received + self.heartbeat * 2);
         let handshake = self.handshake_deadline.filter(|_| self.in_handshake());
         [self.next_heartbeat, silence, self.close_deadline, handshake].into_iter().flatten().min()
     }
@@ -391,7 +406,7 @@ impl Connection {
         if self.heartbeat.is_zero() {
             return;
         }
-        if now >= self.last_received + self.heartbeat * 2 {
+        if !self.reading_held && now >= self.last_received + self.heartbeat * 2 {
             // RabbitMQ drops the socket without a close frame: the peer is not listening anyway.
             return self.finish(CloseReason::MissedHeartbeats(self.heartbeat));
         }

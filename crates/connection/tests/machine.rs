@@ -1129,6 +1129,34 @@ fn heartbeat_frames_from_the_client_keep_it_alive() {
 }
 
 #[test]
+fn silence_while_the_server_holds_off_reading_is_not_a_missed_heartbeat() {
+    let mut c = Client::new();
+    c.handshake(2047, 131_072, 10);
+    let t = c.at(5.0);
+    c.conn.hold_reading(true, t);
+    // A long hold (a slow consumer's queue, a disk alarm): heartbeats still go out, nobody is
+    // dropped for not being read.
+    while let Some(due) = c.conn.poll_timeout() {
+        if due > c.start + Duration::from_secs(120) {
+            break;
+        }
+        c.now = due;
+        c.conn.handle_timeout(due);
+    }
+    assert!(c.conn.is_open());
+    assert!(count_heartbeats(&c.output()) >= 20);
+    // Once reading resumes the silence counts from then.
+    let resumed = c.at(120.0);
+    c.conn.hold_reading(false, resumed);
+    let t = c.at(139.0);
+    c.conn.handle_timeout(t);
+    assert!(c.conn.is_open());
+    let t = c.at(140.0);
+    c.conn.handle_timeout(t);
+    assert_eq!(reason(&c), Some(CloseReason::MissedHeartbeats(Duration::from_secs(10))));
+}
+
+#[test]
 fn silent_peer_is_dropped_after_two_intervals() {
     let mut c = Client::new();
     c.handshake(2047, 131_072, 10);

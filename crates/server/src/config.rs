@@ -89,6 +89,12 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub handshake_timeout: Option<u64>,
 
+    /// Flow control: a queue with consumers whose ready backlog outgrows its memory window
+    /// (`queue_memory`, or 10,000 messages) stops reading from the connections that publish to
+    /// it until the backlog is half drained [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub flow_control: Option<bool>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -136,6 +142,7 @@ pub struct Config {
     /// None: no limit.
     pub max_connections: Option<usize>,
     pub connection: ConnectionConfig,
+    pub flow_control: bool,
     pub log: String,
 }
 
@@ -165,6 +172,7 @@ impl Settings {
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
+            flow_control: self.flow_control.or(base.flow_control),
             max_connections: self.max_connections.or(base.max_connections),
             log: self.log.or(base.log),
         }
@@ -211,6 +219,7 @@ impl Settings {
                     env!("CARGO_PKG_VERSION"),
                 ),
             },
+            flow_control: self.flow_control.unwrap_or(true),
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
     }

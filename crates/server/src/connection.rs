@@ -47,18 +47,29 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
     let node = shared.node.clone();
     let mut session =
         Session::new(node, Some(peer), outbox.clone(), Arc::new(move || wake.notify_one()), now());
+    let flow = Arc::new(Notify::new());
+    let wake = flow.clone();
+    session.set_flow_waker(Arc::new(move || wake.notify_one()));
     let writer = tokio::spawn(write_loop(writer, outbox.clone(), notify, session.entry().clone()));
     // The caller's span names the connection on every line logged for it, the machine's too.
     tracing::Span::current().record("id", session.id());
     let mut read_chunk = FIRST_READ_CHUNK;
     let mut input = BytesMut::with_capacity(read_chunk);
     let mut told_blocked = false;
+    let mut reading_held = false;
     loop {
         let timeout = conn.poll_timeout();
         // While a resource alarm is on, a publishing connection is not read from: TCP
         // backpressure holds its publishers, as RabbitMQ does. Nor is one whose client does not
         // read what it is sent: replies would pile up.
-        let paused = (*alarm.borrow() && session.blocked_by_alarm()) || !outbox.has_room(READ_PAUSE_MARK);
+        // Nor, for a while, is one that publishes to a queue whose consumers are behind (flow
+        // control): publishers slow to what consumers take.
+        let held = (*alarm.borrow() && session.blocked_by_alarm()) || session.held_back();
+        if held != reading_held {
+            conn.hold_reading(held, Instant::now());
+            reading_held = held;
+        }
+        let paused = held || !outbox.has_room(READ_PAUSE_MARK);
         tokio::select! {
             read = reader.read_buf(&mut input), if !paused => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
@@ -81,6 +92,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
             _ = sleep_until(timeout) => conn.handle_timeout(Instant::now()),
             _ = synced.notified() => session.on_synced(&mut conn),
             _ = drained.notified() => session.on_drained(&mut conn, now()),
+            _ = flow.notified() => session.flow_released(),
             changed = alarm.changed() => if changed.is_err() { conn.handle_eof() },
             _ = shutting_down(&mut shutdown), if !stopping => {
                 stopping = true;

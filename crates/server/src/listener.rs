@@ -10,7 +10,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tracing::Instrument;
 use warren_amqp::Node;
-use warren_broker::Broker;
+use warren_broker::{Broker, FlowBound};
 use warren_connection::ConnectionConfig;
 
 use crate::bind::Bound;
@@ -33,6 +33,11 @@ pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyh
     let mut terminate = signal(SignalKind::terminate())?;
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
+    broker.set_flow_bound(if config.flow_control {
+        FlowBound { bytes: config.queue_memory, ..FlowBound::default() }
+    } else {
+        FlowBound::OFF
+    });
     spawn_ticker(broker.clone());
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);

@@ -15,7 +15,9 @@ pub(crate) mod reply_to;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use warren_broker::{Broker, ConnectionDetails, ConnectionEntry, Effects, Now, Queue, VHost};
+use warren_broker::{
+    Broker, ConnectionDetails, ConnectionEntry, ConnectionState, Effects, FlowWaker, Now, Queue, VHost,
+};
 use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host, LoginRefused};
 use warren_protocol::{Method, ShortStr};
 
@@ -66,6 +68,12 @@ pub struct Session {
     has_published: bool,
     /// The client understands connection.blocked / unblocked.
     blocked_capability: bool,
+    /// Wakes the connection's task when a queue stops holding its publishers back; None: the
+    /// connection does not take part in flow control.
+    flow_waker: Option<FlowWaker>,
+    /// A queue this connection publishes to holds it back: its socket is not read until the
+    /// queue releases.
+    held_back: bool,
 }
 
 /// Called (from the store's syncing thread) to wake a connection waiting for durability.
@@ -118,6 +126,43 @@ impl Session {
             wake_registered_for: 0,
             has_published: false,
             blocked_capability: false,
+            flow_waker: None,
+            held_back: false,
+        }
+    }
+
+    /// Makes the connection take part in flow control: when a queue it publishes to holds its
+    /// publishers back, [`Session::held_back`] turns true and `waker` is called once the queue
+    /// releases (then call [`Session::flow_released`]).
+    pub fn set_flow_waker(&mut self, waker: FlowWaker) {
+        self.flow_waker = Some(waker);
+    }
+
+    /// Whether flow control holds this connection back: its socket should not be read.
+    pub fn held_back(&self) -> bool {
+        self.held_back
+    }
+
+    /// The queue that held this connection back released it (or may have: reading again
+    /// finds out).
+    pub fn flow_released(&mut self) {
+        if self.held_back {
+            self.held_back = false;
+            if self.entry.state() == ConnectionState::Flow {
+                self.entry.set_state(ConnectionState::Running);
+            }
+        }
+    }
+
+    /// After a batch: if a queue it published to holds publishers back, waits for it.
+    fn wait_if_held_back(&mut self) {
+        let Some(queue) = self.effects.take_held_back() else { return };
+        let Some(waker) = &self.flow_waker else { return };
+        if !self.held_back && queue.wait_for_flow(waker.clone()) {
+            self.held_back = true;
+            if self.entry.state() == ConnectionState::Running {
+                self.entry.set_state(ConnectionState::Flow);
+            }
         }
     }
 
@@ -138,10 +183,10 @@ impl Session {
 
     /// Tells the client about a resource alarm starting or ending, if it asked to be told.
     pub fn resource_alarm(&mut self, conn: &mut Connection, on: bool) {
-        self.entry.set_state(if on {
-            warren_broker::ConnectionState::Blocked
-        } else {
-            warren_broker::ConnectionState::Running
+        self.entry.set_state(match (on, self.held_back) {
+            (true, _) => ConnectionState::Blocked,
+            (false, true) => ConnectionState::Flow,
+            (false, false) => ConnectionState::Running,
         });
         if !self.blocked_capability || !conn.is_open() {
             return;
@@ -243,6 +288,7 @@ impl Session {
                 ch.mode.seal(ticket);
             }
         }
+        self.wait_if_held_back();
         self.on_synced(conn);
     }
 

@@ -17,5 +17,6 @@ mod queue_features;
 mod registry;
 mod reply_to;
 mod routing;
+mod store_faults;
 mod ttl;
 mod tx_and_confirms;

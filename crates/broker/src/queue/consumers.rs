@@ -44,6 +44,10 @@ impl Queue {
         st.consumers.retain(|c| !doomed(c));
         let removed = st.consumers.len() != before;
         st.consumers_left(now);
+        if st.consumers.is_empty() {
+            // Nobody to wait for: the backlog may grow, as in RabbitMQ.
+            self.flow.release_all();
+        }
         removed && self.auto_delete && st.consumers.is_empty() && !st.deleted
     }
 

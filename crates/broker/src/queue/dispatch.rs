@@ -89,8 +89,14 @@ impl Queue {
         }
         if self.limits.single_active || st.consumer_priorities {
             self.dispatch_selected(st);
-            return;
+        } else {
+            self.dispatch_round_robin(st);
         }
+        self.flow.after_drain(st.ready.len() as u64, st.ready_bytes);
+    }
+
+    fn dispatch_round_robin(self: &Arc<Self>, st: &mut QueueState) {
+        let n = st.consumers.len();
         let QueueState { ready, consumers, next_consumer, ready_bytes, unacked, .. } = st;
         'messages: while let Some(mut message) = ready.pop_front() {
             for _ in 0..n {

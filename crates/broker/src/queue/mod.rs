@@ -4,6 +4,7 @@
 mod consumer;
 mod consumers;
 mod dispatch;
+mod flow;
 mod state;
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use warren_store::{Message, QueuedMessage};
 
 pub use consumer::{notify_cancelled, Consumer, ConsumerRef, DeliveryTarget, TargetId};
 pub use consumers::ConsumeRefused;
+use flow::Flow;
+pub use flow::{FlowBound, FlowWaker, STALL as FLOW_STALL};
 
 /// `x-overflow`: what a queue at its length limit does with a new message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,7 @@ pub struct Queue {
     pub arguments: FieldTable,
     limits: Limits,
     counters: Counters,
+    flow: Flow,
     state: Mutex<QueueState>,
 }
 
@@ -159,7 +163,55 @@ impl Queue {
             arguments,
             limits,
             counters: Counters::default(),
+            flow: Flow::default(),
             state: Mutex::new(QueueState::new(log, ready_bytes, may_expire, now)),
+        }
+        .with_flow_bound(FlowBound::default())
+    }
+
+    /// Sets the backlog past which the queue holds its publishers back (see [`FlowBound`]).
+    pub fn with_flow_bound(self, bound: FlowBound) -> Self {
+        self.flow.set_bound(bound);
+        self
+    }
+
+    /// Changes the backlog past which the queue holds its publishers back.
+    pub fn set_flow_bound(&self, bound: FlowBound) {
+        self.flow.set_bound(bound);
+        if bound.messages == 0 {
+            self.flow.release_all();
+        }
+    }
+
+    /// Whether the queue holds its publishers back now (flow control; one relaxed load).
+    #[inline]
+    pub fn flow_engaged(&self) -> bool {
+        self.flow.is_engaged()
+    }
+
+    /// Registers `waker` to be called when the queue stops holding publishers back; false if
+    /// it does not hold them back (any more).
+    pub fn wait_for_flow(&self, waker: FlowWaker) -> bool {
+        self.flow.wait(waker)
+    }
+
+    /// Messages handed out so far (deliveries and gets): flow control tells stalled consumers
+    /// by it.
+    fn taken(&self) -> u64 {
+        [Counter::DeliveredAck, Counter::DeliveredNoAck, Counter::GetAck, Counter::GetNoAck]
+            .into_iter()
+            .map(|c| self.counters.get(c))
+            .sum()
+    }
+
+    /// Releases flow control held for consumers that took nothing for [`FLOW_STALL`] (and
+    /// lets it apply again once they take something). Called on every tick.
+    pub(crate) fn check_flow(&self, now: Instant) {
+        if self.flow.check_stall(self.taken(), now) {
+            tracing::info!(
+                queue = %self.name,
+                "consumers took nothing for a second: publishers to the queue are no longer held back"
+            );
         }
     }
 
@@ -253,6 +305,7 @@ impl Queue {
         self.counters.add_owned(Counter::Published, 1);
         if !st.consumers.is_empty() {
             self.dispatch(&mut st, (!first_in_line).then_some(now));
+            self.flow.after_publish(st.ready.len() as u64, st.ready_bytes, || self.taken(), now);
         }
         if ttl.is_some() {
             st.may_expire = true;
@@ -324,6 +377,7 @@ impl Queue {
         if m.redelivered {
             self.counters.add_owned(Counter::Redelivered, 1);
         }
+        self.flow.after_drain(st.ready.len() as u64, st.ready_bytes);
         Some((m, st.ready.len() as u32))
     }
 
@@ -331,7 +385,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         st.ready_bytes = 0;
-        st.ready.purge() as u32
+        let purged = st.ready.purge() as u32;
+        self.flow.release_all();
+        purged
     }
 
     /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
@@ -346,6 +402,7 @@ impl Queue {
         st.ready_bytes = 0;
         st.expired.clear();
         st.ready.delete();
+        self.flow.release_all();
         (std::mem::take(&mut st.consumers), n)
     }
 }

@@ -199,15 +199,18 @@ impl VHost {
         let log = self.open_queue_log(&spec.name, spec.durable && !spec.exclusive, &spec.arguments).map_err(
             |e| BrokerError::Storage(format!("cannot open the log of queue '{}': {e}", spec.name)),
         )?;
-        let q = Arc::new(Queue::new(
-            spec.name.clone(),
-            spec.durable,
-            spec.exclusive.then_some(owner),
-            spec.auto_delete,
-            spec.arguments,
-            log,
-            now,
-        ));
+        let q = Arc::new(
+            Queue::new(
+                spec.name.clone(),
+                spec.durable,
+                spec.exclusive.then_some(owner),
+                spec.auto_delete,
+                spec.arguments,
+                log,
+                now,
+            )
+            .with_flow_bound(self.flow_bound()),
+        );
         if is_stored(&q) {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }

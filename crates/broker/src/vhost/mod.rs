@@ -18,7 +18,7 @@ use warren_store::Store;
 use crate::counters::{CounterValues, Counters};
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{Exchange, ExchangeKind, NameMap};
-use crate::queue::Queue;
+use crate::queue::{FlowBound, Queue};
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
 pub use route::{PublishResult, Routed};
@@ -39,6 +39,8 @@ pub struct VHost {
     default_exchange: Counters,
     /// Counters of queues that were deleted, so vhost totals do not go backwards.
     retired_queues: Counters,
+    /// The backlog past which a queue holds its publishers back, for queues declared from now.
+    flow_bound: Mutex<FlowBound>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -59,6 +61,7 @@ impl VHost {
             commands: Mutex::new(()),
             default_exchange: Counters::default(),
             retired_queues: Counters::default(),
+            flow_bound: Mutex::new(FlowBound::default()),
         };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
@@ -71,6 +74,19 @@ impl VHost {
             vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
         }
         vhost
+    }
+
+    /// Sets the backlog past which queues hold their publishers back (flow control), for every
+    /// queue of the vhost, existing or to come.
+    pub fn set_flow_bound(&self, bound: FlowBound) {
+        *self.flow_bound.lock() = bound;
+        for q in self.queues() {
+            q.set_flow_bound(bound);
+        }
+    }
+
+    pub(crate) fn flow_bound(&self) -> FlowBound {
+        *self.flow_bound.lock()
     }
 
     /// Where this vhost's queues keep their messages.

@@ -45,7 +45,8 @@ impl VHost {
             def.arguments.clone(),
             log,
             now,
-        );
+        )
+        .with_flow_bound(self.flow_bound());
         self.queues.write().insert(q.name.clone(), Arc::new(q));
         Ok(())
     }

@@ -216,6 +216,9 @@ impl VHost {
     ) {
         match q.publish(message, now.instant) {
             Ok(published) => {
+                if q.flow_engaged() {
+                    effects.held_back_by(q);
+                }
                 result.stored |= published.stored;
                 // Even without storing this message, dispatching it may have settled stored
                 // ones (no-ack consumers): their ack records go out with the batch.

@@ -20,6 +20,7 @@ impl VHost {
             for message in q.expire_due(now.instant) {
                 self.dead_letter(&q, message, DeathReason::Expired, now, effects);
             }
+            q.check_flow(now.instant);
         }
         self.release_delayed(now, effects);
     }
