@@ -198,6 +198,7 @@ pub(crate) fn set_aside(path: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::HEADER_LEN;
 
     #[test]
     fn counters_add_every_field() {
@@ -230,5 +231,291 @@ mod tests {
         set_aside(&path).unwrap();
         assert!(!path.exists());
         assert_eq!(fs::read(aside_path(&path, 3)).unwrap(), b"0123456789XYZ");
+    }
+
+    // ---- containment, end to end: damage a queue's files, reopen the store, read it back ----
+
+    use crate::{DiskConfig, DiskStore, Message, QueueLog, SyncMode};
+    use bytes::Bytes;
+
+    fn config() -> DiskConfig {
+        DiskConfig {
+            segment_size: 4096,
+            memory_window_bytes: 1 << 20,
+            memory_window_messages: 4,
+            sync: SyncMode::Never,
+        }
+    }
+
+    fn msg(body: &str) -> Message {
+        Message {
+            exchange: "amq.direct".into(),
+            routing_key: "rk".into(),
+            properties: Bytes::from_static(&[0x10, 0x00, 2]),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    /// Encoded size of a record made by `msg(body)`.
+    fn record_len(body: &str) -> usize {
+        8 + 23 + "amq.direct".len() + "rk".len() + 3 + body.len()
+    }
+
+    fn bodies(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("message-{i}-{}", "p".repeat(i * 3))).collect()
+    }
+
+    /// A durable queue holding `all` as persistent messages, those at `acked` settled (the
+    /// rest delivered but not settled, so they come back). Returns the queue's directory.
+    fn queue(root: &Path, all: &[String], acked: &[usize]) -> PathBuf {
+        let store = DiskStore::open(root, config()).unwrap();
+        let mut log = store.open_log("/", "q", true).unwrap();
+        for b in all {
+            log.append(msg(b), None, true).unwrap();
+        }
+        for i in 0..all.len() {
+            let m = log.pop_front().unwrap();
+            if acked.contains(&i) {
+                log.settle(m.offset, m.stored);
+            }
+        }
+        log.flush().unwrap();
+        log.dir().to_owned()
+    }
+
+    fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Removes the copies earlier rounds of a test kept aside.
+    fn clear_copies(dir: &Path) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().contains(".corrupt") {
+                fs::remove_file(entry.path()).unwrap();
+            }
+        }
+    }
+
+    fn copies(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt"))
+            .count()
+    }
+
+    /// Opens the store on `root`, appends `extra` to the queue, and drains it (through the
+    /// window: recovered messages are read back from disk as it empties) without settling.
+    /// Returns the bodies in delivery order and the store's corruption stats.
+    fn reopen(root: &Path, extra: &[&str]) -> (Vec<String>, CorruptionStats) {
+        let store = DiskStore::open(root, config()).unwrap();
+        let mut log = store.open_log("/", "q", true).unwrap();
+        for b in extra {
+            log.append(msg(b), None, true).unwrap();
+        }
+        log.flush().unwrap();
+        let n = log.len();
+        let got: Vec<String> = std::iter::from_fn(|| log.pop_front())
+            .map(|m| String::from_utf8(m.message.body.to_vec()).unwrap())
+            .collect();
+        assert_eq!(got.len(), n, "len() counted exactly what was read back");
+        (got, store.corruption_stats())
+    }
+
+    /// `all` without the indices in `lost`.
+    fn except(all: &[String], lost: &[usize]) -> Vec<String> {
+        all.iter().enumerate().filter(|(i, _)| !lost.contains(i)).map(|(_, b)| b.clone()).collect()
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_in_a_segment_costs_at_most_its_own_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let all = bodies(6);
+        let acked = [1, 4];
+        let dir = queue(tmp.path(), &all, &acked);
+        let [seg] = files(&dir, "seg").try_into().unwrap();
+        let [ack] = files(&dir, "ack").try_into().unwrap();
+        let (seg_orig, ack_orig) = (fs::read(&seg).unwrap(), fs::read(&ack).unwrap());
+        // Where each record starts, and the end of the last.
+        let mut starts = vec![HEADER_LEN as usize];
+        for b in &all {
+            starts.push(starts.last().unwrap() + record_len(b));
+        }
+        assert_eq!(*starts.last().unwrap(), seg_orig.len());
+        for i in 0..seg_orig.len() {
+            fs::write(&seg, &seg_orig).unwrap();
+            fs::write(&ack, &ack_orig).unwrap();
+            clear_copies(&dir);
+            let mut bad = seg_orig.clone();
+            bad[i] ^= 0xFF;
+            fs::write(&seg, &bad).unwrap();
+            // The record holding byte i, if any (none for the header).
+            let hit = starts.windows(2).position(|w| (w[0]..w[1]).contains(&i));
+            let lost: Vec<usize> = acked.iter().copied().chain(hit).collect();
+            let kept = except(&all, &lost);
+            let (got, found) = reopen(tmp.path(), &["after"]);
+            assert_eq!(got, [&kept[..], &["after".to_owned()]].concat(), "flipped byte {i}");
+            match hit {
+                None => assert_eq!(found.segment_headers_repaired, 1, "byte {i}"),
+                Some(5) => assert_eq!(found.torn_tails, 1, "byte {i}: the last record"),
+                Some(_) => {
+                    assert_eq!(found.corrupt_records_skipped, 1, "byte {i}");
+                    assert_eq!(found.corrupt_bytes_skipped, record_len(&all[hit.unwrap()]) as u64);
+                    assert_eq!(fs::read(&seg).unwrap()[..bad.len()], bad[..], "not changed in place");
+                }
+            }
+            assert!(copies(&dir) <= 1, "byte {i}");
+            // Once more: the same damage (if it is still there) is found again, but not copied
+            // again; what was appended after it is read back too.
+            let (again, found) = reopen(tmp.path(), &[]);
+            assert_eq!(again, got, "flipped byte {i}, second open");
+            assert!(copies(&dir) <= 1, "byte {i}: no second copy of the same damage");
+            assert_eq!(found.files_copied_aside, 0, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_in_an_ack_file_costs_at_most_its_own_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let all = bodies(6);
+        let acked = [1, 3, 4];
+        let dir = queue(tmp.path(), &all, &acked);
+        let [ack] = files(&dir, "ack").try_into().unwrap();
+        let ack_orig = fs::read(&ack).unwrap();
+        assert_eq!(ack_orig.len(), HEADER_LEN as usize + 3 * crate::record::ACK_ENTRY_LEN);
+        for i in 0..ack_orig.len() {
+            fs::write(&ack, &ack_orig).unwrap();
+            clear_copies(&dir);
+            let mut bad = ack_orig.clone();
+            bad[i] ^= 0xFF;
+            fs::write(&ack, &bad).unwrap();
+            // The entry holding byte i, if any: its message comes back.
+            let entry =
+                (i >= HEADER_LEN as usize).then(|| (i - HEADER_LEN as usize) / crate::record::ACK_ENTRY_LEN);
+            let still_acked: Vec<usize> =
+                acked.iter().enumerate().filter(|&(j, _)| Some(j) != entry).map(|(_, &a)| a).collect();
+            let (got, found) = reopen(tmp.path(), &[]);
+            assert_eq!(got, except(&all, &still_acked), "flipped byte {i}");
+            match entry {
+                None => assert_eq!(found.ack_headers_repaired, 1, "byte {i}"),
+                Some(_) => assert_eq!(found.corrupt_ack_entries_skipped, 1, "byte {i}"),
+            }
+            assert_eq!(copies(&dir), 1, "byte {i}: the damaged ack file is copied aside");
+            // Acks written after the damage still count at the next open.
+            let store = DiskStore::open(tmp.path(), config()).unwrap();
+            let mut log = store.open_log("/", "q", true).unwrap();
+            let m = log.pop_front().unwrap();
+            log.settle(m.offset, m.stored);
+            log.flush().unwrap();
+            drop((log, store));
+            let (again, found) = reopen(tmp.path(), &[]);
+            assert_eq!(again, got[1..], "flipped byte {i}, second open");
+            assert_eq!((found.files_copied_aside, copies(&dir)), (0, 1), "byte {i}: copied once");
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_of_the_active_segment_is_cut_and_appends_continue_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let all = bodies(5);
+        let dir = queue(tmp.path(), &all, &[]);
+        let [seg] = files(&dir, "seg").try_into().unwrap();
+        let original = fs::read(&seg).unwrap();
+        let last_start = original.len() - record_len(&all[4]);
+        for cut in last_start + 1..original.len() {
+            fs::write(&seg, &original[..cut]).unwrap();
+            let (got, found) = reopen(tmp.path(), &["after"]);
+            assert_eq!(got, [&all[..4], &["after".to_owned()]].concat(), "cut at {cut}");
+            assert_eq!((found.torn_tails, found.torn_tail_bytes), (1, (cut - last_start) as u64));
+            assert_eq!(fs::metadata(&seg).unwrap().len() as usize, last_start + record_len("after"));
+            assert_eq!(copies(&dir), 0, "a torn write is no damage worth a copy");
+            let (again, found) = reopen(tmp.path(), &[]);
+            assert_eq!(again, got, "cut at {cut}, second open");
+            assert!(found.is_clean(), "cut at {cut}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn reading_back_through_the_window_jumps_every_damaged_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Several segments (4 KiB each), read back through a window of 4 messages.
+        let all: Vec<String> = (0..200).map(|i| format!("{i:040}")).collect();
+        let acked: Vec<usize> = (0..200).filter(|i| i % 7 == 3).collect();
+        let dir = queue(tmp.path(), &all, &acked);
+        let segs = files(&dir, "seg");
+        assert!(segs.len() >= 3, "{segs:?}");
+        let rec = record_len(&all[0]);
+        let per_segment = (fs::metadata(&segs[0]).unwrap().len() as usize - HEADER_LEN as usize) / rec;
+        // Damage: two adjacent records in the first segment, one in the middle of the second
+        // and the last record of the second (a tail that is not the active segment's: kept).
+        let mut lost = vec![10, 11, per_segment + 5, 2 * per_segment - 1];
+        let mut first = fs::read(&segs[0]).unwrap();
+        first[HEADER_LEN as usize + 10 * rec + 30] ^= 1;
+        first[HEADER_LEN as usize + 11 * rec] ^= 0x80;
+        fs::write(&segs[0], &first).unwrap();
+        let mut second = fs::read(&segs[1]).unwrap();
+        second[HEADER_LEN as usize + 5 * rec + 3] ^= 0x10; // a length field
+        let n = second.len();
+        second[n - 1] ^= 1;
+        fs::write(&segs[1], &second).unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        lost.extend(&acked);
+        assert_eq!(got, except(&all, &lost));
+        assert_eq!((found.corrupt_records_skipped, found.torn_tails), (2, 1), "{found:?}");
+        assert_eq!(found.corrupt_bytes_skipped, 3 * rec as u64);
+        assert_eq!(fs::read(&segs[1]).unwrap(), second, "an earlier segment's tail is not cut");
+    }
+
+    #[test]
+    fn a_damaged_segment_header_keeps_the_records_behind_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let all = bodies(4);
+        let dir = queue(tmp.path(), &all, &[2]);
+        let [seg] = files(&dir, "seg").try_into().unwrap();
+        let original = fs::read(&seg).unwrap();
+        let mut bad = original.clone();
+        bad[..HEADER_LEN as usize].copy_from_slice(b"garbage!");
+        fs::write(&seg, &bad).unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        assert_eq!(got, except(&all, &[2]));
+        assert_eq!((found.segment_headers_repaired, found.files_copied_aside), (1, 1));
+        assert_eq!(fs::read(&seg).unwrap(), original, "the header is rewritten, nothing else");
+        assert_eq!(fs::read(aside_path(&seg, 1)).unwrap(), bad, "the damaged file is kept");
+        // A file with no valid record behind its damaged header is set aside whole.
+        fs::write(&seg, b"garbage!garbage!garbage!garbage!garbage!garbage!garbage!").unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        assert!(got.is_empty());
+        assert_eq!((found.segments_set_aside, copies(&dir)), (1, 3), "segment and ack file set aside");
+    }
+
+    #[test]
+    fn a_long_run_of_garbage_is_scanned_over() {
+        // A megabyte of pseudo-random bytes between two records: recovery finds the second.
+        let tmp = tempfile::tempdir().unwrap();
+        let all = bodies(2);
+        let dir = queue(tmp.path(), &all, &[]);
+        let [seg] = files(&dir, "seg").try_into().unwrap();
+        let data = fs::read(&seg).unwrap();
+        let split = HEADER_LEN as usize + record_len(&all[0]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let garbage: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        fs::write(&seg, [&data[..split], &garbage, &data[split..]].concat()).unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        assert_eq!(got, all);
+        assert_eq!((found.corrupt_records_skipped, found.corrupt_bytes_skipped), (1, 1 << 20));
     }
 }
