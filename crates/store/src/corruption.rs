@@ -440,6 +440,18 @@ mod tests {
             assert_eq!(again, got, "cut at {cut}, second open");
             assert!(found.is_clean(), "cut at {cut}: {found:?}");
         }
+        // Zeros after the last record (the file was extended, its data never written): torn too.
+        fs::write(&seg, [&original[..], &[0; 3000]].concat()).unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        assert_eq!(got, all);
+        assert_eq!((found.torn_tails, found.torn_tail_bytes, found.files_copied_aside), (1, 3000, 0));
+        assert_eq!(fs::read(&seg).unwrap(), original);
+        // Garbage after it is damage: cut as well, but copied aside first.
+        fs::write(&seg, [&original[..], b"this is no record, only garbage"].concat()).unwrap();
+        let (got, found) = reopen(tmp.path(), &[]);
+        assert_eq!(got, all);
+        assert_eq!((found.torn_tails, found.files_copied_aside, copies(&dir)), (1, 1, 1));
+        assert_eq!(fs::read(&seg).unwrap(), original);
     }
 
     #[test]

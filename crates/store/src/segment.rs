@@ -239,8 +239,9 @@ struct Hole {
 #[derive(Debug)]
 struct Tail {
     start: u64,
-    /// The data ends inside a record that claims more bytes than there are: a write cut short
-    /// by a crash (or a damaged length field, which looks the same), not evidence worth a copy.
+    /// The data ends inside a record that claims more bytes than there are, or in zeros: a
+    /// write cut short by a crash (or a damaged length field, which looks the same), not
+    /// evidence worth a copy.
     torn: bool,
     why: &'static str,
 }
@@ -295,6 +296,9 @@ fn scan_records(file: File, file_len: u64, offsets: Range<u64>) -> io::Result<Sc
                 pos = next;
             }
             None => {
+                // Zeros are what a crash leaves where a write had extended the file but its
+                // data never reached the disk: torn, like a record cut short.
+                let torn = torn || reader.all_zero(pos, file_len)?;
                 scan.tail = Some(Tail { start: pos, torn, why });
                 break;
             }
@@ -605,6 +609,23 @@ impl SegmentReader {
             pos += 1;
         }
         Ok(None)
+    }
+
+    /// Whether every byte in `from..end` is zero.
+    pub(crate) fn all_zero(&mut self, from: u64, end: u64) -> io::Result<bool> {
+        let mut pos = from;
+        while pos < end {
+            let n = (end - pos).min(READ_CHUNK as u64) as usize;
+            if !self.ensure(pos, n, end)? {
+                return Ok(false);
+            }
+            let start = (pos - self.buf_pos) as usize;
+            if self.buf[start..start + n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += n as u64;
+        }
+        Ok(true)
     }
 
     /// Makes `need` bytes from `pos` available in the buffer; false when the data (up to
