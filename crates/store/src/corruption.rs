@@ -381,6 +381,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Several damaged bytes anywhere: exactly the records none of them touched survive.
+        #[test]
+        fn scattered_damage_costs_exactly_the_records_it_touches(
+            damage in proptest::collection::vec((0.0f64..1.0, 1u8..=255), 1..5),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let all = bodies(8);
+            let dir = queue(tmp.path(), &all, &[2, 5]);
+            let [seg] = files(&dir, "seg").try_into().unwrap();
+            let mut data = fs::read(&seg).unwrap();
+            let mut starts = vec![HEADER_LEN as usize];
+            for b in &all {
+                starts.push(starts.last().unwrap() + record_len(b));
+            }
+            let mut lost = vec![2, 5];
+            for (at, xor) in damage {
+                let i = ((data.len() as f64 * at) as usize).min(data.len() - 1);
+                data[i] ^= xor;
+                lost.extend(starts.windows(2).position(|w| (w[0]..w[1]).contains(&i)));
+            }
+            fs::write(&seg, &data).unwrap();
+            let (got, _) = reopen(tmp.path(), &[]);
+            proptest::prop_assert_eq!(got, except(&all, &lost));
+        }
+    }
+
     #[test]
     fn a_flipped_byte_anywhere_in_an_ack_file_costs_at_most_its_own_entry() {
         let tmp = tempfile::tempdir().unwrap();
