@@ -4,7 +4,7 @@
 //! in it is acknowledged, `<first offset>.ack` (a header, then fixed-size ack entries). Recovery
 //! reads every whole record with a valid checksum and offsets that only grow; damage costs only
 //! the damaged records: recovery scans forward to the next valid record and reports the skipped
-//! bytes (see [`corruption`](crate::corruption)). Bytes after the last valid record are a torn
+//! bytes (see [`corruption`]). Bytes after the last valid record are a torn
 //! write (cut from the segment being appended to). The ack file is loaded entry by entry the same
 //! way, and recovery returns which records are still waiting.
 
