@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clock::Clock;
-use crate::corruption::{CorruptionCounters, CorruptionStats};
 use crate::record;
 use crate::segment::{self, Bits, ReadAt, SegmentReader, HEADER_LEN, SEGMENT_HEADER};
 use crate::syncer::{SyncMode, Syncer};
@@ -47,7 +46,7 @@ use crate::{DiskConfig, Message, QueueLog, QueuedMessage};
 #[derive(Debug)]
 pub(crate) struct LogContext {
     /// What recovery found damaged, over every log of the store.
-    pub corruption: CorruptionCounters,
+    pub corruption: crate::corruption::CorruptionCounters,
     pub config: DiskConfig,
     pub syncer: Arc<Syncer>,
     pub clock: Clock,
@@ -228,7 +227,7 @@ impl DiskLog {
             segment::remove(&self.dir, first)?;
         }
         let mut min_offset = 0;
-        let mut found = CorruptionStats::default();
+        let mut found = crate::corruption::CorruptionStats::default();
         for (k, &first) in firsts.iter().enumerate() {
             let next_first = firsts.get(k + 1).copied();
             let Some(r) = segment::recover(&self.dir, first, min_offset, next_first, &mut found)? else {
