@@ -22,7 +22,9 @@
 //! must never miss a message that was. (RabbitMQ's classic-queue v2 index keeps no delivered
 //! marker either; Qpid documents the same rule: every recovered message is redelivered.)
 //! Offsets continue above the highest one on disk; offsets of messages that never reached the
-//! disk (transient ones held in memory) may be handed out again after a restart.
+//! disk (transient ones held in memory) may be handed out again after a restart. Damage costs
+//! only the damaged records: recovery reports the byte ranges it skipped (holes), and the reader
+//! jumps over them, so the records behind them are still read back.
 //!
 //! The broker must call [`QueueLog::flush`] after each batch of appends and settles (records
 //! and acks are only buffered until then), and only then take a sync ticket from the store.
@@ -44,6 +46,8 @@ use crate::{DiskConfig, Message, QueueLog, QueuedMessage};
 /// What every log of a store shares.
 #[derive(Debug)]
 pub(crate) struct LogContext {
+    /// What recovery found damaged, over every log of the store.
+    pub corruption: crate::corruption::CorruptionCounters,
     pub config: DiskConfig,
     pub syncer: Arc<Syncer>,
     pub clock: Clock,
@@ -70,6 +74,9 @@ struct Segment {
     pending: u64,
     /// For a segment recovered at open: records (by position) that are not to be read back.
     skip: Option<Bits>,
+    /// For a segment recovered at open: damaged byte ranges between its valid records
+    /// (ascending), which the reader jumps over.
+    holes: Vec<(u64, u64)>,
     /// For a segment recovered at open: how often its waiting records had been returned to the
     /// queue, by offset (ascending; only records ever returned).
     returns: Vec<(u64, u32)>,
@@ -89,6 +96,7 @@ impl Segment {
             end_offset: first,
             pending: 0,
             skip: None,
+            holes: Vec::new(),
             returns: Vec::new(),
             ack_file: None,
             ack_len: 0,
@@ -169,6 +177,13 @@ fn message_size(m: &Message) -> usize {
     m.body.len() + m.properties.len() + m.exchange.len() + m.routing_key.len()
 }
 
+/// The end of the hole in `holes` (ascending, disjoint) that `pos` is in, if any.
+fn hole_at(holes: &[(u64, u64)], pos: u64) -> Option<u64> {
+    let i = holes.partition_point(|&(start, _)| start <= pos).checked_sub(1)?;
+    let (_, end) = holes[i];
+    (pos < end).then_some(end)
+}
+
 fn corrupt(dir: &Path, segment: u64, pos: u64, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -220,8 +235,12 @@ impl DiskLog {
             segment::remove(&self.dir, first)?;
         }
         let mut min_offset = 0;
-        for first in firsts {
-            let Some(r) = segment::recover(&self.dir, first, min_offset)? else { continue };
+        let mut found = crate::corruption::CorruptionStats::default();
+        for (k, &first) in firsts.iter().enumerate() {
+            let next_first = firsts.get(k + 1).copied();
+            let Some(r) = segment::recover(&self.dir, first, min_offset, next_first, &mut found)? else {
+                continue;
+            };
             min_offset = min_offset
                 .max(first)
                 .max(r.last_offset.map_or(0, |o| o + 1))
@@ -235,12 +254,21 @@ impl DiskLog {
                 end_offset: r.last_offset.map_or(first, |o| o + 1),
                 pending: r.pending,
                 skip,
+                holes: r.holes,
                 returns: r.returns,
                 ..Segment::new(first)
             });
         }
         self.next_offset = min_offset;
         self.recovered_below = min_offset;
+        if let Some(last) = self.segments.back() {
+            // Appends continue at the end of its valid data, not after a torn tail.
+            segment::cut_tail(&self.dir, last.first, last.len)?;
+        }
+        if !found.is_clean() {
+            tracing::warn!(dir = %self.dir.display(), ?found, "recovered a damaged queue log");
+            self.ctx.corruption.add(&found);
+        }
         // Segments with nothing left to deliver go now; the last one stays to be appended to
         // (and to remember, by its name, where offsets had got to).
         let mut i = 0;
@@ -498,6 +526,10 @@ impl DiskLog {
             if first != self.cursor.segment {
                 self.cursor = Cursor { segment: first, pos: HEADER_LEN, ordinal: 0 };
             }
+            if let Some(end) = hole_at(&self.segments[i].holes, self.cursor.pos) {
+                // Damage recovery skipped: no record starts in it (the ordinal stays).
+                self.cursor.pos = end;
+            }
             let active = self.is_active(first);
             if self.cursor.pos >= seg_len {
                 if active {
@@ -505,6 +537,7 @@ impl DiskLog {
                 }
                 // Done with this segment: what is left of it is only waiting for acks.
                 self.segments[i].skip = None;
+                self.segments[i].holes = Vec::new();
                 self.segments[i].returns = Vec::new();
                 self.reader = None;
                 let Some(next) = self.segments.get(i + 1) else { return Ok(None) };

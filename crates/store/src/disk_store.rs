@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::clock::Clock;
+use crate::corruption::{CorruptionCounters, CorruptionStats};
 use crate::disk_log::{DiskLog, LogContext};
 use crate::health::Health;
 use crate::names;
@@ -106,7 +107,14 @@ impl DiskStore {
         let (syncer, syncer_thread) = Syncer::start(config.sync, health.clone())?;
         Ok(DiskStore {
             data_dir: data_dir.to_owned(),
-            ctx: Arc::new(LogContext { config, syncer, clock: Clock::now(), health, _lock: lock }),
+            ctx: Arc::new(LogContext {
+                corruption: CorruptionCounters::default(),
+                config,
+                syncer,
+                clock: Clock::now(),
+                health,
+                _lock: lock,
+            }),
             syncer_thread,
             next_transient: AtomicU64::new(0),
         })
@@ -126,6 +134,13 @@ impl DiskStore {
     /// The configuration the store was opened with.
     pub fn config(&self) -> &DiskConfig {
         &self.ctx.config
+    }
+
+    /// What the recovery of the durable queue logs opened so far found damaged and worked
+    /// around (skipped records and ack entries, repaired headers, files set aside): for the
+    /// management API and metrics. Each event is also logged.
+    pub fn corruption_stats(&self) -> CorruptionStats {
+        self.ctx.corruption.snapshot()
     }
 
     /// Opens a queue's log as its concrete type (see [`Store::open_queue`]). At most one log

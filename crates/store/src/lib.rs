@@ -18,6 +18,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod clock;
+mod corruption;
 pub mod definitions;
 mod disk_log;
 mod disk_store;
@@ -33,6 +34,7 @@ mod syncer;
 use std::io;
 use std::time::Instant;
 
+pub use corruption::CorruptionStats;
 pub use disk_log::{DiskLog, MemoryStats};
 pub use disk_store::{DiskConfig, DiskStore};
 pub use health::Health;

@@ -152,6 +152,26 @@ pub(crate) fn peek_len(buf: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(buf.get(..4)?.try_into().ok()?))
 }
 
+/// The bytes [`plausible`] looks at: the prefix and the fixed payload fields.
+pub(crate) const PROBE_LEN: usize = PREFIX_LEN + FIXED_PAYLOAD_LEN;
+
+/// Whether a record could start at `buf[0]`, judged without its checksum: a length in range that
+/// fits in the `available` bytes, an offset in `offsets`, known flags and an exchange name that
+/// fits. Resynchronising after damage tries every byte position; these checks reject nearly all
+/// of them before a checksum over up to `len` bytes is computed, so a scan over garbage costs
+/// about as much as reading it. `buf` must hold [`PROBE_LEN`] bytes (fewer: not plausible).
+pub(crate) fn plausible(buf: &[u8], available: u64, offsets: &std::ops::Range<u64>) -> bool {
+    let Some(probe) = buf.get(..PROBE_LEN) else { return false };
+    let len = u32::from_le_bytes([probe[0], probe[1], probe[2], probe[3]]);
+    if !(MIN_LEN..=MAX_LEN).contains(&len) || PREFIX_LEN as u64 + u64::from(len) > available {
+        return false;
+    }
+    let offset = u64::from_le_bytes(probe[8..16].try_into().unwrap_or_default());
+    let flags = probe[16];
+    let exchange_len = u32::from(probe[PREFIX_LEN + 17]);
+    offsets.contains(&offset) && flags & !FLAG_PERSISTENT == 0 && MIN_LEN + exchange_len <= len
+}
+
 /// Decodes the record at the start of `buf`.
 pub(crate) fn decode(buf: &[u8]) -> Decoded<'_> {
     let Some(prefix) = buf.get(..PREFIX_LEN) else {
@@ -282,6 +302,25 @@ mod tests {
                     Decoded::Record(..) => panic!("flip of bit {bit} in byte {i} went unnoticed"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn valid_records_are_plausible_and_most_garbage_is_not() {
+        let m = message("amq.direct", "rk", &[1, 2, 3], b"body");
+        let mut buf = Vec::new();
+        let n = encode(&mut buf, 42, true, 7, &m) as u64;
+        assert!(plausible(&buf, n, &(0..100)));
+        assert!(!plausible(&buf, n - 1, &(0..100)), "does not fit");
+        assert!(!plausible(&buf, n, &(43..100)), "offset below the range");
+        assert!(!plausible(&buf, n, &(0..42)), "offset above the range");
+        assert!(!plausible(&buf[..PROBE_LEN - 1], n, &(0..100)), "too short to judge");
+        let mut bad_flags = buf.clone();
+        bad_flags[16] = 2;
+        assert!(!plausible(&bad_flags, n, &(0..100)));
+        // Every position inside the record: none is plausible (its bytes are not a record).
+        for at in 1..buf.len() {
+            assert!(!plausible(&buf[at..], n - at as u64, &(0..100)), "at {at}");
         }
     }
 

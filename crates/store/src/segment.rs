@@ -2,15 +2,19 @@
 //!
 //! A segment is `<first offset, 20 digits>.seg` (a header, then records) and, once something
 //! in it is acknowledged, `<first offset>.ack` (a header, then fixed-size ack entries). Recovery
-//! reads a segment up to its last whole record with a valid checksum and offsets that only grow,
-//! truncates whatever follows (a torn write or corruption), loads the ack file the same way, and
-//! returns which records are still waiting.
+//! reads every whole record with a valid checksum and offsets that only grow; damage costs only
+//! the damaged records: recovery scans forward to the next valid record and reports the skipped
+//! bytes (see [`corruption`]). Bytes after the last valid record are a torn
+//! write (cut from the segment being appended to). The ack file is loaded entry by entry the same
+//! way, and recovery returns which records are still waiting.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::corruption::{self, CorruptionStats};
 use crate::record::{self, Decoded, RecordRef, ACK_ENTRY_LEN};
 
 /// Starts every segment file: magic and format version.
@@ -91,14 +95,18 @@ impl Bits {
 /// What recovery found in one segment.
 #[derive(Debug)]
 pub(crate) struct Recovered {
-    /// Bytes of valid data (header included): the file's length after recovery.
+    /// Where the valid data ends (header included): the end of its last valid record. Bytes
+    /// after it hold no valid record (a torn tail); see [`cut_tail`].
     pub len: u64,
     /// Whole valid records.
     pub records: u64,
     /// The highest offset of a record in the segment.
     pub last_offset: Option<u64>,
-    /// Records to skip when reading it back (by position): acknowledged or not persistent.
+    /// Records to skip when reading it back (by position among the valid records):
+    /// acknowledged or not persistent.
     pub skip: Bits,
+    /// Damaged byte ranges between valid records, ascending: reading back jumps over them.
+    pub holes: Vec<(u64, u64)>,
     /// Records still waiting: persistent and not acknowledged.
     pub pending: u64,
     /// Body bytes of the waiting records (for `x-max-length-bytes`).
@@ -111,80 +119,68 @@ pub(crate) struct Recovered {
     pub highest_acked: Option<u64>,
 }
 
-/// Recovers segment `first` of `dir`, whose records must have offsets of at least
-/// `min_offset`. Returns `None` when the file is not a segment at all (it is set aside as
-/// `*.corrupt` with its ack file, and the queue goes on without it).
-pub(crate) fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Option<Recovered>> {
+/// Offsets never reach bit 63 (see [`record`]'s ack entries): the bound of the last segment.
+const OFFSET_LIMIT: u64 = 1 << 63;
+
+/// Recovers segment `first` of `dir`, whose records must have offsets of at least `min_offset`
+/// and below `next_first` (the next segment's first offset, if there is one).
+///
+/// A record that is damaged (or whose offset does not grow) is skipped: recovery resumes at the
+/// next valid record and reports the skipped bytes as a hole. Bytes after the last valid record
+/// that hold no valid record are a torn tail: not part of [`Recovered::len`], and only cut (by
+/// [`cut_tail`]) if this turns out to be the segment appended to. A damaged header is rewritten
+/// when records follow it. Damage is logged and counted in `found`, and the file copied aside
+/// (`*.corrupt`) before anything in it changes. Returns `None` when the file holds no valid
+/// record and not even a valid header: it is set aside as `*.corrupt` with its ack file, and the
+/// queue goes on without it.
+pub(crate) fn recover(
+    dir: &Path,
+    first: u64,
+    min_offset: u64,
+    next_first: Option<u64>,
+    found: &mut CorruptionStats,
+) -> io::Result<Option<Recovered>> {
     let path = segment_path(dir, first);
-    let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let file_len = file.metadata()?.len();
-    let mut header = [0u8; HEADER_LEN as usize];
     if file_len < HEADER_LEN {
         // Created, but the crash came before its header was written: an empty segment.
         file.set_len(0)?;
-        file.write_all(SEGMENT_HEADER)?;
+        file.write_all_at(SEGMENT_HEADER, 0)?;
         let mut skip = Bits::default();
-        let acks = load_acks(dir, first, &[], &mut skip)?;
+        let acks = load_acks(dir, first, &[], &mut skip, found)?;
         return Ok(Some(Recovered {
             len: HEADER_LEN,
             records: 0,
             last_offset: None,
             skip,
+            holes: Vec::new(),
             pending: 0,
             pending_body_bytes: 0,
             returns: Vec::new(),
             highest_acked: acks.highest_acked,
         }));
     }
-    file.read_exact(&mut header)?;
-    if &header != SEGMENT_HEADER {
-        tracing::warn!(path = %path.display(), "not a segment file (bad header); set aside as .corrupt");
-        set_aside(&path)?;
-        let ack = ack_path(dir, first);
-        if ack.exists() {
-            set_aside(&ack)?;
-        }
+    let mut header = [0u8; HEADER_LEN as usize];
+    file.read_exact_at(&mut header, 0)?;
+    let header_ok = &header == SEGMENT_HEADER;
+    let floor = min_offset.max(first);
+    // A bound at or below the floor cannot be right (names only grow): ignore it rather than
+    // reject every record.
+    let bound = next_first.filter(|&n| n > floor).unwrap_or(OFFSET_LIMIT);
+    let scan = scan_records(file.try_clone()?, file_len, floor..bound)?;
+    if !header_ok && scan.offsets.is_empty() {
+        set_segment_aside(dir, first, found)?;
         return Ok(None);
     }
-
-    // Records: offsets and persistence, in order, up to the first one that is not whole and valid.
-    let mut reader = SegmentReader::new(file.try_clone()?);
-    let mut offsets = Vec::new();
-    let mut body_lens: Vec<u32> = Vec::new();
-    let mut skip = Bits::default();
-    let mut pos = HEADER_LEN;
-    let mut floor = min_offset.max(first);
-    let cut_reason = loop {
-        match reader.read_at(pos, file_len) {
-            Ok(ReadAt::Record(r, len)) => {
-                if r.offset < floor {
-                    break Some("record offsets do not grow");
-                }
-                floor = r.offset + 1;
-                offsets.push(r.offset);
-                body_lens.push(r.body.len() as u32);
-                skip.push(!r.persistent());
-                pos += len as u64;
-            }
-            Ok(ReadAt::End) => break None,
-            Ok(ReadAt::Torn) => break Some("torn record at the end"),
-            Ok(ReadAt::Corrupt(why)) => break Some(why),
-            Err(e) => return Err(e),
-        }
-    };
-    if let Some(reason) = cut_reason {
-        tracing::warn!(
-            path = %path.display(),
-            valid_bytes = pos,
-            cut_bytes = file_len - pos,
-            reason,
-            "truncating segment after its last valid record"
-        );
-        file.set_len(pos)?;
+    note_damage(dir, &path, header_ok, &scan, file_len, found);
+    if !header_ok {
+        file.write_all_at(SEGMENT_HEADER, 0)?;
     }
 
     // Acks: mark acknowledged records to skip.
-    let acks = load_acks(dir, first, &offsets, &mut skip)?;
+    let Scan { offsets, body_lens, mut skip, end, holes, .. } = scan;
+    let acks = load_acks(dir, first, &offsets, &mut skip, found)?;
     let records = offsets.len() as u64;
     let pending = records - skip.count_ones();
     let waiting = |i: usize| !skip.get(i as u64);
@@ -196,10 +192,11 @@ pub(crate) fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Opt
         .filter(|(offset, _)| offsets.binary_search(offset).is_ok_and(waiting))
         .collect();
     Ok(Some(Recovered {
-        len: pos,
+        len: end,
         records,
         last_offset: offsets.last().copied(),
         skip,
+        holes: holes.iter().map(|h| (h.start, h.end)).collect(),
         pending,
         pending_body_bytes,
         returns,
@@ -207,10 +204,178 @@ pub(crate) fn recover(dir: &Path, first: u64, min_offset: u64) -> io::Result<Opt
     }))
 }
 
-fn set_aside(path: &Path) -> io::Result<()> {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".corrupt");
-    fs::rename(path, aside)
+/// Cuts segment `first` back to `len`, the end of its valid data, if it is longer: the segment
+/// about to be appended to must end at a record boundary.
+pub(crate) fn cut_tail(dir: &Path, first: u64, len: u64) -> io::Result<()> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new().write(true).open(&path)?;
+    let file_len = file.metadata()?.len();
+    if file_len > len {
+        tracing::warn!(
+            dir = %dir.display(),
+            file = %file_name(&path),
+            at = len,
+            bytes = file_len - len,
+            "truncating the active segment after its last valid record"
+        );
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or(path.as_os_str()).to_string_lossy()
+}
+
+/// A damaged stretch of a segment, between valid records.
+#[derive(Debug)]
+struct Hole {
+    start: u64,
+    end: u64,
+    why: &'static str,
+}
+
+/// Bytes after the last valid record with no valid record in them.
+#[derive(Debug)]
+struct Tail {
+    start: u64,
+    /// The data ends inside a record that claims more bytes than there are, or in zeros: a
+    /// write cut short by a crash (or a damaged length field, which looks the same), not
+    /// evidence worth a copy.
+    torn: bool,
+    why: &'static str,
+}
+
+/// What [`scan_records`] found.
+#[derive(Debug)]
+struct Scan {
+    offsets: Vec<u64>,
+    body_lens: Vec<u32>,
+    /// One bit per valid record: set for a non-persistent one.
+    skip: Bits,
+    /// The end of the last valid record (the header's end if there is none).
+    end: u64,
+    holes: Vec<Hole>,
+    tail: Option<Tail>,
+}
+
+/// Reads every valid record of a segment whose offsets grow within `offsets`, skipping damaged
+/// stretches: at a position where no acceptable record starts, it scans forward for the next
+/// one.
+fn scan_records(file: File, file_len: u64, offsets: Range<u64>) -> io::Result<Scan> {
+    let mut reader = SegmentReader::new(file);
+    let mut scan = Scan {
+        offsets: Vec::new(),
+        body_lens: Vec::new(),
+        skip: Bits::default(),
+        end: HEADER_LEN,
+        holes: Vec::new(),
+        tail: None,
+    };
+    let mut pos = HEADER_LEN;
+    let mut floor = offsets.start;
+    loop {
+        let (torn, why) = match reader.read_at(pos, file_len)? {
+            ReadAt::End => break,
+            ReadAt::Record(r, len) if (floor..offsets.end).contains(&r.offset) => {
+                floor = r.offset + 1;
+                scan.offsets.push(r.offset);
+                scan.body_lens.push(r.body.len() as u32);
+                scan.skip.push(!r.persistent());
+                pos += len as u64;
+                scan.end = pos;
+                continue;
+            }
+            ReadAt::Record(..) => (false, "record offset out of order"),
+            ReadAt::Torn => (true, "record runs past the end of the file"),
+            ReadAt::Corrupt(why) => (false, why),
+        };
+        match reader.resync(pos + 1, file_len, floor..offsets.end)? {
+            Some(next) => {
+                scan.holes.push(Hole { start: pos, end: next, why });
+                pos = next;
+            }
+            None => {
+                // Zeros are what a crash leaves where a write had extended the file but its
+                // data never reached the disk: torn, like a record cut short.
+                let torn = torn || reader.all_zero(pos, file_len)?;
+                scan.tail = Some(Tail { start: pos, torn, why });
+                break;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Logs and counts the damage a scan found, and copies the file aside if any of it is more than
+/// a write torn by a crash.
+fn note_damage(
+    dir: &Path,
+    path: &Path,
+    header_ok: bool,
+    scan: &Scan,
+    file_len: u64,
+    found: &mut CorruptionStats,
+) {
+    let (dir_shown, file) = (dir.display(), file_name(path));
+    let mut damaged = Vec::new();
+    if !header_ok {
+        tracing::warn!(dir = %dir_shown, %file, "damaged segment header; its records are kept and the header rewritten");
+        found.segment_headers_repaired += 1;
+        damaged.push((0, HEADER_LEN));
+    }
+    for hole in &scan.holes {
+        let bytes = hole.end - hole.start;
+        tracing::error!(
+            dir = %dir_shown,
+            %file,
+            at = hole.start,
+            bytes,
+            reason = hole.why,
+            "skipped damaged records; recovery resumes at the next valid record"
+        );
+        found.corrupt_records_skipped += 1;
+        found.corrupt_bytes_skipped += bytes;
+        damaged.push((hole.start, hole.end));
+    }
+    if let Some(tail) = &scan.tail {
+        let bytes = file_len - tail.start;
+        tracing::warn!(
+            dir = %dir_shown,
+            %file,
+            at = tail.start,
+            bytes,
+            reason = tail.why,
+            "no valid record after the last one; a torn tail (cut if this is the active segment)"
+        );
+        found.torn_tails += 1;
+        found.torn_tail_bytes += bytes;
+        if !tail.torn {
+            damaged.push((tail.start, file_len));
+        }
+    }
+    if !damaged.is_empty() {
+        corruption::copy_aside(path, &damaged, found);
+    }
+}
+
+/// Sets aside a segment file that holds nothing usable, and its ack file (whose entries could
+/// only name records of that file).
+fn set_segment_aside(dir: &Path, first: u64, found: &mut CorruptionStats) -> io::Result<()> {
+    let path = segment_path(dir, first);
+    let aside = corruption::set_aside(&path)?;
+    tracing::error!(
+        dir = %dir.display(),
+        file = %file_name(&path),
+        aside = %aside.display(),
+        "not a segment file (bad header, no valid record); set aside"
+    );
+    found.segments_set_aside += 1;
+    let ack = ack_path(dir, first);
+    if ack.exists() {
+        corruption::set_aside(&ack)?;
+    }
+    Ok(())
 }
 
 /// What a segment's ack file says beyond the skip bits.
@@ -221,9 +386,17 @@ struct Acks {
     returns: Vec<(u64, u32)>,
 }
 
-/// Reads `first`'s ack file (if any), truncating a torn or corrupt tail, sets the skip bit
-/// of every acknowledged record and counts the returns of each.
-fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Result<Acks> {
+/// Reads `first`'s ack file (if any), sets the skip bit of every acknowledged record and counts
+/// the returns of each. Entries are fixed-size, so a damaged one costs that entry only: it is
+/// skipped and reading goes on at the next. Only a partial entry at the end (a torn write) is
+/// cut. A damaged header is rewritten, unless no entry is valid (the file is set aside).
+fn load_acks(
+    dir: &Path,
+    first: u64,
+    offsets: &[u64],
+    skip: &mut Bits,
+    found: &mut CorruptionStats,
+) -> io::Result<Acks> {
     let path = ack_path(dir, first);
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
@@ -232,21 +405,77 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
     };
     let mut data = Vec::new();
     file.read_to_end(&mut data)?;
-    if data.len() < HEADER_LEN as usize || data[..HEADER_LEN as usize] != ACK_HEADER[..] {
-        tracing::warn!(path = %path.display(), "ack file has no valid header; its acks are lost");
+    let header_len = HEADER_LEN as usize;
+    if data.len() < header_len {
+        // Created, but the crash came before its header was written: it holds no entry.
         file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(ACK_HEADER)?;
+        file.write_all_at(ACK_HEADER, 0)?;
         return Ok(Acks::default());
     }
-    let mut valid = HEADER_LEN as usize;
+    let header_ok = data[..header_len] == ACK_HEADER[..];
+    let whole = header_len + (data.len() - header_len) / ACK_ENTRY_LEN * ACK_ENTRY_LEN;
+    let (entries, bad) = read_ack_entries(&data[header_len..whole]);
+    let skipped: u64 = bad.iter().map(|(start, end)| (end - start) / ACK_ENTRY_LEN as u64).sum();
+    found.corrupt_ack_entries_skipped += skipped;
+    let (dir_shown, name) = (dir.display(), file_name(&path));
+    if !header_ok && entries.is_empty() {
+        let aside = corruption::set_aside(&path)?;
+        tracing::error!(dir = %dir_shown, file = %name, aside = %aside.display(), skipped, "not an ack file (bad header, no valid entry); set aside");
+        found.ack_files_set_aside += 1;
+        return Ok(Acks::default());
+    }
+    let mut damaged = Vec::new();
+    for &(start, end) in &bad {
+        let (at, end) = (start + HEADER_LEN, end + HEADER_LEN);
+        let entries = (end - at) / ACK_ENTRY_LEN as u64;
+        tracing::error!(dir = %dir_shown, file = %name, at, entries, "skipped damaged ack entries; the messages they named may come back");
+        damaged.push((at, end));
+    }
+    if !header_ok {
+        tracing::warn!(dir = %dir_shown, file = %name, "damaged ack file header; its entries are kept and the header rewritten");
+        found.ack_headers_repaired += 1;
+        damaged.push((0, HEADER_LEN));
+    }
+    if !damaged.is_empty() {
+        corruption::copy_aside(&path, &damaged, found);
+    }
+    if !header_ok {
+        file.write_all_at(ACK_HEADER, 0)?;
+    }
+    if whole < data.len() {
+        tracing::warn!(dir = %dir_shown, file = %name, at = whole, bytes = data.len() - whole, "truncating a torn ack entry at the end");
+        file.set_len(whole as u64)?;
+    }
+    Ok(apply_acks(&path, entries, offsets, skip))
+}
+
+/// The valid entries of an ack file's body, and the byte ranges (relative to the body) of runs
+/// of damaged entries.
+fn read_ack_entries(body: &[u8]) -> (Vec<record::AckEntry>, Vec<(u64, u64)>) {
+    let mut entries = Vec::with_capacity(body.len() / ACK_ENTRY_LEN);
+    let mut bad: Vec<(u64, u64)> = Vec::new();
+    for (i, entry) in body.chunks_exact(ACK_ENTRY_LEN).enumerate() {
+        let decoded = <&[u8; ACK_ENTRY_LEN]>::try_from(entry).ok().and_then(record::decode_ack);
+        if let Some(entry) = decoded {
+            entries.push(entry);
+            continue;
+        }
+        let at = (i * ACK_ENTRY_LEN) as u64;
+        match bad.last_mut() {
+            Some((_, end)) if *end == at => *end += ACK_ENTRY_LEN as u64,
+            _ => bad.push((at, at + ACK_ENTRY_LEN as u64)),
+        }
+    }
+    (entries, bad)
+}
+
+/// Sets the skip bit of every acknowledged record and counts returns per offset.
+fn apply_acks(path: &Path, entries: Vec<record::AckEntry>, offsets: &[u64], skip: &mut Bits) -> Acks {
     let mut acks = Acks::default();
     let mut returned: Vec<u64> = Vec::new();
-    for entry in data[valid..].chunks(ACK_ENTRY_LEN) {
-        let Ok(entry) = <&[u8; ACK_ENTRY_LEN]>::try_from(entry) else { break };
-        match record::decode_ack(entry) {
-            None => break,
-            Some(record::AckEntry::Settled(offset)) => {
+    for entry in entries {
+        match entry {
+            record::AckEntry::Settled(offset) => {
                 acks.highest_acked = acks.highest_acked.max(Some(offset));
                 match offsets.binary_search(&offset) {
                     Ok(i) => skip.set(i as u64),
@@ -255,9 +484,8 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
                     }
                 }
             }
-            Some(record::AckEntry::Returned(offset)) => returned.push(offset),
+            record::AckEntry::Returned(offset) => returned.push(offset),
         }
-        valid += ACK_ENTRY_LEN;
     }
     returned.sort_unstable();
     for offset in returned {
@@ -266,16 +494,7 @@ fn load_acks(dir: &Path, first: u64, offsets: &[u64], skip: &mut Bits) -> io::Re
             _ => acks.returns.push((offset, 1)),
         }
     }
-    if valid < data.len() {
-        tracing::warn!(
-            path = %path.display(),
-            valid_bytes = valid,
-            cut_bytes = data.len() - valid,
-            "truncating ack file after its last valid entry"
-        );
-        file.set_len(valid as u64)?;
-    }
-    Ok(acks)
+    acks
 }
 
 /// Creates an empty segment file (`create_new`: a leftover of that name is an error). The
@@ -366,6 +585,47 @@ impl SegmentReader {
             Decoded::Corrupt(why) => ReadAt::Corrupt(why),
             Decoded::Incomplete { .. } => ReadAt::Torn,
         })
+    }
+
+    /// The first position in `from..end` where a whole, valid record with an offset in
+    /// `offsets` starts, trying every byte: where to resume after damage. Plausibility checks
+    /// ([`record::plausible`]) come before the checksum, so scanning garbage costs little more
+    /// than reading it.
+    pub(crate) fn resync(&mut self, from: u64, end: u64, offsets: Range<u64>) -> io::Result<Option<u64>> {
+        let probe = record::PROBE_LEN as u64;
+        let mut pos = from;
+        while pos + probe <= end {
+            if !self.ensure(pos, record::PROBE_LEN, end)? {
+                break;
+            }
+            let start = (pos - self.buf_pos) as usize;
+            if record::plausible(&self.buf[start..], end - pos, &offsets) {
+                if let ReadAt::Record(r, _) = self.read_at(pos, end)? {
+                    if offsets.contains(&r.offset) {
+                        return Ok(Some(pos));
+                    }
+                }
+            }
+            pos += 1;
+        }
+        Ok(None)
+    }
+
+    /// Whether every byte in `from..end` is zero.
+    pub(crate) fn all_zero(&mut self, from: u64, end: u64) -> io::Result<bool> {
+        let mut pos = from;
+        while pos < end {
+            let n = (end - pos).min(READ_CHUNK as u64) as usize;
+            if !self.ensure(pos, n, end)? {
+                return Ok(false);
+            }
+            let start = (pos - self.buf_pos) as usize;
+            if self.buf[start..start + n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += n as u64;
+        }
+        Ok(true)
     }
 
     /// Makes `need` bytes from `pos` available in the buffer; false when the data (up to
@@ -471,22 +731,34 @@ mod tests {
         assert_eq!(bodies, [5, body.len(), 5]);
         assert!(matches!(reader.read_at(pos, end).unwrap(), ReadAt::End));
         // Recovery agrees, and counts only the persistent records as pending.
-        let r = recover(tmp.path(), 0, 0).unwrap().unwrap();
+        let r = recover(tmp.path(), 0, 0, None, &mut CorruptionStats::default()).unwrap().unwrap();
         assert_eq!((r.records, r.pending, r.last_offset, r.len), (3, 2, Some(2), end));
     }
 
     #[test]
-    fn offsets_that_do_not_grow_are_cut() {
+    fn records_whose_offsets_do_not_grow_are_skipped() {
         let tmp = tempfile::tempdir().unwrap();
         let mut data = SEGMENT_HEADER.to_vec();
-        for offset in [5, 6, 6, 7] {
+        let mut starts = Vec::new();
+        for offset in [5, 6, 6, 7, 9] {
+            starts.push(data.len() as u64);
             record::encode(&mut data, offset, true, 0, &message(Vec::new()));
         }
         fs::write(segment_path(tmp.path(), 5), &data).unwrap();
-        let r = recover(tmp.path(), 5, 0).unwrap().unwrap();
-        assert_eq!((r.records, r.last_offset), (2, Some(6)));
-        // Records below where the previous segment ended: the segment is cut whole.
-        let r = recover(tmp.path(), 5, 100).unwrap().unwrap();
+        let mut found = CorruptionStats::default();
+        let r = recover(tmp.path(), 5, 0, None, &mut found).unwrap().unwrap();
+        assert_eq!((r.records, r.last_offset, r.pending), (4, Some(9), 4));
+        assert_eq!(r.holes, [(starts[2], starts[3])]);
+        assert_eq!((found.corrupt_records_skipped, found.corrupt_bytes_skipped), (1, starts[3] - starts[2]));
+        // Offsets at or above the next segment's first are not this segment's.
+        let r = recover(tmp.path(), 5, 0, Some(8), &mut found).unwrap().unwrap();
+        assert_eq!((r.records, r.last_offset, r.len), (3, Some(7), starts[4]));
+        // Records below where the previous segment ended: none is valid, so all of it is a
+        // tail (not cut here: only the active segment's tail is cut, by `cut_tail`).
+        let r = recover(tmp.path(), 5, 100, None, &mut found).unwrap().unwrap();
         assert_eq!((r.records, r.len), (0, HEADER_LEN));
+        assert_eq!(fs::metadata(segment_path(tmp.path(), 5)).unwrap().len(), data.len() as u64);
+        cut_tail(tmp.path(), 5, r.len).unwrap();
+        assert_eq!(fs::metadata(segment_path(tmp.path(), 5)).unwrap().len(), HEADER_LEN);
     }
 }
