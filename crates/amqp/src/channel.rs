@@ -310,6 +310,11 @@ impl ChannelHandle {
         self.state.lock().consumers.values().cloned().collect()
     }
 
+    /// Whether the channel has a consumer.
+    pub fn has_consumers(&self) -> bool {
+        !self.state.lock().consumers.is_empty()
+    }
+
     /// Forgets every consumer; returns them with their queues.
     pub fn take_consumers(&self) -> Vec<(ShortStr, Arc<Queue>)> {
         let taken = self.state.lock().consumers.drain().collect();

@@ -158,6 +158,11 @@ impl Session {
     fn wait_if_held_back(&mut self) {
         let Some(queue) = self.effects.take_held_back() else { return };
         let Some(waker) = &self.flow_waker else { return };
+        // A connection that also consumes is not held back: its acks arrive on the socket that
+        // would not be read, and its consumers could not drain the queue that holds it.
+        if self.channels.values().any(|ch| ch.handle.has_consumers()) {
+            return;
+        }
         if !self.held_back && queue.wait_for_flow(waker.clone()) {
             self.held_back = true;
             if self.entry.state() == ConnectionState::Running {

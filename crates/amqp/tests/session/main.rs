@@ -9,6 +9,7 @@ mod dead_letter_cycles;
 mod declare_rules;
 mod delivery_limit;
 mod exclusive_and_delete;
+mod flow;
 mod get_and_acks;
 mod harness;
 mod limits_and_dead_letters;
