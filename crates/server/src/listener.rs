@@ -34,6 +34,7 @@ pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyh
     let mut terminate = signal(SignalKind::terminate())?;
     let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
+    broker.set_max_failed_logins_per_minute(config.max_failed_logins_per_minute);
     spawn_ticker(broker.clone());
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
