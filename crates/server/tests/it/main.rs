@@ -14,6 +14,7 @@ mod connection;
 mod crash;
 mod disk_alarm;
 mod exchange;
+mod hostile;
 mod large;
 mod large_bodies;
 mod malformed;
