@@ -4,20 +4,23 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::RwLock;
 
 use warren_store::definitions::{BindingDef, Definitions, UserDef};
 use warren_store::{MemoryStore, Store};
 
+use crate::counters::{Counter, Counters};
 use crate::effects::Effects;
 use crate::error::BrokerError;
+use crate::logins::{Logins, RefusedLogin};
 use crate::queue::FlowBound;
 use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
 
-/// Why [`Broker::authenticate`] refused; for the log, never for the client.
+/// Why a login was refused; for the log, never for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     /// No user has that name.
@@ -26,6 +29,23 @@ pub enum AuthFailure {
     BadPassword,
     /// A loopback-only user connecting from another machine.
     NotFromLoopback,
+    /// The address failed too often lately (`max_failed_logins_per_minute`): not checked.
+    TooManyFailures,
+    /// The protocol face could not read the credentials ([`Broker::authenticate`] never says so).
+    Malformed,
+}
+
+impl AuthFailure {
+    /// The reason as the log gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::UnknownUser => "unknown user",
+            AuthFailure::BadPassword => "invalid password",
+            AuthFailure::NotFromLoopback => "user can only connect via localhost",
+            AuthFailure::TooManyFailures => "too many failed logins from this address",
+            AuthFailure::Malformed => "malformed credentials",
+        }
+    }
 }
 
 /// Whether a peer is on this machine; an IPv4 client of a dual-stack `[::]` listener shows up as
@@ -113,6 +133,10 @@ pub struct Broker {
     next_timeout_check: parking_lot::Mutex<Option<std::time::Instant>>,
     /// Flow control's bound, for vhosts added from now.
     flow_bound: parking_lot::Mutex<FlowBound>,
+    /// Refused logins: the per-address limit and the log's budget.
+    logins: Logins,
+    /// Counters of the node itself rather than of something in it (refused logins).
+    counters: Counters,
 }
 
 /// How often consumer timeouts are checked; RabbitMQ checks less often.
@@ -151,6 +175,8 @@ impl Broker {
             consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
             flow_bound: parking_lot::Mutex::new(FlowBound::default()),
             next_timeout_check: parking_lot::Mutex::new(None),
+            logins: Logins::default(),
+            counters: Counters::default(),
         }
     }
 
@@ -185,6 +211,18 @@ impl Broker {
         if due {
             self.registry.check_timeouts(now.instant, self.consumer_timeout());
         }
+        self.logins.tick(now.instant);
+    }
+
+    /// Sets the most failed logins an address may have per minute before its logins are refused
+    /// unchecked for the rest of that minute; None or 0: no limit (the default, as RabbitMQ).
+    pub fn set_max_failed_logins_per_minute(&self, limit: Option<u32>) {
+        self.logins.set_limit(limit);
+    }
+
+    /// Counters of the node itself, not of a queue, exchange or connection: refused logins.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The connections and channels of the broker.
@@ -302,13 +340,19 @@ impl Broker {
         self.vhosts.read().values().cloned().collect()
     }
 
-    /// Checks a password and, for loopback-only users, the peer address.
+    /// Checks a password and, for loopback-only users, the peer address; refuses at once, without
+    /// a check, a peer over the failed-login limit. A refusal is for the caller to report with
+    /// [`Broker::login_refused`].
     pub fn authenticate(
         &self,
         username: &str,
         password: &str,
         peer: Option<IpAddr>,
+        now: Instant,
     ) -> Result<(), AuthFailure> {
+        if self.logins.is_blocked(peer, now) {
+            return Err(AuthFailure::TooManyFailures);
+        }
         let users = self.users.read();
         let user = users.get(username).ok_or(AuthFailure::UnknownUser)?;
         if !user.check_password(password) {
@@ -318,6 +362,13 @@ impl Broker {
             return Err(AuthFailure::NotFromLoopback);
         }
         Ok(())
+    }
+
+    /// Records a refused login: counted, logged (a few a second at most, the rest summed up),
+    /// and held against its address when there is a failed-login limit.
+    pub fn login_refused(&self, login: RefusedLogin<'_>, now: Instant) {
+        self.counters.add(Counter::LoginsRefused, 1);
+        self.logins.refused(&login, now);
     }
 
     /// The vhost `vhost` if it exists and `username` may use it.
@@ -342,16 +393,54 @@ fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_refused_login_says_why() {
         let broker = Broker::new();
+        let now = Instant::now();
         let ip = |s: &str| Some(s.parse().unwrap());
-        assert_eq!(broker.authenticate("guest", "guest", ip("::ffff:127.0.0.1")), Ok(()));
-        assert_eq!(broker.authenticate("guest", "guest", None), Ok(()));
-        assert_eq!(broker.authenticate("nobody", "guest", ip("127.0.0.1")), Err(AuthFailure::UnknownUser));
-        assert_eq!(broker.authenticate("guest", "nope", ip("127.0.0.1")), Err(AuthFailure::BadPassword));
-        assert_eq!(broker.authenticate("guest", "guest", ip("10.0.0.1")), Err(AuthFailure::NotFromLoopback));
+        let auth = |user, pass, peer| broker.authenticate(user, pass, peer, now);
+        assert_eq!(auth("guest", "guest", ip("::ffff:127.0.0.1")), Ok(()));
+        assert_eq!(auth("guest", "guest", None), Ok(()));
+        assert_eq!(auth("nobody", "guest", ip("127.0.0.1")), Err(AuthFailure::UnknownUser));
+        assert_eq!(auth("guest", "nope", ip("127.0.0.1")), Err(AuthFailure::BadPassword));
+        assert_eq!(auth("guest", "guest", ip("10.0.0.1")), Err(AuthFailure::NotFromLoopback));
+    }
+
+    fn refuse(broker: &Broker, peer: &str, reason: AuthFailure, now: Instant) {
+        let peer = Some(peer.parse().unwrap());
+        broker.login_refused(RefusedLogin { username: "guest", mechanism: "PLAIN", peer, reason }, now);
+    }
+
+    #[test]
+    fn refused_logins_are_counted_and_limited_per_address_when_asked() {
+        let broker = Broker::new();
+        let now = Instant::now();
+        let local = Some("127.0.0.1".parse().unwrap());
+        for _ in 0..5 {
+            refuse(&broker, "127.0.0.1", AuthFailure::BadPassword, now);
+        }
+        assert_eq!(broker.counters().snapshot().get(Counter::LoginsRefused), 5);
+        assert_eq!(broker.authenticate("guest", "guest", local, now), Ok(()), "no limit by default");
+
+        broker.set_max_failed_logins_per_minute(Some(2));
+        refuse(&broker, "127.0.0.1", AuthFailure::Malformed, now);
+        assert_eq!(broker.authenticate("guest", "guest", local, now), Ok(()));
+        refuse(&broker, "127.0.0.1", AuthFailure::UnknownUser, now);
+        let refused = broker.authenticate("guest", "guest", local, now);
+        assert_eq!(refused, Err(AuthFailure::TooManyFailures), "not checked, though right");
+        let other = Some("127.0.0.2".parse().unwrap());
+        assert_eq!(broker.authenticate("guest", "guest", other, now), Ok(()));
+        // Refusals by the limit are counted but do not lengthen it.
+        refuse(&broker, "127.0.0.1", AuthFailure::TooManyFailures, now + Duration::from_secs(59));
+        assert_eq!(broker.counters().snapshot().get(Counter::LoginsRefused), 8);
+        let later = now + crate::logins::FAILURE_WINDOW;
+        assert_eq!(broker.authenticate("guest", "guest", local, later), Ok(()));
+        broker.set_max_failed_logins_per_minute(Some(0));
+        refuse(&broker, "127.0.0.1", AuthFailure::BadPassword, later);
+        refuse(&broker, "127.0.0.1", AuthFailure::BadPassword, later);
+        assert_eq!(broker.authenticate("guest", "guest", local, later), Ok(()), "0 is no limit");
     }
 
     #[test]

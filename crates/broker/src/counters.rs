@@ -48,6 +48,8 @@ pub enum Counter {
     BytesIn,
     /// Bytes sent (by a connection, to its socket).
     BytesOut,
+    /// Logins refused, for any reason (counted for the node only: the connection goes at once).
+    LoginsRefused,
 }
 
 impl Counter {
@@ -72,6 +74,7 @@ impl Counter {
         Counter::DeadLetteredDeliveryLimit,
         Counter::BytesIn,
         Counter::BytesOut,
+        Counter::LoginsRefused,
     ];
 
     /// A stable snake_case name (for metrics and the management API).
@@ -96,12 +99,13 @@ impl Counter {
             Counter::DeadLetteredDeliveryLimit => "dead_lettered_delivery_limit",
             Counter::BytesIn => "bytes_in",
             Counter::BytesOut => "bytes_out",
+            Counter::LoginsRefused => "logins_refused",
         }
     }
 }
 
 /// How many counters there are.
-pub(crate) const COUNTERS: usize = 19;
+pub(crate) const COUNTERS: usize = 20;
 
 /// One set of counters.
 #[derive(Default)]

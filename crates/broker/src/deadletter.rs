@@ -2,7 +2,7 @@
 //! the `x-death` history RabbitMQ records in its headers.
 
 use bytes::{Bytes, BytesMut};
-use warren_message::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use warren_message::{BasicProperties, FieldTable, FieldValue, LenientTable, LenientValue, ShortStr};
 
 use warren_store::Message;
 
@@ -123,6 +123,8 @@ struct Recorded {
 /// every time (see `last-death-headers` in docs/differences.md). A per-message expiration moves
 /// into the record, so the copy does not expire again for the same reason. With `strip_cc` (the
 /// queue has a dead-letter routing key, which alone routes the copy) the `CC` header goes.
+/// Headers nested too deep to decode are kept as they came (an `x-death` among them counts as
+/// one a client rewrote): decoding them whole would fail and lose every property.
 fn with_death_recorded(
     message: &Message,
     queue: &str,
@@ -130,8 +132,9 @@ fn with_death_recorded(
     strip_cc: bool,
     unix_secs: u64,
 ) -> Recorded {
-    let mut props = BasicProperties::decode(&message.properties).unwrap_or_default();
-    let mut headers = props.headers.take().unwrap_or_default();
+    // Properties that do not decode at all were never valid; the copy goes without them.
+    let (mut props, headers) = BasicProperties::decode_lenient(&message.properties).unwrap_or_default();
+    let mut headers = headers.unwrap_or_default();
     let original_expiration = props.expiration.take();
     let text = |s: &str| FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()));
     let cc = cc_keys(&headers);
@@ -141,7 +144,7 @@ fn with_death_recorded(
     // An x-death that is not an array (a client rewrote it) is started afresh; only entries
     // added to an existing history are sorted, as RabbitMQ does.
     let (mut deaths, sort_new) = match previous {
-        Some(FieldValue::Array(items)) => (items, true),
+        Some(LenientValue::Decoded(FieldValue::Array(items))) => (items, true),
         _ => (Vec::new(), false),
     };
     let same = |entry: &FieldValue| match entry {
@@ -206,15 +209,14 @@ fn with_death_recorded(
     if strip_cc {
         headers.remove("CC");
     }
-    sort_table(&mut headers);
-    props.headers = Some(headers);
+    headers.sort_by_key();
     let mut out = BytesMut::new();
-    props.encode(&mut out);
+    props.encode_lenient(Some(&headers), &mut out);
     Recorded { properties: out.freeze(), deaths: history, cc }
 }
 
 /// The string keys of a `CC` header array; other items route nowhere, as at publish.
-fn cc_keys(headers: &FieldTable) -> Vec<ShortStr> {
+fn cc_keys(headers: &LenientTable) -> Vec<ShortStr> {
     match headers.get("CC") {
         Some(FieldValue::Array(items)) => items
             .iter()
@@ -431,5 +433,52 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(entry_keys(&d[0])[..3], ["count", "reason", "queue"]);
         assert_eq!(headers(&props).get("x-first-death-queue"), None);
+    }
+
+    /// Raw headers: `app` = "kept", `deep` = a table nested `depth` levels.
+    fn deep_headers(depth: usize) -> (Bytes, Bytes) {
+        let mut value = b"S\x00\x00\x00\x02hi".to_vec();
+        for _ in 0..depth {
+            let mut entry = vec![1, b'n'];
+            entry.extend_from_slice(&value);
+            value = vec![b'F'];
+            value.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+            value.extend_from_slice(&entry);
+        }
+        let mut body = b"\x03appS\x00\x00\x00\x04kept\x04deep".to_vec();
+        body.extend_from_slice(&value);
+        let mut table = (body.len() as u32).to_be_bytes().to_vec();
+        table.extend_from_slice(&body);
+        (Bytes::from(table), Bytes::from(value))
+    }
+
+    #[test]
+    fn headers_too_deep_to_decode_keep_every_property() {
+        let (table, deep) = deep_headers(100);
+        // flags: headers, delivery-mode, message-id; then the list in order.
+        let flags = warren_message::properties::HEADERS
+            | warren_message::properties::DELIVERY_MODE
+            | warren_message::properties::MESSAGE_ID;
+        let raw = [&flags.to_be_bytes()[..], &table, b"\x02", b"\x02id"].concat();
+        let m = Message { properties: Bytes::from(raw), ..message() };
+        assert!(BasicProperties::decode(&m.properties).is_err(), "too deep to decode whole");
+        let recorded = with_death_recorded(&m, "q", DeathReason::Rejected, false, 1);
+        let (p, headers) = BasicProperties::decode_lenient(&recorded.properties).unwrap();
+        assert_eq!(p.delivery_mode, Some(2));
+        assert_eq!(p.message_id.as_deref(), Some("id"));
+        let headers = headers.unwrap();
+        assert_eq!(headers.get("app").and_then(FieldValue::as_str), Some("kept"));
+        let kept = headers.0.iter().find(|(k, _)| k == "deep").map(|(_, v)| v.clone());
+        assert_eq!(kept, Some(LenientValue::Kept(deep)));
+        let Some(FieldValue::Array(d)) = headers.get("x-death") else { panic!("no x-death") };
+        assert_eq!(d.len(), 1);
+        assert_eq!(headers.get("x-first-death-queue").and_then(FieldValue::as_str), Some("q"));
+        // A second death finds the first in x-death, as with any message.
+        let again = Message { properties: recorded.properties, ..m };
+        let recorded = with_death_recorded(&again, "q", DeathReason::Rejected, false, 1);
+        let (_, headers) = BasicProperties::decode_lenient(&recorded.properties).unwrap();
+        let Some(FieldValue::Array(d)) = headers.unwrap().get("x-death").cloned() else { panic!() };
+        let FieldValue::Table(t) = &d[0] else { panic!() };
+        assert_eq!(t.get("count"), Some(&FieldValue::I64(2)));
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Every module is private and everything public is re-exported here; mainly:
 //!
-//! * the broker and its users: [`Broker`], [`User`], [`AuthFailure`];
+//! * the broker and its users: [`Broker`], [`User`], [`AuthFailure`], [`RefusedLogin`];
 //! * definitions: [`VHost`], the [`Command`]s it applies ([`ExchangeSpec`], [`QueueSpec`],
 //!   [`BindingSpec`]) for an [`Actor`] and their [`Outcome`], the [`Exchange`]s and their
 //!   [`Binding`]s;
@@ -28,6 +28,7 @@ mod delayed;
 mod effects;
 mod error;
 mod exchange;
+mod logins;
 mod names;
 mod persist;
 mod priority;
@@ -44,6 +45,7 @@ pub use delayed::{log_name as delayed_log_name, DelayedMessages};
 pub use effects::{Effects, Flushed};
 pub use error::{BrokerError, Inequivalence};
 pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};
+pub use logins::RefusedLogin;
 pub use names::generated_name;
 pub use priority::level_log_names as priority_level_log_names;
 pub use queue::{

@@ -20,6 +20,9 @@ pub enum LoginRefused {
     /// The PLAIN or AMQPLAIN response could not be read.
     #[error("malformed credentials")]
     Malformed,
+    /// The client's address failed to log in too often lately; the credentials were not checked.
+    #[error("too many failed logins from this address")]
+    TooManyFailures,
 }
 
 /// How a connection ended.

@@ -18,9 +18,15 @@ use crate::error::*;
 
 /// What the connection needs from the broker during the handshake.
 pub trait Host {
-    /// Whether the credentials name a user who may connect from this peer; the refusal's reason
-    /// goes to the log only.
-    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused>;
+    /// Whether the credentials name a user who may connect from this peer, at `now`; the
+    /// refusal's reason goes to the log only.
+    fn authenticate(&mut self, username: &str, password: &str, now: Instant) -> Result<(), LoginRefused>;
+    /// A login was refused, by [`Host::authenticate`] or because the credentials could not be
+    /// read. The host logs it; this one logs every refusal, a broker may limit how many.
+    fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
+        let _ = now;
+        tracing::warn!(user = username, mechanism, reason = reason.to_string(), "login refused");
+    }
     /// Checks that the vhost exists and the user may use it.
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError>;
 }
@@ -298,7 +304,7 @@ impl Connection {
                 self.frame_max
             };
             match frame::parse_frame(input, limit) {
-                Ok(Some(frame)) => self.handle_frame(frame, host),
+                Ok(Some(frame)) => self.handle_frame(frame, now, host),
                 Ok(None) => break,
                 Err(error) => {
                     input.clear();
@@ -340,8 +346,10 @@ impl Connection {
         let Some(reason) = &self.close_reason else { return };
         let (user, vhost) = (self.username.as_str(), self.vhost.as_str());
         match reason {
-            CloseReason::NothingReceived => {
-                tracing::debug!(reason = reason.to_string(), "closing AMQP connection")
+            // A refused login was logged as such (as often as the host allows: a flood of them
+            // must not write two lines each).
+            CloseReason::NothingReceived | CloseReason::LoginRefused(_) => {
+                tracing::debug!(user, reason = reason.to_string(), "closing AMQP connection")
             }
             r if r.is_abnormal() => {
                 tracing::warn!(user, vhost, reason = r.to_string(), "closing AMQP connection")
@@ -558,12 +566,12 @@ impl Connection {
         self.close_connection(crate::erlang::frame_error(&error));
     }
 
-    fn handle_frame(&mut self, frame: Frame, host: &mut dyn Host) {
+    fn handle_frame(&mut self, frame: Frame, now: Instant, host: &mut dyn Host) {
         match self.phase {
             Phase::AwaitingHeader | Phase::Closed => {}
             Phase::Closing => self.handle_frame_while_closing(frame),
             Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen => {
-                self.handle_handshake_frame(frame, host)
+                self.handle_handshake_frame(frame, now, host)
             }
             Phase::Open => self.handle_open_frame(frame),
         }
@@ -582,7 +590,7 @@ impl Connection {
         }
     }
 
-    fn handle_handshake_frame(&mut self, frame: Frame, host: &mut dyn Host) {
+    fn handle_handshake_frame(&mut self, frame: Frame, now: Instant, host: &mut dyn Host) {
         let method = match frame {
             Frame::Method { channel: 0, method } => method,
             Frame::Heartbeat { channel: 0 } => return,
@@ -592,7 +600,7 @@ impl Connection {
             }
         };
         match (self.phase, method) {
-            (Phase::AwaitingStartOk, Method::ConnectionStartOk(m)) => self.handle_start_ok(m, host),
+            (Phase::AwaitingStartOk, Method::ConnectionStartOk(m)) => self.handle_start_ok(m, now, host),
             (Phase::AwaitingTuneOk, Method::ConnectionTuneOk(m)) => self.handle_tune_ok(m),
             (Phase::AwaitingOpen, Method::ConnectionOpen(m)) => self.handle_open(m, host),
             (_, Method::ConnectionClose(_)) => {
@@ -606,7 +614,7 @@ impl Connection {
         }
     }
 
-    fn handle_start_ok(&mut self, m: ConnectionStartOk, host: &mut dyn Host) {
+    fn handle_start_ok(&mut self, m: ConnectionStartOk, now: Instant, host: &mut dyn Host) {
         self.client_auth_failure_close =
             client_capability(&m.client_properties, "authentication_failure_close");
         let credentials = match &*m.mechanism {
@@ -618,14 +626,13 @@ impl Connection {
             }
         };
         let checked = match &credentials {
-            Some((user, pass)) => host.authenticate(user, pass),
+            Some((user, pass)) => host.authenticate(user, pass, now),
             None => Err(LoginRefused::Malformed),
         };
         if let Err(refused) = checked {
             // Named in the log lines that follow, though it never got in.
             self.username = credentials.map(|(u, _)| u).unwrap_or_default();
-            let mechanism = &*m.mechanism;
-            tracing::warn!(user = self.username, mechanism, reason = refused.to_string(), "login refused");
+            host.login_refused(&self.username, &m.mechanism, refused, now);
             self.note_close(CloseReason::LoginRefused(refused));
             let text = format!(
                 "Login was refused using authentication mechanism {}. For details see the broker logfile.",

@@ -22,22 +22,28 @@ use warren_testkit as raw;
 struct FakeHost {
     auth_calls: Vec<(String, String)>,
     vhost_calls: Vec<(String, String)>,
+    /// Refusals reported: user, mechanism, reason, and when.
+    refused: Vec<(String, String, LoginRefused, Instant)>,
 }
 
 impl FakeHost {
     fn new() -> Self {
-        FakeHost { auth_calls: Vec::new(), vhost_calls: Vec::new() }
+        FakeHost { auth_calls: Vec::new(), vhost_calls: Vec::new(), refused: Vec::new() }
     }
 }
 
 impl Host for FakeHost {
-    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
+    fn authenticate(&mut self, username: &str, password: &str, _now: Instant) -> Result<(), LoginRefused> {
         self.auth_calls.push((username.to_owned(), password.to_owned()));
         match (username, password) {
             ("guest", "guest") | ("alice", "secret") => Ok(()),
             ("guest" | "alice", _) => Err(LoginRefused::BadPassword),
             _ => Err(LoginRefused::UnknownUser),
         }
+    }
+
+    fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
+        self.refused.push((username.to_owned(), mechanism.to_owned(), reason, now));
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
@@ -470,6 +476,8 @@ fn malformed_plain_response_is_a_failed_login() {
     );
     assert!(c.host.auth_calls.is_empty(), "nothing to check without credentials");
     assert_eq!(c.expect_connection_close().reply_code, 403);
+    let reported: Vec<_> = c.host.refused.iter().map(|(u, m, r, _)| (u.as_str(), m.as_str(), *r)).collect();
+    assert_eq!(reported, [("", "PLAIN", LoginRefused::Malformed)]);
 }
 
 #[test]
@@ -1523,10 +1531,14 @@ fn timeouts_are_reasons() {
 fn a_refused_login_names_the_hosts_reason() {
     let mut c = Client::new();
     c.header();
+    let at = c.at(2.5);
     c.start_ok_plain("guest", "wrong", capabilities(&["authentication_failure_close"]));
     c.expect_connection_close();
     c.send(0, ConnectionCloseOk);
     assert_eq!(reason(&c), Some(CloseReason::LoginRefused(LoginRefused::BadPassword)));
+    // The host is told, with the time of the input, so it can log and count the refusal.
+    let reported = c.host.refused.clone();
+    assert_eq!(reported, [("guest".to_owned(), "PLAIN".to_owned(), LoginRefused::BadPassword, at)]);
 
     let mut c = Client::new();
     c.header();

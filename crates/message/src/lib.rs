@@ -17,10 +17,12 @@ pub mod erlang;
 pub mod properties;
 
 mod error;
+mod lenient;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 mod table;
 
 pub use error::DecodeError;
+pub use lenient::{LenientTable, LenientValue};
 pub use properties::BasicProperties;
 pub use table::{FieldTable, FieldValue};

@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{get_shortstr, get_u16, get_u64, get_u8, put_shortstr};
-use crate::{DecodeError, FieldTable, ShortStr};
+use crate::{DecodeError, FieldTable, LenientTable, ShortStr};
 
 /// Properties of class `basic`; `None` = flag bit clear.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -112,55 +112,41 @@ impl BasicProperties {
     /// ignored; continuation flag words are read and ignored (class `basic`
     /// has only 14 properties). Bytes after the list are an error.
     pub fn decode(raw: &Bytes) -> Result<Self, DecodeError> {
-        let mut buf = raw.clone();
-        let flags = get_u16(&mut buf)?;
-        let mut more = flags & CONTINUATION != 0;
-        while more {
-            more = get_u16(&mut buf)? & CONTINUATION != 0;
-        }
-        let b = &mut buf;
-        let s = |b: &mut Bytes, bit| -> Result<Option<ShortStr>, DecodeError> {
-            if flags & bit != 0 {
-                get_shortstr(b).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let o = |b: &mut Bytes, bit| -> Result<Option<u8>, DecodeError> {
-            if flags & bit != 0 {
-                get_u8(b).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let props = BasicProperties {
-            content_type: s(b, CONTENT_TYPE)?,
-            content_encoding: s(b, CONTENT_ENCODING)?,
-            headers: if flags & HEADERS != 0 { Some(FieldTable::decode(b)?) } else { None },
-            delivery_mode: o(b, DELIVERY_MODE)?,
-            priority: o(b, PRIORITY)?,
-            correlation_id: s(b, CORRELATION_ID)?,
-            reply_to: s(b, REPLY_TO)?,
-            expiration: s(b, EXPIRATION)?,
-            message_id: s(b, MESSAGE_ID)?,
-            timestamp: if flags & TIMESTAMP != 0 { Some(get_u64(b)?) } else { None },
-            kind: s(b, TYPE)?,
-            user_id: s(b, USER_ID)?,
-            app_id: s(b, APP_ID)?,
-            cluster_id: s(b, CLUSTER_ID)?,
-        };
-        if !buf.is_empty() {
-            return Err(DecodeError::TrailingBytes(buf.len()));
-        }
+        let (mut props, headers) = decode_with(raw, FieldTable::decode)?;
+        props.headers = headers;
         Ok(props)
+    }
+
+    /// Like [`BasicProperties::decode`], but headers nested deeper than the decoder goes are kept
+    /// encoded instead of failing the whole: for rewriting a message's headers without losing
+    /// any of its properties. The headers come apart; the properties' own are `None`.
+    pub fn decode_lenient(raw: &Bytes) -> Result<(Self, Option<LenientTable>), DecodeError> {
+        decode_with(raw, LenientTable::decode)
     }
 
     /// Write property flags (one word, no continuation) and the property list.
     pub fn encode(&self, out: &mut BytesMut) {
+        self.encode_with(self.headers.is_some(), out, |out| {
+            if let Some(h) = &self.headers {
+                h.encode(out);
+            }
+        });
+    }
+
+    /// Like [`BasicProperties::encode`], with `headers` in place of the properties' own.
+    pub fn encode_lenient(&self, headers: Option<&LenientTable>, out: &mut BytesMut) {
+        self.encode_with(headers.is_some(), out, |out| {
+            if let Some(h) = headers {
+                h.encode(out);
+            }
+        });
+    }
+
+    fn encode_with(&self, has_headers: bool, out: &mut BytesMut, write_headers: impl FnOnce(&mut BytesMut)) {
         let flag = |present: bool, bit: u16| if present { bit } else { 0 };
         let flags = flag(self.content_type.is_some(), CONTENT_TYPE)
             | flag(self.content_encoding.is_some(), CONTENT_ENCODING)
-            | flag(self.headers.is_some(), HEADERS)
+            | flag(has_headers, HEADERS)
             | flag(self.delivery_mode.is_some(), DELIVERY_MODE)
             | flag(self.priority.is_some(), PRIORITY)
             | flag(self.correlation_id.is_some(), CORRELATION_ID)
@@ -180,9 +166,7 @@ impl BasicProperties {
         };
         put_s(out, &self.content_type);
         put_s(out, &self.content_encoding);
-        if let Some(h) = &self.headers {
-            h.encode(out);
-        }
+        write_headers(out);
         if let Some(v) = self.delivery_mode {
             out.put_u8(v);
         }
@@ -201,6 +185,58 @@ impl BasicProperties {
         put_s(out, &self.app_id);
         put_s(out, &self.cluster_id);
     }
+}
+
+/// The properties without their headers, and the headers as `read_headers` reads them.
+fn decode_with<H>(
+    raw: &Bytes,
+    read_headers: fn(&mut Bytes) -> Result<H, DecodeError>,
+) -> Result<(BasicProperties, Option<H>), DecodeError> {
+    let mut buf = raw.clone();
+    let flags = get_u16(&mut buf)?;
+    let mut more = flags & CONTINUATION != 0;
+    while more {
+        more = get_u16(&mut buf)? & CONTINUATION != 0;
+    }
+    let b = &mut buf;
+    let s = |b: &mut Bytes, bit| -> Result<Option<ShortStr>, DecodeError> {
+        if flags & bit != 0 {
+            get_shortstr(b).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let o = |b: &mut Bytes, bit| -> Result<Option<u8>, DecodeError> {
+        if flags & bit != 0 {
+            get_u8(b).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let content_type = s(b, CONTENT_TYPE)?;
+    let content_encoding = s(b, CONTENT_ENCODING)?;
+    let headers = if flags & HEADERS != 0 { Some(read_headers(b)?) } else { None };
+    // Fields are read in the order written: the property list's order.
+    let props = BasicProperties {
+        content_type,
+        content_encoding,
+        headers: None,
+        delivery_mode: o(b, DELIVERY_MODE)?,
+        priority: o(b, PRIORITY)?,
+        correlation_id: s(b, CORRELATION_ID)?,
+        reply_to: s(b, REPLY_TO)?,
+        expiration: s(b, EXPIRATION)?,
+        message_id: s(b, MESSAGE_ID)?,
+        timestamp: if flags & TIMESTAMP != 0 { Some(get_u64(b)?) } else { None },
+        kind: s(b, TYPE)?,
+        user_id: s(b, USER_ID)?,
+        app_id: s(b, APP_ID)?,
+        cluster_id: s(b, CLUSTER_ID)?,
+    };
+    if !buf.is_empty() {
+        return Err(DecodeError::TrailingBytes(buf.len()));
+    }
+    Ok((props, headers))
 }
 
 #[cfg(test)]
@@ -278,7 +314,22 @@ mod tests {
 
         #[test]
         fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..128)) {
-            let _ = BasicProperties::decode(&Bytes::from(data));
+            let _ = BasicProperties::decode(&Bytes::from(data.clone()));
+            let _ = BasicProperties::decode_lenient(&Bytes::from(data));
+        }
+
+        /// What decodes, decodes the same leniently, and the lenient form writes the same bytes.
+        #[test]
+        fn lenient_decoding_agrees(p in arb_props()) {
+            let mut out = BytesMut::new();
+            p.encode(&mut out);
+            let raw = out.freeze();
+            let (rest, headers) = BasicProperties::decode_lenient(&raw).unwrap();
+            prop_assert_eq!(&rest, &BasicProperties { headers: None, ..p.clone() });
+            prop_assert_eq!(headers.is_some(), p.headers.is_some());
+            let mut again = BytesMut::new();
+            rest.encode_lenient(headers.as_ref(), &mut again);
+            prop_assert_eq!(again.freeze(), raw);
         }
     }
 

@@ -184,7 +184,7 @@ impl FieldValue {
     }
 
     /// Write the type octet and the value.
-    fn encode(&self, out: &mut BytesMut) {
+    pub(crate) fn encode(&self, out: &mut BytesMut) {
         out.put_u8(self.type_octet());
         match self {
             FieldValue::Bool(v) => out.put_u8(u8::from(*v)),
@@ -233,7 +233,7 @@ impl FieldValue {
 }
 
 /// Overwrite the u32 placeholder at `start` with the number of bytes after it.
-fn patch_len(out: &mut BytesMut, start: usize) {
+pub(crate) fn patch_len(out: &mut BytesMut, start: usize) {
     let len = (out.len() - start - 4) as u32;
     if let Some(slot) = out.get_mut(start..start + 4) {
         slot.copy_from_slice(&len.to_be_bytes());
@@ -273,7 +273,7 @@ fn decode_array(buf: &mut Bytes, depth: usize) -> Result<Vec<FieldValue>, Decode
 }
 
 /// Decode a type octet and value; `depth` is that of the enclosing container.
-fn decode_value(buf: &mut Bytes, depth: usize) -> Result<FieldValue, DecodeError> {
+pub(crate) fn decode_value(buf: &mut Bytes, depth: usize) -> Result<FieldValue, DecodeError> {
     let tag = get_u8(buf)?;
     Ok(match tag {
         b't' => FieldValue::Bool(get_u8(buf)? != 0),

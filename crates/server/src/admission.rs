@@ -1,6 +1,8 @@
 //! What the handshake asks of the broker, with the node's connection limit in front of the
 //! session: RabbitMQ (3.11.x and later) checks it at connection.open, before the vhost.
 
+use std::time::Instant;
+
 use warren_amqp::Session;
 use warren_connection::{AmqpError, Host, LoginRefused};
 
@@ -12,8 +14,12 @@ pub struct Admission<'a> {
 }
 
 impl Host for Admission<'_> {
-    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
-        self.session.authenticate(username, password)
+    fn authenticate(&mut self, username: &str, password: &str, now: Instant) -> Result<(), LoginRefused> {
+        self.session.authenticate(username, password, now)
+    }
+
+    fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
+        self.session.login_refused(username, mechanism, reason, now)
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {

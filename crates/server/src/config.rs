@@ -95,6 +95,12 @@ pub struct Settings {
     #[arg(long, value_name = "BOOL")]
     pub flow_control: Option<bool>,
 
+    /// Failed logins an address (IPv4, or IPv6 /64) may have within a minute; beyond them its
+    /// logins are refused unchecked (403 ACCESS_REFUSED) until that minute is over; 0 is no limit
+    /// [default: no limit, as RabbitMQ].
+    #[arg(long, value_name = "N")]
+    pub max_failed_logins_per_minute: Option<u32>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -141,6 +147,8 @@ pub struct Config {
     pub consumer_timeout: u64,
     /// None: no limit.
     pub max_connections: Option<usize>,
+    /// Failed logins per address and minute; None: no limit.
+    pub max_failed_logins_per_minute: Option<u32>,
     pub connection: ConnectionConfig,
     pub flow_control: bool,
     pub log: String,
@@ -174,6 +182,9 @@ impl Settings {
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
             flow_control: self.flow_control.or(base.flow_control),
             max_connections: self.max_connections.or(base.max_connections),
+            max_failed_logins_per_minute: self
+                .max_failed_logins_per_minute
+                .or(base.max_failed_logins_per_minute),
             log: self.log.or(base.log),
         }
     }
@@ -206,6 +217,7 @@ impl Settings {
             disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
             consumer_timeout: self.consumer_timeout.unwrap_or(warren_broker::DEFAULT_CONSUMER_TIMEOUT_MS),
             max_connections: self.max_connections,
+            max_failed_logins_per_minute: self.max_failed_logins_per_minute.filter(|&n| n > 0),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,
@@ -260,6 +272,7 @@ mod tests {
         assert_eq!(c.consumer_timeout, 1_800_000);
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
         assert_eq!(c.max_connections, None);
+        assert_eq!(c.max_failed_logins_per_minute, None);
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -279,6 +292,10 @@ mod tests {
                 .unwrap();
         let c = flags.resolve().unwrap();
         assert_eq!(c.max_connections, Some(3));
+        let limit: Settings = toml::from_str("max_failed_logins_per_minute = 20").unwrap();
+        assert_eq!(limit.clone().resolve().unwrap().max_failed_logins_per_minute, Some(20));
+        let flags = Settings::try_parse_from(["warren", "--max-failed-logins-per-minute", "0"]).unwrap();
+        assert_eq!(flags.over(limit).resolve().unwrap().max_failed_logins_per_minute, None, "0 is no limit");
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_millis(1500));
         let flags = Settings::try_parse_from(["warren", "--heartbeat", "5"]).unwrap();
         let c = flags.over(file).resolve().unwrap();

@@ -13,6 +13,7 @@ use warren_amqp::Node;
 use warren_broker::{Broker, FlowBound};
 use warren_connection::ConnectionConfig;
 
+use crate::backoff::AcceptBackoff;
 use crate::bind::Bound;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -38,6 +39,7 @@ pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyh
     } else {
         FlowBound::OFF
     });
+    broker.set_max_failed_logins_per_minute(config.max_failed_logins_per_minute);
     spawn_ticker(broker.clone());
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
@@ -76,19 +78,51 @@ async fn stop_signal(terminate: &mut Signal) {
     }
 }
 
+/// Accepts connections until aborted. A failed accept is retried after a pause that grows while
+/// failures go on (see [`AcceptBackoff`]); connections already accepted are served meanwhile.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let failures = backoff.succeeded();
+                if failures > 0 {
+                    tracing::info!(failures, "accepting connections again");
+                }
                 let registered = shared.connections.register();
                 let span = tracing::info_span!("connection", id = tracing::field::Empty, %peer);
                 tokio::spawn(
                     crate::connection::serve(stream, peer, shared.clone(), registered).instrument(span),
                 );
             }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
+            // One client's trouble (it reset the connection before we took it): nothing to wait for.
+            Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept failed"),
+            Err(e) => {
+                let after = backoff.failed(std::time::Instant::now());
+                if let Some(not_logged) = after.log {
+                    log_accept_failure(&e, after.pause, not_logged);
+                }
+                tokio::time::sleep(after.pause).await;
+            }
         }
     }
+}
+
+/// Errors about the one connection being accepted, not about the listener or the process.
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused)
+}
+
+fn log_accept_failure(e: &std::io::Error, pause: Duration, not_logged: u64) {
+    // EMFILE (24), ENFILE (23): the process's or the system's limit on open files.
+    let hint = match e.raw_os_error() {
+        Some(24) => Some("the process has as many files and sockets open as its limit (ulimit -n) allows"),
+        Some(23) => Some("the system has as many files open as it allows"),
+        _ => None,
+    };
+    let retry_ms = pause.as_millis() as u64;
+    tracing::warn!(error = %e, hint, not_logged, retry_ms, "accept failed; retrying after a pause");
 }
 
 /// How often time is applied to the broker: queues drop or dead-letter expired messages nobody

@@ -2,6 +2,7 @@
 //! directory, serves AMQP clients, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
 
 mod admission;
+mod backoff;
 mod bind;
 mod config;
 mod connection;

@@ -14,9 +14,11 @@ pub(crate) mod reply_to;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use warren_broker::{
-    Broker, ConnectionDetails, ConnectionEntry, ConnectionState, Effects, FlowWaker, Now, Queue, VHost,
+    AuthFailure, Broker, ConnectionDetails, ConnectionEntry, ConnectionState, Effects, FlowWaker, Now, Queue,
+    RefusedLogin, VHost,
 };
 use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host, LoginRefused};
 use warren_protocol::{Method, ShortStr};
@@ -80,18 +82,38 @@ pub struct Session {
 pub type SyncNotify = Arc<dyn Fn() + Send + Sync>;
 
 impl Host for Session {
-    fn authenticate(&mut self, username: &str, password: &str) -> Result<(), LoginRefused> {
-        use warren_broker::AuthFailure;
-        self.broker.authenticate(username, password, self.peer).map_err(|failure| match failure {
-            AuthFailure::UnknownUser => LoginRefused::UnknownUser,
-            AuthFailure::BadPassword => LoginRefused::BadPassword,
-            AuthFailure::NotFromLoopback => LoginRefused::NotFromLoopback,
-        })
+    fn authenticate(&mut self, username: &str, password: &str, now: Instant) -> Result<(), LoginRefused> {
+        self.broker.authenticate(username, password, self.peer, now).map_err(login_refused)
+    }
+
+    fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
+        let login = RefusedLogin { username, mechanism, peer: self.peer, reason: auth_failure(reason) };
+        self.broker.login_refused(login, now);
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
         self.vhost = Some(self.broker.open_vhost(username, vhost).map_err(amqp_error)?);
         Ok(())
+    }
+}
+
+fn login_refused(failure: AuthFailure) -> LoginRefused {
+    match failure {
+        AuthFailure::UnknownUser => LoginRefused::UnknownUser,
+        AuthFailure::BadPassword => LoginRefused::BadPassword,
+        AuthFailure::NotFromLoopback => LoginRefused::NotFromLoopback,
+        AuthFailure::TooManyFailures => LoginRefused::TooManyFailures,
+        AuthFailure::Malformed => LoginRefused::Malformed,
+    }
+}
+
+fn auth_failure(refused: LoginRefused) -> AuthFailure {
+    match refused {
+        LoginRefused::UnknownUser => AuthFailure::UnknownUser,
+        LoginRefused::BadPassword => AuthFailure::BadPassword,
+        LoginRefused::NotFromLoopback => AuthFailure::NotFromLoopback,
+        LoginRefused::TooManyFailures => AuthFailure::TooManyFailures,
+        LoginRefused::Malformed => AuthFailure::Malformed,
     }
 }
 

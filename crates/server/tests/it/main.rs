@@ -15,6 +15,7 @@ mod crash;
 mod disk_alarm;
 mod exchange;
 mod flow;
+mod hostile;
 mod large;
 mod large_bodies;
 mod malformed;

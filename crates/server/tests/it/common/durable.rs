@@ -45,6 +45,8 @@ pub struct DurableBroker {
     /// When the current run's process was spawned and when it accepted a TCP connection.
     started_at: Option<Instant>,
     ready_after: Option<Duration>,
+    /// The process's limit on open files (`ulimit -n`), when the test lowers it.
+    fd_limit: Option<u32>,
 }
 
 impl DurableBroker {
@@ -77,7 +79,16 @@ impl DurableBroker {
             runs: 0,
             started_at: None,
             ready_after: None,
+            fd_limit: None,
         }
+    }
+
+    /// Starts a broker as [`DurableBroker::start`] does, limited to `fd_limit` open files.
+    pub async fn start_with_fd_limit(args: &[&str], fd_limit: u32) -> DurableBroker {
+        let mut b = Self::new(None, args);
+        b.fd_limit = Some(fd_limit);
+        b.spawn().await;
+        b
     }
 
     /// Replaces the extra flags used by the next start.
@@ -124,7 +135,16 @@ impl DurableBroker {
     }
 
     fn command(&self, addr: SocketAddr, stdout: File, stderr: File) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        let warren = env!("CARGO_BIN_EXE_warren");
+        let mut cmd = match self.fd_limit {
+            None => Command::new(warren),
+            // The shell lowers its limit and becomes warren (exec): the pid stays the broker's.
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(warren);
+                sh
+            }
+        };
         cmd.arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
