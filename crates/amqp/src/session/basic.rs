@@ -10,7 +10,7 @@ use warren_broker::{
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
 use warren_protocol::methods::*;
-use warren_protocol::{properties, FieldValue, Method, ShortStr};
+use warren_protocol::{properties, FieldValue, LenientValue, Method, ShortStr};
 
 use super::modes::Mode;
 use super::reply_to::{REPLY_PREFIX, REPLY_QUEUE};
@@ -372,10 +372,11 @@ fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<
 /// The extra routing keys of a message that has headers: sender-selected distribution routes
 /// it with each key of its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
 fn sender_selected_keys(message: &mut Message) -> Vec<ShortStr> {
-    let Ok(mut props) = warren_protocol::BasicProperties::decode(&message.properties) else {
-        return Vec::new();
-    };
-    let Some(headers) = props.headers.as_mut() else {
+    // Leniently: a header nested too deep to decode must not hide CC and BCC (nor keep BCC in
+    // the copies delivered).
+    let Ok((props, Some(mut headers))) =
+        warren_protocol::BasicProperties::decode_lenient(&message.properties)
+    else {
         return Vec::new();
     };
     let mut keys = Vec::new();
@@ -389,10 +390,12 @@ fn sender_selected_keys(message: &mut Message) -> Vec<ShortStr> {
     };
     add_keys(headers.get("CC"));
     let bcc = headers.remove("BCC");
-    add_keys(bcc.as_ref());
+    if let Some(LenientValue::Decoded(value)) = &bcc {
+        add_keys(Some(value));
+    }
     if bcc.is_some() {
         let mut out = BytesMut::new();
-        props.encode(&mut out);
+        props.encode_lenient(Some(&headers), &mut out);
         message.properties = out.freeze();
     }
     keys
@@ -451,7 +454,42 @@ fn return_unroutable(conn: &mut Connection, channel: u16, message: &Message) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_expiration;
+    use super::{parse_expiration, sender_selected_keys};
+    use bytes::BytesMut;
+    use warren_broker::Message;
+    use warren_protocol::{BasicProperties, FieldTable, FieldValue};
+
+    #[test]
+    fn cc_and_bcc_are_found_and_bcc_removed_beside_headers_nested_too_deep() {
+        let keys = |k: &str| FieldValue::Array(vec![FieldValue::LongStr(k.as_bytes().to_vec().into())]);
+        let mut deep = FieldValue::I32(7);
+        for _ in 0..100 {
+            let mut t = FieldTable::new();
+            t.insert("n", deep);
+            deep = FieldValue::Table(t);
+        }
+        let mut headers = FieldTable::new();
+        headers.insert("deep", deep);
+        headers.insert("CC", keys("k1"));
+        headers.insert("BCC", keys("k2"));
+        let props = BasicProperties { delivery_mode: Some(2), headers: Some(headers), ..Default::default() };
+        let mut raw = BytesMut::new();
+        props.encode(&mut raw);
+        let raw = raw.freeze();
+        assert!(BasicProperties::decode(&raw).is_err(), "too deep for the plain decoder");
+        let mut message = Message {
+            exchange: "x".into(),
+            routing_key: "k0".into(),
+            properties: raw.clone(),
+            body: bytes::Bytes::new(),
+        };
+        let found: Vec<String> = sender_selected_keys(&mut message).iter().map(|k| k.to_string()).collect();
+        assert_eq!(found, ["k1", "k2"]);
+        let kept = &message.properties;
+        assert!(!kept.windows(3).any(|w| w == b"BCC"), "BCC is removed");
+        assert_eq!(kept.len(), raw.len() - (1 + 3 + 1 + 4 + 1 + 4 + 2), "only the BCC entry went");
+        assert_eq!(warren_protocol::properties::raw_delivery_mode(kept), Some(2));
+    }
 
     #[test]
     fn expirations_are_checked_as_rabbitmq() {
