@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::disk_log::{DiskLog, LogContext};
 use crate::health::Health;
 use crate::names;
+use crate::space::Space;
 use crate::syncer::{SyncMode, Syncer};
 use crate::{QueueLog, Store, SyncWaker};
 
@@ -106,7 +107,14 @@ impl DiskStore {
         let (syncer, syncer_thread) = Syncer::start(config.sync, health.clone())?;
         Ok(DiskStore {
             data_dir: data_dir.to_owned(),
-            ctx: Arc::new(LogContext { config, syncer, clock: Clock::now(), health, _lock: lock }),
+            ctx: Arc::new(LogContext {
+                config,
+                syncer,
+                clock: Clock::now(),
+                health,
+                space: Arc::default(),
+                _lock: lock,
+            }),
             syncer_thread,
             next_transient: AtomicU64::new(0),
         })
@@ -121,6 +129,12 @@ impl DiskStore {
     /// succeeds).
     pub fn health(&self) -> &Arc<Health> {
         &self.ctx.health
+    }
+
+    /// What the store may still write before the disk reaches its free-space limit: the disk
+    /// alarm sets it from each free-space reading, every write is charged against it.
+    pub fn space(&self) -> &Arc<Space> {
+        &self.ctx.space
     }
 
     /// The configuration the store was opened with.
