@@ -58,7 +58,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
         // While a resource alarm is on, a publishing connection is not read from: TCP
         // backpressure holds its publishers, as RabbitMQ does. Nor is one whose client does not
         // read what it is sent: replies would pile up.
-        let paused = (*alarm.borrow() && session.blocked_by_alarm()) || !outbox.has_room(READ_PAUSE_MARK);
+        let paused =
+            (alarm.borrow().any() && session.blocked_by_alarm()) || !outbox.has_room(READ_PAUSE_MARK);
         tokio::select! {
             read = reader.read_buf(&mut input), if !paused => match read {
                 Ok(0) | Err(_) => conn.handle_eof(),
@@ -89,10 +90,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
             }
         }
         // As RabbitMQ, only connections that publish are blocked, and told so.
-        let block = *alarm.borrow_and_update() && session.blocked_by_alarm();
-        if block != told_blocked && conn.is_open() {
-            session.resource_alarm(&mut conn, block);
-            told_blocked = block;
+        let reason = alarm.borrow_and_update().reason().filter(|_| session.blocked_by_alarm());
+        if reason.is_some() != told_blocked && conn.is_open() {
+            session.resource_alarm(&mut conn, reason);
+            told_blocked = reason.is_some();
         }
         session.end_of_batch(&mut conn);
         if conn.is_closed() {

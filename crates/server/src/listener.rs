@@ -13,6 +13,7 @@ use warren_amqp::Node;
 use warren_broker::Broker;
 use warren_connection::ConnectionConfig;
 
+use crate::alarms::Alarms;
 use crate::bind::Bound;
 use crate::config::Config;
 use crate::connections::Connections;
@@ -21,7 +22,7 @@ use crate::connections::Connections;
 pub struct Shared {
     pub node: Arc<Node>,
     pub config: ConnectionConfig,
-    pub alarm: watch::Receiver<bool>,
+    pub alarm: watch::Receiver<Alarms>,
     pub connections: Arc<Connections>,
 }
 
@@ -29,9 +30,13 @@ pub struct Shared {
 /// timeout (3 s) ends it first; this bounds the whole, with a margin for their clean-up.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(3500);
 
-pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    bound: Vec<Bound>,
+    broker: Arc<Broker>,
+    alarm: watch::Receiver<Alarms>,
+) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
-    let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
     spawn_ticker(broker.clone());
     let connections = Connections::new(config.max_connections);
