@@ -132,10 +132,14 @@ impl Monitor {
         }
     }
 
-    /// Whether the store's write fault stands, probing it once a second.
+    /// Whether the store's write fault stands, probing it once a second, the first time a
+    /// second after it was seen (at once, a write that just failed would often fail again).
     fn write_fault(&mut self, now: Instant) -> bool {
         if !self.health.is_faulted() {
             return false;
+        }
+        if !self.alarms.write_fault {
+            self.next_probe = now + PROBE_EVERY;
         }
         if now < self.next_probe {
             return true;
