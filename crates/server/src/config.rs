@@ -8,6 +8,8 @@ use clap::Parser;
 use serde::Deserialize;
 use warren_connection::ConnectionConfig;
 
+use crate::limits::{DiskFreeLimit, MemoryWatermark};
+
 /// Every key of the TOML file is also a flag; a flag wins over the file.
 #[derive(Debug, Default, Clone, Parser, Deserialize)]
 #[command(
@@ -63,10 +65,18 @@ pub struct Settings {
     #[arg(long, value_name = "BYTES")]
     pub queue_memory: Option<u64>,
 
-    /// Publishers are blocked while the data directory's disk has less free space than this,
-    /// in bytes [default: 50000000].
-    #[arg(long, value_name = "BYTES")]
-    pub disk_free_limit: Option<u64>,
+    /// Publishers are blocked while the data directory's disk has less free space than this:
+    /// bytes, a size with a unit (50MB, 500MiB, 1GB...), or "mem_relative:1.5", a multiple of
+    /// the memory available to the broker (in the file also `{ mem_relative = 1.5 }`); 0 turns
+    /// the free-space alarm off [default: 50MB].
+    #[arg(long, value_name = "SIZE")]
+    pub disk_free_limit: Option<DiskFreeLimit>,
+
+    /// Publishers are blocked while the broker's resident memory is above this: a fraction of
+    /// the memory available (RAM, or the cgroup's limit if lower), or "absolute:1GB" (in the file
+    /// also `{ absolute = "1GB" }`) [default: 0.4].
+    #[arg(long, value_name = "FRACTION")]
+    pub vm_memory_high_watermark: Option<MemoryWatermark>,
 
     /// The `product` the server announces in connection.start [default: Warren]. Some client code
     /// turns RabbitMQ-specific behaviour on only when this is "RabbitMQ"; this lets it run unchanged.
@@ -142,7 +152,8 @@ pub struct Config {
     pub sync: SyncSetting,
     pub segment_size: u64,
     pub queue_memory: u64,
-    pub disk_free_limit: u64,
+    pub disk_free_limit: DiskFreeLimit,
+    pub vm_memory_high_watermark: MemoryWatermark,
     /// Consumer timeout in ms (0 = none).
     pub consumer_timeout: u64,
     /// None: no limit.
@@ -178,6 +189,7 @@ impl Settings {
             segment_size: self.segment_size.or(base.segment_size),
             queue_memory: self.queue_memory.or(base.queue_memory),
             disk_free_limit: self.disk_free_limit.or(base.disk_free_limit),
+            vm_memory_high_watermark: self.vm_memory_high_watermark.or(base.vm_memory_high_watermark),
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
             flow_control: self.flow_control.or(base.flow_control),
@@ -214,7 +226,8 @@ impl Settings {
             sync: self.sync.unwrap_or_default(),
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
             queue_memory: self.queue_memory.unwrap_or(4 * 1024 * 1024),
-            disk_free_limit: self.disk_free_limit.unwrap_or(50_000_000),
+            disk_free_limit: self.disk_free_limit.unwrap_or_default(),
+            vm_memory_high_watermark: self.vm_memory_high_watermark.unwrap_or_default(),
             consumer_timeout: self.consumer_timeout.unwrap_or(warren_broker::DEFAULT_CONSUMER_TIMEOUT_MS),
             max_connections: self.max_connections,
             max_failed_logins_per_minute: self.max_failed_logins_per_minute.filter(|&n| n > 0),
@@ -273,6 +286,8 @@ mod tests {
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.max_failed_logins_per_minute, None);
+        assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(50_000_000));
+        assert_eq!(c.vm_memory_high_watermark, MemoryWatermark::Relative(0.4));
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());
         assert_eq!(product, Some("Warren"));
     }
@@ -336,5 +351,32 @@ mod tests {
         assert!(flags.resolve().is_err());
         let flags = Settings::try_parse_from(["warren", "--max-message-size", "1000000000"]).unwrap();
         assert!(flags.resolve().is_err());
+    }
+
+    #[test]
+    fn resource_limits_from_flags_and_file() {
+        let file: Settings = toml::from_str(
+            "disk_free_limit = { mem_relative = 1.5 }\nvm_memory_high_watermark = { absolute = \"2GB\" }",
+        )
+        .unwrap();
+        let c = file.clone().resolve().unwrap();
+        assert_eq!(c.disk_free_limit, DiskFreeLimit::MemRelative(1.5));
+        assert_eq!(c.vm_memory_high_watermark, MemoryWatermark::Absolute(2_000_000_000));
+        let flags = Settings::try_parse_from([
+            "warren",
+            "--disk-free-limit",
+            "500MiB",
+            "--vm-memory-high-watermark",
+            "0.6",
+        ])
+        .unwrap();
+        let c = flags.over(file).resolve().unwrap();
+        assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(500 << 20));
+        assert_eq!(c.vm_memory_high_watermark, MemoryWatermark::Relative(0.6));
+        let flags =
+            Settings::try_parse_from(["warren", "--vm-memory-high-watermark", "absolute:1G"]).unwrap();
+        assert_eq!(flags.resolve().unwrap().vm_memory_high_watermark, MemoryWatermark::Absolute(1 << 30));
+        assert!(Settings::try_parse_from(["warren", "--disk-free-limit", "lots"]).is_err());
+        assert!(toml::from_str::<Settings>("disk_free_limit = \"50XB\"").is_err());
     }
 }

@@ -64,7 +64,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
         // read what it is sent: replies would pile up.
         // Nor, for a while, is one that publishes to a queue whose consumers are behind (flow
         // control): publishers slow to what consumers take.
-        let held = (*alarm.borrow() && session.blocked_by_alarm()) || session.held_back();
+        let held = (alarm.borrow().any() && session.blocked_by_alarm()) || session.held_back();
         if held != reading_held {
             conn.hold_reading(held, Instant::now());
             reading_held = held;
@@ -101,10 +101,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
             }
         }
         // As RabbitMQ, only connections that publish are blocked, and told so.
-        let block = *alarm.borrow_and_update() && session.blocked_by_alarm();
-        if block != told_blocked && conn.is_open() {
-            session.resource_alarm(&mut conn, block);
-            told_blocked = block;
+        let reason = alarm.borrow_and_update().reason().filter(|_| session.blocked_by_alarm());
+        if reason.is_some() != told_blocked && conn.is_open() {
+            session.resource_alarm(&mut conn, reason);
+            told_blocked = reason.is_some();
         }
         session.end_of_batch(&mut conn);
         if conn.is_closed() {

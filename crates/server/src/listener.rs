@@ -13,6 +13,7 @@ use warren_amqp::Node;
 use warren_broker::{Broker, FlowBound};
 use warren_connection::ConnectionConfig;
 
+use crate::alarms::Alarms;
 use crate::backoff::AcceptBackoff;
 use crate::bind::Bound;
 use crate::config::Config;
@@ -22,7 +23,7 @@ use crate::connections::Connections;
 pub struct Shared {
     pub node: Arc<Node>,
     pub config: ConnectionConfig,
-    pub alarm: watch::Receiver<bool>,
+    pub alarm: watch::Receiver<Alarms>,
     pub connections: Arc<Connections>,
 }
 
@@ -30,9 +31,13 @@ pub struct Shared {
 /// timeout (3 s) ends it first; this bounds the whole, with a margin for their clean-up.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(3500);
 
-pub async fn run(config: Config, bound: Vec<Bound>, broker: Arc<Broker>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    bound: Vec<Bound>,
+    broker: Arc<Broker>,
+    alarm: watch::Receiver<Alarms>,
+) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
-    let alarm = crate::disk_alarm::spawn(config.data_dir.clone(), config.disk_free_limit);
     broker.set_consumer_timeout(config.consumer_timeout);
     broker.set_flow_bound(if config.flow_control {
         FlowBound { bytes: config.queue_memory, ..FlowBound::default() }

@@ -2,13 +2,16 @@
 //! directory, serves AMQP clients, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
 
 mod admission;
+mod alarms;
 mod backoff;
 mod bind;
 mod config;
 mod connection;
 mod connections;
 mod disk_alarm;
+mod limits;
 mod listener;
+mod memory;
 mod storage;
 
 use clap::Parser;
@@ -25,9 +28,10 @@ fn main() -> anyhow::Result<()> {
     // Before the data directory: an address in use must not cost a recovery, nor hold the
     // directory's lock while it fails.
     let bound = bind::bind_all(&config.listen)?;
-    let broker = storage::open_broker(&config)?;
+    let (broker, store) = storage::open_broker(&config)?;
+    let alarms = alarms::spawn(&config, store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(listener::run(config, bound, broker))?;
+    runtime.block_on(listener::run(config, bound, broker, alarms))?;
     // Connections that outlived the grace period are dropped here; the broker and its store go
     // with the last of them, and the store's syncer finishes what it was asked to sync.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

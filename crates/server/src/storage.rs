@@ -15,7 +15,9 @@ use crate::config::{Config, SyncSetting};
 
 const DEFINITIONS_FILE: &str = "definitions.redb";
 
-pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
+/// Opens the broker on the data directory; also returns what the resource alarms watch in the
+/// store.
+pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarms::Store)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let started = Instant::now();
@@ -57,6 +59,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
             }
         }
     }
+    let watched = crate::alarms::Store { health: disk.health().clone(), space: disk.space().clone() };
     let store: Arc<dyn Store> = Arc::new(disk);
     let broker = Broker::open(store, definitions, crate::connection::now())
         .context("restoring the broker's definitions")?;
@@ -71,7 +74,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Arc<Broker>> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered the data directory"
     );
-    Ok(Arc::new(broker))
+    Ok((Arc::new(broker), watched))
 }
 
 /// How long a clean stop waits for the final fsync.

@@ -52,6 +52,8 @@ pub(crate) struct LogContext {
     pub syncer: Arc<Syncer>,
     pub clock: Clock,
     pub health: Arc<Health>,
+    /// Bytes that may be written before the disk reaches its free-space limit.
+    pub space: Arc<crate::space::Space>,
     /// The data directory's lock, held while the store or any of its logs lives.
     pub _lock: File,
 }
@@ -449,6 +451,7 @@ impl DiskLog {
         if w.buf.is_empty() {
             return Ok(());
         }
+        self.ctx.space.charge(w.buf.len());
         if let Err(e) = crate::faults::write_all("store::write", &w.file, &w.buf) {
             // Keep the file ending at a record boundary; the buffer stays for a retry.
             let _ = w.file.set_len(w.flushed);
@@ -485,6 +488,7 @@ impl DiskLog {
                 }
                 let seg = &mut self.segments[i];
                 if let Some(file) = &seg.ack_file {
+                    self.ctx.space.charge(seg.ack_buf.len());
                     if let Err(e) = crate::faults::write_all("store::ack_write", file, &seg.ack_buf) {
                         // Whole entries only: a retry appends the buffer again from here.
                         let _ = file.set_len(seg.ack_len);

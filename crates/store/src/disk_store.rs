@@ -20,6 +20,7 @@ use crate::corruption::{CorruptionCounters, CorruptionStats};
 use crate::disk_log::{DiskLog, LogContext};
 use crate::health::Health;
 use crate::names;
+use crate::space::Space;
 use crate::syncer::{SyncMode, Syncer};
 use crate::{QueueLog, Store, SyncWaker};
 
@@ -113,6 +114,7 @@ impl DiskStore {
                 syncer,
                 clock: Clock::now(),
                 health,
+                space: Arc::default(),
                 _lock: lock,
             }),
             syncer_thread,
@@ -129,6 +131,12 @@ impl DiskStore {
     /// succeeds).
     pub fn health(&self) -> &Arc<Health> {
         &self.ctx.health
+    }
+
+    /// What the store may still write before the disk reaches its free-space limit: the disk
+    /// alarm sets it from each free-space reading, every write is charged against it.
+    pub fn space(&self) -> &Arc<Space> {
+        &self.ctx.space
     }
 
     /// The configuration the store was opened with.

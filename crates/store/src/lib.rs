@@ -29,6 +29,7 @@ mod message;
 mod names;
 mod record;
 mod segment;
+mod space;
 mod syncer;
 
 use std::io;
@@ -40,6 +41,7 @@ pub use disk_store::{DiskConfig, DiskStore};
 pub use health::Health;
 pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
+pub use space::{Space, SpaceMark, SpaceWaker};
 pub use syncer::SyncMode;
 
 /// Called from the store's syncing thread once a sync ticket is durable.

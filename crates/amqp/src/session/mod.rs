@@ -208,9 +208,10 @@ impl Session {
         self.has_published
     }
 
-    /// Tells the client about a resource alarm starting or ending, if it asked to be told.
-    pub fn resource_alarm(&mut self, conn: &mut Connection, on: bool) {
-        self.entry.set_state(match (on, self.held_back) {
+    /// Tells the client that a resource alarm blocks it (`Some` reason, e.g. "low on disk") or
+    /// no longer does (`None`), if it asked to be told.
+    pub fn resource_alarm(&mut self, conn: &mut Connection, blocked: Option<&str>) {
+        self.entry.set_state(match (blocked.is_some(), self.held_back) {
             (true, _) => ConnectionState::Blocked,
             (false, true) => ConnectionState::Flow,
             (false, false) => ConnectionState::Running,
@@ -218,10 +219,9 @@ impl Session {
         if !self.blocked_capability || !conn.is_open() {
             return;
         }
-        if on {
-            conn.send_blocked("low on disk");
-        } else {
-            conn.send_unblocked();
+        match blocked {
+            Some(reason) => conn.send_blocked(reason),
+            None => conn.send_unblocked(),
         }
         self.flush(conn);
     }

@@ -1,6 +1,8 @@
-//! The disk free-space alarm (`--disk-free-limit`): publishing connections are blocked
-//! (connection.blocked to clients that advertise the capability, and their further publishes
-//! are not read) while the data directory's disk has less free space than the limit.
+//! Resource alarms: publishing connections are blocked (connection.blocked to clients that
+//! advertise the capability, and their further publishes are not read) while the data
+//! directory's disk has less free space than the limit (`--disk-free-limit`), or the broker uses
+//! more memory than `--vm-memory-high-watermark`. A disk that really fills up is in
+//! [`crate::disk_full`].
 //!
 //! The limit cannot be changed while the broker runs (there is no flag or command for it), so
 //! the alarm is raised either by starting with a limit above the disk's free space, or - when
@@ -252,11 +254,39 @@ async fn alarm_on_at_start_is_logged() {
     .await;
 }
 
+/// The memory alarm (`--vm-memory-high-watermark`), here below what the broker uses from the
+/// start: a publisher is blocked with RabbitMQ's "low on memory", and the log says why.
+#[tokio::test]
+async fn memory_alarm_blocks_publishers() {
+    let b = with_confirmed_messages(1, &["--vm-memory-high-watermark", "absolute:1MB"]).await;
+    assert_eq!(publish_until_blocked(b.addr()).await, "low on memory");
+    assert!(b.log().contains("memory use is above the high watermark"), "not logged:\n{}", b.log());
+}
+
+/// Both alarms at once read as RabbitMQ 3.10 words them.
+#[tokio::test]
+async fn disk_and_memory_alarms_together() {
+    let args = ["--vm-memory-high-watermark", "absolute:1MB", "--disk-free-limit", HUGE_LIMIT];
+    let b = with_confirmed_messages(1, &args).await;
+    assert_eq!(publish_until_blocked(b.addr()).await, "low on disk & memory");
+}
+
+/// Publishes one persistent message with confirms from a client that asks to be told about
+/// blocking; returns connection.blocked's reason.
+async fn publish_until_blocked(addr: SocketAddr) -> String {
+    let (mut c, mut seen) = blocked_aware_client(addr).await;
+    assert_eq!(blocked_reason(&seen), None, "blocked before publishing");
+    confirm_select(&mut c).await;
+    c.send(&persistent_publish(b"first")).await;
+    seen.extend(read_until(&mut c, |f| f.method_id() == Some(CONNECTION_BLOCKED)).await);
+    blocked_reason(&seen).expect("connection.blocked")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Alarm raised and cleared at runtime, on a small tmpfs
 
 /// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs {
+pub(crate) struct Tmpfs {
     _dir: tempfile::TempDir,
     mount: PathBuf,
 }
@@ -264,7 +294,7 @@ struct Tmpfs {
 impl Tmpfs {
     /// Mounts a tmpfs of `size` bytes, or None when this is not possible here (not root, no
     /// permission in a container...).
-    fn mount(size: u64) -> Option<Tmpfs> {
+    pub(crate) fn mount(size: u64) -> Option<Tmpfs> {
         let dir = tempfile::Builder::new().prefix("warren-tmpfs-").tempdir().ok()?;
         let mount = dir.path().join("mnt");
         std::fs::create_dir(&mount).ok()?;
@@ -280,7 +310,7 @@ impl Tmpfs {
         Some(Tmpfs { _dir: dir, mount })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.mount
     }
 }
@@ -291,7 +321,7 @@ impl Drop for Tmpfs {
     }
 }
 
-fn free_bytes(path: &Path) -> u64 {
+pub(crate) fn free_bytes(path: &Path) -> u64 {
     let out =
         std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().expect("df");
     String::from_utf8_lossy(&out.stdout)
@@ -302,7 +332,7 @@ fn free_bytes(path: &Path) -> u64 {
 }
 
 /// Writes `n` bytes (real data: a sparse file would take no space on tmpfs).
-fn fill(path: &Path, n: u64) {
+pub(crate) fn fill(path: &Path, n: u64) {
     use std::io::Write;
     let mut f = std::fs::File::create(path).expect("create filler");
     let block = vec![0x5au8; 1 << 20];

@@ -13,6 +13,7 @@ mod confirm_tx;
 mod connection;
 mod crash;
 mod disk_alarm;
+mod disk_full;
 mod exchange;
 mod flow;
 mod hostile;
