@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -158,6 +158,7 @@ impl ConnectionEntry {
             unconfirmed: AtomicU64::new(0),
             mode: AtomicU8::new(ChannelMode::Plain as u8),
             consumers: AtomicU32::new(0),
+            in_flow: AtomicBool::new(false),
         });
         self.channels.lock().insert(number, entry.clone());
         entry
@@ -213,6 +214,8 @@ pub struct ChannelEntry {
     unconfirmed: AtomicU64,
     mode: AtomicU8,
     consumers: AtomicU32,
+    /// Flow control holds back its connection's publishing.
+    in_flow: AtomicBool,
 }
 
 impl std::fmt::Debug for ChannelEntry {
@@ -270,6 +273,11 @@ impl ChannelEntry {
         self.consumers.store(n, Ordering::Relaxed);
     }
 
+    /// Records whether flow control holds back the channel's publishing.
+    pub fn set_flow(&self, in_flow: bool) {
+        self.in_flow.store(in_flow, Ordering::Relaxed);
+    }
+
     /// What listings show of the channel.
     pub fn snapshot(&self) -> ChannelSnapshot {
         ChannelSnapshot {
@@ -286,6 +294,7 @@ impl ChannelEntry {
                 _ => ChannelMode::Plain,
             },
             consumers: self.consumers.load(Ordering::Relaxed),
+            state: if self.in_flow.load(Ordering::Relaxed) { "flow" } else { "running" },
             counters: self.counter_values(),
         }
     }
@@ -312,6 +321,9 @@ pub struct ChannelSnapshot {
     pub mode: ChannelMode,
     /// Consumers on the channel.
     pub consumers: u32,
+    /// RabbitMQ's name for its state: "running", or "flow" while flow control holds back its
+    /// connection's publishing.
+    pub state: &'static str,
     /// Message counters.
     pub counters: CounterValues,
 }

@@ -170,9 +170,7 @@ impl Session {
     pub fn flow_released(&mut self) {
         if self.held_back {
             self.held_back = false;
-            if self.entry.state() == ConnectionState::Flow {
-                self.entry.set_state(ConnectionState::Running);
-            }
+            self.show_flow(false);
         }
     }
 
@@ -187,9 +185,22 @@ impl Session {
         }
         if !self.held_back && queue.wait_for_flow(waker.clone()) {
             self.held_back = true;
-            if self.entry.state() == ConnectionState::Running {
-                self.entry.set_state(ConnectionState::Flow);
-            }
+            self.show_flow(true);
+        }
+    }
+
+    /// Listings show the connection and its channels as in `flow` (or no longer).
+    fn show_flow(&self, in_flow: bool) {
+        let (from, to) = if in_flow {
+            (ConnectionState::Running, ConnectionState::Flow)
+        } else {
+            (ConnectionState::Flow, ConnectionState::Running)
+        };
+        if self.entry.state() == from {
+            self.entry.set_state(to);
+        }
+        for ch in self.channels.values() {
+            ch.handle.entry.set_flow(in_flow);
         }
     }
 

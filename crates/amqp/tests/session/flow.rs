@@ -32,6 +32,13 @@ fn a_publisher_is_held_back_until_the_backlog_is_half_drained() {
     }
     publisher.publish(1, "", "q", &no_props(), b"m5");
     assert!(publisher.session.held_back(), "five waiting: past the bound");
+    let id = publisher.session.id();
+    let shown = |b: &TestBroker| {
+        let conn = b.registry().connection(id).unwrap().state();
+        let channel = b.registry().channel_snapshots().into_iter().find(|c| c.connection == id).unwrap();
+        (conn.as_str(), channel.state)
+    };
+    assert_eq!(shown(&b), ("flow", "flow"));
     // The consumer takes them one by one; at two waiting the publisher is woken.
     let mut tag = 0;
     for _ in 0..2 {
@@ -46,6 +53,7 @@ fn a_publisher_is_held_back_until_the_backlog_is_half_drained() {
     assert_eq!(woken.load(SeqCst), 1, "woken once the backlog is down to half the bound");
     publisher.session.flow_released();
     assert!(!publisher.session.held_back());
+    assert_eq!(shown(&b), ("running", "running"));
 }
 
 #[test]
