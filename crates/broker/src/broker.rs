@@ -63,21 +63,23 @@ pub struct User {
     pub password_hash: Vec<u8>,
     /// Management tags (`administrator`, `monitoring`, ...).
     pub tags: Vec<String>,
-    /// RabbitMQ's loopback_users: such a user may only connect from the local machine.
+    /// RabbitMQ's loopback_users: such a user may only connect from the local machine. Set
+    /// by the broker from its `loopback_users` when the user is added.
     pub loopback_only: bool,
     /// Vhosts this user may use.
     pub vhosts: Vec<String>,
 }
 
 impl User {
-    /// A user with a freshly salted password hash.
-    pub fn new(name: &str, password: &str, loopback_only: bool, vhosts: &[&str]) -> User {
+    /// A user with a freshly salted password hash (loopback-only or not is the broker's
+    /// `loopback_users` to say when it is added).
+    pub fn new(name: &str, password: &str, vhosts: &[&str]) -> User {
         let salt: [u8; 4] = rand::random();
         User {
             name: name.to_owned(),
             password_hash: salted_hash(&salt, password),
             tags: Vec::new(),
-            loopback_only,
+            loopback_only: false,
             vhosts: vhosts.iter().map(|v| (*v).to_owned()).collect(),
         }
     }
@@ -119,6 +121,24 @@ fn salted_hash(salt: &[u8], password: &str) -> Vec<u8> {
     out
 }
 
+/// What a first start creates: RabbitMQ's `default_user`, `default_pass` and `default_vhost`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstStart {
+    /// The user created (with the administrator tag and access to `vhost`).
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The vhost created.
+    pub vhost: String,
+}
+
+impl Default for FirstStart {
+    /// guest/guest on `/`, as RabbitMQ.
+    fn default() -> Self {
+        FirstStart { user: "guest".to_owned(), password: "guest".to_owned(), vhost: "/".to_owned() }
+    }
+}
+
 /// The broker core: vhosts, users, and the registry of connections. Protocol-neutral: protocol
 /// faces (the AMQP session today) drive it, time comes in as [`Now`], and it reads no clock.
 pub struct Broker {
@@ -126,6 +146,8 @@ pub struct Broker {
     definitions: Option<Arc<Definitions>>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
+    /// RabbitMQ's `loopback_users`.
+    loopback_users: RwLock<Vec<String>>,
     registry: Registry,
     /// The consumer timeout in ms (0 = none), for queues without `x-consumer-timeout`.
     consumer_timeout_ms: AtomicU64,
@@ -161,7 +183,7 @@ impl Broker {
     pub fn with_store(store: Arc<dyn Store>) -> Self {
         let broker = Self::empty(store, None);
         broker.add_vhost("/");
-        broker.add_user(User::new("guest", "guest", true, &["/"]));
+        broker.add_user(User::new("guest", "guest", &["/"]));
         broker
     }
 
@@ -171,6 +193,7 @@ impl Broker {
             definitions,
             vhosts: RwLock::default(),
             users: RwLock::default(),
+            loopback_users: RwLock::new(vec!["guest".to_owned()]),
             registry: Registry::default(),
             consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
             flow_bound: parking_lot::Mutex::new(FlowBound::default()),
@@ -255,17 +278,28 @@ impl Broker {
     }
 
     /// A broker rebuilt from durable definitions, its queues recovering their messages from
-    /// `store`. A first start creates vhost "/" and user guest/guest, as RabbitMQ does.
-    /// A queue whose log cannot be recovered is reported and left out; the others start.
-    pub fn open(store: Arc<dyn Store>, definitions: Arc<Definitions>, now: Now) -> Result<Self, BrokerError> {
+    /// `store`. A first start (no vhost, no user yet) creates `first_start`'s vhost and user, as
+    /// RabbitMQ does with `default_vhost`, `default_user` and `default_pass` (`/` and
+    /// guest/guest unless configured). A queue whose log cannot be recovered is reported and
+    /// left out; the others start.
+    pub fn open(
+        store: Arc<dyn Store>,
+        definitions: Arc<Definitions>,
+        first_start: &FirstStart,
+        now: Now,
+    ) -> Result<Self, BrokerError> {
         let all = definitions.load()?;
         let broker = Self::empty(store, Some(definitions.clone()));
         if all.vhosts.is_empty() && all.users.is_empty() {
-            definitions.put_vhost("/")?;
-            broker.add_vhost("/");
-            let guest = User::new("guest", "guest", true, &["/"]);
-            definitions.put_user(&guest.to_def())?;
-            broker.add_user(guest);
+            let FirstStart { user, password, vhost } = first_start;
+            definitions.put_vhost(vhost)?;
+            broker.add_vhost(vhost);
+            let mut first = User::new(user, password, &[vhost.as_str()]);
+            // RabbitMQ gives the default user the administrator tag.
+            first.tags = vec!["administrator".to_owned()];
+            definitions.put_user(&first.to_def())?;
+            broker.add_user(first);
+            tracing::info!(%user, %vhost, "first start: created the default user and vhost");
         }
         for name in &all.vhosts {
             broker.add_vhost(name);
@@ -325,8 +359,18 @@ impl Broker {
         }
     }
 
-    /// Adds (or replaces) a user.
-    pub fn add_user(&self, user: User) {
+    /// RabbitMQ's `loopback_users`: these users may only connect from the local machine, every
+    /// other user from anywhere (guest alone by default).
+    pub fn set_loopback_users(&self, names: &[String]) {
+        for user in self.users.write().values_mut() {
+            user.loopback_only = names.contains(&user.name);
+        }
+        *self.loopback_users.write() = names.to_vec();
+    }
+
+    /// Adds (or replaces) a user; `loopback_users` decides whether it is loopback-only.
+    pub fn add_user(&self, mut user: User) {
+        user.loopback_only = self.loopback_users.read().contains(&user.name);
         self.users.write().insert(user.name.clone(), user);
     }
 
@@ -406,6 +450,49 @@ mod tests {
         assert_eq!(auth("nobody", "guest", ip("127.0.0.1")), Err(AuthFailure::UnknownUser));
         assert_eq!(auth("guest", "nope", ip("127.0.0.1")), Err(AuthFailure::BadPassword));
         assert_eq!(auth("guest", "guest", ip("10.0.0.1")), Err(AuthFailure::NotFromLoopback));
+    }
+
+    #[test]
+    fn loopback_users_decide_who_may_log_in_from_afar() {
+        let broker = Broker::new();
+        let now = Instant::now();
+        let afar = Some("10.0.0.1".parse().unwrap());
+        broker.add_user(User::new("app", "pw", &["/"]));
+        assert_eq!(broker.authenticate("app", "pw", afar, now), Ok(()), "only guest is loopback-only");
+        broker.set_loopback_users(&[]);
+        assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
+        broker.set_loopback_users(&["app".to_owned()]);
+        assert_eq!(broker.authenticate("app", "pw", afar, now), Err(AuthFailure::NotFromLoopback));
+        assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
+        broker.add_user(User::new("app", "new", &["/"]));
+        assert_eq!(
+            broker.authenticate("app", "new", afar, now),
+            Err(AuthFailure::NotFromLoopback),
+            "kept on replace"
+        );
+    }
+
+    #[test]
+    fn a_first_start_creates_the_configured_user_and_vhost_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("definitions.redb");
+        let first = FirstStart { user: "admin".into(), password: "pw".into(), vhost: "prod".into() };
+        let now = Now::new(Instant::now(), 0);
+        let open = |first: &FirstStart| {
+            let definitions = Arc::new(Definitions::open(&path).unwrap());
+            Broker::open(Arc::new(MemoryStore), definitions, first, now).unwrap()
+        };
+        let broker = open(&first);
+        assert!(broker.vhost("prod").is_some() && broker.vhost("/").is_none());
+        assert_eq!(broker.authenticate("admin", "pw", None, now.instant), Ok(()));
+        assert_eq!(broker.authenticate("guest", "guest", None, now.instant), Err(AuthFailure::UnknownUser));
+        assert!(broker.open_vhost("admin", "prod").is_ok());
+        drop(broker);
+        // A later start with other defaults changes nothing: the directory has its users.
+        let broker = open(&FirstStart::default());
+        assert!(broker.vhost("/").is_none());
+        assert_eq!(broker.authenticate("guest", "guest", None, now.instant), Err(AuthFailure::UnknownUser));
+        assert_eq!(broker.authenticate("admin", "pw", None, now.instant), Ok(()));
     }
 
     fn refuse(broker: &Broker, peer: &str, reason: AuthFailure, now: Instant) {

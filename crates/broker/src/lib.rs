@@ -38,7 +38,7 @@ mod time;
 mod vhost;
 
 pub use args::{type_name, validate_consume_args};
-pub use broker::{is_loopback, AuthFailure, Broker, User, DEFAULT_CONSUMER_TIMEOUT_MS};
+pub use broker::{is_loopback, AuthFailure, Broker, FirstStart, User, DEFAULT_CONSUMER_TIMEOUT_MS};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};

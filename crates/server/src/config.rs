@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
+use warren_broker::FirstStart;
 use warren_connection::ConnectionConfig;
 
 use crate::limits::{DiskFreeLimit, MemoryWatermark};
@@ -111,6 +112,24 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub max_failed_logins_per_minute: Option<u32>,
 
+    /// The user a first start creates (with the administrator tag), as RabbitMQ's
+    /// `default_user` [default: guest]. Only a data directory without users is affected.
+    #[arg(long, value_name = "NAME")]
+    pub default_user: Option<String>,
+
+    /// The first start's user's password, as RabbitMQ's `default_pass` [default: guest].
+    #[arg(long, value_name = "PASSWORD", env = "WARREN_DEFAULT_PASS", hide_env_values = true)]
+    pub default_pass: Option<String>,
+
+    /// The vhost a first start creates, as RabbitMQ's `default_vhost` [default: /].
+    #[arg(long, value_name = "NAME")]
+    pub default_vhost: Option<String>,
+
+    /// Users who may only connect from the local machine, as RabbitMQ's `loopback_users`;
+    /// comma-separated, "" for none [default: guest].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub loopback_users: Option<Vec<String>>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -162,6 +181,9 @@ pub struct Config {
     pub max_failed_logins_per_minute: Option<u32>,
     pub connection: ConnectionConfig,
     pub flow_control: bool,
+    /// What a first start creates.
+    pub first_start: FirstStart,
+    pub loopback_users: Vec<String>,
     pub log: String,
 }
 
@@ -193,6 +215,10 @@ impl Settings {
             consumer_timeout: self.consumer_timeout.or(base.consumer_timeout),
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
             flow_control: self.flow_control.or(base.flow_control),
+            default_user: self.default_user.or(base.default_user),
+            default_pass: self.default_pass.or(base.default_pass),
+            default_vhost: self.default_vhost.or(base.default_vhost),
+            loopback_users: self.loopback_users.or(base.loopback_users),
             max_connections: self.max_connections.or(base.max_connections),
             max_failed_logins_per_minute: self
                 .max_failed_logins_per_minute
@@ -245,6 +271,19 @@ impl Settings {
                 ),
             },
             flow_control: self.flow_control.unwrap_or(true),
+            first_start: {
+                let defaults = FirstStart::default();
+                FirstStart {
+                    user: self.default_user.unwrap_or(defaults.user),
+                    password: self.default_pass.unwrap_or(defaults.password),
+                    vhost: self.default_vhost.unwrap_or(defaults.vhost),
+                }
+            },
+            // `--loopback-users ""` names nobody.
+            loopback_users: self.loopback_users.map_or_else(
+                || vec!["guest".to_owned()],
+                |names| names.into_iter().filter(|n| !n.is_empty()).collect(),
+            ),
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
     }
@@ -274,6 +313,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_user_vhost_and_loopback_users_as_rabbitmq_names_them() {
+        let file: Settings = toml::from_str(
+            r#"
+            default_user = "admin"
+            default_pass = "s3cret"
+            default_vhost = "prod"
+            loopback_users = []
+            "#,
+        )
+        .unwrap();
+        let c = file.clone().resolve().unwrap();
+        assert_eq!(
+            c.first_start,
+            FirstStart { user: "admin".into(), password: "s3cret".into(), vhost: "prod".into() }
+        );
+        assert!(c.loopback_users.is_empty(), "an empty list lets every user in from afar");
+        let flags = Settings::try_parse_from(["warren", "--loopback-users", "guest,ops"]).unwrap();
+        assert_eq!(flags.over(file).resolve().unwrap().loopback_users, ["guest", "ops"]);
+        let none = Settings::try_parse_from(["warren", "--loopback-users", ""]).unwrap();
+        assert!(none.resolve().unwrap().loopback_users.is_empty());
+    }
+
+    #[test]
     fn defaults_match_the_readme() {
         let c = Settings::default().resolve().unwrap();
         let listen: Vec<_> = c.listen.iter().map(|l| (l.addr.to_string(), l.optional)).collect();
@@ -286,6 +348,8 @@ mod tests {
         assert_eq!(c.connection.handshake_timeout, std::time::Duration::from_secs(10));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.max_failed_logins_per_minute, None);
+        assert_eq!(c.first_start, FirstStart::default());
+        assert_eq!(c.loopback_users, ["guest"]);
         assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(50_000_000));
         assert_eq!(c.vm_memory_high_watermark, MemoryWatermark::Relative(0.4));
         let product = c.connection.server_properties.get("product").and_then(|v| v.as_str());

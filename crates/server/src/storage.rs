@@ -61,7 +61,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarm
     }
     let watched = crate::alarms::Store { health: disk.health().clone(), space: disk.space().clone() };
     let store: Arc<dyn Store> = Arc::new(disk);
-    let broker = Broker::open(store, definitions, crate::connection::now())
+    let broker = Broker::open(store, definitions, &config.first_start, crate::connection::now())
         .context("restoring the broker's definitions")?;
     let (queues, messages) = broker
         .vhosts()

@@ -27,3 +27,4 @@ mod resources;
 mod restart;
 mod routing;
 mod torn_tail;
+mod users;
