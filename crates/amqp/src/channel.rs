@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use warren_connection::AmqpError;
+use warren_protocol::constants::FRAME_END;
 use warren_protocol::frame;
 use warren_protocol::methods::{BasicCancel, BasicDeliver, BasicGetOk};
 use warren_protocol::{BasicProperties, FieldTable, FieldValue, Method, ShortStr};
@@ -18,7 +19,7 @@ use warren_broker::{
     ChannelEntry, ConsumerRef, Counter, DeliveryTarget, Message, Queue, QueuedMessage, TargetId,
 };
 
-use crate::outbox::{Outbox, HIGH_WATER_MARK, READ_PAUSE_MARK};
+use crate::outbox::{Outbox, SharedWriter, HIGH_WATER_MARK, READ_PAUSE_MARK};
 
 /// A delivery the client has not yet acknowledged.
 #[derive(Debug)]
@@ -155,8 +156,15 @@ impl ChannelHandle {
         st.next_tag += 1;
         let frame_max = self.outbox.frame_max();
         let counted = queue.counts_deliveries();
-        self.outbox
-            .write(|buf| write_deliver(buf, self.number, consumer.tag, tag, &message, counted, frame_max));
+        if message.message.body.len() >= SHARE_BODIES_FROM {
+            self.outbox.write_shared(|w| {
+                write_deliver_shared(w, self.number, consumer.tag, tag, &message, counted, frame_max)
+            });
+        } else {
+            self.outbox.write(|buf| {
+                write_deliver(buf, self.number, consumer.tag, tag, &message, counted, frame_max)
+            });
+        }
         // Deliveries to this channel are made under its lock: one counter writer at a time.
         let counters = self.entry.delivery_counters();
         counters.add_owned(if consumer.no_ack { Counter::DeliveredNoAck } else { Counter::DeliveredAck }, 1);
@@ -392,6 +400,42 @@ fn write_deliver(
     frame::write_method(buf, channel, &Method::BasicDeliver(deliver));
     let properties = delivered_properties(m, counted);
     frame::write_content(buf, channel, 60, &properties, &m.message.body, frame_max);
+}
+
+/// Bodies at least this large are not copied into the outbox: their frames' payloads are
+/// shared slices of the message's body, sent with a vectored write.
+const SHARE_BODIES_FROM: usize = 32 * 1024;
+
+/// As [`write_deliver`], sharing the body's bytes instead of copying them.
+fn write_deliver_shared(
+    w: &mut SharedWriter<'_>,
+    channel: u16,
+    consumer_tag: &ShortStr,
+    tag: u64,
+    m: &QueuedMessage,
+    counted: bool,
+    frame_max: u32,
+) {
+    let deliver = BasicDeliver {
+        consumer_tag: consumer_tag.clone(),
+        delivery_tag: tag,
+        redelivered: m.redelivered,
+        exchange: m.message.exchange.clone(),
+        routing_key: m.message.routing_key.clone(),
+    };
+    frame::write_method(w.buf(), channel, &Method::BasicDeliver(deliver));
+    let properties = delivered_properties(m, counted);
+    let body = &m.message.body;
+    frame::write_header(w.buf(), channel, 60, body.len() as u64, &properties);
+    let chunk = frame::max_body_chunk(frame_max);
+    let mut at = 0;
+    while at < body.len() {
+        let end = body.len().min(at + chunk);
+        frame::write_body_prefix(w.buf(), channel, end - at);
+        w.share(body.slice(at..end));
+        w.buf().extend_from_slice(&[FRAME_END]);
+        at = end;
+    }
 }
 
 /// The properties a delivery carries: as published, plus, from a queue that counts deliveries,

@@ -5,6 +5,10 @@
 //! header and body frames never interleave with another's, and the connection's writer task
 //! takes everything accumulated in one go: one write syscall per batch, not per frame.
 //!
+//! Large message bodies are not copied in: [`Outbox::write_shared`] queues a shared slice of the
+//! body between the bytes written around it, and the writer sends the batch with one vectored
+//! write ([`Batch`]).
+//!
 //! The buffer is bounded: past [`HIGH_WATER_MARK`] bytes not yet taken by the writer, channels
 //! refuse deliveries (the messages wait in their queues, paged out as usual), and past
 //! [`READ_PAUSE_MARK`] the connection stops reading its client's input. When the writer drains
@@ -13,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 /// Wakes a task.
@@ -27,9 +31,87 @@ pub const HIGH_WATER_MARK: usize = 2 * 1024 * 1024;
 /// The connection stops reading input (requests whose replies would pile up) past this.
 pub const READ_PAUSE_MARK: usize = 8 * 1024 * 1024;
 
+/// What waits to be written: `parts` (frozen stretches of written bytes and shared bodies, in
+/// order), then `tail`.
+#[derive(Default)]
+struct Pending {
+    parts: Vec<Bytes>,
+    parts_len: usize,
+    tail: BytesMut,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.parts_len + self.tail.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.tail.is_empty()
+    }
+}
+
+/// Appends to an outbox, sharing large buffers instead of copying them (see
+/// [`Outbox::write_shared`]).
+pub struct SharedWriter<'a> {
+    pending: &'a mut Pending,
+}
+
+impl SharedWriter<'_> {
+    /// Where bytes are written.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.pending.tail
+    }
+
+    /// Queues `bytes` after what was written so far, without copying them.
+    pub fn share(&mut self, bytes: Bytes) {
+        let p = &mut *self.pending;
+        if !p.tail.is_empty() {
+            let written = p.tail.split().freeze();
+            p.parts_len += written.len();
+            p.parts.push(written);
+        }
+        p.parts_len += bytes.len();
+        p.parts.push(bytes);
+    }
+}
+
+/// What the writer takes in one go: `parts` then `tail`, to be written in that order.
+#[derive(Default)]
+pub struct Batch {
+    /// Shared bodies and the bytes written around them (empty unless something was shared).
+    pub parts: Vec<Bytes>,
+    /// The bytes written last (everything, when nothing was shared).
+    pub tail: BytesMut,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.tail.is_empty()
+    }
+
+    /// Bytes to write.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
+    }
+
+    /// Everything in one buffer (copying the shared parts, if any: for tests and tools).
+    pub fn into_contiguous(self) -> BytesMut {
+        if self.parts.is_empty() {
+            return self.tail;
+        }
+        let mut all = BytesMut::with_capacity(self.len());
+        for part in &self.parts {
+            all.extend_from_slice(part);
+        }
+        all.extend_from_slice(&self.tail);
+        all
+    }
+}
+
 /// See the module documentation.
 pub struct Outbox {
-    buf: Mutex<BytesMut>,
+    buf: Mutex<Pending>,
     /// Bytes in `buf` (read without the lock by deliverers).
     pending: AtomicUsize,
     /// Something was refused for want of room: wake the connection once the writer drains.
@@ -47,7 +129,7 @@ impl Outbox {
     /// when a buffer that refused deliveries has been taken by the writer.
     pub fn new(wake: Waker, drained: Waker) -> Self {
         Outbox {
-            buf: Mutex::new(BytesMut::new()),
+            buf: Mutex::new(Pending::default()),
             pending: AtomicUsize::new(0),
             throttled: AtomicBool::new(false),
             wake,
@@ -60,16 +142,23 @@ impl Outbox {
 
     /// Appends frames written by `write` and wakes the writer. Nothing is written once closed.
     pub fn write(&self, write: impl FnOnce(&mut BytesMut)) {
+        self.write_shared(|w| write(w.buf()));
+    }
+
+    /// As [`Outbox::write`], with a writer that can also queue shared buffers (large bodies)
+    /// without copying them.
+    #[inline]
+    pub fn write_shared(&self, write: impl FnOnce(&mut SharedWriter<'_>)) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         let was_empty = {
-            let mut buf = self.buf.lock();
-            let was_empty = buf.is_empty();
-            write(&mut buf);
+            let mut pending = self.buf.lock();
+            let was_empty = pending.is_empty();
+            write(&mut SharedWriter { pending: &mut pending });
             // Relaxed: a larger value can only make a deliverer back off, and a deliverer that
             // backs off sets the flag the writer checks after draining (see `has_room`).
-            self.pending.store(buf.len(), Ordering::Relaxed);
+            self.pending.store(pending.len(), Ordering::Relaxed);
             was_empty
         };
         // The writer drains everything it finds; a wake is only needed for the first bytes.
@@ -95,10 +184,11 @@ impl Outbox {
     }
 
     /// Takes everything written so far (for the writer task).
-    pub fn take(&self) -> BytesMut {
+    pub fn take(&self) -> Batch {
         let taken = {
-            let mut buf = self.buf.lock();
-            let taken = buf.split();
+            let mut pending = self.buf.lock();
+            let taken = Batch { parts: std::mem::take(&mut pending.parts), tail: pending.tail.split() };
+            pending.parts_len = 0;
             self.pending.store(0, Ordering::SeqCst);
             taken
         };
@@ -110,7 +200,8 @@ impl Outbox {
 
     /// Hands an emptied buffer back so its capacity is reused.
     pub fn recycle(&self, mut spare: BytesMut) {
-        let mut buf = self.buf.lock();
+        let mut pending = self.buf.lock();
+        let buf = &mut pending.tail;
         // A buffer grown by a burst is not kept: an idle connection should cost little.
         if buf.is_empty() && spare.capacity() > buf.capacity() && spare.capacity() <= 2 * HIGH_WATER_MARK {
             spare.clear();
@@ -172,5 +263,42 @@ mod tests {
         assert!(outbox.has_room(HIGH_WATER_MARK));
         outbox.take();
         assert_eq!(drained.load(Ordering::SeqCst), 1, "no refusal, no wake");
+    }
+
+    #[test]
+    fn shared_buffers_keep_their_place_between_written_bytes() {
+        let outbox = Outbox::new(Box::new(|| {}), Box::new(|| {}));
+        let body = Bytes::from(vec![7u8; 100_000]);
+        outbox.write(|b| b.extend_from_slice(b"before"));
+        outbox.write_shared(|w| {
+            w.buf().extend_from_slice(b"[");
+            w.share(body.slice(..60_000));
+            w.buf().extend_from_slice(b"|");
+            w.share(body.slice(60_000..));
+            w.buf().extend_from_slice(b"]");
+        });
+        outbox.write(|b| b.extend_from_slice(b"after"));
+        assert_eq!(outbox.pending(), 6 + 1 + 100_000 + 1 + 1 + 5, "shared bytes count against the marks");
+        let batch = outbox.take();
+        assert_eq!(outbox.pending(), 0);
+        let mut all = Vec::new();
+        for part in &batch.parts {
+            all.extend_from_slice(part);
+        }
+        all.extend_from_slice(&batch.tail);
+        let mut expected = b"before[".to_vec();
+        expected.extend_from_slice(&body[..60_000]);
+        expected.push(b'|');
+        expected.extend_from_slice(&body[60_000..]);
+        expected.extend_from_slice(b"]after");
+        assert_eq!(all, expected);
+        assert_eq!(batch.len(), expected.len());
+        // The body was not copied: the shared parts point into it.
+        assert!(batch.parts.iter().any(|p| p.as_ptr() == body.as_ptr()));
+        // Without sharing, a batch is one buffer, as before.
+        outbox.write(|b| b.extend_from_slice(b"small"));
+        let batch = outbox.take();
+        assert!(batch.parts.is_empty());
+        assert_eq!(&batch.tail[..], b"small");
     }
 }

@@ -186,6 +186,24 @@ pub fn write_body(out: &mut BytesMut, channel: u16, payload: &[u8]) {
     out.put_u8(FRAME_END);
 }
 
+/// Appends what precedes a body frame's payload (type, channel, size), for a caller that sends
+/// the payload itself from a shared buffer and then [`FRAME_END`].
+pub fn write_body_prefix(out: &mut BytesMut, channel: u16, payload_len: usize) {
+    out.reserve(FRAME_OVERHEAD - 1);
+    out.put_u8(FRAME_BODY);
+    out.put_u16(channel);
+    out.put_u32(payload_len as u32);
+}
+
+/// The largest body payload per frame for `frame_max` (0 = unlimited).
+pub fn max_body_chunk(frame_max: u32) -> usize {
+    if frame_max == 0 {
+        u32::MAX as usize
+    } else {
+        (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
+    }
+}
+
 /// Heartbeat frame (always on channel 0).
 pub fn write_heartbeat(out: &mut BytesMut) {
     out.put_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
@@ -202,12 +220,7 @@ pub fn write_content(
     frame_max: u32,
 ) {
     write_header(out, channel, class_id, body.len() as u64, properties);
-    let max_chunk = if frame_max == 0 {
-        u32::MAX as usize
-    } else {
-        (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
-    };
-    for chunk in body.chunks(max_chunk) {
+    for chunk in body.chunks(max_body_chunk(frame_max)) {
         write_body(out, channel, chunk);
     }
 }

@@ -2,6 +2,7 @@
 //! the broker session; a writer task drains the connection's outbox, one write per batch. When the
 //! broker shuts down, the machine is told to close the connection.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
-use warren_amqp::{Outbox, Session, READ_PAUSE_MARK};
+use warren_amqp::{Batch, Outbox, Session, READ_PAUSE_MARK};
 use warren_broker::{ConnectionEntry, Counter, Now};
 use warren_connection::{AmqpError, Connection};
 
@@ -173,14 +174,34 @@ async fn write_loop(
             notify.notified().await;
             continue;
         }
-        if writer.write_all(&batch).await.is_err() {
+        let written = batch.len();
+        if write_batch(&mut writer, &batch).await.is_err() {
             outbox.close();
             break;
         }
-        entry.counters().add_owned(Counter::BytesOut, batch.len() as u64);
-        outbox.recycle(batch);
+        entry.counters().add_owned(Counter::BytesOut, written as u64);
+        outbox.recycle(batch.tail);
     }
     let _ = writer.shutdown().await;
+}
+
+/// Writes a batch: one write when it is a single buffer (the common case), else one vectored
+/// write of its shared parts and its tail (large bodies are not copied).
+async fn write_batch(writer: &mut OwnedWriteHalf, batch: &Batch) -> std::io::Result<()> {
+    if batch.parts.is_empty() {
+        return writer.write_all(&batch.tail).await;
+    }
+    let mut slices: Vec<IoSlice<'_>> = batch.parts.iter().map(|p| IoSlice::new(p)).collect();
+    slices.push(IoSlice::new(&batch.tail));
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        let n = writer.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 /// The time, as the broker core takes it.

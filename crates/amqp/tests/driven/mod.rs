@@ -83,7 +83,7 @@ impl Client {
     pub fn drain_output(&mut self) -> usize {
         let out = self.outbox.take();
         let n = out.len();
-        self.outbox.recycle(out);
+        self.outbox.recycle(out.tail);
         n
     }
 }

@@ -188,7 +188,7 @@ impl TestClient {
 
     /// Drains the outbox: every frame the client would have received, in order.
     pub fn recv(&mut self) -> Vec<Frame> {
-        let mut buf = self.outbox.take();
+        let mut buf = self.outbox.take().into_contiguous();
         let mut frames = Vec::new();
         while let Some(f) = frame::parse_frame(&mut buf, 0).expect("outbox holds valid frames") {
             frames.push(f);
