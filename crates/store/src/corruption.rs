@@ -42,6 +42,9 @@ pub struct CorruptionStats {
     pub ack_files_set_aside: u64,
     /// Damaged files copied aside (`*.corrupt`, `*.corrupt.2`, ...) for inspection.
     pub files_copied_aside: u64,
+    /// Ack files that ended in part of an entry (a write torn by a crash), cut back to their
+    /// last whole entry.
+    pub torn_ack_tails: u64,
 }
 
 impl CorruptionStats {
@@ -62,6 +65,7 @@ impl CorruptionStats {
             self.ack_headers_repaired,
             self.ack_files_set_aside,
             self.files_copied_aside,
+            self.torn_ack_tails,
         ]
     }
 
@@ -77,11 +81,12 @@ impl CorruptionStats {
             ack_headers_repaired: f[7],
             ack_files_set_aside: f[8],
             files_copied_aside: f[9],
+            torn_ack_tails: f[10],
         }
     }
 }
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 11;
 
 /// The store-wide [`CorruptionStats`], as atomics: logs recovering on different threads add
 /// to them without a lock.

@@ -444,6 +444,7 @@ fn load_acks(
     }
     if whole < data.len() {
         tracing::warn!(dir = %dir_shown, file = %name, at = whole, bytes = data.len() - whole, "truncating a torn ack entry at the end");
+        found.torn_ack_tails += 1;
         file.set_len(whole as u64)?;
     }
     Ok(apply_acks(&path, entries, offsets, skip))
@@ -473,6 +474,8 @@ fn read_ack_entries(body: &[u8]) -> (Vec<record::AckEntry>, Vec<(u64, u64)>) {
 fn apply_acks(path: &Path, entries: Vec<record::AckEntry>, offsets: &[u64], skip: &mut Bits) -> Acks {
     let mut acks = Acks::default();
     let mut returned: Vec<u64> = Vec::new();
+    // Acks of records lost to damage or a torn tail: one line per file, not one per ack.
+    let mut stray: (u64, Option<u64>) = (0, None);
     for entry in entries {
         match entry {
             record::AckEntry::Settled(offset) => {
@@ -480,12 +483,16 @@ fn apply_acks(path: &Path, entries: Vec<record::AckEntry>, offsets: &[u64], skip
                 match offsets.binary_search(&offset) {
                     Ok(i) => skip.set(i as u64),
                     Err(_) => {
-                        tracing::warn!(path = %path.display(), offset, "ack of an offset not in its segment; ignored")
+                        stray.0 += 1;
+                        stray.1.get_or_insert(offset);
                     }
                 }
             }
             record::AckEntry::Returned(offset) => returned.push(offset),
         }
+    }
+    if let (count, Some(first_offset)) = stray {
+        tracing::warn!(path = %path.display(), first_offset, count, "acks of offsets not in their segment; ignored");
     }
     returned.sort_unstable();
     for offset in returned {

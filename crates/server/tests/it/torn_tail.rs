@@ -192,7 +192,7 @@ const ACK_TAIL_CUT: &str = "truncating a torn ack entry at the end";
 const ACK_HEADER_REPAIRED: &str = "damaged ack file header; its entries are kept";
 const ACK_SET_ASIDE: &str = "not an ack file (bad header, no valid entry); set aside";
 const COPIED_ASIDE: &str = "damaged file copied aside for inspection";
-const STRAY_ACK: &str = "ack of an offset not in its segment; ignored";
+const STRAY_ACK: &str = "acks of offsets not in their segment; ignored";
 const DAMAGED_LOG: &str = "recovered a damaged queue log";
 
 /// Whether a log line holds `detail`: a `field=value` (no spaces) must be one of its fields,
@@ -591,6 +591,7 @@ async fn partial_ack_entry_at_the_tail_is_cut() {
     append(&ack, &garbage(5, 11));
     b.spawn().await;
     assert_logged(&b, ACK_TAIL_CUT, &ack, &["at=56", "bytes=5"]);
+    assert_found(&b, &["torn_ack_tails: 1", "files_copied_aside: 0"]);
     assert_eq!(file_len(&ack), 8 + 4 * 12);
     assert_eq!(copies_of(&ack), Vec::<PathBuf>::new(), "a torn write is no damage worth a copy");
     assert_ack_recovery(&mut b, &(4..10).collect::<Vec<_>>()).await;
@@ -703,7 +704,7 @@ async fn acks_of_dropped_records_do_not_apply_to_new_messages() {
     set_len(&seg, (start + len / 2) as u64);
     b.spawn().await;
     assert_logged(&b, TAIL_CUT, &seg, &[&format!("at={start}")]);
-    assert_logged(&b, STRAY_ACK, &seg.with_extension("ack"), &["offset=7"]);
+    assert_logged(&b, STRAY_ACK, &seg.with_extension("ack"), &["first_offset=7"]);
     {
         let c = b.connect().await;
         let ch = confirm_channel(&c).await;
