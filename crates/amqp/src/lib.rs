@@ -24,7 +24,7 @@ use warren_broker::Broker;
 
 pub use channel::{ChannelHandle, Unacked};
 pub use error::amqp_error;
-pub use outbox::{Batch, Outbox, SharedWriter, Waker, HIGH_WATER_MARK, READ_PAUSE_MARK};
+pub use outbox::{Batch, Outbox, SharedWriter, Waker, HIGH_WATER_MARK, READ_PAUSE_MARK, SHARE_BODIES_FROM};
 pub use session::reply_to::{ReplyRegistry, REPLY_PREFIX, REPLY_QUEUE};
 pub use session::{Session, SyncNotify};
 

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
+use warren_protocol::constants::FRAME_END;
+use warren_protocol::frame;
 
 /// Wakes a task.
 pub type Waker = Box<dyn Fn() + Send + Sync>;
@@ -28,6 +30,9 @@ pub type Waker = Box<dyn Fn() + Send + Sync>;
 /// warren-perf at 1.4M msg/s published); the writer's batch in flight and the outbox together
 /// hold about twice this for a consumer that stops reading.
 pub const HIGH_WATER_MARK: usize = 2 * 1024 * 1024;
+/// Bodies at least this large are not copied into the outbox (see
+/// [`SharedWriter::write_content`]).
+pub const SHARE_BODIES_FROM: usize = 32 * 1024;
 /// The connection stops reading input (requests whose replies would pile up) past this.
 pub const READ_PAUSE_MARK: usize = 8 * 1024 * 1024;
 
@@ -58,8 +63,35 @@ pub struct SharedWriter<'a> {
 
 impl SharedWriter<'_> {
     /// Where bytes are written.
+    #[inline]
     pub fn buf(&mut self) -> &mut BytesMut {
         &mut self.pending.tail
+    }
+
+    /// Writes a content header and the body frames; a body of [`SHARE_BODIES_FROM`] bytes or
+    /// more goes out as shared slices of `body` instead of being copied.
+    pub fn write_content(
+        &mut self,
+        channel: u16,
+        class_id: u16,
+        properties: &[u8],
+        body: &Bytes,
+        frame_max: u32,
+    ) {
+        if body.len() < SHARE_BODIES_FROM {
+            frame::write_content(self.buf(), channel, class_id, properties, body, frame_max);
+            return;
+        }
+        frame::write_header(self.buf(), channel, class_id, body.len() as u64, properties);
+        let chunk = frame::max_body_chunk(frame_max);
+        let mut at = 0;
+        while at < body.len() {
+            let end = body.len().min(at + chunk);
+            frame::write_body_prefix(self.buf(), channel, end - at);
+            self.share(body.slice(at..end));
+            self.buf().extend_from_slice(&[FRAME_END]);
+            at = end;
+        }
     }
 
     /// Queues `bytes` after what was written so far, without copying them.

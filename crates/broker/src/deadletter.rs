@@ -437,14 +437,7 @@ mod tests {
 
     /// Raw headers: `app` = "kept", `deep` = a table nested `depth` levels.
     fn deep_headers(depth: usize) -> (Bytes, Bytes) {
-        let mut value = b"S\x00\x00\x00\x02hi".to_vec();
-        for _ in 0..depth {
-            let mut entry = vec![1, b'n'];
-            entry.extend_from_slice(&value);
-            value = vec![b'F'];
-            value.extend_from_slice(&(entry.len() as u32).to_be_bytes());
-            value.extend_from_slice(&entry);
-        }
+        let value = warren_testkit::methods::nested_table_value(depth);
         let mut body = b"\x03appS\x00\x00\x00\x04kept\x04deep".to_vec();
         body.extend_from_slice(&value);
         let mut table = (body.len() as u32).to_be_bytes().to_vec();

@@ -79,6 +79,9 @@ pub(crate) struct Syncer {
     /// Bumped whenever a file is poisoned: a log compares it with what it saw last before
     /// asking (under the lock) whether its own file is one of them.
     poison_epoch: AtomicU64,
+    /// The highest ticket of any failed round (0: none failed), so that asking about a ticket
+    /// above it takes no lock.
+    failed_through: AtomicU64,
     health: Arc<Health>,
     /// Tests hold this to keep a round from fsyncing until they let it.
     #[cfg(test)]
@@ -108,6 +111,7 @@ impl Syncer {
             synced: AtomicU64::new(if mode == SyncMode::Never { u64::MAX } else { 0 }),
             rounds: AtomicU64::new(0),
             poison_epoch: AtomicU64::new(0),
+            failed_through: AtomicU64::new(0),
             health,
             #[cfg(test)]
             gate: Mutex::new(()),
@@ -180,7 +184,8 @@ impl Syncer {
 
     /// Whether `ticket`'s round failed (meaningful once `synced() >= ticket`).
     pub(crate) fn failed(&self, ticket: u64) -> bool {
-        if ticket == 0 {
+        // Every confirm batch asks: without a failure above it, no lock.
+        if ticket == 0 || ticket > self.failed_through.load(Ordering::Acquire) {
             return false;
         }
         self.lock().failed.iter().any(|&(low, high)| (low..=high).contains(&ticket))
@@ -247,6 +252,7 @@ impl Syncer {
             if failed {
                 let low = self.synced() + 1;
                 record_failed(&mut st.failed, low, target);
+                self.failed_through.store(target, Ordering::Release);
                 tracing::debug!(low, high = target, "sync round failed: its confirms are nacked");
             } else {
                 self.rounds.fetch_add(1, Ordering::Relaxed);

@@ -72,3 +72,15 @@ pub fn parse_close(f: &Frame) -> Close {
     let mut a: R<'_> = f.args();
     Close { code: a.u16(), text: a.shortstr(), class_id: a.u16(), method_id: a.u16() }
 }
+
+/// An encoded field-table value (type octet and all) nested `depth` tables deep, each holding
+/// one entry `n` with the next, the innermost `n` the string "hi": deeper than a decoder's
+/// depth limit, to check what a broker does with headers it cannot decode whole.
+pub fn nested_table_value(depth: usize) -> Vec<u8> {
+    let mut value = b"S\x00\x00\x00\x02hi".to_vec();
+    for _ in 0..depth {
+        let entry = [&[1, b'n'][..], &value].concat();
+        value = [&[b'F'][..], &(entry.len() as u32).to_be_bytes(), &entry].concat();
+    }
+    value
+}

@@ -263,11 +263,7 @@ async fn past_the_failed_login_limit_an_address_is_refused_unchecked() {
 /// Headers table content: `app` = "kept", `deep` = a table nested `depth` levels (each `n` ->
 /// the next), and the encoded `deep` entry alone.
 fn deep_headers(depth: usize) -> (Vec<u8>, Vec<u8>) {
-    let mut value = b"S\x00\x00\x00\x02hi".to_vec();
-    for _ in 0..depth {
-        let entry = [&[1, b'n'][..], &value].concat();
-        value = [&[b'F'][..], &(entry.len() as u32).to_be_bytes(), &entry].concat();
-    }
+    let value = warren_testkit::methods::nested_table_value(depth);
     let deep_entry = [&b"\x04deep"[..], &value].concat();
     let content = [&b"\x03appS\x00\x00\x00\x04kept"[..], &deep_entry].concat();
     (content, deep_entry)
