@@ -155,8 +155,11 @@ pub async fn consumer_priorities(cx: Ctx) -> Res {
     c.recv(3).await?;
     c.recv(2).await?;
     c.recv(2).await?;
-    // credit back on hi1: the next message is its own
+    // credit back on hi1: the next message is its own. The ack is known processed once a later
+    // synchronous method on its channel is answered; without that, RabbitMQ may take the
+    // publish on ch4 before the ack on ch1 and give m6 to "lo".
     c.ack(1, 0, true).await;
+    c.qos(1, 2, false).await?;
     c.publish_to_queue(4, &q, b"m6").await;
     c.await_confirms(4, 7, 7).await?;
     c.recv(1).await?;
