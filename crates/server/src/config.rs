@@ -20,6 +20,11 @@ use crate::limits::{DiskFreeLimit, MemoryWatermark};
 )]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// What to do instead of running the broker.
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+
     /// TOML file with any of the settings below (keys as the flags, with underscores: `data_dir = "..."`).
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
@@ -136,6 +141,17 @@ pub struct Settings {
 }
 
 /// Whether confirms wait for fsync.
+/// Subcommands of the binary.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Operator commands as rabbitmqctl's (add_user, set_permissions, ...), sent to the broker
+    /// running on the data directory, or applied to the directory when none runs there.
+    Ctl {
+        #[command(subcommand)]
+        command: crate::ctl::CtlCommand,
+    },
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncSetting {
@@ -199,6 +215,7 @@ impl Settings {
 
     fn over(self, base: Settings) -> Settings {
         Settings {
+            command: None,
             config: self.config,
             listen: self.listen.or(base.listen),
             data_dir: self.data_dir.or(base.data_dir),

@@ -47,6 +47,7 @@ pub async fn run(
     broker.set_max_failed_logins_per_minute(config.max_failed_logins_per_minute);
     broker.set_loopback_users(&config.loopback_users);
     spawn_ticker(broker.clone());
+    crate::ctl::socket::spawn(&config.data_dir, broker.clone());
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
     let shared =

@@ -8,6 +8,7 @@ mod bind;
 mod config;
 mod connection;
 mod connections;
+mod ctl;
 mod disk_alarm;
 mod limits;
 mod listener;
@@ -18,13 +19,18 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let config = config::Settings::load(config::Settings::parse())?;
+    let mut settings = config::Settings::parse();
+    let command = settings.command.take();
+    let config = config::Settings::load(settings)?;
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if let Some(config::Command::Ctl { command }) = command {
+        std::process::exit(ctl::run(&config, command));
+    }
     // Before the data directory: an address in use must not cost a recovery, nor hold the
     // directory's lock while it fails.
     let bound = bind::bind_all(&config.listen)?;

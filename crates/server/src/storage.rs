@@ -13,7 +13,7 @@ use warren_store::{DiskConfig, DiskStore, Store, SyncMode};
 
 use crate::config::{Config, SyncSetting};
 
-const DEFINITIONS_FILE: &str = "definitions.redb";
+pub const DEFINITIONS_FILE: &str = "definitions.redb";
 
 /// Opens the broker on the data directory; also returns what the resource alarms watch in the
 /// store.

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod access;
 mod basic;
 mod bounds;
 mod confirm_tx;

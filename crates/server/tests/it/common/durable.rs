@@ -96,6 +96,29 @@ impl DurableBroker {
         self.args = args.iter().map(OsString::from).collect();
     }
 
+    /// Runs `warren ctl` on this broker's data directory: whether it succeeded, its stdout and
+    /// its stderr.
+    pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--log")
+            .arg("warn")
+            .arg("ctl")
+            .args(args)
+            .output()
+            .expect("run warren ctl");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Runs `warren ctl` and requires it to succeed.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.ctl(args);
+        assert!(ok, "warren ctl {args:?} failed: {stdout}{stderr}");
+        stdout
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

@@ -1,0 +1,485 @@
+//! The operator commands of `warren ctl`, named and shaped as `rabbitmqctl`'s, and how each is
+//! carried out against a broker: changes go through the broker's admin commands, listings read
+//! its access control. The same code runs in the broker (a command sent over the control
+//! socket) and in the CLI itself (a stopped broker's data directory).
+
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use warren_broker::{
+    AdminCommand, Broker, PasswordHash, TopicPermission, User, UserLimits, VhostLimits, VhostSettings,
+};
+
+/// One `warren ctl` command.
+#[derive(Debug, Clone, PartialEq, Subcommand, Serialize, Deserialize)]
+#[command(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum CtlCommand {
+    /// Adds a user (not loopback-only unless named in loopback_users).
+    AddUser {
+        /// The user name.
+        username: String,
+        /// The password; "" adds a user without one (certificate login only).
+        password: String,
+    },
+    /// Deletes a user with its permissions and closes its connections.
+    DeleteUser {
+        /// The user name.
+        username: String,
+    },
+    /// Changes a user's password.
+    ChangePassword {
+        /// The user name.
+        username: String,
+        /// The new password.
+        password: String,
+    },
+    /// Removes a user's password: only a certificate (EXTERNAL) logs it in.
+    ClearPassword {
+        /// The user name.
+        username: String,
+    },
+    /// Checks a user's password.
+    AuthenticateUser {
+        /// The user name.
+        username: String,
+        /// The password to check.
+        password: String,
+    },
+    /// Replaces a user's tags (administrator, monitoring, policymaker, management, impersonator).
+    SetUserTags {
+        /// The user name.
+        username: String,
+        /// The tags; none clears them.
+        tags: Vec<String>,
+    },
+    /// Lists users and their tags.
+    ListUsers,
+    /// Adds a vhost.
+    AddVhost {
+        /// The vhost.
+        vhost: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Comma-separated tags.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+    },
+    /// Deletes a vhost with everything in it and closes its connections.
+    DeleteVhost {
+        /// The vhost.
+        vhost: String,
+    },
+    /// Lists vhosts.
+    ListVhosts,
+    /// Sets a user's permissions in a vhost: configure, write and read regular expressions.
+    SetPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The user name.
+        username: String,
+        /// Names the user may declare and delete.
+        configure: String,
+        /// Names the user may publish and bind to.
+        write: String,
+        /// Names the user may consume, get and bind from.
+        read: String,
+    },
+    /// Clears a user's permissions in a vhost.
+    ClearPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The user name.
+        username: String,
+    },
+    /// Lists the permissions in a vhost.
+    ListPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
+    /// Lists a user's permissions in every vhost.
+    ListUserPermissions {
+        /// The user name.
+        username: String,
+    },
+    /// Sets a user's topic permissions on a topic exchange: write and read expressions on
+    /// routing keys ({username}, {vhost} and {client_id} are filled in).
+    SetTopicPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The user name.
+        username: String,
+        /// The topic exchange.
+        exchange: String,
+        /// Routing keys the user may publish with.
+        write: String,
+        /// Binding keys the user may bind with.
+        read: String,
+    },
+    /// Clears a user's topic permissions in a vhost (on one exchange, or all).
+    ClearTopicPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The user name.
+        username: String,
+        /// The exchange; all of them if left out.
+        exchange: Option<String>,
+    },
+    /// Lists the topic permissions in a vhost.
+    ListTopicPermissions {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
+    /// Sets a vhost's limits, as JSON: '{"max-connections": 10, "max-queues": 100}' (a negative
+    /// value: no limit); replaces the limits it had.
+    SetVhostLimits {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The limits.
+        definition: String,
+    },
+    /// Clears a vhost's limits.
+    ClearVhostLimits {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
+    /// Lists a vhost's limits.
+    ListVhostLimits {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
+    /// Sets user limits, as JSON: '{"max-connections": 5, "max-channels": 20}'; limits not
+    /// named keep their value.
+    SetUserLimits {
+        /// The user name.
+        username: String,
+        /// The limits.
+        definition: String,
+    },
+    /// Clears one of a user's limits (max-connections, max-channels) or all.
+    ClearUserLimits {
+        /// The user name.
+        username: String,
+        /// The limit, or "all".
+        limit: String,
+    },
+    /// Lists a user's limits.
+    ListUserLimits {
+        /// The user name.
+        #[arg(long = "user")]
+        username: String,
+    },
+}
+
+impl CtlCommand {
+    /// The command's name, as typed (`add_user`): what the log shows, never its arguments (some
+    /// are passwords).
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => name,
+            Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Applies `command` to `broker`: the text to print, or why it failed.
+pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
+    use CtlCommand::*;
+    let admin = |command: AdminCommand| broker.admin(command).map_err(|e| e.to_string());
+    let access = broker.access();
+    match command {
+        AddUser { username, password } => {
+            admin(AdminCommand::AddUser(User::new(&username, &password)))?;
+            Ok(format!("Adding user \"{username}\" ..."))
+        }
+        DeleteUser { username } => {
+            admin(AdminCommand::DeleteUser(username.clone()))?;
+            Ok(format!("Deleting user \"{username}\" ..."))
+        }
+        ChangePassword { username, password } => {
+            admin(AdminCommand::ChangePassword {
+                user: username.clone(),
+                password: PasswordHash::new(&password),
+            })?;
+            Ok(format!("Changing password for user \"{username}\" ..."))
+        }
+        ClearPassword { username } => {
+            admin(AdminCommand::ChangePassword { user: username.clone(), password: PasswordHash::none() })?;
+            Ok(format!("Clearing password for user \"{username}\" ..."))
+        }
+        AuthenticateUser { username, password } => match access.authenticate(&username, &password, None) {
+            Ok(()) => Ok(format!("Authenticating user \"{username}\" ...\nSuccess")),
+            Err(_) => Err(format!(
+                "Error: failed to authenticate user \"{username}\"\nuser '{username}' - invalid credentials"
+            )),
+        },
+        SetUserTags { username, tags } => {
+            admin(AdminCommand::SetUserTags { user: username.clone(), tags: tags.clone() })?;
+            Ok(format!("Setting tags for user \"{username}\" to [{}] ...", tags.join(", ")))
+        }
+        ListUsers => {
+            let mut out = String::from("Listing users ...\nuser\ttags");
+            for user in access.users() {
+                out.push_str(&format!("\n{}\t[{}]", user.name, user.tags.join(", ")));
+            }
+            Ok(out)
+        }
+        AddVhost { vhost, description, tags } => {
+            let tags = tags.into_iter().filter(|t| !t.is_empty()).collect();
+            admin(AdminCommand::AddVhost {
+                name: vhost.clone(),
+                settings: VhostSettings { description, tags, ..Default::default() },
+            })?;
+            Ok(format!("Adding vhost \"{vhost}\" ..."))
+        }
+        DeleteVhost { vhost } => {
+            admin(AdminCommand::DeleteVhost(vhost.clone()))?;
+            Ok(format!("Deleting vhost \"{vhost}\" ..."))
+        }
+        ListVhosts => {
+            let mut out = String::from("Listing vhosts ...\nname");
+            for (name, _) in access.vhosts() {
+                out.push_str(&format!("\n{name}"));
+            }
+            Ok(out)
+        }
+        SetPermissions { vhost, username, configure, write, read } => {
+            admin(AdminCommand::SetPermissions {
+                user: username.clone(),
+                vhost: vhost.clone(),
+                configure,
+                write,
+                read,
+            })?;
+            Ok(format!("Setting permissions for user \"{username}\" in vhost \"{vhost}\" ..."))
+        }
+        ClearPermissions { vhost, username } => {
+            admin(AdminCommand::ClearPermissions { user: username.clone(), vhost: vhost.clone() })?;
+            Ok(format!("Clearing permissions for user \"{username}\" in vhost \"{vhost}\" ..."))
+        }
+        ListPermissions { vhost } => {
+            let mut out =
+                format!("Listing permissions for vhost \"{vhost}\" ...\nuser\tconfigure\twrite\tread");
+            for (v, user, p) in access.all_permissions() {
+                if v == vhost {
+                    let (c, w, r) = (p.configure.as_str(), p.write.as_str(), p.read.as_str());
+                    out.push_str(&format!("\n{user}\t{c}\t{w}\t{r}"));
+                }
+            }
+            Ok(out)
+        }
+        ListUserPermissions { username } => {
+            let mut out =
+                format!("Listing permissions for user \"{username}\" ...\nvhost\tconfigure\twrite\tread");
+            for (vhost, user, p) in access.all_permissions() {
+                if user == username {
+                    let (c, w, r) = (p.configure.as_str(), p.write.as_str(), p.read.as_str());
+                    out.push_str(&format!("\n{vhost}\t{c}\t{w}\t{r}"));
+                }
+            }
+            Ok(out)
+        }
+        SetTopicPermissions { vhost, username, exchange, write, read } => {
+            let permission = TopicPermission { exchange, write, read };
+            admin(AdminCommand::SetTopicPermissions {
+                user: username.clone(),
+                vhost: vhost.clone(),
+                permission,
+            })?;
+            Ok(format!("Setting topic permissions for user \"{username}\" in vhost \"{vhost}\" ..."))
+        }
+        ClearTopicPermissions { vhost, username, exchange } => {
+            admin(AdminCommand::ClearTopicPermissions {
+                user: username.clone(),
+                vhost: vhost.clone(),
+                exchange,
+            })?;
+            Ok(format!("Clearing topic permissions for user \"{username}\" in vhost \"{vhost}\" ..."))
+        }
+        ListTopicPermissions { vhost } => {
+            let mut out =
+                format!("Listing topic permissions for vhost \"{vhost}\" ...\nuser\texchange\twrite\tread");
+            for (v, user, p) in access.all_topic_permissions() {
+                if v == vhost {
+                    out.push_str(&format!("\n{user}\t{}\t{}\t{}", p.exchange, p.write, p.read));
+                }
+            }
+            Ok(out)
+        }
+        SetVhostLimits { vhost, definition } => {
+            let limits = parse_limits(&definition, &["max-connections", "max-queues"])?;
+            let limits = VhostLimits { max_connections: limits[0], max_queues: limits[1] };
+            admin(AdminCommand::SetVhostLimits { vhost: vhost.clone(), limits })?;
+            Ok(format!("Applying limits to vhost \"{vhost}\" ..."))
+        }
+        ClearVhostLimits { vhost } => {
+            admin(AdminCommand::SetVhostLimits { vhost: vhost.clone(), limits: VhostLimits::default() })?;
+            Ok(format!("Clearing vhost \"{vhost}\" limits ..."))
+        }
+        ListVhostLimits { vhost } => {
+            let settings =
+                access.vhost(&vhost).ok_or_else(|| format!("Error: vhost \"{vhost}\" does not exist"))?;
+            let limits = [
+                ("max-connections", settings.limits.max_connections),
+                ("max-queues", settings.limits.max_queues),
+            ];
+            Ok(format!("Listing limits for vhost \"{vhost}\" ...\n{}", limits_json(&limits)))
+        }
+        SetUserLimits { username, definition } => {
+            let user =
+                access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
+            let given = parse_limit_map(&definition, &["max-connections", "max-channels"])?;
+            let mut limits = user.limits;
+            for (name, value) in given {
+                match name.as_str() {
+                    "max-connections" => limits.max_connections = value,
+                    _ => limits.max_channels = value,
+                }
+            }
+            admin(AdminCommand::SetUserLimits { user: username.clone(), limits })?;
+            Ok(format!("Setting user limits to \"{definition}\" for user \"{username}\" ..."))
+        }
+        ClearUserLimits { username, limit } => {
+            let user =
+                access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
+            let limits = match limit.as_str() {
+                "all" => UserLimits::default(),
+                "max-connections" => UserLimits { max_connections: None, ..user.limits },
+                "max-channels" => UserLimits { max_channels: None, ..user.limits },
+                other => {
+                    return Err(format!(
+                        "Error: unknown limit \"{other}\" (max-connections, max-channels or all)"
+                    ))
+                }
+            };
+            admin(AdminCommand::SetUserLimits { user: username.clone(), limits })?;
+            Ok(format!("Clearing \"{limit}\" limit for user \"{username}\" ..."))
+        }
+        ListUserLimits { username } => {
+            let user =
+                access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
+            let limits = [
+                ("max-connections", user.limits.max_connections),
+                ("max-channels", user.limits.max_channels),
+            ];
+            Ok(format!("Listing limits for user \"{username}\" ...\n{}", limits_json(&limits)))
+        }
+    }
+}
+
+/// A JSON object of limits: each known name to an integer (negative: no limit).
+fn parse_limit_map(definition: &str, known: &[&str]) -> Result<Vec<(String, Option<u64>)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(definition).map_err(|e| format!("Error: the limits are not valid JSON: {e}"))?;
+    let object = value.as_object().ok_or("Error: the limits must be a JSON object")?;
+    let mut out = Vec::new();
+    for (name, value) in object {
+        if !known.contains(&name.as_str()) {
+            return Err(format!("Error: unknown limit \"{name}\" (known: {})", known.join(", ")));
+        }
+        let n = value.as_i64().ok_or_else(|| format!("Error: limit \"{name}\" must be an integer"))?;
+        out.push((name.clone(), u64::try_from(n).ok()));
+    }
+    Ok(out)
+}
+
+/// The limits of `known`, in its order; a limit not given is None.
+fn parse_limits(definition: &str, known: &[&str]) -> Result<Vec<Option<u64>>, String> {
+    let given = parse_limit_map(definition, known)?;
+    Ok(known.iter().map(|k| given.iter().find(|(n, _)| n == k).and_then(|(_, v)| *v)).collect())
+}
+
+fn limits_json(limits: &[(&str, Option<u64>)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> =
+        limits.iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v.into()))).collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_name_of_a_command_has_no_arguments() {
+        let add = CtlCommand::AddUser { username: "alice".into(), password: "s3cret".into() };
+        assert_eq!(add.name(), "add_user");
+        assert_eq!(CtlCommand::ListUsers.name(), "list_users");
+    }
+
+    #[test]
+    fn limits_parse_as_rabbitmqctl_takes_them() {
+        let known = ["max-connections", "max-queues"];
+        assert_eq!(parse_limits(r#"{"max-connections": 10}"#, &known), Ok(vec![Some(10), None]));
+        assert_eq!(
+            parse_limits(r#"{"max-queues": -1, "max-connections": 0}"#, &known),
+            Ok(vec![Some(0), None])
+        );
+        assert!(parse_limits(r#"{"max-channels": 1}"#, &known).is_err());
+        assert!(parse_limits(r#"{"max-queues": "x"}"#, &known).is_err());
+        assert!(parse_limits("[1]", &known).is_err());
+        assert_eq!(
+            limits_json(&[("max-connections", Some(3)), ("max-queues", None)]),
+            r#"{"max-connections":3}"#
+        );
+    }
+
+    #[test]
+    fn commands_change_the_broker_through_its_admin_path() {
+        let broker = Broker::new();
+        let run = |c: CtlCommand| execute(&broker, c);
+        run(CtlCommand::AddUser { username: "alice".into(), password: "pw".into() }).unwrap();
+        assert!(run(CtlCommand::AddUser { username: "alice".into(), password: "x".into() }).is_err());
+        run(CtlCommand::AddVhost { vhost: "prod".into(), description: String::new(), tags: vec![] }).unwrap();
+        let set = CtlCommand::SetPermissions {
+            vhost: "prod".into(),
+            username: "alice".into(),
+            configure: "^a".into(),
+            write: ".*".into(),
+            read: "".into(),
+        };
+        run(set).unwrap();
+        let listed = run(CtlCommand::ListPermissions { vhost: "prod".into() }).unwrap();
+        assert!(listed.ends_with("\nalice\t^a\t.*\t"), "{listed}");
+        assert!(run(CtlCommand::AuthenticateUser { username: "alice".into(), password: "pw".into() }).is_ok());
+        assert!(
+            run(CtlCommand::AuthenticateUser { username: "alice".into(), password: "no".into() }).is_err()
+        );
+        run(CtlCommand::SetUserLimits {
+            username: "alice".into(),
+            definition: r#"{"max-channels": 4}"#.into(),
+        })
+        .unwrap();
+        run(CtlCommand::SetUserLimits {
+            username: "alice".into(),
+            definition: r#"{"max-connections": 2}"#.into(),
+        })
+        .unwrap();
+        let listed = run(CtlCommand::ListUserLimits { username: "alice".into() }).unwrap();
+        assert!(listed.ends_with(r#"{"max-channels":4,"max-connections":2}"#), "merged: {listed}");
+        run(CtlCommand::ClearUserLimits { username: "alice".into(), limit: "max-channels".into() }).unwrap();
+        assert_eq!(
+            broker.access().user("alice").unwrap().limits,
+            UserLimits { max_connections: Some(2), max_channels: None }
+        );
+        let bad = CtlCommand::SetPermissions {
+            vhost: "prod".into(),
+            username: "alice".into(),
+            configure: "(".into(),
+            write: "".into(),
+            read: "".into(),
+        };
+        assert!(run(bad).unwrap_err().contains("invalid regular expression"));
+        run(CtlCommand::DeleteVhost { vhost: "prod".into() }).unwrap();
+        assert!(broker.access().permissions("alice", "prod").is_none());
+    }
+}
