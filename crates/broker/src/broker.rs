@@ -307,6 +307,12 @@ impl Broker {
         for user in all.users {
             broker.add_user(User::from_def(user));
         }
+        // Policies before the queues and exchanges they apply to.
+        for def in &all.policies {
+            if let Some(v) = broker.vhost(&def.vhost) {
+                v.restore_policy(def, now);
+            }
+        }
         for def in &all.exchanges {
             if let Some(v) = broker.vhost(&def.vhost) {
                 v.restore_exchange(def, now.instant);

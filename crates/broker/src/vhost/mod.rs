@@ -1,9 +1,11 @@
-//! A virtual host: its exchanges, queues and bindings. Definition changes arrive as
+//! A virtual host: its exchanges, queues, bindings and policies. Definition changes arrive as
 //! [`Command`]s applied one at a time ([`command`]); routing a publish reads the maps under
-//! short read locks ([`route`]); timers arrive as one tick ([`tick`]).
+//! short read locks ([`route`]); timers arrive as one tick ([`tick`]); policies are set and
+//! applied live in [`policies`].
 
 mod command;
 mod declare;
+mod policies;
 mod restore;
 mod route;
 mod tick;
@@ -18,6 +20,7 @@ use warren_store::Store;
 use crate::counters::{CounterValues, Counters};
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{Exchange, ExchangeKind, NameMap};
+use crate::policy::PolicySet;
 use crate::queue::{FlowBound, Queue};
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
@@ -41,6 +44,8 @@ pub struct VHost {
     retired_queues: Counters,
     /// The backlog past which a queue holds its publishers back, for queues declared from now.
     flow_bound: Mutex<FlowBound>,
+    /// Policies and operator policies; changed with the command lock held.
+    policies: RwLock<PolicySet>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -62,6 +67,7 @@ impl VHost {
             default_exchange: Counters::default(),
             retired_queues: Counters::default(),
             flow_bound: Mutex::new(FlowBound::default()),
+            policies: RwLock::default(),
         };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),

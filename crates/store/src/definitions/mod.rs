@@ -21,6 +21,7 @@
 //! | `queues` | (vhost, name) | flags, arguments |
 //! | `bindings` | (vhost, source, kind, destination, routing key, arguments) | empty |
 //! | `bindings_by_destination` | (vhost, kind, destination, source, routing key, arguments) | empty |
+//! | `policies`, `operator_policies` | (vhost, name) | JSON: pattern, apply-to, priority, definition |
 //!
 //! The second bindings table indexes bindings by destination, so deleting a queue or an exchange
 //! finds the bindings to it with a range scan instead of reading every binding of the vhost.
@@ -28,6 +29,9 @@
 //! New files are created in redb's v3 file format, the only one redb 3 and later read.
 
 mod codec;
+mod policies;
+
+pub use policies::PolicyDef;
 
 use std::path::Path;
 
@@ -47,8 +51,11 @@ const EXCHANGES: Tbl = TableDefinition::new("exchanges");
 const QUEUES: Tbl = TableDefinition::new("queues");
 const BINDINGS: Tbl = TableDefinition::new("bindings");
 const BINDINGS_BY_DESTINATION: Tbl = TableDefinition::new("bindings_by_destination");
+const POLICIES: Tbl = TableDefinition::new("policies");
+const OPERATOR_POLICIES: Tbl = TableDefinition::new("operator_policies");
 
-const ALL_TABLES: [Tbl; 7] = [META, VHOSTS, USERS, EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION];
+const ALL_TABLES: [Tbl; 9] =
+    [META, VHOSTS, USERS, EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION, POLICIES, OPERATOR_POLICIES];
 
 /// Everything stored, each kind sorted by its key: vhosts and users by name, exchanges and
 /// queues by (vhost, name), bindings by (vhost, source, destination kind (exchanges first),
@@ -65,6 +72,8 @@ pub struct AllDefinitions {
     pub queues: Vec<QueueDef>,
     /// Bindings between durable exchanges and queues.
     pub bindings: Vec<BindingDef>,
+    /// Policies, then operator policies, each by (vhost, name).
+    pub policies: Vec<PolicyDef>,
 }
 
 /// A stored user.
@@ -242,6 +251,7 @@ impl Definitions {
             let (key, _) = entry?;
             all.bindings.push(codec::decode_binding_key(key.value())?);
         }
+        all.policies = policies::load(&txn)?;
         Ok(all)
     }
 
@@ -253,13 +263,13 @@ impl Definitions {
         })
     }
 
-    /// Deletes a vhost with its exchanges, queues and bindings, and takes it out of every user's
+    /// Deletes a vhost with its exchanges, queues, bindings and policies, and takes it out of every user's
     /// vhosts.
     pub fn delete_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
             txn.open_table(VHOSTS)?.remove(name.as_bytes())?;
             let prefix = codec::vhost_prefix(name);
-            for table in [EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION] {
+            for table in [EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION, POLICIES, OPERATOR_POLICIES] {
                 let mut table = txn.open_table(table)?;
                 for key in keys_with_prefix(&table, &prefix)? {
                     table.remove(key.as_slice())?;
