@@ -24,7 +24,14 @@ pub fn amqp_error(e: BrokerError) -> AmqpError {
         | DefaultExchange
         | SystemExchange { .. }
         | ExclusiveConsumer { .. }
+        | AccessRefused { .. }
+        | TopicAccessRefused { .. }
         | InternalExchange { .. } => code::ACCESS_REFUSED,
+        VhostQueueLimit { .. } => code::PRECONDITION_FAILED,
+        VhostConnectionLimit { .. } | UserConnectionLimit { .. } | UserChannelLimit { .. } => {
+            code::NOT_ALLOWED
+        }
+        UserNotFound(_) | UserExists(_) | VhostExists(_) | InvalidPattern(_) => code::PRECONDITION_FAILED,
         UnknownExchangeType(_) => code::COMMAND_INVALID,
         ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
         VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,

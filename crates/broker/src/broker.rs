@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use parking_lot::RwLock;
 
-use warren_store::definitions::{BindingDef, Definitions, UserDef};
+use warren_store::definitions::{BindingDef, Definitions};
 use warren_store::{MemoryStore, Store};
 
+use crate::access::{AccessControl, AuthFailure, ConnectionLease, Permissions, User, VhostSettings};
+use crate::admin::{user_def, user_from_def, vhost_def, vhost_settings};
 use crate::counters::{Counter, Counters};
 use crate::effects::Effects;
 use crate::error::BrokerError;
@@ -19,107 +21,6 @@ use crate::queue::FlowBound;
 use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
 use crate::vhost::VHost;
-
-/// Why a login was refused; for the log, never for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No user has that name.
-    UnknownUser,
-    /// The password is not the user's.
-    BadPassword,
-    /// A loopback-only user connecting from another machine.
-    NotFromLoopback,
-    /// The address failed too often lately (`max_failed_logins_per_minute`): not checked.
-    TooManyFailures,
-    /// The protocol face could not read the credentials ([`Broker::authenticate`] never says so).
-    Malformed,
-}
-
-impl AuthFailure {
-    /// The reason as the log gives it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthFailure::UnknownUser => "unknown user",
-            AuthFailure::BadPassword => "invalid password",
-            AuthFailure::NotFromLoopback => "user can only connect via localhost",
-            AuthFailure::TooManyFailures => "too many failed logins from this address",
-            AuthFailure::Malformed => "malformed credentials",
-        }
-    }
-}
-
-/// Whether a peer is on this machine; an IPv4 client of a dual-stack `[::]` listener shows up as
-/// `::ffff:127.0.0.1`.
-pub fn is_loopback(ip: IpAddr) -> bool {
-    ip.to_canonical().is_loopback()
-}
-
-/// A user who may log in.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// The login name.
-    pub name: String,
-    /// RabbitMQ's scheme: a 4-byte salt, then SHA-256 of salt and password.
-    pub password_hash: Vec<u8>,
-    /// Management tags (`administrator`, `monitoring`, ...).
-    pub tags: Vec<String>,
-    /// RabbitMQ's loopback_users: such a user may only connect from the local machine. Set
-    /// by the broker from its `loopback_users` when the user is added.
-    pub loopback_only: bool,
-    /// Vhosts this user may use.
-    pub vhosts: Vec<String>,
-}
-
-impl User {
-    /// A user with a freshly salted password hash (loopback-only or not is the broker's
-    /// `loopback_users` to say when it is added).
-    pub fn new(name: &str, password: &str, vhosts: &[&str]) -> User {
-        let salt: [u8; 4] = rand::random();
-        User {
-            name: name.to_owned(),
-            password_hash: salted_hash(&salt, password),
-            tags: Vec::new(),
-            loopback_only: false,
-            vhosts: vhosts.iter().map(|v| (*v).to_owned()).collect(),
-        }
-    }
-
-    /// Whether `password` is this user's.
-    pub fn check_password(&self, password: &str) -> bool {
-        match self.password_hash.get(..4) {
-            Some(salt) => salted_hash(salt, password) == self.password_hash,
-            None => false,
-        }
-    }
-
-    fn to_def(&self) -> UserDef {
-        UserDef {
-            name: self.name.clone(),
-            password_hash: self.password_hash.clone(),
-            tags: self.tags.clone(),
-            loopback_only: self.loopback_only,
-            vhosts: self.vhosts.clone(),
-        }
-    }
-
-    fn from_def(def: UserDef) -> User {
-        User {
-            name: def.name,
-            password_hash: def.password_hash,
-            tags: def.tags,
-            loopback_only: def.loopback_only,
-            vhosts: def.vhosts,
-        }
-    }
-}
-
-fn salted_hash(salt: &[u8], password: &str) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(salt).chain_update(password.as_bytes()).finalize();
-    let mut out = salt.to_vec();
-    out.extend_from_slice(&digest);
-    out
-}
 
 /// What a first start creates: RabbitMQ's `default_user`, `default_pass` and `default_vhost`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +46,10 @@ pub struct Broker {
     store: Arc<dyn Store>,
     definitions: Option<Arc<Definitions>>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    users: RwLock<HashMap<String, User>>,
-    /// RabbitMQ's `loopback_users`.
-    loopback_users: RwLock<Vec<String>>,
+    /// Users, vhosts' settings, permissions, limits.
+    access: Arc<AccessControl>,
+    /// Admin commands are applied one at a time.
+    admin_lock: parking_lot::Mutex<()>,
     registry: Registry,
     /// The consumer timeout in ms (0 = none), for queues without `x-consumer-timeout`.
     consumer_timeout_ms: AtomicU64,
@@ -182,8 +84,11 @@ impl Broker {
     /// A broker keeping queue messages in `store`, with nothing durable.
     pub fn with_store(store: Arc<dyn Store>) -> Self {
         let broker = Self::empty(store, None);
+        broker.access.set_loopback_users(&["guest".to_owned()]);
         broker.add_vhost("/");
-        broker.add_user(User::new("guest", "guest", &["/"]));
+        broker.access.put_vhost("/", VhostSettings::default());
+        broker.access.put_user(User::new("guest", "guest"));
+        broker.access.set_permissions("guest", "/", Permissions::all());
         broker
     }
 
@@ -192,8 +97,8 @@ impl Broker {
             store,
             definitions,
             vhosts: RwLock::default(),
-            users: RwLock::default(),
-            loopback_users: RwLock::new(vec!["guest".to_owned()]),
+            access: Arc::new(AccessControl::default()),
+            admin_lock: parking_lot::Mutex::new(()),
             registry: Registry::default(),
             consumer_timeout_ms: AtomicU64::new(DEFAULT_CONSUMER_TIMEOUT_MS),
             flow_bound: parking_lot::Mutex::new(FlowBound::default()),
@@ -288,24 +193,49 @@ impl Broker {
         first_start: &FirstStart,
         now: Now,
     ) -> Result<Self, BrokerError> {
-        let all = definitions.load()?;
+        let mut all = definitions.load()?;
         let broker = Self::empty(store, Some(definitions.clone()));
+        broker.access.set_loopback_users(&["guest".to_owned()]);
         if all.vhosts.is_empty() && all.users.is_empty() {
             let FirstStart { user, password, vhost } = first_start;
-            definitions.put_vhost(vhost)?;
-            broker.add_vhost(vhost);
-            let mut first = User::new(user, password, &[vhost.as_str()]);
-            // RabbitMQ gives the default user the administrator tag.
-            first.tags = vec!["administrator".to_owned()];
-            definitions.put_user(&first.to_def())?;
-            broker.add_user(first);
+            // RabbitMQ gives the default user the administrator tag and every permission.
+            let first = User { tags: vec!["administrator".to_owned()], ..User::new(user, password) };
+            let all_permissions = warren_store::definitions::PermissionDef {
+                user: user.clone(),
+                vhost: vhost.clone(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            };
+            definitions.put_vhost_def(&vhost_def(vhost, &VhostSettings::default()))?;
+            definitions.put_user(&user_def(&first))?;
+            definitions.put_permission(&all_permissions)?;
             tracing::info!(%user, %vhost, "first start: created the default user and vhost");
+            all = definitions.load()?;
         }
-        for name in &all.vhosts {
-            broker.add_vhost(name);
+        for def in &all.vhosts {
+            let settings = vhost_settings(def);
+            broker.add_vhost(&def.name).set_max_queues(settings.limits.max_queues);
+            broker.access.put_vhost(&def.name, settings);
         }
-        for user in all.users {
-            broker.add_user(User::from_def(user));
+        for def in all.users.drain(..) {
+            broker.access.put_user(user_from_def(def));
+        }
+        for def in &all.permissions {
+            match Permissions::new(&def.configure, &def.write, &def.read) {
+                Ok(p) => broker.access.set_permissions(&def.user, &def.vhost, p),
+                Err(error) => {
+                    tracing::error!(user = %def.user, vhost = %def.vhost, %error, "stored permissions do not compile; left out")
+                }
+            }
+        }
+        for def in &all.topic_permissions {
+            let permission = crate::access::TopicPermission {
+                exchange: def.exchange.clone(),
+                write: def.write.clone(),
+                read: def.read.clone(),
+            };
+            broker.access.set_topic_permission(&def.user, &def.vhost, permission);
         }
         // Policies before the queues and exchanges they apply to.
         for def in &all.policies {
@@ -349,6 +279,7 @@ impl Broker {
             .write()
             .entry(name.to_owned())
             .or_insert_with(|| {
+                self.access.ensure_vhost(name);
                 let vhost = VHost::new(name, self.store.clone(), self.definitions.clone());
                 vhost.set_flow_bound(*self.flow_bound.lock());
                 Arc::new(vhost)
@@ -368,16 +299,45 @@ impl Broker {
     /// RabbitMQ's `loopback_users`: these users may only connect from the local machine, every
     /// other user from anywhere (guest alone by default).
     pub fn set_loopback_users(&self, names: &[String]) {
-        for user in self.users.write().values_mut() {
-            user.loopback_only = names.contains(&user.name);
-        }
-        *self.loopback_users.write() = names.to_vec();
+        self.access.set_loopback_users(names);
     }
 
-    /// Adds (or replaces) a user; `loopback_users` decides whether it is loopback-only.
-    pub fn add_user(&self, mut user: User) {
-        user.loopback_only = self.loopback_users.read().contains(&user.name);
-        self.users.write().insert(user.name.clone(), user);
+    /// Users, vhosts' settings, permissions and limits (changed through [`Broker::admin`]).
+    pub fn access(&self) -> &Arc<AccessControl> {
+        &self.access
+    }
+
+    pub(crate) fn admin_lock(&self) -> &parking_lot::Mutex<()> {
+        &self.admin_lock
+    }
+
+    /// Writes to the definitions store, if the broker has one.
+    pub(crate) fn with_definitions(
+        &self,
+        write: impl FnOnce(&Definitions) -> Result<(), warren_store::definitions::DefinitionsError>,
+    ) -> Result<(), BrokerError> {
+        match self.definitions.as_deref() {
+            Some(d) => Ok(write(d)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a vhost out of the broker (its contents are the caller's to destroy).
+    pub(crate) fn remove_vhost(&self, name: &str) {
+        self.vhosts.write().remove(name);
+    }
+
+    /// Asks every open connection whose details match to close (320 CONNECTION_FORCED).
+    pub(crate) fn close_connections(
+        &self,
+        matches: impl Fn(&crate::ConnectionDetails) -> bool,
+        reason: &str,
+    ) {
+        for entry in self.registry.connections() {
+            if entry.details().is_some_and(|d| matches(&d)) {
+                entry.request_close(reason);
+            }
+        }
     }
 
     /// A vhost by name.
@@ -403,15 +363,7 @@ impl Broker {
         if self.logins.is_blocked(peer, now) {
             return Err(AuthFailure::TooManyFailures);
         }
-        let users = self.users.read();
-        let user = users.get(username).ok_or(AuthFailure::UnknownUser)?;
-        if !user.check_password(password) {
-            return Err(AuthFailure::BadPassword);
-        }
-        if user.loopback_only && !peer.is_none_or(is_loopback) {
-            return Err(AuthFailure::NotFromLoopback);
-        }
-        Ok(())
+        self.access.authenticate(username, password, peer)
     }
 
     /// Records a refused login: counted, logged (a few a second at most, the rest summed up),
@@ -421,17 +373,16 @@ impl Broker {
         self.logins.refused(&login, now);
     }
 
-    /// The vhost `vhost` if it exists and `username` may use it.
-    pub fn open_vhost(&self, username: &str, vhost: &str) -> Result<Arc<VHost>, BrokerError> {
+    /// The vhost `vhost` if it exists, `username` may use it and no connection limit is
+    /// reached, with the lease that counts the connection against those limits while it is open.
+    pub fn open_vhost(
+        &self,
+        username: &str,
+        vhost: &str,
+    ) -> Result<(Arc<VHost>, ConnectionLease), BrokerError> {
+        let lease = self.access.open(username, vhost)?;
         let v = self.vhost(vhost).ok_or_else(|| BrokerError::VhostNotFound(vhost.to_owned()))?;
-        let allowed = self.users.read().get(username).is_some_and(|u| u.vhosts.iter().any(|x| x == vhost));
-        if !allowed {
-            return Err(BrokerError::VhostAccessRefused {
-                vhost: vhost.to_owned(),
-                user: username.to_owned(),
-            });
-        }
-        Ok(v)
+        Ok((v, lease))
     }
 }
 
@@ -443,6 +394,8 @@ fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::is_loopback;
+    use crate::AdminCommand;
     use std::time::Duration;
 
     #[test]
@@ -463,14 +416,14 @@ mod tests {
         let broker = Broker::new();
         let now = Instant::now();
         let afar = Some("10.0.0.1".parse().unwrap());
-        broker.add_user(User::new("app", "pw", &["/"]));
+        broker.admin(AdminCommand::AddUser(User::new("app", "pw"))).unwrap();
         assert_eq!(broker.authenticate("app", "pw", afar, now), Ok(()), "only guest is loopback-only");
         broker.set_loopback_users(&[]);
         assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
         broker.set_loopback_users(&["app".to_owned()]);
         assert_eq!(broker.authenticate("app", "pw", afar, now), Err(AuthFailure::NotFromLoopback));
         assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
-        broker.add_user(User::new("app", "new", &["/"]));
+        broker.admin(AdminCommand::PutUser(User::new("app", "new"))).unwrap();
         assert_eq!(
             broker.authenticate("app", "new", afar, now),
             Err(AuthFailure::NotFromLoopback),

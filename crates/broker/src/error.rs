@@ -158,6 +158,80 @@ pub enum BrokerError {
         /// The user.
         user: String,
     },
+    /// An operation the user's permissions do not allow.
+    #[error("access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'")]
+    AccessRefused {
+        /// `"exchange"` or `"queue"`.
+        kind: &'static str,
+        /// The resource (`amq.default` for the default exchange).
+        name: String,
+        /// Its vhost.
+        vhost: String,
+        /// The user.
+        user: String,
+    },
+    /// A routing or binding key the user's topic permissions do not allow.
+    #[error("access to topic '{routing_key}' in exchange '{exchange}' in vhost '{vhost}' refused for user '{user}'")]
+    TopicAccessRefused {
+        /// The key.
+        routing_key: String,
+        /// The topic exchange.
+        exchange: String,
+        /// Its vhost.
+        vhost: String,
+        /// The user.
+        user: String,
+    },
+    /// The vhost's `max-connections` is reached.
+    #[error("access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached")]
+    VhostConnectionLimit {
+        /// The vhost.
+        vhost: String,
+        /// The user connecting.
+        user: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The user's `max-connections` is reached.
+    #[error("connection refused for user '{user}': user connection limit ({limit}) is reached")]
+    UserConnectionLimit {
+        /// The user.
+        user: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The user's `max-channels` is reached.
+    #[error(
+        "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({limit})"
+    )]
+    UserChannelLimit {
+        /// The user.
+        user: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The vhost's `max-queues` is reached.
+    #[error("cannot declare queue '{queue}': queue limit in vhost '{vhost}' ({limit}) is reached")]
+    VhostQueueLimit {
+        /// The queue declared.
+        queue: String,
+        /// The vhost.
+        vhost: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// An admin command naming a user that does not exist.
+    #[error("no such user '{0}'")]
+    UserNotFound(String),
+    /// Adding a user that exists.
+    #[error("user '{0}' already exists")]
+    UserExists(String),
+    /// Adding a vhost that exists.
+    #[error("vhost '{0}' already exists")]
+    VhostExists(String),
+    /// A permission expression that does not compile.
+    #[error("invalid regular expression: {0}")]
+    InvalidPattern(String),
 }
 
 /// A redeclare whose property or argument differs from the existing entity's.

@@ -9,6 +9,8 @@
 //! Every module is private and everything public is re-exported here; mainly:
 //!
 //! * the broker and its users: [`Broker`], [`User`], [`AuthFailure`], [`RefusedLogin`];
+//! * access control: [`AccessControl`] (users, permissions, limits), changed by
+//!   [`AdminCommand`]s; a connection's [`ConnectionLease`] and [`UserAccess`] checks;
 //! * definitions: [`VHost`], the [`Command`]s it applies ([`ExchangeSpec`], [`QueueSpec`],
 //!   [`BindingSpec`]) for an [`Actor`] and their [`Outcome`], the [`Exchange`]s and their
 //!   [`Binding`]s;
@@ -22,6 +24,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod access;
+mod admin;
 mod args;
 mod broker;
 mod counters;
@@ -40,8 +44,14 @@ mod registry;
 mod time;
 mod vhost;
 
+pub use access::{
+    is_loopback, AccessControl, AuthFailure, ConnectionLease, HashAlgorithm, PasswordHash, Pattern,
+    Permission, Permissions, Resource, TopicPermission, User, UserAccess, UserLimits, VhostLimits,
+    VhostSettings,
+};
+pub use admin::AdminCommand;
 pub use args::{type_name, validate_consume_args};
-pub use broker::{is_loopback, AuthFailure, Broker, FirstStart, User, DEFAULT_CONSUMER_TIMEOUT_MS};
+pub use broker::{Broker, FirstStart, DEFAULT_CONSUMER_TIMEOUT_MS};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};

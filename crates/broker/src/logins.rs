@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::broker::AuthFailure;
+use crate::access::AuthFailure;
 
 /// How long an address's failures count against it, from its first failure.
 pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);

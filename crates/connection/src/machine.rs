@@ -29,6 +29,12 @@ pub trait Host {
     }
     /// Checks that the vhost exists and the user may use it.
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError>;
+    /// Checks that the user may open one more channel (RabbitMQ's per-user `max-channels`);
+    /// a refusal closes the connection. The channel is the host's to count from
+    /// [`Event::ChannelOpened`] until [`Event::ChannelClosed`].
+    fn open_channel(&mut self) -> Result<(), AmqpError> {
+        Ok(())
+    }
 }
 
 /// What happened on the connection that the broker acts on.
@@ -573,7 +579,7 @@ impl Connection {
             Phase::AwaitingStartOk | Phase::AwaitingTuneOk | Phase::AwaitingOpen => {
                 self.handle_handshake_frame(frame, now, host)
             }
-            Phase::Open => self.handle_open_frame(frame),
+            Phase::Open => self.handle_open_frame(frame, host),
         }
     }
 
@@ -695,7 +701,7 @@ impl Connection {
         self.events.push_back(Event::Opened { vhost, username: self.username.clone(), client_properties });
     }
 
-    fn handle_open_frame(&mut self, frame: Frame) {
+    fn handle_open_frame(&mut self, frame: Frame, host: &mut dyn Host) {
         match frame {
             Frame::Heartbeat { channel: 0 } => {}
             Frame::Heartbeat { .. } => {
@@ -703,7 +709,7 @@ impl Connection {
                 self.close_connection(AmqpError::unexpected_frame(text))
             }
             Frame::Method { channel: 0, method } => self.handle_connection_method(method),
-            Frame::Method { channel, method } => self.handle_channel_method(channel, method),
+            Frame::Method { channel, method } => self.handle_channel_method(channel, method, host),
             Frame::Header { channel, header } => self.handle_header(channel, header),
             Frame::Body { channel, payload } => self.handle_body(channel, payload),
         }
@@ -732,9 +738,9 @@ impl Connection {
         self.channels.get_mut(&channel)
     }
 
-    fn handle_channel_method(&mut self, channel: u16, method: Method) {
+    fn handle_channel_method(&mut self, channel: u16, method: Method, host: &mut dyn Host) {
         if let Method::ChannelOpen(_) = method {
-            return self.open_channel(channel, &method);
+            return self.open_channel(channel, &method, host);
         }
         let Some(slot) = self.channel_slot(channel) else {
             return self
@@ -791,7 +797,7 @@ impl Connection {
         }
     }
 
-    fn open_channel(&mut self, channel: u16, method: &Method) {
+    fn open_channel(&mut self, channel: u16, method: &Method, host: &mut dyn Host) {
         // As RabbitMQ: channel_max limits how many channels are open, not their numbers.
         let open = self.channels.len();
         if open >= usize::from(self.channel_max) && !self.channels.contains_key(&channel) {
@@ -804,6 +810,9 @@ impl Connection {
         if self.channels.contains_key(&channel) {
             let text = "second 'channel.open' seen";
             return self.close_connection(AmqpError::channel_error(text).during(method));
+        }
+        if let Err(error) = host.open_channel() {
+            return self.close_connection(error);
         }
         self.channels.insert(channel, Channel { phase: ChannelPhase::Open, content: None });
         let ok = ChannelOpenOk { channel_id: Bytes::new() };

@@ -28,6 +28,10 @@ impl Host for Admission<'_> {
         }
         self.session.open_vhost(username, vhost)
     }
+
+    fn open_channel(&mut self) -> Result<(), AmqpError> {
+        self.session.open_channel()
+    }
 }
 
 /// RabbitMQ's refusal (rabbit_reader's is_over_node_connection_limit).

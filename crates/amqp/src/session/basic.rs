@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use warren_broker::{
     generated_name, validate_consume_args, BrokerError, ConsumeRefused, Consumer, Counter, DeliveryTarget,
-    Effects, Message, Now, PublishResult, Queue, Settle, VHost,
+    Effects, Message, Now, Permission, PublishResult, Queue, Resource, Settle, VHost,
 };
 use warren_connection::{AmqpError, Connection, PublishOutcome};
 use warren_protocol::frame::{self, ContentHeader};
@@ -30,6 +30,8 @@ impl Session {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
+        self.check(Permission::Write, Resource::Exchange, &publish.exchange)?;
+        self.check_topic(Permission::Write, &publish.exchange, &publish.routing_key)?;
         self.rewrite_reply_to(channel, &mut header)?;
         self.check_user_id(&header)?;
         check_properties(&header.properties).map_err(amqp_error)?;
@@ -100,16 +102,18 @@ impl Session {
     }
 
     /// A publisher may only claim its own identity in the user_id property.
-    fn check_user_id(&self, header: &ContentHeader) -> Result<(), AmqpError> {
+    fn check_user_id(&mut self, header: &ContentHeader) -> Result<(), AmqpError> {
         if !properties::has_property(&header.properties, properties::USER_ID) {
             return Ok(());
         }
         let claimed = header.decode_properties().ok().and_then(|p| p.user_id);
         match claimed {
-            Some(claimed) if *claimed != *self.username => Err(amqp_error(BrokerError::UserIdMismatch {
-                claimed: claimed.to_string(),
-                user: self.username.clone(),
-            })),
+            Some(claimed) if *claimed != *self.username && !self.may_impersonate() => {
+                Err(amqp_error(BrokerError::UserIdMismatch {
+                    claimed: claimed.to_string(),
+                    user: self.username.clone(),
+                }))
+            }
             _ => Ok(()),
         }
     }
@@ -154,6 +158,7 @@ impl Session {
     fn usable_queue(&mut self, channel: u16, name: &ShortStr) -> Result<(Arc<VHost>, Arc<Queue>), AmqpError> {
         let vhost = self.vhost()?;
         let name = self.named_queue(channel, name)?;
+        self.check(Permission::Read, Resource::Queue, &name)?;
         let queue = vhost.queue(&name).map_err(amqp_error)?;
         vhost.check_exclusive_access(&queue, self.id()).map_err(amqp_error)?;
         Ok((vhost, queue))

@@ -30,6 +30,9 @@ impl Session {
         let Some(mut ch) = self.channels.remove(&number) else {
             return;
         };
+        if let Some(lease) = &mut self.lease {
+            lease.close_channel();
+        }
         let mut unacked = ch.handle.close();
         // Acks of an uncommitted transaction never happened: those messages go back too.
         unacked.extend(ch.mode.take_uncommitted_settles());

@@ -1,10 +1,13 @@
 //! exchange.* and queue.* methods: declares, deletes, bindings, purge. Each becomes one of the
 //! core's definition commands.
 
-use warren_broker::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
+use warren_broker::{
+    generated_name, Actor, BindingSpec, BrokerError, Command, DestinationKind, ExchangeSpec, Outcome,
+    Permission, QueueSpec, Resource,
+};
 use warren_connection::{AmqpError, Connection};
 use warren_protocol::methods::*;
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
 use super::Session;
 use crate::error::amqp_error;
@@ -24,6 +27,17 @@ impl Session {
         channel: u16,
         m: &ExchangeDeclare,
     ) -> Result<(), AmqpError> {
+        if !m.passive && !m.exchange.is_empty() {
+            self.check(Permission::Configure, Resource::Exchange, &m.exchange)?;
+            // A new exchange's alternate exchange is written to by whoever publishes to it.
+            if let Some(FieldValue::LongStr(ae)) = m.arguments.get("alternate-exchange") {
+                if self.vhost()?.exchange(&m.exchange).is_err() {
+                    self.check(Permission::Read, Resource::Exchange, &m.exchange)?;
+                    let ae = ShortStr::from(String::from_utf8_lossy(ae).into_owned());
+                    self.check(Permission::Write, Resource::Exchange, &ae)?;
+                }
+            }
+        }
         self.apply(Command::DeclareExchange(ExchangeSpec {
             name: m.exchange.clone(),
             kind: m.kind.clone(),
@@ -45,6 +59,15 @@ impl Session {
         channel: u16,
         m: &ExchangeDelete,
     ) -> Result<(), AmqpError> {
+        // RabbitMQ refuses the default and amq.* exchanges before it checks permissions.
+        if m.exchange.is_empty() {
+            return Err(amqp_error(BrokerError::DefaultExchange));
+        }
+        if m.exchange.starts_with("amq.") {
+            let vhost = self.vhost()?.name.clone();
+            return Err(amqp_error(BrokerError::SystemExchange { name: m.exchange.to_string(), vhost }));
+        }
+        self.check(Permission::Configure, Resource::Exchange, &m.exchange)?;
         self.apply(Command::DeleteExchange { name: m.exchange.clone(), if_unused: m.if_unused })?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeDeleteOk {}.into());
@@ -58,6 +81,7 @@ impl Session {
         channel: u16,
         m: &ExchangeBind,
     ) -> Result<(), AmqpError> {
+        self.check_binding(Resource::Exchange, &m.destination, &m.source, &m.routing_key)?;
         self.apply(Command::Bind(exchange_binding(&m.source, &m.destination, &m.routing_key, &m.arguments)))?;
         if !m.nowait {
             conn.send_method(channel, &ExchangeBindOk {}.into());
@@ -71,6 +95,7 @@ impl Session {
         channel: u16,
         m: &ExchangeUnbind,
     ) -> Result<(), AmqpError> {
+        self.check_binding(Resource::Exchange, &m.destination, &m.source, &m.routing_key)?;
         self.apply(Command::Unbind(exchange_binding(
             &m.source,
             &m.destination,
@@ -92,14 +117,29 @@ impl Session {
         if m.queue.starts_with(super::reply_to::REPLY_QUEUE) {
             return self.reply_declare(conn, channel, m);
         }
-        // Unlike the other queue methods, declare never means "the last queue" by "".
+        // Unlike the other queue methods, declare never means "the last queue" by "". A
+        // server-named queue's name is made here: permissions are checked on it.
+        let server_named = !m.passive && m.queue.is_empty();
+        let name = if server_named { generated_name("amq.gen-") } else { m.queue.clone() };
+        if !m.passive {
+            self.check(Permission::Configure, Resource::Queue, &name)?;
+            if let Some(FieldValue::LongStr(dlx)) = m.arguments.get("x-dead-letter-exchange") {
+                // A new queue's dead-letter exchange is written to with what is read from it.
+                if self.vhost()?.queue(&name).is_err() {
+                    self.check(Permission::Read, Resource::Queue, &name)?;
+                    let dlx = ShortStr::from(String::from_utf8_lossy(dlx).into_owned());
+                    self.check(Permission::Write, Resource::Exchange, &dlx)?;
+                }
+            }
+        }
         let spec = QueueSpec {
-            name: m.queue.clone(),
+            name,
             passive: m.passive,
             durable: m.durable,
             exclusive: m.exclusive,
             auto_delete: m.auto_delete,
             arguments: m.arguments.clone(),
+            server_named,
         };
         let Outcome::Queue(queue) = self.apply(Command::DeclareQueue(spec))? else {
             unreachable!("a queue declare yields its queue")
@@ -134,6 +174,7 @@ impl Session {
         } else {
             m.routing_key.clone()
         };
+        self.check_binding(Resource::Queue, &queue, &m.exchange, &key)?;
         self.apply(Command::Bind(queue_binding(&m.exchange, queue, key, &m.arguments)))?;
         if !m.nowait {
             conn.send_method(channel, &QueueBindOk {}.into());
@@ -148,6 +189,7 @@ impl Session {
         m: &QueueUnbind,
     ) -> Result<(), AmqpError> {
         let queue = self.named_queue(channel, &m.queue)?;
+        self.check_binding(Resource::Queue, &queue, &m.exchange, &m.routing_key)?;
         self.apply(Command::Unbind(queue_binding(&m.exchange, queue, m.routing_key.clone(), &m.arguments)))?;
         conn.send_method(channel, &QueueUnbindOk {}.into());
         Ok(())
@@ -161,6 +203,7 @@ impl Session {
     ) -> Result<(), AmqpError> {
         let vhost = self.vhost()?;
         let name = self.named_queue(channel, &m.queue)?;
+        self.check(Permission::Read, Resource::Queue, &name)?;
         let queue = vhost.queue(&name).map_err(amqp_error)?;
         vhost.check_exclusive_access(&queue, self.id()).map_err(amqp_error)?;
         let message_count = queue.purge();
@@ -177,6 +220,7 @@ impl Session {
         m: &QueueDelete,
     ) -> Result<(), AmqpError> {
         let name = self.named_queue(channel, &m.queue)?;
+        self.check(Permission::Configure, Resource::Queue, &name)?;
         let command =
             Command::DeleteQueue { name: name.clone(), if_unused: m.if_unused, if_empty: m.if_empty };
         let Outcome::QueueDeleted { messages } = self.apply(command)? else {
@@ -187,6 +231,26 @@ impl Session {
             conn.send_method(channel, &QueueDeleteOk { message_count: messages }.into());
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// A binding's checks, in RabbitMQ's order: write on the destination, neither end the
+    /// default exchange, read on the source, then the binding key against the user's topic
+    /// permissions on a topic source.
+    fn check_binding(
+        &mut self,
+        destination_kind: Resource,
+        destination: &ShortStr,
+        source: &ShortStr,
+        key: &ShortStr,
+    ) -> Result<(), AmqpError> {
+        self.check(Permission::Write, destination_kind, destination)?;
+        if source.is_empty() || (destination_kind == Resource::Exchange && destination.is_empty()) {
+            return Err(amqp_error(BrokerError::DefaultExchange));
+        }
+        self.check(Permission::Read, Resource::Exchange, source)?;
+        self.check_topic(Permission::Read, source, key)
     }
 }
 

@@ -6,6 +6,7 @@
 //! cancelled consumers are told, the replies go to the outbox, then woken queues deliver; the
 //! logs the batch wrote are flushed once, at the end of the batch ([`Session::end_of_batch`]).
 
+mod access;
 mod basic;
 mod channels;
 mod declare;
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use warren_broker::{
-    AuthFailure, Broker, ConnectionDetails, ConnectionEntry, ConnectionState, Effects, FlowWaker, Now, Queue,
-    RefusedLogin, VHost,
+    AuthFailure, Broker, ConnectionDetails, ConnectionEntry, ConnectionLease, ConnectionState, Effects,
+    FlowWaker, Now, Queue, RefusedLogin, UserAccess, VHost,
 };
 use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host, LoginRefused};
 use warren_protocol::{Method, ShortStr};
@@ -51,6 +52,10 @@ pub struct Session {
     peer: Option<IpAddr>,
     username: String,
     vhost: Option<Arc<VHost>>,
+    /// Counts this connection and its channels against the user's and vhost's limits.
+    lease: Option<ConnectionLease>,
+    /// The user's permission checks in the vhost.
+    checks: Option<UserAccess>,
     outbox: Arc<Outbox>,
     /// Open channels by number: a channel costs the same whatever its number.
     channels: ChannelMap<ChannelSession>,
@@ -92,8 +97,18 @@ impl Host for Session {
     }
 
     fn open_vhost(&mut self, username: &str, vhost: &str) -> Result<(), AmqpError> {
-        self.vhost = Some(self.broker.open_vhost(username, vhost).map_err(amqp_error)?);
+        let (vhost, lease) = self.broker.open_vhost(username, vhost).map_err(amqp_error)?;
+        self.vhost = Some(vhost);
+        self.checks = Some(lease.user_access());
+        self.lease = Some(lease);
         Ok(())
+    }
+
+    fn open_channel(&mut self) -> Result<(), AmqpError> {
+        match &mut self.lease {
+            Some(lease) => lease.open_channel().map_err(amqp_error),
+            None => Ok(()),
+        }
     }
 }
 
@@ -138,6 +153,8 @@ impl Session {
             peer: peer.map(|p| p.ip()),
             username: String::new(),
             vhost: None,
+            lease: None,
+            checks: None,
             outbox,
             channels: ChannelMap::default(),
             exclusive_queues: Vec::new(),
@@ -411,6 +428,7 @@ impl Session {
         // Messages dead-lettered by the requeues (`x-delivery-limit`) reach their logs.
         self.effects.apply(self.now.instant);
         self.broker.registry().remove(self.entry.id);
+        self.lease = None;
     }
 
     fn handle_method(

@@ -96,6 +96,30 @@ impl TestClient {
 
     /// Connects as guest to "/", announcing `client_properties`; ends after open-ok.
     pub fn connect_with(broker: &TestBroker, client_properties: FieldTable) -> Self {
+        let c = Self::login(broker, "guest", "guest", "/", client_properties)
+            .unwrap_or_else(|close| panic!("{close:?}"));
+        assert!(c.conn.is_open());
+        c
+    }
+
+    /// Connects as `user` to `vhost`: the client after open-ok, or the connection.close that
+    /// refused it.
+    pub fn connect_as(
+        broker: &TestBroker,
+        user: &str,
+        password: &str,
+        vhost: &str,
+    ) -> Result<Self, ConnectionClose> {
+        Self::login(broker, user, password, vhost, FieldTable::new())
+    }
+
+    fn login(
+        broker: &TestBroker,
+        user: &str,
+        password: &str,
+        vhost: &str,
+        client_properties: FieldTable,
+    ) -> Result<Self, ConnectionClose> {
         let outbox = Arc::new(Outbox::new(Box::new(|| {}), Box::new(|| {})));
         let peer = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000));
         let mut c = TestClient {
@@ -110,16 +134,19 @@ impl TestClient {
         let start_ok = ConnectionStartOk {
             client_properties,
             mechanism: "PLAIN".into(),
-            response: Bytes::from_static(b"\0guest\0guest"),
+            response: Bytes::from(format!("\0{user}\0{password}")),
             locale: "en_US".into(),
         };
         c.send(0, start_ok);
         c.expect_one(0, "connection.tune");
         c.send(0, ConnectionTuneOk { channel_max: 2047, frame_max: 131_072, heartbeat: 0 });
-        c.send(0, ConnectionOpen { virtual_host: "/".into(), ..Default::default() });
-        c.expect_one(0, "connection.open-ok");
-        assert!(c.conn.is_open());
-        c
+        c.send(0, ConnectionOpen { virtual_host: vhost.into(), ..Default::default() });
+        let items = c.recv_items();
+        match &items[..] {
+            [Item { method: Method::ConnectionOpenOk(_), .. }] => Ok(c),
+            [Item { method: Method::ConnectionClose(close), .. }] => Err(close.clone()),
+            other => panic!("neither open-ok nor close: {other:#?}"),
+        }
     }
 
     /// Queues a method frame without processing it (several may then go in one batch).

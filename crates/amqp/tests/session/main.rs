@@ -13,6 +13,7 @@ mod flow;
 mod get_and_acks;
 mod harness;
 mod limits_and_dead_letters;
+mod permissions;
 mod publish_consume;
 mod queue_features;
 mod registry;

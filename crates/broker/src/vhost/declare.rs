@@ -26,6 +26,8 @@ impl VHost {
         write: impl FnOnce(&Definitions) -> Result<(), DefinitionsError>,
     ) -> Result<(), BrokerError> {
         match self.definitions.as_deref() {
+            // A deleted vhost's definitions went from the store with it.
+            Some(_) if self.destroyed.load(std::sync::atomic::Ordering::Acquire) => Ok(()),
             Some(d) => Ok(write(d)?),
             None => Ok(()),
         }
@@ -140,7 +142,7 @@ impl VHost {
         Ok(())
     }
 
-    fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+    pub(super) fn remove_exchange(&self, exchange: &Arc<Exchange>) {
         self.exchanges.write().remove(&exchange.name);
         if let Some(delayed) = exchange.delayed() {
             delayed.delete();
@@ -169,7 +171,7 @@ impl VHost {
             q.mark_used(now);
             return Ok(q);
         }
-        if spec.name.starts_with("amq.") {
+        if spec.name.starts_with("amq.") && !spec.server_named {
             return Err(BrokerError::ReservedName { kind: "queue", name: spec.name.to_string() });
         }
         if let Err((arg, reason)) = crate::args::validate_queue_args(&spec.arguments) {
@@ -195,6 +197,13 @@ impl VHost {
             self.check_queue_equivalence(existing, &spec)?;
             existing.mark_used(now);
             return Ok(existing.clone());
+        }
+        if let Some(limit) = crate::access::reached(self.max_queues(), self.queues.read().len() as u64) {
+            return Err(BrokerError::VhostQueueLimit {
+                queue: spec.name.to_string(),
+                vhost: self.name.clone(),
+                limit,
+            });
         }
         // An exclusive queue dies with its connection: its messages never outlive a restart.
         let log = self.open_queue_log(&spec.name, spec.durable && !spec.exclusive, &spec.arguments).map_err(

@@ -10,6 +10,7 @@ mod restore;
 mod route;
 mod tick;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -18,6 +19,7 @@ use warren_store::definitions::Definitions;
 use warren_store::Store;
 
 use crate::counters::{CounterValues, Counters};
+use crate::effects::Effects;
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{Exchange, ExchangeKind, NameMap};
 use crate::policy::PolicySet;
@@ -46,6 +48,10 @@ pub struct VHost {
     flow_bound: Mutex<FlowBound>,
     /// Policies and operator policies; changed with the command lock held.
     policies: RwLock<PolicySet>,
+    /// The vhost's `max-queues` limit; `u64::MAX`: none.
+    max_queues: AtomicU64,
+    /// The vhost was deleted: its definitions are gone from the store already.
+    destroyed: AtomicBool,
 }
 
 impl std::fmt::Debug for VHost {
@@ -68,6 +74,8 @@ impl VHost {
             retired_queues: Counters::default(),
             flow_bound: Mutex::new(FlowBound::default()),
             policies: RwLock::default(),
+            max_queues: AtomicU64::new(u64::MAX),
+            destroyed: AtomicBool::new(false),
         };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
@@ -88,6 +96,32 @@ impl VHost {
         *self.flow_bound.lock() = bound;
         for q in self.queues() {
             q.set_flow_bound(bound);
+        }
+    }
+
+    /// Sets the vhost's `max-queues` limit (None: no limit); queues already there stay.
+    pub fn set_max_queues(&self, limit: Option<u64>) {
+        self.max_queues.store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The vhost's `max-queues` limit.
+    pub fn max_queues(&self) -> Option<u64> {
+        Some(self.max_queues.load(Ordering::Relaxed)).filter(|&l| l != u64::MAX)
+    }
+
+    /// Deletes everything in a vhost the broker no longer has (its definitions are already gone
+    /// from the store): queues with their messages, exchanges (delayed messages too); their
+    /// consumers are left cancelled in `effects`.
+    pub(crate) fn destroy(&self, effects: &mut Effects) {
+        self.destroyed.store(true, Ordering::Release);
+        let _one_at_a_time = self.commands.lock();
+        for q in self.queues() {
+            self.remove_queue_locked(&q, effects);
+        }
+        for exchange in self.exchanges() {
+            if self.exchanges.read().contains_key(&exchange.name) {
+                self.remove_exchange(&exchange);
+            }
         }
     }
 

@@ -212,6 +212,17 @@ pub(super) fn decode_binding_destination_key(key: &[u8]) -> Result<BindingDef, D
     Ok(BindingDef { vhost, source, destination, destination_is_queue, routing_key, arguments })
 }
 
+/// The `N` string components of a key.
+pub(super) fn decode_components<const N: usize>(key: &[u8]) -> Result<[String; N], DefinitionsError> {
+    let mut r = KeyReader::new(key);
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for slot in &mut out {
+        *slot = r.component()?;
+    }
+    r.finish()?;
+    Ok(out)
+}
+
 /// A single-component key (a vhost or user name): the name itself.
 pub(super) fn decode_name_key(key: &[u8]) -> Result<String, DefinitionsError> {
     std::str::from_utf8(key).map(str::to_owned).map_err(|_| corrupt("name key is not UTF-8"))
@@ -232,6 +243,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+#[cfg(test)]
 fn put_strings(out: &mut Vec<u8>, items: &[String]) {
     put_varint(out, items.len() as u64);
     for s in items {
@@ -349,23 +361,31 @@ fn flag(set: bool, bit: u8) -> u8 {
 }
 
 /// A user's value: flags, password hash, tags, vhosts (its name is the key).
-pub(super) fn encode_user(user: &UserDef) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + user.password_hash.len());
-    out.push(flag(user.loopback_only, USER_LOOPBACK_ONLY));
-    put_bytes(&mut out, &user.password_hash);
-    put_strings(&mut out, &user.tags);
-    put_strings(&mut out, &user.vhosts);
+/// Format 1's user value (flags, password hash, tags, the vhosts it may use), written only by
+/// tests of the migration.
+#[cfg(test)]
+pub(super) fn encode_user_format_1(hash: &[u8], tags: &[String], vhosts: &[String]) -> Vec<u8> {
+    let mut out = vec![0];
+    put_bytes(&mut out, hash);
+    put_strings(&mut out, tags);
+    put_strings(&mut out, vhosts);
     out
 }
 
-pub(super) fn decode_user(name: String, value: &[u8]) -> Result<UserDef, DefinitionsError> {
+/// A format 1 user (its SHA-256 hash, tags) and the vhosts it could use.
+pub(super) fn decode_user_format_1(
+    name: String,
+    value: &[u8],
+) -> Result<(UserDef, Vec<String>), DefinitionsError> {
     let mut r = ValueReader::new(value);
-    let flags = r.flags(USER_LOOPBACK_ONLY)?;
+    // Bit 0 was "loopback only", now the broker's loopback_users setting alone decides.
+    r.flags(USER_LOOPBACK_ONLY)?;
     let password_hash = r.bytes()?.to_vec();
     let tags = r.strings()?;
     let vhosts = r.strings()?;
     r.finish()?;
-    Ok(UserDef { name, password_hash, tags, loopback_only: flags & USER_LOOPBACK_ONLY != 0, vhosts })
+    let hashing_algorithm = "rabbit_password_hashing_sha256".to_owned();
+    Ok((UserDef { name, password_hash, hashing_algorithm, tags, limits: Default::default() }, vhosts))
 }
 
 /// An exchange's value: flags, type, arguments (its vhost and name are the key).
@@ -502,13 +522,6 @@ mod tests {
     /// error, never a panic.
     #[test]
     fn definitions_decoders_do_not_panic_on_damaged_input() {
-        let user = UserDef {
-            name: "u".into(),
-            password_hash: vec![1, 2, 3, 0],
-            tags: vec!["administrator".into(), "".into()],
-            loopback_only: true,
-            vhosts: vec!["/".into()],
-        };
         let args = FieldTable(vec![
             ("a".into(), FieldValue::Array(vec![FieldValue::LongStr("s".into()), FieldValue::Void])),
             ("t".into(), FieldValue::Table(FieldTable(vec![("n".into(), FieldValue::I64(-1))]))),
@@ -531,7 +544,7 @@ mod tests {
         };
         let b = binding("x", "q", true, "#");
         let samples: Vec<(Vec<u8>, u8)> = vec![
-            (encode_user(&user), 0),
+            (encode_user_format_1(&[1, 2, 3, 0], &["administrator".into(), "".into()], &["/".into()]), 0),
             (encode_exchange(&exchange), 1),
             (encode_queue(&queue), 2),
             (binding_key(&b), 3),
@@ -539,7 +552,7 @@ mod tests {
             (entity_key("/", "q"), 5),
         ];
         let decode = |buf: &[u8], which: u8| match which {
-            0 => decode_user("u".into(), buf).map(|_| ()),
+            0 => decode_user_format_1("u".into(), buf).map(|_| ()),
             1 => decode_exchange("/".into(), "x".into(), buf).map(|_| ()),
             2 => decode_queue("/".into(), "q".into(), buf).map(|_| ()),
             3 => decode_binding_key(buf).map(|_| ()),

@@ -15,8 +15,10 @@
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | `meta` | `"format"` | format version, u32 big-endian |
-//! | `vhosts` | name | empty |
-//! | `users` | name | flags, password hash, tags, vhosts |
+//! | `vhosts` | name | settings and limits, JSON (format 1: empty) |
+//! | `users` | name | password hash and its algorithm, tags, limits, JSON |
+//! | `permissions` | (vhost, user) | configure, write, read regexes, JSON |
+//! | `topic_permissions` | (vhost, user, exchange) | write, read regexes, JSON |
 //! | `exchanges` | (vhost, name) | flags, type, arguments |
 //! | `queues` | (vhost, name) | flags, arguments |
 //! | `bindings` | (vhost, source, kind, destination, routing key, arguments) | empty |
@@ -26,12 +28,16 @@
 //! The second bindings table indexes bindings by destination, so deleting a queue or an exchange
 //! finds the bindings to it with a range scan instead of reading every binding of the vhost.
 //!
-//! New files are created in redb's v3 file format, the only one redb 3 and later read.
+//! New files are created in redb's v3 file format, the only one redb 3 and later read. Format 1
+//! files (users with a list of vhosts instead of permissions) are migrated when opened.
 
+mod access;
 mod codec;
 mod policies;
 
 pub use policies::PolicyDef;
+
+pub use access::{PermissionDef, TopicPermissionDef, UserDef, UserLimitsDef, VhostDef, VhostLimitsDef};
 
 use std::path::Path;
 
@@ -39,7 +45,7 @@ use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use warren_message::FieldTable;
 
 /// The encoding of the tables described in the module documentation.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const FORMAT_KEY: &[u8] = b"format";
 
 type Tbl = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -51,21 +57,38 @@ const EXCHANGES: Tbl = TableDefinition::new("exchanges");
 const QUEUES: Tbl = TableDefinition::new("queues");
 const BINDINGS: Tbl = TableDefinition::new("bindings");
 const BINDINGS_BY_DESTINATION: Tbl = TableDefinition::new("bindings_by_destination");
+const PERMISSIONS: Tbl = TableDefinition::new("permissions");
+const TOPIC_PERMISSIONS: Tbl = TableDefinition::new("topic_permissions");
 const POLICIES: Tbl = TableDefinition::new("policies");
 const OPERATOR_POLICIES: Tbl = TableDefinition::new("operator_policies");
 
-const ALL_TABLES: [Tbl; 9] =
-    [META, VHOSTS, USERS, EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION, POLICIES, OPERATOR_POLICIES];
+const ALL_TABLES: [Tbl; 11] = [
+    META,
+    VHOSTS,
+    USERS,
+    EXCHANGES,
+    QUEUES,
+    BINDINGS,
+    BINDINGS_BY_DESTINATION,
+    PERMISSIONS,
+    TOPIC_PERMISSIONS,
+    POLICIES,
+    OPERATOR_POLICIES,
+];
 
 /// Everything stored, each kind sorted by its key: vhosts and users by name, exchanges and
 /// queues by (vhost, name), bindings by (vhost, source, destination kind (exchanges first),
 /// destination, routing key, encoded arguments).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct AllDefinitions {
-    /// Vhost names.
-    pub vhosts: Vec<String>,
-    /// Users, with the vhosts each may use.
+    /// Vhosts with their settings.
+    pub vhosts: Vec<VhostDef>,
+    /// Users.
     pub users: Vec<UserDef>,
+    /// Users' permissions, by vhost then user.
+    pub permissions: Vec<PermissionDef>,
+    /// Users' topic permissions, by vhost, user, then exchange.
+    pub topic_permissions: Vec<TopicPermissionDef>,
     /// Durable exchanges of every vhost.
     pub exchanges: Vec<ExchangeDef>,
     /// Durable queues of every vhost.
@@ -74,21 +97,6 @@ pub struct AllDefinitions {
     pub bindings: Vec<BindingDef>,
     /// Policies, then operator policies, each by (vhost, name).
     pub policies: Vec<PolicyDef>,
-}
-
-/// A stored user.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UserDef {
-    /// The login name.
-    pub name: String,
-    /// The password hash, kept as the broker gave it.
-    pub password_hash: Vec<u8>,
-    /// Management tags (`administrator`, `monitoring`, ...).
-    pub tags: Vec<String>,
-    /// May only connect from a loopback address.
-    pub loopback_only: bool,
-    /// The vhosts the user may use.
-    pub vhosts: Vec<String>,
 }
 
 /// A stored exchange.
@@ -211,6 +219,10 @@ impl Definitions {
             };
             match found {
                 Some(FORMAT_VERSION) => {}
+                Some(1) => {
+                    access::migrate_users_from_format_1(&txn)?;
+                    meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes().as_slice())?;
+                }
                 Some(found) => {
                     return Err(DefinitionsError::UnsupportedFormat { found, supported: FORMAT_VERSION })
                 }
@@ -229,13 +241,21 @@ impl Definitions {
         let mut all = AllDefinitions::default();
 
         for entry in txn.open_table(VHOSTS)?.iter()? {
-            let (key, _) = entry?;
-            all.vhosts.push(codec::decode_name_key(key.value())?);
+            let (key, value) = entry?;
+            all.vhosts.push(access::decode_vhost(codec::decode_name_key(key.value())?, value.value())?);
         }
         for entry in txn.open_table(USERS)?.iter()? {
             let (key, value) = entry?;
             let name = codec::decode_name_key(key.value())?;
-            all.users.push(codec::decode_user(name, value.value())?);
+            all.users.push(access::decode_user(name, value.value())?);
+        }
+        for entry in txn.open_table(PERMISSIONS)?.iter()? {
+            let (key, value) = entry?;
+            all.permissions.push(access::decode_permission(key.value(), value.value())?);
+        }
+        for entry in txn.open_table(TOPIC_PERMISSIONS)?.iter()? {
+            let (key, value) = entry?;
+            all.topic_permissions.push(access::decode_topic_permission(key.value(), value.value())?);
         }
         for entry in txn.open_table(EXCHANGES)?.iter()? {
             let (key, value) = entry?;
@@ -255,16 +275,18 @@ impl Definitions {
         Ok(all)
     }
 
-    /// Stores a vhost.
+    /// Stores a vhost with default settings if there is none of that name.
     pub fn put_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
-            txn.open_table(VHOSTS)?.insert(name.as_bytes(), [].as_slice())?;
+            let mut vhosts = txn.open_table(VHOSTS)?;
+            if vhosts.get(name.as_bytes())?.is_none() {
+                vhosts.insert(name.as_bytes(), [].as_slice())?;
+            }
             Ok(())
         })
     }
 
-    /// Deletes a vhost with its exchanges, queues, bindings and policies, and takes it out of every user's
-    /// vhosts.
+    /// Deletes a vhost with its exchanges, queues, bindings, permissions and policies.
     pub fn delete_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
             txn.open_table(VHOSTS)?.remove(name.as_bytes())?;
@@ -275,38 +297,7 @@ impl Definitions {
                     table.remove(key.as_slice())?;
                 }
             }
-            let mut users = txn.open_table(USERS)?;
-            let mut changed = Vec::new();
-            for entry in users.iter()? {
-                let (key, value) = entry?;
-                let user_name = codec::decode_name_key(key.value())?;
-                let mut user = codec::decode_user(user_name, value.value())?;
-                if user.vhosts.iter().any(|v| v == name) {
-                    user.vhosts.retain(|v| v != name);
-                    changed.push(user);
-                }
-            }
-            for user in changed {
-                users.insert(user.name.as_bytes(), codec::encode_user(&user).as_slice())?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Stores a user, replacing the one with the same name.
-    pub fn put_user(&self, user: &UserDef) -> Result<(), DefinitionsError> {
-        let value = codec::encode_user(user);
-        self.write(|txn| {
-            txn.open_table(USERS)?.insert(user.name.as_bytes(), value.as_slice())?;
-            Ok(())
-        })
-    }
-
-    /// Deletes a user.
-    pub fn delete_user(&self, name: &str) -> Result<(), DefinitionsError> {
-        self.write(|txn| {
-            txn.open_table(USERS)?.remove(name.as_bytes())?;
-            Ok(())
+            access::remove_vhost_permissions(txn, name)
         })
     }
 

@@ -78,14 +78,32 @@ fn encoded(table: &FieldTable) -> Vec<u8> {
     out.to_vec()
 }
 
-fn user(name: &str, vhosts: &[&str]) -> UserDef {
+fn user(name: &str) -> UserDef {
     UserDef {
         name: name.into(),
         password_hash: vec![0xde, 0xad, 0, 0xbe, 0xef],
+        hashing_algorithm: "rabbit_password_hashing_sha256".into(),
         tags: vec!["administrator".into(), "monitoring".into()],
-        loopback_only: false,
-        vhosts: vhosts.iter().map(|v| v.to_string()).collect(),
+        limits: UserLimitsDef::default(),
     }
+}
+
+fn permission(user: &str, vhost: &str, configure: &str) -> PermissionDef {
+    PermissionDef {
+        user: user.into(),
+        vhost: vhost.into(),
+        configure: configure.into(),
+        write: ".*".into(),
+        read: "^$".into(),
+    }
+}
+
+fn access_json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+fn vhost(name: &str) -> VhostDef {
+    VhostDef { name: name.into(), ..VhostDef::default() }
 }
 
 fn exchange(vhost: &str, name: &str) -> ExchangeDef {
@@ -155,9 +173,9 @@ fn definitions_round_trip_every_kind() {
     let u = UserDef {
         name: "guest".into(),
         password_hash: (0..=255).collect(),
+        hashing_algorithm: "rabbit_password_hashing_sha512".into(),
         tags: vec!["administrator".into(), "".into(), "policymaker".into()],
-        loopback_only: true,
-        vhosts: vec!["/".into(), "other".into()],
+        limits: UserLimitsDef { max_connections: Some(0), max_channels: Some(u64::MAX) },
     };
     let e = ExchangeDef {
         vhost: "/".into(),
@@ -193,7 +211,7 @@ fn definitions_round_trip_every_kind() {
     defs.put_binding(&e2e).unwrap();
 
     let all = defs.load().unwrap();
-    assert_eq!(all.vhosts, vec!["/".to_string()]);
+    assert_eq!(all.vhosts, vec![vhost("/")]);
     assert_eq!(all.users, vec![u]);
     assert_eq!(all.exchanges, vec![e]);
     assert_eq!(all.queues, vec![q]);
@@ -218,9 +236,9 @@ fn definitions_round_trip_every_kind() {
     let empty = UserDef {
         name: "".into(),
         password_hash: vec![],
+        hashing_algorithm: "".into(),
         tags: vec![],
-        loopback_only: false,
-        vhosts: vec![],
+        limits: UserLimitsDef::default(),
     };
     defs.put_user(&empty).unwrap();
     assert_eq!(defs.load().unwrap().users[0], empty);
@@ -246,7 +264,7 @@ fn definitions_put_replaces_and_load_is_sorted() {
     let defs = Definitions::open(&dir.file()).unwrap();
     for v in ["b", "a\0", "a", "", "ab"] {
         defs.put_vhost(v).unwrap();
-        defs.put_user(&user(v, &[v])).unwrap();
+        defs.put_user(&user(v)).unwrap();
         for n in ["z", "m", "a\0", "a"] {
             defs.put_exchange(&exchange(v, n)).unwrap();
             defs.put_queue(&queue(v, n)).unwrap();
@@ -258,13 +276,13 @@ fn definitions_put_replaces_and_load_is_sorted() {
     defs.put_vhost("a").unwrap();
     let replaced = ExchangeDef { kind: "fanout".into(), ..exchange("a", "m") };
     defs.put_exchange(&replaced).unwrap();
-    let admin = UserDef { loopback_only: true, ..user("a", &["x", "y"]) };
+    let admin = UserDef { tags: vec![], ..user("a") };
     defs.put_user(&admin).unwrap();
 
     let all = defs.load().unwrap();
     assert_eq!(all, defs.load().unwrap());
     let mut sorted_vhosts = all.vhosts.clone();
-    sorted_vhosts.sort();
+    sorted_vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(all.vhosts, sorted_vhosts);
     assert_eq!(all.vhosts.len(), 5);
     assert!(all.users.windows(2).all(|w| w[0].name < w[1].name));
@@ -398,24 +416,47 @@ fn definitions_delete_vhost_removes_everything_in_it() {
         defs.put_binding(&binding(v, "x", "q", true, "")).unwrap();
         defs.put_binding(&binding(v, "x", "x", false, "")).unwrap();
     }
-    defs.put_user(&user("alice", &["v", "w", "v"])).unwrap();
-    defs.put_user(&user("bob", &["w"])).unwrap();
+    defs.put_user(&user("alice")).unwrap();
+    defs.put_user(&user("bob")).unwrap();
+    for (u, v) in [("alice", "v"), ("alice", "w"), ("alice", "v\0"), ("bob", "w")] {
+        defs.put_permission(&permission(u, v, ".*")).unwrap();
+        let topic = TopicPermissionDef {
+            user: u.into(),
+            vhost: v.into(),
+            exchange: "amq.topic".into(),
+            write: "^a".into(),
+            read: "".into(),
+        };
+        defs.put_topic_permission(&topic).unwrap();
+    }
     defs.delete_vhost("v").unwrap();
 
     let all = defs.load().unwrap();
-    assert_eq!(all.vhosts, ["v\0", "vv", "w"]);
+    assert_eq!(all.vhosts, [vhost("v\0"), vhost("vv"), vhost("w")]);
     assert!(all.exchanges.iter().all(|e| e.vhost != "v"));
     assert_eq!(all.exchanges.len(), 3);
     assert_eq!(all.queues.len(), 3);
     assert!(all.queues.iter().all(|q| q.vhost != "v"));
     assert_eq!(all.bindings.len(), 6);
     assert!(all.bindings.iter().all(|b| b.vhost != "v"));
-    assert_eq!(all.users, vec![user("alice", &["w"]), user("bob", &["w"])]);
+    assert_eq!(all.users, vec![user("alice"), user("bob")]);
+    let held = |all: &AllDefinitions| -> Vec<(String, String)> {
+        all.permissions.iter().map(|p| (p.vhost.clone(), p.user.clone())).collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    assert_eq!(held(&all), pairs(&[("v\0", "alice"), ("w", "alice"), ("w", "bob")]));
+    let topics: Vec<_> = all.topic_permissions.iter().map(|p| (p.vhost.clone(), p.user.clone())).collect();
+    assert_eq!(topics, held(&all));
     assert_binding_index_consistent(&defs);
 
     defs.delete_user("alice").unwrap();
     defs.delete_user("nobody").unwrap();
-    assert_eq!(defs.load().unwrap().users, vec![user("bob", &["w"])]);
+    let all = defs.load().unwrap();
+    assert_eq!(all.users, vec![user("bob")]);
+    assert_eq!(held(&all), pairs(&[("w", "bob")]));
+    assert_eq!(all.topic_permissions.len(), 1);
 }
 
 #[test]
@@ -424,7 +465,15 @@ fn definitions_survive_reopen_and_take_puts_after_it() {
     let before = {
         let defs = Definitions::open(&dir.file()).unwrap();
         defs.put_vhost("/").unwrap();
-        defs.put_user(&user("guest", &["/"])).unwrap();
+        defs.put_user(&user("guest")).unwrap();
+        defs.put_permission(&permission("guest", "/", "")).unwrap();
+        defs.put_vhost_def(&VhostDef {
+            name: "limited".into(),
+            description: "d".into(),
+            tags: vec!["t".into()],
+            limits: VhostLimitsDef { max_connections: Some(3), max_queues: None },
+        })
+        .unwrap();
         defs.put_exchange(&ExchangeDef { arguments: every_field_type(), ..exchange("/", "x") }).unwrap();
         defs.put_queue(&QueueDef { arguments: every_field_type(), ..queue("/", "q") }).unwrap();
         defs.put_binding(&binding("/", "x", "q", true, "k")).unwrap();
@@ -442,6 +491,7 @@ fn definitions_survive_reopen_and_take_puts_after_it() {
     let all = defs.load().unwrap();
     assert_eq!(all.vhosts, before.vhosts);
     assert_eq!(all.users, before.users);
+    assert_eq!(all.permissions, before.permissions);
     assert_eq!(all.exchanges, before.exchanges);
     assert_eq!(all.queues, vec![queue("/", "q2")]);
     assert_eq!(all.bindings, vec![binding("/", "x", "q2", true, "k")]);
@@ -460,9 +510,12 @@ fn definitions_corrupt_values_are_errors() {
         (EXCHANGES, codec::entity_key("/", "x"), vec![1, 200, b't']),
         (EXCHANGES, codec::entity_key("/", "x"), vec![1, 2, 0xff, 0xfe, 0, 0, 0, 0]),
         (USERS, b"u".to_vec(), vec![0, 3, 1, 2]),
-        (USERS, b"u".to_vec(), vec![0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
-        (USERS, b"\xff".to_vec(), codec::encode_user(&user("x", &[]))),
+        (USERS, b"u".to_vec(), b"{}".to_vec()),
+        (USERS, b"\xff".to_vec(), access_json(&user("x"))),
         (VHOSTS, b"\xc3".to_vec(), vec![]),
+        (VHOSTS, b"v".to_vec(), b"{\"limits\": 3}".to_vec()),
+        (PERMISSIONS, b"v".to_vec(), access_json(&permission("u", "v", ""))),
+        (PERMISSIONS, codec::entity_key("v", "u"), b"{\"configure\": \"\"}".to_vec()),
         (BINDINGS, [codec::entity_key("/", "x").as_slice(), b"z"].concat(), vec![]),
         (BINDINGS, [codec::entity_key("/", "x").as_slice(), b"q\0\x01\0\x01\0\0\0\x09"].concat(), vec![]),
     ];
@@ -510,9 +563,9 @@ fn definitions_corrupt_binding_key_fails_a_cascade_without_changing_anything() {
 fn definitions_unknown_format_is_refused() {
     let dir = TempDir::new();
     Definitions::open(&dir.file()).unwrap();
-    write_raw(&dir.file(), META, FORMAT_KEY, &2u32.to_be_bytes());
+    write_raw(&dir.file(), META, FORMAT_KEY, &3u32.to_be_bytes());
     match Definitions::open(&dir.file()) {
-        Err(DefinitionsError::UnsupportedFormat { found: 2, supported: 1 }) => {}
+        Err(DefinitionsError::UnsupportedFormat { found: 3, supported: 2 }) => {}
         other => panic!("{other:?}"),
     }
     write_raw(&dir.file(), META, FORMAT_KEY, &[1]);
@@ -589,4 +642,45 @@ fn definitions_commit_latency() {
         samples[90],
         samples[99]
     );
+}
+
+#[test]
+fn definitions_format_1_users_become_permissions_on_their_vhosts() {
+    let dir = TempDir::new();
+    {
+        let db = Database::builder().create_with_file_format_v3(true).create(dir.file()).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert(FORMAT_KEY, 1u32.to_be_bytes().as_slice()).unwrap();
+        let mut vhosts = txn.open_table(VHOSTS).unwrap();
+        vhosts.insert(b"/".as_slice(), [].as_slice()).unwrap();
+        vhosts.insert(b"prod".as_slice(), [].as_slice()).unwrap();
+        drop(vhosts);
+        let old = codec::encode_user_format_1(
+            &[1, 2, 3, 4, 5],
+            &["administrator".into()],
+            &["/".into(), "prod".into()],
+        );
+        txn.open_table(USERS).unwrap().insert(b"guest".as_slice(), old.as_slice()).unwrap();
+        drop(txn.open_table(USERS).unwrap());
+        txn.commit().unwrap();
+    }
+    let defs = Definitions::open(&dir.file()).unwrap();
+    let all = defs.load().unwrap();
+    assert_eq!(all.vhosts, vec![vhost("/"), vhost("prod")]);
+    assert_eq!(
+        all.users,
+        vec![UserDef {
+            name: "guest".into(),
+            password_hash: vec![1, 2, 3, 4, 5],
+            hashing_algorithm: "rabbit_password_hashing_sha256".into(),
+            tags: vec!["administrator".into()],
+            limits: UserLimitsDef::default(),
+        }]
+    );
+    let every = |v: &str| PermissionDef { read: ".*".into(), ..permission("guest", v, ".*") };
+    assert_eq!(all.permissions, vec![every("/"), every("prod")]);
+    drop(defs);
+    // Migrated once: the file now says format 2, and opening it again changes nothing.
+    let defs = Definitions::open(&dir.file()).unwrap();
+    assert_eq!(defs.load().unwrap(), all);
 }
