@@ -212,7 +212,7 @@ fn erlang_term(v: &FieldValue) -> String {
 
 /// A float as Erlang prints it: the shortest digits that read back the same, in plain or
 /// scientific notation, whichever is shorter (plain on a tie), always with a fraction.
-fn erlang_float(f: f64) -> String {
+pub(crate) fn erlang_float(f: f64) -> String {
     let with_fraction = |s: String| if s.contains('.') { s } else { s + ".0" };
     if !f.is_finite() {
         return f.to_string();

@@ -237,6 +237,12 @@ impl Broker {
             };
             broker.access.set_topic_permission(&def.user, &def.vhost, permission);
         }
+        // Policies before the queues and exchanges they apply to.
+        for def in &all.policies {
+            if let Some(v) = broker.vhost(&def.vhost) {
+                v.restore_policy(def, now);
+            }
+        }
         for def in &all.exchanges {
             if let Some(v) = broker.vhost(&def.vhost) {
                 v.restore_exchange(def, now.instant);

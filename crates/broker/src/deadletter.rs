@@ -42,6 +42,14 @@ impl DeathReason {
     }
 }
 
+/// Where a queue's dead letters go: its dead-letter exchange and, if it has one, the routing key
+/// that replaces theirs (from its arguments or its policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadLetterTo {
+    pub(crate) exchange: ShortStr,
+    pub(crate) routing_key: Option<ShortStr>,
+}
+
 /// A message on its way to its queue's dead-letter exchange.
 #[derive(Debug)]
 pub(crate) struct DeadLetter {
@@ -58,32 +66,30 @@ pub(crate) struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The dead letter of `message`, given up on by queue `queue` (declared with `arguments`)
-    /// for `reason` at `unix_secs`, if the queue has a dead-letter exchange.
+    /// The dead letter of `message`, given up on by queue `queue` (whose dead letters go `to`)
+    /// for `reason` at `unix_secs`.
     pub(crate) fn new(
         queue: &str,
-        arguments: &FieldTable,
+        to: DeadLetterTo,
         message: Message,
         reason: DeathReason,
         unix_secs: u64,
-    ) -> Option<DeadLetter> {
-        let dlx = arguments.get("x-dead-letter-exchange").and_then(FieldValue::as_str)?;
-        let dlrk = arguments.get("x-dead-letter-routing-key").and_then(FieldValue::as_str);
+    ) -> DeadLetter {
+        let DeadLetterTo { exchange, routing_key: dlrk } = to;
         let recorded = with_death_recorded(&message, queue, reason, dlrk.is_some(), unix_secs);
         // A dead-letter routing key replaces every key the message was published with; without
         // one the dead letter is routed as published, its CC keys included.
         let (routing_key, extra_keys) = match dlrk {
-            Some(key) => (ShortStr::from(key), Vec::new()),
+            Some(key) => (key, Vec::new()),
             None => (message.routing_key.clone(), recorded.cc),
         };
-        let exchange = ShortStr::from(dlx);
         let message = Message {
             exchange: exchange.clone(),
             routing_key,
             properties: recorded.properties,
             body: message.body,
         };
-        Some(DeadLetter { exchange, message, extra_keys, deaths: recorded.deaths, reason })
+        DeadLetter { exchange, message, extra_keys, deaths: recorded.deaths, reason }
     }
 
     /// Whether the dead letter may enter `queue`: a message that would come back to a queue it

@@ -17,7 +17,9 @@
 //! * publishing: [`VHost::publish`] and its [`PublishResult`], [`Message`] (the store's);
 //! * queues and consumers: [`Queue`], [`Consumer`] on a [`DeliveryTarget`], [`Settle`];
 //! * listings: the [`Registry`] of connections and channels, their snapshots, [`Counters`];
-//! * errors: [`BrokerError`]; and the names of the store logs the core opens besides queues'
+//! * policies: [`Policy`] ([`PolicyKind`], [`ApplyTo`], [`Definition`]), set on a vhost with
+//!   [`VHost::set_policy`]; what applies to a queue or exchange: [`AppliedPolicies`];
+//! * errors: [`BrokerError`], [`PolicyError`]; and the names of the store logs the core opens besides queues'
 //!   ([`delayed_log_name`], [`priority_level_log_names`]), which a store's cleanup must keep.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -35,6 +37,7 @@ mod exchange;
 mod logins;
 mod names;
 mod persist;
+mod policy;
 mod priority;
 mod queue;
 mod registry;
@@ -57,6 +60,7 @@ pub use error::{BrokerError, Inequivalence};
 pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 pub use logins::RefusedLogin;
 pub use names::generated_name;
+pub use policy::{AppliedPolicies, ApplyTo, Definition, Policy, PolicyError, PolicyKind};
 pub use priority::level_log_names as priority_level_log_names;
 pub use queue::{
     notify_cancelled, ConsumeRefused, Consumer, ConsumerRef, DeliveryTarget, FlowBound, FlowWaker, Published,

@@ -18,6 +18,7 @@ use warren_message::{FieldTable, FieldValue, ShortStr};
 use crate::counters::Counters;
 use crate::delayed::DelayedMessages;
 use crate::error::BrokerError;
+use crate::policy::{self, AppliedPolicies};
 use crate::queue::Queue;
 use consistent_hash::{parse_weight, Buckets, HashOn};
 use headers::headers_match;
@@ -182,6 +183,17 @@ pub struct Exchange {
     delayed: Option<DelayedMessages>,
     bindings: RwLock<Bindings>,
     counters: Counters,
+    /// The policies that apply and what they make of the exchange's settings; read only for
+    /// messages no binding takes.
+    policy: RwLock<ExchangePolicy>,
+}
+
+/// An exchange's policies and the alternate exchange they leave it with.
+#[derive(Debug, Default)]
+struct ExchangePolicy {
+    applied: AppliedPolicies,
+    /// The `alternate-exchange` argument, else the policy's.
+    alternate: Option<ShortStr>,
 }
 
 impl std::fmt::Debug for Bindings {
@@ -242,13 +254,34 @@ impl Exchange {
             durable,
             auto_delete,
             internal,
-            arguments,
             routing,
             hash_on,
             delayed,
             bindings: RwLock::new(Bindings::default()),
             counters: Counters::default(),
+            policy: RwLock::new(ExchangePolicy {
+                applied: AppliedPolicies::default(),
+                alternate: policy::alternate_exchange(&arguments, &Default::default()).map(ShortStr::from),
+            }),
+            arguments,
         }
+    }
+
+    /// Replaces the policies that apply to the exchange (its alternate exchange may change).
+    pub(crate) fn apply_policies(&self, applied: AppliedPolicies) {
+        let alternate = policy::alternate_exchange(&self.arguments, &applied.settings()).map(ShortStr::from);
+        *self.policy.write() = ExchangePolicy { applied, alternate };
+    }
+
+    /// The policy and operator policy that apply to the exchange now.
+    pub fn applied_policies(&self) -> AppliedPolicies {
+        self.policy.read().applied.clone()
+    }
+
+    /// Where messages no binding takes go next: the `alternate-exchange` argument, else the
+    /// policy's.
+    pub fn alternate_exchange(&self) -> Option<ShortStr> {
+        self.policy.read().alternate.clone()
     }
 
     /// Messages published to this exchange and routed on (counted by whoever publishes).

@@ -23,7 +23,7 @@ impl Queue {
             return Err(ConsumeRefused::Deleted);
         }
         if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && (self.limits.single_active || !st.consumers.is_empty()))
+            || (consumer.exclusive && (self.single_active || !st.consumers.is_empty()))
         {
             return Err(ConsumeRefused::ExclusiveUse);
         }

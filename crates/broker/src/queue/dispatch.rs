@@ -34,8 +34,10 @@ impl Queue {
         dispatch_at: Option<Instant>,
     ) -> Vec<(Message, DeathReason)> {
         let mut dead = Vec::new();
-        let mut st = self.state.lock();
-        let limits = &self.limits;
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let (counts_deliveries, delivery_limit) = (st.limits.counts_deliveries, st.limits.delivery_limit);
+        let dead_letters = st.limits.has_dead_letter_exchange;
         let mut count = 0;
         for (consumer, message) in settled {
             count += 1;
@@ -47,11 +49,11 @@ impl Queue {
             st.unacked = st.unacked.saturating_sub(1);
             if how == Settle::Requeue && !st.deleted {
                 let mut m = message;
-                if limits.counts_deliveries {
+                if counts_deliveries {
                     m.delivery_count = m.delivery_count.saturating_add(1);
-                    if limits.delivery_limit.is_some_and(|limit| u64::from(m.delivery_count) > limit) {
+                    if delivery_limit.is_some_and(|limit| u64::from(m.delivery_count) > limit) {
                         st.ready.settle(m.offset, m.stored);
-                        if limits.has_dead_letter_exchange {
+                        if dead_letters {
                             dead.push((m.message, DeathReason::DeliveryLimit));
                         }
                         continue;
@@ -63,7 +65,7 @@ impl Queue {
                 st.ready.requeue(m);
             } else {
                 st.ready.settle(message.offset, message.stored);
-                if how == Settle::Discard && limits.has_dead_letter_exchange {
+                if how == Settle::Discard && dead_letters {
                     dead.push((message.message, DeathReason::Rejected));
                 }
             }
@@ -71,7 +73,7 @@ impl Queue {
         let counter = if how == Settle::Ack { Counter::Acked } else { Counter::Rejected };
         self.counters.add_owned(counter, count);
         if dispatch_at.is_some() {
-            self.dispatch(&mut st, dispatch_at);
+            self.dispatch(st, dispatch_at);
         }
         dead
     }
@@ -85,9 +87,9 @@ impl Queue {
             return;
         }
         if let Some(now) = expire_at {
-            st.expire_head(self.limits.has_dead_letter_exchange, now);
+            st.expire_head(now);
         }
-        if self.limits.single_active || st.consumer_priorities {
+        if self.single_active || st.consumer_priorities {
             self.dispatch_selected(st);
         } else {
             self.dispatch_round_robin(st);
@@ -116,7 +118,7 @@ impl Queue {
     /// and for consumers with `x-priority` (the highest priority with credit first, round-robin
     /// among equal priorities).
     fn dispatch_selected(self: &Arc<Self>, st: &mut QueueState) {
-        let single_active = self.limits.single_active;
+        let single_active = self.single_active;
         let QueueState { ready, consumers, next_consumer, ready_bytes, unacked, .. } = st;
         let n = if single_active { 1 } else { consumers.len() };
         'messages: while let Some(mut message) = ready.pop_front() {

@@ -7,6 +7,7 @@ mod dispatch;
 mod flow;
 mod state;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,8 @@ use warren_message::{FieldTable, FieldValue, ShortStr};
 use warren_store::QueueLog;
 
 use crate::counters::{Counter, Counters};
-use crate::deadletter::DeathReason;
+use crate::deadletter::{DeadLetterTo, DeathReason};
+use crate::policy::{self, AppliedPolicies, Settings};
 use state::QueueState;
 use warren_store::{Message, QueuedMessage};
 
@@ -33,6 +35,18 @@ pub(crate) enum Overflow {
     RejectPublish,
     /// As `RejectPublish`, and the refused message is dead-lettered.
     RejectPublishDlx,
+}
+
+impl Overflow {
+    /// The value named as `x-overflow` or a policy's `overflow` names it.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "drop-head" => Some(Self::DropHead),
+            "reject-publish" => Some(Self::RejectPublish),
+            "reject-publish-dlx" => Some(Self::RejectPublishDlx),
+            _ => None,
+        }
+    }
 }
 
 /// What became of a published message in one queue.
@@ -69,9 +83,10 @@ impl Settle {
     }
 }
 
-/// A queue's settings read from its declare arguments.
+/// The settings a queue applies: its declare arguments combined with the policies that apply
+/// (see `policy::resolve`). Kept under the queue's lock and replaced when its policies change.
 #[derive(Debug, Default)]
-struct Limits {
+pub(crate) struct Limits {
     /// `x-message-ttl`.
     message_ttl: Option<Duration>,
     has_dead_letter_exchange: bool,
@@ -82,8 +97,6 @@ struct Limits {
     overflow: Option<Overflow>,
     /// `x-expires`: the queue is deleted after this long unused.
     expires: Option<Duration>,
-    /// `x-single-active-consumer`: only the first registered consumer receives.
-    single_active: bool,
     /// `x-delivery-limit`: a message returned more often than this is dropped or dead-lettered.
     delivery_limit: Option<u64>,
     /// Returns are counted and deliveries carry `x-delivery-count`: queues with a delivery limit,
@@ -91,29 +104,27 @@ struct Limits {
     counts_deliveries: bool,
     /// `x-consumer-timeout`: overrides the broker's consumer timeout for this queue's deliveries.
     consumer_timeout: Option<Duration>,
+    /// Where dead letters go: `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
+    dead_letter: Option<DeadLetterTo>,
 }
 
 impl Limits {
-    fn from_arguments(arguments: &FieldTable) -> Limits {
-        let non_negative =
-            |key: &str| arguments.get(key).and_then(FieldValue::as_i64).and_then(|n| u64::try_from(n).ok());
-        let delivery_limit = non_negative("x-delivery-limit");
-        let quorum = arguments.get("x-queue-type").and_then(FieldValue::as_str) == Some("quorum");
+    fn from_settings(settings: &Settings, quorum: bool) -> Limits {
+        let dead_letter = settings.dead_letter_exchange.as_deref().map(|exchange| DeadLetterTo {
+            exchange: ShortStr::from(exchange),
+            routing_key: settings.dead_letter_routing_key.as_deref().map(ShortStr::from),
+        });
         Limits {
-            message_ttl: non_negative("x-message-ttl").map(Duration::from_millis),
-            has_dead_letter_exchange: arguments.get("x-dead-letter-exchange").is_some(),
-            max_length: non_negative("x-max-length").map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            max_length_bytes: non_negative("x-max-length-bytes"),
-            overflow: match arguments.get("x-overflow").and_then(FieldValue::as_str) {
-                Some("reject-publish") => Some(Overflow::RejectPublish),
-                Some("reject-publish-dlx") => Some(Overflow::RejectPublishDlx),
-                _ => None,
-            },
-            expires: non_negative("x-expires").filter(|&ms| ms > 0).map(Duration::from_millis),
-            single_active: matches!(arguments.get("x-single-active-consumer"), Some(FieldValue::Bool(true))),
-            delivery_limit,
-            counts_deliveries: delivery_limit.is_some() || quorum,
-            consumer_timeout: non_negative("x-consumer-timeout").map(Duration::from_millis),
+            message_ttl: settings.message_ttl.map(Duration::from_millis),
+            has_dead_letter_exchange: dead_letter.is_some(),
+            max_length: settings.max_length.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_length_bytes: settings.max_length_bytes,
+            overflow: settings.overflow,
+            expires: settings.expires.map(Duration::from_millis),
+            delivery_limit: settings.delivery_limit,
+            counts_deliveries: settings.delivery_limit.is_some() || quorum,
+            consumer_timeout: settings.consumer_timeout.map(Duration::from_millis),
+            dead_letter,
         }
     }
 
@@ -121,6 +132,9 @@ impl Limits {
         self.overflow.unwrap_or(Overflow::DropHead)
     }
 }
+
+/// `consumer_timeout_ms` when there is none.
+const NO_TIMEOUT: u64 = u64::MAX;
 
 /// A queue: its definition, its messages (in a store log) and its consumers.
 #[derive(Debug)]
@@ -135,7 +149,14 @@ pub struct Queue {
     pub auto_delete: bool,
     /// The declare arguments, as given.
     pub arguments: FieldTable,
-    limits: Limits,
+    /// `x-single-active-consumer`: only the first registered consumer receives.
+    single_active: bool,
+    /// Declared `x-queue-type: quorum`: deliveries are counted whatever the policies say.
+    quorum: bool,
+    /// Copies of two settings read outside the queue's lock: per delivery while the lock is
+    /// held (`x-delivery-count`) and by channels checking timeouts (which must not take it).
+    counts_deliveries: AtomicBool,
+    consumer_timeout_ms: AtomicU64,
     counters: Counters,
     flow: Flow,
     state: Mutex<QueueState>,
@@ -152,21 +173,90 @@ impl Queue {
         log: Box<dyn QueueLog>,
         now: Instant,
     ) -> Self {
-        let limits = Limits::from_arguments(&arguments);
+        let single_active = matches!(arguments.get("x-single-active-consumer"), Some(FieldValue::Bool(true)));
+        let quorum = arguments.get("x-queue-type").and_then(FieldValue::as_str) == Some("quorum");
+        let limits = Limits::from_settings(&policy::queue_settings(&arguments), quorum);
         let ready_bytes = log.recovered_body_bytes();
         let may_expire = limits.message_ttl.is_some();
-        Queue {
+        let queue = Queue {
             name,
             durable,
             exclusive_owner,
             auto_delete,
             arguments,
-            limits,
+            single_active,
+            quorum,
+            counts_deliveries: AtomicBool::new(false),
+            consumer_timeout_ms: AtomicU64::new(NO_TIMEOUT),
             counters: Counters::default(),
             flow: Flow::default(),
             state: Mutex::new(QueueState::new(log, ready_bytes, may_expire, now)),
+        };
+        queue.publish_copies(&limits);
+        queue.state.lock().limits = limits;
+        queue.with_flow_bound(FlowBound::default())
+    }
+
+    /// Applies the policies that apply to a queue being created (or restored).
+    pub(crate) fn with_policies(self, applied: AppliedPolicies, now: Instant) -> Self {
+        // Only a restored queue holds messages yet; what its policy's limits leave out is
+        // dropped as the queue's own arguments would have it (no exchange to route to yet).
+        let dropped = self.apply_policies(applied, now);
+        if !dropped.is_empty() {
+            tracing::info!(queue = %self.name, dropped = dropped.len(), "messages over the queue's policy limits dropped");
         }
-        .with_flow_bound(FlowBound::default())
+        self
+    }
+
+    /// Replaces the policies that apply, and with them the queue's settings, as RabbitMQ does
+    /// when a policy changes (`process_args_policy`): the new limits trim the queue at once, the
+    /// `x-expires` timer starts again, expired messages at the head go. Returns the messages
+    /// to dead-letter (by the new dead-letter settings).
+    pub(crate) fn apply_policies(
+        &self,
+        applied: AppliedPolicies,
+        now: Instant,
+    ) -> Vec<(Message, DeathReason)> {
+        let limits = Limits::from_settings(
+            &policy::resolve_queue(&policy::queue_settings(&self.arguments), &applied.settings()),
+            self.quorum,
+        );
+        self.publish_copies(&limits);
+        let mut dead = Vec::new();
+        let mut st = self.state.lock();
+        st.applied = applied;
+        if st.deleted {
+            return dead;
+        }
+        // RabbitMQ sets the new limits before the new overflow: a queue that was dropping at
+        // the head is trimmed to them, whatever its new overflow.
+        let trims = st.limits.overflow() == Overflow::DropHead || limits.overflow() == Overflow::DropHead;
+        st.limits = limits;
+        st.last_used = now;
+        if trims {
+            st.drop_head(&mut dead);
+        }
+        st.expire_head(now);
+        dead.extend(st.expired.drain(..).map(|m| (m, DeathReason::Expired)));
+        self.flow.after_drain(st.ready.len() as u64, st.ready_bytes);
+        dead
+    }
+
+    /// Keeps the copies of the settings read outside the lock in step with `limits`.
+    fn publish_copies(&self, limits: &Limits) {
+        self.counts_deliveries.store(limits.counts_deliveries, Ordering::Relaxed);
+        let timeout = limits.consumer_timeout.map_or(NO_TIMEOUT, |d| d.as_millis() as u64);
+        self.consumer_timeout_ms.store(timeout, Ordering::Relaxed);
+    }
+
+    /// The policy and operator policy that apply to the queue now.
+    pub fn applied_policies(&self) -> AppliedPolicies {
+        self.state.lock().applied.clone()
+    }
+
+    /// Where the queue's dead letters go now (its argument, else its policy's).
+    pub(crate) fn dead_letter_to(&self) -> Option<DeadLetterTo> {
+        self.state.lock().limits.dead_letter.clone()
     }
 
     /// Sets the backlog past which the queue holds its publishers back (see [`FlowBound`]).
@@ -218,7 +308,7 @@ impl Queue {
     /// Ready messages after dropping the expired ones at the head (what declare-ok reports).
     pub fn message_count(&self, now: Instant) -> u32 {
         let mut st = self.state.lock();
-        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        st.expire_head(now);
         st.ready.len() as u32
     }
 
@@ -250,17 +340,19 @@ impl Queue {
 
     /// Whether the queue has `x-single-active-consumer`.
     pub fn single_active(&self) -> bool {
-        self.limits.single_active
+        self.single_active
     }
 
     /// Whether deliveries carry `x-delivery-count` (see `Limits`).
+    #[inline]
     pub fn counts_deliveries(&self) -> bool {
-        self.limits.counts_deliveries
+        self.counts_deliveries.load(Ordering::Relaxed)
     }
 
-    /// The `x-consumer-timeout` argument, if set.
+    /// The queue's consumer timeout (`x-consumer-timeout` or a policy's), if it has one.
     pub fn consumer_timeout(&self) -> Option<Duration> {
-        self.limits.consumer_timeout
+        let ms = self.consumer_timeout_ms.load(Ordering::Relaxed);
+        (ms != NO_TIMEOUT).then(|| Duration::from_millis(ms))
     }
 
     /// Restarts the `x-expires` timer (a declare of the queue uses it).
@@ -270,8 +362,8 @@ impl Queue {
 
     /// Whether the queue has been unused for its `x-expires` time, and is to be deleted.
     pub(crate) fn unused_expired(&self, now: Instant) -> bool {
-        let Some(expires) = self.limits.expires else { return false };
         let st = self.state.lock();
+        let Some(expires) = st.limits.expires else { return false };
         !st.deleted && st.consumers.is_empty() && now.saturating_duration_since(st.last_used) >= expires
     }
 
@@ -279,22 +371,23 @@ impl Queue {
     /// length limits and dropping it at once if it expires before anyone can take it.
     pub fn publish(self: &Arc<Self>, message: Message, now: Instant) -> std::io::Result<Published> {
         let mut out = Published::default();
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         if st.deleted {
             return Ok(out);
         }
         let size = message.body.len() as u64;
-        let limits = &self.limits;
-        if limits.overflow() != Overflow::DropHead && self.would_overflow(&st, size) {
+        let overflow = st.limits.overflow();
+        if overflow != Overflow::DropHead && st.would_overflow(size) {
             out.rejected = true;
-            if limits.overflow() == Overflow::RejectPublishDlx && limits.has_dead_letter_exchange {
+            if overflow == Overflow::RejectPublishDlx && st.limits.has_dead_letter_exchange {
                 out.dead.push((message, DeathReason::MaxLength));
             }
             return Ok(out);
         }
         let persistent =
             self.durable && warren_message::properties::raw_delivery_mode(&message.properties) == Some(2);
-        let ttl = match (limits.message_ttl, message.expiration()) {
+        let ttl = match (st.limits.message_ttl, message.expiration()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -304,41 +397,20 @@ impl Queue {
         st.ready_bytes += size;
         self.counters.add_owned(Counter::Published, 1);
         if !st.consumers.is_empty() {
-            self.dispatch(&mut st, (!first_in_line).then_some(now));
+            self.dispatch(st, (!first_in_line).then_some(now));
             self.flow.after_publish(st.ready.len() as u64, st.ready_bytes, || self.taken(), now);
         }
         if ttl.is_some() {
             st.may_expire = true;
             // A message nobody could take before it expired (a TTL of 0) goes at once.
-            st.expire_head(limits.has_dead_letter_exchange, now);
+            st.expire_head(now);
             out.dead.extend(st.expired.drain(..).map(|m| (m, DeathReason::Expired)));
         }
-        if limits.max_length.is_some() || limits.max_length_bytes.is_some() {
-            self.drop_head(&mut st, &mut out.dead);
+        if st.limits.max_length.is_some() || st.limits.max_length_bytes.is_some() {
+            st.drop_head(&mut out.dead);
         }
         out.stored = persistent;
         Ok(out)
-    }
-
-    /// Whether one more message of `size` bytes would take the queue over its limits.
-    fn would_overflow(&self, st: &QueueState, size: u64) -> bool {
-        self.limits.max_length.is_some_and(|max| st.ready.len() >= max)
-            || self.limits.max_length_bytes.is_some_and(|max| st.ready_bytes + size > max)
-    }
-
-    /// Drops (or keeps for dead-lettering) the oldest ready messages until the queue is within
-    /// its limits.
-    fn drop_head(&self, st: &mut QueueState, dead: &mut Vec<(Message, DeathReason)>) {
-        let limits = &self.limits;
-        while limits.max_length.is_some_and(|max| st.ready.len() > max)
-            || limits.max_length_bytes.is_some_and(|max| st.ready_bytes > max)
-        {
-            let Some(m) = st.pop() else { break };
-            st.ready.settle(m.offset, m.stored);
-            if limits.has_dead_letter_exchange {
-                dead.push((m.message, DeathReason::MaxLength));
-            }
-        }
     }
 
     /// Drops the expired messages at the head of the queue; returns those to dead-letter
@@ -348,7 +420,7 @@ impl Queue {
         if !st.may_expire && st.expired.is_empty() {
             return Vec::new();
         }
-        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        st.expire_head(now);
         std::mem::take(&mut st.expired)
     }
 
@@ -363,7 +435,7 @@ impl Queue {
     pub fn get(&self, no_ack: bool, now: Instant) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
         st.last_used = now;
-        st.expire_head(self.limits.has_dead_letter_exchange, now);
+        st.expire_head(now);
         let Some(m) = st.pop() else {
             self.counters.add_owned(Counter::GetEmpty, 1);
             return None;

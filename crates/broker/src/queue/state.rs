@@ -6,6 +6,9 @@ use std::time::Instant;
 use warren_store::QueueLog;
 
 use super::consumer::Consumer;
+use super::Limits;
+use crate::deadletter::DeathReason;
+use crate::policy::AppliedPolicies;
 use warren_store::{Message, QueuedMessage};
 
 #[derive(Debug)]
@@ -27,6 +30,10 @@ pub(super) struct QueueState {
     pub(super) consumer_priorities: bool,
     /// Deliveries outstanding (delivered, not yet settled), for listings.
     pub(super) unacked: u64,
+    /// The settings in force: arguments and policies combined.
+    pub(super) limits: Limits,
+    /// The policies that gave `limits`.
+    pub(super) applied: AppliedPolicies,
 }
 
 impl QueueState {
@@ -42,6 +49,8 @@ impl QueueState {
             last_used: now,
             consumer_priorities: false,
             unacked: 0,
+            limits: Limits::default(),
+            applied: AppliedPolicies::default(),
         }
     }
 
@@ -60,10 +69,32 @@ impl QueueState {
         Some(m)
     }
 
+    /// Whether one more message of `size` bytes would take the queue over its limits.
+    pub(super) fn would_overflow(&self, size: u64) -> bool {
+        self.limits.max_length.is_some_and(|max| self.ready.len() >= max)
+            || self.limits.max_length_bytes.is_some_and(|max| self.ready_bytes + size > max)
+    }
+
+    /// Drops (or keeps for dead-lettering) the oldest ready messages until the queue is within
+    /// its limits.
+    pub(super) fn drop_head(&mut self, dead: &mut Vec<(Message, DeathReason)>) {
+        let (max_length, max_bytes) = (self.limits.max_length, self.limits.max_length_bytes);
+        while max_length.is_some_and(|max| self.ready.len() > max)
+            || max_bytes.is_some_and(|max| self.ready_bytes > max)
+        {
+            let Some(m) = self.pop() else { break };
+            self.ready.settle(m.offset, m.stored);
+            if self.limits.has_dead_letter_exchange {
+                dead.push((m.message, DeathReason::MaxLength));
+            }
+        }
+    }
+
     /// Drops expired messages from the head of the queue, as RabbitMQ does: a message behind one
-    /// that lives longer waits until it reaches the head. With `keep` they are kept for
-    /// dead-lettering.
-    pub(super) fn expire_head(&mut self, keep: bool, now: Instant) {
+    /// that lives longer waits until it reaches the head. With a dead-letter exchange they are
+    /// kept for dead-lettering.
+    pub(super) fn expire_head(&mut self, now: Instant) {
+        let keep = self.limits.has_dead_letter_exchange;
         let Some(first) = self.ready.front() else { return };
         if first.expires_at.is_none() {
             return;

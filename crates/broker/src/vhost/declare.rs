@@ -78,6 +78,7 @@ impl VHost {
             spec.internal,
             spec.arguments,
         ));
+        e.apply_policies(self.exchange_policies(&e.name));
         self.open_delay_log(&e, now)?;
         if e.durable {
             self.persist(|d| d.put_exchange(&exchange_def(&self.name, &e)))?;
@@ -218,7 +219,8 @@ impl VHost {
                 log,
                 now,
             )
-            .with_flow_bound(self.flow_bound()),
+            .with_flow_bound(self.flow_bound())
+            .with_policies(self.queue_policies(&spec.name), now),
         );
         if is_stored(&q) {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;

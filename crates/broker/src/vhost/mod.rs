@@ -1,9 +1,11 @@
-//! A virtual host: its exchanges, queues and bindings. Definition changes arrive as
+//! A virtual host: its exchanges, queues, bindings and policies. Definition changes arrive as
 //! [`Command`]s applied one at a time ([`command`]); routing a publish reads the maps under
-//! short read locks ([`route`]); timers arrive as one tick ([`tick`]).
+//! short read locks ([`route`]); timers arrive as one tick ([`tick`]); policies are set and
+//! applied live in [`policies`].
 
 mod command;
 mod declare;
+mod policies;
 mod restore;
 mod route;
 mod tick;
@@ -20,6 +22,7 @@ use crate::counters::{CounterValues, Counters};
 use crate::effects::Effects;
 use crate::error::{BrokerError, Inequivalence};
 use crate::exchange::{Exchange, ExchangeKind, NameMap};
+use crate::policy::PolicySet;
 use crate::queue::{FlowBound, Queue};
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
@@ -43,6 +46,8 @@ pub struct VHost {
     retired_queues: Counters,
     /// The backlog past which a queue holds its publishers back, for queues declared from now.
     flow_bound: Mutex<FlowBound>,
+    /// Policies and operator policies; changed with the command lock held.
+    policies: RwLock<PolicySet>,
     /// The vhost's `max-queues` limit; `u64::MAX`: none.
     max_queues: AtomicU64,
     /// The vhost was deleted: its definitions are gone from the store already.
@@ -68,6 +73,7 @@ impl VHost {
             default_exchange: Counters::default(),
             retired_queues: Counters::default(),
             flow_bound: Mutex::new(FlowBound::default()),
+            policies: RwLock::default(),
             max_queues: AtomicU64::new(u64::MAX),
             destroyed: AtomicBool::new(false),
         };

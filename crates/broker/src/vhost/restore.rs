@@ -26,6 +26,7 @@ impl VHost {
             def.internal,
             def.arguments.clone(),
         );
+        e.apply_policies(self.exchange_policies(&e.name));
         if let Err(error) = self.open_delay_log(&e, now) {
             tracing::error!(vhost = %self.name, exchange = %def.name, %error, "delayed messages not recovered");
         }
@@ -46,7 +47,8 @@ impl VHost {
             log,
             now,
         )
-        .with_flow_bound(self.flow_bound());
+        .with_flow_bound(self.flow_bound())
+        .with_policies(self.queue_policies(&def.name), now);
         self.queues.write().insert(q.name.clone(), Arc::new(q));
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warren_message::{FieldValue, ShortStr};
+use warren_message::ShortStr;
 
 use super::VHost;
 use crate::counters::{Counter, Counters};
@@ -135,8 +135,8 @@ impl VHost {
             if !out.is_empty() {
                 break;
             }
-            let name = exchange.arguments.get("alternate-exchange").and_then(FieldValue::as_str);
-            let Some(next) = name.and_then(|name| self.exchanges.read().get(name).cloned()) else {
+            let name = exchange.alternate_exchange();
+            let Some(next) = name.and_then(|name| self.exchanges.read().get(&name).cloned()) else {
                 break;
             };
             alternate = Some(next);
@@ -248,10 +248,8 @@ impl VHost {
         now: Now,
         effects: &mut Effects,
     ) {
-        let Some(dead) = DeadLetter::new(&from.name, &from.arguments, message, reason, now.unix_secs())
-        else {
-            return;
-        };
+        let Some(to) = from.dead_letter_to() else { return };
+        let dead = DeadLetter::new(&from.name, to, message, reason, now.unix_secs());
         from.counters().add(reason.counter(), 1);
         let mut routed = Vec::new();
         if self.route(&dead.exchange, &dead.message, &dead.extra_keys, now.instant, &mut routed).is_err() {
@@ -277,7 +275,7 @@ mod tests {
     use super::*;
     use crate::vhost::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
     use bytes::{Bytes, BytesMut};
-    use warren_message::{BasicProperties, FieldTable};
+    use warren_message::{BasicProperties, FieldTable, FieldValue};
 
     fn text(s: &str) -> FieldValue {
         FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))

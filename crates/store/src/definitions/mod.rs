@@ -23,6 +23,7 @@
 //! | `queues` | (vhost, name) | flags, arguments |
 //! | `bindings` | (vhost, source, kind, destination, routing key, arguments) | empty |
 //! | `bindings_by_destination` | (vhost, kind, destination, source, routing key, arguments) | empty |
+//! | `policies`, `operator_policies` | (vhost, name) | JSON: pattern, apply-to, priority, definition |
 //!
 //! The second bindings table indexes bindings by destination, so deleting a queue or an exchange
 //! finds the bindings to it with a range scan instead of reading every binding of the vhost.
@@ -32,6 +33,9 @@
 
 mod access;
 mod codec;
+mod policies;
+
+pub use policies::PolicyDef;
 
 pub use access::{PermissionDef, TopicPermissionDef, UserDef, UserLimitsDef, VhostDef, VhostLimitsDef};
 
@@ -55,8 +59,10 @@ const BINDINGS: Tbl = TableDefinition::new("bindings");
 const BINDINGS_BY_DESTINATION: Tbl = TableDefinition::new("bindings_by_destination");
 const PERMISSIONS: Tbl = TableDefinition::new("permissions");
 const TOPIC_PERMISSIONS: Tbl = TableDefinition::new("topic_permissions");
+const POLICIES: Tbl = TableDefinition::new("policies");
+const OPERATOR_POLICIES: Tbl = TableDefinition::new("operator_policies");
 
-const ALL_TABLES: [Tbl; 9] = [
+const ALL_TABLES: [Tbl; 11] = [
     META,
     VHOSTS,
     USERS,
@@ -66,6 +72,8 @@ const ALL_TABLES: [Tbl; 9] = [
     BINDINGS_BY_DESTINATION,
     PERMISSIONS,
     TOPIC_PERMISSIONS,
+    POLICIES,
+    OPERATOR_POLICIES,
 ];
 
 /// Everything stored, each kind sorted by its key: vhosts and users by name, exchanges and
@@ -87,6 +95,8 @@ pub struct AllDefinitions {
     pub queues: Vec<QueueDef>,
     /// Bindings between durable exchanges and queues.
     pub bindings: Vec<BindingDef>,
+    /// Policies, then operator policies, each by (vhost, name).
+    pub policies: Vec<PolicyDef>,
 }
 
 /// A stored exchange.
@@ -261,6 +271,7 @@ impl Definitions {
             let (key, _) = entry?;
             all.bindings.push(codec::decode_binding_key(key.value())?);
         }
+        all.policies = policies::load(&txn)?;
         Ok(all)
     }
 
@@ -275,12 +286,12 @@ impl Definitions {
         })
     }
 
-    /// Deletes a vhost with its exchanges, queues, bindings and permissions.
+    /// Deletes a vhost with its exchanges, queues, bindings, permissions and policies.
     pub fn delete_vhost(&self, name: &str) -> Result<(), DefinitionsError> {
         self.write(|txn| {
             txn.open_table(VHOSTS)?.remove(name.as_bytes())?;
             let prefix = codec::vhost_prefix(name);
-            for table in [EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION] {
+            for table in [EXCHANGES, QUEUES, BINDINGS, BINDINGS_BY_DESTINATION, POLICIES, OPERATOR_POLICIES] {
                 let mut table = txn.open_table(table)?;
                 for key in keys_with_prefix(&table, &prefix)? {
                     table.remove(key.as_slice())?;
