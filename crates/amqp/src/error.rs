@@ -31,7 +31,9 @@ pub fn amqp_error(e: BrokerError) -> AmqpError {
         VhostConnectionLimit { .. } | UserConnectionLimit { .. } | UserChannelLimit { .. } => {
             code::NOT_ALLOWED
         }
-        UserNotFound(_) | UserExists(_) | VhostExists(_) | InvalidPattern(_) => code::PRECONDITION_FAILED,
+        UserNotFound(_) | UserExists(_) | VhostExists(_) | InvalidPattern(_) | Policy(_) => {
+            code::PRECONDITION_FAILED
+        }
         UnknownExchangeType(_) => code::COMMAND_INVALID,
         ExclusiveLocked { .. } => code::RESOURCE_LOCKED,
         VhostNotFound(_) | VhostAccessRefused { .. } => code::NOT_ALLOWED,

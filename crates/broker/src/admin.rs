@@ -13,9 +13,11 @@ use crate::access::{
 use crate::broker::Broker;
 use crate::effects::Effects;
 use crate::error::BrokerError;
+use crate::policy::{Policy, PolicyKind};
+use crate::time::Now;
 
 /// A change to users, vhosts, permissions or limits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum AdminCommand {
     /// Adds a user; refused if one has the name.
     AddUser(User),
@@ -97,6 +99,22 @@ pub enum AdminCommand {
         /// What they apply to.
         permission: TopicPermission,
     },
+    /// Sets a policy or operator policy (its kind says) in a vhost, applied at once.
+    SetPolicy {
+        /// The vhost.
+        vhost: String,
+        /// The checked policy.
+        policy: Policy,
+    },
+    /// Clears a policy or operator policy of a vhost.
+    ClearPolicy {
+        /// The vhost.
+        vhost: String,
+        /// Policy or operator policy.
+        kind: PolicyKind,
+        /// Its name.
+        name: String,
+    },
     /// Clears a user's topic permissions in a vhost: on one exchange, or all.
     ClearTopicPermissions {
         /// The user.
@@ -112,7 +130,7 @@ impl Broker {
     /// Applies an admin command: checks it, stores it durably, then makes it take effect (a
     /// permission change applies to open connections at their next operation; deleting a user
     /// or vhost closes their connections).
-    pub fn admin(&self, command: AdminCommand) -> Result<(), BrokerError> {
+    pub fn admin(&self, command: AdminCommand, now: Now) -> Result<(), BrokerError> {
         let _one_at_a_time = self.admin_lock().lock();
         let access = self.access();
         match command {
@@ -171,7 +189,7 @@ impl Broker {
                 );
                 let mut effects = Effects::default();
                 vhost.destroy(&mut effects);
-                effects.apply(std::time::Instant::now());
+                effects.apply(now.instant);
             }
             AdminCommand::SetPermissions { user, vhost, configure, write, read } => {
                 self.existing_user(&user)?;
@@ -201,6 +219,14 @@ impl Broker {
                 };
                 self.with_definitions(|d| d.put_topic_permission(&def))?;
                 access.set_topic_permission(&user, &vhost, permission);
+            }
+            AdminCommand::SetPolicy { vhost, policy } => {
+                let v = self.vhost(&vhost).ok_or_else(|| BrokerError::VhostNotFound(vhost.clone()))?;
+                v.set_policy(policy, now)?;
+            }
+            AdminCommand::ClearPolicy { vhost, kind, name } => {
+                let v = self.vhost(&vhost).ok_or_else(|| BrokerError::VhostNotFound(vhost.clone()))?;
+                v.clear_policy(kind, &name, now)?;
             }
             AdminCommand::ClearTopicPermissions { user, vhost, exchange } => {
                 self.existing_user(&user)?;

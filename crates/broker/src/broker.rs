@@ -416,14 +416,14 @@ mod tests {
         let broker = Broker::new();
         let now = Instant::now();
         let afar = Some("10.0.0.1".parse().unwrap());
-        broker.admin(AdminCommand::AddUser(User::new("app", "pw"))).unwrap();
+        broker.admin(AdminCommand::AddUser(User::new("app", "pw")), Now::new(now, 0)).unwrap();
         assert_eq!(broker.authenticate("app", "pw", afar, now), Ok(()), "only guest is loopback-only");
         broker.set_loopback_users(&[]);
         assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
         broker.set_loopback_users(&["app".to_owned()]);
         assert_eq!(broker.authenticate("app", "pw", afar, now), Err(AuthFailure::NotFromLoopback));
         assert_eq!(broker.authenticate("guest", "guest", afar, now), Ok(()));
-        broker.admin(AdminCommand::PutUser(User::new("app", "new"))).unwrap();
+        broker.admin(AdminCommand::PutUser(User::new("app", "new")), Now::new(now, 0)).unwrap();
         assert_eq!(
             broker.authenticate("app", "new", afar, now),
             Err(AuthFailure::NotFromLoopback),

@@ -232,6 +232,9 @@ pub enum BrokerError {
     /// A permission expression that does not compile.
     #[error("invalid regular expression: {0}")]
     InvalidPattern(String),
+    /// A policy refused or not found.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// A redeclare whose property or argument differs from the existing entity's.

@@ -26,7 +26,7 @@ fn setup() -> (TestBroker, TestClient) {
     }
     guest.queue(1, "q");
     guest.bind(1, "q", "x", "k");
-    b.admin(AdminCommand::AddUser(User::new("u", "pw"))).unwrap();
+    b.admin(AdminCommand::AddUser(User::new("u", "pw")), now()).unwrap();
     (b, guest)
 }
 
@@ -40,13 +40,16 @@ fn grant_all_but(b: &Broker, missing: Option<(Need, &str)>) {
             .collect();
         format!("^({})$", names.join("|"))
     };
-    b.admin(AdminCommand::SetPermissions {
-        user: "u".into(),
-        vhost: "/".into(),
-        configure: pattern(Need::Configure),
-        write: pattern(Need::Write),
-        read: pattern(Need::Read),
-    })
+    b.admin(
+        AdminCommand::SetPermissions {
+            user: "u".into(),
+            vhost: "/".into(),
+            configure: pattern(Need::Configure),
+            write: pattern(Need::Write),
+            read: pattern(Need::Read),
+        },
+        now(),
+    )
     .unwrap();
 }
 
@@ -303,7 +306,8 @@ fn topic_permissions_check_routing_and_binding_keys() {
     grant_all_but(&b, None);
     let permission =
         TopicPermission { exchange: "x".into(), write: "^{username}\\.".into(), read: "^public\\.".into() };
-    b.admin(AdminCommand::SetTopicPermissions { user: "u".into(), vhost: "/".into(), permission }).unwrap();
+    b.admin(AdminCommand::SetTopicPermissions { user: "u".into(), vhost: "/".into(), permission }, now())
+        .unwrap();
     let mut u = TestClient::connect_as(&b, "u", "pw", "/").unwrap();
     u.open_channel(1);
     u.publish(1, "x", "u.k", &no_props(), b"mine");
@@ -351,7 +355,8 @@ fn only_an_impersonator_may_claim_another_user_id() {
     let claim = BasicProperties { user_id: Some("someone".into()), ..Default::default() };
     u.publish(1, "", "q", &claim, b"m");
     assert_eq!(u.expect_channel_close(1).reply_code, 406);
-    b.admin(AdminCommand::SetUserTags { user: "u".into(), tags: vec!["impersonator".into()] }).unwrap();
+    b.admin(AdminCommand::SetUserTags { user: "u".into(), tags: vec!["impersonator".into()] }, now())
+        .unwrap();
     u.open_channel(1);
     u.publish(1, "", "q", &claim, b"m");
     u.send(1, BasicQos::default());
@@ -363,7 +368,7 @@ fn user_and_vhost_limits_refuse_as_rabbitmq() {
     let (b, mut guest) = setup();
     grant_all_but(&b, None);
     let limits = UserLimits { max_connections: Some(1), max_channels: Some(2) };
-    b.admin(AdminCommand::SetUserLimits { user: "u".into(), limits }).unwrap();
+    b.admin(AdminCommand::SetUserLimits { user: "u".into(), limits }, now()).unwrap();
     let mut first = TestClient::connect_as(&b, "u", "pw", "/").unwrap();
     let close = TestClient::connect_as(&b, "u", "pw", "/").err().expect("over the limit");
     assert_eq!(
@@ -385,7 +390,7 @@ fn user_and_vhost_limits_refuse_as_rabbitmq() {
     again.open_channel(2);
 
     let limits = VhostLimits { max_connections: Some(2), max_queues: Some(2) };
-    b.admin(AdminCommand::SetVhostLimits { vhost: "/".into(), limits }).unwrap();
+    b.admin(AdminCommand::SetVhostLimits { vhost: "/".into(), limits }, now()).unwrap();
     let close = TestClient::connect_as(&b, "guest", "guest", "/").err().expect("guest + u are two");
     assert_eq!(
         &*close.reply_text,
@@ -401,26 +406,30 @@ fn user_and_vhost_limits_refuse_as_rabbitmq() {
     guest.open_channel(1);
     guest.queue(1, "q2");
     guest.expect_nothing();
-    b.admin(AdminCommand::SetVhostLimits { vhost: "/".into(), limits: VhostLimits::default() }).unwrap();
+    b.admin(AdminCommand::SetVhostLimits { vhost: "/".into(), limits: VhostLimits::default() }, now())
+        .unwrap();
     guest.queue(1, "q3");
 }
 
 #[test]
 fn deleting_a_user_or_vhost_closes_its_connections() {
     let (b, _guest) = setup();
-    b.admin(AdminCommand::AddVhost { name: "v".into(), settings: VhostSettings::default() }).unwrap();
-    b.admin(AdminCommand::SetPermissions {
-        user: "u".into(),
-        vhost: "v".into(),
-        configure: ".*".into(),
-        write: ".*".into(),
-        read: ".*".into(),
-    })
+    b.admin(AdminCommand::AddVhost { name: "v".into(), settings: VhostSettings::default() }, now()).unwrap();
+    b.admin(
+        AdminCommand::SetPermissions {
+            user: "u".into(),
+            vhost: "v".into(),
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        },
+        now(),
+    )
     .unwrap();
     let mut u = TestClient::connect_as(&b, "u", "pw", "v").unwrap();
     u.open_channel(1);
     u.queue(1, "in-v");
-    b.admin(AdminCommand::DeleteVhost("v".into())).unwrap();
+    b.admin(AdminCommand::DeleteVhost("v".into()), now()).unwrap();
     u.session.end_of_batch(&mut u.conn);
     let close = u.expect_connection_close();
     assert_eq!((close.reply_code, &*close.reply_text), (320, "CONNECTION_FORCED - vhost 'v' is deleted"));
@@ -430,7 +439,7 @@ fn deleting_a_user_or_vhost_closes_its_connections() {
 
     grant_all_but(&b, None);
     let mut u = TestClient::connect_as(&b, "u", "pw", "/").unwrap();
-    b.admin(AdminCommand::DeleteUser("u".into())).unwrap();
+    b.admin(AdminCommand::DeleteUser("u".into()), now()).unwrap();
     u.session.end_of_batch(&mut u.conn);
     let close = u.expect_connection_close();
     assert_eq!(&*close.reply_text, "CONNECTION_FORCED - user 'u' is deleted");

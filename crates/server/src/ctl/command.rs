@@ -6,7 +6,8 @@
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use warren_broker::{
-    AdminCommand, Broker, PasswordHash, TopicPermission, User, UserLimits, VhostLimits, VhostSettings,
+    AdminCommand, ApplyTo, Broker, PasswordHash, Policy, PolicyKind, TopicPermission, User, UserLimits,
+    VhostLimits, VhostSettings,
 };
 
 /// One `warren ctl` command.
@@ -178,6 +179,70 @@ pub enum CtlCommand {
         #[arg(long = "user")]
         username: String,
     },
+    /// Sets a policy: settings for the queues and exchanges whose names match, applied at once.
+    SetPolicy {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Among matching policies the highest priority applies.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// queues, classic_queues, quorum_queues, streams, exchanges or all.
+        #[arg(long = "apply-to", default_value = "all")]
+        apply_to: String,
+        /// The policy's name.
+        name: String,
+        /// A regular expression on queue and exchange names.
+        pattern: String,
+        /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
+        definition: String,
+    },
+    /// Clears a policy.
+    ClearPolicy {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The policy's name.
+        name: String,
+    },
+    /// Lists a vhost's policies.
+    ListPolicies {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
+    /// Sets an operator policy: lowers numeric limits whatever the policies and arguments say.
+    SetOperatorPolicy {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Among matching policies the highest priority applies.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// queues, classic_queues, quorum_queues, streams, exchanges or all.
+        #[arg(long = "apply-to", default_value = "all")]
+        apply_to: String,
+        /// The policy's name.
+        name: String,
+        /// A regular expression on queue and exchange names.
+        pattern: String,
+        /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
+        definition: String,
+    },
+    /// Clears an operator policy.
+    ClearOperatorPolicy {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The policy's name.
+        name: String,
+    },
+    /// Lists a vhost's operator policies.
+    ListOperatorPolicies {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+    },
 }
 
 impl CtlCommand {
@@ -195,7 +260,8 @@ impl CtlCommand {
 /// Applies `command` to `broker`: the text to print, or why it failed.
 pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
     use CtlCommand::*;
-    let admin = |command: AdminCommand| broker.admin(command).map_err(|e| e.to_string());
+    let now = crate::connection::now();
+    let admin = |command: AdminCommand| broker.admin(command, now).map_err(|e| e.to_string());
     let access = broker.access();
     match command {
         AddUser { username, password } => {
@@ -365,6 +431,41 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             admin(AdminCommand::SetUserLimits { user: username.clone(), limits })?;
             Ok(format!("Clearing \"{limit}\" limit for user \"{username}\" ..."))
         }
+        SetPolicy { vhost, priority, apply_to, name, pattern, definition } => {
+            set_policy(&admin, PolicyKind::Policy, vhost, priority, &apply_to, &name, &pattern, &definition)?;
+            Ok(format!("Setting policy \"{name}\" for pattern \"{pattern}\" to \"{definition}\" with priority \"{priority}\" ..."))
+        }
+        SetOperatorPolicy { vhost, priority, apply_to, name, pattern, definition } => {
+            set_policy(
+                &admin,
+                PolicyKind::Operator,
+                vhost,
+                priority,
+                &apply_to,
+                &name,
+                &pattern,
+                &definition,
+            )?;
+            Ok(format!("Setting operator policy override \"{name}\" for pattern \"{pattern}\" to \"{definition}\" with priority \"{priority}\" ..."))
+        }
+        ClearPolicy { vhost, name } => {
+            admin(AdminCommand::ClearPolicy {
+                vhost: vhost.clone(),
+                kind: PolicyKind::Policy,
+                name: name.clone(),
+            })?;
+            Ok(format!("Clearing policy \"{name}\" on vhost \"{vhost}\" ..."))
+        }
+        ClearOperatorPolicy { vhost, name } => {
+            admin(AdminCommand::ClearPolicy {
+                vhost: vhost.clone(),
+                kind: PolicyKind::Operator,
+                name: name.clone(),
+            })?;
+            Ok(format!("Clearing operator policy \"{name}\" on vhost \"{vhost}\" ..."))
+        }
+        ListPolicies { vhost } => list_policies(broker, PolicyKind::Policy, &vhost),
+        ListOperatorPolicies { vhost } => list_policies(broker, PolicyKind::Operator, &vhost),
         ListUserLimits { username } => {
             let user =
                 access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
@@ -375,6 +476,44 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             Ok(format!("Listing limits for user \"{username}\" ...\n{}", limits_json(&limits)))
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn set_policy(
+    admin: &dyn Fn(AdminCommand) -> Result<(), String>,
+    kind: PolicyKind,
+    vhost: String,
+    priority: i64,
+    apply_to: &str,
+    name: &str,
+    pattern: &str,
+    definition: &str,
+) -> Result<(), String> {
+    let json: serde_json::Value = serde_json::from_str(definition)
+        .map_err(|e| format!("Error:\nValidation failed\n\ncould not parse JSON document: {e}"))?;
+    let apply_to = ApplyTo::parse(apply_to).map_err(|e| format!("Error:\n{e}"))?;
+    let policy =
+        Policy::new(kind, name, pattern, apply_to, priority, &json).map_err(|e| format!("Error:\n{e}"))?;
+    admin(AdminCommand::SetPolicy { vhost, policy })
+}
+
+fn list_policies(broker: &Broker, kind: PolicyKind, vhost: &str) -> Result<String, String> {
+    let v = broker.vhost(vhost).ok_or_else(|| format!("Error: vhost \"{vhost}\" does not exist"))?;
+    let what = if kind == PolicyKind::Policy { "policies" } else { "operator policy overrides" };
+    let mut out = format!(
+        "Listing {what} for vhost \"{vhost}\" ...\nvhost\tname\tpattern\tapply-to\tdefinition\tpriority"
+    );
+    for p in v.policies(kind) {
+        let definition = serde_json::Value::Object(p.definition.json().clone());
+        out.push_str(&format!(
+            "\n{vhost}\t{}\t{}\t{}\t{definition}\t{}",
+            p.name,
+            p.pattern,
+            p.apply_to.as_str(),
+            p.priority
+        ));
+    }
+    Ok(out)
 }
 
 /// A JSON object of limits: each known name to an integer (negative: no limit).

@@ -22,6 +22,7 @@ mod large;
 mod large_bodies;
 mod malformed;
 mod plugin_exchanges;
+mod policies;
 mod queue;
 mod reply_to;
 mod resources;
