@@ -35,6 +35,18 @@ async fn ctl_changes_a_running_broker_and_clients_see_it_at_once() {
     let mut alice = Client::connect(&url(&broker, "alice", "s3cret", "prod")).await;
     let ch = alice.channel().await;
     declare_queue(&ch, "alice.q").await;
+    let durable = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare("alice.kept".into(), durable, Default::default())).await.unwrap();
+    publish_with(
+        &ch,
+        "",
+        "alice.kept",
+        b"persistent",
+        lapin::BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
+    let kept_dir = crate::common::durable::queue_dir(broker.data_dir(), "prod", "alice.kept");
+    eventually("the durable queue's log exists", || async { kept_dir.exists().then_some(()) }).await;
     let (code, text) =
         expect_err(ch.queue_declare("bob.q".into(), Default::default(), Default::default())).await;
     assert_eq!(
@@ -63,6 +75,7 @@ async fn ctl_changes_a_running_broker_and_clients_see_it_at_once() {
     assert_eq!((forced.0, forced.1.as_str()), (320, "CONNECTION_FORCED - vhost 'prod' is deleted"));
     let (code, text) = refused_open(&broker, "alice", "s3cret", "prod").await;
     assert_eq!((code, text.as_str()), (530, "NOT_ALLOWED - vhost prod not found"));
+    assert!(!kept_dir.exists(), "the vhost's messages went with it");
 
     let (ok, _, stderr) = broker.ctl(&["add_user", "alice", "again"]);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
