@@ -43,6 +43,27 @@ impl Session {
         self.checks()?.check_topic(permission, exchange, key).map_err(amqp_error)
     }
 
+    /// A publish's checks: write on the exchange, then the routing key against topic
+    /// permissions on a topic exchange.
+    #[inline]
+    pub(super) fn check_publish(
+        &mut self,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+    ) -> Result<(), AmqpError> {
+        if self.checks.as_ref().is_some_and(|c| c.publish_allowed_fast(exchange)) {
+            return Ok(());
+        }
+        self.check_publish_fully(exchange, routing_key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_publish_fully(&mut self, exchange: &ShortStr, routing_key: &ShortStr) -> Result<(), AmqpError> {
+        self.check(Permission::Write, Resource::Exchange, exchange)?;
+        self.check_topic(Permission::Write, exchange, routing_key)
+    }
+
     /// Whether the user may put another user's name in `user_id` (tag `impersonator`).
     pub(super) fn may_impersonate(&mut self) -> bool {
         self.checks.as_mut().is_some_and(|c| c.may_impersonate())

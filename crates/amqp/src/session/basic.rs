@@ -30,8 +30,7 @@ impl Session {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
-        self.check(Permission::Write, Resource::Exchange, &publish.exchange)?;
-        self.check_topic(Permission::Write, &publish.exchange, &publish.routing_key)?;
+        self.check_publish(&publish.exchange, &publish.routing_key)?;
         self.rewrite_reply_to(channel, &mut header)?;
         self.check_user_id(&header)?;
         check_properties(&header.properties).map_err(amqp_error)?;
