@@ -36,6 +36,12 @@ pub async fn handshake(tls: &ReloadableTls, stream: TcpStream, limit: Duration) 
     };
     let stream = match result {
         Ok(stream) => stream,
+        // A client gone before finishing the handshake is routine (a TCP health check, most
+        // likely), as a plain connection closed before sending anything is.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::info!("client closed the connection during the TLS handshake");
+            return None;
+        }
         Err(error) => {
             tracing::warn!(%error, "closing connection: TLS handshake failed");
             return None;
