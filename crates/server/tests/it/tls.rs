@@ -229,6 +229,9 @@ async fn lapin_over_tls_beside_a_plain_listener() {
         lapin_tls(&b.amqps_url("guest:guest@", ""), &pki.ca_pem(), None).await.expect("amqps connection");
     let plain = b.broker.connect().await;
     round_trip(&secure, b"over TLS").await;
+    // A large body goes out as shared slices in one vectored write: through TLS too.
+    let large: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    round_trip(&secure, &large).await;
     let ch = plain.channel().await;
     let q = declare_queue(&ch, &uniq("plain")).await;
     publish(&ch, "", q.name().as_str(), b"over TCP").await;
