@@ -1,7 +1,7 @@
-//! Accepts AMQP connections on every listening address (plain TCP, or TLS: the handshake runs in
-//! the connection's own task) and hands each to its own task. On Ctrl-C
-//! or SIGTERM it stops accepting, has every connection closed (320 CONNECTION_FORCED, as
-//! RabbitMQ), gives clients a moment to answer, and makes what was written durable.
+//! Accepts AMQP connections on every listening address and hands each to its own task (on a TLS
+//! listener that task starts with the TLS handshake). On Ctrl-C or SIGTERM it stops accepting,
+//! has every connection closed (320 CONNECTION_FORCED, as RabbitMQ), gives clients a moment to
+//! answer, and makes what was written durable.
 
 use std::sync::Arc;
 use std::time::Duration;
