@@ -386,6 +386,26 @@ impl Broker {
     }
 }
 
+/// SASL EXTERNAL (RabbitMQ's rabbitmq_auth_mechanism_ssl): the client's verified TLS
+/// certificate names the user, so there is no password to check.
+impl Broker {
+    /// Checks that `username` (taken from a verified client certificate) exists and, for a
+    /// loopback-only user, that the peer is local; refuses at once, without a check, a peer over
+    /// the failed-login limit. A refusal is for the caller to report with
+    /// [`Broker::login_refused`], as for [`Broker::authenticate`].
+    pub fn authenticate_external(
+        &self,
+        username: &str,
+        peer: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), AuthFailure> {
+        if self.logins.is_blocked(peer, now) {
+            return Err(AuthFailure::TooManyFailures);
+        }
+        self.access.authenticate_external(username, peer)
+    }
+}
+
 /// Where a stored binding comes in the order bindings are restored (see [`Broker::open`]).
 fn recovery_order(d: &BindingDef) -> (&str, &str, &[u8], bool, &str) {
     (&d.vhost, &d.source, d.routing_key.as_bytes(), d.destination_is_queue, &d.destination)

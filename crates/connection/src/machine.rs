@@ -21,6 +21,9 @@ pub trait Host {
     /// Whether the credentials name a user who may connect from this peer, at `now`; the
     /// refusal's reason goes to the log only.
     fn authenticate(&mut self, username: &str, password: &str, now: Instant) -> Result<(), LoginRefused>;
+    /// SASL EXTERNAL: whether the user named by the client's verified TLS certificate may
+    /// connect from this peer, at `now`. No password: the certificate is the credential.
+    fn authenticate_external(&mut self, username: &str, now: Instant) -> Result<(), LoginRefused>;
     /// A login was refused, by [`Host::authenticate`] or because the credentials could not be
     /// read. The host logs it; this one logs every refusal, a broker may limit how many.
     fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
@@ -178,6 +181,8 @@ pub struct Connection {
     reading_held: bool,
     /// The first reason the connection started to end for.
     close_reason: Option<CloseReason>,
+    /// The user named by the client's verified TLS certificate: EXTERNAL is offered.
+    certificate_login: Option<String>,
 }
 
 /// The largest message size RabbitMQ (and Warren) can be configured to accept: 512 MiB.
@@ -213,8 +218,16 @@ impl Connection {
             received_anything: false,
             reading_held: false,
             close_reason: None,
+            certificate_login: None,
             config,
         }
+    }
+
+    /// The client presented a verified TLS certificate naming `username`: connection.start
+    /// offers the EXTERNAL mechanism, which logs in as that user without a password (RabbitMQ's
+    /// rabbitmq_auth_mechanism_ssl). Call before the first input.
+    pub fn offer_external(&mut self, username: String) {
+        self.certificate_login = Some(username);
     }
 
     /// Negotiated largest frame size (envelope included).
@@ -560,7 +573,12 @@ impl Connection {
             version_major: 0,
             version_minor: 9,
             server_properties: self.config.server_properties.clone(),
-            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            // PLAIN stays first: some clients take the server's first mechanism they know.
+            mechanisms: if self.certificate_login.is_some() {
+                Bytes::from_static(b"PLAIN AMQPLAIN EXTERNAL")
+            } else {
+                Bytes::from_static(b"PLAIN AMQPLAIN")
+            },
             locales: Bytes::from_static(b"en_US"),
         };
         frame::write_method(&mut self.out, 0, &Method::ConnectionStart(start));
@@ -624,20 +642,26 @@ impl Connection {
         self.client_auth_failure_close =
             client_capability(&m.client_properties, "authentication_failure_close");
         let credentials = match &*m.mechanism {
-            "PLAIN" => parse_plain(&m.response),
-            "AMQPLAIN" => parse_amqplain(&m.response),
+            "PLAIN" => parse_plain(&m.response).map(Credentials::password),
+            "AMQPLAIN" => parse_amqplain(&m.response).map(Credentials::password),
+            // The response (an authorization identity, if any) is ignored, as RabbitMQ does:
+            // the certificate alone names the user.
+            "EXTERNAL" if self.certificate_login.is_some() => {
+                self.certificate_login.clone().map(Credentials::Certificate)
+            }
             other => {
                 let text = format!("unknown authentication mechanism '{other}'");
                 return self.close_connection(AmqpError::command_invalid(text).at(10, 11));
             }
         };
         let checked = match &credentials {
-            Some((user, pass)) => host.authenticate(user, pass, now),
+            Some(Credentials::Password { username, password }) => host.authenticate(username, password, now),
+            Some(Credentials::Certificate(username)) => host.authenticate_external(username, now),
             None => Err(LoginRefused::Malformed),
         };
         if let Err(refused) = checked {
             // Named in the log lines that follow, though it never got in.
-            self.username = credentials.map(|(u, _)| u).unwrap_or_default();
+            self.username = credentials.map(Credentials::into_username).unwrap_or_default();
             host.login_refused(&self.username, &m.mechanism, refused, now);
             self.note_close(CloseReason::LoginRefused(refused));
             let text = format!(
@@ -651,7 +675,7 @@ impl Connection {
             }
             return;
         }
-        self.username = credentials.map(|(u, _)| u).unwrap_or_default();
+        self.username = credentials.map(Credentials::into_username).unwrap_or_default();
         self.client_properties = m.client_properties;
         let tune = ConnectionTune {
             channel_max: self.config.channel_max,
@@ -937,6 +961,26 @@ pub fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     match client_properties.get("capabilities") {
         Some(FieldValue::Table(caps)) => caps.get(name).and_then(FieldValue::as_bool).unwrap_or(false),
         _ => false,
+    }
+}
+
+/// Who connection.start-ok says the client is, by mechanism.
+enum Credentials {
+    /// PLAIN or AMQPLAIN.
+    Password { username: String, password: String },
+    /// EXTERNAL: the user named by the client's certificate.
+    Certificate(String),
+}
+
+impl Credentials {
+    fn password((username, password): (String, String)) -> Self {
+        Credentials::Password { username, password }
+    }
+
+    fn into_username(self) -> String {
+        match self {
+            Credentials::Password { username, .. } | Credentials::Certificate(username) => username,
+        }
     }
 }
 

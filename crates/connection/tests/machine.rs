@@ -42,6 +42,15 @@ impl Host for FakeHost {
         }
     }
 
+    /// Certificates naming guest or alice log in; any other name is unknown.
+    fn authenticate_external(&mut self, username: &str, _now: Instant) -> Result<(), LoginRefused> {
+        self.auth_calls.push((username.to_owned(), "<certificate>".to_owned()));
+        match username {
+            "guest" | "alice" => Ok(()),
+            _ => Err(LoginRefused::UnknownUser),
+        }
+    }
+
     fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
         self.refused.push((username.to_owned(), mechanism.to_owned(), reason, now));
     }
@@ -478,6 +487,65 @@ fn malformed_plain_response_is_a_failed_login() {
     assert_eq!(c.expect_connection_close().reply_code, 403);
     let reported: Vec<_> = c.host.refused.iter().map(|(u, m, r, _)| (u.as_str(), m.as_str(), *r)).collect();
     assert_eq!(reported, [("", "PLAIN", LoginRefused::Malformed)]);
+}
+
+fn start_ok_external(client_properties: FieldTable) -> ConnectionStartOk {
+    ConnectionStartOk {
+        client_properties,
+        mechanism: "EXTERNAL".into(),
+        // What clients send; ignored, as RabbitMQ does.
+        response: Bytes::new(),
+        locale: "en_US".into(),
+    }
+}
+
+#[test]
+fn external_is_offered_only_with_a_certificate_login() {
+    let mut c = Client::new();
+    c.conn.offer_external("alice".to_owned());
+    let start = c.header();
+    assert_eq!(&start.mechanisms[..], b"PLAIN AMQPLAIN EXTERNAL");
+    assert_eq!(&Client::new().header().mechanisms[..], b"PLAIN AMQPLAIN");
+}
+
+#[test]
+fn external_logs_in_as_the_certificates_user_without_a_password() {
+    let mut c = Client::new();
+    c.conn.offer_external("alice".to_owned());
+    c.header();
+    c.send(0, start_ok_external(FieldTable::new()));
+    assert_eq!(c.host.auth_calls, vec![("alice".to_owned(), "<certificate>".to_owned())]);
+    c.expect_tune();
+    assert_eq!(c.conn.username(), "alice");
+}
+
+#[test]
+fn external_for_an_unknown_user_is_a_refused_login() {
+    let mut c = Client::new();
+    c.conn.offer_external("mallory".to_owned());
+    c.header();
+    c.send(0, start_ok_external(capabilities(&["authentication_failure_close"])));
+    let close = c.expect_connection_close();
+    assert_eq!(close.reply_code, 403);
+    assert!(
+        close
+            .reply_text
+            .starts_with("ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL"),
+        "{}",
+        close.reply_text
+    );
+    let reported: Vec<_> = c.host.refused.iter().map(|(u, m, r, _)| (u.as_str(), m.as_str(), *r)).collect();
+    assert_eq!(reported, [("mallory", "EXTERNAL", LoginRefused::UnknownUser)]);
+}
+
+#[test]
+fn plain_still_works_where_external_is_offered() {
+    let mut c = Client::new();
+    c.conn.offer_external("alice".to_owned());
+    c.header();
+    c.start_ok_plain("guest", "guest", FieldTable::new());
+    c.expect_tune();
+    assert_eq!(c.conn.username(), "guest", "the password's user, not the certificate's");
 }
 
 #[test]

@@ -18,6 +18,10 @@ impl Host for Admission<'_> {
         self.session.authenticate(username, password, now)
     }
 
+    fn authenticate_external(&mut self, username: &str, now: Instant) -> Result<(), LoginRefused> {
+        self.session.authenticate_external(username, now)
+    }
+
     fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
         self.session.login_refused(username, mechanism, reason, now)
     }

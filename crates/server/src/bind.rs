@@ -19,6 +19,7 @@ const BACKLOG: i32 = 1024;
 pub struct Bound {
     socket: Socket,
     addr: SocketAddr,
+    tls: bool,
 }
 
 /// Binds every address. An optional one (a default the machine may lack) that fails is skipped
@@ -26,7 +27,7 @@ pub struct Bound {
 pub fn bind_all(listen: &[Listen]) -> anyhow::Result<Vec<Bound>> {
     let mut bound = Vec::with_capacity(listen.len());
     for l in listen {
-        match bind(l.addr, listen) {
+        match bind(l, listen) {
             Ok(b) => bound.push(b),
             Err(error) if l.optional => {
                 tracing::warn!(address = %l.addr, %error, "not listening on a default address this machine cannot bind");
@@ -40,7 +41,8 @@ pub fn bind_all(listen: &[Listen]) -> anyhow::Result<Vec<Bound>> {
     Ok(bound)
 }
 
-fn bind(addr: SocketAddr, all: &[Listen]) -> std::io::Result<Bound> {
+fn bind(listen: &Listen, all: &[Listen]) -> std::io::Result<Bound> {
+    let addr = listen.addr;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restarted broker must not wait for its old connections' TIME_WAIT to end.
     socket.set_reuse_address(true)?;
@@ -49,7 +51,7 @@ fn bind(addr: SocketAddr, all: &[Listen]) -> std::io::Result<Bound> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    Ok(Bound { socket, addr })
+    Ok(Bound { socket, addr, tls: listen.tls })
 }
 
 /// An IPv6 wildcard also takes IPv4 connections on Linux (unless the system says otherwise),
@@ -62,6 +64,11 @@ fn v6_only(addr: SocketAddr, all: &[Listen]) -> bool {
 }
 
 impl Bound {
+    /// Whether connections on it start with a TLS handshake (amqps).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Starts listening; call inside the runtime.
     pub fn listen(self) -> anyhow::Result<tokio::net::TcpListener> {
         let addr = self.addr;
@@ -78,7 +85,7 @@ mod tests {
     use super::*;
 
     fn given(addr: &str) -> Listen {
-        Listen { addr: addr.parse().unwrap(), optional: false }
+        Listen { addr: addr.parse().unwrap(), optional: false, tls: false }
     }
 
     #[test]
@@ -93,7 +100,7 @@ mod tests {
     #[test]
     fn an_optional_address_that_fails_is_skipped() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let optional = Listen { addr: taken.local_addr().unwrap(), optional: true };
+        let optional = Listen { addr: taken.local_addr().unwrap(), optional: true, tls: false };
         let bound = bind_all(&[given("127.0.0.1:0"), optional]).unwrap();
         assert_eq!(bound.len(), 1);
         assert!(bind_all(&[optional]).is_err(), "nothing bound is an error");

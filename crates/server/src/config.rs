@@ -10,6 +10,7 @@ use warren_broker::FirstStart;
 use warren_connection::ConnectionConfig;
 
 use crate::limits::{DiskFreeLimit, MemoryWatermark};
+use crate::tls::{CertLogin, CertLoginFrom, SanType, TlsConfig, TlsSettings};
 
 /// Every key of the TOML file is also a flag; a flag wins over the file.
 #[derive(Debug, Default, Clone, Parser, Deserialize)]
@@ -36,6 +37,33 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
     #[serde(deserialize_with = "one_or_many")]
     pub listen: Option<Vec<SocketAddr>>,
+
+    /// Addresses and ports for AMQP over TLS (amqps), as `listen`; they need the [tls] settings
+    /// (see docs/tls.md) [default, once tls.certfile is set: 127.0.0.1:5671 and, where the
+    /// machine has IPv6, [::1]:5671].
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[serde(deserialize_with = "one_or_many")]
+    pub tls_listen: Option<Vec<SocketAddr>>,
+
+    /// The certificate, key and client verification of TLS listeners: `[tls]` in the file.
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    /// Where SASL EXTERNAL takes the user name from in a TLS client certificate: common_name,
+    /// distinguished_name or subject_alternative_name, as RabbitMQ's ssl_cert_login_from
+    /// [default: common_name].
+    #[arg(long, value_name = "FIELD")]
+    pub ssl_cert_login_from: Option<CertLoginFrom>,
+
+    /// With subject_alternative_name: the kind of name, dns, ip, email, uri or other_name
+    /// (ssl_cert_login_san_type) [default: dns].
+    #[arg(long, value_name = "TYPE")]
+    pub ssl_cert_login_san_type: Option<SanType>,
+
+    /// With subject_alternative_name: which name of that kind, from 0
+    /// (ssl_cert_login_san_index) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub ssl_cert_login_san_index: Option<usize>,
 
     /// Directory for the broker's data [default: ./data].
     #[arg(long, value_name = "DIR")]
@@ -170,6 +198,8 @@ pub struct Listen {
     /// A default this machine may lack (IPv6 loopback): when it cannot be bound the broker warns
     /// and goes on without it. Addresses the user asked for must all be bound.
     pub optional: bool,
+    /// Connections start with a TLS handshake (amqps).
+    pub tls: bool,
 }
 
 /// Where the broker listens when no address is given: loopback only, over IPv4 and (where the
@@ -179,10 +209,20 @@ const DEFAULT_LISTEN: [(SocketAddr, bool); 2] = [
     (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5672), true),
 ];
 
+/// Where TLS listeners go when `tls_listen` is not given: RabbitMQ's amqps port, loopback only
+/// as the plain default.
+const DEFAULT_TLS_LISTEN: [(SocketAddr, bool); 2] = [
+    (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5671), false),
+    (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5671), true),
+];
+
 /// Settings after defaults are applied.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Plain and TLS listeners.
     pub listen: Vec<Listen>,
+    /// What TLS listeners serve (None: TLS is not configured).
+    pub tls: Option<TlsConfig>,
     pub data_dir: PathBuf,
     pub sync: SyncSetting,
     pub segment_size: u64,
@@ -218,6 +258,11 @@ impl Settings {
             command: None,
             config: self.config,
             listen: self.listen.or(base.listen),
+            tls_listen: self.tls_listen.or(base.tls_listen),
+            tls: self.tls.over(base.tls),
+            ssl_cert_login_from: self.ssl_cert_login_from.or(base.ssl_cert_login_from),
+            ssl_cert_login_san_type: self.ssl_cert_login_san_type.or(base.ssl_cert_login_san_type),
+            ssl_cert_login_san_index: self.ssl_cert_login_san_index.or(base.ssl_cert_login_san_index),
             data_dir: self.data_dir.or(base.data_dir),
             channel_max: self.channel_max.or(base.channel_max),
             frame_max: self.frame_max.or(base.frame_max),
@@ -258,13 +303,32 @@ impl Settings {
         if channel_max == 0 {
             anyhow::bail!("channel_max must be at least 1");
         }
-        let listen = match self.listen {
-            None => DEFAULT_LISTEN.iter().map(|&(addr, optional)| Listen { addr, optional }).collect(),
-            Some(addrs) if addrs.is_empty() => anyhow::bail!("listen needs at least one address"),
-            Some(addrs) => addrs.into_iter().map(|addr| Listen { addr, optional: false }).collect(),
+        let cert_login = CertLogin::from_settings(
+            self.ssl_cert_login_from,
+            self.ssl_cert_login_san_type,
+            self.ssl_cert_login_san_index,
+        );
+        let tls = self.tls.resolve(cert_login)?;
+        let tls_listen = match (self.tls_listen, &tls) {
+            (Some(addrs), Some(_)) => listeners(addrs, true),
+            (None, Some(_)) => default_listeners(&DEFAULT_TLS_LISTEN, true),
+            (Some(addrs), None) if !addrs.is_empty() => {
+                anyhow::bail!("tls_listen needs the [tls] settings tls.certfile and tls.keyfile")
+            }
+            (_, None) => Vec::new(),
         };
+        let mut listen = match self.listen {
+            None => default_listeners(&DEFAULT_LISTEN, false),
+            Some(addrs) => listeners(addrs, false),
+        };
+        // `listen = []` with TLS listeners: TLS only.
+        if listen.is_empty() && tls_listen.is_empty() {
+            anyhow::bail!("listen needs at least one address");
+        }
+        listen.extend(tls_listen);
         Ok(Config {
             listen,
+            tls,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             sync: self.sync.unwrap_or_default(),
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
@@ -304,6 +368,14 @@ impl Settings {
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
     }
+}
+
+fn default_listeners(addrs: &[(SocketAddr, bool)], tls: bool) -> Vec<Listen> {
+    addrs.iter().map(|&(addr, optional)| Listen { addr, optional, tls }).collect()
+}
+
+fn listeners(addrs: Vec<SocketAddr>, tls: bool) -> Vec<Listen> {
+    addrs.into_iter().map(|addr| Listen { addr, optional: false, tls }).collect()
 }
 
 /// `listen` in the file: one address as a string (the older form) or a list of them.
@@ -398,7 +470,10 @@ mod tests {
         assert_eq!(c.consumer_timeout, 1_800_000);
         assert_eq!(c.connection.heartbeat, 5);
         assert_eq!(c.connection.frame_max, 8192);
-        assert_eq!(c.listen, [Listen { addr: "127.0.0.1:7000".parse().unwrap(), optional: false }]);
+        assert_eq!(
+            c.listen,
+            [Listen { addr: "127.0.0.1:7000".parse().unwrap(), optional: false, tls: false }]
+        );
         assert_eq!(c.sync, SyncSetting::Never);
     }
 
@@ -423,6 +498,96 @@ mod tests {
         let empty: Settings = toml::from_str("listen = []").unwrap();
         assert!(empty.resolve().is_err());
         assert!(toml::from_str::<Settings>(r#"listen = "localhost""#).is_err());
+    }
+
+    #[test]
+    fn tls_settings_as_rabbitmq_names_them() {
+        let file: Settings = toml::from_str(
+            r#"
+            tls_listen = ["0.0.0.0:5671"]
+            ssl_cert_login_from = "subject_alternative_name"
+            ssl_cert_login_san_type = "email"
+            ssl_cert_login_san_index = 1
+            [tls]
+            certfile = "server.pem"
+            keyfile = "server.key"
+            cacertfile = "ca.pem"
+            verify = "verify_peer"
+            fail_if_no_peer_cert = true
+            versions = ["tlsv1.3"]
+            "#,
+        )
+        .unwrap();
+        let c = file.clone().resolve().unwrap();
+        let tls = c.tls.expect("TLS configured");
+        assert_eq!(tls.certfile, PathBuf::from("server.pem"));
+        assert_eq!(tls.keyfile, PathBuf::from("server.key"));
+        assert_eq!(tls.cacertfile, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls.verify, crate::tls::settings::Verify::VerifyPeer);
+        assert!(tls.fail_if_no_peer_cert);
+        assert_eq!(tls.versions, [crate::tls::settings::TlsVersion::Tls13]);
+        assert_eq!(tls.cert_login, CertLogin::SubjectAlternativeName { san_type: SanType::Email, index: 1 });
+        let listen: Vec<_> = c.listen.iter().map(|l| (l.addr.to_string(), l.tls)).collect();
+        assert_eq!(
+            listen,
+            [
+                ("127.0.0.1:5672".to_owned(), false),
+                ("[::1]:5672".to_owned(), false),
+                ("0.0.0.0:5671".to_owned(), true)
+            ]
+        );
+        let flags = Settings::try_parse_from([
+            "warren",
+            "--tls-verify",
+            "verify_none",
+            "--tls-fail-if-no-peer-cert",
+            "false",
+        ])
+        .unwrap();
+        let tls = flags.over(file).resolve().unwrap().tls.unwrap();
+        assert_eq!((tls.verify, tls.fail_if_no_peer_cert), (crate::tls::settings::Verify::VerifyNone, false));
+    }
+
+    #[test]
+    fn tls_defaults_to_port_5671_on_loopback() {
+        let flags = Settings::try_parse_from(["warren", "--tls-certfile", "c.pem", "--tls-keyfile", "k.pem"])
+            .unwrap();
+        let c = flags.resolve().unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.verify, crate::tls::settings::Verify::VerifyNone);
+        assert!(!tls.fail_if_no_peer_cert);
+        assert_eq!(
+            tls.versions,
+            [crate::tls::settings::TlsVersion::Tls12, crate::tls::settings::TlsVersion::Tls13]
+        );
+        assert_eq!(tls.cert_login, CertLogin::CommonName);
+        let tls_listen: Vec<_> =
+            c.listen.iter().filter(|l| l.tls).map(|l| (l.addr.to_string(), l.optional)).collect();
+        assert_eq!(tls_listen, [("127.0.0.1:5671".to_owned(), false), ("[::1]:5671".to_owned(), true)]);
+        assert!(Settings::default().resolve().unwrap().tls.is_none());
+        // TLS only.
+        let only: Settings = toml::from_str(
+            "listen = []\ntls_listen = \"127.0.0.1:5671\"\n[tls]\ncertfile = \"c\"\nkeyfile = \"k\"",
+        )
+        .unwrap();
+        assert!(only.resolve().unwrap().listen.iter().all(|l| l.tls));
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_work_are_refused() {
+        let refused = |toml: &str| {
+            let settings: Settings = toml::from_str(toml).unwrap();
+            settings.resolve().expect_err("accepted").to_string()
+        };
+        assert!(refused("tls_listen = [\"127.0.0.1:5671\"]").contains("tls.certfile"));
+        assert!(refused("[tls]\ncertfile = \"c\"").contains("tls.keyfile"));
+        assert!(refused("[tls]\ncertfile = \"c\"\nkeyfile = \"k\"\nverify = \"verify_peer\"")
+            .contains("cacertfile"));
+        assert!(refused("[tls]\ncertfile = \"c\"\nkeyfile = \"k\"\nfail_if_no_peer_cert = true")
+            .contains("verify_peer"));
+        assert!(refused("[tls]\ncertfile = \"c\"\nkeyfile = \"k\"\nversions = []").contains("tls.versions"));
+        assert!(toml::from_str::<Settings>("[tls]\nversions = [\"tlsv1.1\"]").is_err());
+        assert!(toml::from_str::<Settings>("[tls]\ncertfle = \"c\"").is_err(), "unknown keys in [tls] too");
     }
 
     #[test]

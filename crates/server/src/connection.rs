@@ -1,6 +1,7 @@
 //! One client connection: the socket's read side feeds the sans-IO connection state machine and
 //! the broker session; a writer task drains the connection's outbox, one write per batch. When the
-//! broker shuts down, the machine is told to close the connection.
+//! broker shuts down, the machine is told to close the connection. Plain TCP and TLS connections
+//! are both served here (see [`Transport`]).
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -8,9 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use warren_amqp::{Batch, Outbox, Session, READ_PAUSE_MARK};
 use warren_broker::{ConnectionEntry, Counter, Now};
@@ -19,6 +18,7 @@ use warren_connection::{AmqpError, Connection};
 use crate::admission::Admission;
 use crate::connections::Registered;
 use crate::listener::Shared;
+use crate::transport::Transport;
 
 /// The most a single read takes in: up to this much is parsed and routed as one batch.
 const READ_CHUNK: usize = 64 * 1024;
@@ -26,12 +26,22 @@ const READ_CHUNK: usize = 64 * 1024;
 /// fills the buffer doubles its size, up to READ_CHUNK.
 const FIRST_READ_CHUNK: usize = 4 * 1024;
 
-/// Serves one accepted socket until it closes; `registered` counts it meanwhile.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, registered: Registered) {
+/// Who the client is, as the accepting side knows before the AMQP handshake.
+pub struct Accepted {
+    pub peer: SocketAddr,
+    /// When the socket was accepted: the handshake timeout counts from then (a TLS handshake
+    /// included).
+    pub at: Instant,
+    /// The user named by a verified TLS client certificate (SASL EXTERNAL is offered).
+    pub certificate_login: Option<String>,
+}
+
+/// Serves one accepted connection until it closes; `registered` counts it meanwhile.
+pub async fn serve<T: Transport>(stream: T, accepted: Accepted, shared: Arc<Shared>, registered: Registered) {
+    let Accepted { peer, at, certificate_login } = accepted;
     let mut alarm = shared.alarm.clone();
     let mut shutdown = shared.connections.shutdown_signal();
     let mut stopping = false;
-    let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let notify = Arc::new(Notify::new());
     let wake = notify.clone();
@@ -42,7 +52,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, reg
         Box::new(move || wake_drained.notify_one()),
     ));
 
-    let mut conn = Connection::new(shared.config.clone(), Instant::now());
+    let mut conn = Connection::new(shared.config.clone(), at);
+    if let Some(username) = certificate_login {
+        conn.offer_external(username);
+    }
     let synced = Arc::new(Notify::new());
     let wake = synced.clone();
     let node = shared.node.clone();
@@ -138,7 +151,7 @@ async fn shutting_down(signal: &mut watch::Receiver<bool>) {
 const LINGER: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Reads and discards until the peer closes its side, or LINGER passes.
-async fn linger(reader: &mut tokio::net::tcp::OwnedReadHalf, scratch: &mut BytesMut) {
+async fn linger(reader: &mut (impl AsyncRead + Unpin), scratch: &mut BytesMut) {
     let _ = tokio::time::timeout(LINGER, async {
         loop {
             scratch.clear();
@@ -160,7 +173,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Writes whatever the outbox holds, in one write per wake-up, until it is closed and drained.
 async fn write_loop(
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
     outbox: Arc<Outbox>,
     notify: Arc<Notify>,
     entry: Arc<ConnectionEntry>,
@@ -187,7 +200,7 @@ async fn write_loop(
 
 /// Writes a batch: one write when it is a single buffer (the common case), else one vectored
 /// write of its shared parts and its tail (large bodies are not copied).
-async fn write_batch(writer: &mut OwnedWriteHalf, batch: &Batch) -> std::io::Result<()> {
+async fn write_batch(writer: &mut (impl AsyncWrite + Unpin), batch: &Batch) -> std::io::Result<()> {
     if batch.parts.is_empty() {
         return writer.write_all(&batch.tail).await;
     }

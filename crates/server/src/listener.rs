@@ -1,6 +1,7 @@
-//! Accepts AMQP connections on every listening address and hands each to its own task. On Ctrl-C
-//! or SIGTERM it stops accepting, has every connection closed (320 CONNECTION_FORCED, as
-//! RabbitMQ), gives clients a moment to answer, and makes what was written durable.
+//! Accepts AMQP connections on every listening address and hands each to its own task (on a TLS
+//! listener that task starts with the TLS handshake). On Ctrl-C or SIGTERM it stops accepting,
+//! has every connection closed (320 CONNECTION_FORCED, as RabbitMQ), gives clients a moment to
+//! answer, and makes what was written durable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,9 @@ use crate::alarms::Alarms;
 use crate::backoff::AcceptBackoff;
 use crate::bind::Bound;
 use crate::config::Config;
+use crate::connection::Accepted;
 use crate::connections::Connections;
+use crate::tls::ReloadableTls;
 
 /// What every connection task is started with.
 pub struct Shared {
@@ -36,8 +39,12 @@ pub async fn run(
     bound: Vec<Bound>,
     broker: Arc<Broker>,
     alarm: watch::Receiver<Alarms>,
+    tls: Option<Arc<ReloadableTls>>,
 ) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
+    if let Some(tls) = &tls {
+        crate::tls::reload_on_sighup(tls.clone())?;
+    }
     broker.set_consumer_timeout(config.consumer_timeout);
     broker.set_flow_bound(if config.flow_control {
         FlowBound { bytes: config.queue_memory, ..FlowBound::default() }
@@ -54,9 +61,15 @@ pub async fn run(
         Arc::new(Shared { node, config: config.connection, alarm, connections: connections.clone() });
     let mut acceptors = Vec::with_capacity(bound.len());
     for b in bound {
+        let secured = if b.is_tls() {
+            Some(tls.clone().ok_or_else(|| anyhow::anyhow!("a TLS listener without a TLS configuration"))?)
+        } else {
+            None
+        };
         let listener = b.listen()?;
-        tracing::info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
-        acceptors.push(tokio::spawn(accept_loop(listener, shared.clone())));
+        let protocol = if secured.is_some() { "amqps" } else { "amqp" };
+        tracing::info!(address = %listener.local_addr()?, protocol, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
+        acceptors.push(tokio::spawn(accept_loop(listener, shared.clone(), secured)));
     }
     stop_signal(&mut terminate).await;
     for a in &acceptors {
@@ -85,9 +98,10 @@ async fn stop_signal(terminate: &mut Signal) {
     }
 }
 
-/// Accepts connections until aborted. A failed accept is retried after a pause that grows while
-/// failures go on (see [`AcceptBackoff`]); connections already accepted are served meanwhile.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until aborted; with `tls`, each connection starts with a TLS handshake.
+/// A failed accept is retried after a pause that grows while failures go on (see
+/// [`AcceptBackoff`]); connections already accepted are served meanwhile.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<ReloadableTls>>) {
     let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
@@ -97,10 +111,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     tracing::info!(failures, "accepting connections again");
                 }
                 let registered = shared.connections.register();
+                let _ = stream.set_nodelay(true);
+                let accepted = Accepted { peer, at: std::time::Instant::now(), certificate_login: None };
                 let span = tracing::info_span!("connection", id = tracing::field::Empty, %peer);
-                tokio::spawn(
-                    crate::connection::serve(stream, peer, shared.clone(), registered).instrument(span),
-                );
+                match &tls {
+                    None => tokio::spawn(
+                        crate::connection::serve(stream, accepted, shared.clone(), registered)
+                            .instrument(span),
+                    ),
+                    Some(tls) => tokio::spawn(
+                        serve_tls(stream, accepted, tls.clone(), shared.clone(), registered).instrument(span),
+                    ),
+                };
             }
             // One client's trouble (it reset the connection before we took it): nothing to wait for.
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept failed"),
@@ -113,6 +135,23 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// The TLS handshake, then the connection as any other. The handshake counts against the
+/// handshake timeout: what it took is not left to the AMQP handshake.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    accepted: Accepted,
+    tls: Arc<ReloadableTls>,
+    shared: Arc<Shared>,
+    registered: crate::connections::Registered,
+) {
+    let limit = shared.config.handshake_timeout;
+    let Some(secured) = crate::tls::handshake(&tls, stream, limit).await else {
+        return;
+    };
+    let accepted = Accepted { certificate_login: secured.certificate_login, ..accepted };
+    crate::connection::serve(secured.stream, accepted, shared, registered).await;
 }
 
 /// Errors about the one connection being accepted, not about the listener or the process.

@@ -1,5 +1,6 @@
-//! The `warren` binary: reads configuration, binds the listening addresses, opens the data
-//! directory, serves AMQP clients, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
+//! The `warren` binary: reads configuration and the TLS certificate files, binds the listening
+//! addresses, opens the data directory, serves AMQP clients (over TCP and TLS), reloads the TLS
+//! certificate files on SIGHUP, stops cleanly on Ctrl-C/SIGTERM (exit status 0).
 
 mod admission;
 mod alarms;
@@ -14,6 +15,8 @@ mod limits;
 mod listener;
 mod memory;
 mod storage;
+mod tls;
+mod transport;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -31,13 +34,17 @@ fn main() -> anyhow::Result<()> {
     if let Some(config::Command::Ctl { command }) = command {
         std::process::exit(ctl::run(&config, command));
     }
-    // Before the data directory: an address in use must not cost a recovery, nor hold the
-    // directory's lock while it fails.
+    // Before the data directory: an unreadable certificate or an address in use must not cost a
+    // recovery, nor hold the directory's lock while it fails.
+    let tls = match config.tls.clone() {
+        Some(settings) => Some(std::sync::Arc::new(tls::ReloadableTls::load(settings)?)),
+        None => None,
+    };
     let bound = bind::bind_all(&config.listen)?;
     let (broker, store) = storage::open_broker(&config)?;
     let alarms = alarms::spawn(&config, store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(listener::run(config, bound, broker, alarms))?;
+    runtime.block_on(listener::run(config, bound, broker, alarms, tls))?;
     // Connections that outlived the grace period are dropped here; the broker and its store go
     // with the last of them, and the store's syncer finishes what it was asked to sync.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

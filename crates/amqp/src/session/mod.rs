@@ -91,6 +91,10 @@ impl Host for Session {
         self.broker.authenticate(username, password, self.peer, now).map_err(login_refused)
     }
 
+    fn authenticate_external(&mut self, username: &str, now: Instant) -> Result<(), LoginRefused> {
+        self.broker.authenticate_external(username, self.peer, now).map_err(login_refused)
+    }
+
     fn login_refused(&mut self, username: &str, mechanism: &str, reason: LoginRefused, now: Instant) {
         let login = RefusedLogin { username, mechanism, peer: self.peer, reason: auth_failure(reason) };
         self.broker.login_refused(login, now);

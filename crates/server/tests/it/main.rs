@@ -28,5 +28,6 @@ mod reply_to;
 mod resources;
 mod restart;
 mod routing;
+mod tls;
 mod torn_tail;
 mod users;
