@@ -8,6 +8,7 @@ mod bind;
 mod config;
 mod connection;
 mod connections;
+mod definitions;
 mod disk_alarm;
 mod limits;
 mod listener;
@@ -29,6 +30,9 @@ fn main() -> anyhow::Result<()> {
     // directory's lock while it fails.
     let bound = bind::bind_all(&config.listen)?;
     let (broker, store) = storage::open_broker(&config)?;
+    if let Some(path) = &config.load_definitions {
+        definitions::load(&broker, path)?;
+    }
     let alarms = alarms::spawn(&config, store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(listener::run(config, bound, broker, alarms))?;

@@ -23,6 +23,7 @@ use crate::exchange::{Exchange, ExchangeKind, NameMap};
 use crate::queue::{FlowBound, Queue};
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
+pub(crate) use declare::check_binding_args;
 pub use route::{PublishResult, Routed};
 
 /// A virtual host.
