@@ -185,19 +185,20 @@ impl Broker {
     /// A broker rebuilt from durable definitions, its queues recovering their messages from
     /// `store`. A first start (no vhost, no user yet) creates `first_start`'s vhost and user, as
     /// RabbitMQ does with `default_vhost`, `default_user` and `default_pass` (`/` and
-    /// guest/guest unless configured). A queue whose log cannot be recovered is reported and
+    /// guest/guest unless configured); None creates nothing, as RabbitMQ seeds nothing when it
+    /// has definitions to load at startup. A queue whose log cannot be recovered is reported and
     /// left out; the others start.
     pub fn open(
         store: Arc<dyn Store>,
         definitions: Arc<Definitions>,
-        first_start: &FirstStart,
+        first_start: Option<&FirstStart>,
         now: Now,
     ) -> Result<Self, BrokerError> {
         let mut all = definitions.load()?;
         let broker = Self::empty(store, Some(definitions.clone()));
         broker.access.set_loopback_users(&["guest".to_owned()]);
-        if all.vhosts.is_empty() && all.users.is_empty() {
-            let FirstStart { user, password, vhost } = first_start;
+        let first_start = first_start.filter(|_| all.vhosts.is_empty() && all.users.is_empty());
+        if let Some(FirstStart { user, password, vhost }) = first_start {
             // RabbitMQ gives the default user the administrator tag and every permission.
             let first = User { tags: vec!["administrator".to_owned()], ..User::new(user, password) };
             let all_permissions = warren_store::definitions::PermissionDef {
@@ -459,7 +460,7 @@ mod tests {
         let now = Now::new(Instant::now(), 0);
         let open = |first: &FirstStart| {
             let definitions = Arc::new(Definitions::open(&path).unwrap());
-            Broker::open(Arc::new(MemoryStore), definitions, first, now).unwrap()
+            Broker::open(Arc::new(MemoryStore), definitions, Some(first), now).unwrap()
         };
         let broker = open(&first);
         assert!(broker.vhost("prod").is_some() && broker.vhost("/").is_none());

@@ -6,7 +6,8 @@
 //! reader). The core encodes no protocol and reads no clock: callers hand in [`Now`], drive
 //! timers with [`Broker::tick`], and apply the [`Effects`] an operation leaves.
 //!
-//! Every module is private and everything public is re-exported here; mainly:
+//! Every module but [`definitions_json`] is private and everything public is re-exported here;
+//! mainly:
 //!
 //! * the broker and its users: [`Broker`], [`User`], [`AuthFailure`], [`RefusedLogin`];
 //! * access control: [`AccessControl`] (users, permissions, limits), changed by
@@ -19,6 +20,8 @@
 //! * listings: the [`Registry`] of connections and channels, their snapshots, [`Counters`];
 //! * policies: [`Policy`] ([`PolicyKind`], [`ApplyTo`], [`Definition`]), set on a vhost with
 //!   [`VHost::set_policy`]; what applies to a queue or exchange: [`AppliedPolicies`];
+//! * definitions files in RabbitMQ's JSON format: [`definitions_json`] ([`Broker::import_definitions`],
+//!   [`Broker::export_definitions`]);
 //! * errors: [`BrokerError`], [`PolicyError`]; and the names of the store logs the core opens besides queues'
 //!   ([`delayed_log_name`], [`priority_level_log_names`]), which a store's cleanup must keep.
 
@@ -30,6 +33,7 @@ mod args;
 mod broker;
 mod counters;
 mod deadletter;
+pub mod definitions_json;
 mod delayed;
 mod effects;
 mod error;
@@ -54,6 +58,7 @@ pub use args::{type_name, validate_consume_args};
 pub use broker::{Broker, FirstStart, DEFAULT_CONSUMER_TIMEOUT_MS};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
+pub use definitions_json::{DefinitionsImportError, ImportSummary};
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};
 pub use effects::{Effects, Flushed};
 pub use error::{BrokerError, Inequivalence};

@@ -163,6 +163,13 @@ pub struct Settings {
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub loopback_users: Option<Vec<String>>,
 
+    /// A definitions file in RabbitMQ's JSON format (`rabbitmqctl export_definitions`), or a
+    /// directory of `.json` ones, imported at every start before clients are accepted, as
+    /// RabbitMQ's `load_definitions`; with it a first start creates no default user or vhost,
+    /// and a file that cannot be imported stops the start [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub load_definitions: Option<PathBuf>,
+
     /// Log filter in tracing's EnvFilter syntax, e.g. "info" or "warren=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -240,6 +247,8 @@ pub struct Config {
     /// What a first start creates.
     pub first_start: FirstStart,
     pub loopback_users: Vec<String>,
+    /// Definitions imported at every start.
+    pub load_definitions: Option<PathBuf>,
     pub log: String,
 }
 
@@ -281,6 +290,7 @@ impl Settings {
             default_pass: self.default_pass.or(base.default_pass),
             default_vhost: self.default_vhost.or(base.default_vhost),
             loopback_users: self.loopback_users.or(base.loopback_users),
+            load_definitions: self.load_definitions.or(base.load_definitions),
             max_connections: self.max_connections.or(base.max_connections),
             max_failed_logins_per_minute: self
                 .max_failed_logins_per_minute
@@ -365,6 +375,7 @@ impl Settings {
                 || vec!["guest".to_owned()],
                 |names| names.into_iter().filter(|n| !n.is_empty()).collect(),
             ),
+            load_definitions: self.load_definitions,
             log: self.log.unwrap_or_else(|| "info".to_owned()),
         })
     }
@@ -422,6 +433,18 @@ mod tests {
         assert_eq!(flags.over(file).resolve().unwrap().loopback_users, ["guest", "ops"]);
         let none = Settings::try_parse_from(["warren", "--loopback-users", ""]).unwrap();
         assert!(none.resolve().unwrap().loopback_users.is_empty());
+    }
+
+    #[test]
+    fn load_definitions_from_flag_or_file() {
+        let file: Settings = toml::from_str(r#"load_definitions = "/etc/warren/definitions.json""#).unwrap();
+        assert_eq!(
+            file.clone().resolve().unwrap().load_definitions,
+            Some("/etc/warren/definitions.json".into())
+        );
+        let flags = Settings::try_parse_from(["warren", "--load-definitions", "defs.json"]).unwrap();
+        assert_eq!(flags.over(file).resolve().unwrap().load_definitions, Some("defs.json".into()));
+        assert_eq!(Settings::default().resolve().unwrap().load_definitions, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod config;
 mod connection;
 mod connections;
 mod ctl;
+mod definitions;
 mod disk_alarm;
 mod limits;
 mod listener;
@@ -42,6 +43,9 @@ fn main() -> anyhow::Result<()> {
     };
     let bound = bind::bind_all(&config.listen)?;
     let (broker, store) = storage::open_broker(&config)?;
+    if let Some(path) = &config.load_definitions {
+        definitions::load(&broker, path)?;
+    }
     let alarms = alarms::spawn(&config, store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(listener::run(config, bound, broker, alarms, tls))?;

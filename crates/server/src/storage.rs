@@ -61,7 +61,9 @@ pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarm
     }
     let watched = crate::alarms::Store { health: disk.health().clone(), space: disk.space().clone() };
     let store: Arc<dyn Store> = Arc::new(disk);
-    let broker = Broker::open(store, definitions, &config.first_start, crate::connection::now())
+    // As RabbitMQ: with definitions to load, a first start seeds no default user or vhost.
+    let first_start = config.load_definitions.is_none().then_some(&config.first_start);
+    let broker = Broker::open(store, definitions, first_start, crate::connection::now())
         .context("restoring the broker's definitions")?;
     let (queues, messages) = broker
         .vhosts()

@@ -35,6 +35,15 @@ impl HashAlgorithm {
             .find(|a| a.rabbit_name() == name)
     }
 
+    /// How many bytes a hash is (after the 4-byte salt).
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgorithm::Sha256 => 32,
+            HashAlgorithm::Sha512 => 64,
+            HashAlgorithm::Md5 => 16,
+        }
+    }
+
     fn hash(self, salt: &[u8], password: &[u8]) -> Vec<u8> {
         match self {
             HashAlgorithm::Sha256 => {
@@ -116,8 +125,9 @@ mod tests {
             assert!(!hash.check("s3cre"), "{algorithm:?}");
             assert!(!hash.check(""), "{algorithm:?}");
         }
-        assert_eq!(HashAlgorithm::Sha512.hash(&salt, b"x").len(), 64);
-        assert_eq!(HashAlgorithm::Md5.hash(&salt, b"x").len(), 16);
+        for algorithm in [HashAlgorithm::Sha256, HashAlgorithm::Sha512, HashAlgorithm::Md5] {
+            assert_eq!(algorithm.hash(&salt, b"x").len(), algorithm.digest_len());
+        }
     }
 
     #[test]

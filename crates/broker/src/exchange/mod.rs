@@ -93,6 +93,20 @@ impl ExchangeKind {
         }
     }
 
+    /// The type an exchange of this type with these arguments routes as: a delayed-message
+    /// exchange routes as its `x-delayed-type` (direct if that is missing or invalid).
+    pub(crate) fn routing(self, arguments: &FieldTable) -> ExchangeKind {
+        match self {
+            ExchangeKind::DelayedMessage => arguments
+                .get("x-delayed-type")
+                .and_then(FieldValue::as_str)
+                .and_then(ExchangeKind::parse)
+                .filter(|k| *k != ExchangeKind::DelayedMessage)
+                .unwrap_or(ExchangeKind::Direct),
+            other => other,
+        }
+    }
+
     /// Checks a binding key for an exchange routing as this type (consistent-hash weights).
     pub fn validate_binding(self, key: &str) -> Result<(), BrokerError> {
         match self {
@@ -237,15 +251,7 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
-        let routing = match kind {
-            ExchangeKind::DelayedMessage => arguments
-                .get("x-delayed-type")
-                .and_then(FieldValue::as_str)
-                .and_then(ExchangeKind::parse)
-                .filter(|k| *k != ExchangeKind::DelayedMessage)
-                .unwrap_or(ExchangeKind::Direct),
-            other => other,
-        };
+        let routing = kind.routing(&arguments);
         let hash_on = HashOn::from_arguments(&arguments).unwrap_or(HashOn::RoutingKey);
         let delayed = (kind == ExchangeKind::DelayedMessage).then(DelayedMessages::default);
         Exchange {

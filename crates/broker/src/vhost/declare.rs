@@ -342,7 +342,7 @@ impl VHost {
             }
             DestinationKind::Exchange => Destination::Exchange(self.binding_source(&spec.destination)?),
         };
-        check_binding_args(&source, &spec.key, &spec.arguments)?;
+        check_binding_args(source.routing, &spec.key, &spec.arguments)?;
         let binding = Binding { destination, key: spec.key, args: spec.arguments };
         if let Some(def) = binding_def(&self.name, &source, &binding) {
             self.persist(|d| d.put_binding(&def))?;
@@ -377,11 +377,15 @@ impl VHost {
     }
 }
 
-/// Checks binding arguments: consistent-hash weights, and the x-match values RabbitMQ knows for
-/// headers exchanges.
-fn check_binding_args(exchange: &Exchange, key: &str, args: &FieldTable) -> Result<(), BrokerError> {
-    exchange.routing.validate_binding(key)?;
-    if exchange.routing != ExchangeKind::Headers {
+/// Checks binding arguments for a source exchange routing as `routing`: consistent-hash
+/// weights, and the x-match values RabbitMQ knows for headers exchanges.
+pub(crate) fn check_binding_args(
+    routing: ExchangeKind,
+    key: &str,
+    args: &FieldTable,
+) -> Result<(), BrokerError> {
+    routing.validate_binding(key)?;
+    if routing != ExchangeKind::Headers {
         return Ok(());
     }
     match args.get("x-match") {

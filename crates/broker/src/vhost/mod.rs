@@ -26,6 +26,7 @@ use crate::policy::PolicySet;
 use crate::queue::{FlowBound, Queue};
 
 pub use command::{Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, QueueSpec};
+pub(crate) use declare::check_binding_args;
 pub use route::{PublishResult, Routed};
 
 /// A virtual host.

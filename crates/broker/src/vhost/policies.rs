@@ -393,7 +393,7 @@ mod tests {
         let now = Now::new(Instant::now(), 0);
         let open = || {
             let definitions = Arc::new(Definitions::open(&path).unwrap());
-            Broker::open(Arc::new(warren_store::MemoryStore), definitions, &FirstStart::default(), now)
+            Broker::open(Arc::new(warren_store::MemoryStore), definitions, Some(&FirstStart::default()), now)
                 .unwrap()
         };
         let broker = open();

@@ -179,6 +179,18 @@ pub enum CtlCommand {
         #[arg(long = "user")]
         username: String,
     },
+    /// Imports a definitions file in RabbitMQ's JSON format (rabbitmqctl export_definitions or
+    /// the management API's): users with their password hashes, vhosts, permissions, limits,
+    /// policies, queues, exchanges, bindings. A file with errors changes nothing.
+    ImportDefinitions {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// Exports every definition in RabbitMQ's JSON format, to a file or "-" (standard output).
+    ExportDefinitions {
+        /// The file, or "-".
+        path: std::path::PathBuf,
+    },
     /// Sets a policy: settings for the queues and exchanges whose names match, applied at once.
     SetPolicy {
         /// The vhost.
@@ -463,6 +475,15 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
                 name: name.clone(),
             })?;
             Ok(format!("Clearing operator policy \"{name}\" on vhost \"{vhost}\" ..."))
+        }
+        ImportDefinitions { path } => {
+            let json = std::fs::read(&path).map_err(|e| format!("Error: reading {}: {e}", path.display()))?;
+            let summary = broker.import_definitions(&json, now).map_err(|e| format!("Error:\n{e}"))?;
+            Ok(format!("Importing definitions in JSON from a file at \"{}\" ...\n{summary}", path.display()))
+        }
+        // The text is the file: `warren ctl` writes it where it was asked to.
+        ExportDefinitions { .. } => {
+            String::from_utf8(broker.export_definitions_json()).map_err(|e| e.to_string())
         }
         ListPolicies { vhost } => list_policies(broker, PolicyKind::Policy, &vhost),
         ListOperatorPolicies { vhost } => list_policies(broker, PolicyKind::Operator, &vhost),

@@ -18,7 +18,21 @@ pub use command::CtlCommand;
 use crate::config::Config;
 
 /// Runs one command; the process's exit status: 0 done, 1 refused or failed, 2 unreachable data.
-pub fn run(config: &Config, command: CtlCommand) -> i32 {
+pub fn run(config: &Config, mut command: CtlCommand) -> i32 {
+    // The broker may run elsewhere in the file system than this command: paths go absolute.
+    if let CtlCommand::ImportDefinitions { path } = &mut command {
+        match std::fs::canonicalize(&*path) {
+            Ok(absolute) => *path = absolute,
+            Err(e) => {
+                eprintln!("Error: {}: {e}", path.display());
+                return 1;
+            }
+        }
+    }
+    let export_to = match &command {
+        CtlCommand::ExportDefinitions { path } if path.as_os_str() != "-" => Some(path.clone()),
+        _ => None,
+    };
     let (reply, where_) = match socket::request(&config.data_dir, &command) {
         Some(Ok(reply)) => (reply, "the running broker"),
         Some(Err(error)) => {
@@ -35,8 +49,21 @@ pub fn run(config: &Config, command: CtlCommand) -> i32 {
     };
     tracing::debug!(target = where_, "warren ctl");
     match reply {
+        socket::Reply::Ok(json) if export_to.is_some() => {
+            let path = export_to.expect("checked");
+            match std::fs::write(&path, json) {
+                Ok(()) => {
+                    println!("Exporting definitions in JSON to a file at \"{}\" ...", path.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("Error: writing {}: {e}", path.display());
+                    1
+                }
+            }
+        }
         socket::Reply::Ok(text) => {
-            println!("{text}");
+            println!("{}", text.trim_end());
             0
         }
         socket::Reply::Error(text) => {
@@ -57,9 +84,10 @@ fn offline(config: &Config, command: CtlCommand) -> anyhow::Result<socket::Reply
         Definitions::open(&path)
             .with_context(|| format!("opening {} (is a broker starting there?)", path.display()))?,
     );
-    let broker =
-        Broker::open(Arc::new(MemoryStore), definitions, &config.first_start, crate::connection::now())
-            .context("reading the definitions")?;
+    // As the broker's own start does: with definitions to load, no default user or vhost.
+    let first_start = config.load_definitions.is_none().then_some(&config.first_start);
+    let broker = Broker::open(Arc::new(MemoryStore), definitions, first_start, crate::connection::now())
+        .context("reading the definitions")?;
     broker.set_loopback_users(&config.loopback_users);
     Ok(match command::execute(&broker, command) {
         Ok(text) => socket::Reply::Ok(text),

@@ -13,6 +13,7 @@ mod bounds;
 mod confirm_tx;
 mod connection;
 mod crash;
+mod definitions;
 mod disk_alarm;
 mod disk_full;
 mod exchange;
