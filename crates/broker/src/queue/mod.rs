@@ -203,7 +203,11 @@ impl Queue {
     pub(crate) fn with_policies(self, applied: AppliedPolicies, now: Instant) -> Self {
         // Only a restored queue holds messages yet; what its policy's limits leave out is
         // dropped as the queue's own arguments would have it (no exchange to route to yet).
-        let dropped = self.apply_policies(applied, now);
+        // Expired ones (their time ran out while the broker was down, or a policy TTL of 0)
+        // wait for the first tick, which dead-letters them once the exchanges are back.
+        let (expired, dropped): (Vec<_>, Vec<_>) =
+            self.apply_policies(applied, now).into_iter().partition(|(_, why)| *why == DeathReason::Expired);
+        self.state.lock().expired.extend(expired.into_iter().map(|(message, _)| message));
         if !dropped.is_empty() {
             tracing::info!(queue = %self.name, dropped = dropped.len(), "messages over the queue's policy limits dropped");
         }

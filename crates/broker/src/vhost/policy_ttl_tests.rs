@@ -329,38 +329,74 @@ fn messages_paged_out_to_disk_expire_like_the_others() {
     assert_eq!(s.bodies("dead"), bodies, "read back from disk in order, all dead-lettered");
 }
 
-#[test]
-fn after_a_restart_a_policy_ttl_counts_from_the_start_for_recovered_messages() {
+/// A broker over a data directory in `dir`, opened at `now`.
+fn open_broker(dir: &std::path::Path, now: Now) -> crate::broker::Broker {
     use crate::broker::{Broker, FirstStart};
     use warren_store::definitions::Definitions;
-    let dir = tempfile::tempdir().unwrap();
-    let open = |now: Now| {
-        let config = warren_store::DiskConfig { sync: warren_store::SyncMode::Never, ..Default::default() };
-        let store = Arc::new(warren_store::DiskStore::open(&dir.path().join("data"), config).unwrap());
-        let definitions = Arc::new(Definitions::open(&dir.path().join("definitions.redb")).unwrap());
-        Broker::open(store, definitions, &FirstStart::default(), now).unwrap()
-    };
-    let start = Instant::now();
-    let broker = open(Now::new(start, 0));
+    let config = warren_store::DiskConfig { sync: warren_store::SyncMode::Never, ..Default::default() };
+    let store = Arc::new(warren_store::DiskStore::open(&dir.join("data"), config).unwrap());
+    let definitions = Arc::new(Definitions::open(&dir.join("definitions.redb")).unwrap());
+    Broker::open(store, definitions, &FirstStart::default(), now).unwrap()
+}
+
+/// Setup over the broker's vhost, its time starting at `now`.
+fn setup_at(broker: &crate::broker::Broker, now: Now) -> Setup {
     let mut s = Setup::over(broker.vhost("/").unwrap());
-    let spec = QueueSpec { name: "q".into(), durable: true, ..Default::default() };
+    (s.start, s.now) = (now.instant, now);
+    s
+}
+
+fn durable_queue(s: &Setup, name: &str) {
+    let spec = QueueSpec { name: name.into(), durable: true, ..Default::default() };
     s.apply(Command::DeclareQueue(spec));
+}
+
+fn persistent(expiration: Option<&str>) -> BasicProperties {
+    BasicProperties { delivery_mode: Some(2), expiration: expiration.map(Into::into), ..Default::default() }
+}
+
+#[test]
+fn after_a_restart_a_policy_ttl_counts_from_the_start_for_recovered_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Now::new(Instant::now(), 0);
+    let broker = open_broker(dir.path(), start);
+    let mut s = setup_at(&broker, start);
+    durable_queue(&s, "q");
     for body in ["a", "b"] {
-        s.publish_with("q", body, BasicProperties { delivery_mode: Some(2), ..Default::default() });
+        s.publish_with("q", body, persistent(None));
     }
     s.tick_to(1000);
     s.policy("ttl", json!({"message-ttl": 500}));
     drop((s, broker));
 
     // Down for a while: the change's deadline (1500) passes meanwhile, the watermark is gone.
-    let restart = Now::new(start + Duration::from_secs(10), 0);
-    let broker = open(restart);
-    let mut s = Setup::over(broker.vhost("/").unwrap());
-    s.start = restart.instant;
-    s.now = restart;
+    let restart = start.later(Duration::from_secs(10));
+    let broker = open_broker(dir.path(), restart);
+    let mut s = setup_at(&broker, restart);
     assert_eq!(s.ready("q"), 2, "recovered");
     s.tick_to(499);
     assert_eq!(s.ready("q"), 2);
     s.tick_to(500);
     assert_eq!(s.ready("q"), 0, "the policy's TTL counted from the start");
+}
+
+#[test]
+fn messages_whose_time_ran_out_while_the_broker_was_down_are_dead_lettered_at_the_first_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Now::new(Instant::now(), 0);
+    let broker = open_broker(dir.path(), start);
+    let s = setup_at(&broker, start);
+    durable_queue(&s, "q");
+    durable_queue(&s, "dead");
+    s.policy("dl", json!({"dead-letter-exchange": "", "dead-letter-routing-key": "dead"}));
+    s.publish_with("q", "short", persistent(Some("1000")));
+    s.publish_with("q", "long", persistent(Some("3600000")));
+    drop((s, broker));
+
+    let restart = start.later(Duration::from_secs(10));
+    let broker = open_broker(dir.path(), restart);
+    let mut s = setup_at(&broker, restart);
+    s.tick_to(50);
+    assert_eq!(s.drain("dead"), expired(&["short"]), "restored before its dead-letter exchange was");
+    assert_eq!(s.bodies("q"), ["long"]);
 }
