@@ -12,7 +12,7 @@ use std::io;
 use std::time::Instant;
 
 use warren_message::BasicProperties;
-use warren_store::QueueLog;
+use warren_store::{AppendMark, QueueLog};
 
 use warren_store::{Message, QueuedMessage};
 
@@ -179,6 +179,16 @@ impl QueueLog for PriorityLog {
             log.delete();
         }
     }
+
+    /// One next offset per level: offsets are ordered within a level, not across levels.
+    fn append_mark(&self) -> AppendMark {
+        AppendMark::several(self.levels.iter().map(|l| l.append_mark().next_offset(0)))
+    }
+
+    fn appended_before(&self, offset: u64, mark: &AppendMark) -> bool {
+        let (level, offset) = split(offset);
+        offset < mark.next_offset(level)
+    }
 }
 
 #[cfg(test)]
@@ -254,5 +264,17 @@ mod tests {
         assert_eq!(l.pop_front().unwrap().offset, high);
         assert_eq!(l.purge(), 1);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn an_append_mark_tells_earlier_messages_from_later_ones_in_every_level() {
+        let mut l = log(3);
+        let early: Vec<u64> =
+            [Some(0), Some(3), Some(3)].map(|p| l.append(message(p, "early"), None, false).unwrap()).into();
+        let mark = l.append_mark();
+        let late: Vec<u64> =
+            [Some(3), Some(1), Some(0)].map(|p| l.append(message(p, "late"), None, false).unwrap()).into();
+        assert!(early.iter().all(|&o| l.appended_before(o, &mark)));
+        assert!(late.iter().all(|&o| !l.appended_before(o, &mark)));
     }
 }

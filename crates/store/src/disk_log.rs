@@ -41,7 +41,7 @@ use crate::health::Health;
 use crate::record;
 use crate::segment::{self, Bits, ReadAt, SegmentReader, HEADER_LEN, SEGMENT_HEADER};
 use crate::syncer::{FileKind, SyncMode, Syncer};
-use crate::{DiskConfig, Message, QueueLog, QueuedMessage};
+use crate::{AppendMark, DiskConfig, Message, QueueLog, QueuedMessage};
 
 /// What every log of a store shares.
 #[derive(Debug)]
@@ -788,6 +788,10 @@ impl QueueLog for DiskLog {
         }
         self.write_out()?;
         self.write_acks()
+    }
+
+    fn append_mark(&self) -> AppendMark {
+        AppendMark::single(self.next_offset)
     }
 
     fn delete(&mut self) {

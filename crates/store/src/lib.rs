@@ -92,6 +92,39 @@ pub trait QueueLog: Send + std::fmt::Debug {
     fn flush(&mut self) -> io::Result<()>;
     /// Removes the log's files: the queue is gone.
     fn delete(&mut self);
+    /// Where appends stand now: every message appended so far (ready or delivered) is
+    /// [`QueueLog::appended_before`] the mark, every later one is not.
+    fn append_mark(&self) -> AppendMark;
+    /// Whether the message at `offset` was appended before `mark` was taken. A log with one
+    /// offset order compares with the mark's first offset; one made of several (a priority
+    /// queue) says which of the mark's offsets applies.
+    fn appended_before(&self, offset: u64, mark: &AppendMark) -> bool {
+        offset < mark.next_offset(0)
+    }
+}
+
+/// Where a log's appends stood at one moment (see [`QueueLog::append_mark`]): for each of the
+/// offset orders the log keeps (one, or one per priority level), the offset its next append
+/// was to get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMark(Box<[u64]>);
+
+impl AppendMark {
+    /// A mark of a log with one offset order.
+    pub fn single(next_offset: u64) -> Self {
+        AppendMark(Box::new([next_offset]))
+    }
+
+    /// A mark of a log with several offset orders, one next offset each.
+    pub fn several(next_offsets: impl IntoIterator<Item = u64>) -> Self {
+        AppendMark(next_offsets.into_iter().collect())
+    }
+
+    /// The next offset of order `order` when the mark was taken (0 for one it does not know:
+    /// nothing was appended before).
+    pub fn next_offset(&self, order: usize) -> u64 {
+        self.0.get(order).copied().unwrap_or(0)
+    }
 }
 
 /// Opens queue logs and makes what they wrote durable, in groups.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use std::io;
 
-use crate::{Message, QueueLog, QueuedMessage, Store, SyncWaker};
+use crate::{AppendMark, Message, QueueLog, QueuedMessage, Store, SyncWaker};
 
 /// A queue log that keeps every message in memory and writes nothing.
 #[derive(Debug, Default)]
@@ -70,6 +70,10 @@ impl QueueLog for MemoryLog {
 
     fn delete(&mut self) {
         self.ready.clear();
+    }
+
+    fn append_mark(&self) -> AppendMark {
+        AppendMark::single(self.next_offset)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 
-use warren_store::{MemoryLog, Message, QueueLog, QueuedMessage, Store, SyncWaker};
+use warren_store::{AppendMark, MemoryLog, Message, QueueLog, QueuedMessage, Store, SyncWaker};
 
 use crate::harness::*;
 
@@ -49,6 +49,9 @@ impl QueueLog for FaultyLog {
     }
     fn len(&self) -> usize {
         self.inner.len()
+    }
+    fn append_mark(&self) -> AppendMark {
+        self.inner.append_mark()
     }
     fn purge(&mut self) -> usize {
         self.inner.purge()

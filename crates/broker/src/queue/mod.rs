@@ -6,6 +6,7 @@ mod consumers;
 mod dispatch;
 mod flow;
 mod state;
+mod ttl_marks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -177,7 +178,8 @@ impl Queue {
         let quorum = arguments.get("x-queue-type").and_then(FieldValue::as_str) == Some("quorum");
         let limits = Limits::from_settings(&policy::queue_settings(&arguments), quorum);
         let ready_bytes = log.recovered_body_bytes();
-        let may_expire = limits.message_ttl.is_some();
+        // Recovered messages may carry an expiry of their own (stored with them).
+        let may_expire = limits.message_ttl.is_some() || !log.is_empty();
         let queue = Queue {
             name,
             durable,
@@ -201,7 +203,11 @@ impl Queue {
     pub(crate) fn with_policies(self, applied: AppliedPolicies, now: Instant) -> Self {
         // Only a restored queue holds messages yet; what its policy's limits leave out is
         // dropped as the queue's own arguments would have it (no exchange to route to yet).
-        let dropped = self.apply_policies(applied, now);
+        // Expired ones (their time ran out while the broker was down, or a policy TTL of 0)
+        // wait for the first tick, which dead-letters them once the exchanges are back.
+        let (expired, dropped): (Vec<_>, Vec<_>) =
+            self.apply_policies(applied, now).into_iter().partition(|(_, why)| *why == DeathReason::Expired);
+        self.state.lock().expired.extend(expired.into_iter().map(|(message, _)| message));
         if !dropped.is_empty() {
             tracing::info!(queue = %self.name, dropped = dropped.len(), "messages over the queue's policy limits dropped");
         }
@@ -231,7 +237,17 @@ impl Queue {
         // RabbitMQ sets the new limits before the new overflow: a queue that was dropping at
         // the head is trimmed to them, whatever its new overflow.
         let trims = st.limits.overflow() == Overflow::DropHead || limits.overflow() == Overflow::DropHead;
+        // Unlike RabbitMQ, a TTL set or lowered reaches the messages already waiting (issue #11;
+        // see `ttl_marks`); a raised or cleared one extends no expiry.
+        let ttl_took_effect = match (st.limits.message_ttl, limits.message_ttl) {
+            (None, Some(new)) => Some(new),
+            (Some(old), Some(new)) => (new < old).then_some(new),
+            (_, None) => None,
+        };
         st.limits = limits;
+        if let Some(ttl) = ttl_took_effect {
+            st.ttl_took_effect(ttl, now);
+        }
         st.last_used = now;
         if trims {
             st.drop_head(&mut dead);

@@ -6,6 +6,7 @@ use std::time::Instant;
 use warren_store::QueueLog;
 
 use super::consumer::Consumer;
+use super::ttl_marks::TtlMarks;
 use super::Limits;
 use crate::deadletter::DeathReason;
 use crate::policy::AppliedPolicies;
@@ -19,8 +20,11 @@ pub(super) struct QueueState {
     pub(super) deleted: bool,
     /// Total body size of the ready messages (for `x-max-length-bytes`).
     pub(super) ready_bytes: u64,
-    /// A message that can expire was ever enqueued: [`super::Queue::expire_due`] has work to do.
+    /// A message that can expire was ever enqueued (or recovered, or reached by a TTL change):
+    /// [`super::Queue::expire_due`] has work to do.
     pub(super) may_expire: bool,
+    /// The deadlines message TTL changes gave the messages waiting at the time.
+    pub(super) ttl_marks: TtlMarks,
     /// Expired messages waiting to be dead-lettered by [`super::Queue::expire_due`].
     pub(super) expired: Vec<Message>,
     /// When the queue was last used (declared, read with basic.get, left by its last
@@ -45,6 +49,7 @@ impl QueueState {
             deleted: false,
             ready_bytes,
             may_expire,
+            ttl_marks: TtlMarks::default(),
             expired: Vec::new(),
             last_used: now,
             consumer_priorities: false,
@@ -95,11 +100,7 @@ impl QueueState {
     /// kept for dead-lettering.
     pub(super) fn expire_head(&mut self, now: Instant) {
         let keep = self.limits.has_dead_letter_exchange;
-        let Some(first) = self.ready.front() else { return };
-        if first.expires_at.is_none() {
-            return;
-        }
-        while self.ready.front().is_some_and(|m| m.expires_at.is_some_and(|at| at <= now)) {
+        while self.head_expired(now) {
             if let Some(expired) = self.pop() {
                 self.ready.settle(expired.offset, expired.stored);
                 if keep {
@@ -107,5 +108,34 @@ impl QueueState {
                 }
             }
         }
+        if !self.ttl_marks.is_empty() && self.ready.is_empty() && self.unacked == 0 {
+            // Nothing left that a past TTL change could reach (a delivered message could come back).
+            self.ttl_marks.clear();
+        }
+    }
+
+    /// Whether the head message's time is up: its own expiry (queue TTL at enqueue or its
+    /// `expiration`), or the deadline a later TTL change gave it.
+    fn head_expired(&mut self, now: Instant) -> bool {
+        let Some(head) = self.ready.front() else { return false };
+        if head.expires_at.is_some_and(|at| at <= now) {
+            return true;
+        }
+        let offset = head.offset;
+        !self.ttl_marks.is_empty()
+            && self.ttl_marks.deadline(&*self.ready, offset).is_some_and(|at| at <= now)
+    }
+
+    /// A message TTL took effect at `now`: the messages waiting (ready or delivered) expire by
+    /// `now + ttl` at the latest. Nothing to remember for a queue that holds none.
+    pub(super) fn ttl_took_effect(&mut self, ttl: std::time::Duration, now: Instant) {
+        if self.ready.is_empty() && self.unacked == 0 {
+            return;
+        }
+        // A deadline past what an `Instant` can hold is none.
+        let Some(deadline) = now.checked_add(ttl) else { return };
+        let mark = self.ready.append_mark();
+        self.ttl_marks.add(mark, deadline);
+        self.may_expire = true;
     }
 }

@@ -6,6 +6,8 @@
 mod command;
 mod declare;
 mod policies;
+#[cfg(test)]
+mod policy_ttl_tests;
 mod restore;
 mod route;
 mod tick;

@@ -50,3 +50,33 @@ async fn a_policy_set_on_a_running_broker_trims_its_queues_and_survives_restart(
     }
     wait_message_count(&ch, &q, 7).await;
 }
+
+#[tokio::test]
+async fn a_ttl_policy_expires_the_messages_already_waiting_into_its_dead_letter_queue() {
+    let broker = DurableBroker::start(&[]).await;
+    let client = broker.connect().await;
+    let ch = client.channel().await;
+    let q = uniq("waiting");
+    let dead = uniq("expired");
+    declare_queue(&ch, &q).await;
+    declare_queue(&ch, &dead).await;
+    for i in 0..5 {
+        publish(&ch, "", &q, format!("m{i}").as_bytes()).await;
+    }
+    wait_message_count(&ch, &q, 5).await;
+    // The default exchange routes the dead letters to `dead` by the routing key.
+    let definition =
+        format!(r#"{{"message-ttl": 200, "dead-letter-exchange": "", "dead-letter-routing-key": "{dead}"}}"#);
+    broker.ctl_ok(&["set_policy", "--apply-to", "queues", "ttl", "^waiting-", &definition]);
+    wait_message_count(&ch, &q, 0).await;
+    wait_message_count(&ch, &dead, 5).await;
+    let m = get(&ch, &dead).await.expect("a dead letter");
+    assert_eq!(m.delivery.data, b"m0");
+    let headers = m.delivery.properties.headers().as_ref().expect("x-death headers");
+    let reason = headers.inner().get("x-first-death-reason");
+    assert!(
+        matches!(reason, Some(lapin::types::AMQPValue::LongString(r)) if r.as_bytes() == b"expired"),
+        "{reason:?}"
+    );
+    client.close().await;
+}
