@@ -43,3 +43,20 @@ pub async fn run(prefix: &[String], args: &[&str]) -> Result<String, String> {
 pub fn prefix_from_env(var: &str) -> Vec<String> {
     std::env::var(var).unwrap_or_default().split_whitespace().map(str::to_string).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_the_prefix_with_the_arguments() {
+        assert_eq!(run(&prefix(&["echo", "-n"]), &["add_user", "u"]).await, Ok("add_user u".to_string()));
+        let failed = run(&prefix(&["sh", "-c", "echo why >&2; exit 3"]), &[]).await;
+        assert_eq!(failed, Err("exit status 3: why".to_string()));
+        assert!(run(&[], &["list_users"]).await.unwrap_err().contains("DIFF_RABBITMQ_CTL"));
+    }
+}

@@ -102,7 +102,7 @@ pub async fn access_server_named_queue(cx: Ctx) -> Res {
     let mut c = login(&cx, "c1", &user, "/").await?;
     c.open(1).await?;
     c.declare_queue(1, "", QFlags::exclusive(), Table::new()).await?;
-    c.declare_queue(1, "", QFlags::default(), Table::new()).await?;
+    let plain = c.declare_queue(1, "", QFlags::default(), Table::new()).await?.queue()?;
     let q = c.declare_queue(1, "", QFlags::auto_delete(), Table::new()).await?.queue()?;
     // Declaring the generated name is refused for its reserved prefix, a name outside the
     // expression for the permission.
@@ -110,6 +110,10 @@ pub async fn access_server_named_queue(cx: Ctx) -> Res {
         .await?;
     c.declare_queue(1, &q, QFlags { passive: true, ..Default::default() }, Table::new()).await?;
     try_call(&mut c, QueueDeclare { queue: "dt-not-generated".into(), ..Default::default() }).await?;
+    // Neither goes away by itself.
+    for name in [&plain, &q] {
+        c.call(1, QueueDelete { queue: name.as_str().into(), ..Default::default() }).await?;
+    }
     c.close().await?;
     cx.ctl(&["set_permissions", &user, r"^dt-", "", ""]).await?;
     let mut c = login(&cx, "c2", &user, "/").await?;
