@@ -5,6 +5,7 @@
 #   scripts/rabbitmq-ref.sh start PORT [--management MGMT_PORT]
 #   scripts/rabbitmq-ref.sh stop PORT
 #   scripts/rabbitmq-ref.sh status PORT
+#   scripts/rabbitmq-ref.sh ctl PORT ARGS...
 #
 # `start` runs a private RabbitMQ node (Debian's rabbitmq-server package) as
 # the `rabbitmq` user, with its own temporary directory holding HOME, the
@@ -22,6 +23,10 @@
 # header with connection.start, then records the PIDs and temp dir in a state
 # file (${RABBITMQ_REF_STATE_DIR:-/tmp}/rabbitmq-ref-PORT.state).
 #
+# `ctl` runs `rabbitmqctl -n NODE ARGS...` against the node started on PORT,
+# with the node's environment (HOME holding its Erlang cookie, its epmd port),
+# as the `rabbitmq` user; its output and exit status are rabbitmqctl's.
+#
 # `stop` terminates exactly the processes recorded in that state file and
 # removes the temp dir. Both commands are safe to repeat.
 #
@@ -33,6 +38,7 @@ set -euo pipefail
 
 RMQ_USER=rabbitmq
 RMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+RMQ_CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
 STATE_DIR="${RABBITMQ_REF_STATE_DIR:-/tmp}"
 START_TIMEOUT="${RABBITMQ_REF_TIMEOUT:-90}"
 
@@ -47,6 +53,7 @@ usage() {
 usage: $0 start PORT [--management MGMT_PORT]
        $0 stop PORT
        $0 status PORT
+       $0 ctl PORT ARGS...
 EOF
 	exit 2
 }
@@ -280,6 +287,32 @@ do_status() {
 	fi
 }
 
+do_ctl() {
+	local port=$1 sf
+	shift
+	sf=$(state_file "$port")
+	[[ -f "$sf" ]] || die "no instance recorded for port $port"
+	local TMP_DIR="" NODE=""
+	# shellcheck disable=SC1090
+	source "$sf"
+	[[ -n "$NODE" ]] || die "the instance on port $port has not finished starting"
+	local -a envv=(
+		PATH="$PATH"
+		LANG=C.UTF-8
+		LC_ALL=C.UTF-8
+		HOME="$TMP_DIR/home"
+		ERL_EPMD_PORT="$((port + 30000))"
+		ERL_EPMD_ADDRESS=127.0.0.1
+		RABBITMQ_CONF_ENV_FILE="$TMP_DIR/rabbitmq-env.conf"
+		RABBITMQ_USE_LONGNAME=false
+	)
+	if [[ "$(id -u)" -eq 0 ]]; then
+		exec env -i "${envv[@]}" setpriv --reuid="$RMQ_USER" --regid="$RMQ_USER" --init-groups -- \
+			"$RMQ_CTL" -n "$NODE" "$@"
+	fi
+	exec env -i "${envv[@]}" "$RMQ_CTL" -n "$NODE" "$@"
+}
+
 [[ $# -ge 2 ]] || usage
 cmd=$1
 port=$2
@@ -309,6 +342,9 @@ stop)
 	;;
 status)
 	do_status "$port"
+	;;
+ctl)
+	do_ctl "$port" "$@"
 	;;
 *) usage ;;
 esac

@@ -109,6 +109,20 @@ impl RabbitMq {
         Ok(guard)
     }
 
+    /// The operator command prefix: `scripts/rabbitmq-ref.sh ctl PORT` for a node started
+    /// here, else `DIFF_RABBITMQ_CTL` (e.g. `rabbitmqctl -n rabbit@host`; empty: none).
+    pub fn ctl_prefix(&self) -> Vec<String> {
+        match self.started_port {
+            Some(port) => vec![
+                "bash".to_string(),
+                self.script.display().to_string(),
+                "ctl".to_string(),
+                port.to_string(),
+            ],
+            None => crate::ctl::prefix_from_env("DIFF_RABBITMQ_CTL"),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self.started_port {
             Some(p) => format!("private RabbitMQ on 127.0.0.1:{p} (scripts/rabbitmq-ref.sh)"),
@@ -185,6 +199,8 @@ pub struct Warren {
     pub addr: SocketAddr,
     child: Child,
     log: PathBuf,
+    bin: PathBuf,
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -207,7 +223,7 @@ impl Warren {
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut w = Warren { addr, child, log, _dir: dir };
+        let mut w = Warren { addr, child, log, bin: bin.to_path_buf(), data, _dir: dir };
         let log_path = w.log.clone();
         let child = &mut w.child;
         wait_for_tcp(addr, Duration::from_secs(20), || match child.try_wait() {
@@ -218,6 +234,17 @@ impl Warren {
             _ => Ok(()),
         })?;
         Ok(w)
+    }
+
+    /// The operator command prefix: `warren --data-dir DIR ctl` (it reaches the running broker
+    /// through the control socket in DIR).
+    pub fn ctl_prefix(&self) -> Vec<String> {
+        vec![
+            self.bin.display().to_string(),
+            "--data-dir".to_string(),
+            self.data.display().to_string(),
+            "ctl".to_string(),
+        ]
     }
 
     /// The last lines of the broker's log.

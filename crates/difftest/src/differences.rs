@@ -80,6 +80,14 @@ pub const DIFFERENCES: &[Difference] = &[
                  alone (crates/broker/tests/session.rs); `x-death` and `x-first-death-*` are \
                  compared.",
     },
+    Difference {
+        id: "vhost-deleted-close",
+        what: "In the 320 CONNECTION_FORCED that closes a connection on a vhost being deleted, \
+               `vhost 'V' is down` becomes `vhost 'V' is deleted`.",
+        reason: "RabbitMQ 3.10 sends either: deleting a vhost raises `vhost_deleted` and then stops \
+                 the vhost (`vhost_down`), and the two handlers race to close its connections. \
+                 Warren always says `is deleted`, the event RabbitMQ raises first.",
+    },
 ];
 
 /// Message headers RabbitMQ 3.13 added (last-death-headers).
@@ -130,6 +138,7 @@ pub fn normalize_transcript(lines: &[String]) -> Vec<String> {
     lines
         .iter()
         .map(|line| unknown_method_close(line).unwrap_or_else(|| line.clone()))
+        .map(|line| vhost_deleted_close(&line).unwrap_or(line))
         .map(|line| {
             let mut out = String::with_capacity(line.len());
             let mut rest = line.as_str();
@@ -190,6 +199,14 @@ fn unknown_method_close(line: &str) -> Option<String> {
     Some(format!("{client} <- EOF"))
 }
 
+/// vhost-deleted-close: `… reply_text: "CONNECTION_FORCED - vhost 'V' is down" …` reads
+/// `is deleted`.
+fn vhost_deleted_close(line: &str) -> Option<String> {
+    let start = line.find("reply_text: \"CONNECTION_FORCED - vhost '")?;
+    let end = start + line[start..].find("' is down\"")?;
+    Some(format!("{}' is deleted\"{}", &line[..end], &line[end + "' is down\"".len()..]))
+}
+
 /// confirm-grouping: renders the sets of acked and nacked sequence numbers
 /// as ranges, e.g. `ack 1-3,5 nack 4`.
 pub fn summarize_confirms(acked: &[u64], nacked: &[u64]) -> String {
@@ -237,6 +254,17 @@ mod tests {
                 "amq.gen-<3:len=5>.".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn vhost_down_reads_deleted() {
+        let close = |t: &str| {
+            format!("c1 ch0 <- connection.close {{ reply_code: 320, reply_text: \"CONNECTION_FORCED - vhost 'v' {t}\", class_id: 0 }}")
+        };
+        assert_eq!(normalize_transcript(&[close("is down")]), vec![close("is deleted")]);
+        assert_eq!(normalize_transcript(&[close("is deleted")]), vec![close("is deleted")]);
+        let other = "c1 ch1 <- basic.get-ok | body: \"vhost 'v' is down\"".to_string();
+        assert_eq!(normalize_transcript(std::slice::from_ref(&other)), vec![other]);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Target {
     /// `rabbitmq` or `warren`: for reports only, never for scenario logic.
     pub label: &'static str,
     pub addr: SocketAddr,
+    /// The operator command prefix (see [`crate::ctl`]); empty when there is none.
+    pub ctl: Vec<String>,
 }
 
 struct CtxInner {
@@ -70,6 +72,9 @@ struct CtxInner {
     run_id: String,
     lines: Mutex<Vec<String>>,
     names: Mutex<Vec<String>>,
+    /// Users and vhosts made for the scenario and not deleted by it yet.
+    users: Mutex<Vec<String>>,
+    vhosts: Mutex<Vec<String>>,
 }
 
 /// What a scenario gets: where the broker is, the transcript, names.
@@ -84,6 +89,8 @@ impl Ctx {
             run_id: run_id.to_string(),
             lines: Mutex::new(Vec::new()),
             names: Mutex::new(Vec::new()),
+            users: Mutex::new(Vec::new()),
+            vhosts: Mutex::new(Vec::new()),
         }))
     }
 
@@ -116,6 +123,57 @@ impl Ctx {
 
     fn names(&self) -> Vec<String> {
         self.0.names.lock().unwrap().clone()
+    }
+
+    fn unique(&self, suffix: &str) -> String {
+        format!("dt.{}.{}.{}", self.0.run_id, self.0.scenario, suffix)
+    }
+
+    /// A user name for this scenario (like [`Ctx::name`]); users are broker-wide, so the
+    /// harness deletes it after the scenario unless the scenario did.
+    pub fn user(&self, suffix: &str) -> String {
+        let n = self.unique(suffix);
+        self.0.users.lock().unwrap().push(n.clone());
+        n
+    }
+
+    /// A vhost name for this scenario, deleted after it like [`Ctx::user`].
+    pub fn vhost(&self, suffix: &str) -> String {
+        let n = self.unique(suffix);
+        self.0.vhosts.lock().unwrap().push(n.clone());
+        n
+    }
+
+    /// Runs an operator command on the broker, with `rabbitmqctl`'s arguments (see
+    /// [`crate::ctl`]), logged as `ctl ARGS`. Its output is not compared (the tools word
+    /// it differently); a failure aborts the scenario.
+    pub async fn ctl(&self, args: &[&str]) -> Res {
+        self.log(format!("ctl {}", args.join(" ")));
+        match crate::ctl::run(&self.0.target.ctl, args).await {
+            Ok(_) => {
+                // Deleted here: nothing left for the cleanup.
+                let list = match args {
+                    ["delete_user", name] => Some((&self.0.users, *name)),
+                    ["delete_vhost", name] => Some((&self.0.vhosts, *name)),
+                    _ => None,
+                };
+                if let Some((list, name)) = list {
+                    list.lock().unwrap().retain(|n| n != name);
+                }
+                Ok(())
+            }
+            Err(e) => Err(Abort(format!("ctl {} failed: {e}", args.join(" ")))),
+        }
+    }
+
+    /// Deletes the vhosts and users the scenario left (best effort, not logged).
+    async fn cleanup_access(&self) {
+        let vhosts = std::mem::take(&mut *self.0.vhosts.lock().unwrap());
+        let users = std::mem::take(&mut *self.0.users.lock().unwrap());
+        let deletes = vhosts.iter().map(|v| ["delete_vhost", v.as_str()]);
+        for args in deletes.chain(users.iter().map(|u| ["delete_user", u.as_str()])) {
+            let _ = crate::ctl::run(&self.0.target.ctl, &args).await;
+        }
     }
 }
 
@@ -176,6 +234,7 @@ pub async fn run_scenario(target: &Target, sc: &Scenario, run_id: &str) -> Vec<S
         }
     }
     crate::raw::cleanup(target, &cx.names()).await;
+    cx.cleanup_access().await;
     differences::normalize_transcript(&cx.lines())
 }
 

@@ -6,6 +6,7 @@
 //! Entry point: `tests/differential.rs`. See `docs/differences.md`.
 
 pub mod brokers;
+pub mod ctl;
 pub mod differences;
 pub mod harness;
 pub mod lapin_client;

@@ -136,6 +136,8 @@ pub struct Login {
     pub log_all: bool,
     /// Announce the consumer_cancel_notify capability.
     pub cancel_notify: bool,
+    /// Announce the authentication_failure_close capability.
+    pub auth_failure_close: bool,
 }
 
 impl Default for Login {
@@ -146,6 +148,7 @@ impl Default for Login {
             vhost: "/".into(),
             log_all: false,
             cancel_notify: true,
+            auth_failure_close: true,
         }
     }
 }
@@ -250,7 +253,9 @@ impl Raw {
             "authentication_failure_close",
             "per_consumer_qos",
         ] {
-            if cap == "consumer_cancel_notify" && !login.cancel_notify {
+            if cap == "consumer_cancel_notify" && !login.cancel_notify
+                || cap == "authentication_failure_close" && !login.auth_failure_close
+            {
                 continue;
             }
             caps.insert(cap, FieldValue::Bool(true));

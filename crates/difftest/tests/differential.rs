@@ -11,6 +11,10 @@
 //! * `DIFF_SCENARIOS=a,b` runs only scenarios whose names contain a or b.
 //! * `DIFF_WARREN_URL` replaces the warren process by any broker;
 //!   `DIFF_BUDGET_SECS` bounds the whole run (default 240 s).
+//! * Operator commands (users, vhosts, permissions, limits) run through
+//!   `scripts/rabbitmq-ref.sh ctl` and `warren --data-dir DIR ctl`; for
+//!   brokers given by URL, `DIFF_RABBITMQ_CTL` / `DIFF_WARREN_CTL` name the
+//!   command (e.g. `rabbitmqctl -n rabbit@host`).
 //! * Transcripts of every scenario are written to
 //!   `<target>/tmp/difftest/<scenario>.{rabbitmq,warren}.txt`.
 
@@ -64,8 +68,12 @@ fn differential() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let scenarios = warren_difftest::selected_scenarios();
-    let rt_rabbit = Target { label: "rabbitmq", addr: rabbitmq.addr };
-    let rt_warren = Target { label: "warren", addr: warren_addr };
+    let rt_rabbit = Target { label: "rabbitmq", addr: rabbitmq.addr, ctl: rabbitmq.ctl_prefix() };
+    let warren_ctl = match &warren {
+        Some(w) => w.ctl_prefix(),
+        None => warren_difftest::ctl::prefix_from_env("DIFF_WARREN_CTL"),
+    };
+    let rt_warren = Target { label: "warren", addr: warren_addr, ctl: warren_ctl };
     let outcomes = rt.block_on(warren_difftest::run(&rt_rabbit, &rt_warren, &scenarios, |o| {
         let r = if o.diff.is_none() { "PASS" } else { "DIFF" };
         eprintln!("  {r} {} ({:.2}s)", o.name, o.seconds);

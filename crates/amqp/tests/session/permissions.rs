@@ -357,10 +357,15 @@ fn only_an_impersonator_may_claim_another_user_id() {
     assert_eq!(u.expect_channel_close(1).reply_code, 406);
     b.admin(AdminCommand::SetUserTags { user: "u".into(), tags: vec!["impersonator".into()] }, now())
         .unwrap();
+    // As in RabbitMQ, the tag counts from the next connection on.
     u.open_channel(1);
     u.publish(1, "", "q", &claim, b"m");
-    u.send(1, BasicQos::default());
-    u.expect_one(1, "basic.qos-ok");
+    assert_eq!(u.expect_channel_close(1).reply_code, 406);
+    let mut v = TestClient::connect_as(&b, "u", "pw", "/").unwrap();
+    v.open_channel(1);
+    v.publish(1, "", "q", &claim, b"m");
+    v.send(1, BasicQos::default());
+    v.expect_one(1, "basic.qos-ok");
 }
 
 #[test]

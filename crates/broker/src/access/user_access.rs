@@ -56,13 +56,15 @@ pub struct UserAccess {
 impl UserAccess {
     pub(super) fn new(access: Arc<AccessControl>, user: &str, vhost: &str) -> UserAccess {
         let mut me = UserAccess {
-            access,
+            access: access.clone(),
             user: user.to_owned(),
             vhost: vhost.to_owned(),
             generation: u64::MAX,
             permissions: None,
             topics: Vec::new(),
-            impersonator: false,
+            // Read once: RabbitMQ keeps the user's record, tags included, for the connection's
+            // life, so a tag set later applies to later connections only.
+            impersonator: access.user(user).is_some_and(|u| u.has_tag("impersonator")),
             allowed: Vec::new(),
         };
         me.refresh_if_changed();
@@ -77,7 +79,6 @@ impl UserAccess {
         self.generation = generation;
         self.allowed.clear();
         self.permissions = self.access.permissions(&self.user, &self.vhost);
-        self.impersonator = self.access.user(&self.user).is_some_and(|u| u.has_tag("impersonator"));
         let variables = [("username", self.user.as_str()), ("vhost", self.vhost.as_str())];
         self.topics = self
             .access
@@ -166,10 +167,9 @@ impl UserAccess {
         !self.topics.is_empty()
     }
 
-    /// Whether the user may set another user's name in a message's `user_id` (the
-    /// `impersonator` tag).
-    pub fn may_impersonate(&mut self) -> bool {
-        self.refresh_if_changed();
+    /// Whether the user may set another user's name in a message's `user_id`: it had the
+    /// `impersonator` tag when the connection opened.
+    pub fn may_impersonate(&self) -> bool {
         self.impersonator
     }
 }

@@ -336,7 +336,7 @@ fn open_broker(dir: &std::path::Path, now: Now) -> crate::broker::Broker {
     let config = warren_store::DiskConfig { sync: warren_store::SyncMode::Never, ..Default::default() };
     let store = Arc::new(warren_store::DiskStore::open(&dir.join("data"), config).unwrap());
     let definitions = Arc::new(Definitions::open(&dir.join("definitions.redb")).unwrap());
-    Broker::open(store, definitions, &FirstStart::default(), now).unwrap()
+    Broker::open(store, definitions, Some(&FirstStart::default()), now).unwrap()
 }
 
 /// Setup over the broker's vhost, its time starting at `now`.

@@ -6,6 +6,8 @@
 use crate::harness::Scenario;
 use crate::scenario;
 
+pub mod access;
+pub mod access_matrix;
 pub mod connection;
 pub mod consistent_hash;
 pub mod consume;
@@ -13,11 +15,13 @@ pub mod deadletter;
 pub mod deadletter_cc;
 pub mod exchange;
 pub mod lapin_flows;
+pub mod limits;
 pub mod malformed;
 pub mod publish;
 pub mod queue;
 pub mod queue_features;
 pub mod reply_to;
+pub mod topic_access;
 pub mod txconfirm;
 
 /// Every scenario, in run order.
@@ -119,6 +123,16 @@ pub fn all() -> Vec<Scenario> {
         scenario!(lapin_flows::lapin_consumer_cancelled_by_server),
         scenario!(lapin_flows::lapin_async_channel_errors),
         scenario!(lapin_flows::lapin_transactions),
+        // access control (users, vhosts, permissions, limits set up with operator commands)
+        scenario!(access::access_login_refusals),
+        scenario!(access_matrix::access_permission_matrix),
+        scenario!(access::access_server_named_queue),
+        scenario!(topic_access::topic_permissions),
+        scenario!(access::access_user_id_impersonator),
+        scenario!(limits::vhost_limits),
+        scenario!(limits::user_limits),
+        scenario!(access::access_delete_vhost_with_connection),
+        scenario!(access::access_delete_user_with_connection),
         // malformed input
         scenario!(malformed::malformed_frames),
         scenario!(malformed::malformed_content_sequence),

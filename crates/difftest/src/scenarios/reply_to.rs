@@ -71,6 +71,8 @@ pub async fn reply_to_requester_gone(cx: Ctx) -> Res {
     client.consume(1, REPLY_TO, "reply-1", true).await?;
     client.consume(2, REPLY_TO, "reply-2", true).await?;
     client.publish(1, "", &q, &Props::new().reply_to(REPLY_TO), b"request 1").await;
+    // Publishes from two channels reach the queue in either order in RabbitMQ.
+    server.await_count(1, &q, 1).await?;
     client.publish(2, "", &q, &Props::new().reply_to(REPLY_TO), b"request 2").await;
     server.await_count(1, &q, 2).await?;
     let first = reply_to_of(&server.get(1, &q, true).await?)?;
