@@ -22,6 +22,9 @@ const SOCKET_FILE: &str = "warren.sock";
 /// The longest request read: definitions imports travel as files, not through the socket.
 const MAX_REQUEST: u64 = 1 << 20;
 
+/// How long a client may take to send its command: a connection that says nothing is closed.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The longest path a Unix socket address holds (sun_path, less its terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -92,9 +95,12 @@ async fn serve(stream: UnixStream, broker: Arc<Broker>) {
     }
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let reply = match BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await {
-        Err(e) => Reply::Error(format!("Error: reading the command: {e}")),
-        Ok(_) => match serde_json::from_str::<CtlCommand>(&line) {
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    let reply = match read {
+        Err(_) => Reply::Error("Error: no command within 10 s".to_owned()),
+        Ok(Err(e)) => Reply::Error(format!("Error: reading the command: {e}")),
+        Ok(Ok(_)) => match serde_json::from_str::<CtlCommand>(&line) {
             Err(e) => Reply::Error(format!("Error: not a command: {e}")),
             Ok(command) => {
                 tracing::info!(command = command.name(), "warren ctl");

@@ -152,3 +152,35 @@ async fn a_file_that_cannot_be_imported_stops_the_start_naming_it_and_the_entry(
     assert!(stderr.contains(&format!("importing the definitions file {}", file.display())), "{stderr}");
     assert!(stderr.contains("users[0] 'x': unknown hashing_algorithm 'bcrypt'"), "{stderr}");
 }
+
+/// `warren ctl export_definitions` from a running broker, `import_definitions` into a stopped
+/// one's data directory: the second starts with the first's users, permissions, policies and
+/// topology, and exports the same file.
+#[tokio::test]
+async fn ctl_exports_from_a_running_broker_and_imports_into_a_stopped_one() {
+    let source = DurableBroker::start(&[]).await;
+    let imported = source.ctl_ok(&["import_definitions", fixture().to_str().unwrap()]);
+    assert!(imported.contains("Importing definitions"), "{imported}");
+    let file = source.data_dir().parent().unwrap().join("export.json");
+    source.ctl_ok(&["export_definitions", file.to_str().unwrap()]);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        exported.contains("\"ttl-and-length\"") && exported.contains("\"operator_policy\""),
+        "{exported}"
+    );
+    let stdout = source.ctl_ok(&["export_definitions", "-"]);
+    assert_eq!(stdout.trim_end(), exported.trim_end(), "to a file or to standard output, the same");
+
+    let mut target = DurableBroker::new(None, &[]);
+    let imported = target.ctl_ok(&["import_definitions", file.to_str().unwrap()]);
+    assert!(imported.contains("Importing definitions"), "{imported}");
+    target.spawn().await;
+    alice_works_as_in_rabbitmq(&target, "moved").await;
+    let again = target.ctl_ok(&["export_definitions", "-"]);
+    assert_eq!(again.trim_end(), exported.trim_end(), "the same definitions");
+
+    let broken = source.data_dir().parent().unwrap().join("broken.json");
+    std::fs::write(&broken, r#"{"users": [{"name": "x", "password_hash": "!!", "tags": ""}]}"#).unwrap();
+    let (ok, _, stderr) = target.ctl(&["import_definitions", broken.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("users[0] 'x'"), "{stderr}");
+}
