@@ -2,7 +2,7 @@
 # Reference RabbitMQ launcher for Warren's integration tests.
 #
 # Usage:
-#   scripts/rabbitmq-ref.sh start PORT [--management MGMT_PORT]
+#   scripts/rabbitmq-ref.sh start PORT [--management MGMT_PORT] [--prometheus PROM_PORT]
 #   scripts/rabbitmq-ref.sh stop PORT
 #   scripts/rabbitmq-ref.sh status PORT
 #   scripts/rabbitmq-ref.sh ctl PORT ARGS...
@@ -18,7 +18,9 @@
 #   * has the bundled consistent-hash exchange plugin enabled (Warren has the
 #     x-consistent-hash exchange type built in; the differential tests compare
 #     its placement with the plugin's),
-#   * optionally runs the management plugin on 127.0.0.1:MGMT_PORT.
+#   * optionally runs the management plugin on 127.0.0.1:MGMT_PORT,
+#   * optionally runs the rabbitmq_prometheus plugin on 127.0.0.1:PROM_PORT
+#     (/metrics, /metrics/per-object, /metrics/detailed).
 # The script waits (with a deadline) until the node answers the AMQP protocol
 # header with connection.start, then records the PIDs and temp dir in a state
 # file (${RABBITMQ_REF_STATE_DIR:-/tmp}/rabbitmq-ref-PORT.state).
@@ -50,7 +52,7 @@ die() {
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 start PORT [--management MGMT_PORT]
+usage: $0 start PORT [--management MGMT_PORT] [--prometheus PROM_PORT]
        $0 stop PORT
        $0 status PORT
        $0 ctl PORT ARGS...
@@ -146,7 +148,7 @@ do_stop() {
 }
 
 do_start() {
-	local port=$1 mgmt_port=${2:-}
+	local port=$1 mgmt_port=${2:-} prom_port=${3:-}
 	local sf dist_port epmd_port node tmp
 	sf=$(state_file "$port")
 	mkdir -p "$STATE_DIR"
@@ -183,11 +185,18 @@ do_start() {
 			echo "management.tcp.ip = 127.0.0.1"
 			echo "management.tcp.port = ${mgmt_port}"
 		fi
+		if [[ -n "$prom_port" ]]; then
+			echo "prometheus.tcp.ip = 127.0.0.1"
+			echo "prometheus.tcp.port = ${prom_port}"
+		fi
 	} >"$tmp/rabbitmq.conf"
 	# Plugins enabled offline: the node reads this file at boot.
 	local plugins="rabbitmq_consistent_hash_exchange"
 	if [[ -n "$mgmt_port" ]]; then
 		plugins="rabbitmq_management,$plugins"
+	fi
+	if [[ -n "$prom_port" ]]; then
+		plugins="rabbitmq_prometheus,$plugins"
 	fi
 	echo "[$plugins]." >"$tmp/enabled_plugins"
 	chown -R "$RMQ_USER:$RMQ_USER" "$tmp"
@@ -257,12 +266,19 @@ do_start() {
 	local beam_pid=""
 	[[ -f "$tmp/rabbit.pid" ]] && beam_pid=$(tr -dc '0-9' <"$tmp/rabbit.pid")
 	printf 'BEAM_PID=%q\n' "$beam_pid" >>"$sf"
-	printf 'PORT=%q\nMGMT_PORT=%q\nNODE=%q\n' "$port" "$mgmt_port" "$node" >>"$sf"
+	printf 'PORT=%q\nMGMT_PORT=%q\nPROM_PORT=%q\nNODE=%q\n' "$port" "$mgmt_port" "$prom_port" "$node" >>"$sf"
 
 	if [[ -n "$mgmt_port" ]]; then
 		deadline=$((SECONDS + START_TIMEOUT))
 		until port_in_use "$mgmt_port"; do
 			((SECONDS < deadline)) || die "management plugin did not listen on $mgmt_port"
+			sleep 0.25
+		done
+	fi
+	if [[ -n "$prom_port" ]]; then
+		deadline=$((SECONDS + START_TIMEOUT))
+		until port_in_use "$prom_port"; do
+			((SECONDS < deadline)) || die "prometheus plugin did not listen on $prom_port"
 			sleep 0.25
 		done
 	fi
@@ -322,6 +338,7 @@ check_port "$port"
 case "$cmd" in
 start)
 	mgmt=""
+	prom=""
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
 		--management)
@@ -330,11 +347,17 @@ start)
 			check_port "$mgmt"
 			shift 2
 			;;
+		--prometheus)
+			[[ $# -ge 2 ]] || usage
+			prom=$2
+			check_port "$prom"
+			shift 2
+			;;
 		*) usage ;;
 		esac
 	done
 	[[ "$(id -u)" -eq 0 ]] || die "must be run as root (it runs the broker as the $RMQ_USER user)"
-	do_start "$port" "$mgmt"
+	do_start "$port" "$mgmt" "$prom"
 	;;
 stop)
 	[[ $# -eq 0 ]] || usage

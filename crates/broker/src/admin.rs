@@ -182,13 +182,12 @@ impl Broker {
                 let vhost = self.vhost(&name).ok_or_else(|| BrokerError::VhostNotFound(name.clone()))?;
                 self.with_definitions(|d| d.delete_vhost(&name))?;
                 access.delete_vhost(&name);
-                self.remove_vhost(&name);
+                let mut effects = Effects::default();
+                self.retire_vhost(&vhost, &mut effects);
                 self.close_connections(
                     |details| details.vhost == name,
                     &format!("vhost '{name}' is deleted"),
                 );
-                let mut effects = Effects::default();
-                vhost.destroy(&mut effects);
                 effects.apply(now.instant);
             }
             AdminCommand::SetPermissions { user, vhost, configure, write, read } => {

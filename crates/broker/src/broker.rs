@@ -13,14 +13,14 @@ use warren_store::{MemoryStore, Store};
 
 use crate::access::{AccessControl, AuthFailure, ConnectionLease, Permissions, User, VhostSettings};
 use crate::admin::{user_def, user_from_def, vhost_def, vhost_settings};
-use crate::counters::{Counter, Counters};
+use crate::counters::{Counter, CounterValues, Counters};
 use crate::effects::Effects;
 use crate::error::BrokerError;
 use crate::logins::{Logins, RefusedLogin};
 use crate::queue::FlowBound;
 use crate::registry::{ConsumerSnapshot, Registry};
 use crate::time::Now;
-use crate::vhost::VHost;
+use crate::vhost::{QueueChurnValues, VHost};
 
 /// What a first start creates: RabbitMQ's `default_user`, `default_pass` and `default_vhost`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,18 @@ pub struct Broker {
     logins: Logins,
     /// Counters of the node itself rather than of something in it (refused logins).
     counters: Counters,
+    /// Logins that passed their check (counted once per connection, not per message).
+    logins_succeeded: AtomicU64,
+    /// What deleted vhosts' queues counted, so node totals do not go backwards. Held while a
+    /// vhost is taken out and destroyed, so a reader sees its counts either there or here.
+    retired_vhosts: parking_lot::Mutex<RetiredVhosts>,
+}
+
+/// Queue counters and churn of vhosts that were deleted.
+#[derive(Debug, Default)]
+struct RetiredVhosts {
+    queue_totals: CounterValues,
+    queue_churn: QueueChurnValues,
 }
 
 /// How often consumer timeouts are checked; RabbitMQ checks less often.
@@ -105,6 +117,8 @@ impl Broker {
             next_timeout_check: parking_lot::Mutex::new(None),
             logins: Logins::default(),
             counters: Counters::default(),
+            logins_succeeded: AtomicU64::new(0),
+            retired_vhosts: parking_lot::Mutex::default(),
         }
     }
 
@@ -151,6 +165,41 @@ impl Broker {
     /// Counters of the node itself, not of a queue, exchange or connection: refused logins.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Logins that passed their password (or certificate) check since the broker started.
+    pub fn logins_succeeded(&self) -> u64 {
+        self.logins_succeeded.load(Ordering::Relaxed)
+    }
+
+    /// Queue counters summed over every queue the node ever had, deleted vhosts' included.
+    pub fn queue_totals(&self) -> CounterValues {
+        let retired = self.retired_vhosts.lock();
+        let mut totals = retired.queue_totals;
+        for vhost in self.vhosts() {
+            totals.add(&vhost.queue_totals());
+        }
+        totals
+    }
+
+    /// Queues declared, created and deleted on the node so far, deleted vhosts' included.
+    pub fn queue_churn(&self) -> QueueChurnValues {
+        let retired = self.retired_vhosts.lock();
+        let mut churn = retired.queue_churn;
+        for vhost in self.vhosts() {
+            churn.add(&vhost.queue_churn());
+        }
+        churn
+    }
+
+    /// Takes a vhost out of the broker and destroys its contents, keeping what its queues
+    /// counted in the node's totals; its consumers are left cancelled in `effects`.
+    pub(crate) fn retire_vhost(&self, vhost: &VHost, effects: &mut Effects) {
+        let mut retired = self.retired_vhosts.lock();
+        self.remove_vhost(&vhost.name);
+        vhost.destroy(effects);
+        retired.queue_totals.add(&vhost.queue_totals());
+        retired.queue_churn.add(&vhost.queue_churn());
     }
 
     /// The connections and channels of the broker.
@@ -364,7 +413,11 @@ impl Broker {
         if self.logins.is_blocked(peer, now) {
             return Err(AuthFailure::TooManyFailures);
         }
-        self.access.authenticate(username, password, peer)
+        self.access.authenticate(username, password, peer).inspect(|()| self.login_succeeded())
+    }
+
+    fn login_succeeded(&self) {
+        self.logins_succeeded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a refused login: counted, logged (a few a second at most, the rest summed up),
@@ -403,7 +456,7 @@ impl Broker {
         if self.logins.is_blocked(peer, now) {
             return Err(AuthFailure::TooManyFailures);
         }
-        self.access.authenticate_external(username, peer)
+        self.access.authenticate_external(username, peer).inspect(|()| self.login_succeeded())
     }
 }
 
@@ -508,6 +561,38 @@ mod tests {
         refuse(&broker, "127.0.0.1", AuthFailure::BadPassword, later);
         refuse(&broker, "127.0.0.1", AuthFailure::BadPassword, later);
         assert_eq!(broker.authenticate("guest", "guest", local, later), Ok(()), "0 is no limit");
+    }
+
+    #[test]
+    fn node_totals_keep_what_a_deleted_vhost_counted() {
+        use crate::{Actor, Command, QueueSpec};
+        let broker = Broker::new();
+        let now = Now::new(Instant::now(), 0);
+        let add = AdminCommand::AddVhost { name: "v".into(), settings: VhostSettings::default() };
+        broker.admin(add, now).unwrap();
+        let vhost = broker.vhost("v").unwrap();
+        for name in ["a", "b", "a"] {
+            let spec = QueueSpec { name: name.into(), ..QueueSpec::default() };
+            vhost
+                .apply(Command::DeclareQueue(spec), Actor::BROKER, now.instant, &mut Effects::default())
+                .unwrap();
+        }
+        vhost.queue("a").unwrap().counters().add(Counter::DeadLetteredExpired, 2);
+        let before = broker.queue_churn();
+        assert_eq!((before.declared, before.created, before.deleted), (3, 2, 0));
+        broker.admin(AdminCommand::DeleteVhost("v".into()), now).unwrap();
+        let after = broker.queue_churn();
+        assert_eq!((after.declared, after.created, after.deleted), (3, 2, 2), "its queues count as deleted");
+        assert_eq!(broker.queue_totals().get(Counter::DeadLetteredExpired), 2);
+    }
+
+    #[test]
+    fn logins_that_pass_are_counted() {
+        let broker = Broker::new();
+        let now = Instant::now();
+        broker.authenticate("guest", "guest", None, now).unwrap();
+        broker.authenticate("guest", "wrong", None, now).unwrap_err();
+        assert_eq!(broker.logins_succeeded(), 1);
     }
 
     #[test]

@@ -72,13 +72,13 @@ pub use queue::{
     Queue, QueueStats, Settle, TargetId, FLOW_STALL,
 };
 pub use registry::{
-    ChannelEntry, ChannelMode, ChannelSnapshot, CloseRequester, ConnectionDetails, ConnectionEntry,
-    ConnectionSnapshot, ConnectionState, ConsumerSnapshot, Registry,
+    ChannelEntry, ChannelMode, ChannelSnapshot, ChurnValues, CloseRequester, ConnectionDetails,
+    ConnectionEntry, ConnectionSnapshot, ConnectionState, ConsumerSnapshot, Registry,
 };
 pub use time::Now;
 pub use vhost::{
-    Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, PublishResult, QueueSpec, Routed,
-    VHost,
+    Actor, BindingSpec, Command, DestinationKind, ExchangeSpec, Outcome, PublishResult, QueueChurnValues,
+    QueueSpec, Routed, VHost,
 };
 /// Messages are defined by the store, which keeps them.
 pub use warren_store::{Message, QueuedMessage};

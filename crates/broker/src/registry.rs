@@ -159,7 +159,9 @@ impl ConnectionEntry {
             mode: AtomicU8::new(ChannelMode::Plain as u8),
             consumers: AtomicU32::new(0),
             in_flow: AtomicBool::new(false),
+            published_before_confirm: AtomicU64::new(0),
         });
+        registry.churn.channels_opened.fetch_add(1, Ordering::Relaxed);
         self.channels.lock().insert(number, entry.clone());
         entry
     }
@@ -216,6 +218,8 @@ pub struct ChannelEntry {
     consumers: AtomicU32,
     /// Flow control holds back its connection's publishing.
     in_flow: AtomicBool,
+    /// Its publishes counted before confirm.select (publishes since then expected a confirm).
+    published_before_confirm: AtomicU64,
 }
 
 impl std::fmt::Debug for ChannelEntry {
@@ -263,9 +267,24 @@ impl ChannelEntry {
         self.unconfirmed.store(n, Ordering::Relaxed);
     }
 
-    /// Records the channel's mode.
+    /// Records the channel's mode. Entering confirm mode also notes how many messages were
+    /// published before, so that those published since can be told apart (a metric).
     pub fn set_mode(&self, mode: ChannelMode) {
+        if mode == ChannelMode::Confirm {
+            let published = self.counters.get(crate::counters::Counter::Published);
+            self.published_before_confirm.store(published, Ordering::Relaxed);
+        }
         self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// Messages published on the channel since it entered confirm mode (0 for other modes):
+    /// those whose publisher expected a confirm.
+    pub fn published_expecting_confirm(&self) -> u64 {
+        if self.mode.load(Ordering::Relaxed) != ChannelMode::Confirm as u8 {
+            return 0;
+        }
+        let published = self.counters.get(crate::counters::Counter::Published);
+        published.saturating_sub(self.published_before_confirm.load(Ordering::Relaxed))
     }
 
     /// Records how many consumers the channel has.
@@ -374,6 +393,30 @@ pub struct ConsumerSnapshot {
     pub arguments: FieldTable,
 }
 
+/// How many connections and channels came and went (RabbitMQ's churn metrics), and publishes
+/// of channels that closed that expected a confirm. Counted once per open or close, never per
+/// message.
+#[derive(Debug, Default)]
+struct Churn {
+    connections_closed: AtomicU64,
+    channels_opened: AtomicU64,
+    channels_closed: AtomicU64,
+    retired_published_expecting_confirm: AtomicU64,
+}
+
+/// Connections and channels opened and closed since the broker started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChurnValues {
+    /// Connections registered.
+    pub connections_opened: u64,
+    /// Connections that ended.
+    pub connections_closed: u64,
+    /// Channels opened.
+    pub channels_opened: u64,
+    /// Channels closed (with their connection or alone).
+    pub channels_closed: u64,
+}
+
 /// Every connection of the broker.
 #[derive(Default)]
 pub struct Registry {
@@ -383,6 +426,9 @@ pub struct Registry {
     /// Counters of channels that closed, by the vhost of their connection, so totals do not go
     /// backwards.
     retired_channels: Mutex<std::collections::HashMap<String, CounterValues>>,
+    /// Connection counters (bytes in and out) of connections that ended.
+    retired_connections: Counters,
+    churn: Churn,
 }
 
 impl Registry {
@@ -416,6 +462,8 @@ impl Registry {
     pub fn remove(&self, id: u64) {
         let entry = self.connections.write().remove(&id);
         if let Some(entry) = entry {
+            self.churn.connections_closed.fetch_add(1, Ordering::Relaxed);
+            self.retired_connections.absorb(&entry.counters.snapshot());
             let channels: Vec<_> = entry.channels.lock().values().cloned().collect();
             for ch in channels {
                 self.retire_channel(&entry, &ch);
@@ -427,6 +475,40 @@ impl Registry {
     pub fn retire_channel(&self, connection: &ConnectionEntry, channel: &ChannelEntry) {
         let vhost = connection.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
         self.retired_channels.lock().entry(vhost).or_default().add(&channel.counter_values());
+        self.churn.channels_closed.fetch_add(1, Ordering::Relaxed);
+        let expecting_confirm = channel.published_expecting_confirm();
+        self.churn.retired_published_expecting_confirm.fetch_add(expecting_confirm, Ordering::Relaxed);
+    }
+
+    /// Connection counters (bytes in and out) summed over every connection the broker ever had.
+    pub fn connection_totals(&self) -> CounterValues {
+        let mut totals = self.retired_connections.snapshot();
+        for c in self.connections() {
+            totals.add(&c.counters.snapshot());
+        }
+        totals
+    }
+
+    /// Connections and channels opened and closed so far.
+    pub fn churn(&self) -> ChurnValues {
+        ChurnValues {
+            connections_opened: self.next_connection.load(Ordering::Relaxed),
+            connections_closed: self.churn.connections_closed.load(Ordering::Relaxed),
+            channels_opened: self.churn.channels_opened.load(Ordering::Relaxed),
+            channels_closed: self.churn.channels_closed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Messages published on confirm-mode channels since they entered confirm mode, over every
+    /// channel the broker ever had (RabbitMQ's `messages_received_confirm`).
+    pub fn published_expecting_confirm(&self) -> u64 {
+        let mut total = self.churn.retired_published_expecting_confirm.load(Ordering::Relaxed);
+        for c in self.connections() {
+            for ch in c.channels() {
+                total += ch.published_expecting_confirm();
+            }
+        }
+        total
     }
 
     pub(crate) fn next_target_id(&self) -> TargetId {
@@ -499,5 +581,58 @@ impl Registry {
             }
         }
         timed_out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counter;
+
+    struct Nobody;
+
+    impl DeliveryTarget for Nobody {
+        fn id(&self) -> TargetId {
+            0
+        }
+
+        fn deliver(
+            &self,
+            _: &Arc<crate::Queue>,
+            _: crate::ConsumerRef<'_>,
+            message: crate::QueuedMessage,
+        ) -> Result<(), crate::QueuedMessage> {
+            Err(message)
+        }
+
+        fn cancelled(&self, _: &warren_message::ShortStr) {}
+    }
+
+    #[test]
+    fn churn_and_confirm_mode_publishes_are_kept_past_a_close() {
+        let registry = Registry::default();
+        let connection = registry.add("AMQP 0-9-1", None, 0, Box::new(|| {}));
+        let target: Weak<dyn DeliveryTarget> = Weak::<Nobody>::new();
+        let plain = connection.add_channel(&registry, 1, target.clone());
+        let confirming = connection.add_channel(&registry, 2, target);
+        plain.counters().add_owned(Counter::Published, 3);
+        confirming.counters().add_owned(Counter::Published, 2);
+        confirming.set_mode(ChannelMode::Confirm);
+        confirming.counters().add_owned(Counter::Published, 5);
+        assert_eq!(registry.published_expecting_confirm(), 5);
+        connection.counters().add(Counter::BytesIn, 100);
+        registry.remove(connection.id);
+        let churn = registry.churn();
+        assert_eq!(
+            (
+                churn.connections_opened,
+                churn.connections_closed,
+                churn.channels_opened,
+                churn.channels_closed
+            ),
+            (1, 1, 2, 2)
+        );
+        assert_eq!(registry.published_expecting_confirm(), 5, "kept after the channel closed");
+        assert_eq!(registry.connection_totals().get(Counter::BytesIn), 100);
     }
 }

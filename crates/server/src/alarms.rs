@@ -13,6 +13,7 @@
 //! moment a write uses the disk budget up. Each alarm is logged when it goes on and when it goes
 //! off, never per check (the write fault is logged by the store).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,15 +56,56 @@ impl Alarms {
     }
 }
 
+/// What the alarms last read, for metrics: limits and free space in bytes (`u64::MAX`: not
+/// known). Written by the alarms' thread after each check, read by scrapes.
+#[derive(Debug)]
+pub struct Readings {
+    memory_limit: AtomicU64,
+    disk_limit: AtomicU64,
+    disk_free: AtomicU64,
+}
+
+impl Default for Readings {
+    fn default() -> Self {
+        Readings {
+            memory_limit: AtomicU64::new(u64::MAX),
+            disk_limit: AtomicU64::new(u64::MAX),
+            disk_free: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Readings {
+    fn known(value: &AtomicU64) -> Option<u64> {
+        Some(value.load(Ordering::Relaxed)).filter(|&v| v != u64::MAX)
+    }
+
+    /// The memory high watermark, where memory can be read.
+    pub fn memory_limit(&self) -> Option<u64> {
+        Self::known(&self.memory_limit)
+    }
+
+    /// The free disk space limit (0: the disk alarm is off).
+    pub fn disk_limit(&self) -> Option<u64> {
+        Self::known(&self.disk_limit)
+    }
+
+    /// Free space on the data directory's disk, by the last reading less what was written
+    /// since.
+    pub fn disk_free(&self) -> Option<u64> {
+        Self::known(&self.disk_free)
+    }
+}
+
 /// What the alarms watch: the store's fault state and write budget.
 pub struct Store {
     pub health: Arc<Health>,
     pub space: Arc<Space>,
 }
 
-/// Starts watching; the receiver holds the alarms that are on. An alarm already on is logged
-/// before this returns.
-pub fn spawn(config: &Config, store: Store) -> std::io::Result<watch::Receiver<Alarms>> {
+/// Starts watching; the receiver holds the alarms that are on, the readings what they last
+/// read. An alarm already on is logged before this returns.
+pub fn spawn(config: &Config, store: Store) -> std::io::Result<(watch::Receiver<Alarms>, Arc<Readings>)> {
     let memory = MemoryWatch::new(config.vm_memory_high_watermark);
     let disk_limit = resolve_disk_limit(config.disk_free_limit, memory.available);
     tracing::info!(
@@ -79,7 +121,9 @@ pub fn spawn(config: &Config, store: Store) -> std::io::Result<watch::Receiver<A
         probe_room: config.segment_size,
         next_probe: Instant::now(),
         alarms: Alarms::default(),
+        readings: Arc::default(),
     };
+    let readings = monitor.readings.clone();
     let alarms = monitor.check(Instant::now());
     monitor.log_changes(alarms);
     let (sender, receiver) = watch::channel(alarms);
@@ -87,7 +131,7 @@ pub fn spawn(config: &Config, store: Store) -> std::io::Result<watch::Receiver<A
         std::thread::Builder::new().name("warren-alarms".into()).spawn(move || monitor.run(sender))?;
     let waker = thread.thread().clone();
     store.space.set_waker(Box::new(move || waker.unpark()));
-    Ok(receiver)
+    Ok((receiver, readings))
 }
 
 fn resolve_disk_limit(limit: DiskFreeLimit, memory: Option<u64>) -> u64 {
@@ -111,6 +155,7 @@ struct Monitor {
     probe_room: u64,
     next_probe: Instant,
     alarms: Alarms,
+    readings: Arc<Readings>,
 }
 
 impl Monitor {
@@ -125,11 +170,17 @@ impl Monitor {
     }
 
     fn check(&mut self, now: Instant) -> Alarms {
-        Alarms {
+        let alarms = Alarms {
             disk: self.disk.check(now),
             memory: self.memory.check(now),
             write_fault: self.write_fault(now),
-        }
+        };
+        let readings = &self.readings;
+        readings.memory_limit.store(self.memory.limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+        readings.disk_limit.store(self.disk.limit(), Ordering::Relaxed);
+        let free = self.disk.last_reading().map(|_| self.disk.free_estimate());
+        readings.disk_free.store(free.unwrap_or(u64::MAX), Ordering::Relaxed);
+        alarms
     }
 
     /// Whether the store's write fault stands, probing it once a second, the first time a

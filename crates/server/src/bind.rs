@@ -25,6 +25,16 @@ pub struct Bound {
 /// Binds every address. An optional one (a default the machine may lack) that fails is skipped
 /// with a warning; any other failure is an error naming the address.
 pub fn bind_all(listen: &[Listen]) -> anyhow::Result<Vec<Bound>> {
+    let bound = bind_each(listen)?;
+    if bound.is_empty() {
+        anyhow::bail!("no address to listen on");
+    }
+    Ok(bound)
+}
+
+/// As [`bind_all`], where binding nothing is fine (an endpoint turned off, or whose only,
+/// optional, default address is taken).
+pub fn bind_each(listen: &[Listen]) -> anyhow::Result<Vec<Bound>> {
     let mut bound = Vec::with_capacity(listen.len());
     for l in listen {
         match bind(l, listen) {
@@ -34,9 +44,6 @@ pub fn bind_all(listen: &[Listen]) -> anyhow::Result<Vec<Bound>> {
             }
             Err(error) => anyhow::bail!("cannot listen on {}: {error}", l.addr),
         }
-    }
-    if bound.is_empty() {
-        anyhow::bail!("no address to listen on");
     }
     Ok(bound)
 }

@@ -45,6 +45,14 @@ pub struct Settings {
     #[serde(deserialize_with = "one_or_many")]
     pub tls_listen: Option<Vec<SocketAddr>>,
 
+    /// Addresses and ports for Prometheus to scrape (`/metrics`, `/metrics/per-object`,
+    /// `/metrics/detailed`, with RabbitMQ's metric names; see docs/metrics.md), as `listen`;
+    /// "" on the command line or `[]` in the file turns the endpoint off [default:
+    /// 127.0.0.1:15692, RabbitMQ's prometheus port; skipped with a warning if in use].
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[serde(deserialize_with = "one_or_many_strings")]
+    pub prometheus_listen: Option<Vec<String>>,
+
     /// The certificate, key and client verification of TLS listeners: `[tls]` in the file.
     #[command(flatten)]
     pub tls: TlsSettings,
@@ -216,6 +224,12 @@ const DEFAULT_LISTEN: [(SocketAddr, bool); 2] = [
     (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5672), true),
 ];
 
+/// Where Prometheus scrapes when `prometheus_listen` is not given: RabbitMQ's prometheus
+/// plugin's port, loopback only. Optional: a second broker on the machine (or a RabbitMQ)
+/// may have it, and metrics are not worth refusing to start for.
+const DEFAULT_PROMETHEUS_LISTEN: [(SocketAddr, bool); 1] =
+    [(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15692), true)];
+
 /// Where TLS listeners go when `tls_listen` is not given: RabbitMQ's amqps port, loopback only
 /// as the plain default.
 const DEFAULT_TLS_LISTEN: [(SocketAddr, bool); 2] = [
@@ -228,6 +242,8 @@ const DEFAULT_TLS_LISTEN: [(SocketAddr, bool); 2] = [
 pub struct Config {
     /// Plain and TLS listeners.
     pub listen: Vec<Listen>,
+    /// Where Prometheus scrapes the metrics (none: off).
+    pub prometheus_listen: Vec<Listen>,
     /// What TLS listeners serve (None: TLS is not configured).
     pub tls: Option<TlsConfig>,
     pub data_dir: PathBuf,
@@ -268,6 +284,7 @@ impl Settings {
             config: self.config,
             listen: self.listen.or(base.listen),
             tls_listen: self.tls_listen.or(base.tls_listen),
+            prometheus_listen: self.prometheus_listen.or(base.prometheus_listen),
             tls: self.tls.over(base.tls),
             ssl_cert_login_from: self.ssl_cert_login_from.or(base.ssl_cert_login_from),
             ssl_cert_login_san_type: self.ssl_cert_login_san_type.or(base.ssl_cert_login_san_type),
@@ -336,8 +353,19 @@ impl Settings {
             anyhow::bail!("listen needs at least one address");
         }
         listen.extend(tls_listen);
+        let prometheus_listen = match self.prometheus_listen {
+            None => default_listeners(&DEFAULT_PROMETHEUS_LISTEN, false),
+            Some(addrs) => {
+                let given = addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty());
+                let parsed = given.map(|a| {
+                    a.parse().with_context(|| format!("prometheus_listen: {a:?} is not an ADDR:PORT"))
+                });
+                listeners(parsed.collect::<anyhow::Result<_>>()?, false)
+            }
+        };
         Ok(Config {
             listen,
+            prometheus_listen,
             tls,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             sync: self.sync.unwrap_or_default(),
@@ -403,6 +431,20 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Sock
     }))
 }
 
+/// A list of strings in the file: one string or a list of them.
+fn one_or_many_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(addr) => vec![addr],
+        OneOrMany::Many(addrs) => addrs,
+    }))
+}
+
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -433,6 +475,26 @@ mod tests {
         assert_eq!(flags.over(file).resolve().unwrap().loopback_users, ["guest", "ops"]);
         let none = Settings::try_parse_from(["warren", "--loopback-users", ""]).unwrap();
         assert!(none.resolve().unwrap().loopback_users.is_empty());
+    }
+
+    #[test]
+    fn prometheus_listen_defaults_to_rabbitmq_s_port_and_can_be_turned_off() {
+        let addrs = |c: Config| {
+            c.prometheus_listen.iter().map(|l| (l.addr.to_string(), l.optional)).collect::<Vec<_>>()
+        };
+        let default = Settings::default().resolve().unwrap();
+        assert_eq!(addrs(default), [("127.0.0.1:15692".to_owned(), true)]);
+        let file: Settings = toml::from_str(r#"prometheus_listen = ["0.0.0.0:9419"]"#).unwrap();
+        assert_eq!(addrs(file.clone().resolve().unwrap()), [("0.0.0.0:9419".to_owned(), false)]);
+        let off: Settings = toml::from_str("prometheus_listen = []").unwrap();
+        assert!(off.resolve().unwrap().prometheus_listen.is_empty());
+        let flag_off = Settings::try_parse_from(["warren", "--prometheus-listen", ""]).unwrap();
+        assert!(flag_off.over(file).resolve().unwrap().prometheus_listen.is_empty(), "a flag wins");
+        let flags =
+            Settings::try_parse_from(["warren", "--prometheus-listen", "127.0.0.1:1,[::1]:2"]).unwrap();
+        assert_eq!(addrs(flags.resolve().unwrap()).len(), 2);
+        let bad = Settings::try_parse_from(["warren", "--prometheus-listen", "localhost"]).unwrap();
+        assert!(bad.resolve().unwrap_err().to_string().contains("prometheus_listen"));
     }
 
     #[test]

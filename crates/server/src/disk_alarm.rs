@@ -76,6 +76,12 @@ impl DiskWatch {
         exhausted
     }
 
+    /// Whether the free space has been read (it has not while the alarm is off, or when reading
+    /// fails from the start).
+    pub fn last_reading(&self) -> Option<Instant> {
+        self.last.map(|r| r.at)
+    }
+
     /// Free bytes by the store's count: the last reading less what was written since.
     pub fn free_estimate(&self) -> u64 {
         let Some(last) = self.last else { return 0 };

@@ -30,13 +30,21 @@ pub struct Shared {
     pub connections: Arc<Connections>,
 }
 
+/// What `run` serves: AMQP on its bound addresses, metrics on theirs.
+pub struct Listeners {
+    pub amqp: Vec<Bound>,
+    pub prometheus: Vec<Bound>,
+    /// What the metrics read about the node.
+    pub node: crate::metrics::NodeProbe,
+}
+
 /// How long connections get to answer connection.close at shutdown. Each one's own close
 /// timeout (3 s) ends it first; this bounds the whole, with a margin for their clean-up.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(3500);
 
 pub async fn run(
     config: Config,
-    bound: Vec<Bound>,
+    listeners: Listeners,
     broker: Arc<Broker>,
     alarm: watch::Receiver<Alarms>,
     tls: Option<Arc<ReloadableTls>>,
@@ -55,6 +63,8 @@ pub async fn run(
     broker.set_loopback_users(&config.loopback_users);
     spawn_ticker(broker.clone());
     crate::ctl::socket::spawn(&config.data_dir, broker.clone());
+    let Listeners { amqp: bound, prometheus, node: probe } = listeners;
+    let metrics = crate::metrics::spawn(prometheus, broker.clone(), probe)?;
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
     let shared =
@@ -77,6 +87,9 @@ pub async fn run(
     }
     for a in acceptors {
         let _ = a.await;
+    }
+    for m in metrics {
+        m.abort();
     }
     tracing::info!(connections = connections.open(), "shutting down: closing client connections");
     connections.shut_down();

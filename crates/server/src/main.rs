@@ -15,6 +15,7 @@ mod disk_alarm;
 mod limits;
 mod listener;
 mod memory;
+mod metrics;
 mod storage;
 mod tls;
 mod transport;
@@ -23,6 +24,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
+    metrics::mark_start();
     let mut settings = config::Settings::parse();
     let command = settings.command.take();
     let config = config::Settings::load(settings)?;
@@ -42,13 +44,24 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let bound = bind::bind_all(&config.listen)?;
-    let (broker, store) = storage::open_broker(&config)?;
+    let prometheus = bind::bind_each(&config.prometheus_listen)?;
+    let storage::Opened { broker, watched, corruption } = storage::open_broker(&config)?;
     if let Some(path) = &config.load_definitions {
         definitions::load(&broker, path)?;
     }
-    let alarms = alarms::spawn(&config, store)?;
+    let health = watched.health.clone();
+    let (alarms, readings) = alarms::spawn(&config, watched)?;
+    let node = metrics::NodeProbe {
+        alarms: alarms.clone(),
+        readings,
+        health,
+        corruption,
+        data_dir: config.data_dir.clone(),
+        max_connections: config.max_connections,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(listener::run(config, bound, broker, alarms, tls))?;
+    let listeners = listener::Listeners { amqp: bound, prometheus, node };
+    runtime.block_on(listener::run(config, listeners, broker, alarms, tls))?;
     // Connections that outlived the grace period are dropped here; the broker and its store go
     // with the last of them, and the store's syncer finishes what it was asked to sync.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

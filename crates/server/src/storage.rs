@@ -15,9 +15,16 @@ use crate::config::{Config, SyncSetting};
 
 pub const DEFINITIONS_FILE: &str = "definitions.redb";
 
-/// Opens the broker on the data directory; also returns what the resource alarms watch in the
-/// store.
-pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarms::Store)> {
+/// The broker opened on the data directory, with what the resource alarms watch in the store
+/// and the store's corruption counters (for metrics).
+pub struct Opened {
+    pub broker: Arc<Broker>,
+    pub watched: crate::alarms::Store,
+    pub corruption: Arc<warren_store::CorruptionCounters>,
+}
+
+/// Opens the broker on the data directory.
+pub fn open_broker(config: &Config) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let started = Instant::now();
@@ -60,6 +67,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarm
         }
     }
     let watched = crate::alarms::Store { health: disk.health().clone(), space: disk.space().clone() };
+    let corruption = disk.corruption_counters();
     let store: Arc<dyn Store> = Arc::new(disk);
     // As RabbitMQ: with definitions to load, a first start seeds no default user or vhost.
     let first_start = config.load_definitions.is_none().then_some(&config.first_start);
@@ -76,7 +84,7 @@ pub fn open_broker(config: &Config) -> anyhow::Result<(Arc<Broker>, crate::alarm
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered the data directory"
     );
-    Ok((Arc::new(broker), watched))
+    Ok(Opened { broker: Arc::new(broker), watched, corruption })
 }
 
 /// How long a clean stop waits for the final fsync.

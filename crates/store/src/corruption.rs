@@ -89,9 +89,12 @@ impl CorruptionStats {
 const FIELDS: usize = 11;
 
 /// The store-wide [`CorruptionStats`], as atomics: logs recovering on different threads add
-/// to them without a lock.
+/// to them without a lock. Readers (metrics) hold it through [`DiskStore::corruption_counters`]
+/// without holding the store.
+///
+/// [`DiskStore::corruption_counters`]: crate::DiskStore::corruption_counters
 #[derive(Debug, Default)]
-pub(crate) struct CorruptionCounters {
+pub struct CorruptionCounters {
     counts: [AtomicU64; FIELDS],
 }
 
@@ -105,7 +108,8 @@ impl CorruptionCounters {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> CorruptionStats {
+    /// The counts so far.
+    pub fn snapshot(&self) -> CorruptionStats {
         CorruptionStats::from_fields(std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)))
     }
 }

@@ -47,7 +47,7 @@ use crate::{AppendMark, DiskConfig, Message, QueueLog, QueuedMessage};
 #[derive(Debug)]
 pub(crate) struct LogContext {
     /// What recovery found damaged, over every log of the store.
-    pub corruption: crate::corruption::CorruptionCounters,
+    pub corruption: Arc<crate::corruption::CorruptionCounters>,
     pub config: DiskConfig,
     pub syncer: Arc<Syncer>,
     pub clock: Clock,

@@ -109,7 +109,7 @@ impl DiskStore {
         Ok(DiskStore {
             data_dir: data_dir.to_owned(),
             ctx: Arc::new(LogContext {
-                corruption: CorruptionCounters::default(),
+                corruption: Arc::new(CorruptionCounters::default()),
                 config,
                 syncer,
                 clock: Clock::now(),
@@ -149,6 +149,12 @@ impl DiskStore {
     /// management API and metrics. Each event is also logged.
     pub fn corruption_stats(&self) -> CorruptionStats {
         self.ctx.corruption.snapshot()
+    }
+
+    /// The counters behind [`DiskStore::corruption_stats`], to read them later without holding
+    /// the store (metrics).
+    pub fn corruption_counters(&self) -> Arc<CorruptionCounters> {
+        self.ctx.corruption.clone()
     }
 
     /// Opens a queue's log as its concrete type (see [`Store::open_queue`]). At most one log

@@ -35,7 +35,7 @@ mod syncer;
 use std::io;
 use std::time::Instant;
 
-pub use corruption::CorruptionStats;
+pub use corruption::{CorruptionCounters, CorruptionStats};
 pub use disk_log::{DiskLog, MemoryStats};
 pub use disk_store::{DiskConfig, DiskStore};
 pub use health::Health;

@@ -391,6 +391,11 @@ impl Exchange {
         self.bindings.read().list.clone()
     }
 
+    /// How many bindings have this exchange as their source (without copying them).
+    pub fn binding_count(&self) -> usize {
+        self.bindings.read().list.len()
+    }
+
     /// Adds to `out` every queue the message reaches, following exchange-to-exchange bindings.
     /// `out` may hold duplicates; the caller dedupes.
     pub fn route(&self, routing_key: &str, headers: &mut HeadersSource<'_>, out: &mut Vec<Arc<Queue>>) {

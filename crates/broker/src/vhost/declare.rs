@@ -3,6 +3,7 @@
 //! written to the definitions store, and only then is the routing map updated under its write
 //! lock, so routing never waits for a store write.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -196,6 +197,7 @@ impl VHost {
             self.check_exclusive_access(existing, owner)?;
             self.check_queue_equivalence(existing, &spec)?;
             existing.mark_used(now);
+            self.queue_churn.declared.fetch_add(1, Ordering::Relaxed);
             return Ok(existing.clone());
         }
         if let Some(limit) = crate::access::reached(self.max_queues(), self.queues.read().len() as u64) {
@@ -226,6 +228,8 @@ impl VHost {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }
         self.queues.write().insert(spec.name, q.clone());
+        self.queue_churn.declared.fetch_add(1, Ordering::Relaxed);
+        self.queue_churn.created.fetch_add(1, Ordering::Relaxed);
         Ok(q)
     }
 
@@ -321,6 +325,7 @@ impl VHost {
         }
         let (consumers, messages) = q.delete();
         self.retired_queues.absorb(&q.counters().snapshot());
+        self.queue_churn.deleted.fetch_add(1, Ordering::Relaxed);
         effects.cancelled(consumers);
         messages
     }

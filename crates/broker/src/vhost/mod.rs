@@ -47,6 +47,8 @@ pub struct VHost {
     default_exchange: Counters,
     /// Counters of queues that were deleted, so vhost totals do not go backwards.
     retired_queues: Counters,
+    /// Queues declared, created and deleted (RabbitMQ's churn metrics).
+    queue_churn: QueueChurn,
     /// The backlog past which a queue holds its publishers back, for queues declared from now.
     flow_bound: Mutex<FlowBound>,
     /// Policies and operator policies; changed with the command lock held.
@@ -55,6 +57,34 @@ pub struct VHost {
     max_queues: AtomicU64,
     /// The vhost was deleted: its definitions are gone from the store already.
     destroyed: AtomicBool,
+}
+
+/// Queue churn, counted once per declare or delete (never per message).
+#[derive(Debug, Default)]
+struct QueueChurn {
+    declared: AtomicU64,
+    created: AtomicU64,
+    deleted: AtomicU64,
+}
+
+/// Queues declared (queue.declare that succeeded, new queue or not), created and deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueChurnValues {
+    /// Successful non-passive declares.
+    pub declared: u64,
+    /// Declares that created a queue.
+    pub created: u64,
+    /// Queues deleted (by a client, expiry, auto-delete, their connection closing).
+    pub deleted: u64,
+}
+
+impl QueueChurnValues {
+    /// Adds another set of values to these.
+    pub fn add(&mut self, other: &QueueChurnValues) {
+        self.declared += other.declared;
+        self.created += other.created;
+        self.deleted += other.deleted;
+    }
 }
 
 impl std::fmt::Debug for VHost {
@@ -75,6 +105,7 @@ impl VHost {
             commands: Mutex::new(()),
             default_exchange: Counters::default(),
             retired_queues: Counters::default(),
+            queue_churn: QueueChurn::default(),
             flow_bound: Mutex::new(FlowBound::default()),
             policies: RwLock::default(),
             max_queues: AtomicU64::new(u64::MAX),
@@ -170,6 +201,15 @@ impl VHost {
             totals.add(&q.counters().snapshot());
         }
         totals
+    }
+
+    /// How many queues were declared, created and deleted in the vhost so far.
+    pub fn queue_churn(&self) -> QueueChurnValues {
+        QueueChurnValues {
+            declared: self.queue_churn.declared.load(Ordering::Relaxed),
+            created: self.queue_churn.created.load(Ordering::Relaxed),
+            deleted: self.queue_churn.deleted.load(Ordering::Relaxed),
+        }
     }
 
     /// Exclusive queues belong to the connection that declared them.
