@@ -20,6 +20,7 @@ pub struct Bound {
     socket: Socket,
     addr: SocketAddr,
     tls: bool,
+    optional: bool,
 }
 
 /// Binds every address. An optional one (a default the machine may lack) that fails is skipped
@@ -58,7 +59,7 @@ fn bind(listen: &Listen, all: &[Listen]) -> std::io::Result<Bound> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    Ok(Bound { socket, addr, tls: listen.tls })
+    Ok(Bound { socket, addr, tls: listen.tls, optional: listen.optional })
 }
 
 /// An IPv6 wildcard also takes IPv4 connections on Linux (unless the system says otherwise),
@@ -71,6 +72,13 @@ fn v6_only(addr: SocketAddr, all: &[Listen]) -> bool {
 }
 
 impl Bound {
+    /// A default address the broker may go without (see [`Listen::optional`]): with
+    /// SO_REUSEADDR a second process binds an address in use, and finds out only when it
+    /// starts listening.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+
     /// Whether connections on it start with a TLS handshake (amqps).
     pub fn is_tls(&self) -> bool {
         self.tls

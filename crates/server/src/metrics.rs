@@ -118,7 +118,15 @@ pub fn spawn(
     let metrics = Arc::new(Metrics::new(broker, Arc::new(node), identity));
     let mut tasks = Vec::with_capacity(bound.len());
     for b in bound {
-        let listener = b.listen()?;
+        let optional = b.is_optional();
+        let listener = match b.listen() {
+            Ok(listener) => listener,
+            Err(error) if optional => {
+                tracing::warn!(%error, "not serving Prometheus metrics on a default address that is taken");
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let address = listener.local_addr()?;
         tracing::info!(%address, "serving Prometheus metrics on /metrics, /metrics/per-object and /metrics/detailed");
         let metrics = metrics.clone();

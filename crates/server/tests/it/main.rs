@@ -22,6 +22,7 @@ mod hostile;
 mod large;
 mod large_bodies;
 mod malformed;
+mod metrics;
 mod plugin_exchanges;
 mod policies;
 mod queue;
