@@ -183,10 +183,11 @@ fn ten_thousand_queues_render_per_object_well_under_a_second() {
     let started = Instant::now();
     let text = metrics.scrape(&Endpoint::PerObject, &Want::default());
     let elapsed = started.elapsed();
+    eprintln!("/metrics/per-object with 10,000 queues: {elapsed:?}, {} bytes", text.len());
     assert!(text.lines().filter(|l| l.starts_with("rabbitmq_queue_messages{")).count() == 10_000);
-    // Release builds take a few tens of milliseconds; unoptimized test builds a few times more.
-    let budget = if cfg!(debug_assertions) { Duration::from_secs(2) } else { Duration::from_millis(500) };
-    assert!(elapsed < budget, "per-object with 10,000 queues took {elapsed:?}");
+    // About 30 ms in a release build and 70 ms unoptimized: the bound leaves room for a busy
+    // machine.
+    assert!(elapsed < Duration::from_secs(1), "per-object with 10,000 queues took {elapsed:?}");
     let aggregated = metrics.scrape(&Endpoint::Aggregated, &Want::default());
     assert!(aggregated.len() < 20_000, "the aggregated output does not grow with queues");
 }
