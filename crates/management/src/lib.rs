@@ -4,3 +4,5 @@
 //! built here.
 
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod api;

@@ -22,6 +22,7 @@ mod hostile;
 mod large;
 mod large_bodies;
 mod malformed;
+mod management;
 mod plugin_exchanges;
 mod policies;
 mod queue;
