@@ -203,8 +203,10 @@ test('a queue declared over AMQP appears within 5 s with its depth', { skip: !CO
   await shot(page, 'queues');
 
   // The queue's page: publish through the default exchange, get with requeue, purge, delete.
+  // Counts may lag by one statistics interval (RabbitMQ's is 5 s) and one refresh (5 s).
+  const settled = { timeout: 12000 };
   await page.goto(`${BASE}/#/queues/%2F/${encodeURIComponent(name)}`);
-  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("3")', { timeout: 6000 });
+  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("3")', settled);
   await page.fill('#publish-message [name=payload]', 'hello from the dashboard');
   await page.click('#publish-message button[type=submit]');
   await page.waitForSelector('#flash .ok');
@@ -212,10 +214,10 @@ test('a queue declared over AMQP appears within 5 s with its depth', { skip: !CO
   await page.click('#get-messages button[type=submit]');
   await page.waitForSelector('#got-messages .message-view >> nth=3');
   assert.match(await page.innerText('#got-messages'), /hello from the dashboard/);
-  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("4")', { timeout: 6000 });
+  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("4")', settled);
   await shot(page, 'queue');
   await page.click('button:text("Purge messages")');
-  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("0")', { timeout: 6000 });
+  await page.waitForSelector('#queue-summary [data-field="ready"]:text-is("0")', settled);
   await page.click('button:text("Delete queue")');
   await page.waitForURL(/#\/queues$/);
   await page.close();
