@@ -22,6 +22,9 @@ const PASSWORD = process.env.WARREN_PASSWORD || 'guest';
 const SHOTS = process.env.WARREN_SCREENSHOTS || '';
 const CONTROLLED = process.env.WARREN_CONTROL === 'stdio';
 const RUN = `${process.pid}`;
+// Generous for a busy CI machine; the one timing the tests promise (a new queue shows by the
+// next 5 s refresh) has its own deadline.
+const UI_TIMEOUT = 10000;
 
 // ---- the Rust side: requests over stdio ----
 const pending = new Map();
@@ -135,7 +138,7 @@ test('login refuses a wrong password, accepts the right one, and logout forgets 
   await page.fill('#login [name=username]', USER);
   await page.fill('#login [name=password]', 'not-the-password');
   await page.click('#login button[type=submit]');
-  await page.waitForSelector('#login .error', { timeout: 5000 });
+  await page.waitForSelector('#login .error', { timeout: UI_TIMEOUT });
   // The refused login is logged by the browser as a failed load: expected here.
   const refused = problems.splice(0).filter((p) => !/status of 401 .*\/api\/whoami/.test(p));
   assert.deepEqual(refused, []);
@@ -169,8 +172,8 @@ test('every page loads without console errors', async () => {
   ];
   for (const [hash, title, ready] of pages) {
     await page.goto(`${BASE}/${hash}`);
-    await page.waitForSelector(`#main h1:text-is("${title}")`, { timeout: 5000 });
-    await page.waitForSelector(ready, { timeout: 5000 });
+    await page.waitForSelector(`#main h1:text-is("${title}")`, { timeout: UI_TIMEOUT });
+    await page.waitForSelector(ready, { timeout: UI_TIMEOUT });
     assert.equal(await page.locator('#main .error').count(), 0, `${hash} shows an error: ${await page.locator('#main').innerText()}`);
     noProblems(hash);
   }
@@ -228,7 +231,7 @@ test('the rate chart moves while a publisher runs', { skip: !CONTROLLED && 'need
   const page = await open();
   await login(page);
   await page.goto(`${BASE}/#/`);
-  await page.waitForSelector('#chart-rates[data-samples="1"]', { timeout: 5000 });
+  await page.waitForSelector('#chart-rates[data-samples="1"]', { timeout: UI_TIMEOUT });
   const image = () => page.evaluate(() => [...document.querySelectorAll('canvas.chart')].map((c) => c.toDataURL()).join());
   const before = await image();
   await broker('publish-start', { queue: `dash.rates.${RUN}` });
@@ -262,17 +265,17 @@ test('a user created on the users page connects over AMQP', { skip: !CONTROLLED 
   await page.fill('#user-form [name=password]', 's3cret-pw');
   await page.fill('#user-form [name=tags]', 'management');
   await page.click('#user-form button[type=submit]');
-  await page.waitForSelector(`#users-table td:text-is("${user}")`, { timeout: 5000 });
+  await page.waitForSelector(`#users-table td:text-is("${user}")`, { timeout: UI_TIMEOUT });
   await page.fill('#permission-form [name=user]', user);
   await page.click('#permission-form button[type=submit]');
-  await page.waitForSelector(`#permissions-table td:text-is("${user}")`, { timeout: 5000 });
+  await page.waitForSelector(`#permissions-table td:text-is("${user}")`, { timeout: UI_TIMEOUT });
   await shot(page, 'users');
   await broker('amqp-login', { user, password: 's3cret-pw' });
   // Editing the tags keeps the password.
   await page.click(`#users-table tr:has(td:text-is("${user}")) button:text("Edit")`);
   await page.fill('#user-form [name=tags]', 'monitoring');
   await page.click('#user-form button[type=submit]');
-  await page.waitForSelector(`#users-table tr:has(td:text-is("${user}")) td:text-is("monitoring")`, { timeout: 5000 });
+  await page.waitForSelector(`#users-table tr:has(td:text-is("${user}")) td:text-is("monitoring")`, { timeout: UI_TIMEOUT });
   await broker('amqp-login', { user, password: 's3cret-pw' });
   await page.click(`#users-table tr:has(td:text-is("${user}")) button:text("Delete")`);
   await page.waitForSelector(`#users-table td:text-is("${user}")`, { state: 'detached', timeout: 5000 });
@@ -288,7 +291,7 @@ test('virtual hosts and policies are created, edited and deleted; definitions ex
   await page.fill('#vhost-form [name=name]', vhost);
   await page.fill('#vhost-form [name=description]', 'made by the browser test');
   await page.click('#vhost-form button[type=submit]');
-  await page.waitForSelector(`#vhosts-table td:text-is("${vhost}")`, { timeout: 5000 });
+  await page.waitForSelector(`#vhosts-table td:text-is("${vhost}")`, { timeout: UI_TIMEOUT });
 
   await page.goto(`${BASE}/#/policies`);
   await page.waitForSelector('#policies-table');
@@ -298,11 +301,11 @@ test('virtual hosts and policies are created, edited and deleted; definitions ex
   await page.fill('#policies-form [name=definition]', '{"max-length": 10}');
   await page.click('#policies-form button[type=submit]');
   const row = `#policies-table tr:has(td:text-is("${vhost}"))`;
-  await page.waitForSelector(`${row} code:text-is('{"max-length":10}')`, { timeout: 5000 });
+  await page.waitForSelector(`${row} code:text-is('{"max-length":10}')`, { timeout: UI_TIMEOUT });
   await page.click(`${row} button:text("Edit")`);
   await page.fill('#policies-form [name=definition]', '{"max-length": 20}');
   await page.click('#policies-form button[type=submit]');
-  await page.waitForSelector(`${row} code:text-is('{"max-length":20}')`, { timeout: 5000 });
+  await page.waitForSelector(`${row} code:text-is('{"max-length":20}')`, { timeout: UI_TIMEOUT });
   await page.click(`${row} button:text("Delete")`);
   await page.waitForSelector(row, { state: 'detached', timeout: 5000 });
 
@@ -316,7 +319,7 @@ test('virtual hosts and policies are created, edited and deleted; definitions ex
     buffer: Buffer.from(JSON.stringify({ vhosts: [{ name: imported }], users: [], permissions: [] })),
   });
   await page.click('#import-definitions');
-  await page.waitForSelector('#import-result .ok', { timeout: 5000 });
+  await page.waitForSelector('#import-result .ok', { timeout: UI_TIMEOUT });
   assert.ok((await apiGet('/vhosts')).some((v) => v.name === imported));
 
   await page.goto(`${BASE}/#/vhosts`);
