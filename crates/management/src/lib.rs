@@ -6,3 +6,4 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
+pub mod dashboard;

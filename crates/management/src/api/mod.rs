@@ -49,6 +49,7 @@ pub struct ApiContext {
 /// The API's routes, under `/api`.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
     Router::new()
+        .merge(crate::dashboard::routes())
         .merge(overview::routes())
         .merge(vhosts::routes())
         .merge(users::routes())
