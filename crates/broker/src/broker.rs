@@ -257,7 +257,10 @@ impl Broker {
                 write: ".*".into(),
                 read: ".*".into(),
             };
-            definitions.put_vhost_def(&vhost_def(vhost, &VhostSettings::default()))?;
+            // RabbitMQ describes the vhost it creates so.
+            let settings =
+                VhostSettings { description: "Default virtual host".to_owned(), ..Default::default() };
+            definitions.put_vhost_def(&vhost_def(vhost, &settings))?;
             definitions.put_user(&user_def(&first))?;
             definitions.put_permission(&all_permissions)?;
             tracing::info!(%user, %vhost, "first start: created the default user and vhost");

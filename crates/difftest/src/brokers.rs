@@ -218,6 +218,8 @@ impl Warren {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data)
+            .arg("--management-listen")
+            .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

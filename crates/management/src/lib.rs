@@ -5,4 +5,6 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod api;
+pub mod dashboard;
 pub mod metrics;

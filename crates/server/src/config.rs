@@ -57,6 +57,12 @@ pub struct Settings {
     #[command(flatten)]
     pub tls: TlsSettings,
 
+    /// Addresses for the management HTTP API and dashboard, as `listen`; in the file `[]` turns
+    /// them off [default: 127.0.0.1:15672].
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[serde(deserialize_with = "one_or_many")]
+    pub management_listen: Option<Vec<SocketAddr>>,
+
     /// Where SASL EXTERNAL takes the user name from in a TLS client certificate: common_name,
     /// distinguished_name or subject_alternative_name, as RabbitMQ's ssl_cert_login_from
     /// [default: common_name].
@@ -204,6 +210,9 @@ pub enum SyncSetting {
 }
 
 /// The largest max_message_size we accept, as RabbitMQ.
+/// RabbitMQ's management port.
+const DEFAULT_MANAGEMENT_PORT: u16 = 15672;
+
 const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
 
 /// An address to accept AMQP connections on.
@@ -244,6 +253,10 @@ pub struct Config {
     pub listen: Vec<Listen>,
     /// Where Prometheus scrapes the metrics (none: off).
     pub prometheus_listen: Vec<Listen>,
+    /// The management API's and dashboard's listeners.
+    pub management_listen: Vec<SocketAddr>,
+    /// The product name clients and the management API are told.
+    pub product: String,
     /// What TLS listeners serve (None: TLS is not configured).
     pub tls: Option<TlsConfig>,
     pub data_dir: PathBuf,
@@ -285,6 +298,7 @@ impl Settings {
             listen: self.listen.or(base.listen),
             tls_listen: self.tls_listen.or(base.tls_listen),
             prometheus_listen: self.prometheus_listen.or(base.prometheus_listen),
+            management_listen: self.management_listen.or(base.management_listen),
             tls: self.tls.over(base.tls),
             ssl_cert_login_from: self.ssl_cert_login_from.or(base.ssl_cert_login_from),
             ssl_cert_login_san_type: self.ssl_cert_login_san_type.or(base.ssl_cert_login_san_type),
@@ -363,10 +377,15 @@ impl Settings {
                 listeners(parsed.collect::<anyhow::Result<_>>()?, false)
             }
         };
+        let management_listen = self.management_listen.unwrap_or_else(|| {
+            vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_MANAGEMENT_PORT)]
+        });
         Ok(Config {
             listen,
             prometheus_listen,
             tls,
+            management_listen,
+            product: self.product.clone().unwrap_or_else(|| "Warren".to_owned()),
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             sync: self.sync.unwrap_or_default(),
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),

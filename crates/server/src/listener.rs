@@ -70,6 +70,7 @@ pub async fn run(
     let shared =
         Arc::new(Shared { node, config: config.connection, alarm, connections: connections.clone() });
     let mut acceptors = Vec::with_capacity(bound.len());
+    let mut amqp_addresses = Vec::with_capacity(bound.len());
     for b in bound {
         let secured = if b.is_tls() {
             Some(tls.clone().ok_or_else(|| anyhow::anyhow!("a TLS listener without a TLS configuration"))?)
@@ -79,8 +80,16 @@ pub async fn run(
         let listener = b.listen()?;
         let protocol = if secured.is_some() { "amqps" } else { "amqp" };
         tracing::info!(address = %listener.local_addr()?, protocol, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
+        amqp_addresses.push((protocol.to_owned(), listener.local_addr()?));
         acceptors.push(tokio::spawn(accept_loop(listener, shared.clone(), secured)));
     }
+    crate::management::spawn(
+        &config.management_listen,
+        &config.product,
+        shared.node.broker.clone(),
+        amqp_addresses,
+    )
+    .await;
     stop_signal(&mut terminate).await;
     for a in &acceptors {
         a.abort();

@@ -14,6 +14,7 @@ mod definitions;
 mod disk_alarm;
 mod limits;
 mod listener;
+mod management;
 mod memory;
 mod metrics;
 mod storage;

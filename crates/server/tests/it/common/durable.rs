@@ -168,14 +168,12 @@ impl DurableBroker {
                 sh
             }
         };
-        cmd.arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
+        cmd.arg("--listen").arg(addr.to_string()).arg("--data-dir").arg(&self.data_dir);
+        // Any free port, unless the test chose one: tests run many brokers at once.
+        if !self.args.iter().any(|a| a == "--management-listen") {
+            cmd.arg("--management-listen").arg("127.0.0.1:0");
+        }
+        cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr));
         cmd
     }
 

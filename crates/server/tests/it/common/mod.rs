@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod durable;
+pub mod http;
 pub mod raw;
 
 use std::fmt::Debug;
@@ -68,6 +69,9 @@ impl Broker {
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data_dir)
+            // Any free port: tests run many brokers at once, and 15672 may be taken.
+            .arg("--management-listen")
+            .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -1,0 +1,84 @@
+//! API errors as RabbitMQ's management plugin reports them: a status code and a JSON body
+//! `{"error": ..., "reason": ...}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use warren_broker::BrokerError;
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials, or wrong ones (401 with a Basic challenge).
+    #[error("Login failed")]
+    LoginFailed,
+    /// A user without a management tag, or without the tag the request needs (401).
+    #[error("{0}")]
+    NotAuthorised(&'static str),
+    /// Nothing at that path (404).
+    #[error("Not Found")]
+    NotFound,
+    /// The request cannot be carried out as sent (400, RabbitMQ's `bad_request`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The broker refused the change (400 with its reason).
+    #[error("{0}")]
+    Refused(String),
+    /// The method is not one this path takes (405).
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    /// The broker failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::LoginFailed | ApiError::NotAuthorised(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error(&self) -> &'static str {
+        match self {
+            ApiError::LoginFailed => "not_authorized",
+            ApiError::NotAuthorised(_) => "not_authorised",
+            ApiError::NotFound => "Object Not Found",
+            ApiError::BadRequest(_) | ApiError::Refused(_) => "bad_request",
+            ApiError::MethodNotAllowed => "Method Not Allowed",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> ApiError {
+        match e {
+            BrokerError::VhostNotFound(_)
+            | BrokerError::UserNotFound(_)
+            | BrokerError::QueueNotFound { .. }
+            | BrokerError::ExchangeNotFound { .. } => ApiError::NotFound,
+            BrokerError::Storage(text) => ApiError::Internal(text),
+            other => ApiError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error(), "reason": self.to_string()});
+        let mut response = (self.status(), Json(body)).into_response();
+        if self == ApiError::LoginFailed {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),
+            );
+        }
+        response
+    }
+}

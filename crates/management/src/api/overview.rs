@@ -1,0 +1,137 @@
+//! The node as a whole: `/api/overview`, `/api/whoami`, `/api/cluster-name`, `/api/nodes`,
+//! `/api/extensions`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::{ApiContext, MANAGEMENT_VERSION};
+
+pub(super) fn routes() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/api/overview", get(overview))
+        .route("/api/whoami", get(whoami))
+        .route("/api/cluster-name", get(cluster_name))
+        .route("/api/nodes", get(nodes))
+        .route("/api/nodes/{node}", get(node))
+        .route("/api/extensions", get(|_: Caller| async { Json(json!([])) }))
+}
+
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(json!({"name": caller.name, "tags": caller.tags}))
+}
+
+async fn cluster_name(State(ctx): State<Arc<ApiContext>>, _: Caller) -> Json<Value> {
+    Json(json!({"name": ctx.node.name}))
+}
+
+fn exchange_types() -> Value {
+    let described = [
+        ("direct", "AMQP direct exchange, as per the AMQP specification"),
+        ("fanout", "AMQP fanout exchange, as per the AMQP specification"),
+        ("headers", "AMQP headers exchange, as per the AMQP specification"),
+        ("topic", "AMQP topic exchange, as per the AMQP specification"),
+        ("x-consistent-hash", "Consistent Hashing Exchange"),
+        ("x-delayed-message", "Delayed Message Exchange"),
+    ];
+    Value::Array(
+        described
+            .iter()
+            .map(|(name, description)| json!({"name": name, "description": description, "enabled": true}))
+            .collect(),
+    )
+}
+
+fn listeners(ctx: &ApiContext) -> Value {
+    Value::Array(
+        ctx.node
+            .listeners
+            .iter()
+            .map(|(protocol, addr)| {
+                json!({"node": ctx.node.name, "protocol": protocol, "ip_address": addr.ip().to_string(), "port": addr.port(), "socket_opts": {}})
+            })
+            .collect(),
+    )
+}
+
+async fn overview(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Value> {
+    let broker = &ctx.broker;
+    let visible =
+        |vhost: &str| caller.is_monitor() || broker.access().permissions(&caller.name, vhost).is_some();
+    let (mut queues, mut exchanges, mut consumers) = (0u64, 0u64, 0u64);
+    let (mut ready, mut unacked) = (0u64, 0u64);
+    for vhost in broker.vhosts().into_iter().filter(|v| visible(&v.name)) {
+        exchanges += vhost.exchanges().len() as u64 + 1;
+        for q in vhost.queues() {
+            queues += 1;
+            consumers += u64::from(q.consumer_count());
+            let stats = q.stats();
+            ready += stats.ready;
+            unacked += stats.unacked;
+        }
+    }
+    let connections = broker.registry().connections().len();
+    let channels: usize = broker.registry().connections().iter().map(|c| c.channels().len()).sum();
+    Json(json!({
+        "management_version": MANAGEMENT_VERSION,
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "product_version": ctx.node.product_version,
+        "product_name": ctx.node.product_name,
+        "rabbitmq_version": MANAGEMENT_VERSION,
+        "cluster_name": ctx.node.name,
+        "erlang_version": "",
+        "erlang_full_version": "",
+        "disable_stats": false,
+        "enable_queue_totals": false,
+        "message_stats": {},
+        "queue_totals": {
+            "messages": ready + unacked,
+            "messages_ready": ready,
+            "messages_unacknowledged": unacked,
+        },
+        "object_totals": {
+            "channels": channels,
+            "connections": connections,
+            "consumers": consumers,
+            "exchanges": exchanges,
+            "queues": queues,
+        },
+        "statistics_db_event_queue": 0,
+        "node": ctx.node.name,
+        "listeners": listeners(&ctx),
+        "contexts": [],
+    }))
+}
+
+fn node_json(ctx: &ApiContext) -> Value {
+    json!({
+        "name": ctx.node.name,
+        "type": "disc",
+        "running": true,
+        "uptime": ctx.node.started_at.elapsed().as_millis() as u64,
+        "exchange_types": exchange_types(),
+    })
+}
+
+async fn nodes(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require_monitor()?;
+    Ok(Json(json!([node_json(&ctx)])))
+}
+
+async fn node(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_monitor()?;
+    if name != ctx.node.name {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(node_json(&ctx)))
+}

@@ -1,0 +1,214 @@
+//! `/api/vhosts` and the vhosts' limits (`/api/vhost-limits`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use warren_broker::{AdminCommand, Now, VhostLimits, VhostSettings};
+
+use super::auth::Caller;
+use super::body::{self, Tags};
+use super::error::ApiError;
+use super::list::{self, ListQuery};
+use super::ApiContext;
+
+pub(super) fn routes() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/api/vhosts", get(list_vhosts))
+        .route("/api/vhosts/{vhost}", get(get_vhost).put(put_vhost).delete(delete_vhost))
+        .route("/api/vhost-limits", get(list_limits))
+        .route("/api/vhost-limits/{vhost}", get(vhost_limits))
+        .route("/api/vhost-limits/{vhost}/{name}", put(put_limit).delete(delete_limit))
+}
+
+pub(super) fn now() -> Now {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Now::new(std::time::Instant::now(), unix_ms)
+}
+
+/// Whether the caller may see this vhost: monitors see all, others those they have
+/// permissions in.
+pub(super) fn visible(ctx: &ApiContext, caller: &Caller, vhost: &str) -> bool {
+    caller.is_monitor() || ctx.broker.access().permissions(&caller.name, vhost).is_some()
+}
+
+fn vhost_json(ctx: &ApiContext, name: &str, settings: &VhostSettings) -> Value {
+    let (mut ready, mut unacked) = (0u64, 0u64);
+    if let Some(vhost) = ctx.broker.vhost(name) {
+        for q in vhost.queues() {
+            let stats = q.stats();
+            ready += stats.ready;
+            unacked += stats.unacked;
+        }
+    }
+    json!({
+        "name": name,
+        "description": settings.description,
+        "tags": settings.tags,
+        "default_queue_type": "undefined",
+        "metadata": {"description": settings.description, "tags": settings.tags},
+        "tracing": false,
+        "cluster_state": {ctx.node.name.clone(): "running"},
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+    })
+}
+
+async fn list_vhosts(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let items = ctx
+        .broker
+        .access()
+        .vhosts()
+        .iter()
+        .filter(|(name, _)| visible(&ctx, &caller, name))
+        .map(|(name, settings)| vhost_json(&ctx, name, settings))
+        .collect();
+    Ok(Json(list::respond(items, &query)?))
+}
+
+async fn get_vhost(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let settings = ctx.broker.access().vhost(&name).ok_or(ApiError::NotFound)?;
+    if !visible(&ctx, &caller, &name) {
+        return Err(ApiError::NotAuthorised("Access refused."));
+    }
+    Ok(Json(vhost_json(&ctx, &name, &settings)))
+}
+
+#[derive(Deserialize, Default)]
+struct VhostBody {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+}
+
+async fn put_vhost(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    let body: VhostBody = body::json(&bytes)?;
+    let existing = ctx.broker.access().vhost(&name);
+    let existed = existing.is_some();
+    let mut settings = existing.unwrap_or_default();
+    if let Some(description) = body.description {
+        settings.description = description;
+    }
+    if !matches!(body.tags, Tags::None) {
+        settings.tags = body.tags.into_vec();
+    }
+    ctx.broker.admin(AdminCommand::PutVhost { name, settings }, now())?;
+    Ok(body::put_status(existed))
+}
+
+async fn delete_vhost(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    ctx.broker.admin(AdminCommand::DeleteVhost(name), now())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn limits_value(limits: &VhostLimits) -> Value {
+    let mut map = Map::new();
+    if let Some(n) = limits.max_connections {
+        map.insert("max-connections".into(), n.into());
+    }
+    if let Some(n) = limits.max_queues {
+        map.insert("max-queues".into(), n.into());
+    }
+    Value::Object(map)
+}
+
+async fn list_limits(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Value> {
+    let items: Vec<Value> = ctx
+        .broker
+        .access()
+        .vhosts()
+        .iter()
+        .filter(|(name, s)| visible(&ctx, &caller, name) && s.limits != VhostLimits::default())
+        .map(|(name, s)| json!({"vhost": name, "value": limits_value(&s.limits)}))
+        .collect();
+    Json(Value::Array(items))
+}
+
+async fn vhost_limits(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let settings = ctx.broker.access().vhost(&name).ok_or(ApiError::NotFound)?;
+    if !visible(&ctx, &caller, &name) {
+        return Err(ApiError::NotAuthorised("Access refused."));
+    }
+    if settings.limits == VhostLimits::default() {
+        return Ok(Json(json!([])));
+    }
+    Ok(Json(json!([{"vhost": name, "value": limits_value(&settings.limits)}])))
+}
+
+#[derive(Deserialize)]
+struct LimitBody {
+    value: Value,
+}
+
+fn set_limit(limits: &mut VhostLimits, name: &str, value: Option<u64>) -> Result<(), ApiError> {
+    match name {
+        "max-connections" => limits.max_connections = value,
+        "max-queues" => limits.max_queues = value,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Validation failed\n\n[{{<<\"{other}\">>,...}}] are not recognised limits"
+            )))
+        }
+    }
+    Ok(())
+}
+
+async fn put_limit(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    let body: LimitBody = body::json(&bytes)?;
+    let n = body.value.as_i64().ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer")))?;
+    let mut limits = ctx.broker.access().vhost(&vhost).ok_or(ApiError::NotFound)?.limits;
+    set_limit(&mut limits, &name, u64::try_from(n).ok())?;
+    ctx.broker.admin(AdminCommand::SetVhostLimits { vhost, limits }, now())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_limit(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    let mut limits = ctx.broker.access().vhost(&vhost).ok_or(ApiError::NotFound)?.limits;
+    set_limit(&mut limits, &name, None)?;
+    ctx.broker.admin(AdminCommand::SetVhostLimits { vhost, limits }, now())?;
+    Ok(StatusCode::NO_CONTENT)
+}

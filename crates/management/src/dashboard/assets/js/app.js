@@ -1,0 +1,116 @@
+// The dashboard's shell: hash routes (#/queues/%2F/orders, as RabbitMQ's UI), the login gate,
+// the header (user, virtual host filter, log out), and a page's timers, which stop when the
+// page is left. Each page lives in pages/<name>.js and exports render(ctx).
+
+import * as api from './api.js';
+import { h, note } from './ui.js';
+import login from './pages/login.js';
+import overview from './pages/overview.js';
+import queues from './pages/queues.js';
+import queue from './pages/queue.js';
+import exchanges from './pages/exchanges.js';
+import exchange from './pages/exchange.js';
+import connections from './pages/connections.js';
+import channels from './pages/channels.js';
+import users from './pages/users.js';
+import vhosts from './pages/vhosts.js';
+import policies from './pages/policies.js';
+import definitions from './pages/definitions.js';
+
+// [pattern, page, nav entry]; groups are path segments, percent-decoded.
+const routes = [
+  [/^\/?$/, overview, 'overview'],
+  [/^\/queues$/, queues, 'queues'],
+  [/^\/queues\/([^/]+)\/([^/]+)$/, queue, 'queues'],
+  [/^\/exchanges$/, exchanges, 'exchanges'],
+  [/^\/exchanges\/([^/]+)\/([^/]*)$/, exchange, 'exchanges'],
+  [/^\/connections$/, connections, 'connections'],
+  [/^\/channels$/, channels, 'channels'],
+  [/^\/users$/, users, 'users'],
+  [/^\/vhosts$/, vhosts, 'vhosts'],
+  [/^\/policies$/, policies, 'policies'],
+  [/^\/definitions$/, definitions, 'definitions'],
+];
+
+const VHOST_KEY = 'warren.vhost';
+let timers = [];
+let generation = 0;
+
+function stopTimers() {
+  for (const t of timers) clearInterval(t);
+  timers = [];
+}
+
+/** The selected virtual host ('' for all). */
+export const currentVhost = () => sessionStorage.getItem(VHOST_KEY) || '';
+
+async function showHeader() {
+  document.getElementById('nav').hidden = false;
+  document.getElementById('session').hidden = false;
+  document.getElementById('whoami').textContent = api.userName();
+  const select = document.getElementById('vhost-filter');
+  try {
+    const list = await api.get('/vhosts?columns=name');
+    const chosen = currentVhost();
+    select.replaceChildren(h('option', { value: '' }, 'All'),
+      ...list.map((v) => h('option', { value: v.name, selected: v.name === chosen }, v.name)));
+  } catch { /* the filter stays at "All" */ }
+}
+
+function hideHeader() {
+  document.getElementById('nav').hidden = true;
+  document.getElementById('session').hidden = true;
+}
+
+async function route() {
+  stopTimers();
+  const mine = ++generation;
+  const main = document.getElementById('main');
+  const path = location.hash.replace(/^#/, '') || '/';
+  if (!api.loggedIn()) {
+    hideHeader();
+    main.replaceChildren();
+    await login({ main, done: () => { showHeader(); if (location.hash === '#/login') location.hash = '#/'; else route(); } });
+    return;
+  }
+  if (path === '/login') { location.hash = '#/'; return; }
+  for (const [pattern, page, nav] of routes) {
+    const m = path.match(pattern);
+    if (!m) continue;
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === nav);
+    main.replaceChildren();
+    const ctx = {
+      main,
+      params: m.slice(1).map(decodeURIComponent),
+      vhost: currentVhost(),
+      // Runs fn now and every `ms` while this page is shown.
+      every: (ms, fn) => {
+        if (mine !== generation) return;
+        timers.push(setInterval(() => { if (mine === generation) fn(); }, ms));
+        return fn();
+      },
+      current: () => mine === generation,
+    };
+    try {
+      await page(ctx);
+    } catch (error) {
+      if (mine === generation) main.append(note(`This page failed: ${error.message}`, 'error'));
+    }
+    return;
+  }
+  main.replaceChildren(h('h1', {}, 'Not found'), note(`No page at ${path}.`), h('a', { href: '#/' }, 'Overview'));
+}
+
+function start() {
+  api.hooks.onLoginFailed = () => { api.logout(); route(); };
+  document.getElementById('logout').addEventListener('click', () => { api.logout(); hideHeader(); location.hash = '#/login'; route(); });
+  document.getElementById('vhost-filter').addEventListener('change', (e) => {
+    sessionStorage.setItem(VHOST_KEY, e.target.value);
+    route();
+  });
+  window.addEventListener('hashchange', route);
+  if (api.loggedIn()) showHeader();
+  route();
+}
+
+start();

@@ -1,0 +1,52 @@
+//! Serves the management HTTP API (and, with it, the dashboard) on its listeners. An address
+//! that cannot be bound is logged and skipped: the broker's clients come first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warren_broker::Broker;
+use warren_management::api::{self, ApiContext, NodeInfo};
+
+/// The node's name as the API shows it: RabbitMQ's `name@host` shape.
+fn node_name() -> String {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    format!("warren@{}", if host.is_empty() { "localhost" } else { &host })
+}
+
+/// Binds the management listeners and serves them until the runtime stops.
+pub async fn spawn(
+    listen: &[SocketAddr],
+    product: &str,
+    broker: Arc<Broker>,
+    amqp: Vec<(String, SocketAddr)>,
+) {
+    if listen.is_empty() {
+        return;
+    }
+    let mut listeners = amqp;
+    listeners.extend(listen.iter().map(|a| ("http".to_owned(), *a)));
+    let node = NodeInfo {
+        name: node_name(),
+        product_name: product.to_owned(),
+        product_version: env!("CARGO_PKG_VERSION").to_owned(),
+        listeners,
+        started_at: std::time::Instant::now(),
+    };
+    let ctx = Arc::new(ApiContext { broker, node });
+    let app = api::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+    for addr in listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(address = %addr, "management API and dashboard listening (http)");
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, app).await {
+                        tracing::error!(%error, "the management listener stopped");
+                    }
+                });
+            }
+            Err(error) => tracing::error!(address = %addr, %error, "cannot listen for the management API"),
+        }
+    }
+}

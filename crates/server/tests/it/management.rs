@@ -1,0 +1,89 @@
+//! The management HTTP API against a running broker: authentication and tags, users,
+//! permissions, vhosts, limits, policies and definitions as RabbitMQ's API answers them, and
+//! that what it changes is what AMQP clients meet.
+
+use crate::common::durable::DurableBroker;
+use crate::common::http::request;
+use crate::common::*;
+
+async fn start() -> (DurableBroker, std::net::SocketAddr) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let broker = DurableBroker::start(&["--management-listen", &listen]).await;
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    eventually("the management port accepts", || async {
+        tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
+    })
+    .await;
+    (broker, addr)
+}
+
+#[tokio::test]
+async fn users_created_over_http_connect_over_amqp_with_their_permissions() {
+    let (broker, api) = start().await;
+    let get = |path: &'static str, user: &'static str, pass: &'static str| {
+        request(api, "GET", path, user, pass, None)
+    };
+    let who = get("/api/whoami", "guest", "guest").await;
+    assert_eq!(
+        (who.status, who.json()),
+        (200, serde_json::json!({"name": "guest", "tags": ["administrator"]}))
+    );
+    let refused = get("/api/whoami", "guest", "wrong").await;
+    assert_eq!((refused.status, refused.json()["error"].clone()), (401, serde_json::json!("not_authorized")));
+
+    let put =
+        |path: &'static str, body: &'static str| request(api, "PUT", path, "guest", "guest", Some(body));
+    assert_eq!(put("/api/vhosts/shop", "").await.status, 201);
+    assert_eq!(put("/api/vhosts/shop", r#"{"description": "the shop"}"#).await.status, 204);
+    assert_eq!(put("/api/users/carol", r#"{"password": "pw", "tags": "management"}"#).await.status, 201);
+    let perms = r#"{"configure": "^carol\\.", "write": "^(carol\\.|amq\\.default$)", "read": "^carol\\."}"#;
+    assert_eq!(put("/api/permissions/shop/carol", perms).await.status, 201);
+    assert_eq!(put("/api/vhost-limits/shop/max-queues", r#"{"value": 1}"#).await.status, 204);
+
+    let carol = Client::connect(&format!("amqp://carol:pw@{}/shop", broker.addr())).await;
+    let ch = carol.channel().await;
+    declare_queue(&ch, "carol.one").await;
+    let (code, text) =
+        expect_err(ch.queue_declare("carol.two".into(), Default::default(), Default::default())).await;
+    assert_eq!((code, text.as_str()), (406, "PRECONDITION_FAILED - cannot declare queue 'carol.two': queue limit in vhost 'shop' (1) is reached"));
+    carol.close().await;
+
+    // A management user sees its own vhosts only, and may not list users.
+    let vhosts = request(api, "GET", "/api/vhosts", "carol", "pw", None).await.json();
+    let names: Vec<&str> = vhosts.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shop"]);
+    let users = request(api, "GET", "/api/users", "carol", "pw", None).await;
+    assert_eq!(
+        (users.status, users.json()["reason"].clone()),
+        (401, serde_json::json!("Not administrator user"))
+    );
+
+    let bad = put("/api/policies/shop/p", r#"{"pattern": ".*", "definition": {"message-ttl": -1}}"#).await;
+    assert_eq!(
+        (bad.status, bad.json()["reason"].clone()),
+        (400, serde_json::json!("Validation failed\n\n-1 is not a valid message TTL\n"))
+    );
+    assert_eq!(
+        put(
+            "/api/policies/shop/p",
+            r#"{"pattern": "^carol", "definition": {"max-length": 5}, "apply-to": "queues"}"#
+        )
+        .await
+        .status,
+        201
+    );
+    let policy = get("/api/policies/shop", "guest", "guest").await.json();
+    assert_eq!(policy[0]["definition"], serde_json::json!({"max-length": 5}));
+
+    let definitions = get("/api/definitions", "guest", "guest").await.json();
+    assert!(definitions["users"].as_array().unwrap().iter().any(|u| u["name"] == "carol"), "{definitions}");
+    assert_eq!(request(api, "DELETE", "/api/vhosts/shop", "guest", "guest", None).await.status, 204);
+    assert_eq!(get("/api/vhosts/shop", "guest", "guest").await.status, 404);
+    assert_eq!(request(api, "DELETE", "/api/users/carol", "guest", "guest", None).await.status, 204);
+    let gone = request(api, "DELETE", "/api/users/carol", "guest", "guest", None).await;
+    assert_eq!(
+        (gone.status, gone.json()),
+        (404, serde_json::json!({"error": "Object Not Found", "reason": "Not Found"}))
+    );
+}
