@@ -209,7 +209,8 @@ impl Broker {
                 read: ".*".into(),
             };
             // RabbitMQ describes the vhost it creates so.
-            let settings = VhostSettings { description: "Default virtual host".to_owned(), ..Default::default() };
+            let settings =
+                VhostSettings { description: "Default virtual host".to_owned(), ..Default::default() };
             definitions.put_vhost_def(&vhost_def(vhost, &settings))?;
             definitions.put_user(&user_def(&first))?;
             definitions.put_permission(&all_permissions)?;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use warren_message::FieldTable;
 
+use crate::churn::{Churn, ChurnEvent};
 use crate::counters::{CounterValues, Counters};
 use crate::queue::{DeliveryTarget, TargetId};
 
@@ -92,6 +93,17 @@ pub struct ConnectionEntry {
     channels: Mutex<BTreeMap<u16, Arc<ChannelEntry>>>,
     close_reason: Mutex<Option<String>>,
     wake: CloseRequester,
+    /// The server's end of the socket and whether it is TLS, once the server says.
+    endpoint: std::sync::OnceLock<Endpoint>,
+}
+
+/// The server's end of a connection: the listener address it came in on, and TLS or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The local address of the socket.
+    pub local: SocketAddr,
+    /// Whether the connection is over TLS.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -105,6 +117,16 @@ impl ConnectionEntry {
     pub fn opened(&self, details: ConnectionDetails) {
         *self.details.write() = Some(details);
         self.set_state(ConnectionState::Running);
+    }
+
+    /// Records the server's end of the connection (once; later calls change nothing).
+    pub fn set_endpoint(&self, endpoint: Endpoint) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    /// The server's end of the connection, if the server recorded it.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.endpoint.get().copied()
     }
 
     /// The connection's details, once open.
@@ -146,6 +168,7 @@ impl ConnectionEntry {
         number: u16,
         target: Weak<dyn DeliveryTarget>,
     ) -> Arc<ChannelEntry> {
+        registry.churn.count(ChurnEvent::ChannelCreated);
         let entry = Arc::new(ChannelEntry {
             id: registry.next_target_id(),
             connection: self.id,
@@ -347,6 +370,8 @@ pub struct ConnectionSnapshot {
     pub channels: usize,
     /// Bytes in and out, and its channels' message counters summed.
     pub counters: CounterValues,
+    /// The server's end of it, when known.
+    pub endpoint: Option<Endpoint>,
 }
 
 /// A consumer as listings show it.
@@ -383,6 +408,8 @@ pub struct Registry {
     /// Counters of channels that closed, by the vhost of their connection, so totals do not go
     /// backwards.
     retired_channels: Mutex<std::collections::HashMap<String, CounterValues>>,
+    /// Connections and channels opened and closed.
+    churn: Churn,
 }
 
 impl Registry {
@@ -407,15 +434,23 @@ impl Registry {
             channels: Mutex::new(BTreeMap::new()),
             close_reason: Mutex::new(None),
             wake,
+            endpoint: std::sync::OnceLock::new(),
         });
         self.connections.write().insert(id, entry.clone());
+        self.churn.count(ChurnEvent::ConnectionCreated);
         entry
+    }
+
+    /// Connections and channels opened and closed so far.
+    pub fn churn(&self) -> &Churn {
+        &self.churn
     }
 
     /// Forgets a connection that ended; its channels' counters are kept in the totals.
     pub fn remove(&self, id: u64) {
         let entry = self.connections.write().remove(&id);
         if let Some(entry) = entry {
+            self.churn.count(ChurnEvent::ConnectionClosed);
             let channels: Vec<_> = entry.channels.lock().values().cloned().collect();
             for ch in channels {
                 self.retire_channel(&entry, &ch);
@@ -425,6 +460,7 @@ impl Registry {
 
     /// Keeps a closed channel's counters in its vhost's (and the node's) totals.
     pub fn retire_channel(&self, connection: &ConnectionEntry, channel: &ChannelEntry) {
+        self.churn.count(ChurnEvent::ChannelClosed);
         let vhost = connection.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
         self.retired_channels.lock().entry(vhost).or_default().add(&channel.counter_values());
     }
@@ -462,6 +498,7 @@ impl Registry {
                     details: c.details(),
                     channels: channels.len(),
                     counters,
+                    endpoint: c.endpoint(),
                 }
             })
             .collect()

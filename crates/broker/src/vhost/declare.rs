@@ -12,6 +12,7 @@ use warren_store::definitions::{Definitions, DefinitionsError};
 use super::command::{Actor, BindingSpec, DestinationKind, ExchangeSpec, QueueSpec};
 use super::VHost;
 use crate::args::{first_mismatch, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
+use crate::churn::ChurnEvent;
 use crate::effects::Effects;
 use crate::error::BrokerError;
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
@@ -169,6 +170,7 @@ impl VHost {
             let q = self.queue(&spec.name)?;
             self.check_exclusive_access(&q, owner)?;
             q.mark_used(now);
+            self.churn.count(ChurnEvent::QueueDeclared);
             return Ok(q);
         }
         if spec.name.starts_with("amq.") && !spec.server_named {
@@ -196,6 +198,7 @@ impl VHost {
             self.check_exclusive_access(existing, owner)?;
             self.check_queue_equivalence(existing, &spec)?;
             existing.mark_used(now);
+            self.churn.count(ChurnEvent::QueueDeclared);
             return Ok(existing.clone());
         }
         if let Some(limit) = crate::access::reached(self.max_queues(), self.queues.read().len() as u64) {
@@ -226,6 +229,8 @@ impl VHost {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }
         self.queues.write().insert(spec.name, q.clone());
+        self.churn.count(ChurnEvent::QueueDeclared);
+        self.churn.count(ChurnEvent::QueueCreated);
         Ok(q)
     }
 
@@ -308,6 +313,7 @@ impl VHost {
             let mut queues = self.queues.write();
             if queues.get(&q.name).is_some_and(|existing| Arc::ptr_eq(existing, q)) {
                 queues.remove(&q.name);
+                self.churn.count(ChurnEvent::QueueDeleted);
             }
         }
         if is_stored(q) {

@@ -20,6 +20,7 @@ use warren_message::{FieldTable, ShortStr};
 use warren_store::definitions::Definitions;
 use warren_store::Store;
 
+use crate::churn::Churn;
 use crate::counters::{CounterValues, Counters};
 use crate::effects::Effects;
 use crate::error::{BrokerError, Inequivalence};
@@ -55,6 +56,8 @@ pub struct VHost {
     max_queues: AtomicU64,
     /// The vhost was deleted: its definitions are gone from the store already.
     destroyed: AtomicBool,
+    /// Queues declared, created and deleted.
+    churn: Churn,
 }
 
 impl std::fmt::Debug for VHost {
@@ -79,6 +82,7 @@ impl VHost {
             policies: RwLock::default(),
             max_queues: AtomicU64::new(u64::MAX),
             destroyed: AtomicBool::new(false),
+            churn: Churn::default(),
         };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
@@ -100,6 +104,11 @@ impl VHost {
         for q in self.queues() {
             q.set_flow_bound(bound);
         }
+    }
+
+    /// Queues declared, created and deleted in this vhost so far.
+    pub fn churn(&self) -> &Churn {
+        &self.churn
     }
 
     /// Sets the vhost's `max-queues` limit (None: no limit); queues already there stay.

@@ -23,6 +23,7 @@ mod large;
 mod large_bodies;
 mod malformed;
 mod management;
+mod management_objects;
 mod plugin_exchanges;
 mod policies;
 mod queue;
