@@ -233,3 +233,31 @@ async fn a_management_user_sees_only_its_vhosts_objects_and_health_checks_answer
     );
     assert_eq!(call(api, "GET", "/api/aliveness-test/nope", None).await.0, 404);
 }
+
+/// The budget of issue #12: `/api/queues` with 10,000 queues under 1 s paged and under 3 s
+/// whole. A measurement, not a timed test: run it with
+/// `cargo test -p warren-server --test it management_objects::queue_listing_with_10000 -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn queue_listing_with_10000_queues() {
+    let (broker, api) = start().await;
+    let client = broker.connect().await;
+    let ch = client.channel().await;
+    for i in 0..10_000 {
+        ch.queue_declare(format!("bench.{i:05}").as_str().into(), Default::default(), Default::default())
+            .await
+            .unwrap();
+    }
+    for (what, path) in [
+        ("paged (page_size=100)", "/api/queues?page=1&page_size=100"),
+        ("paged, sorted by messages", "/api/queues?page=3&page_size=500&sort=messages"),
+        ("whole", "/api/queues"),
+    ] {
+        let started = std::time::Instant::now();
+        let answer = request(api, "GET", path, "guest", "guest", None).await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, 200);
+        println!("GET {path} ({what}): {took:?}, {} bytes", answer.body.len());
+    }
+    client.close().await;
+}
