@@ -31,6 +31,7 @@ mod access;
 mod admin;
 mod args;
 mod broker;
+mod churn;
 mod counters;
 mod deadletter;
 pub mod definitions_json;
@@ -56,13 +57,14 @@ pub use access::{
 pub use admin::AdminCommand;
 pub use args::{type_name, validate_consume_args};
 pub use broker::{Broker, FirstStart, DEFAULT_CONSUMER_TIMEOUT_MS};
+pub use churn::{Churn, ChurnEvent, ChurnValues};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
 pub use definitions_json::{DefinitionsImportError, ImportSummary};
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};
 pub use effects::{Effects, Flushed};
 pub use error::{BrokerError, Inequivalence};
-pub use exchange::{Binding, Destination, Exchange, ExchangeKind, HeadersSource};
+pub use exchange::{binding_args_hash, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 pub use logins::RefusedLogin;
 pub use names::generated_name;
 pub use policy::{AppliedPolicies, ApplyTo, Definition, Policy, PolicyError, PolicyKind};
@@ -72,8 +74,8 @@ pub use queue::{
     Queue, QueueStats, Settle, TargetId, FLOW_STALL,
 };
 pub use registry::{
-    ChannelEntry, ChannelMode, ChannelSnapshot, ChurnValues, CloseRequester, ConnectionDetails,
-    ConnectionEntry, ConnectionSnapshot, ConnectionState, ConsumerSnapshot, Registry,
+    ChannelEntry, ChannelMode, ChannelSnapshot, CloseRequester, ConnectionDetails, ConnectionEntry,
+    ConnectionSnapshot, ConnectionState, ConsumerSnapshot, Endpoint, Registry,
 };
 pub use time::Now;
 pub use vhost::{

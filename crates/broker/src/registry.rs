@@ -12,6 +12,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use warren_message::FieldTable;
 
+use crate::churn::{Churn, ChurnEvent};
 use crate::counters::{CounterValues, Counters};
 use crate::queue::{DeliveryTarget, TargetId};
 
@@ -92,6 +93,17 @@ pub struct ConnectionEntry {
     channels: Mutex<BTreeMap<u16, Arc<ChannelEntry>>>,
     close_reason: Mutex<Option<String>>,
     wake: CloseRequester,
+    /// The server's end of the socket and whether it is TLS, once the server says.
+    endpoint: std::sync::OnceLock<Endpoint>,
+}
+
+/// The server's end of a connection: the listener address it came in on, and TLS or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The local address of the socket.
+    pub local: SocketAddr,
+    /// Whether the connection is over TLS.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -105,6 +117,16 @@ impl ConnectionEntry {
     pub fn opened(&self, details: ConnectionDetails) {
         *self.details.write() = Some(details);
         self.set_state(ConnectionState::Running);
+    }
+
+    /// Records the server's end of the connection (once; later calls change nothing).
+    pub fn set_endpoint(&self, endpoint: Endpoint) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    /// The server's end of the connection, if the server recorded it.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.endpoint.get().copied()
     }
 
     /// The connection's details, once open.
@@ -146,6 +168,7 @@ impl ConnectionEntry {
         number: u16,
         target: Weak<dyn DeliveryTarget>,
     ) -> Arc<ChannelEntry> {
+        registry.churn.count(ChurnEvent::ChannelCreated);
         let entry = Arc::new(ChannelEntry {
             id: registry.next_target_id(),
             connection: self.id,
@@ -161,7 +184,6 @@ impl ConnectionEntry {
             in_flow: AtomicBool::new(false),
             published_before_confirm: AtomicU64::new(0),
         });
-        registry.churn.channels_opened.fetch_add(1, Ordering::Relaxed);
         self.channels.lock().insert(number, entry.clone());
         entry
     }
@@ -366,6 +388,8 @@ pub struct ConnectionSnapshot {
     pub channels: usize,
     /// Bytes in and out, and its channels' message counters summed.
     pub counters: CounterValues,
+    /// The server's end of it, when known.
+    pub endpoint: Option<Endpoint>,
 }
 
 /// A consumer as listings show it.
@@ -393,30 +417,6 @@ pub struct ConsumerSnapshot {
     pub arguments: FieldTable,
 }
 
-/// How many connections and channels came and went (RabbitMQ's churn metrics), and publishes
-/// of channels that closed that expected a confirm. Counted once per open or close, never per
-/// message.
-#[derive(Debug, Default)]
-struct Churn {
-    connections_closed: AtomicU64,
-    channels_opened: AtomicU64,
-    channels_closed: AtomicU64,
-    retired_published_expecting_confirm: AtomicU64,
-}
-
-/// Connections and channels opened and closed since the broker started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ChurnValues {
-    /// Connections registered.
-    pub connections_opened: u64,
-    /// Connections that ended.
-    pub connections_closed: u64,
-    /// Channels opened.
-    pub channels_opened: u64,
-    /// Channels closed (with their connection or alone).
-    pub channels_closed: u64,
-}
-
 /// Every connection of the broker.
 #[derive(Default)]
 pub struct Registry {
@@ -428,7 +428,10 @@ pub struct Registry {
     retired_channels: Mutex<std::collections::HashMap<String, CounterValues>>,
     /// Connection counters (bytes in and out) of connections that ended.
     retired_connections: Counters,
+    /// Connections and channels opened and closed.
     churn: Churn,
+    /// Publishes expecting a confirm, of channels that closed.
+    retired_published_expecting_confirm: AtomicU64,
 }
 
 impl Registry {
@@ -453,16 +456,23 @@ impl Registry {
             channels: Mutex::new(BTreeMap::new()),
             close_reason: Mutex::new(None),
             wake,
+            endpoint: std::sync::OnceLock::new(),
         });
         self.connections.write().insert(id, entry.clone());
+        self.churn.count(ChurnEvent::ConnectionCreated);
         entry
+    }
+
+    /// Connections and channels opened and closed so far.
+    pub fn churn(&self) -> &Churn {
+        &self.churn
     }
 
     /// Forgets a connection that ended; its channels' counters are kept in the totals.
     pub fn remove(&self, id: u64) {
         let entry = self.connections.write().remove(&id);
         if let Some(entry) = entry {
-            self.churn.connections_closed.fetch_add(1, Ordering::Relaxed);
+            self.churn.count(ChurnEvent::ConnectionClosed);
             self.retired_connections.absorb(&entry.counters.snapshot());
             let channels: Vec<_> = entry.channels.lock().values().cloned().collect();
             for ch in channels {
@@ -473,11 +483,11 @@ impl Registry {
 
     /// Keeps a closed channel's counters in its vhost's (and the node's) totals.
     pub fn retire_channel(&self, connection: &ConnectionEntry, channel: &ChannelEntry) {
+        self.churn.count(ChurnEvent::ChannelClosed);
         let vhost = connection.details.read().as_ref().map(|d| d.vhost.clone()).unwrap_or_default();
         self.retired_channels.lock().entry(vhost).or_default().add(&channel.counter_values());
-        self.churn.channels_closed.fetch_add(1, Ordering::Relaxed);
         let expecting_confirm = channel.published_expecting_confirm();
-        self.churn.retired_published_expecting_confirm.fetch_add(expecting_confirm, Ordering::Relaxed);
+        self.retired_published_expecting_confirm.fetch_add(expecting_confirm, Ordering::Relaxed);
     }
 
     /// Connection counters (bytes in and out) summed over every connection the broker ever had.
@@ -489,20 +499,10 @@ impl Registry {
         totals
     }
 
-    /// Connections and channels opened and closed so far.
-    pub fn churn(&self) -> ChurnValues {
-        ChurnValues {
-            connections_opened: self.next_connection.load(Ordering::Relaxed),
-            connections_closed: self.churn.connections_closed.load(Ordering::Relaxed),
-            channels_opened: self.churn.channels_opened.load(Ordering::Relaxed),
-            channels_closed: self.churn.channels_closed.load(Ordering::Relaxed),
-        }
-    }
-
     /// Messages published on confirm-mode channels since they entered confirm mode, over every
     /// channel the broker ever had (RabbitMQ's `messages_received_confirm`).
     pub fn published_expecting_confirm(&self) -> u64 {
-        let mut total = self.churn.retired_published_expecting_confirm.load(Ordering::Relaxed);
+        let mut total = self.retired_published_expecting_confirm.load(Ordering::Relaxed);
         for c in self.connections() {
             for ch in c.channels() {
                 total += ch.published_expecting_confirm();
@@ -544,6 +544,7 @@ impl Registry {
                     details: c.details(),
                     channels: channels.len(),
                     counters,
+                    endpoint: c.endpoint(),
                 }
             })
             .collect()
@@ -622,16 +623,15 @@ mod tests {
         assert_eq!(registry.published_expecting_confirm(), 5);
         connection.counters().add(Counter::BytesIn, 100);
         registry.remove(connection.id);
-        let churn = registry.churn();
-        assert_eq!(
-            (
-                churn.connections_opened,
-                churn.connections_closed,
-                churn.channels_opened,
-                churn.channels_closed
-            ),
-            (1, 1, 2, 2)
-        );
+        let churn = registry.churn().snapshot();
+        let counts = [
+            ChurnEvent::ConnectionCreated,
+            ChurnEvent::ConnectionClosed,
+            ChurnEvent::ChannelCreated,
+            ChurnEvent::ChannelClosed,
+        ]
+        .map(|e| churn.get(e));
+        assert_eq!(counts, [1, 1, 2, 2]);
         assert_eq!(registry.published_expecting_confirm(), 5, "kept after the channel closed");
         assert_eq!(registry.connection_totals().get(Counter::BytesIn), 100);
     }

@@ -159,6 +159,11 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub max_failed_logins_per_minute: Option<u32>,
 
+    /// How often the management API samples counters for its rates, in ms (RabbitMQ's
+    /// collect_statistics_interval) [default: 5000]. Hidden: tests shorten it.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub collect_statistics_interval: Option<u64>,
+
     /// The user a first start creates (with the administrator tag), as RabbitMQ's
     /// `default_user` [default: guest]. Only a data directory without users is affected.
     #[arg(long, value_name = "NAME")]
@@ -271,6 +276,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Failed logins per address and minute; None: no limit.
     pub max_failed_logins_per_minute: Option<u32>,
+    /// How often the management API samples counters for its rates.
+    pub collect_statistics_interval: std::time::Duration,
     pub connection: ConnectionConfig,
     pub flow_control: bool,
     /// What a first start creates.
@@ -326,6 +333,9 @@ impl Settings {
             max_failed_logins_per_minute: self
                 .max_failed_logins_per_minute
                 .or(base.max_failed_logins_per_minute),
+            collect_statistics_interval: self
+                .collect_statistics_interval
+                .or(base.collect_statistics_interval),
             log: self.log.or(base.log),
         }
     }
@@ -395,6 +405,9 @@ impl Settings {
             consumer_timeout: self.consumer_timeout.unwrap_or(warren_broker::DEFAULT_CONSUMER_TIMEOUT_MS),
             max_connections: self.max_connections,
             max_failed_logins_per_minute: self.max_failed_logins_per_minute.filter(|&n| n > 0),
+            collect_statistics_interval: std::time::Duration::from_millis(
+                self.collect_statistics_interval.unwrap_or(5000).max(10),
+            ),
             connection: ConnectionConfig {
                 channel_max,
                 frame_max,

@@ -34,11 +34,13 @@ pub struct Accepted {
     pub at: Instant,
     /// The user named by a verified TLS client certificate (SASL EXTERNAL is offered).
     pub certificate_login: Option<String>,
+    /// The server's end of the socket, and whether it is TLS (the management API shows them).
+    pub endpoint: Option<warren_broker::Endpoint>,
 }
 
 /// Serves one accepted connection until it closes; `registered` counts it meanwhile.
 pub async fn serve<T: Transport>(stream: T, accepted: Accepted, shared: Arc<Shared>, registered: Registered) {
-    let Accepted { peer, at, certificate_login } = accepted;
+    let Accepted { peer, at, certificate_login, endpoint } = accepted;
     let mut alarm = shared.alarm.clone();
     let mut shutdown = shared.connections.shutdown_signal();
     let mut stopping = false;
@@ -61,6 +63,9 @@ pub async fn serve<T: Transport>(stream: T, accepted: Accepted, shared: Arc<Shar
     let node = shared.node.clone();
     let mut session =
         Session::new(node, Some(peer), outbox.clone(), Arc::new(move || wake.notify_one()), now());
+    if let Some(endpoint) = endpoint {
+        session.entry().set_endpoint(endpoint);
+    }
     let flow = Arc::new(Notify::new());
     let wake = flow.clone();
     session.set_flow_waker(Arc::new(move || wake.notify_one()));

@@ -88,6 +88,10 @@ pub async fn run(
         &config.product,
         shared.node.broker.clone(),
         amqp_addresses,
+        crate::management::Status {
+            alarms: shared.alarm.clone(),
+            stats_interval: config.collect_statistics_interval,
+        },
     )
     .await;
     stop_signal(&mut terminate).await;
@@ -134,7 +138,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc
                 }
                 let registered = shared.connections.register();
                 let _ = stream.set_nodelay(true);
-                let accepted = Accepted { peer, at: std::time::Instant::now(), certificate_login: None };
+                let endpoint = stream
+                    .local_addr()
+                    .ok()
+                    .map(|local| warren_broker::Endpoint { local, tls: tls.is_some() });
+                let accepted =
+                    Accepted { peer, at: std::time::Instant::now(), certificate_login: None, endpoint };
                 let span = tracing::info_span!("connection", id = tracing::field::Empty, %peer);
                 match &tls {
                     None => tokio::spawn(

@@ -4,8 +4,36 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use warren_broker::Broker;
-use warren_management::api::{self, ApiContext, NodeInfo};
+use warren_management::api::{self, rates, ApiContext, NodeHealth, NodeInfo};
+
+use crate::alarms::Alarms;
+
+/// What the management API reads from the server besides the broker.
+pub struct Status {
+    /// The resource alarms.
+    pub alarms: watch::Receiver<Alarms>,
+    /// How often rates are sampled.
+    pub stats_interval: std::time::Duration,
+}
+
+/// The server's alarms, as the health checks read them.
+struct WatchedAlarms(watch::Receiver<Alarms>);
+
+impl NodeHealth for WatchedAlarms {
+    fn alarms(&self) -> Vec<&'static str> {
+        let alarms = *self.0.borrow();
+        let mut on = Vec::new();
+        if alarms.disk || alarms.write_fault {
+            on.push("disk");
+        }
+        if alarms.memory {
+            on.push("memory");
+        }
+        on
+    }
+}
 
 /// The node's name as the API shows it: RabbitMQ's `name@host` shape.
 fn node_name() -> String {
@@ -20,6 +48,7 @@ pub async fn spawn(
     product: &str,
     broker: Arc<Broker>,
     amqp: Vec<(String, SocketAddr)>,
+    status: Status,
 ) {
     if listen.is_empty() {
         return;
@@ -33,7 +62,11 @@ pub async fn spawn(
         listeners,
         started_at: std::time::Instant::now(),
     };
-    let ctx = Arc::new(ApiContext { broker, node });
+    let mut ctx = ApiContext::new(broker.clone(), node);
+    ctx.health = Arc::new(WatchedAlarms(status.alarms));
+    ctx.rates = Arc::new(rates::Rates::new(status.stats_interval));
+    rates::spawn_sampler(ctx.rates.clone(), broker);
+    let ctx = Arc::new(ctx);
     let app = api::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     for addr in listen {
         match tokio::net::TcpListener::bind(addr).await {

@@ -9,7 +9,7 @@ use serde_json::{Map, Number, Value};
 use warren_message::{FieldTable, FieldValue, ShortStr};
 
 /// The field table of a JSON object of arguments; the error names the argument.
-pub(crate) fn to_field_table(map: &Map<String, Value>) -> Result<FieldTable, String> {
+pub fn to_field_table(map: &Map<String, Value>) -> Result<FieldTable, String> {
     let mut table = FieldTable::new();
     for (key, value) in map {
         if key.len() > 255 {
@@ -39,7 +39,7 @@ fn to_field_value(value: &Value) -> Result<FieldValue, String> {
 }
 
 /// The JSON object of a field table.
-pub(crate) fn from_field_table(table: &FieldTable) -> Map<String, Value> {
+pub fn from_field_table(table: &FieldTable) -> Map<String, Value> {
     table.iter().map(|(k, v)| (k.to_string(), from_field_value(v))).collect()
 }
 

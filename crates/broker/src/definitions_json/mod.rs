@@ -25,6 +25,7 @@ mod policies;
 #[cfg(test)]
 mod tests;
 
+pub use arguments::{from_field_table, to_field_table};
 pub use error::{DefinitionsImportError, ImportSummary, Problem};
 pub use export::RABBITMQ_FORMAT_VERSION;
 pub use format::*;

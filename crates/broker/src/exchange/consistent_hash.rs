@@ -110,7 +110,7 @@ fn field_term(value: &FieldValue) -> Term<'_> {
 
 /// RabbitMQ's type atom and value term of a field value. Both `l` and `L` decode as a signed
 /// `long` there and here; a 32-bit float becomes the double of the same value.
-fn typed_value(value: &FieldValue) -> (&'static str, Term<'_>) {
+pub(crate) fn typed_value(value: &FieldValue) -> (&'static str, Term<'_>) {
     match value {
         FieldValue::LongStr(b) => ("longstr", Term::Binary(b)),
         FieldValue::I32(n) => ("signedint", Term::Int((*n).into())),

@@ -29,6 +29,14 @@ pub(crate) fn phash2(term: &Term<'_>) -> u32 {
     hash & PHASH2_MASK
 }
 
+/// `erlang:phash2(Term, 1 bsl 32)`: the whole 32-bit hash (RabbitMQ's management plugin names
+/// a binding's arguments by it).
+pub(crate) fn phash2_32(term: &Term<'_>) -> u32 {
+    let mut hash = 0;
+    hash_term(term, &mut hash);
+    hash
+}
+
 /// `erlang:phash2(Binary)`, without building a [`Term`]: the routing-key case, once per message.
 pub(crate) fn phash2_binary(bytes: &[u8]) -> u32 {
     let mut hash = 0;

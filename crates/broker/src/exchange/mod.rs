@@ -2,6 +2,7 @@
 //! lookup, fanout by list, topic by a word trie, headers by matching the decoded table, and the
 //! plugin types (consistent hashing, delayed messages).
 
+mod args_hash;
 mod consistent_hash;
 mod erlang_hash;
 mod erlang_rand;
@@ -20,6 +21,7 @@ use crate::delayed::DelayedMessages;
 use crate::error::BrokerError;
 use crate::policy::{self, AppliedPolicies};
 use crate::queue::Queue;
+pub use args_hash::binding_args_hash;
 use consistent_hash::{parse_weight, Buckets, HashOn};
 use headers::headers_match;
 use topic::TopicTrie;

@@ -3,7 +3,6 @@
 //! written to the definitions store, and only then is the routing map updated under its write
 //! lock, so routing never waits for a store write.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use warren_store::definitions::{Definitions, DefinitionsError};
 use super::command::{Actor, BindingSpec, DestinationKind, ExchangeSpec, QueueSpec};
 use super::VHost;
 use crate::args::{first_mismatch, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
+use crate::churn::ChurnEvent;
 use crate::effects::Effects;
 use crate::error::BrokerError;
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
@@ -197,7 +197,7 @@ impl VHost {
             self.check_exclusive_access(existing, owner)?;
             self.check_queue_equivalence(existing, &spec)?;
             existing.mark_used(now);
-            self.queue_churn.declared.fetch_add(1, Ordering::Relaxed);
+            self.churn.count(ChurnEvent::QueueDeclared);
             return Ok(existing.clone());
         }
         if let Some(limit) = crate::access::reached(self.max_queues(), self.queues.read().len() as u64) {
@@ -228,8 +228,8 @@ impl VHost {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }
         self.queues.write().insert(spec.name, q.clone());
-        self.queue_churn.declared.fetch_add(1, Ordering::Relaxed);
-        self.queue_churn.created.fetch_add(1, Ordering::Relaxed);
+        self.churn.count(ChurnEvent::QueueDeclared);
+        self.churn.count(ChurnEvent::QueueCreated);
         Ok(q)
     }
 
@@ -312,6 +312,7 @@ impl VHost {
             let mut queues = self.queues.write();
             if queues.get(&q.name).is_some_and(|existing| Arc::ptr_eq(existing, q)) {
                 queues.remove(&q.name);
+                self.churn.count(ChurnEvent::QueueDeleted);
             }
         }
         if is_stored(q) {
@@ -325,7 +326,6 @@ impl VHost {
         }
         let (consumers, messages) = q.delete();
         self.retired_queues.absorb(&q.counters().snapshot());
-        self.queue_churn.deleted.fetch_add(1, Ordering::Relaxed);
         effects.cancelled(consumers);
         messages
     }

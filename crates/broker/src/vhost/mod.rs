@@ -20,6 +20,7 @@ use warren_message::{FieldTable, ShortStr};
 use warren_store::definitions::Definitions;
 use warren_store::Store;
 
+use crate::churn::{Churn, ChurnEvent};
 use crate::counters::{CounterValues, Counters};
 use crate::effects::Effects;
 use crate::error::{BrokerError, Inequivalence};
@@ -47,8 +48,6 @@ pub struct VHost {
     default_exchange: Counters,
     /// Counters of queues that were deleted, so vhost totals do not go backwards.
     retired_queues: Counters,
-    /// Queues declared, created and deleted (RabbitMQ's churn metrics).
-    queue_churn: QueueChurn,
     /// The backlog past which a queue holds its publishers back, for queues declared from now.
     flow_bound: Mutex<FlowBound>,
     /// Policies and operator policies; changed with the command lock held.
@@ -57,14 +56,8 @@ pub struct VHost {
     max_queues: AtomicU64,
     /// The vhost was deleted: its definitions are gone from the store already.
     destroyed: AtomicBool,
-}
-
-/// Queue churn, counted once per declare or delete (never per message).
-#[derive(Debug, Default)]
-struct QueueChurn {
-    declared: AtomicU64,
-    created: AtomicU64,
-    deleted: AtomicU64,
+    /// Queues declared, created and deleted.
+    churn: Churn,
 }
 
 /// Queues declared (queue.declare that succeeded, new queue or not), created and deleted.
@@ -105,11 +98,11 @@ impl VHost {
             commands: Mutex::new(()),
             default_exchange: Counters::default(),
             retired_queues: Counters::default(),
-            queue_churn: QueueChurn::default(),
             flow_bound: Mutex::new(FlowBound::default()),
             policies: RwLock::default(),
             max_queues: AtomicU64::new(u64::MAX),
             destroyed: AtomicBool::new(false),
+            churn: Churn::default(),
         };
         for (name, kind) in [
             ("amq.direct", ExchangeKind::Direct),
@@ -131,6 +124,11 @@ impl VHost {
         for q in self.queues() {
             q.set_flow_bound(bound);
         }
+    }
+
+    /// Queues declared, created and deleted in this vhost so far.
+    pub fn churn(&self) -> &Churn {
+        &self.churn
     }
 
     /// Sets the vhost's `max-queues` limit (None: no limit); queues already there stay.
@@ -205,10 +203,11 @@ impl VHost {
 
     /// How many queues were declared, created and deleted in the vhost so far.
     pub fn queue_churn(&self) -> QueueChurnValues {
+        let churn = self.churn.snapshot();
         QueueChurnValues {
-            declared: self.queue_churn.declared.load(Ordering::Relaxed),
-            created: self.queue_churn.created.load(Ordering::Relaxed),
-            deleted: self.queue_churn.deleted.load(Ordering::Relaxed),
+            declared: churn.get(ChurnEvent::QueueDeclared),
+            created: churn.get(ChurnEvent::QueueCreated),
+            deleted: churn.get(ChurnEvent::QueueDeleted),
         }
     }
 

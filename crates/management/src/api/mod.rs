@@ -4,13 +4,22 @@
 //! counters. One file per group of endpoints.
 
 mod auth;
+mod bindings;
 mod body;
+mod connections;
 mod definitions;
 mod error;
+mod exchanges;
+mod format;
+mod health;
 mod list;
 mod overview;
 mod permissions;
 mod policies;
+mod queue_get;
+mod queues;
+pub mod rates;
+mod scope;
 mod users;
 mod vhosts;
 
@@ -38,12 +47,41 @@ pub struct NodeInfo {
     pub started_at: Instant,
 }
 
+/// What the health checks read that the broker core does not know: the resource alarms the
+/// server watches.
+pub trait NodeHealth: Send + Sync {
+    /// The resource alarms in effect, by RabbitMQ's resource name (`disk`, `memory`).
+    fn alarms(&self) -> Vec<&'static str>;
+}
+
+/// A node without alarms (tests, or a server that does not watch resources).
+#[derive(Debug, Default)]
+pub struct NoAlarms;
+
+impl NodeHealth for NoAlarms {
+    fn alarms(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
 /// What every handler is given.
 pub struct ApiContext {
     /// The broker.
     pub broker: Arc<Broker>,
     /// The node's description.
     pub node: NodeInfo,
+    /// The resource alarms.
+    pub health: Arc<dyn NodeHealth>,
+    /// Sampled message rates (see [`rates::spawn_sampler`]).
+    pub rates: Arc<rates::Rates>,
+}
+
+impl ApiContext {
+    /// A context without alarms, with rates sampled at RabbitMQ's default interval (the caller
+    /// starts the sampler).
+    pub fn new(broker: Arc<Broker>, node: NodeInfo) -> Self {
+        ApiContext { broker, node, health: Arc::new(NoAlarms), rates: Arc::default() }
+    }
 }
 
 /// The API's routes, under `/api`.
@@ -56,6 +94,12 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(permissions::routes())
         .merge(policies::routes())
         .merge(definitions::routes())
+        .merge(queues::routes())
+        .merge(queue_get::routes())
+        .merge(exchanges::routes())
+        .merge(bindings::routes())
+        .merge(connections::routes())
+        .merge(health::routes())
         .fallback(get(|| async { ApiError::NotFound }))
         .with_state(ctx)
 }

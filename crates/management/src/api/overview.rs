@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::rates::{self, Key, Metric, RateQuery, CHANNEL_STATS};
 use super::{ApiContext, MANAGEMENT_VERSION};
 
 pub(super) fn routes() -> Router<Arc<ApiContext>> {
@@ -59,7 +60,11 @@ fn listeners(ctx: &ApiContext) -> Value {
     )
 }
 
-async fn overview(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Value> {
+async fn overview(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    axum::extract::Query(rate_query): axum::extract::Query<RateQuery>,
+) -> Json<Value> {
     let broker = &ctx.broker;
     let visible =
         |vhost: &str| caller.is_monitor() || broker.access().permissions(&caller.name, vhost).is_some();
@@ -75,6 +80,29 @@ async fn overview(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Va
             unacked += stats.unacked;
         }
     }
+    let rates = ctx.rates.view();
+    let totals = broker.registry().channel_totals();
+    let mut counters = warren_broker::CounterValues::default();
+    for (vhost, values) in &totals {
+        if visible(vhost) {
+            counters.add(values);
+        }
+    }
+    let message_stats =
+        rates.message_stats(&Key::Node, &counters, CHANNEL_STATS, &rate_query).unwrap_or_else(|| json!({}));
+    let mut queue_totals = serde_json::Map::new();
+    for (name, value, i) in [
+        ("messages", ready + unacked, 0),
+        ("messages_ready", ready, 1),
+        ("messages_unacknowledged", unacked, 2),
+    ] {
+        rates.gauge(&mut queue_totals, &Key::Node, name, value, Metric::Depth(i), &RateQuery::default());
+    }
+    let mut churn = broker.registry().churn().snapshot();
+    for vhost in broker.vhosts() {
+        churn.add(&vhost.churn().snapshot());
+    }
+    let churn_rates = rates::churn_rates(&rates, &churn, &rate_query);
     let connections = broker.registry().connections().len();
     let channels: usize = broker.registry().connections().iter().map(|c| c.channels().len()).sum();
     Json(json!({
@@ -89,12 +117,9 @@ async fn overview(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Va
         "erlang_full_version": "",
         "disable_stats": false,
         "enable_queue_totals": false,
-        "message_stats": {},
-        "queue_totals": {
-            "messages": ready + unacked,
-            "messages_ready": ready,
-            "messages_unacknowledged": unacked,
-        },
+        "message_stats": message_stats,
+        "queue_totals": queue_totals,
+        "churn_rates": churn_rates,
         "object_totals": {
             "channels": channels,
             "connections": connections,

@@ -77,21 +77,16 @@ pub(crate) struct NodeCounters {
 impl NodeCounters {
     /// Every value, in a fixed order (for the monotonic guard).
     pub(crate) fn values_mut(&mut self) -> Vec<&mut u64> {
-        let ChurnValues { connections_opened, connections_closed, channels_opened, channels_closed } =
-            &mut self.churn;
         let QueueChurnValues { declared, created, deleted } = &mut self.queue_churn;
-        let mut all = vec![
-            connections_opened,
-            connections_closed,
-            channels_opened,
-            channels_closed,
+        let mut all: Vec<&mut u64> = self.churn.0.iter_mut().collect();
+        all.extend([
             declared,
             created,
             deleted,
             &mut self.logins_succeeded,
             &mut self.logins_failed,
             &mut self.received_confirm,
-        ];
+        ]);
         all.extend(self.channels.0.iter_mut());
         all.extend(self.queues.0.iter_mut());
         all.extend(self.connections.0.iter_mut());
@@ -152,7 +147,7 @@ pub(crate) fn collect(broker: &Broker, node: &dyn NodeSource, want: &Want) -> Sn
         channels_total.add(values);
     }
     let counters = NodeCounters {
-        churn: registry.churn(),
+        churn: registry.churn().snapshot(),
         queue_churn: broker.queue_churn(),
         logins_succeeded: broker.logins_succeeded(),
         logins_failed: broker.counters().get(warren_broker::Counter::LoginsRefused),

@@ -37,11 +37,14 @@ mod tests {
     fn a_counter_read_lower_is_reported_as_before() {
         let guard = Monotonic::default();
         let mut first = NodeCounters { logins_succeeded: 5, ..NodeCounters::default() };
-        first.churn.connections_opened = 3;
+        first.churn.0[warren_broker::ChurnEvent::ConnectionCreated as usize] = 3;
         guard.hold(&mut first);
         let mut dip = NodeCounters { logins_succeeded: 4, ..NodeCounters::default() };
-        dip.churn.connections_opened = 4;
+        dip.churn.0[warren_broker::ChurnEvent::ConnectionCreated as usize] = 4;
         guard.hold(&mut dip);
-        assert_eq!((dip.logins_succeeded, dip.churn.connections_opened), (5, 4));
+        assert_eq!(
+            (dip.logins_succeeded, dip.churn.get(warren_broker::ChurnEvent::ConnectionCreated)),
+            (5, 4)
+        );
     }
 }

@@ -85,10 +85,30 @@ fn write_group(w: &mut TextWriter, prefix: &str, group: Group, s: &Snapshot, per
     let counters = &s.counters;
     match group {
         Group::ConnectionChurn => {
-            single(w, prefix, &f::CONNECTIONS_OPENED, counters.churn.connections_opened);
-            single(w, prefix, &f::CONNECTIONS_CLOSED, counters.churn.connections_closed);
-            single(w, prefix, &f::CHANNELS_OPENED, counters.churn.channels_opened);
-            single(w, prefix, &f::CHANNELS_CLOSED, counters.churn.channels_closed);
+            single(
+                w,
+                prefix,
+                &f::CONNECTIONS_OPENED,
+                counters.churn.get(warren_broker::ChurnEvent::ConnectionCreated),
+            );
+            single(
+                w,
+                prefix,
+                &f::CONNECTIONS_CLOSED,
+                counters.churn.get(warren_broker::ChurnEvent::ConnectionClosed),
+            );
+            single(
+                w,
+                prefix,
+                &f::CHANNELS_OPENED,
+                counters.churn.get(warren_broker::ChurnEvent::ChannelCreated),
+            );
+            single(
+                w,
+                prefix,
+                &f::CHANNELS_CLOSED,
+                counters.churn.get(warren_broker::ChurnEvent::ChannelClosed),
+            );
             single(w, prefix, &f::QUEUES_DECLARED, counters.queue_churn.declared);
             single(w, prefix, &f::QUEUES_CREATED, counters.queue_churn.created);
             single(w, prefix, &f::QUEUES_DELETED, counters.queue_churn.deleted);

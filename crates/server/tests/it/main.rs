@@ -24,6 +24,7 @@ mod large;
 mod large_bodies;
 mod malformed;
 mod management;
+mod management_objects;
 mod metrics;
 mod plugin_exchanges;
 mod policies;

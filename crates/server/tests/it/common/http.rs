@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    /// The status line and header lines, as sent.
+    pub head: String,
 }
 
 impl Answer {
@@ -29,12 +31,24 @@ pub async fn request(
     password: &str,
     body: Option<&str>,
 ) -> Answer {
+    request_with(addr, method, path, (user, password), body, "").await
+}
+
+/// As [`request`], with `extra` header lines (each ending in `\r\n`).
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    (user, password): (&str, &str),
+    body: Option<&str>,
+    extra: &str,
+) -> Answer {
     let mut stream =
         super::within(tokio::net::TcpStream::connect(addr)).await.expect("connect to the management port");
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let body = body.unwrap_or("");
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -46,7 +60,7 @@ pub async fn request(
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     let body = if chunked { dechunk(rest) } else { rest.to_owned() };
-    Answer { status, body }
+    Answer { status, body, head: head.to_owned() }
 }
 
 fn dechunk(mut rest: &str) -> String {

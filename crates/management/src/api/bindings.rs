@@ -1,0 +1,332 @@
+//! `/api/bindings`: list every binding (with the default exchange's implicit binding of every
+//! queue, as RabbitMQ lists them), bindings between an exchange and a queue or another exchange
+//! (GET lists, POST adds and answers 201 with a Location naming the new binding's
+//! `properties_key`), and one binding by that key (GET, DELETE).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warren_broker::{
+    binding_args_hash, BindingSpec, Command, Destination, DestinationKind, Permission, VHost,
+};
+use warren_message::FieldTable;
+
+use super::auth::Caller;
+use super::body;
+use super::error::ApiError;
+use super::exchanges::exchange_name;
+use super::format;
+use super::list::{self, ListQuery};
+use super::queues::apply;
+use super::scope;
+use super::ApiContext;
+
+pub(super) fn routes() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/api/bindings", get(|s, c, q| list_all(s, c, None, q)))
+        .route("/api/bindings/{vhost}", get(|s, c, Path(v), q| list_all(s, c, Some(v), q)))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/q/{destination}",
+            get(|s, c, p| between(s, c, p, DestinationKind::Queue))
+                .post(|s, c, p, b| create(s, c, p, b, DestinationKind::Queue)),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/e/{destination}",
+            get(|s, c, p| between(s, c, p, DestinationKind::Exchange))
+                .post(|s, c, p, b| create(s, c, p, b, DestinationKind::Exchange)),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/q/{destination}/{props}",
+            get(|s, c, p| one(s, c, p, DestinationKind::Queue))
+                .delete(|s, c, p| remove(s, c, p, DestinationKind::Queue)),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/e/{destination}/{props}",
+            get(|s, c, p| one(s, c, p, DestinationKind::Exchange))
+                .delete(|s, c, p| remove(s, c, p, DestinationKind::Exchange)),
+        )
+}
+
+/// `rabbit_http_util:quote_plus` with `~` escaped, as `rabbit_mgmt_format:quote_binding`:
+/// letters, digits, `.`, `-` and `_` stay, a space is `+`, every other byte `%XX`.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The `properties_key` RabbitMQ names a binding by (`pack_binding_props`): `~` for an empty
+/// key without arguments, the quoted key, and with arguments `~` and the base64url of their
+/// hash.
+pub(crate) fn properties_key(key: &str, args: &FieldTable) -> String {
+    if args.is_empty() {
+        if key.is_empty() {
+            return "~".to_owned();
+        }
+        return quote(key);
+    }
+    let hash = binding_args_hash(args).to_be_bytes();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash);
+    format!("{}~{}", quote(key), quote(&encoded))
+}
+
+/// One binding as RabbitMQ lists it.
+struct Listed {
+    source: String,
+    destination: String,
+    kind: DestinationKind,
+    key: String,
+    args: FieldTable,
+}
+
+impl Listed {
+    fn json(&self, vhost: &str) -> Value {
+        json!({
+            "source": self.source,
+            "vhost": vhost,
+            "destination": self.destination,
+            "destination_type": match self.kind {
+                DestinationKind::Queue => "queue",
+                DestinationKind::Exchange => "exchange",
+            },
+            "routing_key": self.key,
+            "arguments": format::table(&self.args),
+            "properties_key": properties_key(&self.key, &self.args),
+        })
+    }
+}
+
+/// Every binding of a vhost: the default exchange's to each queue first, then the declared
+/// exchanges' in source order.
+fn bindings_of(v: &VHost) -> Vec<Listed> {
+    let mut queues: Vec<String> = v.queues().iter().map(|q| q.name.to_string()).collect();
+    queues.sort();
+    let mut out: Vec<Listed> = queues
+        .into_iter()
+        .map(|q| Listed {
+            source: String::new(),
+            destination: q.clone(),
+            kind: DestinationKind::Queue,
+            key: q,
+            args: FieldTable::new(),
+        })
+        .collect();
+    let mut exchanges = v.exchanges();
+    exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+    for x in exchanges {
+        for b in x.bindings() {
+            let (destination, kind) = match &b.destination {
+                Destination::Queue(q) => (q.name.to_string(), DestinationKind::Queue),
+                Destination::Exchange(e) => (e.name.to_string(), DestinationKind::Exchange),
+            };
+            out.push(Listed {
+                source: x.name.to_string(),
+                destination,
+                kind,
+                key: b.key.to_string(),
+                args: b.args,
+            });
+        }
+    }
+    out
+}
+
+fn to_json(v: &VHost, keep: impl Fn(&Listed) -> bool) -> Vec<Value> {
+    bindings_of(v).iter().filter(|b| keep(b)).map(|b| b.json(&v.name)).collect()
+}
+
+async fn list_all(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    vhost: Option<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for v in scope::vhosts(&ctx, &caller, vhost.as_deref())? {
+        items.extend(to_json(&v, |_| true));
+    }
+    Ok(Json(list::respond(items, &query)?))
+}
+
+/// `/api/queues/{vhost}/{name}/bindings`.
+pub(super) async fn of_queue(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    v.queue(&name).map_err(|_| ApiError::NotFound)?;
+    Ok(Json(Value::Array(to_json(&v, |b| b.kind == DestinationKind::Queue && b.destination == name))))
+}
+
+/// `/api/exchanges/{vhost}/{name}/bindings/source`.
+pub(super) async fn from_exchange(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let name = exchange_name(&name);
+    if !name.is_empty() {
+        v.exchange(name).map_err(|_| ApiError::NotFound)?;
+    }
+    Ok(Json(Value::Array(to_json(&v, |b| b.source == name))))
+}
+
+/// `/api/exchanges/{vhost}/{name}/bindings/destination`.
+pub(super) async fn to_exchange(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let name = exchange_name(&name);
+    if !name.is_empty() {
+        v.exchange(name).map_err(|_| ApiError::NotFound)?;
+    }
+    Ok(Json(Value::Array(to_json(&v, |b| b.kind == DestinationKind::Exchange && b.destination == name))))
+}
+
+/// Checks that both ends exist (404 otherwise).
+fn ends(v: &VHost, source: &str, destination: &str, kind: DestinationKind) -> Result<(), ApiError> {
+    if !source.is_empty() {
+        v.exchange(source).map_err(|_| ApiError::NotFound)?;
+    }
+    match kind {
+        DestinationKind::Queue => v.queue(destination).map(|_| ()),
+        DestinationKind::Exchange => v.exchange(destination).map(|_| ()),
+    }
+    .map_err(|_| ApiError::NotFound)
+}
+
+fn matching(v: &VHost, source: &str, destination: &str, kind: DestinationKind) -> Vec<Listed> {
+    bindings_of(v)
+        .into_iter()
+        .filter(|b| b.source == source && b.destination == destination && b.kind == kind)
+        .collect()
+}
+
+async fn between(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, source, destination)): Path<(String, String, String)>,
+    kind: DestinationKind,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let source = exchange_name(&source);
+    ends(&v, source, &destination, kind)?;
+    let items = matching(&v, source, &destination, kind).iter().map(|b| b.json(&v.name)).collect();
+    Ok(Json(Value::Array(items)))
+}
+
+#[derive(Deserialize, Default)]
+struct BindBody {
+    routing_key: Option<String>,
+    arguments: Option<Value>,
+}
+
+async fn create(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, source, destination)): Path<(String, String, String)>,
+    bytes: Bytes,
+    kind: DestinationKind,
+) -> Result<Response, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let source = exchange_name(&source).to_owned();
+    ends(&v, &source, &destination, kind)?;
+    scope::require(&ctx, &caller, &vhost, Permission::Write, &destination)?;
+    scope::require(&ctx, &caller, &vhost, Permission::Read, &source)?;
+    let body: BindBody = body::json(&bytes)?;
+    let key = body.routing_key.unwrap_or_default();
+    let arguments = format::arguments(body.arguments.as_ref())?;
+    let location = format!("{}/{}", quote(&destination), properties_key(&key, &arguments));
+    let spec = BindingSpec {
+        source: source.as_str().into(),
+        destination: destination.as_str().into(),
+        destination_kind: kind,
+        key: key.as_str().into(),
+        arguments,
+    };
+    apply(&v, Command::Bind(spec))?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
+}
+
+fn find(
+    v: &VHost,
+    source: &str,
+    destination: &str,
+    kind: DestinationKind,
+    props: &str,
+) -> Result<Listed, ApiError> {
+    ends(v, source, destination, kind)?;
+    matching(v, source, destination, kind)
+        .into_iter()
+        .find(|b| properties_key(&b.key, &b.args) == props)
+        .ok_or(ApiError::NotFound)
+}
+
+async fn one(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, source, destination, props)): Path<(String, String, String, String)>,
+    kind: DestinationKind,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let found = find(&v, exchange_name(&source), &destination, kind, &props)?;
+    Ok(Json(found.json(&v.name)))
+}
+
+async fn remove(
+    State(ctx): State<Arc<ApiContext>>,
+    caller: Caller,
+    Path((vhost, source, destination, props)): Path<(String, String, String, String)>,
+    kind: DestinationKind,
+) -> Result<StatusCode, ApiError> {
+    let v = scope::vhost(&ctx, &caller, &vhost)?;
+    let source = exchange_name(&source).to_owned();
+    let found = find(&v, &source, &destination, kind, &props)?;
+    scope::require(&ctx, &caller, &vhost, Permission::Write, &destination)?;
+    scope::require(&ctx, &caller, &vhost, Permission::Read, &source)?;
+    let spec = BindingSpec {
+        source: source.as_str().into(),
+        destination: destination.as_str().into(),
+        destination_kind: kind,
+        key: found.key.as_str().into(),
+        arguments: found.args,
+    };
+    apply(&v, Command::Unbind(spec))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_message::FieldValue;
+
+    #[test]
+    fn properties_keys_as_rabbitmq_packs_them() {
+        assert_eq!(properties_key("", &FieldTable::new()), "~");
+        assert_eq!(properties_key("q1", &FieldTable::new()), "q1");
+        assert_eq!(properties_key("a~b c/d", &FieldTable::new()), "a%7Eb+c%2Fd");
+        let mut args = FieldTable::new();
+        args.insert("x", FieldValue::I64(1));
+        assert_eq!(properties_key("k", &args), "k~9nmLZQ");
+        args.insert("s", FieldValue::LongStr(b"v".to_vec().into()));
+        assert_eq!(properties_key("k", &args), "k~GTPt3A");
+    }
+}
