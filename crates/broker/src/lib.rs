@@ -51,8 +51,8 @@ mod vhost;
 
 pub use access::{
     is_loopback, AccessControl, AuthFailure, ConnectionLease, HashAlgorithm, PasswordHash, Pattern,
-    Permission, Permissions, Resource, TopicPermission, User, UserAccess, UserLimits, VhostLimits,
-    VhostSettings,
+    Permission, Permissions, Resource, TopicPermission, UnknownLimit, User, UserAccess, UserLimits,
+    VhostLimits, VhostSettings,
 };
 pub use admin::AdminCommand;
 pub use args::{type_name, validate_consume_args};

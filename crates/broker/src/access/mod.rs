@@ -25,7 +25,7 @@ pub use password::{HashAlgorithm, PasswordHash};
 pub use pattern::{Pattern, Permission, Permissions, TopicPermission};
 pub use user_access::{Resource, UserAccess};
 pub(crate) use users::reached;
-pub use users::{User, UserLimits, VhostLimits, VhostSettings};
+pub use users::{UnknownLimit, User, UserLimits, VhostLimits, VhostSettings};
 
 /// Why a login was refused; for the log, never for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

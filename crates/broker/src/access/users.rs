@@ -51,6 +51,44 @@ pub struct VhostLimits {
     pub max_queues: Option<u64>,
 }
 
+/// A limit name a [`UserLimits`] or [`VhostLimits`] does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown limit '{0}'")]
+pub struct UnknownLimit(pub String);
+
+/// RabbitMQ's names of a set of limits, shared by definitions files, the management API and
+/// `warren ctl`.
+macro_rules! named_limits {
+    ($ty:ident { $($name:literal => $field:ident),* }) => {
+        impl $ty {
+            /// The limits' names, as RabbitMQ spells them.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// Each limit with its name.
+            pub fn named(&self) -> Vec<(&'static str, Option<u64>)> {
+                vec![$(($name, self.$field)),*]
+            }
+
+            /// Sets the limit called `name` (None: no limit).
+            pub fn set(&mut self, name: &str, value: Option<u64>) -> Result<(), UnknownLimit> {
+                match name {
+                    $($name => self.$field = value,)*
+                    other => return Err(UnknownLimit(other.to_owned())),
+                }
+                Ok(())
+            }
+
+            /// The limits that are set, as RabbitMQ's JSON object (`{"max-connections": 10}`).
+            pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+                self.named().into_iter().filter_map(|(n, v)| v.map(|v| (n.to_owned(), v.into()))).collect()
+            }
+        }
+    };
+}
+
+named_limits!(UserLimits { "max-connections" => max_connections, "max-channels" => max_channels });
+named_limits!(VhostLimits { "max-connections" => max_connections, "max-queues" => max_queues });
+
 /// What an operator says of a vhost besides its contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VhostSettings {

@@ -5,7 +5,7 @@
 //! exchange (a consistent-hash exchange's ring follows it).
 
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::arguments::from_field_table;
 use super::format::*;
@@ -141,13 +141,7 @@ fn exported_queue(name: &str, exclusive_owner: Option<u64>) -> bool {
 }
 
 fn user_entry(u: &crate::User) -> UserEntry {
-    let mut limits = Map::new();
-    if let Some(n) = u.limits.max_connections {
-        limits.insert("max-connections".to_owned(), Value::from(n));
-    }
-    if let Some(n) = u.limits.max_channels {
-        limits.insert("max-channels".to_owned(), Value::from(n));
-    }
+    let limits = u.limits.to_json();
     UserEntry {
         name: u.name.clone(),
         password_hash: Some(base64::engine::general_purpose::STANDARD.encode(&u.password.bytes)),
@@ -175,13 +169,7 @@ fn vhost_entry(name: &str, settings: &crate::VhostSettings) -> VhostEntry {
 }
 
 fn vhost_limits(vhost: &str, limits: &VhostLimits) -> Option<ParameterEntry> {
-    let mut value = Map::new();
-    if let Some(n) = limits.max_connections {
-        value.insert("max-connections".to_owned(), Value::from(n));
-    }
-    if let Some(n) = limits.max_queues {
-        value.insert("max-queues".to_owned(), Value::from(n));
-    }
+    let value = limits.to_json();
     (!value.is_empty()).then(|| ParameterEntry {
         vhost: vhost.to_owned(),
         component: "vhost-limits".to_owned(),

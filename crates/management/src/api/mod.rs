@@ -12,6 +12,7 @@ mod error;
 mod exchanges;
 mod format;
 mod health;
+mod limits;
 mod list;
 mod overview;
 mod permissions;

@@ -66,8 +66,7 @@ async fn overview(
     axum::extract::Query(rate_query): axum::extract::Query<RateQuery>,
 ) -> Json<Value> {
     let broker = &ctx.broker;
-    let visible =
-        |vhost: &str| caller.is_monitor() || broker.access().permissions(&caller.name, vhost).is_some();
+    let visible = |vhost: &str| super::vhosts::visible(&ctx, &caller, vhost);
     let (mut queues, mut exchanges, mut consumers) = (0u64, 0u64, 0u64);
     let (mut ready, mut unacked) = (0u64, 0u64);
     for vhost in broker.vhosts().into_iter().filter(|v| visible(&v.name)) {

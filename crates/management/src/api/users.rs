@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use warren_broker::{AdminCommand, HashAlgorithm, PasswordHash, User, UserLimits};
 
 use super::auth::Caller;
@@ -31,24 +31,13 @@ pub(super) fn routes() -> Router<Arc<ApiContext>> {
         .route("/api/user-limits/{user}/{name}", put(put_limit).delete(delete_limit))
 }
 
-pub(super) fn limits_value(limits: &UserLimits) -> Value {
-    let mut map = Map::new();
-    if let Some(n) = limits.max_connections {
-        map.insert("max-connections".into(), n.into());
-    }
-    if let Some(n) = limits.max_channels {
-        map.insert("max-channels".into(), n.into());
-    }
-    Value::Object(map)
-}
-
 fn user_json(user: &User) -> Value {
     json!({
         "name": user.name,
         "password_hash": base64::engine::general_purpose::STANDARD.encode(&user.password.bytes),
         "hashing_algorithm": user.password.algorithm.rabbit_name(),
         "tags": user.tags,
-        "limits": limits_value(&user.limits),
+        "limits": user.limits.to_json(),
     })
 }
 
@@ -161,7 +150,7 @@ async fn list_limits(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Resu
         .users()
         .iter()
         .filter(|u| u.limits != UserLimits::default())
-        .map(|u| json!({"user": u.name, "value": limits_value(&u.limits)}))
+        .map(|u| json!({"user": u.name, "value": u.limits.to_json()}))
         .collect();
     Ok(Json(Value::Array(items)))
 }
@@ -176,25 +165,7 @@ async fn user_limits(
     if user.limits == UserLimits::default() {
         return Ok(Json(json!([])));
     }
-    Ok(Json(json!([{"user": name, "value": limits_value(&user.limits)}])))
-}
-
-#[derive(Deserialize)]
-struct LimitBody {
-    value: Value,
-}
-
-fn set_limit(limits: &mut UserLimits, name: &str, value: Option<u64>) -> Result<(), ApiError> {
-    match name {
-        "max-connections" => limits.max_connections = value,
-        "max-channels" => limits.max_channels = value,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "Validation failed\n\n[{{<<\"{other}\">>,...}}] are not recognised limits"
-            )))
-        }
-    }
-    Ok(())
+    Ok(Json(json!([{"user": name, "value": user.limits.to_json()}])))
 }
 
 async fn put_limit(
@@ -204,10 +175,9 @@ async fn put_limit(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let body: LimitBody = body::json(&bytes)?;
-    let n = body.value.as_i64().ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer")))?;
+    let value = super::limits::value(&bytes, &name)?;
     let mut limits = ctx.broker.access().user(&user).ok_or(ApiError::NotFound)?.limits;
-    set_limit(&mut limits, &name, u64::try_from(n).ok())?;
+    limits.set(&name, value).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetUserLimits { user, limits }, now())?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -219,7 +189,7 @@ async fn delete_limit(
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
     let mut limits = ctx.broker.access().user(&user).ok_or(ApiError::NotFound)?.limits;
-    set_limit(&mut limits, &name, None)?;
+    limits.set(&name, None).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetUserLimits { user, limits }, now())?;
     Ok(StatusCode::NO_CONTENT)
 }

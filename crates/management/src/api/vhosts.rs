@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use warren_broker::{AdminCommand, Now, VhostLimits, VhostSettings};
 
 use super::auth::Caller;
@@ -84,10 +84,8 @@ async fn get_vhost(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    super::scope::vhost(&ctx, &caller, &name)?;
     let settings = ctx.broker.access().vhost(&name).ok_or(ApiError::NotFound)?;
-    if !visible(&ctx, &caller, &name) {
-        return Err(ApiError::NotAuthorised("Access refused."));
-    }
     Ok(Json(vhost_json(&ctx, &name, &settings)))
 }
 
@@ -130,17 +128,6 @@ async fn delete_vhost(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn limits_value(limits: &VhostLimits) -> Value {
-    let mut map = Map::new();
-    if let Some(n) = limits.max_connections {
-        map.insert("max-connections".into(), n.into());
-    }
-    if let Some(n) = limits.max_queues {
-        map.insert("max-queues".into(), n.into());
-    }
-    Value::Object(map)
-}
-
 async fn list_limits(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json<Value> {
     let items: Vec<Value> = ctx
         .broker
@@ -148,7 +135,7 @@ async fn list_limits(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Json
         .vhosts()
         .iter()
         .filter(|(name, s)| visible(&ctx, &caller, name) && s.limits != VhostLimits::default())
-        .map(|(name, s)| json!({"vhost": name, "value": limits_value(&s.limits)}))
+        .map(|(name, s)| json!({"vhost": name, "value": s.limits.to_json()}))
         .collect();
     Json(Value::Array(items))
 }
@@ -158,32 +145,12 @@ async fn vhost_limits(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    super::scope::vhost(&ctx, &caller, &name)?;
     let settings = ctx.broker.access().vhost(&name).ok_or(ApiError::NotFound)?;
-    if !visible(&ctx, &caller, &name) {
-        return Err(ApiError::NotAuthorised("Access refused."));
-    }
     if settings.limits == VhostLimits::default() {
         return Ok(Json(json!([])));
     }
-    Ok(Json(json!([{"vhost": name, "value": limits_value(&settings.limits)}])))
-}
-
-#[derive(Deserialize)]
-struct LimitBody {
-    value: Value,
-}
-
-fn set_limit(limits: &mut VhostLimits, name: &str, value: Option<u64>) -> Result<(), ApiError> {
-    match name {
-        "max-connections" => limits.max_connections = value,
-        "max-queues" => limits.max_queues = value,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "Validation failed\n\n[{{<<\"{other}\">>,...}}] are not recognised limits"
-            )))
-        }
-    }
-    Ok(())
+    Ok(Json(json!([{"vhost": name, "value": settings.limits.to_json()}])))
 }
 
 async fn put_limit(
@@ -193,10 +160,9 @@ async fn put_limit(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let body: LimitBody = body::json(&bytes)?;
-    let n = body.value.as_i64().ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer")))?;
+    let value = super::limits::value(&bytes, &name)?;
     let mut limits = ctx.broker.access().vhost(&vhost).ok_or(ApiError::NotFound)?.limits;
-    set_limit(&mut limits, &name, u64::try_from(n).ok())?;
+    limits.set(&name, value).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetVhostLimits { vhost, limits }, now())?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -208,7 +174,7 @@ async fn delete_limit(
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
     let mut limits = ctx.broker.access().vhost(&vhost).ok_or(ApiError::NotFound)?.limits;
-    set_limit(&mut limits, &name, None)?;
+    limits.set(&name, None).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetVhostLimits { vhost, limits }, now())?;
     Ok(StatusCode::NO_CONTENT)
 }

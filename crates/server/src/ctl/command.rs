@@ -3,11 +3,11 @@
 //! its access control. The same code runs in the broker (a command sent over the control
 //! socket) and in the CLI itself (a stopped broker's data directory).
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use warren_broker::{
-    AdminCommand, ApplyTo, Broker, PasswordHash, Policy, PolicyKind, TopicPermission, User, UserLimits,
-    VhostLimits, VhostSettings,
+    AdminCommand, ApplyTo, Broker, PasswordHash, Policy, PolicyKind, TopicPermission, UnknownLimit, User,
+    UserLimits, VhostLimits, VhostSettings,
 };
 
 /// One `warren ctl` command.
@@ -192,23 +192,7 @@ pub enum CtlCommand {
         path: std::path::PathBuf,
     },
     /// Sets a policy: settings for the queues and exchanges whose names match, applied at once.
-    SetPolicy {
-        /// The vhost.
-        #[arg(short = 'p', long = "vhost", default_value = "/")]
-        vhost: String,
-        /// Among matching policies the highest priority applies.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        priority: i64,
-        /// queues, classic_queues, quorum_queues, streams, exchanges or all.
-        #[arg(long = "apply-to", default_value = "all")]
-        apply_to: String,
-        /// The policy's name.
-        name: String,
-        /// A regular expression on queue and exchange names.
-        pattern: String,
-        /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
-        definition: String,
-    },
+    SetPolicy(PolicyArgs),
     /// Clears a policy.
     ClearPolicy {
         /// The vhost.
@@ -224,23 +208,7 @@ pub enum CtlCommand {
         vhost: String,
     },
     /// Sets an operator policy: lowers numeric limits whatever the policies and arguments say.
-    SetOperatorPolicy {
-        /// The vhost.
-        #[arg(short = 'p', long = "vhost", default_value = "/")]
-        vhost: String,
-        /// Among matching policies the highest priority applies.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        priority: i64,
-        /// queues, classic_queues, quorum_queues, streams, exchanges or all.
-        #[arg(long = "apply-to", default_value = "all")]
-        apply_to: String,
-        /// The policy's name.
-        name: String,
-        /// A regular expression on queue and exchange names.
-        pattern: String,
-        /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
-        definition: String,
-    },
+    SetOperatorPolicy(PolicyArgs),
     /// Clears an operator policy.
     ClearOperatorPolicy {
         /// The vhost.
@@ -267,6 +235,26 @@ impl CtlCommand {
             _ => String::new(),
         }
     }
+}
+
+/// What `set_policy` and `set_operator_policy` take, as rabbitmqctl's.
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+pub struct PolicyArgs {
+    /// The vhost.
+    #[arg(short = 'p', long = "vhost", default_value = "/")]
+    vhost: String,
+    /// Among matching policies the highest priority applies.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i64,
+    /// queues, classic_queues, quorum_queues, streams, exchanges or all.
+    #[arg(long = "apply-to", default_value = "all")]
+    apply_to: String,
+    /// The policy's name.
+    name: String,
+    /// A regular expression on queue and exchange names.
+    pattern: String,
+    /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
+    definition: String,
 }
 
 /// Applies `command` to `broker`: the text to print, or why it failed.
@@ -395,8 +383,8 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             Ok(out)
         }
         SetVhostLimits { vhost, definition } => {
-            let limits = parse_limits(&definition, &["max-connections", "max-queues"])?;
-            let limits = VhostLimits { max_connections: limits[0], max_queues: limits[1] };
+            let mut limits = VhostLimits::default();
+            apply_limits(&definition, VhostLimits::NAMES, |n, v| limits.set(n, v))?;
             admin(AdminCommand::SetVhostLimits { vhost: vhost.clone(), limits })?;
             Ok(format!("Applying limits to vhost \"{vhost}\" ..."))
         }
@@ -407,57 +395,39 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
         ListVhostLimits { vhost } => {
             let settings =
                 access.vhost(&vhost).ok_or_else(|| format!("Error: vhost \"{vhost}\" does not exist"))?;
-            let limits = [
-                ("max-connections", settings.limits.max_connections),
-                ("max-queues", settings.limits.max_queues),
-            ];
-            Ok(format!("Listing limits for vhost \"{vhost}\" ...\n{}", limits_json(&limits)))
+            let limits = serde_json::Value::Object(settings.limits.to_json());
+            Ok(format!("Listing limits for vhost \"{vhost}\" ...\n{limits}"))
         }
         SetUserLimits { username, definition } => {
             let user =
                 access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
-            let given = parse_limit_map(&definition, &["max-connections", "max-channels"])?;
             let mut limits = user.limits;
-            for (name, value) in given {
-                match name.as_str() {
-                    "max-connections" => limits.max_connections = value,
-                    _ => limits.max_channels = value,
-                }
-            }
+            apply_limits(&definition, UserLimits::NAMES, |n, v| limits.set(n, v))?;
             admin(AdminCommand::SetUserLimits { user: username.clone(), limits })?;
             Ok(format!("Setting user limits to \"{definition}\" for user \"{username}\" ..."))
         }
         ClearUserLimits { username, limit } => {
             let user =
                 access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
-            let limits = match limit.as_str() {
-                "all" => UserLimits::default(),
-                "max-connections" => UserLimits { max_connections: None, ..user.limits },
-                "max-channels" => UserLimits { max_channels: None, ..user.limits },
-                other => {
-                    return Err(format!(
-                        "Error: unknown limit \"{other}\" (max-connections, max-channels or all)"
-                    ))
-                }
-            };
+            let mut limits = user.limits;
+            if limit == "all" {
+                limits = UserLimits::default();
+            } else if limits.set(&limit, None).is_err() {
+                return Err(format!(
+                    "Error: unknown limit \"{limit}\" (max-connections, max-channels or all)"
+                ));
+            }
             admin(AdminCommand::SetUserLimits { user: username.clone(), limits })?;
             Ok(format!("Clearing \"{limit}\" limit for user \"{username}\" ..."))
         }
-        SetPolicy { vhost, priority, apply_to, name, pattern, definition } => {
-            set_policy(&admin, PolicyKind::Policy, vhost, priority, &apply_to, &name, &pattern, &definition)?;
+        SetPolicy(a) => {
+            set_policy(&admin, PolicyKind::Policy, &a)?;
+            let PolicyArgs { name, pattern, definition, priority, .. } = a;
             Ok(format!("Setting policy \"{name}\" for pattern \"{pattern}\" to \"{definition}\" with priority \"{priority}\" ..."))
         }
-        SetOperatorPolicy { vhost, priority, apply_to, name, pattern, definition } => {
-            set_policy(
-                &admin,
-                PolicyKind::Operator,
-                vhost,
-                priority,
-                &apply_to,
-                &name,
-                &pattern,
-                &definition,
-            )?;
+        SetOperatorPolicy(a) => {
+            set_policy(&admin, PolicyKind::Operator, &a)?;
+            let PolicyArgs { name, pattern, definition, priority, .. } = a;
             Ok(format!("Setting operator policy override \"{name}\" for pattern \"{pattern}\" to \"{definition}\" with priority \"{priority}\" ..."))
         }
         ClearPolicy { vhost, name } => {
@@ -490,32 +460,24 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
         ListUserLimits { username } => {
             let user =
                 access.user(&username).ok_or_else(|| format!("Error: user \"{username}\" does not exist"))?;
-            let limits = [
-                ("max-connections", user.limits.max_connections),
-                ("max-channels", user.limits.max_channels),
-            ];
-            Ok(format!("Listing limits for user \"{username}\" ...\n{}", limits_json(&limits)))
+            let limits = serde_json::Value::Object(user.limits.to_json());
+            Ok(format!("Listing limits for user \"{username}\" ...\n{limits}"))
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn set_policy(
     admin: &dyn Fn(AdminCommand) -> Result<(), String>,
     kind: PolicyKind,
-    vhost: String,
-    priority: i64,
-    apply_to: &str,
-    name: &str,
-    pattern: &str,
-    definition: &str,
+    a: &PolicyArgs,
 ) -> Result<(), String> {
+    let PolicyArgs { vhost, priority, apply_to, name, pattern, definition } = a;
     let json: serde_json::Value = serde_json::from_str(definition)
         .map_err(|e| format!("Error:\nValidation failed\n\ncould not parse JSON document: {e}"))?;
     let apply_to = ApplyTo::parse(apply_to).map_err(|e| format!("Error:\n{e}"))?;
     let policy =
-        Policy::new(kind, name, pattern, apply_to, priority, &json).map_err(|e| format!("Error:\n{e}"))?;
-    admin(AdminCommand::SetPolicy { vhost, policy })
+        Policy::new(kind, name, pattern, apply_to, *priority, &json).map_err(|e| format!("Error:\n{e}"))?;
+    admin(AdminCommand::SetPolicy { vhost: vhost.clone(), policy })
 }
 
 fn list_policies(broker: &Broker, kind: PolicyKind, vhost: &str) -> Result<String, String> {
@@ -537,32 +499,22 @@ fn list_policies(broker: &Broker, kind: PolicyKind, vhost: &str) -> Result<Strin
     Ok(out)
 }
 
-/// A JSON object of limits: each known name to an integer (negative: no limit).
-fn parse_limit_map(definition: &str, known: &[&str]) -> Result<Vec<(String, Option<u64>)>, String> {
+/// Applies a JSON object of limits (`{"max-connections": 10}`, a negative value: no limit)
+/// through `set`; `known` names them in the refusal of an unknown one.
+fn apply_limits(
+    definition: &str,
+    known: &[&str],
+    mut set: impl FnMut(&str, Option<u64>) -> Result<(), UnknownLimit>,
+) -> Result<(), String> {
     let value: serde_json::Value =
         serde_json::from_str(definition).map_err(|e| format!("Error: the limits are not valid JSON: {e}"))?;
     let object = value.as_object().ok_or("Error: the limits must be a JSON object")?;
-    let mut out = Vec::new();
     for (name, value) in object {
-        if !known.contains(&name.as_str()) {
-            return Err(format!("Error: unknown limit \"{name}\" (known: {})", known.join(", ")));
-        }
         let n = value.as_i64().ok_or_else(|| format!("Error: limit \"{name}\" must be an integer"))?;
-        out.push((name.clone(), u64::try_from(n).ok()));
+        set(name, u64::try_from(n).ok())
+            .map_err(|_| format!("Error: unknown limit \"{name}\" (known: {})", known.join(", ")))?;
     }
-    Ok(out)
-}
-
-/// The limits of `known`, in its order; a limit not given is None.
-fn parse_limits(definition: &str, known: &[&str]) -> Result<Vec<Option<u64>>, String> {
-    let given = parse_limit_map(definition, known)?;
-    Ok(known.iter().map(|k| given.iter().find(|(n, _)| n == k).and_then(|(_, v)| *v)).collect())
-}
-
-fn limits_json(limits: &[(&str, Option<u64>)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> =
-        limits.iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v.into()))).collect();
-    serde_json::Value::Object(map).to_string()
+    Ok(())
 }
 
 #[cfg(test)]
@@ -578,19 +530,18 @@ mod tests {
 
     #[test]
     fn limits_parse_as_rabbitmqctl_takes_them() {
-        let known = ["max-connections", "max-queues"];
-        assert_eq!(parse_limits(r#"{"max-connections": 10}"#, &known), Ok(vec![Some(10), None]));
-        assert_eq!(
-            parse_limits(r#"{"max-queues": -1, "max-connections": 0}"#, &known),
-            Ok(vec![Some(0), None])
-        );
-        assert!(parse_limits(r#"{"max-channels": 1}"#, &known).is_err());
-        assert!(parse_limits(r#"{"max-queues": "x"}"#, &known).is_err());
-        assert!(parse_limits("[1]", &known).is_err());
-        assert_eq!(
-            limits_json(&[("max-connections", Some(3)), ("max-queues", None)]),
-            r#"{"max-connections":3}"#
-        );
+        let parse_limits = |definition: &str| {
+            let mut limits = VhostLimits::default();
+            apply_limits(definition, VhostLimits::NAMES, |n, v| limits.set(n, v))
+                .map(|()| vec![limits.max_connections, limits.max_queues])
+        };
+        assert_eq!(parse_limits(r#"{"max-connections": 10}"#), Ok(vec![Some(10), None]));
+        assert_eq!(parse_limits(r#"{"max-queues": -1, "max-connections": 0}"#), Ok(vec![Some(0), None]));
+        assert!(parse_limits(r#"{"max-channels": 1}"#).is_err());
+        assert!(parse_limits(r#"{"max-queues": "x"}"#).is_err());
+        assert!(parse_limits("[1]").is_err());
+        let limits = VhostLimits { max_connections: Some(3), max_queues: None };
+        assert_eq!(serde_json::Value::Object(limits.to_json()).to_string(), r#"{"max-connections":3}"#);
     }
 
     #[test]
