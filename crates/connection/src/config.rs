@@ -33,14 +33,14 @@ impl Default for ConnectionConfig {
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
-            server_properties: server_properties("Warren", env!("CARGO_PKG_VERSION")),
+            server_properties: server_properties("Warren", env!("CARGO_PKG_VERSION"), "warren@localhost"),
         }
     }
 }
 
 /// connection.start's server-properties: product identity and RabbitMQ's capabilities table,
 /// which clients consult before using extensions.
-pub fn server_properties(product: &str, version: &str) -> FieldTable {
+pub fn server_properties(product: &str, version: &str, cluster_name: &str) -> FieldTable {
     let mut capabilities = FieldTable::new();
     for name in [
         "publisher_confirms",
@@ -58,7 +58,7 @@ pub fn server_properties(product: &str, version: &str) -> FieldTable {
     let text = |s: &str| FieldValue::LongStr(bytes::Bytes::copy_from_slice(s.as_bytes()));
     let mut props = FieldTable::new();
     props.insert("capabilities", FieldValue::Table(capabilities));
-    props.insert("cluster_name", text("warren@localhost"));
+    props.insert("cluster_name", text(cluster_name));
     props.insert("copyright", text("Copyright (c) the Warren authors"));
     props.insert("information", text("Licensed under the Apache License 2.0"));
     props.insert("platform", text(&format!("Rust ({})", std::env::consts::OS)));

@@ -350,7 +350,7 @@ fn connection_start_announces_mechanisms_and_capabilities() {
 #[test]
 fn connection_start_uses_configured_server_properties() {
     let config = ConnectionConfig {
-        server_properties: warren_connection::server_properties("Other", "9.9.9"),
+        server_properties: warren_connection::server_properties("Other", "9.9.9", "other@host"),
         ..Default::default()
     };
     let mut c = Client::with_config(config);

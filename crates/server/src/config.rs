@@ -131,6 +131,12 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub product: Option<String>,
 
+    /// The node's name, as RabbitMQ's `rabbit@host`: what the management API, the metrics'
+    /// `rabbitmq_node` label and connection.start's `cluster_name` say. A name without `@` gets
+    /// `@` and the host name appended [default: warren@<host name>].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
     /// A channel whose oldest unacknowledged delivery is older than this many milliseconds is
     /// closed with 406 and the delivery requeued; 0 disables. The queue argument
     /// `x-consumer-timeout` overrides it [default: 1800000].
@@ -262,6 +268,8 @@ pub struct Config {
     pub management_listen: Vec<SocketAddr>,
     /// The product name clients and the management API are told.
     pub product: String,
+    /// The node's name (`warren@host`).
+    pub node_name: String,
     /// What TLS listeners serve (None: TLS is not configured).
     pub tls: Option<TlsConfig>,
     pub data_dir: PathBuf,
@@ -316,6 +324,7 @@ impl Settings {
             heartbeat: self.heartbeat.or(base.heartbeat),
             max_message_size: self.max_message_size.or(base.max_message_size),
             product: self.product.or(base.product),
+            node_name: self.node_name.or(base.node_name),
             sync: self.sync.or(base.sync),
             segment_size: self.segment_size.or(base.segment_size),
             queue_memory: self.queue_memory.or(base.queue_memory),
@@ -390,12 +399,14 @@ impl Settings {
         let management_listen = self.management_listen.unwrap_or_else(|| {
             vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_MANAGEMENT_PORT)]
         });
+        let node_name = full_node_name(self.node_name.as_deref(), &host_name());
         Ok(Config {
             listen,
             prometheus_listen,
             tls,
             management_listen,
             product: self.product.clone().unwrap_or_else(|| "Warren".to_owned()),
+            node_name: node_name.clone(),
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             sync: self.sync.unwrap_or_default(),
             segment_size: self.segment_size.unwrap_or(8 * 1024 * 1024),
@@ -419,6 +430,7 @@ impl Settings {
                 server_properties: warren_connection::server_properties(
                     self.product.as_deref().unwrap_or("Warren"),
                     env!("CARGO_PKG_VERSION"),
+                    &node_name,
                 ),
             },
             flow_control: self.flow_control.unwrap_or(true),
@@ -480,6 +492,28 @@ fn one_or_many_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// A node name in RabbitMQ's `name@host` shape: `warren@<host>` by default, and a short name
+/// completed with the host, as RabbitMQ completes `RABBITMQ_NODENAME`.
+fn full_node_name(setting: Option<&str>, host: &str) -> String {
+    match setting {
+        Some(name) if name.contains('@') => name.to_owned(),
+        Some(name) => format!("{name}@{host}"),
+        None => format!("warren@{host}"),
+    }
+}
+
+/// The machine's host name, or `localhost` when it has none.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -741,5 +775,16 @@ mod tests {
         assert_eq!(flags.resolve().unwrap().vm_memory_high_watermark, MemoryWatermark::Absolute(1 << 30));
         assert!(Settings::try_parse_from(["warren", "--disk-free-limit", "lots"]).is_err());
         assert!(toml::from_str::<Settings>("disk_free_limit = \"50XB\"").is_err());
+    }
+
+    #[test]
+    fn node_names_take_rabbitmqs_name_at_host_shape() {
+        assert_eq!(full_node_name(None, "box"), "warren@box");
+        assert_eq!(full_node_name(Some("edge"), "box"), "edge@box");
+        assert_eq!(full_node_name(Some("edge@elsewhere"), "box"), "edge@elsewhere");
+        let config =
+            Settings::try_parse_from(["warren", "--node-name", "edge@elsewhere"]).unwrap().resolve().unwrap();
+        let cluster = config.connection.server_properties.get("cluster_name").and_then(|v| v.as_str());
+        assert_eq!((config.node_name.as_str(), cluster), ("edge@elsewhere", Some("edge@elsewhere")));
     }
 }

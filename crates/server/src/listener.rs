@@ -64,7 +64,7 @@ pub async fn run(
     spawn_ticker(broker.clone());
     crate::ctl::socket::spawn(&config.data_dir, broker.clone());
     let Listeners { amqp: bound, prometheus, node: probe } = listeners;
-    let metrics = crate::metrics::spawn(prometheus, broker.clone(), probe)?;
+    let metrics = crate::metrics::spawn(prometheus, broker.clone(), probe, &config.node_name)?;
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
     let shared =
@@ -85,6 +85,7 @@ pub async fn run(
     }
     crate::management::spawn(
         &config.management_listen,
+        &config.node_name,
         &config.product,
         shared.node.broker.clone(),
         amqp_addresses,

@@ -35,16 +35,10 @@ impl NodeHealth for WatchedAlarms {
     }
 }
 
-/// The node's name as the API shows it: RabbitMQ's `name@host` shape.
-fn node_name() -> String {
-    let host =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    format!("warren@{}", if host.is_empty() { "localhost" } else { &host })
-}
-
 /// Binds the management listeners and serves them until the runtime stops.
 pub async fn spawn(
     listen: &[SocketAddr],
+    node_name: &str,
     product: &str,
     broker: Arc<Broker>,
     amqp: Vec<(String, SocketAddr)>,
@@ -56,7 +50,7 @@ pub async fn spawn(
     let mut listeners = amqp;
     listeners.extend(listen.iter().map(|a| ("http".to_owned(), *a)));
     let node = NodeInfo {
-        name: node_name(),
+        name: node_name.to_owned(),
         product_name: product.to_owned(),
         product_version: env!("CARGO_PKG_VERSION").to_owned(),
         listeners,

@@ -93,28 +93,17 @@ fn max_fds() -> Option<u64> {
     (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
-/// The machine's host name (`warren@<host>` names the node).
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `len` bytes into the buffer.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if ok && !name.is_empty() => name.to_owned(),
-        _ => "localhost".to_owned(),
-    }
-}
-
 /// Starts serving the metrics on every bound address; returns the serving tasks.
 pub fn spawn(
     bound: Vec<Bound>,
     broker: Arc<Broker>,
     node: NodeProbe,
+    node_name: &str,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if bound.is_empty() {
         return Ok(Vec::new());
     }
-    let identity = Identity::for_host(&hostname(), env!("CARGO_PKG_VERSION"));
+    let identity = Identity::for_node(node_name, env!("CARGO_PKG_VERSION"));
     let metrics = Arc::new(Metrics::new(broker, Arc::new(node), identity));
     let mut tasks = Vec::with_capacity(bound.len());
     for b in bound {

@@ -68,7 +68,7 @@ impl NodeSource for NoNodeStats {
 /// How the node names itself: what `rabbitmq_identity_info` carries and dashboards join on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `rabbitmq_node`, as RabbitMQ's `rabbit@host`: `warren@<hostname>`.
+    /// `rabbitmq_node`, as RabbitMQ's `rabbit@host`: `warren@<hostname>` unless set.
     pub node: String,
     /// `rabbitmq_cluster`: the node's name unless set, as RabbitMQ's default cluster name.
     pub cluster: String,
@@ -79,13 +79,12 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// A node called `warren@<host>`, its own cluster.
-    pub fn for_host(host: &str, version: &str) -> Identity {
-        let node = format!("warren@{host}");
+    /// The node called `node` (`name@host`), its own cluster.
+    pub fn for_node(node: &str, version: &str) -> Identity {
         Identity {
-            cluster: node.clone(),
-            cluster_id: format!("warren-cluster-id-{host}"),
-            node,
+            cluster: node.to_owned(),
+            cluster_id: format!("warren-cluster-id-{node}"),
+            node: node.to_owned(),
             version: version.to_owned(),
         }
     }

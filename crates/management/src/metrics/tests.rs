@@ -12,7 +12,7 @@ use warren_broker::{Actor, Broker, Command, Effects, QueueSpec};
 use super::*;
 
 fn identity() -> Identity {
-    Identity::for_host("test-host", "0.1.0")
+    Identity::for_node("warren@test-host", "0.1.0")
 }
 
 /// A node that reads as a Linux node with a store would.
@@ -107,7 +107,7 @@ fn aggregated_metrics_sum_queues_and_list_none() {
     assert_eq!(
         sample(&families, "rabbitmq_identity_info"),
         ["rabbitmq_identity_info{rabbitmq_node=\"warren@test-host\",rabbitmq_cluster=\"warren@test-host\",\
-         rabbitmq_cluster_permanent_id=\"warren-cluster-id-test-host\"} 1"]
+         rabbitmq_cluster_permanent_id=\"warren-cluster-id-warren@test-host\"} 1"]
     );
     assert_eq!(
         sample(&families, "warren_store_corruption_total"),

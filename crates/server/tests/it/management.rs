@@ -87,3 +87,25 @@ async fn users_created_over_http_connect_over_amqp_with_their_permissions() {
         (404, serde_json::json!({"error": "Object Not Found", "reason": "Not Found"}))
     );
 }
+
+#[tokio::test]
+async fn the_node_name_setting_names_the_node_everywhere_the_api_shows_it() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _broker = DurableBroker::start(&["--management-listen", &listen, "--node-name", "edge@box"]).await;
+    let api: std::net::SocketAddr = listen.parse().unwrap();
+    let overview = eventually("the management API answers", || async {
+        let r = request(api, "GET", "/api/overview", "guest", "guest", None).await;
+        (r.status == 200).then(|| r.json())
+    })
+    .await;
+    assert_eq!(
+        (&overview["node"], &overview["cluster_name"]),
+        (&serde_json::json!("edge@box"), &serde_json::json!("edge@box"))
+    );
+    let cluster = request(api, "GET", "/api/cluster-name", "guest", "guest", None).await.json();
+    assert_eq!(cluster, serde_json::json!({"name": "edge@box"}));
+    let nodes = request(api, "GET", "/api/nodes", "guest", "guest", None).await.json();
+    assert_eq!(nodes[0]["name"], "edge@box");
+    assert_eq!(request(api, "GET", "/api/nodes/edge@box", "guest", "guest", None).await.status, 200);
+}
