@@ -490,6 +490,13 @@ impl Registry {
         self.retired_published_expecting_confirm.fetch_add(expecting_confirm, Ordering::Relaxed);
     }
 
+    /// Counts work done outside any client's channel, as RabbitMQ counts the management API's
+    /// publishes and gets on the short-lived channel it opens for them: in the vhost's (and the
+    /// node's) message totals.
+    pub fn count_internal_channel(&self, vhost: &str, values: &CounterValues) {
+        self.retired_channels.lock().entry(vhost.to_owned()).or_default().add(values);
+    }
+
     /// Connection counters (bytes in and out) summed over every connection the broker ever had.
     pub fn connection_totals(&self) -> CounterValues {
         let mut totals = self.retired_connections.snapshot();

@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use warren_broker::{Command, CounterValues, Effects, Exchange, ExchangeSpec, Message, Permission, VHost};
+use warren_broker::{
+    Command, Counter, CounterValues, Effects, Exchange, ExchangeSpec, Message, Permission, VHost,
+};
 
 use super::auth::Caller;
 use super::body;
@@ -272,6 +274,14 @@ async fn publish(
     if result.stored {
         wait_for_sync(&ctx).await;
     }
+    // RabbitMQ publishes on a channel of its own, mandatory and with confirms.
+    let mut counted = CounterValues::default();
+    counted.0[Counter::Published as usize] = 1;
+    counted.0[Counter::Confirmed as usize] = 1;
+    if unrouted.is_some() {
+        counted.0[Counter::ReturnedUnroutable as usize] = 1;
+    }
+    ctx.broker.registry().count_internal_channel(&vhost, &counted);
     Ok(Json(json!({"routed": unrouted.is_none()})))
 }
 

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use warren_broker::{Effects, Permission, Settle};
+use warren_broker::{Counter, CounterValues, Effects, Permission, Settle};
 
 use super::auth::Caller;
 use super::body;
@@ -85,13 +85,27 @@ async fn get_messages(
     scope::require(&ctx, &caller, &vhost, Permission::Read, &name)?;
 
     let now = now();
+    // `ack_requeue_false` takes with no_ack, as RabbitMQ does: the queue counts `get_no_ack`.
+    let no_ack = matches!(how, Settle::Ack);
     let mut taken = Vec::new();
     let mut answer = Vec::new();
+    // What RabbitMQ counts on the channel it opens for the request.
+    let mut counted = CounterValues::default();
     for _ in 0..count {
-        let Some((m, remaining)) = q.get(false, now.instant) else { break };
+        let Some((m, remaining)) = q.get(no_ack, now.instant) else {
+            counted.0[Counter::GetEmpty as usize] += 1;
+            break;
+        };
+        counted.0[if no_ack { Counter::GetNoAck } else { Counter::GetAck } as usize] += 1;
+        if m.redelivered {
+            counted.0[Counter::Redelivered as usize] += 1;
+        }
         answer.push(message_json(&m, remaining, truncate, base64_only));
-        taken.push((None, m));
+        if !no_ack {
+            taken.push((None, m));
+        }
     }
+    ctx.broker.registry().count_internal_channel(&vhost, &counted);
     let mut effects = Effects::default();
     if !taken.is_empty() {
         effects.dirty(&q);

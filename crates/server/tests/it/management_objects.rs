@@ -234,6 +234,46 @@ async fn a_management_user_sees_only_its_vhosts_objects_and_health_checks_answer
     assert_eq!(call(api, "GET", "/api/aliveness-test/nope", None).await.0, 404);
 }
 
+#[tokio::test]
+async fn publishes_and_gets_over_http_count_in_the_overview_as_rabbitmq_counts_them() {
+    let (_broker, api) = start().await;
+    assert_eq!(call(api, "PUT", "/api/queues/%2F/counted", Some("{}")).await.0, 201);
+    let body = r#"{"properties":{},"routing_key":"counted","payload":"m","payload_encoding":"string"}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            get_json_post(api, "/api/exchanges/%2F/amq.default/publish", body).await,
+            json!({"routed": true})
+        );
+    }
+    let nowhere = r#"{"properties":{},"routing_key":"nowhere","payload":"m","payload_encoding":"string"}"#;
+    assert_eq!(
+        get_json_post(api, "/api/exchanges/%2F/amq.default/publish", nowhere).await,
+        json!({"routed": false})
+    );
+    let take = |mode: &'static str, count: u32| {
+        let body = format!(r#"{{"count":{count},"ackmode":"{mode}","encoding":"auto"}}"#);
+        async move { get_json_post(api, "/api/queues/%2F/counted/get", &body).await }
+    };
+    assert_eq!(take("ack_requeue_true", 1).await.as_array().unwrap().len(), 1);
+    assert_eq!(take("ack_requeue_false", 5).await.as_array().unwrap().len(), 3, "then the queue is empty");
+    let stats = eventually("the overview counts the API's publishes and gets", || async {
+        let o = get_json(api, "/api/overview").await;
+        (o["message_stats"]["get_empty"] == 1).then_some(o["message_stats"].clone())
+    })
+    .await;
+    let counted: Vec<_> = ["publish", "confirm", "return_unroutable", "get", "get_no_ack", "redeliver"]
+        .iter()
+        .map(|k| stats[k].clone())
+        .collect();
+    assert_eq!(counted, [json!(4), json!(4), json!(1), json!(1), json!(3), json!(1)], "{stats}");
+    let queue = eventually("the queue counts get_no_ack", || async {
+        let q = get_json(api, "/api/queues/%2F/counted").await;
+        (q["message_stats"]["get_no_ack"] == 3).then_some(q["message_stats"].clone())
+    })
+    .await;
+    assert_eq!((queue["get"].clone(), queue["get_empty"].clone()), (json!(1), json!(1)), "{queue}");
+}
+
 /// The budget of issue #12: `/api/queues` with 10,000 queues under 1 s paged and under 3 s
 /// whole. A measurement, not a timed test: run it with
 /// `cargo test -p warren-server --test it management_objects::queue_listing_with_10000 -- --ignored --nocapture`.
