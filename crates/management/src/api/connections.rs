@@ -125,11 +125,11 @@ async fn list_connections(
         scope::vhost(&ctx, &caller, v)?;
     }
     let rates = ctx.rates.view();
-    let items = connections(&ctx, &caller, vhost.as_deref())
-        .iter()
-        .map(|c| connection_json(&ctx, c, &rates, &rate_query))
+    let entries = connections(&ctx, &caller, vhost.as_deref())
+        .into_iter()
+        .map(|c| (Some(format::connection_name(&c)), c))
         .collect();
-    Ok(Json(list::respond(items, &query)?))
+    Ok(Json(list::respond_built(entries, &query, |c| connection_json(&ctx, &c, &rates, &rate_query))?))
 }
 
 fn find_connection(ctx: &ApiContext, caller: &Caller, name: &str) -> Result<ConnectionSnapshot, ApiError> {

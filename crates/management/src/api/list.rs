@@ -73,47 +73,82 @@ fn project(item: &Value, columns: &[&str]) -> Value {
 }
 
 /// Applies the query to `items` (each a JSON object with a `name`).
-pub(crate) fn respond(mut items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
-    let total = items.len();
+pub(crate) fn respond(items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
+    let named =
+        items.into_iter().map(|item| (item.get("name").and_then(Value::as_str).map(str::to_owned), item));
+    respond_built(named.collect(), query, |item| item)
+}
+
+/// Applies the query to items that cost to build, each given with its name: they are filtered
+/// by name before any is built and, when the order needs nothing but names (no `sort`, or by
+/// `name`), only the asked page's are built, so a page of 10,000 queues costs what its 100 do.
+pub(crate) fn respond_built<T>(
+    mut entries: Vec<(Option<String>, T)>,
+    query: &ListQuery,
+    mut build: impl FnMut(T) -> Value,
+) -> Result<Value, ApiError> {
+    let total = entries.len();
     if let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) {
         if truthy(&query.use_regex) {
             let re = regex_lite(name)?;
-            items.retain(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| re.is_match(n)));
+            entries.retain(|(n, _)| n.as_deref().is_some_and(|n| re.is_match(n)));
         } else {
-            items.retain(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| n.contains(name)));
+            entries.retain(|(n, _)| n.as_deref().is_some_and(|n| n.contains(name)));
         }
     }
-    if let Some(sort) = query.sort.as_deref().filter(|s| !s.is_empty()) {
-        items.sort_by(|a, b| compare(field(a, sort), field(b, sort)));
-    }
-    if truthy(&query.sort_reverse) {
-        items.reverse();
-    }
+    let sort = query.sort.as_deref().filter(|s| !s.is_empty());
     let columns: Option<Vec<&str>> =
         query.columns.as_deref().map(|c| c.split(',').filter(|c| !c.is_empty()).collect());
-    let shape = |items: Vec<Value>| -> Vec<Value> {
-        match &columns {
-            Some(columns) => items.iter().map(|i| project(i, columns)).collect(),
-            None => items,
+    let shape = |item: Value| match &columns {
+        Some(columns) => project(&item, columns),
+        None => item,
+    };
+    let page = match query.page {
+        None => None,
+        Some(page) => {
+            let page_size = query.page_size.unwrap_or(100);
+            if page_size == 0 || page_size > MAX_PAGE_SIZE {
+                return Err(ApiError::BadRequest(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+            }
+            let page_count = entries.len().div_ceil(page_size).max(1);
+            if page == 0 || page > page_count {
+                return Err(ApiError::BadRequest(format!("page out of range: {page} of {page_count}")));
+            }
+            Some((page, page_size, page_count))
         }
     };
-    let Some(page) = query.page else {
-        return Ok(Value::Array(shape(items)));
+    let filtered = entries.len();
+    let in_page = |i: usize| page.is_none_or(|(page, size, _)| (page - 1) * size <= i && i < page * size);
+    let items: Vec<Value> = if sort.is_none_or(|s| s == "name") {
+        if sort.is_some() {
+            // Missing names last, as `compare` orders them.
+            entries.sort_by(|(a, _), (b, _)| a.is_none().cmp(&b.is_none()).then_with(|| a.cmp(b)));
+        }
+        if truthy(&query.sort_reverse) {
+            entries.reverse();
+        }
+        entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| in_page(*i))
+            .map(|(_, (_, t))| shape(build(t)))
+            .collect()
+    } else {
+        let sort = sort.unwrap_or_default();
+        let mut built: Vec<Value> = entries.into_iter().map(|(_, t)| build(t)).collect();
+        built.sort_by(|a, b| compare(field(a, sort), field(b, sort)));
+        if truthy(&query.sort_reverse) {
+            built.reverse();
+        }
+        built.into_iter().enumerate().filter(|(i, _)| in_page(*i)).map(|(_, item)| shape(item)).collect()
     };
-    let page_size = query.page_size.unwrap_or(100);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::BadRequest(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
-    }
-    let filtered = items.len();
-    let page_count = filtered.div_ceil(page_size).max(1);
-    if page == 0 || page > page_count {
-        return Err(ApiError::BadRequest(format!("page out of range: {page} of {page_count}")));
-    }
-    let page_items: Vec<Value> = items.into_iter().skip((page - 1) * page_size).take(page_size).collect();
+    let Some((page, page_size, page_count)) = page else {
+        return Ok(Value::Array(items));
+    };
     Ok(json!({
         "filtered_count": filtered,
-        "item_count": page_items.len(),
-        "items": shape(page_items),
+        "item_count": items.len(),
+        "items": items,
         "page": page,
         "page_count": page_count,
         "page_size": page_size,
@@ -167,5 +202,39 @@ mod tests {
         let q =
             ListQuery { sort: Some("name".into()), sort_reverse: Some("true".into()), ..Default::default() };
         assert_eq!(respond(items(), &q).unwrap()[0]["name"], "q5");
+    }
+
+    #[test]
+    fn a_page_in_name_order_builds_only_its_own_items() {
+        let entries = || (1..=250).map(|i| (Some(format!("q{i:03}")), i)).collect::<Vec<_>>();
+        let mut built = 0;
+        let q = ListQuery { page: Some(2), page_size: Some(100), ..Default::default() };
+        let page = respond_built(entries(), &q, |i| {
+            built += 1;
+            json!({"name": format!("q{i:03}"), "n": i})
+        })
+        .unwrap();
+        assert_eq!(
+            (built, page["items"][0]["n"].clone(), page["total_count"].clone()),
+            (100, json!(101), json!(250))
+        );
+        let mut built = 0;
+        let q = ListQuery {
+            sort: Some("n".into()),
+            sort_reverse: Some("true".into()),
+            page: Some(1),
+            page_size: Some(10),
+            ..Default::default()
+        };
+        let page = respond_built(entries(), &q, |i| {
+            built += 1;
+            json!({"name": format!("q{i:03}"), "n": i})
+        })
+        .unwrap();
+        assert_eq!(
+            (built, page["items"][0]["n"].clone()),
+            (250, json!(250)),
+            "any other order builds them all"
+        );
     }
 }

@@ -116,13 +116,14 @@ async fn list_queues(
 ) -> Result<Json<Value>, ApiError> {
     let vhosts = scope::vhosts(&ctx, &caller, vhost.as_deref())?;
     let mut cx = QueueContext::new(&ctx, rates);
-    let mut items = Vec::new();
+    let mut entries = Vec::new();
     for v in &vhosts {
         let mut queues = v.queues();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
-        items.extend(queues.iter().map(|q| queue_json(&ctx.broker, v, q, &mut cx)));
+        entries.extend(queues.into_iter().map(|q| (Some(q.name.to_string()), (v, q))));
     }
-    Ok(Json(list::respond(items, &query)?))
+    let listed = list::respond_built(entries, &query, |(v, q)| queue_json(&ctx.broker, v, &q, &mut cx))?;
+    Ok(Json(listed))
 }
 
 async fn show(
