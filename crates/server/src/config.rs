@@ -63,6 +63,13 @@ pub struct Settings {
     #[serde(deserialize_with = "one_or_many")]
     pub management_listen: Option<Vec<SocketAddr>>,
 
+    /// Addresses for the management API and dashboard over TLS (https), with the certificate,
+    /// key and client verification of the [tls] settings, as RabbitMQ's management.ssl.port
+    /// [default: none].
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[serde(deserialize_with = "one_or_many")]
+    pub management_tls_listen: Option<Vec<SocketAddr>>,
+
     /// Where SASL EXTERNAL takes the user name from in a TLS client certificate: common_name,
     /// distinguished_name or subject_alternative_name, as RabbitMQ's ssl_cert_login_from
     /// [default: common_name].
@@ -266,6 +273,8 @@ pub struct Config {
     pub prometheus_listen: Vec<Listen>,
     /// The management API's and dashboard's listeners.
     pub management_listen: Vec<SocketAddr>,
+    /// The management API's and dashboard's https listeners.
+    pub management_tls_listen: Vec<SocketAddr>,
     /// The product name clients and the management API are told.
     pub product: String,
     /// The node's name (`warren@host`).
@@ -314,6 +323,7 @@ impl Settings {
             tls_listen: self.tls_listen.or(base.tls_listen),
             prometheus_listen: self.prometheus_listen.or(base.prometheus_listen),
             management_listen: self.management_listen.or(base.management_listen),
+            management_tls_listen: self.management_tls_listen.or(base.management_tls_listen),
             tls: self.tls.over(base.tls),
             ssl_cert_login_from: self.ssl_cert_login_from.or(base.ssl_cert_login_from),
             ssl_cert_login_san_type: self.ssl_cert_login_san_type.or(base.ssl_cert_login_san_type),
@@ -369,6 +379,10 @@ impl Settings {
             self.ssl_cert_login_san_index,
         );
         let tls = self.tls.resolve(cert_login)?;
+        let management_tls_listen = self.management_tls_listen.unwrap_or_default();
+        if !management_tls_listen.is_empty() && tls.is_none() {
+            anyhow::bail!("management_tls_listen needs the [tls] settings tls.certfile and tls.keyfile");
+        }
         let tls_listen = match (self.tls_listen, &tls) {
             (Some(addrs), Some(_)) => listeners(addrs, true),
             (None, Some(_)) => default_listeners(&DEFAULT_TLS_LISTEN, true),
@@ -405,6 +419,7 @@ impl Settings {
             prometheus_listen,
             tls,
             management_listen,
+            management_tls_listen,
             product: self.product.clone().unwrap_or_else(|| "Warren".to_owned()),
             node_name: node_name.clone(),
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
@@ -786,5 +801,13 @@ mod tests {
             Settings::try_parse_from(["warren", "--node-name", "edge@elsewhere"]).unwrap().resolve().unwrap();
         let cluster = config.connection.server_properties.get("cluster_name").and_then(|v| v.as_str());
         assert_eq!((config.node_name.as_str(), cluster), ("edge@elsewhere", Some("edge@elsewhere")));
+    }
+
+    #[test]
+    fn the_management_api_over_tls_needs_the_tls_settings() {
+        let refused =
+            Settings::try_parse_from(["warren", "--management-tls-listen", "127.0.0.1:15671"]).unwrap();
+        let error = refused.resolve().unwrap_err().to_string();
+        assert!(error.contains("management_tls_listen needs the [tls] settings"), "{error}");
     }
 }

@@ -83,8 +83,13 @@ pub async fn run(
         amqp_addresses.push((protocol.to_owned(), listener.local_addr()?));
         acceptors.push(tokio::spawn(accept_loop(listener, shared.clone(), secured)));
     }
+    let management = crate::management::Listen {
+        http: &config.management_listen,
+        https: &config.management_tls_listen,
+        tls: tls.clone(),
+    };
     crate::management::spawn(
-        &config.management_listen,
+        management,
         &config.node_name,
         &config.product,
         shared.node.broker.clone(),

@@ -12,6 +12,7 @@ mod connections;
 mod ctl;
 mod definitions;
 mod disk_alarm;
+mod https;
 mod limits;
 mod listener;
 mod management;

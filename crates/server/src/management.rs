@@ -9,6 +9,7 @@ use warren_broker::Broker;
 use warren_management::api::{self, rates, ApiContext, NodeHealth, NodeInfo};
 
 use crate::alarms::Alarms;
+use crate::tls::ReloadableTls;
 
 /// What the management API reads from the server besides the broker.
 pub struct Status {
@@ -35,20 +36,28 @@ impl NodeHealth for WatchedAlarms {
     }
 }
 
+/// Where the management API is served: plain (http) and, with the [tls] settings, https.
+pub struct Listen<'a> {
+    pub http: &'a [SocketAddr],
+    pub https: &'a [SocketAddr],
+    pub tls: Option<Arc<ReloadableTls>>,
+}
+
 /// Binds the management listeners and serves them until the runtime stops.
 pub async fn spawn(
-    listen: &[SocketAddr],
+    listen: Listen<'_>,
     node_name: &str,
     product: &str,
     broker: Arc<Broker>,
     amqp: Vec<(String, SocketAddr)>,
     status: Status,
 ) {
-    if listen.is_empty() {
+    if listen.http.is_empty() && listen.https.is_empty() {
         return;
     }
     let mut listeners = amqp;
-    listeners.extend(listen.iter().map(|a| ("http".to_owned(), *a)));
+    listeners.extend(listen.http.iter().map(|a| ("http".to_owned(), *a)));
+    listeners.extend(listen.https.iter().map(|a| ("https".to_owned(), *a)));
     let node = NodeInfo {
         name: node_name.to_owned(),
         product_name: product.to_owned(),
@@ -61,8 +70,22 @@ pub async fn spawn(
     ctx.rates = Arc::new(rates::Rates::new(status.stats_interval));
     rates::spawn_sampler(ctx.rates.clone(), broker);
     let ctx = Arc::new(ctx);
-    let app = api::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
-    for addr in listen {
+    let router = api::router(ctx);
+    if let Some(tls) = &listen.tls {
+        for addr in listen.https {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!(address = %addr, "management API and dashboard listening (https)");
+                    tokio::spawn(crate::https::serve(listener, router.clone(), tls.clone()));
+                }
+                Err(error) => {
+                    tracing::error!(address = %addr, %error, "cannot listen for the management API (https)")
+                }
+            }
+        }
+    }
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    for addr in listen.http {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(address = %addr, "management API and dashboard listening (http)");

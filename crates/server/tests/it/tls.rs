@@ -246,6 +246,39 @@ async fn lapin_over_tls_beside_a_plain_listener() {
 }
 
 #[tokio::test]
+async fn the_management_api_is_served_over_https_with_the_tls_certificate() {
+    let pki = Pki::new("Warren test CA");
+    let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let b = TlsBroker::start(&pki, &["--management-tls-listen", &https.to_string()]).await;
+    wait_port(https).await;
+    let ask = |auth: &'static str| {
+        let ca = pki.ca_pem();
+        async move {
+            let mut session = raw_tls(https, &ca, None).await.expect("TLS session with the management port");
+            let request = format!(
+                "GET /api/whoami HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+            );
+            session.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            within(session.read_to_end(&mut answer)).await.unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let guest = ask("Z3Vlc3Q6Z3Vlc3Q=").await;
+    assert!(guest.starts_with("HTTP/1.1 200"), "{guest}");
+    assert!(guest.contains(r#"{"name":"guest","tags":["administrator"]}"#), "{guest}");
+    let refused = ask("Z3Vlc3Q6d3Jvbmc=").await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    // A client that speaks plain HTTP to the https port gets no API.
+    let mut plain = TcpStream::connect(https).await.unwrap();
+    plain.write_all(b"GET /api/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = within(plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("guest"));
+    assert!(b.broker.log().contains("management API and dashboard listening (https)"));
+}
+
+#[tokio::test]
 async fn external_logs_in_as_the_client_certificates_common_name() {
     let pki = Pki::new("Warren test CA");
     let b = TlsBroker::start(&pki, &VERIFY_PEER).await;
