@@ -27,6 +27,7 @@ mod vhosts;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use warren_broker::Broker;
@@ -102,8 +103,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(connections::routes())
         .merge(health::routes())
         .fallback(get(|| async { ApiError::NotFound }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
         .with_state(ctx)
 }
+
+/// The largest request body taken (RabbitMQ's `management.http.max_body_size` default): a
+/// definitions file of tens of thousands of queues fits; more is refused with 413.
+pub const MAX_BODY_SIZE: usize = 20 * 1024 * 1024;
 
 /// The RabbitMQ version whose management API Warren answers as.
 pub const MANAGEMENT_VERSION: &str = "3.10.8";

@@ -109,3 +109,19 @@ async fn the_node_name_setting_names_the_node_everywhere_the_api_shows_it() {
     assert_eq!(nodes[0]["name"], "edge@box");
     assert_eq!(request(api, "GET", "/api/nodes/edge@box", "guest", "guest", None).await.status, 200);
 }
+
+#[tokio::test]
+async fn request_bodies_up_to_rabbitmqs_20_mib_are_taken_and_larger_ones_refused() {
+    let (_broker, api) = start().await;
+    // A definitions file over axum's default 2 MB limit, as one with many queues is.
+    let description = "d".repeat(3 * 1024 * 1024);
+    let definitions =
+        serde_json::json!({"vhosts": [{"name": "big", "description": description}]}).to_string();
+    let imported = request(api, "POST", "/api/definitions", "guest", "guest", Some(&definitions)).await;
+    assert_eq!(imported.status, 204, "{}", imported.body);
+    let vhost = request(api, "GET", "/api/vhosts/big", "guest", "guest", None).await.json();
+    assert_eq!(vhost["description"].as_str().map(str::len), Some(3 * 1024 * 1024));
+    let too_large = "x".repeat(21 * 1024 * 1024);
+    let refused = request(api, "POST", "/api/definitions", "guest", "guest", Some(&too_large)).await;
+    assert_eq!(refused.status, 413);
+}
