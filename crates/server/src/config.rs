@@ -177,6 +177,12 @@ pub struct Settings {
     #[arg(long, value_name = "MS", hide = true)]
     pub collect_statistics_interval: Option<u64>,
 
+    /// How long a management API client may take to send a request's headers, in ms (also
+    /// while a kept-alive connection waits for its next request) [default: 30000]. Hidden:
+    /// tests shorten it.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub management_header_timeout: Option<u64>,
+
     /// The user a first start creates (with the administrator tag), as RabbitMQ's
     /// `default_user` [default: guest]. Only a data directory without users is affected.
     #[arg(long, value_name = "NAME")]
@@ -295,6 +301,8 @@ pub struct Config {
     pub max_failed_logins_per_minute: Option<u32>,
     /// How often the management API samples counters for its rates.
     pub collect_statistics_interval: std::time::Duration,
+    /// How long a management client may take to send a request's headers.
+    pub management_header_timeout: std::time::Duration,
     pub connection: ConnectionConfig,
     pub flow_control: bool,
     /// What a first start creates.
@@ -355,6 +363,7 @@ impl Settings {
             collect_statistics_interval: self
                 .collect_statistics_interval
                 .or(base.collect_statistics_interval),
+            management_header_timeout: self.management_header_timeout.or(base.management_header_timeout),
             log: self.log.or(base.log),
         }
     }
@@ -433,6 +442,9 @@ impl Settings {
             max_failed_logins_per_minute: self.max_failed_logins_per_minute.filter(|&n| n > 0),
             collect_statistics_interval: std::time::Duration::from_millis(
                 self.collect_statistics_interval.unwrap_or(5000).max(10),
+            ),
+            management_header_timeout: std::time::Duration::from_millis(
+                self.management_header_timeout.unwrap_or(30_000).max(10),
             ),
             connection: ConnectionConfig {
                 channel_max,

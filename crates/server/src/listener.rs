@@ -97,6 +97,7 @@ pub async fn run(
         crate::management::Status {
             alarms: shared.alarm.clone(),
             stats_interval: config.collect_statistics_interval,
+            header_timeout: config.management_header_timeout,
         },
     )
     .await;

@@ -12,7 +12,7 @@ mod connections;
 mod ctl;
 mod definitions;
 mod disk_alarm;
-mod https;
+mod http_server;
 mod limits;
 mod listener;
 mod management;

@@ -9,6 +9,7 @@ use warren_broker::Broker;
 use warren_management::api::{self, rates, ApiContext, NodeHealth, NodeInfo};
 
 use crate::alarms::Alarms;
+use crate::http_server::HttpServer;
 use crate::tls::ReloadableTls;
 
 /// What the management API reads from the server besides the broker.
@@ -17,6 +18,8 @@ pub struct Status {
     pub alarms: watch::Receiver<Alarms>,
     /// How often rates are sampled.
     pub stats_interval: std::time::Duration,
+    /// How long a request's headers may take to arrive.
+    pub header_timeout: std::time::Duration,
 }
 
 /// The server's alarms, as the health checks read them.
@@ -70,33 +73,19 @@ pub async fn spawn(
     ctx.rates = Arc::new(rates::Rates::new(status.stats_interval));
     rates::spawn_sampler(ctx.rates.clone(), broker);
     let ctx = Arc::new(ctx);
-    let router = api::router(ctx);
-    if let Some(tls) = &listen.tls {
-        for addr in listen.https {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    tracing::info!(address = %addr, "management API and dashboard listening (https)");
-                    tokio::spawn(crate::https::serve(listener, router.clone(), tls.clone()));
-                }
-                Err(error) => {
-                    tracing::error!(address = %addr, %error, "cannot listen for the management API (https)")
-                }
-            }
-        }
-    }
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    for addr in listen.http {
+    let server = HttpServer::new(api::router(ctx), status.header_timeout);
+    let plain = listen.http.iter().map(|a| (a, None, "http"));
+    let secured =
+        listen.tls.iter().flat_map(|tls| listen.https.iter().map(move |a| (a, Some(tls.clone()), "https")));
+    for (addr, tls, scheme) in plain.chain(secured) {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
-                tracing::info!(address = %addr, "management API and dashboard listening (http)");
-                let app = app.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = axum::serve(listener, app).await {
-                        tracing::error!(%error, "the management listener stopped");
-                    }
-                });
+                tracing::info!(address = %addr, "management API and dashboard listening ({scheme})");
+                tokio::spawn(server.clone().serve(listener, tls));
             }
-            Err(error) => tracing::error!(address = %addr, %error, "cannot listen for the management API"),
+            Err(error) => {
+                tracing::error!(address = %addr, %error, "cannot listen for the management API ({scheme})")
+            }
         }
     }
 }

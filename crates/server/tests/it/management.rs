@@ -125,3 +125,32 @@ async fn request_bodies_up_to_rabbitmqs_20_mib_are_taken_and_larger_ones_refused
     let refused = request(api, "POST", "/api/definitions", "guest", "guest", Some(&too_large)).await;
     assert_eq!(refused.status, 413);
 }
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_or_idles_is_dropped_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _broker =
+        DurableBroker::start(&["--management-listen", &listen, "--management-header-timeout", "300"]).await;
+    let api: std::net::SocketAddr = listen.parse().unwrap();
+    eventually("the management port accepts", || async {
+        tokio::net::TcpStream::connect(api).await.ok().map(|_| ())
+    })
+    .await;
+    // Half a request line, then nothing: the broker hangs up (read_to_end ends) on its own.
+    let mut trickling = tokio::net::TcpStream::connect(api).await.unwrap();
+    trickling.write_all(b"GET /api/whoami HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    within(trickling.read_to_end(&mut answer)).await.unwrap();
+    assert!(!String::from_utf8_lossy(&answer).contains("guest"));
+    // A kept-alive connection is answered, then dropped once idle for as long.
+    let mut idle = tokio::net::TcpStream::connect(api).await.unwrap();
+    idle.write_all(b"GET /api/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within(idle.read_to_end(&mut answer)).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"guest\""), "{answer}");
+}
