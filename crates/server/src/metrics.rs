@@ -13,6 +13,7 @@ use warren_store::{CorruptionCounters, CorruptionStats, Health};
 
 use crate::alarms::{Alarms, Readings};
 use crate::bind::Bound;
+use crate::http_server::HttpServer;
 
 /// When the process started (set first thing in `main`): `rabbitmq_erlang_uptime_seconds`.
 static STARTED: OnceLock<Instant> = OnceLock::new();
@@ -93,6 +94,10 @@ fn max_fds() -> Option<u64> {
     (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
+/// How long a scraper may take to send a request's headers (then it is dropped, as a silent
+/// management client is).
+const SCRAPE_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts serving the metrics on every bound address; returns the serving tasks.
 pub fn spawn(
     bound: Vec<Bound>,
@@ -118,12 +123,9 @@ pub fn spawn(
         };
         let address = listener.local_addr()?;
         tracing::info!(%address, "serving Prometheus metrics on /metrics, /metrics/per-object and /metrics/detailed");
-        let metrics = metrics.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(error) = warren_management::metrics::serve(listener, metrics).await {
-                tracing::error!(%address, %error, "the Prometheus endpoint stopped");
-            }
-        }));
+        let server =
+            HttpServer::new(warren_management::metrics::router(metrics.clone()), SCRAPE_HEADER_TIMEOUT);
+        tasks.push(tokio::spawn(server.serve(listener, None)));
     }
     Ok(tasks)
 }

@@ -17,12 +17,6 @@ use super::render::Endpoint;
 use super::text::CONTENT_TYPE;
 use super::Metrics;
 
-/// Serves the metrics endpoints on `listener` until the task is dropped or the listener
-/// fails.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics)).await
-}
-
 /// The router for the metrics endpoints.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()

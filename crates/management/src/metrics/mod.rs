@@ -24,7 +24,7 @@ use warren_broker::Broker;
 
 pub use collect::Want;
 pub use families::Group;
-pub use http::{router, serve};
+pub use http::router;
 pub use node::{AlarmStates, Identity, NoNodeStats, NodeSource, NodeStats, StoreStats};
 pub use render::Endpoint;
 pub use text::CONTENT_TYPE;
