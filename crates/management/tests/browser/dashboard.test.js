@@ -367,9 +367,18 @@ test('a topic permission set on a user page is in the API, shows on the vhost pa
   await page.fill('#topic-permission-form [name=read]', '^audit-.*');
   await page.click('#topic-permission-form button[type=submit]');
   await page.waitForSelector('#topic-permissions-table td:text-is("^orders-.*")', { timeout: UI_TIMEOUT });
-  await shot(page, 'user');
   assert.deepEqual(await apiGet(`/topic-permissions/%2F/${user}`),
     [{ user, vhost: '/', exchange: 'amq.topic', write: '^orders-.*', read: '^audit-.*' }]);
+  // Edit: the row fills the form.
+  await page.fill('#topic-permission-form [name=write]', '');
+  await page.click('#topic-permissions-table button:text("Edit")');
+  assert.equal(await page.inputValue('#topic-permission-form [name=write]'), '^orders-.*');
+  await page.fill('#topic-permission-form [name=write]', '^invoices-.*');
+  await page.click('#topic-permission-form button[type=submit]');
+  await page.waitForSelector('#topic-permissions-table td:text-is("^invoices-.*")', { timeout: UI_TIMEOUT });
+  await shot(page, 'user');
+  assert.deepEqual(await apiGet(`/topic-permissions/%2F/${user}`),
+    [{ user, vhost: '/', exchange: 'amq.topic', write: '^invoices-.*', read: '^audit-.*' }]);
 
   // The vhost's page lists it with the user, and clears it.
   await page.goto(`${BASE}/#/vhosts/%2F`);
@@ -383,7 +392,7 @@ test('a topic permission set on a user page is in the API, shows on the vhost pa
   noProblems('topic permissions');
 });
 
-test('a vhost limit of max-connections 0 set on the limits page refuses AMQP connections', { skip: !CONTROLLED && 'needs the Rust harness' }, async () => {
+test('a vhost limit of max-connections 0 set on the limits page refuses AMQP connections; edited and cleared it lets them in', { skip: !CONTROLLED && 'needs the Rust harness' }, async () => {
   const vhost = `dash-limited-${RUN}`;
   assert.equal((await apiCall('PUT', `/vhosts/${vhost}`, {})).status, 201);
   const page = await open();
@@ -408,6 +417,14 @@ test('a vhost limit of max-connections 0 set on the limits page refuses AMQP con
   assert.deepEqual(await apiGet(`/vhost-limits/${encodeURIComponent(vhost)}`), [{ vhost, value: { 'max-connections': 0 } }]);
   await shot(page, 'limits');
   await assert.rejects(broker('amqp-login', { user: USER, password: PASSWORD, vhost }), /could not connect/);
+
+  // Edit: a limit of 3 lets one in.
+  await page.click(`${row} button:text("Edit")`);
+  await page.fill('#vhost-limit-form [name=value]', '3');
+  await page.click('#vhost-limit-form button[type=submit]');
+  await page.waitForSelector(`${row} td.num:text-is("3")`, { timeout: UI_TIMEOUT });
+  assert.deepEqual(await apiGet(`/vhost-limits/${encodeURIComponent(vhost)}`), [{ vhost, value: { 'max-connections': 3 } }]);
+  await broker('amqp-login', { user: USER, password: PASSWORD, vhost });
 
   await page.click(`${row} button:text("Clear")`);
   await page.waitForSelector(row, { state: 'detached', timeout: UI_TIMEOUT });

@@ -1,7 +1,8 @@
 // Virtual host and user limits (RabbitMQ's max-connections, max-queues, max-channels): a table
-// of the limits set, with a Clear button per limit, and a form that sets one. Shared by the
-// limits page (every vhost or user), a vhost's page and a user's page (`name` fixes the owner).
-// Without `editable` (the user is no administrator) the block only lists.
+// of the limits set, with Edit (fills the form) and Clear buttons per limit, and a form that
+// sets one. Shared by the limits page (every vhost or user), a vhost's page and a user's page
+// (`name` fixes the owner). Without `editable` (the user is no administrator) the block only
+// lists.
 
 import * as api from './api.js';
 import { h, note, table, field, form, select, flash, actionButton, missingNote } from './ui.js';
@@ -35,11 +36,15 @@ export function limitsBlock({ kind, name, editable, current }) {
     name ? null : { key: 'owner', label: spec.what, render: (r) => h('a', { href: `#/${kind}s/${api.enc(r.owner)}` }, r.owner) },
     { key: 'limit', label: 'Limit' },
     { key: 'value', label: 'Value', num: true, render: (r) => count(r.value) },
-    editable ? { key: 'clear', label: '', render: (r) => actionButton('Clear', `Clear ${r.limit} of ${r.owner}?`, async () => {
-      await api.del(limitPath(r.owner, r.limit));
-      flash(`${r.limit} of ${r.owner} cleared.`);
-      refresh();
-    }, 'small danger') } : null,
+    editable ? { key: 'actions', label: '', render: (r) => h('span', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'small', onclick: () => {
+        for (const k of ['owner', 'limit', 'value']) setForm.querySelector(`[name="${k}"]`).value = r[k];
+      } }, 'Edit'),
+      actionButton('Clear', `Clear ${r.limit} of ${r.owner}?`, async () => {
+        await api.del(limitPath(r.owner, r.limit));
+        flash(`${r.limit} of ${r.owner} cleared.`);
+        refresh();
+      }, 'small danger')) } : null,
   ].filter(Boolean);
 
   async function refresh() {

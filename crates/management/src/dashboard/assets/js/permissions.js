@@ -1,5 +1,5 @@
-// A user's permissions and topic permissions in virtual hosts: a table with a Clear button per
-// row and a form that sets one, shared by the users page (every user and vhost), a user's page
+// A user's permissions and topic permissions in virtual hosts: a table with Edit (fills the
+// form) and Clear buttons per row and a form that sets one, shared by the users page (every user and vhost), a user's page
 // (its vhosts) and a vhost's page (its users). `scope` is {} for all, {user} or {vhost}.
 
 import * as api from './api.js';
@@ -47,11 +47,15 @@ export function permissionsBlock({ kind, scope = {}, current }) {
     scope.user ? null : { key: 'user', label: 'User', render: (p) => h('a', { href: `#/users/${api.enc(p.user)}` }, p.user) },
     scope.vhost ? null : { key: 'vhost', label: 'Virtual host', render: (p) => h('a', { href: `#/vhosts/${api.enc(p.vhost)}` }, p.vhost) },
     ...spec.fields.map(([key, label]) => ({ key, label: label.replace(' regexp', '') })),
-    { key: 'clear', label: '', render: (p) => actionButton('Clear', spec.clearQuestion(p), async () => {
-      await api.del(`/${kind}/${api.enc(p.vhost)}/${api.enc(p.user)}`);
-      flash(`${spec.what} of ${p.user} in ${p.vhost} cleared.`);
-      refresh();
-    }, 'small danger') },
+    { key: 'actions', label: '', render: (p) => h('span', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'small', onclick: () => {
+        for (const [name] of [['user'], ['vhost'], ...spec.fields]) setForm.querySelector(`[name="${name}"]`).value = p[name];
+      } }, 'Edit'),
+      actionButton('Clear', spec.clearQuestion(p), async () => {
+        await api.del(`/${kind}/${api.enc(p.vhost)}/${api.enc(p.user)}`);
+        flash(`${spec.what} of ${p.user} in ${p.vhost} cleared.`);
+        refresh();
+      }, 'small danger')) },
   ].filter(Boolean);
 
   async function refresh() {

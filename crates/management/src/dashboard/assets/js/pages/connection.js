@@ -40,7 +40,7 @@ export default async function render({ main, params, every, current }) {
     summary.replaceChildren(details([
       ['User', c.user], ['Virtual host', c.vhost], ['State', c.state], ['Protocol', c.protocol],
       ['Client-provided name', c.user_provided_name || ''], ['Peer', endpoint(c.peer_host, c.peer_port)],
-      ['Local', endpoint(c.host, c.port)], ['TLS', yesNo(c.ssl)], ['Authentication', c.auth_mechanism || ''],
+      ['Local', endpoint(c.host, c.port)], ['TLS', yesNo(c.ssl)], ['Authentication', c.auth_mechanism || '—'],
       ['Channels', count(c.channels)], ['Channel max', count(c.channel_max)], ['Frame max', count(c.frame_max)],
       ['Heartbeat', typeof c.timeout === 'number' ? `${c.timeout}s` : '—'],
       ['Connected at', c.connected_at ? new Date(c.connected_at).toLocaleString() : '—'],
