@@ -531,3 +531,27 @@ test('a user with only the management tag sees no admin pages, and no errors', a
   assert.equal((await apiCall('DELETE', `/users/${user}`)).status, 204);
   noProblems('management user');
 });
+
+test('a policymaker may change policies but sees neither operator policies nor the admin pages', async () => {
+  const user = `dash-policymaker-${RUN}`;
+  assert.equal((await apiCall('PUT', `/users/${user}`, { password: 'pw', tags: 'policymaker' })).status, 201);
+  assert.equal((await apiCall('PUT', `/permissions/%2F/${user}`, { configure: '.*', write: '.*', read: '.*' })).status, 201);
+  const page = await open();
+  await login(page, user, 'pw');
+  const shown = await page.$$eval('#nav a', (links) => links.filter((a) => !a.hidden).map((a) => a.dataset.nav));
+  assert.deepEqual(shown, ['overview', 'connections', 'channels', 'exchanges', 'queues', 'policies', 'limits']);
+  await page.goto(`${BASE}/#/policies`);
+  await page.waitForSelector('#policies-form', { timeout: UI_TIMEOUT });
+  assert.equal(await page.locator('#operator-policies-table, #operator-policies-form').count(), 0);
+  await page.fill('#policies-form [name=name]', `dash-pm-${RUN}`);
+  await page.fill('#policies-form [name=pattern]', '^pm');
+  await page.fill('#policies-form [name=definition]', '{"max-length": 5}');
+  await page.click('#policies-form button[type=submit]');
+  await page.waitForSelector(`#policies-table td:text-is("dash-pm-${RUN}")`, { timeout: UI_TIMEOUT });
+  assert.equal((await apiGet(`/policies/%2F/dash-pm-${RUN}`)).pattern, '^pm');
+  await page.click(`#policies-table tr:has(td:text-is("dash-pm-${RUN}")) button:text("Delete")`);
+  await page.waitForSelector(`#policies-table td:text-is("dash-pm-${RUN}")`, { state: 'detached', timeout: UI_TIMEOUT });
+  await page.close();
+  assert.equal((await apiCall('DELETE', `/users/${user}`)).status, 204);
+  noProblems('policymaker');
+});

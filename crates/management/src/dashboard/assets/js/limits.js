@@ -33,7 +33,8 @@ export function limitsBlock({ kind, name, editable, current }) {
   }) : null;
 
   const columns = [
-    name ? null : { key: 'owner', label: spec.what, render: (r) => h('a', { href: `#/${kind}s/${api.enc(r.owner)}` }, r.owner) },
+    // The owner's page is the administrator's.
+    name ? null : { key: 'owner', label: spec.what, render: (r) => (editable ? h('a', { href: `#/${kind}s/${api.enc(r.owner)}` }, r.owner) : r.owner) },
     { key: 'limit', label: 'Limit' },
     { key: 'value', label: 'Value', num: true, render: (r) => count(r.value) },
     editable ? { key: 'actions', label: '', render: (r) => h('span', { class: 'row-actions' },
