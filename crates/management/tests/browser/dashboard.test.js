@@ -118,6 +118,24 @@ async function apiGet(path) {
   return r.json();
 }
 
+/** Calls the API as the test's user; answers the response (for setup, clean-up and checks). */
+function apiCall(method, path, body) {
+  const headers = { Authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  return fetch(`${BASE}/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+/** Polls `check` until it answers something truthy, failing after `ms`. */
+async function until(what, check, ms = UI_TIMEOUT) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 const noProblems = (where) => assert.deepEqual(problems.splice(0), [], `console errors or failed loads on ${where}`);
 
 test('the assets carry their content types, validators and a self-only CSP', async () => {
@@ -165,9 +183,14 @@ test('every page loads without console errors', async () => {
     ['#/exchanges/%2F/amq.default', 'Exchange (AMQP default)', '#bindings-source > *'],
     ['#/queues', 'Queues', '#queues table'],
     ['#/queues/%2F/no-such-queue', 'Queue no-such-queue', '#queue-summary > *'],
-    ['#/users', 'Users', '#users-table'],
+    ['#/connections/no-such-connection', 'Connection no-such-connection', '#connection-summary .missing'],
+    ['#/channels/no-such-channel', 'Channel no-such-channel', '#channel-summary .missing'],
+    ['#/users', 'Users', '#topic-permissions-table'],
+    ['#/users/guest', 'User guest', '#user-limits table'],
     ['#/vhosts', 'Virtual hosts', '#vhosts-table'],
-    ['#/policies', 'Policies', '#policies-table'],
+    ['#/vhosts/%2F', 'Virtual host /', '#topic-permissions-table'],
+    ['#/policies', 'Policies', '#operator-policies-table'],
+    ['#/limits', 'Limits', '#user-limits-table'],
     ['#/definitions', 'Definitions', '#export-definitions'],
   ];
   for (const [hash, title, ready] of pages) {
@@ -265,20 +288,20 @@ test('a user created on the users page connects over AMQP', { skip: !CONTROLLED 
   await page.fill('#user-form [name=password]', 's3cret-pw');
   await page.fill('#user-form [name=tags]', 'management');
   await page.click('#user-form button[type=submit]');
-  await page.waitForSelector(`#users-table td:text-is("${user}")`, { timeout: UI_TIMEOUT });
+  await page.waitForSelector(`#users-table a:text-is("${user}")`, { timeout: UI_TIMEOUT });
   await page.fill('#permission-form [name=user]', user);
   await page.click('#permission-form button[type=submit]');
-  await page.waitForSelector(`#permissions-table td:text-is("${user}")`, { timeout: UI_TIMEOUT });
+  await page.waitForSelector(`#permissions-table a:text-is("${user}")`, { timeout: UI_TIMEOUT });
   await shot(page, 'users');
   await broker('amqp-login', { user, password: 's3cret-pw' });
   // Editing the tags keeps the password.
-  await page.click(`#users-table tr:has(td:text-is("${user}")) button:text("Edit")`);
+  await page.click(`#users-table tr:has(a:text-is("${user}")) button:text("Edit")`);
   await page.fill('#user-form [name=tags]', 'monitoring');
   await page.click('#user-form button[type=submit]');
-  await page.waitForSelector(`#users-table tr:has(td:text-is("${user}")) td:text-is("monitoring")`, { timeout: UI_TIMEOUT });
+  await page.waitForSelector(`#users-table tr:has(a:text-is("${user}")) td:text-is("monitoring")`, { timeout: UI_TIMEOUT });
   await broker('amqp-login', { user, password: 's3cret-pw' });
-  await page.click(`#users-table tr:has(td:text-is("${user}")) button:text("Delete")`);
-  await page.waitForSelector(`#users-table td:text-is("${user}")`, { state: 'detached', timeout: 5000 });
+  await page.click(`#users-table tr:has(a:text-is("${user}")) button:text("Delete")`);
+  await page.waitForSelector(`#users-table a:text-is("${user}")`, { state: 'detached', timeout: 5000 });
   await page.close();
   noProblems('users');
 });
@@ -291,7 +314,7 @@ test('virtual hosts and policies are created, edited and deleted; definitions ex
   await page.fill('#vhost-form [name=name]', vhost);
   await page.fill('#vhost-form [name=description]', 'made by the browser test');
   await page.click('#vhost-form button[type=submit]');
-  await page.waitForSelector(`#vhosts-table td:text-is("${vhost}")`, { timeout: UI_TIMEOUT });
+  await page.waitForSelector(`#vhosts-table a:text-is("${vhost}")`, { timeout: UI_TIMEOUT });
 
   await page.goto(`${BASE}/#/policies`);
   await page.waitForSelector('#policies-table');
@@ -324,9 +347,211 @@ test('virtual hosts and policies are created, edited and deleted; definitions ex
 
   await page.goto(`${BASE}/#/vhosts`);
   for (const name of [vhost, imported]) {
-    await page.click(`#vhosts-table tr:has(td:text-is("${name}")) button:text("Delete")`);
-    await page.waitForSelector(`#vhosts-table td:text-is("${name}")`, { state: 'detached', timeout: 5000 });
+    await page.click(`#vhosts-table tr:has(a:text-is("${name}")) button:text("Delete")`);
+    await page.waitForSelector(`#vhosts-table a:text-is("${name}")`, { state: 'detached', timeout: 5000 });
   }
   await page.close();
   noProblems('admin pages');
+});
+
+test('a topic permission set on a user page is in the API, shows on the vhost page and clears', async () => {
+  const user = `dash-topic-${RUN}`;
+  assert.equal((await apiCall('PUT', `/users/${user}`, { password: 'pw', tags: '' })).status, 201);
+  const page = await open();
+  await login(page);
+  await page.goto(`${BASE}/#/users/${encodeURIComponent(user)}`);
+  await page.waitForSelector('#topic-permissions-table td.empty', { timeout: UI_TIMEOUT });
+  await page.fill('#topic-permission-form [name=vhost]', '/');
+  await page.fill('#topic-permission-form [name=exchange]', 'amq.topic');
+  await page.fill('#topic-permission-form [name=write]', '^orders-.*');
+  await page.fill('#topic-permission-form [name=read]', '^audit-.*');
+  await page.click('#topic-permission-form button[type=submit]');
+  await page.waitForSelector('#topic-permissions-table td:text-is("^orders-.*")', { timeout: UI_TIMEOUT });
+  assert.deepEqual(await apiGet(`/topic-permissions/%2F/${user}`),
+    [{ user, vhost: '/', exchange: 'amq.topic', write: '^orders-.*', read: '^audit-.*' }]);
+  // Edit: the row fills the form.
+  await page.fill('#topic-permission-form [name=write]', '');
+  await page.click('#topic-permissions-table button:text("Edit")');
+  assert.equal(await page.inputValue('#topic-permission-form [name=write]'), '^orders-.*');
+  await page.fill('#topic-permission-form [name=write]', '^invoices-.*');
+  await page.click('#topic-permission-form button[type=submit]');
+  await page.waitForSelector('#topic-permissions-table td:text-is("^invoices-.*")', { timeout: UI_TIMEOUT });
+  await shot(page, 'user');
+  assert.deepEqual(await apiGet(`/topic-permissions/%2F/${user}`),
+    [{ user, vhost: '/', exchange: 'amq.topic', write: '^invoices-.*', read: '^audit-.*' }]);
+
+  // The vhost's page lists it with the user, and clears it.
+  await page.goto(`${BASE}/#/vhosts/%2F`);
+  const row = `#topic-permissions-table tr:has(a:text-is("${user}"))`;
+  await page.waitForSelector(`${row} td:text-is("^audit-.*")`, { timeout: UI_TIMEOUT });
+  await page.click(`${row} button:text("Clear")`);
+  await page.waitForSelector(row, { state: 'detached', timeout: UI_TIMEOUT });
+  assert.equal((await apiCall('GET', `/topic-permissions/%2F/${user}`)).status, 404);
+  await page.close();
+  assert.equal((await apiCall('DELETE', `/users/${user}`)).status, 204);
+  noProblems('topic permissions');
+});
+
+test('a vhost limit of max-connections 0 set on the limits page refuses AMQP connections; edited and cleared it lets them in', { skip: !CONTROLLED && 'needs the Rust harness' }, async () => {
+  const vhost = `dash-limited-${RUN}`;
+  assert.equal((await apiCall('PUT', `/vhosts/${vhost}`, {})).status, 201);
+  const page = await open();
+  await login(page);
+  // Permissions for the test's user, from the vhost's page.
+  await page.goto(`${BASE}/#/vhosts/${encodeURIComponent(vhost)}`);
+  await page.waitForSelector('#permissions-table td.empty', { timeout: UI_TIMEOUT });
+  await page.fill('#permission-form [name=user]', USER);
+  await page.click('#permission-form button[type=submit]');
+  await page.waitForSelector(`#permissions-table a:text-is("${USER}")`, { timeout: UI_TIMEOUT });
+  await broker('amqp-login', { user: USER, password: PASSWORD, vhost });
+
+  await page.goto(`${BASE}/#/limits`);
+  await page.waitForSelector('#vhost-limits-table', { timeout: UI_TIMEOUT });
+  await page.fill('#vhost-limit-form [name=owner]', vhost);
+  await page.selectOption('#vhost-limit-form [name=limit]', 'max-connections');
+  await page.fill('#vhost-limit-form [name=value]', '0');
+  await page.click('#vhost-limit-form button[type=submit]');
+  const row = `#vhost-limits-table tr:has(a:text-is("${vhost}"))`;
+  await page.waitForSelector(`${row} td:text-is("max-connections")`, { timeout: UI_TIMEOUT });
+  assert.equal(await page.textContent(`${row} td.num`), '0');
+  assert.deepEqual(await apiGet(`/vhost-limits/${encodeURIComponent(vhost)}`), [{ vhost, value: { 'max-connections': 0 } }]);
+  await shot(page, 'limits');
+  await assert.rejects(broker('amqp-login', { user: USER, password: PASSWORD, vhost }), /could not connect/);
+
+  // Edit: a limit of 3 lets one in.
+  await page.click(`${row} button:text("Edit")`);
+  await page.fill('#vhost-limit-form [name=value]', '3');
+  await page.click('#vhost-limit-form button[type=submit]');
+  await page.waitForSelector(`${row} td.num:text-is("3")`, { timeout: UI_TIMEOUT });
+  assert.deepEqual(await apiGet(`/vhost-limits/${encodeURIComponent(vhost)}`), [{ vhost, value: { 'max-connections': 3 } }]);
+  await broker('amqp-login', { user: USER, password: PASSWORD, vhost });
+
+  await page.click(`${row} button:text("Clear")`);
+  await page.waitForSelector(row, { state: 'detached', timeout: UI_TIMEOUT });
+  await broker('amqp-login', { user: USER, password: PASSWORD, vhost });
+  await page.close();
+  assert.equal((await apiCall('DELETE', `/vhosts/${encodeURIComponent(vhost)}`)).status, 204);
+  noProblems('limits');
+});
+
+test('a connection\'s page shows its client and channels, and closes it', { skip: !CONTROLLED && 'needs the Rust harness' }, async () => {
+  const held = `dash.held.${RUN}`;
+  await broker('hold-open', { name: held });
+  const conn = await until('the held connection is listed',
+    async () => (await apiGet('/connections')).find((c) => c.user_provided_name === held));
+  const page = await open();
+  await login(page);
+  await page.goto(`${BASE}/#/connections`);
+  await page.click(`#connections a:text-is("${conn.name}")`, { timeout: UI_TIMEOUT });
+  await page.waitForSelector(`#main h1:text-is("Connection ${conn.name}")`);
+  await page.waitForSelector(`#client-properties-table tr:has(td:text-is("connection_name")) td:text-is("${held}")`, { timeout: UI_TIMEOUT });
+  assert.equal(await page.textContent('#connection-summary [data-field="client-provided name"]'), held);
+  assert.equal(await page.textContent('#connection-summary [data-field="user"]'), USER);
+
+  // Its channel, and the channel's page with the consumer.
+  const link = page.locator('#connection-channels-table tbody a');
+  await link.waitFor({ timeout: UI_TIMEOUT });
+  assert.equal(await link.count(), 1, 'the held connection has one channel');
+  const channel = await link.textContent();
+  assert.ok(channel.startsWith(`${conn.name} (`), channel);
+  await link.click();
+  await page.waitForSelector(`#main h1:text-is("Channel ${channel}")`);
+  await page.waitForSelector('#channel-consumers-table td:text-is("dashboard-held")', { timeout: UI_TIMEOUT });
+  await page.click(`#channel-summary a:text-is("${conn.name}")`);
+  await page.waitForSelector(`#main h1:text-is("Connection ${conn.name}")`);
+  await page.waitForSelector('#connection-channels-table a', { timeout: UI_TIMEOUT });
+  await shot(page, 'connection');
+
+  await page.fill('#close-connection [name=reason]', 'closed by the browser test');
+  await page.click('#close-connection button[type=submit]');
+  await page.waitForURL(/#\/connections$/);
+  await broker('held-closed');
+  await until('the connection is gone from the API', async () => (await apiCall('GET', `/connections/${encodeURIComponent(conn.name)}`)).status === 404);
+  await page.close();
+  noProblems('connection');
+});
+
+test('an API refusal shows its reason', async () => {
+  const body = { pattern: '.*', definition: { 'max-length': 'ten' }, 'apply-to': 'queues' };
+  const refused = await apiCall('PUT', `/policies/%2F/dash-bad-${RUN}`, body);
+  assert.equal(refused.status, 400);
+  const { reason } = await refused.json();
+  assert.ok(reason, 'the API gives a reason');
+  const page = await open();
+  await login(page);
+  await page.goto(`${BASE}/#/policies`);
+  await page.waitForSelector('#policies-table');
+  await page.fill('#policies-form [name=name]', `dash-bad-${RUN}`);
+  await page.fill('#policies-form [name=pattern]', '.*');
+  await page.selectOption('#policies-form [name=apply-to]', 'queues');
+  await page.fill('#policies-form [name=definition]', JSON.stringify(body.definition));
+  await page.click('#policies-form button[type=submit]');
+  await page.waitForSelector('#flash .error', { timeout: UI_TIMEOUT });
+  assert.equal(await page.textContent('#flash .error'), `400: ${reason}`);
+  // The browser logs the refused call; nothing else may fail.
+  assert.deepEqual(problems.splice(0).filter((p) => !/status of 400/.test(p)), []);
+  await page.close();
+});
+
+test('a user with only the management tag sees no admin pages, and no errors', async () => {
+  const user = `dash-mgmt-${RUN}`;
+  assert.equal((await apiCall('PUT', `/users/${user}`, { password: 'pw', tags: 'management' })).status, 201);
+  assert.equal((await apiCall('PUT', `/permissions/%2F/${user}`, { configure: '.*', write: '.*', read: '.*' })).status, 201);
+  const page = await open();
+  await login(page, user, 'pw');
+  const shown = await page.$$eval('#nav a', (links) => links.filter((a) => !a.hidden).map((a) => a.dataset.nav));
+  assert.deepEqual(shown, ['overview', 'connections', 'channels', 'exchanges', 'queues', 'policies', 'limits']);
+  const pages = [
+    ['#/', 'Overview', '#nodes .needs-tag'],
+    ['#/connections', 'Connections', '#connections table'],
+    ['#/channels', 'Channels', '#channels table'],
+    ['#/exchanges', 'Exchanges', '#exchanges table'],
+    ['#/queues', 'Queues', '#queues table'],
+    ['#/policies', 'Policies', '#policies-table'],
+    ['#/limits', 'Limits', '#vhost-limits-table'],
+    ['#/users', 'Users', '.needs-tag'],
+    ['#/vhosts/%2F', 'Virtual host', '.needs-tag'],
+    ['#/definitions', 'Definitions', '.needs-tag'],
+  ];
+  for (const [hash, title, ready] of pages) {
+    await page.goto(`${BASE}/${hash}`);
+    await page.waitForSelector(`#main h1:text-is("${title}")`, { timeout: UI_TIMEOUT });
+    await page.waitForSelector(ready, { timeout: UI_TIMEOUT });
+    assert.equal(await page.locator('#main .error').count(), 0, `${hash} shows an error: ${await page.locator('#main').innerText()}`);
+    noProblems(`${hash} as a management user`);
+  }
+  // Read-only where the API would refuse a change.
+  await page.goto(`${BASE}/#/policies`);
+  await page.waitForSelector('#policies-table');
+  assert.equal(await page.locator('#policies-form, #operator-policies-table').count(), 0);
+  await page.goto(`${BASE}/#/limits`);
+  await page.waitForSelector('#vhost-limits-table');
+  assert.equal(await page.locator('#vhost-limit-form, #user-limits').count(), 0);
+  await page.close();
+  assert.equal((await apiCall('DELETE', `/users/${user}`)).status, 204);
+  noProblems('management user');
+});
+
+test('a policymaker may change policies but sees neither operator policies nor the admin pages', async () => {
+  const user = `dash-policymaker-${RUN}`;
+  assert.equal((await apiCall('PUT', `/users/${user}`, { password: 'pw', tags: 'policymaker' })).status, 201);
+  assert.equal((await apiCall('PUT', `/permissions/%2F/${user}`, { configure: '.*', write: '.*', read: '.*' })).status, 201);
+  const page = await open();
+  await login(page, user, 'pw');
+  const shown = await page.$$eval('#nav a', (links) => links.filter((a) => !a.hidden).map((a) => a.dataset.nav));
+  assert.deepEqual(shown, ['overview', 'connections', 'channels', 'exchanges', 'queues', 'policies', 'limits']);
+  await page.goto(`${BASE}/#/policies`);
+  await page.waitForSelector('#policies-form', { timeout: UI_TIMEOUT });
+  assert.equal(await page.locator('#operator-policies-table, #operator-policies-form').count(), 0);
+  await page.fill('#policies-form [name=name]', `dash-pm-${RUN}`);
+  await page.fill('#policies-form [name=pattern]', '^pm');
+  await page.fill('#policies-form [name=definition]', '{"max-length": 5}');
+  await page.click('#policies-form button[type=submit]');
+  await page.waitForSelector(`#policies-table td:text-is("dash-pm-${RUN}")`, { timeout: UI_TIMEOUT });
+  assert.equal((await apiGet(`/policies/%2F/dash-pm-${RUN}`)).pattern, '^pm');
+  await page.click(`#policies-table tr:has(td:text-is("dash-pm-${RUN}")) button:text("Delete")`);
+  await page.waitForSelector(`#policies-table td:text-is("dash-pm-${RUN}")`, { state: 'detached', timeout: UI_TIMEOUT });
+  await page.close();
+  assert.equal((await apiCall('DELETE', `/users/${user}`)).status, 204);
+  noProblems('policymaker');
 });

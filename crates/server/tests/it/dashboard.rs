@@ -2,7 +2,8 @@
 //! browser test script (`crates/management/tests/browser/dashboard.test.js`, Debian's chromium
 //! driven by playwright-core) with node, and does the AMQP side of its tests when the script
 //! asks: declare a queue with messages, run a publisher while the overview chart is watched,
-//! log in as the user the users page created.
+//! log in as the user the users page created (in a vhost, to see a limit refuse it), hold a
+//! connection open and tell when the connection page has closed it.
 //!
 //! The script asks over stdio: one stderr line `@@warren <id> <json>` per request, answered by
 //! one stdin line `<id> {"ok": ...}`. Its other output is passed through.
@@ -126,8 +127,53 @@ impl Publisher {
     }
 }
 
+/// What the script's requests leave running: a publisher, a connection held open.
+#[derive(Default)]
+struct Held {
+    publisher: Option<Publisher>,
+    /// The connection with its channel and consumer (lapin closes a channel when it is dropped).
+    connection: Option<(lapin::Connection, lapin::Channel, lapin::Consumer)>,
+}
+
+/// Opens a connection named `name` (the client property `connection_name`) with a channel that
+/// consumes from the queue `name`, and keeps it.
+async fn hold_open(
+    broker: &DurableBroker,
+    name: &str,
+) -> Result<(lapin::Connection, lapin::Channel, lapin::Consumer), lapin::Error> {
+    let properties = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    let conn = within(lapin::Connection::connect(&broker.url(), properties)).await?;
+    let ch = conn.create_channel().await?;
+    declare_queue(&ch, name).await;
+    let consumer = ch
+        .basic_consume(
+            name.into(),
+            "dashboard-held".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((conn, ch, consumer))
+}
+
+/// Waits (up to 10 s) for the held connection to be closed by the broker.
+async fn held_closed(connection: Option<(lapin::Connection, lapin::Channel, lapin::Consumer)>) -> Value {
+    let Some((conn, _channel, _consumer)) = connection else {
+        return json!({"ok": false, "error": "no connection is held"});
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.status().connected() {
+        if Instant::now() >= deadline {
+            return json!({"ok": false, "error": "the held connection is still open after 10 s"});
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    json!({"ok": true})
+}
+
 /// Carries out one request of the script.
-async fn handle(request: &Value, broker: &DurableBroker, publisher: &mut Option<Publisher>) -> Value {
+async fn handle(request: &Value, broker: &DurableBroker, held: &mut Held) -> Value {
+    let publisher = &mut held.publisher;
     match request["command"].as_str().unwrap_or("") {
         "declare" => {
             let queue = request["queue"].as_str().unwrap_or("dashboard");
@@ -155,7 +201,9 @@ async fn handle(request: &Value, broker: &DurableBroker, publisher: &mut Option<
         "amqp-login" => {
             let user = request["user"].as_str().unwrap_or("");
             let password = request["password"].as_str().unwrap_or("");
-            let url = format!("amqp://{user}:{password}@{}/%2F", broker.addr());
+            let vhost = request["vhost"].as_str().unwrap_or("/");
+            let vhost: String = vhost.bytes().map(|b| format!("%{b:02X}")).collect();
+            let url = format!("amqp://{user}:{password}@{}/{vhost}", broker.addr());
             match within(lapin::Connection::connect(&url, lapin::ConnectionProperties::default())).await {
                 Ok(conn) => {
                     let opened = conn.create_channel().await.is_ok();
@@ -165,6 +213,17 @@ async fn handle(request: &Value, broker: &DurableBroker, publisher: &mut Option<
                 Err(e) => json!({"ok": false, "error": format!("{user} could not connect: {e}")}),
             }
         }
+        "hold-open" => {
+            let name = request["name"].as_str().unwrap_or("dashboard.held");
+            match hold_open(broker, name).await {
+                Ok(held_open) => {
+                    held.connection = Some(held_open);
+                    json!({"ok": true})
+                }
+                Err(e) => json!({"ok": false, "error": format!("could not hold a connection open: {e}")}),
+            }
+        }
+        "held-closed" => held_closed(held.connection.take()).await,
         other => json!({"ok": false, "error": format!("unknown request {other}")}),
     }
 }
@@ -222,7 +281,7 @@ async fn run_script(broker: &DurableBroker, http: &str) -> (bool, String) {
         }
     });
     let deadline = Instant::now() + RUN_TIMEOUT;
-    let mut publisher = None;
+    let mut held = Held::default();
     let status = loop {
         if let Some(status) = child.try_wait().expect("poll node") {
             break status;
@@ -236,11 +295,11 @@ async fn run_script(broker: &DurableBroker, http: &str) -> (bool, String) {
         if let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(100), incoming.recv()).await {
             let (id, body) = line.split_once(' ').expect("a request: <id> <json>");
             let request: Value = serde_json::from_str(body).expect("a JSON request");
-            let reply = handle(&request, broker, &mut publisher).await;
+            let reply = handle(&request, broker, &mut held).await;
             answer(&mut stdin, id, &reply);
         }
     };
-    if let Some(p) = publisher {
+    if let Some(p) = held.publisher {
         p.stop().await;
     }
     let report = output

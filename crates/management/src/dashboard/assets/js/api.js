@@ -4,6 +4,7 @@
 
 const AUTH_KEY = 'warren.auth';
 const USER_KEY = 'warren.user';
+const TAGS_KEY = 'warren.tags';
 
 /** A refused or failed API call. `missing` is true when the path is unknown (404). */
 export class ApiError extends Error {
@@ -30,6 +31,7 @@ export function login(user, password) {
 export function logout() {
   sessionStorage.removeItem(AUTH_KEY);
   sessionStorage.removeItem(USER_KEY);
+  sessionStorage.removeItem(TAGS_KEY);
 }
 
 export function loggedIn() {
@@ -38,6 +40,17 @@ export function loggedIn() {
 
 export function userName() {
   return sessionStorage.getItem(USER_KEY) || '';
+}
+
+/** Keeps the user's tags, as /api/whoami gives them (a list, or RabbitMQ's comma-separated text). */
+export function setTags(tags) {
+  const list = Array.isArray(tags) ? tags : String(tags || '').split(',');
+  sessionStorage.setItem(TAGS_KEY, JSON.stringify(list.map((t) => String(t).trim()).filter(Boolean)));
+}
+
+/** The user's tags, as last read from /api/whoami. */
+export function tags() {
+  try { return JSON.parse(sessionStorage.getItem(TAGS_KEY) || '[]'); } catch { return []; }
 }
 
 /** Called when the broker refuses the stored credentials (set by the app). */

@@ -1,8 +1,10 @@
 // The dashboard's shell: hash routes (#/queues/%2F/orders, as RabbitMQ's UI), the login gate,
-// the header (user, virtual host filter, log out), and a page's timers, which stop when the
-// page is left. Each page lives in pages/<name>.js and exports render(ctx).
+// the header (user, virtual host filter, log out, the pages the user's tags allow), and a
+// page's timers, which stop when the page is left. Each page lives in pages/<name>.js and
+// exports render(ctx).
 
 import * as api from './api.js';
+import { can, needs } from './roles.js';
 import { h, note } from './ui.js';
 import login from './pages/login.js';
 import overview from './pages/overview.js';
@@ -11,13 +13,18 @@ import queue from './pages/queue.js';
 import exchanges from './pages/exchanges.js';
 import exchange from './pages/exchange.js';
 import connections from './pages/connections.js';
+import connection from './pages/connection.js';
 import channels from './pages/channels.js';
+import channel from './pages/channel.js';
 import users from './pages/users.js';
+import user from './pages/user.js';
 import vhosts from './pages/vhosts.js';
+import vhost from './pages/vhost.js';
 import policies from './pages/policies.js';
+import limits from './pages/limits.js';
 import definitions from './pages/definitions.js';
 
-// [pattern, page, nav entry]; groups are path segments, percent-decoded.
+// [pattern, page, nav entry, title, tag needed]; groups are path segments, percent-decoded.
 const routes = [
   [/^\/?$/, overview, 'overview'],
   [/^\/queues$/, queues, 'queues'],
@@ -25,11 +32,16 @@ const routes = [
   [/^\/exchanges$/, exchanges, 'exchanges'],
   [/^\/exchanges\/([^/]+)\/([^/]*)$/, exchange, 'exchanges'],
   [/^\/connections$/, connections, 'connections'],
+  [/^\/connections\/([^/]+)$/, connection, 'connections'],
   [/^\/channels$/, channels, 'channels'],
-  [/^\/users$/, users, 'users'],
-  [/^\/vhosts$/, vhosts, 'vhosts'],
+  [/^\/channels\/([^/]+)$/, channel, 'channels'],
+  [/^\/users$/, users, 'users', 'Users', 'administrator'],
+  [/^\/users\/([^/]+)$/, user, 'users', 'User', 'administrator'],
+  [/^\/vhosts$/, vhosts, 'vhosts', 'Virtual hosts', 'administrator'],
+  [/^\/vhosts\/([^/]+)$/, vhost, 'vhosts', 'Virtual host', 'administrator'],
   [/^\/policies$/, policies, 'policies'],
-  [/^\/definitions$/, definitions, 'definitions'],
+  [/^\/limits$/, limits, 'limits'],
+  [/^\/definitions$/, definitions, 'definitions', 'Definitions', 'administrator'],
 ];
 
 const VHOST_KEY = 'warren.vhost';
@@ -48,6 +60,7 @@ async function showHeader() {
   document.getElementById('nav').hidden = false;
   document.getElementById('session').hidden = false;
   document.getElementById('whoami').textContent = api.userName();
+  for (const a of document.querySelectorAll('#nav a')) a.hidden = !can(a.dataset.role);
   const select = document.getElementById('vhost-filter');
   try {
     const list = await api.get('/vhosts?columns=name');
@@ -62,6 +75,18 @@ function hideHeader() {
   document.getElementById('session').hidden = true;
 }
 
+/** Reads the user's tags again (they may have changed since the login); false if refused. */
+async function refreshTags() {
+  try {
+    const me = await api.whoami();
+    api.setTags(me && me.tags);
+    return true;
+  } catch (error) {
+    if (error.status === 401) { api.logout(); return false; }
+    return true; // the broker is unreachable: keep what we knew
+  }
+}
+
 async function route() {
   stopTimers();
   const mine = ++generation;
@@ -74,11 +99,15 @@ async function route() {
     return;
   }
   if (path === '/login') { location.hash = '#/'; return; }
-  for (const [pattern, page, nav] of routes) {
+  for (const [pattern, page, nav, title, role] of routes) {
     const m = path.match(pattern);
     if (!m) continue;
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === nav);
     main.replaceChildren();
+    if (!can(role)) {
+      main.append(h('h1', {}, title), note(needs(role), 'note needs-tag'));
+      return;
+    }
     const ctx = {
       main,
       params: m.slice(1).map(decodeURIComponent),
@@ -101,7 +130,7 @@ async function route() {
   main.replaceChildren(h('h1', {}, 'Not found'), note(`No page at ${path}.`), h('a', { href: '#/' }, 'Overview'));
 }
 
-function start() {
+async function start() {
   api.hooks.onLoginFailed = () => { api.logout(); route(); };
   document.getElementById('logout').addEventListener('click', () => { api.logout(); hideHeader(); location.hash = '#/login'; route(); });
   document.getElementById('vhost-filter').addEventListener('change', (e) => {
@@ -109,7 +138,7 @@ function start() {
     route();
   });
   window.addEventListener('hashchange', route);
-  if (api.loggedIn()) showHeader();
+  if (api.loggedIn() && await refreshTags()) showHeader();
   route();
 }
 

@@ -65,6 +65,12 @@ export function table({ columns, rows, empty = 'Nothing here.', sort, onSort, id
   return h('table', { id }, h('thead', {}, head), h('tbody', {}, body));
 }
 
+/** Label-value pairs as a definition list; each value carries data-field (its label, lower case). */
+export function details(pairs) {
+  return h('dl', { class: 'totals' },
+    pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { field: k.toLowerCase() } }, v)]));
+}
+
 /** A dotted path into an object (`message_stats.publish_details.rate`). */
 export function value(obj, path) {
   return path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), obj);

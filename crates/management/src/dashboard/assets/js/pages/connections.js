@@ -1,5 +1,5 @@
-// Connections: the listing paged by the server, each with a button that closes it
-// (DELETE /api/connections/{name}, with the reason in X-Reason).
+// Connections: the listing paged by the server, each linking to its page and with a button that
+// closes it (DELETE /api/connections/{name}, with the reason in X-Reason).
 
 import * as api from '../api.js';
 import { h, pagedList, actionButton, flash } from '../ui.js';
@@ -9,7 +9,7 @@ export default async function render({ main, vhost, every }) {
   const path = () => (vhost ? `/vhosts/${api.enc(vhost)}/connections` : '/connections');
   let list;
   const columns = [
-    { key: 'name', label: 'Name', sort: 'name' },
+    { key: 'name', label: 'Name', sort: 'name', render: (c) => h('a', { href: `#/connections/${api.enc(c.name)}` }, c.name) },
     { key: 'vhost', label: 'Virtual host', sort: 'vhost' },
     { key: 'user', label: 'User', sort: 'user' },
     { key: 'state', label: 'State', sort: 'state' },

@@ -14,7 +14,8 @@ export default async function render({ main, done }) {
     event.preventDefault();
     api.login(user.value, password.value);
     try {
-      await api.whoami();
+      const me = await api.whoami();
+      api.setTags(me && me.tags);
       done();
     } catch (error) {
       api.logout();

@@ -3,6 +3,7 @@
 // alarms from /api/nodes; the listeners.
 
 import * as api from '../api.js';
+import { can, needs } from '../roles.js';
 import { LineChart } from '../chart.js';
 import { h, note, section, table } from '../ui.js';
 import { bytes, count, duration, rate, statRate } from '../format.js';
@@ -92,6 +93,10 @@ export default async function render({ main, every, current }) {
   };
 
   const refreshNodes = async () => {
+    if (!can('monitoring')) {
+      nodes.replaceChildren(note(needs('monitoring', 'Node details'), 'note needs-tag'));
+      return;
+    }
     try {
       const list = await api.get('/nodes');
       if (current()) nodes.replaceChildren(...(list.length ? list.map(nodeBox) : [note('No nodes reported.')]));

@@ -1,16 +1,41 @@
 // Users and their permissions: add, edit (tags, password) and delete users; set and clear a
-// user's permissions in a virtual host.
+// user's permissions and topic permissions in a virtual host. Each user has its own page too.
 
 import * as api from '../api.js';
 import { h, note, section, table, field, form, flash, actionButton } from '../ui.js';
+import { permissionsBlock } from '../permissions.js';
 
 const TAGS = ['administrator', 'monitoring', 'policymaker', 'management', 'impersonator'];
 
-const tagsText = (t) => (Array.isArray(t) ? t.join(', ') : t || '');
+export const tagsText = (t) => (Array.isArray(t) ? t.join(', ') : t || '');
+
+/**
+ * The body of PUT /api/users/{name} from a form's password and tags: an empty password keeps
+ * the stored hash, as RabbitMQ's UI does (a new user without one cannot log in with a password).
+ */
+export async function userBody(name, password, tags) {
+  const body = { tags };
+  if (password) {
+    body.password = password;
+    return body;
+  }
+  try {
+    const existing = await api.get(`/users/${api.enc(name)}`);
+    body.password_hash = existing.password_hash || '';
+    if (existing.hashing_algorithm) body.hashing_algorithm = existing.hashing_algorithm;
+  } catch (error) {
+    if (!error.missing) throw error;
+    body.password_hash = '';
+  }
+  return body;
+}
 
 export default async function render({ main, current }) {
   const usersBox = h('div', { id: 'users' });
-  const permsBox = h('div', { id: 'permissions' });
+  const perms = permissionsBlock({ kind: 'permissions', current });
+  const topic = permissionsBlock({ kind: 'topic-permissions', current });
+  const permForm = perms.form;
+  const refreshPermissions = () => Promise.all([perms.refresh(), topic.refresh()]);
 
   const userForm = form('user-form', [
     field('Username', h('input', { name: 'name', required: true, autocomplete: 'off' })),
@@ -19,37 +44,11 @@ export default async function render({ main, current }) {
     h('datalist', { id: 'tag-names' }, TAGS.map((t) => h('option', { value: t }))),
   ], 'Add / update user', async (data, f) => {
     const name = data.get('name');
-    const body = { tags: data.get('tags') };
-    if (data.get('password')) {
-      body.password = data.get('password');
-    } else {
-      // Editing without a new password keeps the stored hash, as RabbitMQ's UI does.
-      try {
-        const existing = await api.get(`/users/${api.enc(name)}`);
-        body.password_hash = existing.password_hash || '';
-        if (existing.hashing_algorithm) body.hashing_algorithm = existing.hashing_algorithm;
-      } catch (error) {
-        if (!error.missing) throw error;
-        body.password_hash = ''; // a new user without a password cannot log in with one
-      }
-    }
+    const body = await userBody(name, data.get('password'), data.get('tags'));
     await api.put(`/users/${api.enc(name)}`, body);
     flash(`User ${name} saved.`);
     f.reset();
     refreshUsers();
-  });
-
-  const permForm = form('permission-form', [
-    field('User', h('input', { name: 'user', required: true })),
-    field('Virtual host', h('input', { name: 'vhost', value: '/', required: true })),
-    field('Configure regexp', h('input', { name: 'configure', value: '.*' })),
-    field('Write regexp', h('input', { name: 'write', value: '.*' })),
-    field('Read regexp', h('input', { name: 'read', value: '.*' })),
-  ], 'Set permission', async (data) => {
-    await api.put(`/permissions/${api.enc(data.get('vhost'))}/${api.enc(data.get('user'))}`,
-      { configure: data.get('configure'), write: data.get('write'), read: data.get('read') });
-    flash(`Permissions of ${data.get('user')} in ${data.get('vhost')} set.`);
-    refreshPermissions();
   });
 
   async function refreshUsers() {
@@ -58,7 +57,7 @@ export default async function render({ main, current }) {
       if (!current()) return;
       usersBox.replaceChildren(table({
         id: 'users-table', rows, empty: 'No users.', columns: [
-          { key: 'name', label: 'Name' },
+          { key: 'name', label: 'Name', render: (u) => h('a', { href: `#/users/${api.enc(u.name)}` }, u.name) },
           { key: 'tags', label: 'Tags', render: (u) => tagsText(u.tags) },
           { key: 'password', label: 'Can log in with password', render: (u) => (u.password_hash ? 'yes' : 'no') },
           { key: 'actions', label: '', render: (u) => h('span', { class: 'row-actions' },
@@ -84,27 +83,7 @@ export default async function render({ main, current }) {
     }
   }
 
-  async function refreshPermissions() {
-    try {
-      const rows = await api.get('/permissions');
-      if (!current()) return;
-      permsBox.replaceChildren(table({
-        id: 'permissions-table', rows, empty: 'No permissions.', columns: [
-          { key: 'user', label: 'User' }, { key: 'vhost', label: 'Virtual host' },
-          { key: 'configure', label: 'Configure' }, { key: 'write', label: 'Write' }, { key: 'read', label: 'Read' },
-          { key: 'clear', label: '', render: (p) => actionButton('Clear', `Clear the permissions of ${p.user} in ${p.vhost}?`, async () => {
-            await api.del(`/permissions/${api.enc(p.vhost)}/${api.enc(p.user)}`);
-            flash('Permissions cleared.');
-            refreshPermissions();
-          }, 'small danger') },
-        ],
-      }));
-    } catch (error) {
-      if (current()) permsBox.replaceChildren(note(error.message, 'error'));
-    }
-  }
-
   main.append(h('h1', {}, 'Users'), usersBox, section('Add or update a user', userForm),
-    section('Permissions', permsBox, permForm));
+    section('Permissions', perms.element), section('Topic permissions', topic.element));
   await Promise.all([refreshUsers(), refreshPermissions()]);
 }

@@ -1,5 +1,5 @@
-// Virtual hosts: list (with their message counts where reported), add, edit the description
-// and tags, delete.
+// Virtual hosts: list (with their message counts and limits), add, edit the description and
+// tags, delete. Each vhost has its own page (permissions, topic permissions, limits).
 
 import * as api from '../api.js';
 import { h, note, section, table, field, form, flash, actionButton } from '../ui.js';
@@ -25,7 +25,7 @@ export default async function render({ main, current }) {
       if (!current()) return;
       box.replaceChildren(table({
         id: 'vhosts-table', rows, empty: 'No virtual hosts.', columns: [
-          { key: 'name', label: 'Name' },
+          { key: 'name', label: 'Name', render: (v) => h('a', { href: `#/vhosts/${api.enc(v.name)}` }, v.name) },
           { key: 'description', label: 'Description' },
           { key: 'tags', label: 'Tags', render: (v) => (Array.isArray(v.tags) ? v.tags.join(', ') : v.tags || '') },
           { key: 'messages', label: 'Messages', num: true, render: (v) => count(v.messages) },
