@@ -51,6 +51,8 @@ pub enum Event {
         username: String,
         /// The client-properties of connection.start-ok (product, version, capabilities).
         client_properties: FieldTable,
+        /// The SASL mechanism it logged in with (`PLAIN`, `AMQPLAIN`, `EXTERNAL`).
+        mechanism: &'static str,
     },
     /// A channel was opened (its number); channel.open-ok is already written.
     ChannelOpened(u16),
@@ -159,6 +161,8 @@ pub struct Connection {
     frame_max: u32,
     heartbeat: Duration,
     username: String,
+    /// The SASL mechanism the client logged in with.
+    mechanism: &'static str,
     vhost: String,
     /// Channels by number. A map, so that a client opening channel 65535 costs one entry, not
     /// 65536 slots; Fx hashing keeps the lookup each frame makes cheap.
@@ -203,6 +207,7 @@ impl Connection {
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
+            mechanism: "",
             vhost: String::new(),
             channels: ChannelMap::default(),
             out: BytesMut::new(),
@@ -641,13 +646,13 @@ impl Connection {
     fn handle_start_ok(&mut self, m: ConnectionStartOk, now: Instant, host: &mut dyn Host) {
         self.client_auth_failure_close =
             client_capability(&m.client_properties, "authentication_failure_close");
-        let credentials = match &*m.mechanism {
-            "PLAIN" => parse_plain(&m.response).map(Credentials::password),
-            "AMQPLAIN" => parse_amqplain(&m.response).map(Credentials::password),
+        let (mechanism, credentials) = match &*m.mechanism {
+            "PLAIN" => ("PLAIN", parse_plain(&m.response).map(Credentials::password)),
+            "AMQPLAIN" => ("AMQPLAIN", parse_amqplain(&m.response).map(Credentials::password)),
             // The response (an authorization identity, if any) is ignored, as RabbitMQ does:
             // the certificate alone names the user.
             "EXTERNAL" if self.certificate_login.is_some() => {
-                self.certificate_login.clone().map(Credentials::Certificate)
+                ("EXTERNAL", self.certificate_login.clone().map(Credentials::Certificate))
             }
             other => {
                 let text = format!("unknown authentication mechanism '{other}'");
@@ -676,6 +681,7 @@ impl Connection {
             return;
         }
         self.username = credentials.map(Credentials::into_username).unwrap_or_default();
+        self.mechanism = mechanism;
         self.client_properties = m.client_properties;
         let tune = ConnectionTune {
             channel_max: self.config.channel_max,
@@ -722,7 +728,8 @@ impl Connection {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }
         let client_properties = std::mem::take(&mut self.client_properties);
-        self.events.push_back(Event::Opened { vhost, username: self.username.clone(), client_properties });
+        let (username, mechanism) = (self.username.clone(), self.mechanism);
+        self.events.push_back(Event::Opened { vhost, username, client_properties, mechanism });
     }
 
     fn handle_open_frame(&mut self, frame: Frame, host: &mut dyn Host) {

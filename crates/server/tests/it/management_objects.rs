@@ -186,8 +186,8 @@ async fn connections_are_listed_and_closed_over_http() {
     .await;
     let c = &connections[0];
     assert_eq!(
-        (c["user"].clone(), c["protocol"].clone(), c["vhost"].clone()),
-        (json!("guest"), json!("AMQP 0-9-1"), json!("/"))
+        (c["user"].clone(), c["protocol"].clone(), c["vhost"].clone(), c["auth_mechanism"].clone()),
+        (json!("guest"), json!("AMQP 0-9-1"), json!("/"), json!("PLAIN"))
     );
     let name = c["name"].as_str().unwrap().to_owned();
     assert!(name.contains(" -> 127.0.0.1:"), "{name}");
