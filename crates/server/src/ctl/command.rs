@@ -305,10 +305,10 @@ pub enum CtlCommand {
         /// The queue.
         queue: String,
         /// Only if it has no messages.
-        #[arg(long)]
+        #[arg(long = "if-empty")]
         if_empty: bool,
         /// Only if it has no consumers.
-        #[arg(long)]
+        #[arg(long = "if-unused")]
         if_unused: bool,
     },
 }
