@@ -21,6 +21,7 @@ mod metrics;
 mod shell;
 mod storage;
 mod tls;
+mod tls_client;
 mod transport;
 mod url_parts;
 

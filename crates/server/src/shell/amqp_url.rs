@@ -1,11 +1,13 @@
 //! The broker address `warren publish` and `warren consume` take:
-//! `amqp://[user[:password]@]host[:port][/vhost]`, read as RabbitMQ's clients read it.
+//! `amqp[s]://[user[:password]@]host[:port][/vhost]`, read as RabbitMQ's clients read it.
 
 use crate::url_parts;
 
 /// A parsed AMQP URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpUrl {
+    /// amqps: TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -22,13 +24,15 @@ pub struct BadAmqpUrl {
 }
 
 impl AmqpUrl {
-    /// Defaults: guest/guest, port 5672, vhost "/" (also for an empty path, as most clients
-    /// read `amqp://host/`).
+    /// Defaults: guest/guest, port 5672 (amqps: 5671), vhost "/" (also for an empty path, as
+    /// most clients read `amqp://host/`).
     pub fn parse(url: &str) -> Result<AmqpUrl, BadAmqpUrl> {
         let bad = |why| BadAmqpUrl { url: url.to_owned(), why };
-        let rest = url
-            .strip_prefix("amqp://")
-            .ok_or(bad("it must start with amqp:// (amqps is not supported here)"))?;
+        let (tls, rest) = match (url.strip_prefix("amqp://"), url.strip_prefix("amqps://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad("it must start with amqp:// or amqps://")),
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let path = path.split('?').next().unwrap_or("");
         let decode = |s: &str| url_parts::decode(s).ok_or(bad("bad %-escape"));
@@ -41,13 +45,20 @@ impl AmqpUrl {
         };
         let (host, port) = url_parts::split_host_port(host_port).ok_or(bad("bad host or port"))?;
         let vhost = if path.is_empty() { "/".to_owned() } else { decode(path)? };
-        Ok(AmqpUrl { host, port: port.unwrap_or(5672), user, password, vhost })
+        let port = port.unwrap_or(if tls { 5671 } else { 5672 });
+        Ok(AmqpUrl { tls, host, port, user, password, vhost })
     }
 
     /// The URL without the password, for messages.
     pub fn show(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("amqp://{}@{host}:{}/{}", self.user, self.port, url_parts::encode(&self.vhost))
+        let scheme = if self.tls { "amqps" } else { "amqp" };
+        format!(
+            "{scheme}://{}@{host}:{}/{}",
+            url_parts::encode(&self.user),
+            self.port,
+            url_parts::encode(&self.vhost)
+        )
     }
 }
 
@@ -61,6 +72,7 @@ mod tests {
         assert_eq!(
             u,
             AmqpUrl {
+                tls: false,
                 host: "127.0.0.1".into(),
                 port: 5672,
                 user: "guest".into(),
@@ -73,8 +85,10 @@ mod tests {
             (u.user.as_str(), u.password.as_str(), u.host.as_str(), u.port, u.vhost.as_str()),
             ("al@ce", "p:w", "::1", 5673, "prod/a")
         );
-        assert_eq!(u.show(), "amqp://al@ce@[::1]:5673/prod%2Fa");
+        assert_eq!(u.show(), "amqp://al%40ce@[::1]:5673/prod%2Fa");
         assert_eq!(AmqpUrl::parse("amqp://h/%2F").unwrap().vhost, "/");
+        let u = AmqpUrl::parse("amqps://localhost").unwrap();
+        assert_eq!((u.tls, u.port, u.show().as_str()), (true, 5671, "amqps://guest@localhost:5671/%2F"));
         assert!(AmqpUrl::parse("http://h").is_err());
         assert!(AmqpUrl::parse("amqp://h:x").is_err());
     }

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -53,9 +54,13 @@ impl AmqpError {
     }
 }
 
+/// What frames travel over: TCP, or TLS over TCP.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// An open connection with channel [`CHANNEL`] open.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     read: BytesMut,
     write: BytesMut,
     frame_max: u32,
@@ -63,9 +68,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, logs in (PLAIN), tunes (no heartbeats: a shell tool may sit blocked on its
-    /// input or output for as long as it likes), opens the vhost and the channel.
-    pub fn open(url: &AmqpUrl, name: &str) -> Result<Connection, AmqpError> {
+    /// Connects (over TLS for amqps, trusting `cacert`), logs in (PLAIN), tunes (no
+    /// heartbeats: a shell tool may sit blocked on its input or output for as long as it
+    /// likes), opens the vhost and the channel.
+    pub fn open(url: &AmqpUrl, name: &str, cacert: Option<&Path>) -> Result<Connection, AmqpError> {
         let shown = url.show();
         let unreachable = |cause: String| AmqpError::Unreachable { url: shown.clone(), cause };
         let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(url.host.as_str(), url.port))
@@ -81,9 +87,25 @@ impl Connection {
                 Err(e) => last = e.to_string(),
             }
         }
-        let stream = stream.ok_or_else(|| unreachable(last))?;
-        let _ = stream.set_nodelay(true);
-        stream.set_read_timeout(Some(CONNECT_TIMEOUT)).map_err(|e| unreachable(e.to_string()))?;
+        let mut tcp = stream.ok_or_else(|| unreachable(last))?;
+        let _ = tcp.set_nodelay(true);
+        // Only until the vhost is open: then reads wait as long as the broker is silent.
+        tcp.set_read_timeout(Some(CONNECT_TIMEOUT)).map_err(|e| unreachable(e.to_string()))?;
+        let timeouts = tcp.try_clone().map_err(|e| unreachable(e.to_string()))?;
+        let stream: Box<dyn Stream> = if url.tls {
+            let config = crate::tls_client::config(cacert).map_err(&unreachable)?;
+            let server = rustls::pki_types::ServerName::try_from(url.host.clone())
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut tls = rustls::ClientConnection::new(config, server)
+                .map_err(|e| unreachable(format!("TLS: {e}")))?;
+            // The handshake now, so that a refused certificate says so rather than failing a write.
+            while tls.is_handshaking() {
+                tls.complete_io(&mut tcp).map_err(|e| unreachable(format!("TLS: {e}")))?;
+            }
+            Box::new(rustls::StreamOwned::new(tls, tcp))
+        } else {
+            Box::new(tcp)
+        };
         let mut c = Connection {
             stream,
             read: BytesMut::with_capacity(64 * 1024),
@@ -135,7 +157,7 @@ impl Connection {
             Method::ChannelOpenOk(_) => {}
             m => return Err(c.unexpected(m, "channel.open-ok")),
         }
-        c.stream.set_read_timeout(None).map_err(|e| c.broken(e.to_string()))?;
+        timeouts.set_read_timeout(None).map_err(|e| c.broken(e.to_string()))?;
         Ok(c)
     }
 

@@ -29,9 +29,13 @@ pub enum Format {
 /// What `warren consume` takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumeArgs {
-    /// The broker: amqp://user:password@host:port/vhost (the vhost %-escaped: %2F is "/").
+    /// The broker: amqp://user:password@host:port/vhost (the vhost %-escaped: %2F is "/"), or
+    /// amqps:// with --cacert.
     #[arg(long, env = "WARREN_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2F")]
     pub url: String,
+    /// PEM file with the CA certificate(s) an amqps broker's certificate is checked against.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// The queue to consume from.
     #[arg(short = 'q', long, required_unless_present = "exchange", conflicts_with = "exchange")]
     pub queue: Option<String>,
@@ -89,7 +93,7 @@ struct Incoming {
 }
 
 fn consume(url: &AmqpUrl, args: &ConsumeArgs) -> Result<(), AmqpError> {
-    let mut conn = Connection::open(url, "warren consume")?;
+    let mut conn = Connection::open(url, "warren consume", args.cacert.as_deref())?;
     let queue = match (&args.queue, &args.exchange) {
         (Some(queue), _) => queue.clone(),
         (None, Some(exchange)) => {

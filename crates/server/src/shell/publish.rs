@@ -21,9 +21,13 @@ const CONFIRM_WINDOW: usize = 1024;
 /// What `warren publish` takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
-    /// The broker: amqp://user:password@host:port/vhost (the vhost %-escaped: %2F is "/").
+    /// The broker: amqp://user:password@host:port/vhost (the vhost %-escaped: %2F is "/"), or
+    /// amqps:// with --cacert.
     #[arg(long, env = "WARREN_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2F")]
     pub url: String,
+    /// PEM file with the CA certificate(s) an amqps broker's certificate is checked against.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// The exchange ("" is the default exchange, which routes to the queue named by the key).
     #[arg(short = 'e', long, default_value = "")]
     pub exchange: String,
@@ -94,7 +98,7 @@ pub fn run(args: PublishArgs) -> i32 {
 fn publish(args: &PublishArgs) -> Result<(), PublishError> {
     let url = AmqpUrl::parse(&args.url).map_err(|e| PublishError::Usage(e.to_string()))?;
     let properties = properties(args)?;
-    let mut conn = Connection::open(&url, "warren publish")?;
+    let mut conn = Connection::open(&url, "warren publish", args.cacert.as_deref())?;
     if !args.exchange.is_empty() {
         // A publish to a missing exchange only closes the channel later: ask first, for a
         // clear 404 before anything is read from stdin.

@@ -489,3 +489,146 @@ async fn published_messages_come_back_from_consume() {
     assert_eq!(nowhere.code, 2);
     assert!(nowhere.stderr.starts_with("Error: cannot reach amqp://guest@127.0.0.1:"), "{}", nowhere.stderr);
 }
+
+/// A CA, a server certificate for 127.0.0.1 it signed, and a CA that signed nothing here, as
+/// files: `ca.pem`, `server.pem`, `server.key`, `other-ca.pem`.
+fn certificates() -> tempfile::TempDir {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = |file: &str| {
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(dir.path().join(file), ca.pem()).unwrap();
+        ca
+    };
+    let signer = ca("ca.pem");
+    ca("other-ca.pem");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.signed_by(&key, &signer).unwrap();
+    std::fs::write(dir.path().join("server.pem"), certificate.pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn amqps_urls_publish_and_consume_over_tls() {
+    let certs = certificates();
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let tls_port = free_port();
+    let tls_listen = format!("127.0.0.1:{tls_port}");
+    let broker = DurableBroker::start(&[
+        "--tls-listen",
+        &tls_listen,
+        "--tls-certfile",
+        &file("server.pem"),
+        "--tls-keyfile",
+        &file("server.key"),
+    ])
+    .await;
+    crate::common::durable::wait_port(tls_listen.parse().unwrap()).await;
+    declare_queue(&broker.connect().await.channel().await, "secure").await;
+    let url = format!("amqps://guest:guest@{tls_listen}/%2F");
+    let ca = file("ca.pem");
+    let published = run(warren().args([
+        "publish",
+        "--url",
+        &url,
+        "--cacert",
+        &ca,
+        "-r",
+        "secure",
+        "-b",
+        "sealed",
+        "--confirm",
+    ]));
+    assert_eq!(published.code, 0, "{}", published.stderr);
+    let consumed = run(warren().args(["consume", "--url", &url, "--cacert", &ca, "-q", "secure", "-n", "1"]));
+    assert_eq!((consumed.code, consumed.stdout.as_str()), (0, "sealed\n"), "{}", consumed.stderr);
+
+    let other = run(warren().args(["publish", "--url", &url, "--cacert", &file("other-ca.pem"), "-b", "x"]));
+    assert_eq!(other.code, 2, "a certificate from another CA: {}", other.stderr);
+    assert!(other.stderr.contains("TLS: invalid peer certificate"), "{}", other.stderr);
+    let without = run(warren().args(["publish", "--url", &url, "-b", "x"]));
+    assert_eq!(without.code, 2, "{}", without.stderr);
+    assert!(without.stderr.contains("needs --cacert"), "{}", without.stderr);
+}
+
+/// Serves HTTPS with `server.pem` on a free port, answering every request `{"status":"ok"}`
+/// (the management listener is plain HTTP; this stands in for a TLS-terminating proxy).
+async fn https_stand_in(certs: &std::path::Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let chain = vec![CertificateDer::from_pem_file(certs.join("server.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(certs.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"status":"ok"}"#;
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    format!("https://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_urls_are_checked_against_the_given_ca() {
+    let certs = certificates();
+    let url = https_stand_in(certs.path()).await;
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    // The stand-in runs on this test's runtime: the blocking runs go to other threads.
+    let ctl = |args: Vec<String>| tokio::task::spawn_blocking(move || run(warren().arg("ctl").args(args)));
+    let args = |more: &[&str]| more.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let ready = ctl(args(&["--url", &url, "--cacert", &file("ca.pem"), "await_startup", "--timeout", "5"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ready.code, ready.stdout.as_str()),
+        (0, "Broker is up and serving clients\n"),
+        "{}",
+        ready.stderr
+    );
+    let other = ctl(args(&["--url", &url, "--cacert", &file("other-ca.pem"), "list_vhosts"])).await.unwrap();
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other
+            .stderr
+            .contains(&format!("Error: cannot reach {url}/api/vhosts: TLS: invalid peer certificate")),
+        "{}",
+        other.stderr
+    );
+    let without = ctl(args(&["--url", &url, "list_vhosts"])).await.unwrap();
+    assert_eq!(without.code, 1, "{}", without.stderr);
+    assert!(without.stderr.contains("needs --cacert FILE"), "{}", without.stderr);
+}

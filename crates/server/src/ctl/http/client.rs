@@ -3,7 +3,6 @@
 //! costs no new crate), one connection per request, basic auth, https with a CA file.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -177,30 +176,7 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
-/// A TLS connector trusting the CA certificates in `cacert`. Without one there is nothing to
-/// trust: the binary carries no root store, since a broker's certificate is usually its own
-/// CA's.
 fn connector(cacert: Option<&Path>) -> Result<tokio_rustls::TlsConnector, HttpError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let setup = |text: String| HttpError::Setup(text);
-    let file = cacert.ok_or_else(|| {
-        setup("an https URL needs --cacert FILE (the CA that signed the broker's certificate)".into())
-    })?;
-    let pem = std::fs::read(file).map_err(|e| setup(format!("reading {}: {e}", file.display())))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(&pem) {
-        let certificate = certificate.map_err(|e| setup(format!("{}: {e}", file.display())))?;
-        roots.add(certificate).map_err(|e| setup(format!("{}: {e}", file.display())))?;
-    }
-    if roots.is_empty() {
-        return Err(setup(format!("{}: no certificate in it", file.display())));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| setup(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    let config = crate::tls_client::config(cacert).map_err(HttpError::Setup)?;
+    Ok(tokio_rustls::TlsConnector::from(config))
 }

@@ -2,7 +2,7 @@
 //! name reaches into nested ones, `message_stats.publish`), rabbitmqctl's column names where
 //! they differ from the API's, as tab-separated lines under a header or as JSON.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What a listing shows by default and which rabbitmqctl column names it translates.
 #[derive(Debug, Clone, Copy)]
@@ -72,18 +72,24 @@ impl Table {
         out
     }
 
-    /// A JSON array with an object per row, keyed by the columns as asked.
+    /// A JSON array with an object per row, keyed by the columns as asked, in their order (so
+    /// written by hand: serde_json's maps sort their keys), one object per line.
     pub fn to_json(&self) -> String {
-        let rows: Vec<Value> = self
+        let keys: Vec<String> = self.columns.iter().map(|c| Value::String(c.clone()).to_string()).collect();
+        let objects: Vec<String> = self
             .rows
             .iter()
             .map(|row| {
-                let object: Map<String, Value> =
-                    self.columns.iter().cloned().zip(row.iter().cloned()).collect();
-                Value::Object(object)
+                let fields: Vec<String> =
+                    keys.iter().zip(row).map(|(key, value)| format!("{key}: {value}")).collect();
+                format!("  {{{}}}", fields.join(", "))
             })
             .collect();
-        serde_json::to_string_pretty(&Value::Array(rows)).expect("JSON values serialize")
+        if objects.is_empty() {
+            "[]".to_owned()
+        } else {
+            format!("[\n{}\n]", objects.join(",\n"))
+        }
     }
 }
 
