@@ -444,3 +444,123 @@ fn status(s: &Session, json: bool) -> Result<String, CtlError> {
         if alarm_names.is_empty() { "none".to_owned() } else { alarm_names.join(", ") },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::ctl::http::client::{HttpError, Response};
+
+    /// Answers from a script, in order, and records what was asked.
+    struct Scripted {
+        answers: RefCell<Vec<(u16, &'static str)>>,
+        asked: RefCell<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(answers: &[(u16, &'static str)]) -> Scripted {
+            Scripted {
+                answers: RefCell::new(answers.iter().rev().cloned().collect()),
+                asked: RefCell::default(),
+            }
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.borrow().clone()
+        }
+    }
+
+    impl Api for Scripted {
+        fn send(&self, request: &Request) -> Result<Response, HttpError> {
+            let body = request.body.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let headers: String = request.headers.iter().map(|(n, v)| format!(" {n}={v}")).collect();
+            self.asked
+                .borrow_mut()
+                .push(format!("{} {}{headers} {body}", request.method, request.path).trim_end().to_owned());
+            let (status, body) = self.answers.borrow_mut().pop().expect("a scripted answer");
+            Ok(Response { status, body: body.as_bytes().to_vec().into() })
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://api{path}")
+        }
+    }
+
+    #[test]
+    fn a_password_change_keeps_the_tags_the_api_would_replace() {
+        let api =
+            Scripted::new(&[(200, r#"{"name": "al/ice", "tags": ["monitoring", "management"]}"#), (204, "")]);
+        let command = CtlCommand::ChangePassword { username: "al/ice".into(), password: "n3w".into() };
+        assert_eq!(execute(&api, command, false).unwrap(), "Changing password for user \"al/ice\" ...");
+        assert_eq!(
+            api.asked(),
+            [
+                "GET /api/users/al%2Fice",
+                r#"PUT /api/users/al%2Fice {"password":"n3w","tags":"monitoring,management"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn set_vhost_limits_replaces_the_limits_there_were() {
+        let api = Scripted::new(&[
+            (200, r#"[{"vhost": "/", "value": {"max-connections": 3, "max-queues": 9}}]"#),
+            (204, ""),
+            (204, ""),
+        ]);
+        let command =
+            CtlCommand::SetVhostLimits { vhost: "/".into(), definition: r#"{"max-queues": 5}"#.into() };
+        execute(&api, command, false).unwrap();
+        assert_eq!(
+            api.asked(),
+            [
+                "GET /api/vhost-limits/%2F",
+                r#"PUT /api/vhost-limits/%2F/max-queues {"value":5}"#,
+                "DELETE /api/vhost-limits/%2F/max-connections"
+            ]
+        );
+    }
+
+    #[test]
+    fn queue_and_connection_commands_carry_their_conditions_and_reason() {
+        let api = Scripted::new(&[(204, ""), (204, "")]);
+        let delete = CtlCommand::DeleteQueue {
+            vhost: "/".into(),
+            queue: "q 1".into(),
+            if_empty: true,
+            if_unused: true,
+        };
+        execute(&api, delete, false).unwrap();
+        let close = CtlCommand::CloseConnection { name: "a -> b".into(), reason: "bye now".into() };
+        execute(&api, close, false).unwrap();
+        assert_eq!(
+            api.asked(),
+            [
+                "DELETE /api/queues/%2F/q%201?if-empty=true&if-unused=true",
+                "DELETE /api/connections/a%20-%3E%20b X-Reason=bye now"
+            ]
+        );
+    }
+
+    #[test]
+    fn statuses_become_errors_that_name_what_and_where() {
+        let api = Scripted::new(&[(404, r#"{"error": "Object Not Found", "reason": "Not Found"}"#)]);
+        let purge = CtlCommand::PurgeQueue { vhost: "/".into(), queue: "q".into() };
+        let error = execute(&api, purge, false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "queue \"q\" in vhost \"/\" not found (DELETE http://api/api/queues/%2F/q/contents: 404)"
+        );
+        assert_eq!(error.exit_code(), crate::exit_code::NOT_FOUND);
+        let api =
+            Scripted::new(&[(400, r#"{"error": "bad_request", "reason": "inequivalent arg 'durable'"}"#)]);
+        let error = execute(&api, CtlCommand::DeleteUser { username: "x".into() }, false).unwrap_err();
+        assert_eq!(error.to_string(), "inequivalent arg 'durable' (DELETE http://api/api/users/x: 400)");
+        assert_eq!(error.exit_code(), crate::exit_code::FAILED);
+        let api =
+            Scripted::new(&[(401, r#"{"error": "not_authorised", "reason": "Not administrator user"}"#)]);
+        let error = execute(&api, CtlCommand::ListUsers { columns: vec![] }, false).unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit_code::NOT_AUTHORISED);
+    }
+}
