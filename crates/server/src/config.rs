@@ -198,8 +198,9 @@ pub struct Settings {
 /// Subcommands of the binary.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Operator commands as rabbitmqctl's (add_user, set_permissions, ...), sent to the broker
-    /// running on the data directory, or applied to the directory when none runs there.
+    /// Operator commands as rabbitmqctl's (add_user, set_permissions, list_queues, ...): over the
+    /// management API with --url; else sent to the broker running on the data directory, or
+    /// applied to the directory when none runs there (see docs/cli.md).
     Ctl {
         /// Where the management API is (--url), as whom; without --url, the control socket.
         #[command(flatten)]

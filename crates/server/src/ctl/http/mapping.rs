@@ -31,7 +31,6 @@ const BINDINGS: Columns = Columns {
     ],
     aliases: &[
         ("source_name", "source"),
-        ("source_kind", "source_kind"),
         ("destination_name", "destination"),
         ("destination_kind", "destination_type"),
     ],
@@ -63,9 +62,7 @@ pub fn execute(api: &dyn Api, command: CtlCommand, json: bool) -> Result<String,
     let vhost_what = |v: &str| format!("vhost \"{v}\"");
     let list = |path: String, what: &str, asked: &[String], columns: Columns| -> Result<String, CtlError> {
         let answer = s.get(path, what)?;
-        let objects = answer.as_array().map(Vec::as_slice).unwrap_or_default();
-        let table = Table::pick(objects, asked, columns).map_err(|e| CtlError::Usage(e.to_string()))?;
-        Ok(if json { table.to_json() } else { table.to_text() })
+        render(answer.as_array().map(Vec::as_slice).unwrap_or_default(), asked, columns, json)
     };
     match command {
         AddUser { username, password } => {
@@ -184,6 +181,11 @@ pub fn execute(api: &dyn Api, command: CtlCommand, json: bool) -> Result<String,
             Ok(format!("Setting user limits to \"{definition}\" for user \"{username}\" ..."))
         }
         ClearUserLimits { username, limit } => {
+            // A limit never set answers 404 like a missing one: the name is checked here.
+            if limit != "all" && !warren_broker::UserLimits::NAMES.contains(&limit.as_str()) {
+                let known = warren_broker::UserLimits::NAMES.join(", ");
+                return Err(CtlError::Usage(format!("Error: unknown limit \"{limit}\" ({known} or all)")));
+            }
             let base = format!("/api/user-limits/{}", seg(&username));
             let set = current_limits(&s, &base, &user_what(&username))?;
             let names: Vec<String> =
@@ -257,15 +259,13 @@ pub fn execute(api: &dyn Api, command: CtlCommand, json: bool) -> Result<String,
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
-                .cloned()
-                .map(|mut b| {
-                    b["source_kind"] = json!("exchange");
-                    b
+                .map(|binding| {
+                    let mut binding = binding.clone();
+                    binding["source_kind"] = json!("exchange");
+                    binding
                 })
                 .collect();
-            let table =
-                Table::pick(&objects, &columns, BINDINGS).map_err(|e| CtlError::Usage(e.to_string()))?;
-            Ok(if json { table.to_json() } else { table.to_text() })
+            render(&objects, &columns, BINDINGS, json)
         }
         ListConnections { columns } => list("/api/connections".into(), "connections", &columns, CONNECTIONS),
         ListChannels { columns } => list("/api/channels".into(), "channels", &columns, CHANNELS),
@@ -296,6 +296,12 @@ pub fn execute(api: &dyn Api, command: CtlCommand, json: bool) -> Result<String,
             Ok(format!("Deleting queue \"{queue}\" in vhost \"{vhost}\" ..."))
         }
     }
+}
+
+/// The chosen columns of `objects`, as a table or JSON.
+fn render(objects: &[Value], asked: &[String], columns: Columns, json: bool) -> Result<String, CtlError> {
+    let table = Table::pick(objects, asked, columns).map_err(|e| CtlError::Usage(e.to_string()))?;
+    Ok(if json { table.to_json() } else { table.to_text() })
 }
 
 /// A user PUT body with a password: "" means none (certificate login only), as in
@@ -562,5 +568,13 @@ mod tests {
             Scripted::new(&[(401, r#"{"error": "not_authorised", "reason": "Not administrator user"}"#)]);
         let error = execute(&api, CtlCommand::ListUsers { columns: vec![] }, false).unwrap_err();
         assert_eq!(error.exit_code(), crate::exit_code::NOT_AUTHORISED);
+        let api = Scripted::new(&[]);
+        let unknown = CtlCommand::ClearUserLimits { username: "a".into(), limit: "max-queues".into() };
+        let error = execute(&api, unknown, false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Error: unknown limit \"max-queues\" (max-connections, max-channels or all)"
+        );
+        assert!(api.asked().is_empty());
     }
 }
