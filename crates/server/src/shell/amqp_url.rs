@@ -49,6 +49,18 @@ impl AmqpUrl {
         Ok(AmqpUrl { tls, host, port, user, password, vhost })
     }
 
+    /// Refuses an amqps URL without the CA file its broker's certificate is checked against:
+    /// the binary carries no public root store.
+    pub fn check_cacert(&self, cacert: Option<&std::path::Path>) -> Result<(), BadAmqpUrl> {
+        if self.tls && cacert.is_none() {
+            return Err(BadAmqpUrl {
+                url: self.show(),
+                why: "amqps needs --cacert FILE (the CA that signed the broker's certificate)",
+            });
+        }
+        Ok(())
+    }
+
     /// The URL without the password, for messages.
     pub fn show(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };

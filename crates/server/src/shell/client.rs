@@ -39,6 +39,9 @@ pub enum AmqpError {
     /// The connection broke, or the broker said something out of turn.
     #[error("{url}: {cause}")]
     Broken { url: String, cause: String },
+    /// The client could not be set up (an unreadable CA file).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl AmqpError {
@@ -49,7 +52,7 @@ impl AmqpError {
             // ACCESS_REFUSED (a login, a permission) and NOT_ALLOWED (the vhost).
             AmqpError::Closed { code: 403 | 530, .. } => exit_code::NOT_AUTHORISED,
             AmqpError::Closed { code: 404, .. } => exit_code::NOT_FOUND,
-            AmqpError::Closed { .. } => exit_code::FAILED,
+            AmqpError::Closed { .. } | AmqpError::Setup(_) => exit_code::FAILED,
         }
     }
 }
@@ -93,7 +96,7 @@ impl Connection {
         tcp.set_read_timeout(Some(CONNECT_TIMEOUT)).map_err(|e| unreachable(e.to_string()))?;
         let timeouts = tcp.try_clone().map_err(|e| unreachable(e.to_string()))?;
         let stream: Box<dyn Stream> = if url.tls {
-            let config = crate::tls_client::config(cacert).map_err(&unreachable)?;
+            let config = crate::tls_client::config(cacert).map_err(AmqpError::Setup)?;
             let server = rustls::pki_types::ServerName::try_from(url.host.clone())
                 .map_err(|e| unreachable(e.to_string()))?;
             let mut tls = rustls::ClientConnection::new(config, server)

@@ -65,7 +65,9 @@ pub struct ConsumeArgs {
 
 /// Runs `warren consume`; the exit status.
 pub fn run(args: ConsumeArgs) -> i32 {
-    let url = match AmqpUrl::parse(&args.url) {
+    let url = match AmqpUrl::parse(&args.url)
+        .and_then(|url| url.check_cacert(args.cacert.as_deref()).map(|()| url))
+    {
         Ok(url) => url,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -97,6 +97,7 @@ pub fn run(args: PublishArgs) -> i32 {
 
 fn publish(args: &PublishArgs) -> Result<(), PublishError> {
     let url = AmqpUrl::parse(&args.url).map_err(|e| PublishError::Usage(e.to_string()))?;
+    url.check_cacert(args.cacert.as_deref()).map_err(|e| PublishError::Usage(e.to_string()))?;
     let properties = properties(args)?;
     let mut conn = Connection::open(&url, "warren publish", args.cacert.as_deref())?;
     if !args.exchange.is_empty() {

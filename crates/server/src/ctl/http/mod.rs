@@ -27,6 +27,11 @@ pub fn run(target: &HttpTarget, url: &str, command: CtlCommand) -> i32 {
             return exit_code::USAGE;
         }
     };
+    if base.tls && target.cacert.is_none() {
+        // No public root store is built in: a broker's certificate is usually its owner CA's.
+        eprintln!("Error: an https URL needs --cacert FILE (the CA that signed the broker's certificate)");
+        return exit_code::USAGE;
+    }
     let (user, password) = credentials(target, &base);
     let client = match HttpClient::new(base, (&user, &password), target.cacert.as_deref()) {
         Ok(client) => client,
