@@ -217,12 +217,20 @@ pub struct Settings {
 /// Subcommands of the binary.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Operator commands as rabbitmqctl's (add_user, set_permissions, ...), sent to the broker
-    /// running on the data directory, or applied to the directory when none runs there.
+    /// Operator commands as rabbitmqctl's (add_user, set_permissions, list_queues, ...): over the
+    /// management API with --url; else sent to the broker running on the data directory, or
+    /// applied to the directory when none runs there (see docs/cli.md).
     Ctl {
+        /// Where the management API is (--url), as whom; without --url, the control socket.
+        #[command(flatten)]
+        target: crate::ctl::http::HttpTarget,
         #[command(subcommand)]
         command: crate::ctl::CtlCommand,
     },
+    /// Publishes messages (from --body or stdin) to an exchange, as amqp-publish.
+    Publish(crate::shell::PublishArgs),
+    /// Consumes messages from a queue (or an exchange) to stdout, one per line, as amqp-consume.
+    Consume(crate::shell::ConsumeArgs),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]

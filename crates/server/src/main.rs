@@ -12,23 +12,38 @@ mod connections;
 mod ctl;
 mod definitions;
 mod disk_alarm;
+mod exit_code;
 mod http_server;
 mod limits;
 mod listener;
 mod management;
 mod memory;
 mod metrics;
+mod shell;
 mod storage;
 mod tls;
+mod tls_client;
 mod transport;
+mod url_parts;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     metrics::mark_start();
-    let mut settings = config::Settings::parse();
+    let mut settings = config::Settings::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        // --help and --version are not mistakes; anything else is a wrong command line, with
+        // its own status so scripts can tell it from an unreachable broker (2).
+        std::process::exit(if e.use_stderr() { exit_code::USAGE } else { exit_code::OK });
+    });
     let command = settings.command.take();
+    // The AMQP tools need no configuration, data directory or log.
+    match command {
+        Some(config::Command::Publish(args)) => std::process::exit(shell::publish(args)),
+        Some(config::Command::Consume(args)) => std::process::exit(shell::consume(args)),
+        _ => {}
+    }
     let config = config::Settings::load(settings)?;
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -36,8 +51,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if let Some(config::Command::Ctl { command }) = command {
-        std::process::exit(ctl::run(&config, command));
+    if let Some(config::Command::Ctl { target, command }) = command {
+        std::process::exit(ctl::run(&config, &target, command));
     }
     // Before the data directory: an unreadable certificate or an address in use must not cost a
     // recovery, nor hold the directory's lock while it fails.

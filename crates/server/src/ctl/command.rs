@@ -53,8 +53,11 @@ pub enum CtlCommand {
         /// The tags; none clears them.
         tags: Vec<String>,
     },
-    /// Lists users and their tags.
-    ListUsers,
+    /// Lists users and their tags; over --url, chosen columns (user tags).
+    ListUsers {
+        /// Columns to show (with --url).
+        columns: Vec<String>,
+    },
     /// Adds a vhost.
     AddVhost {
         /// The vhost.
@@ -71,8 +74,11 @@ pub enum CtlCommand {
         /// The vhost.
         vhost: String,
     },
-    /// Lists vhosts.
-    ListVhosts,
+    /// Lists vhosts; over --url, chosen columns (name description tags messages ...).
+    ListVhosts {
+        /// Columns to show (with --url).
+        columns: Vec<String>,
+    },
     /// Sets a user's permissions in a vhost: configure, write and read regular expressions.
     SetPermissions {
         /// The vhost.
@@ -223,6 +229,88 @@ pub enum CtlCommand {
         #[arg(short = 'p', long = "vhost", default_value = "/")]
         vhost: String,
     },
+    /// The node: product, version, listeners, object and message totals, alarms (needs --url).
+    Status,
+    /// Waits until the broker's API answers and it serves clients (needs --url).
+    AwaitStartup {
+        /// Give up after this many seconds (exit status 2).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Lists a vhost's queues: chosen columns, default name messages (needs --url).
+    ListQueues {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Columns: any field of the API's queue objects (messages_ready, consumers, policy,
+        /// arguments, message_stats.publish ...).
+        columns: Vec<String>,
+    },
+    /// Lists a vhost's exchanges: default name type (needs --url).
+    ListExchanges {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// Lists a vhost's bindings: default source_name source_kind destination_name
+    /// destination_kind routing_key arguments (needs --url).
+    ListBindings {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// Lists client connections: default name user vhost state channels (needs --url).
+    ListConnections {
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// Lists channels: default name user consumer_count messages_unacknowledged (needs --url).
+    ListChannels {
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// Lists a vhost's consumers: default queue_name channel_pid consumer_tag ack_required
+    /// prefetch_count active arguments (needs --url).
+    ListConsumers {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// Closes a client connection (named as list_connections shows it) with a reason (needs --url).
+    CloseConnection {
+        /// The connection's name.
+        name: String,
+        /// What the client is told.
+        reason: String,
+    },
+    /// Removes a queue's ready messages (needs --url).
+    PurgeQueue {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The queue.
+        queue: String,
+    },
+    /// Deletes a queue (needs --url).
+    DeleteQueue {
+        /// The vhost.
+        #[arg(short = 'p', long = "vhost", default_value = "/")]
+        vhost: String,
+        /// The queue.
+        queue: String,
+        /// Only if it has no messages.
+        #[arg(long = "if-empty")]
+        if_empty: bool,
+        /// Only if it has no consumers.
+        #[arg(long = "if-unused")]
+        if_unused: bool,
+    },
 }
 
 impl CtlCommand {
@@ -235,6 +323,27 @@ impl CtlCommand {
             _ => String::new(),
         }
     }
+
+    /// Whether the command only goes over the management API (`--url`): live objects and the
+    /// node's state, which the control socket does not carry.
+    pub fn needs_http(&self) -> bool {
+        use CtlCommand::*;
+        match self {
+            Status
+            | AwaitStartup { .. }
+            | ListQueues { .. }
+            | ListExchanges { .. }
+            | ListBindings { .. }
+            | ListConnections { .. }
+            | ListChannels { .. }
+            | ListConsumers { .. }
+            | CloseConnection { .. }
+            | PurgeQueue { .. }
+            | DeleteQueue { .. } => true,
+            ListUsers { columns } | ListVhosts { columns } => !columns.is_empty(),
+            _ => false,
+        }
+    }
 }
 
 /// What `set_policy` and `set_operator_policy` take, as rabbitmqctl's.
@@ -242,19 +351,19 @@ impl CtlCommand {
 pub struct PolicyArgs {
     /// The vhost.
     #[arg(short = 'p', long = "vhost", default_value = "/")]
-    vhost: String,
+    pub vhost: String,
     /// Among matching policies the highest priority applies.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    priority: i64,
+    pub priority: i64,
     /// queues, classic_queues, quorum_queues, streams, exchanges or all.
     #[arg(long = "apply-to", default_value = "all")]
-    apply_to: String,
+    pub apply_to: String,
     /// The policy's name.
-    name: String,
+    pub name: String,
     /// A regular expression on queue and exchange names.
-    pattern: String,
+    pub pattern: String,
     /// Its settings, as JSON: '{"max-length": 1000, "dead-letter-exchange": "dlx"}'.
-    definition: String,
+    pub definition: String,
 }
 
 /// Applies `command` to `broker`: the text to print, or why it failed.
@@ -293,7 +402,7 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             admin(AdminCommand::SetUserTags { user: username.clone(), tags: tags.clone() })?;
             Ok(format!("Setting tags for user \"{username}\" to [{}] ...", tags.join(", ")))
         }
-        ListUsers => {
+        ListUsers { .. } => {
             let mut out = String::from("Listing users ...\nuser\ttags");
             for user in access.users() {
                 out.push_str(&format!("\n{}\t[{}]", user.name, user.tags.join(", ")));
@@ -312,7 +421,7 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             admin(AdminCommand::DeleteVhost(vhost.clone()))?;
             Ok(format!("Deleting vhost \"{vhost}\" ..."))
         }
-        ListVhosts => {
+        ListVhosts { .. } => {
             let mut out = String::from("Listing vhosts ...\nname");
             for (name, _) in access.vhosts() {
                 out.push_str(&format!("\n{name}"));
@@ -463,7 +572,27 @@ pub fn execute(broker: &Broker, command: CtlCommand) -> Result<String, String> {
             let limits = serde_json::Value::Object(user.limits.to_json());
             Ok(format!("Listing limits for user \"{username}\" ...\n{limits}"))
         }
+        // `warren ctl` sends these over HTTP only; a client of another version may still ask.
+        command @ (Status
+        | AwaitStartup { .. }
+        | ListQueues { .. }
+        | ListExchanges { .. }
+        | ListBindings { .. }
+        | ListConnections { .. }
+        | ListChannels { .. }
+        | ListConsumers { .. }
+        | CloseConnection { .. }
+        | PurgeQueue { .. }
+        | DeleteQueue { .. }) => Err(needs_url(&command)),
     }
+}
+
+/// The refusal of a command the control socket does not carry.
+pub fn needs_url(command: &CtlCommand) -> String {
+    format!(
+        "Error: {} needs the management API: give its address with --url (or WARREN_URL), e.g. --url http://127.0.0.1:15672",
+        command.name()
+    )
 }
 
 fn set_policy(
@@ -525,7 +654,7 @@ mod tests {
     fn the_log_name_of_a_command_has_no_arguments() {
         let add = CtlCommand::AddUser { username: "alice".into(), password: "s3cret".into() };
         assert_eq!(add.name(), "add_user");
-        assert_eq!(CtlCommand::ListUsers.name(), "list_users");
+        assert_eq!(CtlCommand::ListUsers { columns: vec![] }.name(), "list_users");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `warren ctl`: operator commands shaped as `rabbitmqctl`'s (users, vhosts, permissions, topic
-//! permissions, limits). Sent to the broker running on the data directory through its control
-//! socket; applied to the data directory itself when no broker runs there (its definitions
-//! file is locked while one does).
+//! permissions, limits, policies, definitions, listings). With `--url` they go through the
+//! management HTTP API ([`http`]); without, to the broker running on the data directory through
+//! its control socket, or applied to the data directory itself when no broker runs there (its
+//! definitions file is locked while one does).
 
 mod command;
+pub mod http;
 pub mod socket;
 
 use std::sync::Arc;
@@ -17,8 +19,19 @@ pub use command::CtlCommand;
 
 use crate::config::Config;
 
-/// Runs one command; the process's exit status: 0 done, 1 refused or failed, 2 unreachable data.
-pub fn run(config: &Config, mut command: CtlCommand) -> i32 {
+/// Runs one command; the process's exit status (see [`crate::exit_code`]).
+pub fn run(config: &Config, target: &http::HttpTarget, mut command: CtlCommand) -> i32 {
+    if let Some(url) = &target.url {
+        return http::run(target, url, command);
+    }
+    if command.needs_http() {
+        eprintln!("{}", command::needs_url(&command));
+        return crate::exit_code::USAGE;
+    }
+    if target.json {
+        eprintln!("Error: --json needs the management API: give its address with --url");
+        return crate::exit_code::USAGE;
+    }
     // The broker may run elsewhere in the file system than this command: paths go absolute.
     if let CtlCommand::ImportDefinitions { path } = &mut command {
         match std::fs::canonicalize(&*path) {

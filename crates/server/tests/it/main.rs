@@ -13,6 +13,7 @@ mod bounds;
 mod confirm_tx;
 mod connection;
 mod crash;
+mod ctl_http;
 mod dashboard;
 mod definitions;
 mod disk_alarm;
