@@ -11,10 +11,12 @@ mod definitions;
 mod error;
 mod exchanges;
 mod format;
+mod global_parameters;
 mod health;
 mod limits;
 mod list;
 mod overview;
+mod parameters;
 mod permissions;
 mod policies;
 mod queue_get;
@@ -94,6 +96,8 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(users::routes())
         .merge(permissions::routes())
         .merge(policies::routes())
+        .merge(parameters::routes())
+        .merge(global_parameters::routes())
         .merge(definitions::routes())
         .merge(queues::routes())
         .merge(queue_get::routes())
