@@ -29,6 +29,7 @@ mod metrics;
 mod plugin_exchanges;
 mod policies;
 mod queue;
+mod rabbitmqadmin;
 mod reply_to;
 mod resources;
 mod restart;
