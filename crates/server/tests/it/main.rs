@@ -20,6 +20,7 @@ mod disk_full;
 mod exchange;
 mod flow;
 mod hostile;
+mod http_client;
 mod large;
 mod large_bodies;
 mod malformed;
