@@ -1,5 +1,5 @@
 //! Health checks (`/api/health/checks/...`: alarms, local alarms, a port's or a protocol's
-//! listener, virtual hosts) and `/api/aliveness-test/{vhost}`, answered as
+//! listener, virtual hosts, quorum and mirror criticality) and `/api/aliveness-test/{vhost}`, answered as
 //! RabbitMQ answers them: 200 `{"status":"ok"}`, or 503 `{"status":"failed","reason":...}`.
 //! `ready-to-serve-clients` is not in RabbitMQ 3.10 (it answers 404 there); Warren serves it as
 //! later RabbitMQ versions document it: ok once the node serves clients, which a Warren node
@@ -30,6 +30,9 @@ pub(super) fn routes() -> Router<Arc<ApiContext>> {
         .route("/api/health/checks/port-listener/{port}", get(port_listener))
         .route("/api/health/checks/protocol-listener/{protocol}", get(protocol_listener))
         .route("/api/health/checks/virtual-hosts", get(virtual_hosts))
+        // Warren has no quorum queues and no mirrors: stopping the node never loses a majority.
+        .route("/api/health/checks/node-is-quorum-critical", get(ready))
+        .route("/api/health/checks/node-is-mirror-sync-critical", get(ready))
         .route("/api/health/checks/ready-to-serve-clients", get(ready))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
 }

@@ -6,6 +6,7 @@
 mod auth;
 mod bindings;
 mod body;
+mod cluster_features;
 mod connections;
 mod definitions;
 mod error;
@@ -105,6 +106,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(bindings::routes())
         .merge(connections::routes())
         .merge(health::routes())
+        .merge(cluster_features::routes())
         .fallback(get(|| async { ApiError::NotFound }))
         .with_state(ctx)
 }

@@ -420,3 +420,56 @@ async fn policies_parameters_and_definitions() {
     ok!(api.import_definitions(whole));
     assert!(ok!(api.list_queues_in("/")).iter().any(|q| q.name == "capped"));
 }
+
+/// What the crate covers that Warren does not have: a plain answer where RabbitMQ 3.10 has one
+/// for a node without it (empty lists, nothing to do), 404 where RabbitMQ without the plugin
+/// says 404 too. docs/management.md lists them with the reasons.
+#[tokio::test]
+async fn what_warren_does_not_have_is_answered_plainly() {
+    let (broker, api, _) = start().await;
+    let node = ok!(api.list_nodes()).remove(0).name;
+    assert!(ok!(api.list_feature_flags()).0.is_empty());
+    ok!(api.enable_all_stable_feature_flags());
+    assert!(ok!(api.list_all_deprecated_features()).0.is_empty());
+    assert!(ok!(api.list_deprecated_features_in_use()).0.is_empty());
+    ok!(api.rebalance_queue_leaders());
+    ok!(api.health_check_if_node_is_quorum_critical());
+    assert!(ok!(api.list_all_cluster_plugins()).0.is_empty());
+    assert!(ok!(api.list_node_plugins(&node)).0.is_empty());
+    assert!(ok!(api.list_federation_upstreams()).is_empty());
+    let reached = within(api.probe_reachability()).await;
+    assert!(
+        matches!(reached, rabbitmq_http_client::responses::ReachabilityProbeOutcome::Reached(_)),
+        "{reached:?}"
+    );
+
+    // No streams: none are listed, and a quorum queue is served as a durable classic queue.
+    assert!(ok!(api.list_streams()).is_empty());
+    assert!(ok!(api.list_streams_in("/")).is_empty());
+    assert!(ok!(api.list_streams_paged(&page(1, 10))).is_empty());
+    assert!(ok!(api.list_streams_in_paged("/", &page(1, 10))).is_empty());
+    ok!(api.declare_quorum_queue("/", "qq"));
+    let qq = ok!(api.get_queue_info("/", "qq"));
+    assert_eq!((qq.queue_type.as_str(), qq.durable), ("classic", true));
+    let ch = broker.connect().await.channel().await;
+    publish(&ch, "", "qq", b"kept").await;
+    wait_message_count(&ch, "qq", 1).await;
+
+    // RabbitMQ without the plugin (or before 3.11, or outside Tanzu) answers these 404 as well.
+    for (what, refused) in [
+        ("stream connections", within(api.list_stream_connections()).await.err()),
+        ("stream publishers", within(api.list_stream_publishers()).await.map(|_| ()).err()),
+        ("stream consumers", within(api.list_stream_consumers()).await.map(|_| ()).err()),
+        ("federation links", within(api.list_federation_links()).await.map(|_| ()).err()),
+        ("shovels", within(api.list_shovels()).await.map(|_| ()).err()),
+        ("auth attempts", within(api.auth_attempts_statistics(&node)).await.map(|_| ()).err()),
+        ("memory footprint", within(api.get_node_memory_footprint(&node)).await.map(|_| ()).err()),
+        ("cluster tags", within(api.get_cluster_tags()).await.map(|_| ()).err()),
+        ("warm standby", within(api.warm_standby_replication_status()).await.map(|_| ()).err()),
+        ("schema sync", within(api.schema_definition_sync_status(None)).await.map(|_| ()).err()),
+    ]
+    .map(|(what, e)| (what, e.map(|e| e.status_code().map(|s| s.as_u16()))))
+    {
+        assert_eq!(refused, Some(Some(404)), "{what}");
+    }
+}
