@@ -448,6 +448,10 @@ async fn what_warren_does_not_have_is_answered_plainly() {
     assert!(ok!(api.list_streams_in("/")).is_empty());
     assert!(ok!(api.list_streams_paged(&page(1, 10))).is_empty());
     assert!(ok!(api.list_streams_in_paged("/", &page(1, 10))).is_empty());
+    let stream = rabbitmq_http_client::requests::StreamParams::new("log", "7D");
+    let refused = refused!(api.declare_stream("/", &stream));
+    assert_eq!(refused.status_code().map(|s| s.as_u16()), Some(400), "{refused:?}");
+    assert!(refused!(api.get_stream_info("/", "log")).is_not_found());
     ok!(api.declare_quorum_queue("/", "qq"));
     let qq = ok!(api.get_queue_info("/", "qq"));
     assert_eq!((qq.queue_type.as_str(), qq.durable), ("classic", true));
