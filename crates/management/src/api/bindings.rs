@@ -200,6 +200,9 @@ async fn list_all(
     for v in scope::vhosts(&ctx, &caller, vhost.as_deref())? {
         items.extend(to_json(&v, |_| true));
     }
+    let default_sorts =
+        ["vhost", "source", "destination_type", "destination", "routing_key", "properties_key"];
+    list::order_as_projected(&mut items, &query, &default_sorts);
     Ok(Json(list::respond(items, &query)?))
 }
 

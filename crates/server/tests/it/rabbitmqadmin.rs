@@ -209,6 +209,13 @@ async fn output_formats_sorting_and_vhost_selection() {
         Some("b.q")
     );
     assert_eq!(admin.ok(&["-f", "bash", "--vhost", "other", "list", "queues"]).await, "elsewhere\n");
+    // Bindings of every vhost, ordered by source and destination as RabbitMQ orders them once the
+    // columns leave the vhost out.
+    admin.ok(&["declare", "binding", "source=amq.topic", "destination=a.q", "routing_key=k"]).await;
+    assert_eq!(
+        admin.ok(&["-f", "tsv", "list", "bindings"]).await,
+        "source\tdestination\trouting_key\n\ta.q\ta.q\n\tb.q\tb.q\n\telsewhere\telsewhere\namq.topic\ta.q\tk\n"
+    );
     // Warren has no firehose tracing, so no amq.rabbitmq.trace (see docs/management.md).
     assert_eq!(
         admin.ok(&["-f", "bash", "-V", "/", "list", "exchanges"]).await,
