@@ -80,7 +80,9 @@ pub async fn run(
         let listener = b.listen()?;
         let protocol = if secured.is_some() { "amqps" } else { "amqp" };
         tracing::info!(address = %listener.local_addr()?, protocol, data_dir = %config.data_dir.display(), "warren is accepting AMQP connections");
-        amqp_addresses.push((protocol.to_owned(), listener.local_addr()?));
+        // The management API lists listeners by RabbitMQ's protocol names (`amqp/ssl` for TLS).
+        let listed = if secured.is_some() { "amqp/ssl" } else { "amqp" };
+        amqp_addresses.push((listed.to_owned(), listener.local_addr()?));
         acceptors.push(tokio::spawn(accept_loop(listener, shared.clone(), secured)));
     }
     let management = crate::management::Listen {

@@ -79,9 +79,50 @@ pub(crate) fn properties_key(key: &str, args: &FieldTable) -> String {
         }
         return quote(key);
     }
-    let hash = binding_args_hash(args).to_be_bytes();
-    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash);
-    format!("{}~{}", quote(key), quote(&encoded))
+    format!("{}~{}", quote(key), quote(&args_hash(args)))
+}
+
+/// The base64url of the arguments' hash, as a `properties_key` carries it.
+fn args_hash(args: &FieldTable) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(binding_args_hash(args).to_be_bytes())
+}
+
+/// Undoes [`quote`]: `+` is a space, `%XX` a byte; anything else (a stray `%`) stays.
+fn unquote(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a binding is the one a `properties_key` names. The path segment may be the listed
+/// key as it was (quoted, then percent-encoded again by the client) or the routing key itself
+/// (`rabbitmqadmin delete binding ... properties_key=order.*`): as RabbitMQ does, the segment
+/// is split at `~` and each part unquoted once more, so both name the same binding.
+fn named_by(props: &str, key: &str, args: &FieldTable) -> bool {
+    let (wanted_key, wanted_hash) = match props.split_once('~') {
+        Some((k, hash)) => (unquote(k), unquote(hash)),
+        None => (unquote(props), String::new()),
+    };
+    wanted_key == key
+        && if wanted_hash.is_empty() {
+            args.is_empty()
+        } else {
+            !args.is_empty() && args_hash(args) == wanted_hash
+        }
 }
 
 /// One binding as RabbitMQ lists it.
@@ -159,6 +200,9 @@ async fn list_all(
     for v in scope::vhosts(&ctx, &caller, vhost.as_deref())? {
         items.extend(to_json(&v, |_| true));
     }
+    let default_sorts =
+        ["vhost", "source", "destination_type", "destination", "routing_key", "properties_key"];
+    list::order_as_projected(&mut items, &query, &default_sorts);
     Ok(Json(list::respond(items, &query)?))
 }
 
@@ -276,7 +320,7 @@ fn find(
     ends(v, source, destination, kind)?;
     matching(v, source, destination, kind)
         .into_iter()
-        .find(|b| properties_key(&b.key, &b.args) == props)
+        .find(|b| named_by(props, &b.key, &b.args))
         .ok_or(ApiError::NotFound)
 }
 
@@ -328,5 +372,22 @@ mod tests {
         assert_eq!(properties_key("k", &args), "k~9nmLZQ");
         args.insert("s", FieldValue::LongStr(b"v".to_vec().into()));
         assert_eq!(properties_key("k", &args), "k~GTPt3A");
+    }
+
+    #[test]
+    fn a_properties_key_names_its_binding_quoted_or_not() {
+        let none = FieldTable::new();
+        for props in ["order.%2A", "order.*"] {
+            assert!(named_by(props, "order.*", &none), "{props}");
+        }
+        assert!(named_by("a+b%2Fc%25d", "a b/c%d", &none));
+        assert!(named_by("~", "", &none));
+        assert!(!named_by("~", "x", &none));
+        let mut args = FieldTable::new();
+        args.insert("x", FieldValue::I64(1));
+        assert!(named_by("k~9nmLZQ", "k", &args));
+        assert!(!named_by("k", "k", &args), "without the hash it names the binding without arguments");
+        assert!(!named_by("k~9nmLZQ", "k", &none));
+        assert!(named_by("~9nmLZQ", "", &args));
     }
 }

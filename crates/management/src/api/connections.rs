@@ -344,8 +344,16 @@ pub(crate) fn consumers_json(ctx: &ApiContext, vhost: Option<&str>, queue: Optio
                 }
                 None => json!({}),
             };
+            // The timeout in effect for this consumer, in ms, as RabbitMQ 3.12 and later show it
+            // (HTTP clients written for them need it): the queue's own, else the node's; 0 when
+            // there is none.
+            let queue_timeout =
+                ctx.broker.vhost(&s.vhost).and_then(|v| v.queue(&s.queue).ok()?.consumer_timeout());
+            let consumer_timeout =
+                queue_timeout.map_or_else(|| ctx.broker.consumer_timeout(), |t| t.as_millis() as u64);
             json!({
                 "consumer_tag": s.tag,
+                "consumer_timeout": consumer_timeout,
                 "queue": {"name": s.queue, "vhost": s.vhost},
                 "channel_details": channel_details,
                 "ack_required": !s.no_ack,

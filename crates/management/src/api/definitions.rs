@@ -1,5 +1,5 @@
 //! `/api/definitions`: the whole broker's definitions (GET exports, POST imports), and one
-//! vhost's (`/api/definitions/{vhost}`: its queues, exchanges, bindings and policies).
+//! vhost's (`/api/definitions/{vhost}`: its parameters, policies, queues, exchanges and bindings).
 
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ fn import_json(ctx: &ApiContext, bytes: &[u8]) -> Result<StatusCode, ApiError> {
 
 /// The parts of an export that belong to one vhost, without the vhost field, as RabbitMQ's
 /// per-vhost export has them.
-const VHOST_SECTIONS: [&str; 4] = ["queues", "exchanges", "bindings", "policies"];
+const VHOST_SECTIONS: [&str; 5] = ["parameters", "policies", "queues", "exchanges", "bindings"];
 
 async fn export_vhost(
     State(ctx): State<Arc<ApiContext>>,

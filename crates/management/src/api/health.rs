@@ -1,4 +1,5 @@
-//! Health checks (`/api/health/checks/...`) and `/api/aliveness-test/{vhost}`, answered as
+//! Health checks (`/api/health/checks/...`: alarms, local alarms, a port's or a protocol's
+//! listener, virtual hosts, quorum and mirror criticality) and `/api/aliveness-test/{vhost}`, answered as
 //! RabbitMQ answers them: 200 `{"status":"ok"}`, or 503 `{"status":"failed","reason":...}`.
 //! `ready-to-serve-clients` is not in RabbitMQ 3.10 (it answers 404 there); Warren serves it as
 //! later RabbitMQ versions document it: ok once the node serves clients, which a Warren node
@@ -27,7 +28,11 @@ pub(super) fn routes() -> Router<Arc<ApiContext>> {
         .route("/api/health/checks/alarms", get(alarms))
         .route("/api/health/checks/local-alarms", get(alarms))
         .route("/api/health/checks/port-listener/{port}", get(port_listener))
+        .route("/api/health/checks/protocol-listener/{protocol}", get(protocol_listener))
         .route("/api/health/checks/virtual-hosts", get(virtual_hosts))
+        // Warren has no quorum queues and no mirrors: stopping the node never loses a majority.
+        .route("/api/health/checks/node-is-quorum-critical", get(ready))
+        .route("/api/health/checks/node-is-mirror-sync-critical", get(ready))
         .route("/api/health/checks/ready-to-serve-clients", get(ready))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
 }
@@ -59,6 +64,35 @@ async fn port_listener(
         return Ok(Json(json!({"status": "ok", "port": port})).into_response());
     }
     Ok(failed(json!({"status": "failed", "reason": "No active listener", "missing": port, "ports": ports})))
+}
+
+/// The listener protocol a name means, as RabbitMQ normalizes it (`amqp091`, `amqp0-9-1`,
+/// `amqp10`... are `amqp`; `amqps` is `amqp/ssl`).
+fn protocol_named(name: &str) -> String {
+    let name = name.to_lowercase();
+    match name.as_str() {
+        "amqp091" | "amqp0.9.1" | "amqp0-9-1" | "amqp0_9_1" | "amqp10" | "amqp1.0" | "amqp1-0"
+        | "amqp1_0" => "amqp".to_owned(),
+        "amqps" => "amqp/ssl".to_owned(),
+        "https" => "https".to_owned(),
+        _ => name,
+    }
+}
+
+async fn protocol_listener(
+    State(ctx): State<Arc<ApiContext>>,
+    _: Caller,
+    Path(protocol): Path<String>,
+) -> Response {
+    let protocol = protocol_named(&protocol);
+    let mut protocols: Vec<String> = ctx.node.listeners.iter().map(|(p, _)| protocol_named(p)).collect();
+    protocols.dedup();
+    if protocols.contains(&protocol) {
+        return Json(json!({"status": "ok", "protocol": protocol})).into_response();
+    }
+    failed(
+        json!({"status": "failed", "reason": "No active listener", "missing": protocol, "protocols": protocols}),
+    )
 }
 
 async fn virtual_hosts(State(ctx): State<Arc<ApiContext>>, _: Caller) -> Json<serde_json::Value> {

@@ -156,6 +156,26 @@ pub(crate) fn respond_built<T>(
     }))
 }
 
+/// Orders a listing as RabbitMQ's `reply_list` does when `columns` is given without `sort`: it
+/// trims the items to the columns first and then sorts them by its default keys, so the keys the
+/// columns leave out (`vhost`, usually) no longer count. `rabbitmqadmin list bindings` asks for
+/// `source,destination,routing_key`, and gets the bindings of every vhost by source, not vhost
+/// by vhost.
+pub(crate) fn order_as_projected(items: &mut [Value], query: &ListQuery, default_sorts: &[&str]) {
+    let Some(columns) = query.columns.as_deref() else { return };
+    if query.sort.as_deref().is_some_and(|s| !s.is_empty()) {
+        return;
+    }
+    let kept: Vec<&str> =
+        default_sorts.iter().copied().filter(|k| columns.split(',').any(|c| c == *k)).collect();
+    items.sort_by(|a, b| {
+        kept.iter()
+            .map(|k| compare(field(a, k), field(b, k)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+}
+
 fn regex_lite(pattern: &str) -> Result<regex::Regex, ApiError> {
     regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
@@ -169,6 +189,27 @@ mod tests {
 
     fn items() -> Vec<Value> {
         (1..=5).map(|i| json!({"name": format!("q{i}"), "messages": 10 - i, "nested": {"x": i}})).collect()
+    }
+
+    #[test]
+    fn a_trimmed_listing_is_ordered_by_the_default_keys_it_kept() {
+        let binding =
+            |vhost: &str, source: &str| json!({"vhost": vhost, "source": source, "destination": "q"});
+        let listed = || vec![binding("/", "x"), binding("a", ""), binding("/", "")];
+        let trimmed = ListQuery { columns: Some("source,destination".into()), ..Default::default() };
+        let mut items = listed();
+        order_as_projected(&mut items, &trimmed, &["vhost", "source", "destination"]);
+        assert_eq!(
+            items,
+            [binding("a", ""), binding("/", ""), binding("/", "x")],
+            "by source, stable within"
+        );
+        let whole = ListQuery { columns: Some("vhost,source".into()), ..Default::default() };
+        order_as_projected(&mut items, &whole, &["vhost", "source", "destination"]);
+        assert_eq!(items, [binding("/", ""), binding("/", "x"), binding("a", "")]);
+        let mut untouched = listed();
+        order_as_projected(&mut untouched, &ListQuery::default(), &["vhost", "source"]);
+        assert_eq!(untouched, listed(), "without columns the endpoint's order stands");
     }
 
     #[test]

@@ -6,15 +6,18 @@
 mod auth;
 mod bindings;
 mod body;
+mod cluster_features;
 mod connections;
 mod definitions;
 mod error;
 mod exchanges;
 mod format;
+mod global_parameters;
 mod health;
 mod limits;
 mod list;
 mod overview;
+mod parameters;
 mod permissions;
 mod policies;
 mod queue_get;
@@ -95,6 +98,8 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(users::routes())
         .merge(permissions::routes())
         .merge(policies::routes())
+        .merge(parameters::routes())
+        .merge(global_parameters::routes())
         .merge(definitions::routes())
         .merge(queues::routes())
         .merge(queue_get::routes())
@@ -102,6 +107,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(bindings::routes())
         .merge(connections::routes())
         .merge(health::routes())
+        .merge(cluster_features::routes())
         .fallback(get(|| async { ApiError::NotFound }))
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
         .with_state(ctx)

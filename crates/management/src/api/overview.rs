@@ -138,6 +138,8 @@ fn node_json(ctx: &ApiContext) -> Value {
         "name": ctx.node.name,
         "type": "disc",
         "running": true,
+        // Maintenance mode (RabbitMQ 3.8 and later, shown from 3.11): Warren has none.
+        "being_drained": false,
         "uptime": ctx.node.started_at.elapsed().as_millis() as u64,
         "exchange_types": exchange_types(),
     })

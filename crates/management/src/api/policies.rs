@@ -92,14 +92,16 @@ async fn one(
         .ok_or(ApiError::NotFound)
 }
 
+/// A policy as a PUT body (or, under `/api/parameters/operator_policy`, a parameter's value)
+/// gives it.
 #[derive(Deserialize)]
-struct PolicyBody {
-    pattern: String,
-    definition: Value,
+pub(super) struct PolicyBody {
+    pub(super) pattern: String,
+    pub(super) definition: Value,
     #[serde(default)]
-    priority: i64,
+    pub(super) priority: i64,
     #[serde(rename = "apply-to", default = "all")]
-    apply_to: String,
+    pub(super) apply_to: String,
 }
 
 fn all() -> String {
@@ -121,13 +123,25 @@ async fn set(
     kind: PolicyKind,
 ) -> Result<StatusCode, ApiError> {
     require(&caller, kind)?;
-    let v = ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     let body: PolicyBody = body::json(&bytes)?;
+    store(&ctx, vhost, &name, body, kind)
+}
+
+/// Sets policy `name` in `vhost` (which exists): 201 when it is new, 204 when it replaced one.
+pub(super) fn store(
+    ctx: &ApiContext,
+    vhost: String,
+    name: &str,
+    body: PolicyBody,
+    kind: PolicyKind,
+) -> Result<StatusCode, ApiError> {
+    let v = ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     let existed = v.policies(kind).iter().any(|p| p.name == name);
     let refused = |e: warren_broker::PolicyError| ApiError::BadRequest(format!("{e}\n"));
     let apply_to = ApplyTo::parse(&body.apply_to).map_err(refused)?;
-    let policy = Policy::new(kind, &name, &body.pattern, apply_to, body.priority, &body.definition)
-        .map_err(refused)?;
+    let policy =
+        Policy::new(kind, name, &body.pattern, apply_to, body.priority, &body.definition).map_err(refused)?;
     ctx.broker.admin(AdminCommand::SetPolicy { vhost, policy }, now())?;
     Ok(body::put_status(existed))
 }

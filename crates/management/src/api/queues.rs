@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<ApiContext>> {
     Router::new()
         .route("/api/queues", get(|s, c, q, r| list_queues(s, c, None, q, r)))
         .route("/api/queues/{vhost}", get(|s, c, Path(v), q, r| list_queues(s, c, Some(v), q, r)))
+        .route("/api/queues/detailed", get(list_detailed))
         .route("/api/queues/{vhost}/{name}", get(show).put(declare).delete(remove))
         .route("/api/queues/{vhost}/{name}/contents", delete(purge))
         .route("/api/queues/{vhost}/{name}/actions", post(action))
@@ -124,6 +125,20 @@ async fn list_queues(
     }
     let listed = list::respond_built(entries, &query, |(v, q)| queue_json(&ctx.broker, v, &q, &mut cx))?;
     Ok(Json(listed))
+}
+
+/// `/api/queues/detailed`: RabbitMQ 3.13's listing of every queue with all its details (which
+/// Warren's listing always has), asked for by HTTP clients written for it. In 3.10 the path
+/// names the queues of a vhost called `detailed`, so while there is one, that is what it lists.
+async fn list_detailed(
+    state: State<Arc<ApiContext>>,
+    caller: Caller,
+    query: Query<ListQuery>,
+    rates: Query<RateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    const NAME: &str = "detailed";
+    let vhost = state.broker.vhost(NAME).map(|_| NAME.to_owned());
+    list_queues(state, caller, vhost, query, rates).await
 }
 
 async fn show(

@@ -114,7 +114,20 @@ async fn put_vhost(
     if !matches!(body.tags, Tags::None) {
         settings.tags = body.tags.into_vec();
     }
-    ctx.broker.admin(AdminCommand::PutVhost { name, settings }, now())?;
+    ctx.broker.admin(AdminCommand::PutVhost { name: name.clone(), settings }, now())?;
+    if !existed {
+        // As RabbitMQ does: whoever creates a vhost over the API may use it at once (rabbitmqadmin
+        // declares a vhost, then queues in it, with no permission step between).
+        let all = ".*".to_owned();
+        let grant = AdminCommand::SetPermissions {
+            user: caller.name,
+            vhost: name,
+            configure: all.clone(),
+            write: all.clone(),
+            read: all,
+        };
+        ctx.broker.admin(grant, now())?;
+    }
     Ok(body::put_status(existed))
 }
 

@@ -224,9 +224,23 @@ fn send_sighup(pid: u32) {
 #[tokio::test]
 async fn lapin_over_tls_beside_a_plain_listener() {
     let pki = Pki::new("Warren test CA");
-    let b = TlsBroker::start(&pki, &[]).await;
+    let management = format!("127.0.0.1:{}", free_port());
+    let b = TlsBroker::start(&pki, &["--management-listen", &management]).await;
     let secure =
         lapin_tls(&b.amqps_url("guest:guest@", ""), &pki.ca_pem(), None).await.expect("amqps connection");
+    // The management API names the TLS listener as RabbitMQ does.
+    let api: SocketAddr = management.parse().unwrap();
+    wait_port(api).await;
+    let overview =
+        crate::common::http::request(api, "GET", "/api/overview", "guest", "guest", None).await.json();
+    let tls_listener = overview["listeners"].as_array().unwrap().iter().find(|l| l["port"] == b.tls.port());
+    assert_eq!(
+        tls_listener.map(|l| l["protocol"].clone()),
+        Some(serde_json::json!("amqp/ssl")),
+        "{overview}"
+    );
+    let check = "/api/health/checks/protocol-listener/amqps";
+    assert_eq!(crate::common::http::request(api, "GET", check, "guest", "guest", None).await.status, 200);
     let plain = b.broker.connect().await;
     round_trip(&secure, b"over TLS").await;
     // A large body goes out as shared slices in one vectored write: through TLS too.

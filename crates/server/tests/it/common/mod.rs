@@ -10,6 +10,7 @@
 //! Tests never sleep to wait for a condition: they poll with a deadline.
 #![allow(dead_code)]
 
+pub mod admin_cli;
 pub mod durable;
 pub mod http;
 pub mod raw;
