@@ -1,6 +1,9 @@
 //! Listings as RabbitMQ's management API pages, filters, sorts and trims them: `name` with
 //! `use_regex`, `sort` and `sort_reverse`, `page` and `page_size` (then the answer is a page
-//! object rather than an array), and `columns`.
+//! object rather than an array), and `columns`. As in RabbitMQ 3.10, `name` filters only a page
+//! (without `page` it is ignored), ignoring case, and only the listings RabbitMQ pages (queues,
+//! exchanges, vhosts, connections, channels) take `page`: the others ([`respond_unpaged`]) sort
+//! and trim only.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -72,16 +75,32 @@ fn project(item: &Value, columns: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// Applies the query to `items` (each a JSON object with a `name`).
-pub(crate) fn respond(mut items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
+/// Applies the query to `items` (each a JSON object with a `name`), for a listing RabbitMQ
+/// pages.
+pub(crate) fn respond(items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
+    shape(items, query, true)
+}
+
+/// Keeps only the `columns` of one object, as RabbitMQ trims single objects too.
+pub(crate) fn trim(item: Value, query: &ListQuery) -> Value {
+    match query.columns.as_deref() {
+        Some(columns) => project(&item, &columns.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>()),
+        None => item,
+    }
+}
+
+/// Applies `sort`, `sort_reverse` and `columns` to `items`, for a listing RabbitMQ does not page
+/// (`page` and `name` are ignored there).
+pub(crate) fn respond_unpaged(items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
+    shape(items, query, false)
+}
+
+fn shape(mut items: Vec<Value>, query: &ListQuery, paged: bool) -> Result<Value, ApiError> {
     let total = items.len();
-    if let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) {
-        if truthy(&query.use_regex) {
-            let re = regex_lite(name)?;
-            items.retain(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| re.is_match(n)));
-        } else {
-            items.retain(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| n.contains(name)));
-        }
+    let page = if paged { query.page } else { None };
+    if let Some(name) = query.name.as_deref().filter(|n| !n.is_empty() && page.is_some()) {
+        let re = if truthy(&query.use_regex) { regex_lite(name)? } else { regex_lite(&regex::escape(name))? };
+        items.retain(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| re.is_match(n)));
     }
     if let Some(sort) = query.sort.as_deref().filter(|s| !s.is_empty()) {
         items.sort_by(|a, b| compare(field(a, sort), field(b, sort)));
@@ -97,17 +116,20 @@ pub(crate) fn respond(mut items: Vec<Value>, query: &ListQuery) -> Result<Value,
             None => items,
         }
     };
-    let Some(page) = query.page else {
+    let Some(page) = page else {
         return Ok(Value::Array(shape(items)));
     };
     let page_size = query.page_size.unwrap_or(100);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::BadRequest(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+        let reason = format!("Invalid pagination parameters: page number {page}, page size {page_size}");
+        return Err(ApiError::bad_request_as("invalid_pagination_parameters", reason));
     }
     let filtered = items.len();
-    let page_count = filtered.div_ceil(page_size).max(1);
-    if page == 0 || page > page_count {
-        return Err(ApiError::BadRequest(format!("page out of range: {page} of {page_count}")));
+    let page_count = filtered.div_ceil(page_size);
+    // As RabbitMQ: a page may start right after the last item (and be empty), not further.
+    if (page - 1) * page_size > filtered {
+        let reason = format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}");
+        return Err(ApiError::bad_request_as("page_out_of_range", reason));
     }
     let page_items: Vec<Value> = items.into_iter().skip((page - 1) * page_size).take(page_size).collect();
     Ok(json!({
@@ -123,9 +145,11 @@ pub(crate) fn respond(mut items: Vec<Value>, query: &ListQuery) -> Result<Value,
 
 fn regex_lite(pattern: &str) -> Result<regex::Regex, ApiError> {
     regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| ApiError::BadRequest(format!("invalid regular expression: {e}")))
+        // RabbitMQ reports a `name` that does not compile as it reports bad paging.
+        .map_err(|_| ApiError::BadRequest("Pagination parameters are invalid".to_owned()))
 }
 
 #[cfg(test)]

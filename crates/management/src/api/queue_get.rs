@@ -81,16 +81,24 @@ async fn get_messages(
     };
     let how = settle_for(body.ackmode.as_deref().unwrap_or_default())?;
     let truncate = body.truncate.as_ref().and_then(number).map(|n| n as usize);
-    let q = v.queue(&name).map_err(|_| ApiError::NotFound)?;
+    // RabbitMQ passes on the AMQP refusal of its internal channel.
+    let q = v
+        .queue(&name)
+        .map_err(|_| ApiError::not_found_as(format!("NOT_FOUND - no queue '{name}' in vhost '{vhost}'")))?;
     scope::require(&ctx, &caller, &vhost, Permission::Read, &name)?;
 
     let now = now();
     let mut taken = Vec::new();
     let mut answer = Vec::new();
+    // `ack_requeue_false` takes the messages without acknowledgement, as RabbitMQ's basic.get
+    // with no_ack does (they count as `get_no_ack`); the other modes take and then settle them.
+    let no_ack = body.ackmode.as_deref() == Some("ack_requeue_false");
     for _ in 0..count {
-        let Some((m, remaining)) = q.get(false, now.instant) else { break };
+        let Some((m, remaining)) = q.get(no_ack, now.instant) else { break };
         answer.push(message_json(&m, remaining, truncate, base64_only));
-        taken.push((None, m));
+        if !no_ack {
+            taken.push((None, m));
+        }
     }
     let mut effects = Effects::default();
     if !taken.is_empty() {
