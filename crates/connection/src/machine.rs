@@ -49,6 +49,8 @@ pub enum Event {
         vhost: String,
         /// The authenticated user.
         username: String,
+        /// The SASL mechanism the user logged in with (`PLAIN`, `AMQPLAIN`, `EXTERNAL`).
+        auth_mechanism: String,
         /// The client-properties of connection.start-ok (product, version, capabilities).
         client_properties: FieldTable,
     },
@@ -159,6 +161,8 @@ pub struct Connection {
     frame_max: u32,
     heartbeat: Duration,
     username: String,
+    /// The SASL mechanism of the login, once it succeeded.
+    auth_mechanism: String,
     vhost: String,
     /// Channels by number. A map, so that a client opening channel 65535 costs one entry, not
     /// 65536 slots; Fx hashing keeps the lookup each frame makes cheap.
@@ -203,6 +207,7 @@ impl Connection {
             phase: Phase::AwaitingHeader,
             heartbeat: Duration::ZERO,
             username: String::new(),
+            auth_mechanism: String::new(),
             vhost: String::new(),
             channels: ChannelMap::default(),
             out: BytesMut::new(),
@@ -676,6 +681,7 @@ impl Connection {
             return;
         }
         self.username = credentials.map(Credentials::into_username).unwrap_or_default();
+        self.auth_mechanism = m.mechanism.to_string();
         self.client_properties = m.client_properties;
         let tune = ConnectionTune {
             channel_max: self.config.channel_max,
@@ -722,7 +728,12 @@ impl Connection {
             self.next_heartbeat = Some(self.last_received + self.heartbeat_send_interval());
         }
         let client_properties = std::mem::take(&mut self.client_properties);
-        self.events.push_back(Event::Opened { vhost, username: self.username.clone(), client_properties });
+        self.events.push_back(Event::Opened {
+            vhost,
+            username: self.username.clone(),
+            auth_mechanism: self.auth_mechanism.clone(),
+            client_properties,
+        });
     }
 
     fn handle_open_frame(&mut self, frame: Frame, host: &mut dyn Host) {

@@ -682,7 +682,12 @@ fn open_reports_vhost_user_and_client_properties() {
     assert_eq!(c.host.vhost_calls, vec![("alice".to_owned(), "dev".to_owned())]);
     assert_eq!(
         c.take_events(),
-        vec![Event::Opened { vhost: "dev".into(), username: "alice".into(), client_properties: props }]
+        vec![Event::Opened {
+            vhost: "dev".into(),
+            username: "alice".into(),
+            auth_mechanism: "PLAIN".into(),
+            client_properties: props
+        }]
     );
 }
 

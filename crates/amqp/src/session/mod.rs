@@ -274,7 +274,7 @@ impl Session {
 
     fn handle_event(&mut self, conn: &mut Connection, event: Event) {
         match event {
-            Event::Opened { client_properties, username, vhost } => {
+            Event::Opened { client_properties, username, auth_mechanism, vhost } => {
                 self.username = username.clone();
                 self.blocked_capability = client_capability(&client_properties, "connection.blocked");
                 self.outbox.set_frame_max(conn.frame_max());
@@ -284,7 +284,7 @@ impl Session {
                     user: username,
                     vhost,
                     client_properties,
-                    auth_mechanism: String::new(),
+                    auth_mechanism,
                     channel_max: conn.channel_max(),
                     frame_max: conn.frame_max(),
                     heartbeat: conn.heartbeat().as_secs() as u16,

@@ -53,7 +53,7 @@ const IDENTITY: [&str; 10] = [
 /// "What differs"): Erlang process details, consumer timing, paging and persistence counters
 /// of RabbitMQ's classic queue implementation, idle timestamps, the internal user who made an
 /// object, frame counts.
-pub const OMITTED: [&str; 17] = [
+pub const OMITTED: [&str; 21] = [
     "memory",
     "reductions",
     "reductions_details",
@@ -71,6 +71,11 @@ pub const OMITTED: [&str; 17] = [
     "send_cnt",
     "recv_cnt",
     "send_pend",
+    // The node's message store reads and writes (RabbitMQ's persister statistics).
+    "disk_reads",
+    "disk_reads_details",
+    "disk_writes",
+    "disk_writes_details",
 ];
 
 /// `mgmt-no-trace-exchange`: listing items left out on both sides (RabbitMQ's firehose

@@ -43,7 +43,7 @@ pub async fn mgmt_queue_declare_and_show(cx: Ctx) -> Res {
     let api = Api::guest(&cx);
     let v = api.vhost("v").await?;
     let q = path("queues", &[&v, "q1"]);
-    let args = json!({"x-max-length": 10, "x-message-ttl": 60000, "x-queue-mode": "lazy", "x-dead-letter-exchange": "dlx"});
+    let args = json!({"x-max-length": 10, "x-message-ttl": 60000, "x-overflow": "reject-publish", "x-dead-letter-exchange": "dlx"});
     api.put(&q, &json!({"durable": true, "auto_delete": false, "arguments": args})).await?;
     api.put(&q, &json!({"durable": true, "auto_delete": false, "arguments": args})).await?;
     api.put(&q, &json!({"durable": true, "arguments": {"x-max-length": 11}})).await?;

@@ -57,7 +57,12 @@ fn policies(ctx: &ApiContext, caller: &Caller, vhost: Option<&str>, kind: Policy
     vhosts
         .iter()
         .filter(|v| vhost.is_none_or(|name| name == v.name) && visible(ctx, caller, &v.name))
-        .flat_map(|v| v.policies(kind).iter().map(|p| policy_json(&v.name, p)).collect::<Vec<_>>())
+        .flat_map(|v| {
+            // By name within the vhost, as RabbitMQ lists them.
+            let mut listed = v.policies(kind);
+            listed.sort_by(|a, b| a.name.cmp(&b.name));
+            listed.iter().map(|p| policy_json(&v.name, p)).collect::<Vec<_>>()
+        })
         .collect()
 }
 
