@@ -50,7 +50,7 @@ fn walk(value: &Value, path: &str, parent: Option<&str>, view: View, out: &mut V
             keys.sort();
             for (shown, key) in keys {
                 let child = if path.is_empty() { shown.clone() } else { format!("{path}.{shown}") };
-                match masks::rule(parent, key) {
+                match masks::rule(parent, key, map) {
                     Rule::Omit => {}
                     Rule::Mask(placeholder) => out.push(format!("  {child} = {placeholder}")),
                     Rule::Keep => walk(&map[key.as_str()], &child, Some(key), view, out),
