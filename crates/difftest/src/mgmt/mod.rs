@@ -245,11 +245,6 @@ pub fn has_keys(value: &Value, keys: &[&str]) -> bool {
     keys.iter().all(|k| k.split('.').try_fold(value, |v, key| v.get(key)).is_some())
 }
 
-/// The value at a dotted path.
-pub fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(value, |v, key| v.get(key))
-}
-
 /// `/api/{kind}/{parts...}` with each part percent-encoded.
 pub fn path(kind: &str, parts: &[&str]) -> String {
     let mut out = format!("/api/{kind}");

@@ -38,14 +38,15 @@ pub async fn mgmt_queue_get(cx: Ctx) -> Res {
     api.post(&get, &take(1, "reject_requeue_true", "auto")).await?;
     api.post(&get, &take(1, "reject_requeue_false", "auto")).await?;
     api.post(&get, &take(10, "ack_requeue_true", "auto")).await?;
-    show_settled(&api, &v, "q", 4).await?;
+    // Six published, fourteen taken (one without acknowledgement), one get found nothing.
+    show_settled(&api, &v, "q", 4, &[("publish", 6), ("deliver_get", 14), ("get_empty", 1)]).await?;
     api.post(&get, &take(1, "ack_requeue_true", "rot13")).await?;
     api.post(&get, &json!({"ackmode": "ack_requeue_true", "encoding": "auto"})).await?;
     api.post(format!("{}/get", path("queues", &[&v, "q.missing"])), &take(1, "ack_requeue_true", "auto"))
         .await?;
     api.delete(format!("{q}/contents")).await?;
     api.post(&get, &take(1, "ack_requeue_false", "auto")).await?;
-    show_settled(&api, &v, "q", 0).await?;
+    show_settled(&api, &v, "q", 0, &[("get_empty", 2)]).await?;
     api.delete(format!("{}/contents", path("queues", &[&v, "q.missing"]))).await?;
     api.delete_vhost(&v).await?;
     Ok(())

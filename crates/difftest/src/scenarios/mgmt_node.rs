@@ -21,7 +21,7 @@ pub async fn mgmt_overview_shape(cx: Ctx) -> Res {
     c.get(1, "q", true).await?;
     let overview = Request::new("GET", "/api/overview");
     let reply = api
-        .poll(overview.clone().view(View::Status), |r| {
+        .poll(overview.view(View::Status), |r| {
             has_keys(
                 r.body(),
                 &["message_stats.publish", "message_stats.get_no_ack", "queue_totals.messages"],

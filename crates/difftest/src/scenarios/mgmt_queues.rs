@@ -21,18 +21,33 @@ pub async fn publish_to_queue(api: &Api, vhost: &str, queue: &str, count: usize)
     Ok(())
 }
 
-/// Whether every listed queue shows statistics and `messages` as `expected` says (by name).
+/// Whether every listed queue shows `messages` and `message_stats.publish` as `expected`
+/// says (by name).
 fn settled(reply: &Reply, expected: &[(&str, u64)]) -> bool {
     let items = reply.items();
     expected.iter().all(|(name, count)| {
-        items.iter().any(|q| q["name"] == *name && q["messages"].as_u64() == Some(*count))
+        items.iter().any(|q| {
+            q["name"] == *name
+                && q["messages"].as_u64() == Some(*count)
+                && q["message_stats"]["publish"].as_u64() == Some(*count)
+        })
     })
 }
 
-/// Polls one queue until its statistics show `messages` = `count`, then logs it.
-pub async fn show_settled(api: &Api, vhost: &str, queue: &str, count: u64) -> Res<Reply> {
+/// Polls one queue until its statistics show `messages` = `count` and each of `stats` in its
+/// `message_stats` (RabbitMQ's collectors update them separately), then logs it.
+pub async fn show_settled(
+    api: &Api,
+    vhost: &str,
+    queue: &str,
+    count: u64,
+    stats: &[(&str, u64)],
+) -> Res<Reply> {
     api.poll(Request::new("GET", path("queues", &[vhost, queue])), |r| {
-        r.body()["messages"].as_u64() == Some(count) && has_keys(r.body(), &["messages_ready", "consumers"])
+        let q = r.body();
+        q["messages"].as_u64() == Some(count)
+            && has_keys(q, &["messages_ready", "consumers"])
+            && stats.iter().all(|(name, n)| q["message_stats"][*name].as_u64() == Some(*n))
     })
     .await
 }
@@ -51,14 +66,14 @@ pub async fn mgmt_queue_declare_and_show(cx: Ctx) -> Res {
     api.put(path("queues", &[&v, "amq.q"]), &json!({})).await?;
     api.put(path("queues", &[&v, "q.badarg"]), &json!({"arguments": {"x-max-length": "ten"}})).await?;
     api.put(path("queues", &[&v, "q.defaults"]), &json!({})).await?;
-    show_settled(&api, &v, "q.defaults", 0).await?;
+    show_settled(&api, &v, "q.defaults", 0, &[]).await?;
     publish_to_queue(&api, &v, "q1", 3).await?;
-    show_settled(&api, &v, "q1", 3).await?;
+    show_settled(&api, &v, "q1", 3, &[("publish", 3)]).await?;
     api.get(format!("{q}?disable_stats=true")).await?;
     api.get(format!("{}?disable_stats=true&columns=name,messages", path("queues", &[&v]))).await?;
     api.delete(format!("{q}?if-empty=true")).await?;
     api.delete(format!("{}/contents", q)).await?;
-    show_settled(&api, &v, "q1", 0).await?;
+    show_settled(&api, &v, "q1", 0, &[("publish", 3)]).await?;
     api.delete(format!("{q}?if-unused=true")).await?;
     api.get(&q).await?;
     api.delete(&q).await?;
