@@ -158,11 +158,11 @@ fn bindings_of(v: &VHost) -> Vec<Listed> {
     }
     // RabbitMQ lists bindings sorted by source, destination, its kind, key, then arguments
     // (none first).
+    fn rank(l: &Listed) -> (&str, &str, bool, &str, bool) {
+        let to_queue = matches!(l.kind, DestinationKind::Queue);
+        (&l.source, &l.destination, to_queue, &l.key, !l.args.is_empty())
+    }
     out.sort_by(|a, b| {
-        let rank = |l: &Listed| {
-            let kind = matches!(l.kind, DestinationKind::Queue);
-            (l.source.clone(), l.destination.clone(), kind, l.key.clone(), !l.args.is_empty())
-        };
         rank(a)
             .cmp(&rank(b))
             .then_with(|| format::table(&a.args).to_string().cmp(&format::table(&b.args).to_string()))

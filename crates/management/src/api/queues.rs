@@ -59,7 +59,7 @@ impl<'a> QueueContext<'a> {
 
 /// `disable_stats=true`: the queue's definition alone, as RabbitMQ answers it.
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct StatsQuery {
+struct StatsQuery {
     disable_stats: Option<String>,
 }
 
