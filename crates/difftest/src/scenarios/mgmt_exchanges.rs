@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::harness::{Ctx, Res};
-use crate::mgmt::{path, Api};
+use crate::mgmt::{path, Api, Request};
 
 /// Exchanges over HTTP, and publishing through one.
 pub async fn mgmt_exchanges(cx: Ctx) -> Res {
@@ -49,6 +49,12 @@ pub async fn mgmt_exchanges(cx: Ctx) -> Res {
     .await?;
     api.post(format!("{}/publish", path("exchanges", &[&v, "amq.default"])), &message("q")).await?;
     api.post(format!("{}/publish", path("exchanges", &[&v, "e.missing"])), &message("q")).await?;
+    // Five messages went into e1, three of them on to the queue.
+    api.poll(Request::new("GET", &e), |r| {
+        let stats = &r.body()["message_stats"];
+        stats["publish_in"].as_u64() == Some(5) && stats["publish_out"].as_u64() == Some(3)
+    })
+    .await?;
     api.delete(format!("{e}?if-unused=true")).await?;
     api.delete(&e).await?;
     api.get(&e).await?;
