@@ -3,6 +3,7 @@
 #
 # Usage:
 #   scripts/rabbitmq-ref.sh start PORT [--management MGMT_PORT] [--prometheus PROM_PORT]
+#                                      [--stats-interval MS]
 #   scripts/rabbitmq-ref.sh stop PORT
 #   scripts/rabbitmq-ref.sh status PORT
 #   scripts/rabbitmq-ref.sh ctl PORT ARGS...
@@ -20,7 +21,13 @@
 #     its placement with the plugin's),
 #   * optionally runs the management plugin on 127.0.0.1:MGMT_PORT,
 #   * optionally runs the rabbitmq_prometheus plugin on 127.0.0.1:PROM_PORT
-#     (/metrics, /metrics/per-object, /metrics/detailed).
+#     (/metrics, /metrics/per-object, /metrics/detailed),
+#   * optionally emits statistics every MS milliseconds
+#     (collect_statistics_interval; RabbitMQ's default is 5000) and, with the
+#     management plugin, has its collectors sample every ceil(MS/1000) seconds
+#     (sample_retention_policies; default 5): the management API shows an
+#     object, or its counters, only after they went through both, so tests of
+#     that API shorten them.
 # The script waits (with a deadline) until the node answers the AMQP protocol
 # header with connection.start, then records the PIDs and temp dir in a state
 # file (${RABBITMQ_REF_STATE_DIR:-/tmp}/rabbitmq-ref-PORT.state).
@@ -52,7 +59,7 @@ die() {
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 start PORT [--management MGMT_PORT] [--prometheus PROM_PORT]
+usage: $0 start PORT [--management MGMT_PORT] [--prometheus PROM_PORT] [--stats-interval MS]
        $0 stop PORT
        $0 status PORT
        $0 ctl PORT ARGS...
@@ -148,7 +155,7 @@ do_stop() {
 }
 
 do_start() {
-	local port=$1 mgmt_port=${2:-} prom_port=${3:-}
+	local port=$1 mgmt_port=${2:-} prom_port=${3:-} stats_interval=${4:-}
 	local sf dist_port epmd_port node tmp
 	sf=$(state_file "$port")
 	mkdir -p "$STATE_DIR"
@@ -188,6 +195,17 @@ do_start() {
 		if [[ -n "$prom_port" ]]; then
 			echo "prometheus.tcp.ip = 127.0.0.1"
 			echo "prometheus.tcp.port = ${prom_port}"
+		fi
+		if [[ -n "$stats_interval" ]]; then
+			echo "collect_statistics_interval = ${stats_interval}"
+			if [[ -n "$mgmt_port" ]]; then
+				# Whole seconds, at least one.
+				local every=$(((stats_interval + 999) / 1000))
+				((every >= 1)) || every=1
+				echo "management.sample_retention_policies.global.minute = ${every}"
+				echo "management.sample_retention_policies.basic.minute = ${every}"
+				echo "management.sample_retention_policies.detailed.10 = ${every}"
+			fi
 		fi
 	} >"$tmp/rabbitmq.conf"
 	# Plugins enabled offline: the node reads this file at boot.
@@ -339,6 +357,7 @@ case "$cmd" in
 start)
 	mgmt=""
 	prom=""
+	stats=""
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
 		--management)
@@ -353,11 +372,16 @@ start)
 			check_port "$prom"
 			shift 2
 			;;
+		--stats-interval)
+			[[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage
+			stats=$2
+			shift 2
+			;;
 		*) usage ;;
 		esac
 	done
 	[[ "$(id -u)" -eq 0 ]] || die "must be run as root (it runs the broker as the $RMQ_USER user)"
-	do_start "$port" "$mgmt" "$prom"
+	do_start "$port" "$mgmt" "$prom" "$stats"
 	;;
 stop)
 	[[ $# -eq 0 ]] || usage

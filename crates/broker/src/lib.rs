@@ -67,7 +67,7 @@ pub use error::{BrokerError, Inequivalence};
 pub use exchange::{binding_args_hash, Binding, Destination, Exchange, ExchangeKind, HeadersSource};
 pub use logins::RefusedLogin;
 pub use names::generated_name;
-pub use policy::{AppliedPolicies, ApplyTo, Definition, Policy, PolicyError, PolicyKind};
+pub use policy::{erlang_term, AppliedPolicies, ApplyTo, Definition, Policy, PolicyError, PolicyKind};
 pub use priority::level_log_names as priority_level_log_names;
 pub use queue::{
     notify_cancelled, ConsumeRefused, Consumer, ConsumerRef, DeliveryTarget, FlowBound, FlowWaker, Published,

@@ -18,6 +18,17 @@ fn port_free(port: u32) -> bool {
     port <= 65535 && TcpListener::bind(("127.0.0.1", port as u16)).is_ok()
 }
 
+/// A free port for the management plugin next to the AMQP port (in 20000..35000, below the
+/// 35536 `rabbitmq-ref.sh` accepts, and so never one of the AMQP port's companions at +20000
+/// and +30000).
+fn free_mgmt_port(amqp: u16) -> u16 {
+    (1..15000u32)
+        .map(|i| 20000 + (u32::from(amqp) - 20000 + i) % 15000)
+        .find(|&p| port_free(p))
+        .map(|p| p as u16)
+        .expect("a free port for the management plugin")
+}
+
 /// Any free loopback port.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
@@ -69,31 +80,64 @@ pub fn addr_from_url(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("cannot resolve {hostport}"))
 }
 
+/// How often both brokers emit statistics when their management API is compared (RabbitMQ
+/// shows an object's counters only after an emission; its default of 5 s would make every
+/// scenario wait).
+pub const MGMT_STATS_INTERVAL_MS: u32 = 500;
+
+/// The management API address from an environment variable (`host:port` or an http URL), for
+/// brokers the test did not start.
+pub fn mgmt_addr_from_env(var: &str) -> Result<Option<SocketAddr>, String> {
+    let Ok(value) = std::env::var(var) else { return Ok(None) };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let hostport = value.strip_prefix("http://").unwrap_or(value).trim_end_matches('/');
+    let resolved =
+        hostport.to_socket_addrs().map_err(|e| format!("{var}: cannot resolve {hostport}: {e}"))?;
+    Ok(resolved.into_iter().next())
+}
+
 /// The reference RabbitMQ: started by us (stopped on drop) or external.
 pub struct RabbitMq {
     pub addr: SocketAddr,
+    /// The management plugin's HTTP address, when it runs.
+    pub mgmt: Option<SocketAddr>,
     started_port: Option<u16>,
     script: PathBuf,
 }
 
 impl RabbitMq {
-    /// Uses `DIFF_RABBITMQ_URL` if set, else starts a private node.
-    pub fn start() -> Result<RabbitMq, String> {
+    /// Uses `DIFF_RABBITMQ_URL` (and `DIFF_RABBITMQ_MGMT_URL`) if set, else starts a private
+    /// node, with the management plugin if `management`.
+    pub fn start(management: bool) -> Result<RabbitMq, String> {
         let script = workspace_root().join("scripts/rabbitmq-ref.sh");
         if let Ok(url) = std::env::var("DIFF_RABBITMQ_URL") {
             if !url.trim().is_empty() {
-                return Ok(RabbitMq { addr: addr_from_url(url.trim())?, started_port: None, script });
+                let mgmt = mgmt_addr_from_env("DIFF_RABBITMQ_MGMT_URL")?;
+                return Ok(RabbitMq { addr: addr_from_url(url.trim())?, mgmt, started_port: None, script });
             }
         }
         let port = free_rabbitmq_port();
+        let mgmt = management.then(|| SocketAddr::from(([127, 0, 0, 1], free_mgmt_port(port))));
         // The guard exists before the start, so a half-started node is
         // stopped too.
-        let guard =
-            RabbitMq { addr: SocketAddr::from(([127, 0, 0, 1], port)), started_port: Some(port), script };
-        let out = Command::new("bash")
-            .arg(&guard.script)
-            .arg("start")
-            .arg(port.to_string())
+        let guard = RabbitMq {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            mgmt,
+            started_port: Some(port),
+            script,
+        };
+        let mut cmd = Command::new("bash");
+        cmd.arg(&guard.script).arg("start").arg(port.to_string());
+        if let Some(mgmt) = mgmt {
+            cmd.arg("--management")
+                .arg(mgmt.port().to_string())
+                .arg("--stats-interval")
+                .arg(MGMT_STATS_INTERVAL_MS.to_string());
+        }
+        let out = cmd
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", guard.script.display()))?;
@@ -197,6 +241,8 @@ pub fn warren_binary() -> Result<PathBuf, String> {
 /// A `warren` process on a free loopback port (killed on drop).
 pub struct Warren {
     pub addr: SocketAddr,
+    /// Its management API.
+    pub mgmt: SocketAddr,
     child: Child,
     log: PathBuf,
     bin: PathBuf,
@@ -213,28 +259,33 @@ impl Warren {
         let out = File::create(&log).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mgmt = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = Command::new(bin)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data)
             .arg("--management-listen")
-            .arg("127.0.0.1:0")
+            .arg(mgmt.to_string())
+            .arg("--collect-statistics-interval")
+            .arg(MGMT_STATS_INTERVAL_MS.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut w = Warren { addr, child, log, bin: bin.to_path_buf(), data, _dir: dir };
+        let mut w = Warren { addr, mgmt, child, log, bin: bin.to_path_buf(), data, _dir: dir };
         let log_path = w.log.clone();
         let child = &mut w.child;
-        wait_for_tcp(addr, Duration::from_secs(20), || match child.try_wait() {
-            Ok(Some(status)) => Err(format!(
-                "warren exited during startup ({status}):\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            )),
-            _ => Ok(()),
-        })?;
+        for listener in [addr, mgmt] {
+            wait_for_tcp(listener, Duration::from_secs(20), || match child.try_wait() {
+                Ok(Some(status)) => Err(format!(
+                    "warren exited during startup ({status}):\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )),
+                _ => Ok(()),
+            })?;
+        }
         Ok(w)
     }
 

@@ -88,6 +88,72 @@ pub const DIFFERENCES: &[Difference] = &[
                  the vhost (`vhost_down`), and the two handlers race to close its connections. \
                  Warren always says `is deleted`, the event RabbitMQ raises first.",
     },
+    // The management HTTP API (`mgmt_differential`; rules in `mgmt::masks`).
+    Difference {
+        id: "mgmt-volatile",
+        what: "In management API answers, the values (not the keys) of rates (`rate`, `samples`, \
+               `avg`, `avg_rate` inside `*_details`), `connected_at`, ports (`port`, \
+               `peer_port`, the port of any `IP:PORT` in a name, the `ports` of a failing \
+               port-listener check), octet counts (`recv_oct`, `send_oct`) and `password_hash` \
+               become placeholders.",
+        reason: "They differ between two runs of the same broker: clocks, ephemeral ports, the \
+                 ports the harness picks, salted hashes. Octets on the wire differ by the \
+                 server's own connection.start properties.",
+    },
+    Difference {
+        id: "mgmt-server-identity",
+        what: "The values of `node`, `cluster_name`, `product_name`, `product_version`, \
+               `rabbitmq_version`, `rabbit_version`, `erlang_version`, `erlang_full_version`, \
+               `release_series_support_status` and `statistics_db_event_queue`, and node names \
+               (`rabbit@host`, `warren@host`) wherever they appear (also as keys, e.g. of \
+               `cluster_state`), become placeholders.",
+        reason: "They say which server answers, on which host; Warren must not claim to be \
+                 RabbitMQ by default.",
+    },
+    Difference {
+        id: "mgmt-omitted-fields",
+        what: "Left out of both renderings: `memory`, `reductions`, `reductions_details`, \
+               `garbage_collection`, `backing_queue_status`, `consumer_utilisation`, \
+               `consumer_capacity`, `messages_persistent`, `messages_paged_out`, \
+               `message_bytes_paged_out`, `message_bytes_unacknowledged`, \
+               `message_bytes_persistent`, `idle_since`, `send_cnt`, `recv_cnt`, `send_pend`, \
+               `disk_reads`, `disk_writes` (and their `_details`), and an exchange's \
+               `user_who_performed_action`.",
+        reason: "Warren cannot know them (docs/management.md): Erlang process details, consumer \
+                 timing, the paging and persistence counters of RabbitMQ's classic queue \
+                 implementation and message store, idle timestamps, frame counts, and who \
+                 declared an exchange. Everything else RabbitMQ shows must be there.",
+    },
+    Difference {
+        id: "mgmt-regex-error-text",
+        what: "In a policy refusal, what follows `pattern should be regular expression but is \
+               invalid: ` becomes `<regex error>`.",
+        reason: "It is the regular expression engine's own description (PCRE's `{\"missing \
+                 )\",1}` in RabbitMQ, the Rust regex crate's in Warren); the refusal, its status \
+                 and the rest of its text are compared.",
+    },
+    Difference {
+        id: "mgmt-no-trace-exchange",
+        what: "Listing items named `amq.rabbitmq.trace` are left out.",
+        reason: "Every RabbitMQ vhost has the firehose tracing exchange; Warren has no firehose \
+                 tracing, so no such exchange.",
+    },
+    Difference {
+        id: "mgmt-ready-to-serve-clients",
+        what: "The status of `GET /api/health/checks/ready-to-serve-clients` is shown as \
+               `200|404` when it is either (its body is not compared).",
+        reason: "RabbitMQ 3.10 has no such check (404); Warren serves it as later RabbitMQ \
+                 versions document it (200 `{\"status\":\"ok\"}`), for the load balancers and \
+                 orchestrators that probe it.",
+    },
+    Difference {
+        id: "mgmt-unordered-lists",
+        what: "Topic permissions and definitions exports are compared with their items sorted \
+               (by exchange; by their JSON text).",
+        reason: "RabbitMQ lists them in the order of its tables (hashes), which differs from one \
+                 node to the next; Warren lists them sorted. Every other listing's order is \
+                 compared (RabbitMQ sorts them by vhost and name unless told otherwise).",
+    },
 ];
 
 /// Message headers RabbitMQ 3.13 added (last-death-headers).

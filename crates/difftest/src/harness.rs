@@ -64,6 +64,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The operator command prefix (see [`crate::ctl`]); empty when there is none.
     pub ctl: Vec<String>,
+    /// The management HTTP API, for the `mgmt_` scenarios (None: those abort).
+    pub mgmt: Option<SocketAddr>,
 }
 
 struct CtxInner {
@@ -105,6 +107,11 @@ impl Ctx {
 
     pub fn addr(&self) -> SocketAddr {
         self.0.target.addr
+    }
+
+    /// The management HTTP API's address, if the broker serves it.
+    pub fn mgmt_addr(&self) -> Option<SocketAddr> {
+        self.0.target.mgmt
     }
 
     /// amqp URL for guest/guest on vhost "/".
@@ -164,6 +171,13 @@ impl Ctx {
             }
             Err(e) => Err(Abort(format!("ctl {} failed: {e}", args.join(" ")))),
         }
+    }
+
+    /// The scenario deleted this vhost or user itself (through the management API): nothing
+    /// left for the cleanup.
+    pub fn forget(&self, name: &str) {
+        self.0.users.lock().unwrap().retain(|n| n != name);
+        self.0.vhosts.lock().unwrap().retain(|n| n != name);
     }
 
     /// Deletes the vhosts and users the scenario left (best effort, not logged).
@@ -364,7 +378,8 @@ mod tests {
 
     #[test]
     fn known_bugs_name_real_scenarios() {
-        let names: Vec<&str> = crate::scenarios::all().iter().map(|s| s.name).collect();
+        let suites = [crate::scenarios::all(), crate::scenarios::mgmt_all()];
+        let names: Vec<&str> = suites.iter().flatten().map(|s| s.name).collect();
         for b in KNOWN_WARREN_BUGS {
             assert!(names.contains(&b.scenario), "KNOWN_WARREN_BUGS names unknown scenario {}", b.scenario);
         }
@@ -372,7 +387,8 @@ mod tests {
 
     #[test]
     fn scenario_names_are_unique() {
-        let mut names: Vec<&str> = crate::scenarios::all().iter().map(|s| s.name).collect();
+        let suites = [crate::scenarios::all(), crate::scenarios::mgmt_all()];
+        let mut names: Vec<&str> = suites.iter().flatten().map(|s| s.name).collect();
         let n = names.len();
         names.sort_unstable();
         names.dedup();

@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod differences;
 pub mod harness;
 pub mod lapin_client;
+pub mod mgmt;
 pub mod raw;
 pub mod scenarios;
 pub mod wire;
@@ -66,13 +67,10 @@ pub async fn run(
     outcomes
 }
 
-/// The scenarios selected by `DIFF_SCENARIOS` (comma-separated substrings
-/// of names; all if unset).
-pub fn selected_scenarios() -> Vec<Scenario> {
+/// The scenarios of `suite` selected by `DIFF_SCENARIOS` (comma-separated
+/// substrings of names; all if unset).
+pub fn selected(suite: Vec<Scenario>) -> Vec<Scenario> {
     let filter = std::env::var("DIFF_SCENARIOS").unwrap_or_default();
     let pats: Vec<&str> = filter.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    scenarios::all()
-        .into_iter()
-        .filter(|s| pats.is_empty() || pats.iter().any(|p| s.name.contains(p)))
-        .collect()
+    suite.into_iter().filter(|s| pats.is_empty() || pats.iter().any(|p| s.name.contains(p))).collect()
 }

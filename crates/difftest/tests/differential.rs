@@ -1,5 +1,10 @@
-//! The differential behaviour test: every scenario against a reference
-//! RabbitMQ 3.10 and against Warren, transcripts compared.
+//! The differential behaviour tests: every scenario against a reference
+//! RabbitMQ 3.10 and against Warren, transcripts compared. Two suites, each
+//! one test with its own pair of brokers: `differential` (AMQP) and
+//! `mgmt_differential` (the management HTTP API: the reference runs with the
+//! management plugin, statistics emitted every 500 ms on both sides). They
+//! take turns (a lock), so that neither's timing suffers from the other's
+//! broker starts on a small machine.
 //!
 //! * Warren: `WARREN_BIN`, or `cargo build -p warren-server` into this
 //!   build's target directory; run on a free port with a fresh data dir.
@@ -10,7 +15,9 @@
 //!   with a message, unless `DIFF_REQUIRE=1` (CI), which makes it fail.
 //! * `DIFF_SCENARIOS=a,b` runs only scenarios whose names contain a or b.
 //! * `DIFF_WARREN_URL` replaces the warren process by any broker;
-//!   `DIFF_BUDGET_SECS` bounds the whole run (default 240 s).
+//!   `DIFF_BUDGET_SECS` bounds each suite's run (default 240 s).
+//! * For brokers given by URL, `DIFF_RABBITMQ_MGMT_URL` / `DIFF_WARREN_MGMT_URL`
+//!   (`http://host:port`) name their management API.
 //! * Operator commands (users, vhosts, permissions, limits) run through
 //!   `scripts/rabbitmq-ref.sh ctl` and `warren --data-dir DIR ctl`; for
 //!   brokers given by URL, `DIFF_RABBITMQ_CTL` / `DIFF_WARREN_CTL` name the
@@ -19,9 +26,13 @@
 //!   `<target>/tmp/difftest/<scenario>.{rabbitmq,warren}.txt`.
 
 use std::path::Path;
+use std::sync::Mutex;
 
-use warren_difftest::brokers::{addr_from_url, warren_binary, RabbitMq, Warren};
-use warren_difftest::harness::{report, write_transcripts, Target};
+use warren_difftest::brokers::{addr_from_url, mgmt_addr_from_env, warren_binary, RabbitMq, Warren};
+use warren_difftest::harness::{report, write_transcripts, Scenario, Target};
+
+/// Held by the suite that runs.
+static ONE_SUITE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -36,14 +47,33 @@ fn is_root() -> bool {
 
 #[test]
 fn differential() {
+    run_suite("differential", warren_difftest::scenarios::all(), false);
+}
+
+#[test]
+fn mgmt_differential() {
+    run_suite("mgmt_differential", warren_difftest::scenarios::mgmt_all(), true);
+}
+
+/// Starts both brokers (the reference with its management plugin if `management`), runs the
+/// selected scenarios of `suite`, prints the report and fails on any difference.
+fn run_suite(name: &str, suite: Vec<Scenario>, management: bool) {
     let external = std::env::var("DIFF_RABBITMQ_URL").map(|u| !u.trim().is_empty()).unwrap_or(false);
     let required = std::env::var("DIFF_REQUIRE").map(|v| v == "1").unwrap_or(false);
     if !external && !is_root() {
-        let msg = "differential: SKIPPED: starting the reference RabbitMQ needs root; set DIFF_RABBITMQ_URL";
+        let msg =
+            format!("{name}: SKIPPED: starting the reference RabbitMQ needs root; set DIFF_RABBITMQ_URL");
         assert!(!required, "{msg} (DIFF_REQUIRE=1)");
         eprintln!("{msg}");
         return;
     }
+    let scenarios = warren_difftest::selected(suite);
+    if scenarios.is_empty() {
+        println!("{name}: no scenario selected by DIFF_SCENARIOS");
+        return;
+    }
+    // A suite that failed while holding the lock leaves it poisoned; the next still runs.
+    let _turn = ONE_SUITE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // DIFF_WARREN_URL replaces the warren process by any broker (pointing
     // it at a second RabbitMQ checks that the scenarios are deterministic).
     let other = std::env::var("DIFF_WARREN_URL").ok().filter(|u| !u.trim().is_empty());
@@ -53,11 +83,14 @@ fn differential() {
     };
     // Start RabbitMQ first: its guard stops it when this function returns or
     // unwinds.
-    let rabbitmq = RabbitMq::start().unwrap_or_else(|e| panic!("reference RabbitMQ: {e}"));
+    let rabbitmq = RabbitMq::start(management).unwrap_or_else(|e| panic!("reference RabbitMQ: {e}"));
     let mut warren = bin.as_ref().map(|b| Warren::start(b).unwrap_or_else(|e| panic!("warren: {e}")));
-    let warren_addr = match (&warren, &other) {
-        (Some(w), _) => w.addr,
-        (None, Some(url)) => addr_from_url(url.trim()).unwrap_or_else(|e| panic!("DIFF_WARREN_URL: {e}")),
+    let (warren_addr, warren_mgmt) = match (&warren, &other) {
+        (Some(w), _) => (w.addr, Some(w.mgmt)),
+        (None, Some(url)) => (
+            addr_from_url(url.trim()).unwrap_or_else(|e| panic!("DIFF_WARREN_URL: {e}")),
+            mgmt_addr_from_env("DIFF_WARREN_MGMT_URL").unwrap_or_else(|e| panic!("{e}")),
+        ),
         (None, None) => unreachable!(),
     };
     println!("reference: {}", rabbitmq.describe());
@@ -67,13 +100,13 @@ fn differential() {
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let scenarios = warren_difftest::selected_scenarios();
-    let rt_rabbit = Target { label: "rabbitmq", addr: rabbitmq.addr, ctl: rabbitmq.ctl_prefix() };
+    let rt_rabbit =
+        Target { label: "rabbitmq", addr: rabbitmq.addr, ctl: rabbitmq.ctl_prefix(), mgmt: rabbitmq.mgmt };
     let warren_ctl = match &warren {
         Some(w) => w.ctl_prefix(),
         None => warren_difftest::ctl::prefix_from_env("DIFF_WARREN_CTL"),
     };
-    let rt_warren = Target { label: "warren", addr: warren_addr, ctl: warren_ctl };
+    let rt_warren = Target { label: "warren", addr: warren_addr, ctl: warren_ctl, mgmt: warren_mgmt };
     let outcomes = rt.block_on(warren_difftest::run(&rt_rabbit, &rt_warren, &scenarios, |o| {
         let r = if o.diff.is_none() { "PASS" } else { "DIFF" };
         eprintln!("  {r} {} ({:.2}s)", o.name, o.seconds);
@@ -90,5 +123,5 @@ fn differential() {
             println!("warren is no longer running; last log lines:\n{}", w.log_tail(40));
         }
     }
-    assert_eq!(failed, 0, "{failed} scenario(s) differ between RabbitMQ and Warren (see above)");
+    assert_eq!(failed, 0, "{name}: {failed} scenario(s) differ between RabbitMQ and Warren (see above)");
 }

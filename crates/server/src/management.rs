@@ -80,7 +80,9 @@ pub async fn spawn(
     for (addr, tls, scheme) in plain.chain(secured) {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
-                tracing::info!(address = %addr, "management API and dashboard listening ({scheme})");
+                // The bound address: with port 0 the system picked it (tests read it here).
+                let address = listener.local_addr().unwrap_or(*addr);
+                tracing::info!(%address, "management API and dashboard listening ({scheme})");
                 tokio::spawn(server.clone().serve(listener, tls));
             }
             Err(error) => {

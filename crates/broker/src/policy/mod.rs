@@ -14,6 +14,7 @@ mod term;
 pub use definition::Definition;
 pub use error::PolicyError;
 pub use select::AppliedPolicies;
+pub use term::erlang_term;
 
 pub(crate) use definition::Settings;
 pub(crate) use resolve::{alternate_exchange, queue_settings, resolve_queue};

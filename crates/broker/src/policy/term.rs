@@ -7,7 +7,7 @@ use warren_message::erlang::binary;
 use crate::args::erlang_float;
 
 /// `value` as RabbitMQ prints it in a policy validation error.
-pub(crate) fn erlang_term(value: &Value) -> String {
+pub fn erlang_term(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),

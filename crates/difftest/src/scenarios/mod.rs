@@ -17,6 +17,15 @@ pub mod exchange;
 pub mod lapin_flows;
 pub mod limits;
 pub mod malformed;
+pub mod mgmt_access;
+pub mod mgmt_connections;
+pub mod mgmt_definitions;
+pub mod mgmt_errors;
+pub mod mgmt_exchanges;
+pub mod mgmt_messages;
+pub mod mgmt_node;
+pub mod mgmt_policies;
+pub mod mgmt_queues;
 pub mod publish;
 pub mod queue;
 pub mod queue_features;
@@ -137,5 +146,32 @@ pub fn all() -> Vec<Scenario> {
         scenario!(malformed::malformed_frames),
         scenario!(malformed::malformed_content_sequence),
         scenario!(malformed::malformed_methods),
+    ]
+}
+
+/// The management HTTP API scenarios (the `mgmt_differential` suite), in run order.
+pub fn mgmt_all() -> Vec<Scenario> {
+    vec![
+        scenario!(mgmt_node::mgmt_overview_shape),
+        scenario!(mgmt_access::mgmt_vhosts_crud),
+        scenario!(mgmt_access::mgmt_users_crud),
+        scenario!(mgmt_access::mgmt_permissions_crud),
+        scenario!(mgmt_access::mgmt_limits),
+        scenario!(mgmt_policies::mgmt_policies_crud),
+        scenario!(mgmt_policies::mgmt_operator_policies_crud),
+        scenario!(mgmt_policies::mgmt_policy_validation),
+        scenario!(mgmt_queues::mgmt_queue_declare_and_show),
+        scenario!(mgmt_queues::mgmt_queue_listing),
+        scenario!(mgmt_queues::mgmt_queue_exclusive),
+        scenario!(mgmt_exchanges::mgmt_exchanges),
+        scenario!(mgmt_exchanges::mgmt_bindings),
+        scenario!(mgmt_messages::mgmt_queue_get),
+        scenario!(mgmt_connections::mgmt_connections_and_channels),
+        scenario!(mgmt_connections::mgmt_connection_close_default_reason),
+        scenario!(mgmt_definitions::mgmt_definitions_export),
+        scenario!(mgmt_node::mgmt_health_checks),
+        scenario!(mgmt_errors::mgmt_auth_errors),
+        scenario!(mgmt_errors::mgmt_not_found),
+        scenario!(mgmt_errors::mgmt_method_and_body_errors),
     ]
 }

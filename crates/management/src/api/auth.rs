@@ -52,12 +52,13 @@ impl Caller {
         }
     }
 
-    /// Refuses a caller who may not change policies.
+    /// Refuses a caller who may not change policies (RabbitMQ's wording for any object the
+    /// caller's tags do not reach).
     pub(crate) fn require_policymaker(&self) -> Result<(), ApiError> {
         if self.is_policymaker() {
             Ok(())
         } else {
-            Err(ApiError::NotAuthorised("Not policymaker user"))
+            Err(ApiError::NotAuthorised("User not authorised to access object"))
         }
     }
 
@@ -79,7 +80,7 @@ impl FromRequestParts<Arc<ApiContext>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Arc<ApiContext>) -> Result<Caller, ApiError> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let (user, password) = basic_credentials(parts).ok_or(ApiError::LoginFailed)?;
+        let (user, password) = basic_credentials(parts).ok_or(ApiError::NoCredentials)?;
         let now = std::time::Instant::now();
         if let Err(reason) = ctx.broker.authenticate(&user, &password, peer, now) {
             let login = RefusedLogin { username: &user, mechanism: "HTTP basic", peer, reason };

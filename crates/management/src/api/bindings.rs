@@ -69,6 +69,20 @@ fn quote(text: &str) -> String {
     out
 }
 
+/// A path segment of the `Location` a POST answers: everything but RFC 3986's unreserved
+/// characters percent-encoded, so a `properties_key` is quoted a second time (`a.%2A` becomes
+/// `a.%252A`), as RabbitMQ sends it.
+fn location_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The `properties_key` RabbitMQ names a binding by (`pack_binding_props`): `~` for an empty
 /// key without arguments, the quoted key, and with arguments `~` and the base64url of their
 /// hash.
@@ -183,6 +197,17 @@ fn bindings_of(v: &VHost) -> Vec<Listed> {
             });
         }
     }
+    // RabbitMQ lists bindings sorted by source, destination, its kind, key, then arguments
+    // (none first).
+    fn rank(l: &Listed) -> (&str, &str, bool, &str, bool) {
+        let to_queue = matches!(l.kind, DestinationKind::Queue);
+        (&l.source, &l.destination, to_queue, &l.key, !l.args.is_empty())
+    }
+    out.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| format::table(&a.args).to_string().cmp(&format::table(&b.args).to_string()))
+    });
     out
 }
 
@@ -292,13 +317,29 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let v = scope::vhost(&ctx, &caller, &vhost)?;
     let source = exchange_name(&source).to_owned();
-    ends(&v, &source, &destination, kind)?;
+    if source.is_empty() {
+        // Nothing binds to the default exchange: RabbitMQ refuses it as an access.
+        return Err(ApiError::NotAuthorised("Access refused."));
+    }
+    // A missing end is named, as the AMQP refusal RabbitMQ passes on names it.
+    let missing =
+        |what: &str, name: &str| ApiError::not_found_as(format!("no {what} '{name}' in vhost '{vhost}'"));
+    v.exchange(&source).map_err(|_| missing("exchange", &source))?;
+    match kind {
+        DestinationKind::Queue => {
+            v.queue(&destination).map(|_| ()).map_err(|_| missing("queue", &destination))?
+        }
+        DestinationKind::Exchange => {
+            v.exchange(&destination).map(|_| ()).map_err(|_| missing("exchange", &destination))?
+        }
+    }
     scope::require(&ctx, &caller, &vhost, Permission::Write, &destination)?;
     scope::require(&ctx, &caller, &vhost, Permission::Read, &source)?;
     let body: BindBody = body::json(&bytes)?;
     let key = body.routing_key.unwrap_or_default();
     let arguments = format::arguments(body.arguments.as_ref())?;
-    let location = format!("{}/{}", quote(&destination), properties_key(&key, &arguments));
+    let location =
+        format!("{}/{}", location_segment(&destination), location_segment(&properties_key(&key, &arguments)));
     let spec = BindingSpec {
         source: source.as_str().into(),
         destination: destination.as_str().into(),

@@ -10,8 +10,32 @@ use super::error::ApiError;
 /// Decodes a JSON body; an empty body is an empty object.
 pub(super) fn json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| ApiError::BadRequest("not_json".to_owned()))?;
+    let value = object(bytes)?;
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// The body as a JSON object: anything else (not JSON, or JSON of another kind) is RabbitMQ's
+/// `not_json`.
+fn object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        _ => Err(ApiError::BadRequest("not_json".to_owned())),
+    }
+}
+
+/// Decodes a JSON body that must have each of `keys` (RabbitMQ's `with_decode`): the missing
+/// ones are refused together, as RabbitMQ lists them (`[{key_missing,write},{key_missing,read}]`).
+pub(super) fn json_requiring<T: DeserializeOwned>(bytes: &Bytes, keys: &[&str]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let value = object(bytes)?;
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|k| value.get(**k).is_none_or(serde_json::Value::is_null))
+        .map(|k| format!("{{key_missing,{k}}}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::BadRequest(format!("[{}]", missing.join(","))));
+    }
     serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 

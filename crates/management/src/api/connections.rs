@@ -146,7 +146,17 @@ async fn show_connection(
     Query(rate_query): Query<RateQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let c = find_connection(&ctx, &caller, &name)?;
-    Ok(Json(connection_json(&ctx, &c, &ctx.rates.view(), &rate_query)))
+    let mut json = connection_json(&ctx, &c, &ctx.rates.view(), &rate_query);
+    // One connection shows its absent TLS details as "" where listings show null, as RabbitMQ.
+    if let Some(map) = json.as_object_mut() {
+        for (_, value) in map.iter_mut().filter(|(k, _)| k.starts_with("ssl_") || k.starts_with("peer_cert_"))
+        {
+            if value.is_null() {
+                *value = Value::from("");
+            }
+        }
+    }
+    Ok(Json(json))
 }
 
 fn reason(headers: &HeaderMap) -> String {
@@ -179,6 +189,7 @@ async fn user_connections(
     State(ctx): State<Arc<ApiContext>>,
     caller: Caller,
     Path(user): Path<String>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if !caller.is_monitor() && caller.name != user {
         return Err(ApiError::NotAuthorised("Not monitor user"));
@@ -189,7 +200,7 @@ async fn user_connections(
         .filter(|c| user_of(c) == user)
         .map(|c| connection_json(&ctx, c, &rates, &RateQuery::default()))
         .collect();
-    Ok(Json(Value::Array(items)))
+    Ok(Json(list::respond(items, &query)?))
 }
 
 async fn close_user_connections(
@@ -304,11 +315,24 @@ async fn show_channel(
     Query(rate_query): Query<RateQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let rates = ctx.rates.view();
-    channels(&ctx, &caller, None)
+    let mut json = channels(&ctx, &caller, None)
         .iter()
         .find(|(ch, c)| format::channel_name(&format::connection_name(c), ch.number) == name)
-        .map(|(ch, c)| Json(channel_json(&ctx, ch, c, &rates, &rate_query)))
-        .ok_or(ApiError::NotFound)
+        .map(|(ch, c)| channel_json(&ctx, ch, c, &rates, &rate_query))
+        .ok_or(ApiError::NotFound)?;
+    // One channel also shows its consumers, and the per-queue and per-exchange rates RabbitMQ
+    // keeps only in its `detailed` rates mode (empty in `basic`, as here).
+    if let Some(map) = json.as_object_mut() {
+        let vhost = map.get("vhost").and_then(Value::as_str).map(str::to_owned);
+        let consumers: Vec<Value> = consumers_json(&ctx, vhost.as_deref(), None)
+            .into_iter()
+            .filter(|c| c["channel_details"]["name"] == name.as_str())
+            .collect();
+        map.insert("consumer_details".into(), Value::Array(consumers));
+        map.insert("deliveries".into(), Value::Array(Vec::new()));
+        map.insert("publishes".into(), Value::Array(Vec::new()));
+    }
+    Ok(Json(json))
 }
 
 /// Consumers as RabbitMQ lists them, of `queue` in `vhost` when given (every one the broker

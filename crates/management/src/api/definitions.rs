@@ -1,5 +1,7 @@
 //! `/api/definitions`: the whole broker's definitions (GET exports, POST imports), and one
-//! vhost's (`/api/definitions/{vhost}`: its parameters, policies, queues, exchanges and bindings).
+//! vhost's (`/api/definitions/{vhost}`: its parameters, policies, queues, exchanges and
+//! bindings). The API's export has the fields RabbitMQ 3.10's management plugin writes (fewer
+//! than `warren ctl export_definitions`, which follows `rabbitmqctl`).
 
 use std::sync::Arc;
 
@@ -21,9 +23,33 @@ pub(super) fn routes() -> Router<Arc<ApiContext>> {
         .route("/api/definitions/{vhost}", get(export_vhost).post(import_vhost))
 }
 
+/// The fields each section of the API's export keeps (RabbitMQ's `rw_state`).
+const API_FIELDS: [(&str, &[&str]); 10] = [
+    ("users", &["name", "password_hash", "hashing_algorithm", "tags", "limits"]),
+    ("vhosts", &["name"]),
+    ("permissions", &["user", "vhost", "configure", "write", "read"]),
+    ("topic_permissions", &["user", "vhost", "exchange", "write", "read"]),
+    ("parameters", &["vhost", "component", "name", "value"]),
+    ("global_parameters", &["name", "value"]),
+    ("policies", &["vhost", "name", "pattern", "definition", "priority", "apply-to"]),
+    ("queues", &["name", "vhost", "durable", "auto_delete", "arguments"]),
+    ("exchanges", &["name", "vhost", "type", "durable", "auto_delete", "internal", "arguments"]),
+    ("bindings", &["source", "vhost", "destination", "destination_type", "routing_key", "arguments"]),
+];
+
 fn exported(ctx: &ApiContext) -> Result<Value, ApiError> {
-    serde_json::from_slice(&ctx.broker.export_definitions_json())
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    let mut all: Value = serde_json::from_slice(&ctx.broker.export_definitions_json())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(sections) = all.as_object_mut() {
+        for (section, fields) in API_FIELDS {
+            if let Some(Value::Array(items)) = sections.get_mut(section) {
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    item.retain(|key, _| fields.contains(&key.as_str()));
+                }
+            }
+        }
+    }
+    Ok(all)
 }
 
 async fn export(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -41,15 +67,21 @@ async fn import(
 }
 
 fn import_json(ctx: &ApiContext, bytes: &[u8]) -> Result<StatusCode, ApiError> {
+    if serde_json::from_slice::<Value>(bytes).is_err() {
+        return Err(ApiError::BadRequest("failed_to_parse_json".to_owned()));
+    }
     match ctx.broker.import_definitions(bytes, now()) {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(ApiError::BadRequest(e.to_string())),
     }
 }
 
-/// The parts of an export that belong to one vhost, without the vhost field, as RabbitMQ's
-/// per-vhost export has them.
+/// The parts of an export that belong to one vhost, as RabbitMQ's per-vhost export has them.
 const VHOST_SECTIONS: [&str; 5] = ["parameters", "policies", "queues", "exchanges", "bindings"];
+
+/// The sections whose items lose their vhost field in a per-vhost export (RabbitMQ keeps it
+/// on parameters and policies).
+const VHOST_STRIPPED: [&str; 3] = ["queues", "exchanges", "bindings"];
 
 async fn export_vhost(
     State(ctx): State<Arc<ApiContext>>,
@@ -57,13 +89,11 @@ async fn export_vhost(
     Path(vhost): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_administrator()?;
-    ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    ctx.broker.vhost(&vhost).ok_or_else(|| ApiError::BadRequest("vhost_not_found".to_owned()))?;
     let all = exported(&ctx)?;
     let mut out = Map::new();
-    for key in ["rabbit_version", "rabbitmq_version", "product_name", "product_version"] {
-        if let Some(v) = all.get(key) {
-            out.insert(key.to_owned(), v.clone());
-        }
+    if let Some(v) = all.get("rabbit_version") {
+        out.insert("rabbit_version".to_owned(), v.clone());
     }
     for section in VHOST_SECTIONS {
         let items: Vec<Value> = all
@@ -74,7 +104,7 @@ async fn export_vhost(
             .filter(|item| item.get("vhost").and_then(Value::as_str) == Some(vhost.as_str()))
             .map(|item| {
                 let mut item = item.clone();
-                if let Some(map) = item.as_object_mut() {
+                if let Some(map) = item.as_object_mut().filter(|_| VHOST_STRIPPED.contains(&section)) {
                     map.remove("vhost");
                 }
                 item
@@ -94,8 +124,8 @@ async fn import_vhost(
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
     ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
-    let mut file: Value =
-        serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest("not_json".to_owned()))?;
+    let mut file: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::BadRequest("failed_to_parse_json".to_owned()))?;
     let object =
         file.as_object_mut().ok_or_else(|| ApiError::BadRequest("not a definitions object".to_owned()))?;
     for section in VHOST_SECTIONS {

@@ -160,6 +160,7 @@ async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    ctx.broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
     let v = scope::vhost(&ctx, &caller, &vhost)?;
     let name = exchange_name(&name).to_owned();
     if name.is_empty() {
@@ -169,15 +170,15 @@ async fn declare(
     let body: DeclareBody = body::json(&bytes)?;
     let kind = body.kind.unwrap_or_else(|| "direct".to_owned());
     if warren_broker::ExchangeKind::parse(&kind).is_none() {
-        return Err(ApiError::BadRequest(format!("invalid exchange type '{kind}'")));
+        return Err(ApiError::BadRequest(format!("unknown exchange type '{kind}'")));
     }
     let spec = ExchangeSpec {
         name: name.as_str().into(),
         kind: kind.as_str().into(),
         passive: false,
-        durable: format::truthy(body.durable.as_ref()).unwrap_or(false),
-        auto_delete: format::truthy(body.auto_delete.as_ref()).unwrap_or(false),
-        internal: format::truthy(body.internal.as_ref()).unwrap_or(false),
+        durable: format::boolean(body.durable.as_ref())?,
+        auto_delete: format::boolean(body.auto_delete.as_ref())?,
+        internal: format::boolean(body.internal.as_ref())?,
         arguments: format::arguments(body.arguments.as_ref())?,
     };
     let existed = v.exchange(&name).is_ok();
@@ -245,7 +246,9 @@ async fn publish(
             .decode(payload.trim())
             .map(Bytes::from)
             .map_err(|_| ApiError::BadRequest("not_base64".into()))?,
-        Some(other) => return Err(ApiError::BadRequest(format!("invalid payload_encoding '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::bad_request_as("bad_request", json!(["unsupported_encoding", other])))
+        }
         None => unreachable!("checked above"),
     };
     let name = exchange_name(&name).to_owned();

@@ -134,11 +134,16 @@ pub(crate) fn encode_properties(value: Option<&Value>) -> Result<Bytes, ApiError
     Ok(out.freeze())
 }
 
-/// A boolean query or body value as RabbitMQ reads one: `true`, `"true"`.
-pub(crate) fn truthy(v: Option<&Value>) -> Option<bool> {
-    match v? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => Some(s == "true"),
-        _ => None,
+/// A boolean body field as RabbitMQ's `parse_bool` reads it: `true`, `false`, `"true"`,
+/// `"false"`, absent; anything else is refused (`["not_boolean", value]`).
+pub(crate) fn boolean(v: Option<&Value>) -> Result<bool, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "true" => Ok(true),
+        Some(Value::String(s)) if s == "false" => Ok(false),
+        Some(other) => {
+            Err(ApiError::bad_request_as("bad_request", serde_json::json!(["not_boolean", other])))
+        }
     }
 }

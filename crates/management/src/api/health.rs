@@ -56,7 +56,7 @@ async fn port_listener(
     _: Caller,
     Path(port): Path<String>,
 ) -> Result<Response, ApiError> {
-    let port: u16 = port.parse().map_err(|_| ApiError::BadRequest(format!("Invalid port: {port}")))?;
+    let port: u16 = port.parse().map_err(|_| ApiError::BadRequest("Invalid port".to_owned()))?;
     let mut ports: Vec<u16> = ctx.node.listeners.iter().map(|(_, a)| a.port()).collect();
     ports.sort_unstable();
     ports.dedup();

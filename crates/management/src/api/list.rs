@@ -1,6 +1,8 @@
 //! Listings as RabbitMQ's management API pages, filters, sorts and trims them: `name` with
 //! `use_regex`, `sort` and `sort_reverse`, `page` and `page_size` (then the answer is a page
-//! object rather than an array), and `columns`.
+//! object rather than an array), and `columns`. As in RabbitMQ 3.10, `name` filters only a page
+//! (without `page` it is ignored), ignoring case. Every listing takes `page`, as RabbitMQ 3.13
+//! pages users too (3.10 listed users, bindings and a vhost's connections and channels whole).
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -72,29 +74,49 @@ fn project(item: &Value, columns: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// Applies the query to `items` (each a JSON object with a `name`).
+/// Applies the query to `items` (each a JSON object with a `name`), for a listing RabbitMQ
+/// pages.
 pub(crate) fn respond(items: Vec<Value>, query: &ListQuery) -> Result<Value, ApiError> {
-    let named =
-        items.into_iter().map(|item| (item.get("name").and_then(Value::as_str).map(str::to_owned), item));
-    respond_built(named.collect(), query, |item| item)
+    respond_built(named(items), query, |item| item)
 }
 
-/// Applies the query to items that cost to build, each given with its name: they are filtered
-/// by name before any is built and, when the order needs nothing but names (no `sort`, or by
-/// `name`), only the asked page's are built, so a page of 10,000 queues costs what its 100 do.
+/// Keeps only the `columns` of one object, as RabbitMQ trims single objects too.
+pub(crate) fn trim(item: Value, query: &ListQuery) -> Value {
+    match query.columns.as_deref() {
+        Some(columns) => project(&item, &columns.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>()),
+        None => item,
+    }
+}
+
+/// Applies the query to items that cost to build, each given with its name, for a listing
+/// RabbitMQ pages: they are filtered by name before any is built and, when the order needs
+/// nothing but names (no `sort`, or by `name`), only the asked page's are built, so a page of
+/// 10,000 queues costs what its 100 do.
 pub(crate) fn respond_built<T>(
+    entries: Vec<(Option<String>, T)>,
+    query: &ListQuery,
+    build: impl FnMut(T) -> Value,
+) -> Result<Value, ApiError> {
+    shape(entries, query, build)
+}
+
+fn named(items: Vec<Value>) -> Vec<(Option<String>, Value)> {
+    items
+        .into_iter()
+        .map(|item| (item.get("name").and_then(Value::as_str).map(str::to_owned), item))
+        .collect()
+}
+
+fn shape<T>(
     mut entries: Vec<(Option<String>, T)>,
     query: &ListQuery,
     mut build: impl FnMut(T) -> Value,
 ) -> Result<Value, ApiError> {
     let total = entries.len();
-    if let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) {
-        if truthy(&query.use_regex) {
-            let re = regex_lite(name)?;
-            entries.retain(|(n, _)| n.as_deref().is_some_and(|n| re.is_match(n)));
-        } else {
-            entries.retain(|(n, _)| n.as_deref().is_some_and(|n| n.contains(name)));
-        }
+    let page = query.page;
+    if let Some(name) = query.name.as_deref().filter(|n| !n.is_empty() && page.is_some()) {
+        let re = if truthy(&query.use_regex) { regex_lite(name)? } else { regex_lite(&regex::escape(name))? };
+        entries.retain(|(n, _)| n.as_deref().is_some_and(|n| re.is_match(n)));
     }
     let sort = query.sort.as_deref().filter(|s| !s.is_empty());
     let columns: Option<Vec<&str>> =
@@ -103,21 +125,25 @@ pub(crate) fn respond_built<T>(
         Some(columns) => project(&item, columns),
         None => item,
     };
-    let page = match query.page {
+    let filtered = entries.len();
+    let page = match page {
         None => None,
         Some(page) => {
             let page_size = query.page_size.unwrap_or(100);
-            if page_size == 0 || page_size > MAX_PAGE_SIZE {
-                return Err(ApiError::BadRequest(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+            if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+                let reason =
+                    format!("Invalid pagination parameters: page number {page}, page size {page_size}");
+                return Err(ApiError::bad_request_as("invalid_pagination_parameters", reason));
             }
-            let page_count = entries.len().div_ceil(page_size).max(1);
-            if page == 0 || page > page_count {
-                return Err(ApiError::BadRequest(format!("page out of range: {page} of {page_count}")));
+            // As RabbitMQ: a page may start right after the last item (and be empty), not further.
+            if (page - 1) * page_size > filtered {
+                let reason =
+                    format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}");
+                return Err(ApiError::bad_request_as("page_out_of_range", reason));
             }
-            Some((page, page_size, page_count))
+            Some((page, page_size, filtered.div_ceil(page_size)))
         }
     };
-    let filtered = entries.len();
     let in_page = |i: usize| page.is_none_or(|(page, size, _)| (page - 1) * size <= i && i < page * size);
     let items: Vec<Value> = if sort.is_none_or(|s| s == "name") {
         if sort.is_some() {
@@ -178,9 +204,11 @@ pub(crate) fn order_as_projected(items: &mut [Value], query: &ListQuery, default
 
 fn regex_lite(pattern: &str) -> Result<regex::Regex, ApiError> {
     regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| ApiError::BadRequest(format!("invalid regular expression: {e}")))
+        // RabbitMQ reports a `name` that does not compile as it reports bad paging.
+        .map_err(|_| ApiError::BadRequest("Pagination parameters are invalid".to_owned()))
 }
 
 #[cfg(test)]

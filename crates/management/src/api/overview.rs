@@ -107,6 +107,13 @@ async fn overview(
     Json(json!({
         "management_version": MANAGEMENT_VERSION,
         "rates_mode": "basic",
+        // RabbitMQ's default retention (seconds of history per kind of object); Warren keeps
+        // less (docs/management.md), but clients read this to pick `msg_rates_age`.
+        "sample_retention_policies": {
+            "global": [600, 3600, 28800, 86400],
+            "basic": [600, 3600],
+            "detailed": [600],
+        },
         "exchange_types": exchange_types(),
         "product_version": ctx.node.product_version,
         "product_name": ctx.node.product_name,
@@ -114,6 +121,7 @@ async fn overview(
         "cluster_name": ctx.node.name,
         "erlang_version": "",
         "erlang_full_version": "",
+        "release_series_support_status": "supported",
         "disable_stats": false,
         "enable_queue_totals": false,
         "message_stats": message_stats,

@@ -109,7 +109,10 @@ async fn put_permission(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let body: PermissionBody = body::json(&bytes)?;
+    let body: PermissionBody = body::json_requiring(&bytes, &["configure", "write", "read"])?;
+    if ctx.broker.vhost(&vhost).is_none() || ctx.broker.access().user(&user).is_none() {
+        return Err(ApiError::BadRequest("vhost_or_user_not_found".to_owned()));
+    }
     let existed = ctx.broker.access().permissions(&user, &vhost).is_some();
     let command = AdminCommand::SetPermissions {
         user,
@@ -190,7 +193,10 @@ async fn put_topic_permission(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let body: TopicBody = body::json(&bytes)?;
+    let body: TopicBody = body::json_requiring(&bytes, &["exchange", "write", "read"])?;
+    if ctx.broker.vhost(&vhost).is_none() || ctx.broker.access().user(&user).is_none() {
+        return Err(ApiError::BadRequest("vhost_or_user_not_found".to_owned()));
+    }
     let existed = !topic_permissions(&ctx, |v, u| v == vhost && u == user).is_empty();
     let permission = TopicPermission { exchange: body.exchange, write: body.write, read: body.read };
     ctx.broker.admin(AdminCommand::SetTopicPermissions { user, vhost, permission }, now())?;

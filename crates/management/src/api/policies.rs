@@ -57,7 +57,12 @@ fn policies(ctx: &ApiContext, caller: &Caller, vhost: Option<&str>, kind: Policy
     vhosts
         .iter()
         .filter(|v| vhost.is_none_or(|name| name == v.name) && visible(ctx, caller, &v.name))
-        .flat_map(|v| v.policies(kind).iter().map(|p| policy_json(&v.name, p)).collect::<Vec<_>>())
+        .flat_map(|v| {
+            // By name within the vhost, as RabbitMQ lists them.
+            let mut listed = v.policies(kind);
+            listed.sort_by(|a, b| a.name.cmp(&b.name));
+            listed.iter().map(|p| policy_json(&v.name, p)).collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -99,7 +104,7 @@ pub(super) struct PolicyBody {
     pub(super) pattern: String,
     pub(super) definition: Value,
     #[serde(default)]
-    pub(super) priority: i64,
+    pub(super) priority: Option<Value>,
     #[serde(rename = "apply-to", default = "all")]
     pub(super) apply_to: String,
 }
@@ -108,11 +113,38 @@ fn all() -> String {
     "all".to_owned()
 }
 
-fn require(caller: &Caller, kind: PolicyKind) -> Result<(), ApiError> {
+/// Policies take a policymaker with access to the vhost (or an administrator), operator
+/// policies an administrator, as in RabbitMQ.
+fn require(ctx: &ApiContext, caller: &Caller, vhost: &str, kind: PolicyKind) -> Result<(), ApiError> {
     match kind {
-        PolicyKind::Policy => caller.require_policymaker(),
+        PolicyKind::Policy if caller.is_administrator() => Ok(()),
+        PolicyKind::Policy => {
+            caller.require_policymaker()?;
+            let in_vhost = ctx.broker.vhost(vhost).is_none() || visible(ctx, caller, vhost);
+            if in_vhost {
+                Ok(())
+            } else {
+                Err(ApiError::NotAuthorised("User not authorised to access object"))
+            }
+        }
         PolicyKind::Operator => caller.require_administrator(),
     }
+}
+
+/// A refusal as RabbitMQ 3.10 words it: a policy's text with its `<` and `>` escaped for HTML
+/// (the management plugin does that for policies, not for operator policies).
+fn refusal(kind: PolicyKind, text: String) -> ApiError {
+    match kind {
+        PolicyKind::Policy => ApiError::BadRequest(text.replace('<', "&lt;").replace('>', "&gt;")),
+        PolicyKind::Operator => ApiError::BadRequest(text),
+    }
+}
+
+/// RabbitMQ 3.10's refusal of an unknown `apply-to` (Warren also takes 3.12's values).
+fn apply_to_refused(value: &str) -> String {
+    format!(
+        "Validation failed\n\napply-to '{value}' unrecognised; should be 'queues', 'exchanges' or 'all'\n"
+    )
 }
 
 async fn set(
@@ -122,13 +154,13 @@ async fn set(
     bytes: Bytes,
     kind: PolicyKind,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, kind)?;
-    ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
-    let body: PolicyBody = body::json(&bytes)?;
+    require(&ctx, &caller, &vhost, kind)?;
+    ctx.broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
+    let body: PolicyBody = body::json_requiring(&bytes, &["pattern", "definition"])?;
     store(&ctx, vhost, &name, body, kind)
 }
 
-/// Sets policy `name` in `vhost` (which exists): 201 when it is new, 204 when it replaced one.
+/// Sets policy `name` in `vhost`: 201 when it is new, 204 when it replaced one.
 pub(super) fn store(
     ctx: &ApiContext,
     vhost: String,
@@ -136,12 +168,22 @@ pub(super) fn store(
     body: PolicyBody,
     kind: PolicyKind,
 ) -> Result<StatusCode, ApiError> {
-    let v = ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    let v = ctx.broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
     let existed = v.policies(kind).iter().any(|p| p.name == name);
-    let refused = |e: warren_broker::PolicyError| ApiError::BadRequest(format!("{e}\n"));
-    let apply_to = ApplyTo::parse(&body.apply_to).map_err(refused)?;
-    let policy =
-        Policy::new(kind, name, &body.pattern, apply_to, body.priority, &body.definition).map_err(refused)?;
+    let priority = match body.priority {
+        None | Some(Value::Null) => 0,
+        Some(value) => value.as_i64().ok_or_else(|| {
+            let text = format!(
+                "Validation failed\n\npriority should be a number, actually was {}\n",
+                warren_broker::erlang_term(&value)
+            );
+            refusal(kind, text)
+        })?,
+    };
+    let apply_to =
+        ApplyTo::parse(&body.apply_to).map_err(|_| refusal(kind, apply_to_refused(&body.apply_to)))?;
+    let policy = Policy::new(kind, name, &body.pattern, apply_to, priority, &body.definition)
+        .map_err(|e| refusal(kind, format!("{e}\n")))?;
     ctx.broker.admin(AdminCommand::SetPolicy { vhost, policy }, now())?;
     Ok(body::put_status(existed))
 }
@@ -152,7 +194,7 @@ async fn clear(
     Path((vhost, name)): Path<(String, String)>,
     kind: PolicyKind,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, kind)?;
+    require(&ctx, &caller, &vhost, kind)?;
     let v = ctx.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     if !v.policies(kind).iter().any(|p| p.name == name) {
         return Err(ApiError::NotFound);

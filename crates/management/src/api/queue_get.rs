@@ -81,7 +81,10 @@ async fn get_messages(
     };
     let how = settle_for(body.ackmode.as_deref().unwrap_or_default())?;
     let truncate = body.truncate.as_ref().and_then(number).map(|n| n as usize);
-    let q = v.queue(&name).map_err(|_| ApiError::NotFound)?;
+    // RabbitMQ passes on the AMQP refusal of its internal channel.
+    let q = v
+        .queue(&name)
+        .map_err(|_| ApiError::not_found_as(format!("NOT_FOUND - no queue '{name}' in vhost '{vhost}'")))?;
     scope::require(&ctx, &caller, &vhost, Permission::Read, &name)?;
 
     let now = now();

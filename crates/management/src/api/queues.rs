@@ -28,8 +28,8 @@ use super::ApiContext;
 
 pub(super) fn routes() -> Router<Arc<ApiContext>> {
     Router::new()
-        .route("/api/queues", get(|s, c, q, r| list_queues(s, c, None, q, r)))
-        .route("/api/queues/{vhost}", get(|s, c, Path(v), q, r| list_queues(s, c, Some(v), q, r)))
+        .route("/api/queues", get(|s, c, q, r, d| list_queues(s, c, None, q, r, d)))
+        .route("/api/queues/{vhost}", get(|s, c, Path(v), q, r, d| list_queues(s, c, Some(v), q, r, d)))
         .route("/api/queues/detailed", get(list_detailed))
         .route("/api/queues/{vhost}/{name}", get(show).put(declare).delete(remove))
         .route("/api/queues/{vhost}/{name}/contents", delete(purge))
@@ -58,8 +58,36 @@ impl<'a> QueueContext<'a> {
     }
 }
 
+/// `disable_stats=true`: the queue's definition alone, as RabbitMQ answers it.
+#[derive(Debug, Default, Deserialize)]
+struct StatsQuery {
+    disable_stats: Option<String>,
+}
+
+impl StatsQuery {
+    fn disabled(&self) -> bool {
+        self.disable_stats.as_deref() == Some("true")
+    }
+}
+
+/// A queue without statistics (`disable_stats=true`): its definition, and RabbitMQ's `state`
+/// for a queue whose process it did not ask (`live`).
+fn queue_definition_json(vhost: &VHost, q: &Queue, node: &str) -> Value {
+    json!({
+        "name": q.name.to_string(),
+        "vhost": vhost.name,
+        "durable": q.durable,
+        "auto_delete": q.auto_delete,
+        "exclusive": q.exclusive_owner.is_some(),
+        "arguments": format::table(&q.arguments),
+        "node": node,
+        "state": "live",
+        "type": "classic",
+    })
+}
+
 /// A queue as RabbitMQ's API shows it.
-pub(crate) fn queue_json(broker: &Broker, vhost: &VHost, q: &Queue, cx: &mut QueueContext<'_>) -> Value {
+pub(crate) fn queue_json(vhost: &VHost, q: &Queue, cx: &mut QueueContext<'_>) -> Value {
     let stats = q.stats();
     let key = Key::Queue(vhost.name.clone(), q.name.to_string());
     let applied = q.applied_policies();
@@ -93,11 +121,6 @@ pub(crate) fn queue_json(broker: &Broker, vhost: &VHost, q: &Queue, cx: &mut Que
     put("messages_ram", (stats.ready + stats.unacked).into());
     put("messages_ready_ram", stats.ready.into());
     put("messages_unacknowledged_ram", stats.unacked.into());
-    if let Some(owner) = q.exclusive_owner {
-        if let Some(details) = cx.owner(broker, owner) {
-            map.insert("owner_pid_details".into(), details);
-        }
-    }
     let (rates, query) = (&cx.rates, &cx.query);
     rates.gauge(&mut map, &key, "messages", stats.ready + stats.unacked, Metric::Depth(0), query);
     rates.gauge(&mut map, &key, "messages_ready", stats.ready, Metric::Depth(1), query);
@@ -114,6 +137,7 @@ async fn list_queues(
     vhost: Option<String>,
     Query(query): Query<ListQuery>,
     Query(rates): Query<RateQuery>,
+    Query(stats): Query<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let vhosts = scope::vhosts(&ctx, &caller, vhost.as_deref())?;
     let mut cx = QueueContext::new(&ctx, rates);
@@ -123,7 +147,13 @@ async fn list_queues(
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         entries.extend(queues.into_iter().map(|q| (Some(q.name.to_string()), (v, q))));
     }
-    let listed = list::respond_built(entries, &query, |(v, q)| queue_json(&ctx.broker, v, &q, &mut cx))?;
+    let listed = list::respond_built(entries, &query, |(v, q)| {
+        if stats.disabled() {
+            queue_definition_json(v, &q, &ctx.node.name)
+        } else {
+            queue_json(v, &q, &mut cx)
+        }
+    })?;
     Ok(Json(listed))
 }
 
@@ -135,10 +165,11 @@ async fn list_detailed(
     caller: Caller,
     query: Query<ListQuery>,
     rates: Query<RateQuery>,
+    stats: Query<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     const NAME: &str = "detailed";
     let vhost = state.broker.vhost(NAME).map(|_| NAME.to_owned());
-    list_queues(state, caller, vhost, query, rates).await
+    list_queues(state, caller, vhost, query, rates, stats).await
 }
 
 async fn show(
@@ -146,13 +177,22 @@ async fn show(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
     Query(rates): Query<RateQuery>,
+    Query(stats): Query<StatsQuery>,
+    Query(shape): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = scope::vhost(&ctx, &caller, &vhost)?;
     let q = v.queue(&name).map_err(|_| ApiError::NotFound)?;
+    if stats.disabled() {
+        return Ok(Json(list::trim(queue_definition_json(&v, &q, &ctx.node.name), &shape)));
+    }
     let mut cx = QueueContext::new(&ctx, rates);
-    let mut json = queue_json(&ctx.broker, &v, &q, &mut cx);
+    let mut json = queue_json(&v, &q, &mut cx);
     let consumers = super::connections::consumers_json(&ctx, Some(&vhost), Some(&name));
     if let Some(map) = json.as_object_mut() {
+        // Only one queue shows its owner, as in RabbitMQ (listings leave it out).
+        if let Some(details) = q.exclusive_owner.and_then(|owner| cx.owner(&ctx.broker, owner)) {
+            map.insert("owner_pid_details".into(), details);
+        }
         let tag = consumers.iter().find(|c| c["exclusive"] == true).map(|c| c["consumer_tag"].clone());
         if let Some(tag) = tag {
             map.insert("exclusive_consumer_tag".into(), tag);
@@ -166,7 +206,7 @@ async fn show(
         map.insert("deliveries".into(), json!([]));
         map.insert("incoming".into(), json!([]));
     }
-    Ok(Json(json))
+    Ok(Json(list::trim(json, &shape)))
 }
 
 #[derive(Deserialize, Default)]
@@ -202,13 +242,14 @@ async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    ctx.broker.vhost(&vhost).ok_or_else(ApiError::vhost_not_found)?;
     let v = scope::vhost(&ctx, &caller, &vhost)?;
     scope::require(&ctx, &caller, &vhost, Permission::Configure, &name)?;
     let body: DeclareBody = body::json(&bytes)?;
     let spec = QueueSpec {
         name: name.as_str().into(),
-        durable: format::truthy(body.durable.as_ref()).unwrap_or(false),
-        auto_delete: format::truthy(body.auto_delete.as_ref()).unwrap_or(false),
+        durable: format::boolean(body.durable.as_ref())?,
+        auto_delete: format::boolean(body.auto_delete.as_ref())?,
         arguments: format::arguments(body.arguments.as_ref())?,
         ..QueueSpec::default()
     };

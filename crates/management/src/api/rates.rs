@@ -142,25 +142,29 @@ impl RatesView<'_> {
         details(ring.map(|r| r.as_slices()).unwrap_or_default(), metric, query, self.interval)
     }
 
-    /// `message_stats` for `key`: each (name, counters) with its count and `_details`; None when
-    /// nothing was ever counted (RabbitMQ leaves `message_stats` out then).
+    /// `message_stats` for `key`: each (name, counters) with its count and `_details`, by
+    /// family. As in RabbitMQ, whose statistics come in separate tables (what was published, what
+    /// was delivered), a family shows once one of its counters moved; None when nothing was ever
+    /// counted (RabbitMQ leaves `message_stats` out then).
     pub(crate) fn message_stats(
         &self,
         key: &Key,
         current: &CounterValues,
-        fields: &[(&str, &'static [Counter])],
+        families: &[StatsFamily],
         query: &RateQuery,
     ) -> Option<Value> {
-        if fields.iter().all(|(_, cs)| cs.iter().all(|&c| current.get(c) == 0)) {
-            return None;
-        }
         let mut map = Map::new();
-        for (name, counters) in fields {
-            let n: u64 = counters.iter().map(|&c| current.get(c)).sum();
-            map.insert((*name).to_owned(), n.into());
-            map.insert(format!("{name}_details"), self.details(key, Metric::Counters(counters), query));
+        for fields in families {
+            if fields.iter().all(|(_, cs)| cs.iter().all(|&c| current.get(c) == 0)) {
+                continue;
+            }
+            for (name, counters) in *fields {
+                let n: u64 = counters.iter().map(|&c| current.get(c)).sum();
+                map.insert((*name).to_owned(), n.into());
+                map.insert(format!("{name}_details"), self.details(key, Metric::Counters(counters), query));
+            }
         }
-        Some(Value::Object(map))
+        (!map.is_empty()).then_some(Value::Object(map))
     }
 
     /// `name` with `value`, and `name_details`, into `map`.
@@ -279,9 +283,11 @@ use Counter::*;
 
 /// Deliveries and gets of every kind (`deliver_get`).
 const DELIVER_GET: &[Counter] = &[DeliveredAck, DeliveredNoAck, GetAck, GetNoAck];
-/// What a queue's `message_stats` show.
-pub(crate) const QUEUE_STATS: &[(&str, &[Counter])] = &[
-    ("publish", &[Published]),
+/// Statistics shown together: each name with the counters it sums.
+pub(crate) type StatsFamily = &'static [(&'static str, &'static [Counter])];
+
+/// What was delivered or got from a queue, and acknowledged.
+const DELIVERIES: StatsFamily = &[
     ("deliver", &[DeliveredAck]),
     ("deliver_no_ack", &[DeliveredNoAck]),
     ("get", &[GetAck]),
@@ -291,20 +297,17 @@ pub(crate) const QUEUE_STATS: &[(&str, &[Counter])] = &[
     ("redeliver", &[Redelivered]),
     ("ack", &[Acked]),
 ];
+/// What a queue's `message_stats` show.
+pub(crate) const QUEUE_STATS: &[StatsFamily] = &[&[("publish", &[Published])], DELIVERIES];
 /// What a channel's, a connection's, a vhost's and the node's `message_stats` show.
-pub(crate) const CHANNEL_STATS: &[(&str, &[Counter])] = &[
-    ("publish", &[Published]),
-    ("confirm", &[Confirmed]),
-    ("return_unroutable", &[ReturnedUnroutable]),
-    ("drop_unroutable", &[DroppedUnroutable]),
-    ("deliver", &[DeliveredAck]),
-    ("deliver_no_ack", &[DeliveredNoAck]),
-    ("get", &[GetAck]),
-    ("get_no_ack", &[GetNoAck]),
-    ("get_empty", &[GetEmpty]),
-    ("deliver_get", DELIVER_GET),
-    ("redeliver", &[Redelivered]),
-    ("ack", &[Acked]),
+pub(crate) const CHANNEL_STATS: &[StatsFamily] = &[
+    &[
+        ("publish", &[Published]),
+        ("confirm", &[Confirmed]),
+        ("return_unroutable", &[ReturnedUnroutable]),
+        ("drop_unroutable", &[DroppedUnroutable]),
+    ],
+    DELIVERIES,
 ];
 /// The overview's `churn_rates`: each count with its `_details`.
 pub(crate) fn churn_rates(view: &RatesView<'_>, current: &ChurnValues, query: &RateQuery) -> Value {
@@ -316,8 +319,8 @@ pub(crate) fn churn_rates(view: &RatesView<'_>, current: &ChurnValues, query: &R
 }
 
 /// What an exchange's `message_stats` show.
-pub(crate) const EXCHANGE_STATS: &[(&str, &[Counter])] =
-    &[("publish_in", &[Published]), ("publish_out", &[Routed])];
+pub(crate) const EXCHANGE_STATS: &[StatsFamily] =
+    &[&[("publish_in", &[Published]), ("publish_out", &[Routed])]];
 
 const DEAD_LETTER_COUNTERS: [Counter; 4] = [
     Counter::DeadLetteredExpired,

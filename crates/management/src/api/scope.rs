@@ -12,11 +12,14 @@ use super::error::ApiError;
 use super::vhosts::visible;
 use super::ApiContext;
 
-/// The vhost `name`, if the caller may see it.
+/// The vhost `name`, if the caller may work in it: an administrator, or a user with
+/// permissions there (RabbitMQ's `is_authorized_vhost`: the monitoring tag lets a user see
+/// every vhost in listings, not reach into one).
 pub(crate) fn vhost(ctx: &ApiContext, caller: &Caller, name: &str) -> Result<Arc<VHost>, ApiError> {
     let vhost = ctx.broker.vhost(name).ok_or(ApiError::NotFound)?;
-    if !visible(ctx, caller, name) {
-        return Err(ApiError::NotAuthorised("Access refused."));
+    let member = ctx.broker.access().permissions(&caller.name, name).is_some();
+    if !caller.is_administrator() && !member {
+        return Err(ApiError::NotAuthorised("User not authorised to access virtual host"));
     }
     Ok(vhost)
 }
@@ -30,6 +33,7 @@ pub(crate) fn vhosts(
     if let Some(name) = only {
         return Ok(vec![vhost(ctx, caller, name)?]);
     }
+    // Across vhosts: those the caller may see (monitors: all).
     let mut all: Vec<_> = ctx.broker.vhosts().into_iter().filter(|v| visible(ctx, caller, &v.name)).collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(all)

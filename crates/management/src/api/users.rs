@@ -48,6 +48,8 @@ async fn list_users(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_administrator()?;
     let items = ctx.broker.access().users().iter().map(|u| user_json(u)).collect();
+    // Paged as RabbitMQ 3.13 pages users (3.10 listed them whole; HTTP clients written for the
+    // newer API ask for pages).
     Ok(Json(list::respond(items, &query)?))
 }
 
@@ -133,11 +135,13 @@ async fn bulk_delete(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let body: BulkDelete = body::json(&bytes)?;
+    let body: BulkDelete = body::json_requiring(&bytes, &["users"])?;
+    // In order, as RabbitMQ: the users before an unknown one are deleted, those after it not.
     for name in body.users {
-        if ctx.broker.access().user(&name).is_some() {
-            ctx.broker.admin(AdminCommand::DeleteUser(name), now())?;
+        if ctx.broker.access().user(&name).is_none() {
+            return Err(ApiError::bad_request_as("bad_request", json!(["no_such_user", name])));
         }
+        ctx.broker.admin(AdminCommand::DeleteUser(name), now())?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,7 +179,7 @@ async fn put_limit(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let value = super::limits::value(&bytes, &name)?;
+    let value = super::limits::value(&bytes, &name, UserLimits::NAMES, super::limits::Scope::User)?;
     let mut limits = ctx.broker.access().user(&user).ok_or(ApiError::NotFound)?.limits;
     limits.set(&name, value).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetUserLimits { user, limits }, now())?;

@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::body::{self, Tags};
 use super::error::ApiError;
 use super::list::{self, ListQuery};
+use super::rates::{Key, Metric, RateQuery};
 use super::ApiContext;
 
 pub(super) fn routes() -> Router<Arc<ApiContext>> {
@@ -49,7 +50,7 @@ fn vhost_json(ctx: &ApiContext, name: &str, settings: &VhostSettings) -> Value {
             unacked += stats.unacked;
         }
     }
-    json!({
+    let mut json = json!({
         "name": name,
         "description": settings.description,
         "tags": settings.tags,
@@ -57,10 +58,14 @@ fn vhost_json(ctx: &ApiContext, name: &str, settings: &VhostSettings) -> Value {
         "metadata": {"description": settings.description, "tags": settings.tags},
         "tracing": false,
         "cluster_state": {ctx.node.name.clone(): "running"},
-        "messages": ready + unacked,
-        "messages_ready": ready,
-        "messages_unacknowledged": unacked,
-    })
+    });
+    if let Some(map) = json.as_object_mut() {
+        let (rates, key, query) = (ctx.rates.view(), Key::Vhost(name.to_owned()), RateQuery::default());
+        rates.gauge(map, &key, "messages", ready + unacked, Metric::Depth(0), &query);
+        rates.gauge(map, &key, "messages_ready", ready, Metric::Depth(1), &query);
+        rates.gauge(map, &key, "messages_unacknowledged", unacked, Metric::Depth(2), &query);
+    }
+    json
 }
 
 async fn list_vhosts(
@@ -84,7 +89,8 @@ async fn get_vhost(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    super::scope::vhost(&ctx, &caller, &name)?;
+    // One vhost is an administrator's business in RabbitMQ 3.10 (the listing is not).
+    caller.require_administrator()?;
     let settings = ctx.broker.access().vhost(&name).ok_or(ApiError::NotFound)?;
     Ok(Json(vhost_json(&ctx, &name, &settings)))
 }
@@ -107,24 +113,19 @@ async fn put_vhost(
     let body: VhostBody = body::json(&bytes)?;
     let existing = ctx.broker.access().vhost(&name);
     let existed = existing.is_some();
+    // A PUT states the vhost's metadata whole, as in RabbitMQ: what it leaves out is cleared.
     let mut settings = existing.unwrap_or_default();
-    if let Some(description) = body.description {
-        settings.description = description;
-    }
-    if !matches!(body.tags, Tags::None) {
-        settings.tags = body.tags.into_vec();
-    }
+    settings.description = body.description.unwrap_or_default();
+    settings.tags = body.tags.into_vec();
     ctx.broker.admin(AdminCommand::PutVhost { name: name.clone(), settings }, now())?;
     if !existed {
-        // As RabbitMQ does: whoever creates a vhost over the API may use it at once (rabbitmqadmin
-        // declares a vhost, then queues in it, with no permission step between).
-        let all = ".*".to_owned();
+        // RabbitMQ gives the user who creates a vhost full permissions in it.
         let grant = AdminCommand::SetPermissions {
-            user: caller.name,
+            user: caller.name.clone(),
             vhost: name,
-            configure: all.clone(),
-            write: all.clone(),
-            read: all,
+            configure: ".*".to_owned(),
+            write: ".*".to_owned(),
+            read: ".*".to_owned(),
         };
         ctx.broker.admin(grant, now())?;
     }
@@ -173,7 +174,7 @@ async fn put_limit(
     bytes: Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    let value = super::limits::value(&bytes, &name)?;
+    let value = super::limits::value(&bytes, &name, VhostLimits::NAMES, super::limits::Scope::Vhost)?;
     let mut limits = ctx.broker.access().vhost(&vhost).ok_or(ApiError::NotFound)?.limits;
     limits.set(&name, value).map_err(super::limits::unknown)?;
     ctx.broker.admin(AdminCommand::SetVhostLimits { vhost, limits }, now())?;

@@ -18,9 +18,8 @@ struct Target {
 
 impl Target {
     async fn start() -> Target {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let broker = DurableBroker::start(&["--management-listen", &listen]).await;
+        let broker = DurableBroker::start(&[]).await;
+        let listen = broker.management_addr().await;
         let target = Target { broker, api: format!("http://{listen}") };
         // await_startup is itself under test: it must return once the API answers.
         target.ctl_ok(&["await_startup", "--timeout", "10"]);
@@ -153,9 +152,10 @@ async fn access_control_policies_and_definitions_over_http() {
     let vhosts = t.list_json(&["list_vhosts", "name", "description"]);
     assert!(vhosts.contains(&serde_json::json!({"name": "shop", "description": "the shop"})), "{vhosts:?}");
     t.ctl_ok(&["set_permissions", "-p", "shop", "alice", "^alice\\.", ".*", ".*"]);
+    // Over the API, as with rabbitmqadmin, whoever creates a vhost may use it (guest here).
     assert_eq!(
         lines(&t.ctl_ok(&["list_permissions", "-p", "shop"])),
-        ["user\tconfigure\twrite\tread", "alice\t^alice\\.\t.*\t.*"]
+        ["user\tconfigure\twrite\tread", "alice\t^alice\\.\t.*\t.*", "guest\t.*\t.*\t.*"]
     );
     assert_eq!(
         lines(&t.ctl_ok(&["list_user_permissions", "alice"])),

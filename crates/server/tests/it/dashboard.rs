@@ -317,14 +317,8 @@ async fn dashboard_pages_work_in_a_real_browser() {
         eprintln!("SKIPPED dashboard browser tests: {missing} (BROWSER_REQUIRE=1 makes this a failure)");
         return;
     }
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let broker = DurableBroker::start(&["--management-listen", &listen]).await;
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    eventually("the management port accepts", || async {
-        tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
-    })
-    .await;
+    let broker = DurableBroker::start(&[]).await;
+    let listen = broker.management_addr().await;
     let (passed, report) = run_script(&broker, &format!("http://{listen}")).await;
     println!("{report}");
     assert!(passed, "the browser tests failed:\n{report}");

@@ -42,14 +42,8 @@ macro_rules! refused {
 }
 
 async fn start() -> (DurableBroker, Api, std::net::SocketAddr) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let broker =
-        DurableBroker::start(&["--management-listen", &listen, "--collect-statistics-interval", "100"]).await;
-    let api: std::net::SocketAddr = listen.parse().unwrap();
-    eventually("the management port accepts", || async {
-        tokio::net::TcpStream::connect(api).await.ok().map(|_| ())
-    })
-    .await;
+    let broker = DurableBroker::start(&["--collect-statistics-interval", "100"]).await;
+    let api = broker.management_addr().await;
     (broker, ApiClient::new(format!("http://{api}/api"), "guest", "guest"), api)
 }
 

@@ -7,14 +7,13 @@ use crate::common::http::request;
 use crate::common::*;
 
 async fn start() -> (DurableBroker, std::net::SocketAddr) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let broker = DurableBroker::start(&["--management-listen", &listen]).await;
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    eventually("the management port accepts", || async {
-        tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
-    })
-    .await;
+    start_with(&[]).await
+}
+
+/// A broker with these flags, and its management API's address.
+async fn start_with(args: &[&str]) -> (DurableBroker, std::net::SocketAddr) {
+    let broker = DurableBroker::start(args).await;
+    let addr = broker.management_addr().await;
     (broker, addr)
 }
 
@@ -90,10 +89,7 @@ async fn users_created_over_http_connect_over_amqp_with_their_permissions() {
 
 #[tokio::test]
 async fn the_node_name_setting_names_the_node_everywhere_the_api_shows_it() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _broker = DurableBroker::start(&["--management-listen", &listen, "--node-name", "edge@box"]).await;
-    let api: std::net::SocketAddr = listen.parse().unwrap();
+    let (_broker, api) = start_with(&["--node-name", "edge@box"]).await;
     let overview = eventually("the management API answers", || async {
         let r = request(api, "GET", "/api/overview", "guest", "guest", None).await;
         (r.status == 200).then(|| r.json())
@@ -129,15 +125,7 @@ async fn request_bodies_up_to_rabbitmqs_20_mib_are_taken_and_larger_ones_refused
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_or_idles_is_dropped_after_the_header_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _broker =
-        DurableBroker::start(&["--management-listen", &listen, "--management-header-timeout", "300"]).await;
-    let api: std::net::SocketAddr = listen.parse().unwrap();
-    eventually("the management port accepts", || async {
-        tokio::net::TcpStream::connect(api).await.ok().map(|_| ())
-    })
-    .await;
+    let (_broker, api) = start_with(&["--management-header-timeout", "300"]).await;
     // Half a request line, then nothing: the broker hangs up (read_to_end ends) on its own.
     let mut trickling = tokio::net::TcpStream::connect(api).await.unwrap();
     trickling.write_all(b"GET /api/whoami HTTP/1.1\r\nHost: x\r\n").await.unwrap();

@@ -224,13 +224,11 @@ fn send_sighup(pid: u32) {
 #[tokio::test]
 async fn lapin_over_tls_beside_a_plain_listener() {
     let pki = Pki::new("Warren test CA");
-    let management = format!("127.0.0.1:{}", free_port());
-    let b = TlsBroker::start(&pki, &["--management-listen", &management]).await;
+    let b = TlsBroker::start(&pki, &[]).await;
     let secure =
         lapin_tls(&b.amqps_url("guest:guest@", ""), &pki.ca_pem(), None).await.expect("amqps connection");
     // The management API names the TLS listener as RabbitMQ does.
-    let api: SocketAddr = management.parse().unwrap();
-    wait_port(api).await;
+    let api = b.broker.management_addr().await;
     let overview =
         crate::common::http::request(api, "GET", "/api/overview", "guest", "guest", None).await.json();
     let tls_listener = overview["listeners"].as_array().unwrap().iter().find(|l| l["port"] == b.tls.port());

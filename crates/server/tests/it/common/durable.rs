@@ -127,6 +127,24 @@ impl DurableBroker {
         self.addr
     }
 
+    /// The management API's plain (http) address, as the broker logged it once bound: the
+    /// port is the system's pick unless the test gave one (a port picked ahead by the test
+    /// could be taken by another test's broker in between).
+    pub async fn management_addr(&self) -> SocketAddr {
+        self.logged_address("management API and dashboard listening (http)").await
+    }
+
+    /// The address of the first log line of this run that contains `what`, once it is written.
+    pub async fn logged_address(&self, what: &str) -> SocketAddr {
+        super::eventually(what, || async {
+            let log = self.log();
+            let line = log.lines().find(|l| l.contains(what))?;
+            let address = line.split("address=").nth(1)?.split_whitespace().next()?;
+            address.trim_matches('"').parse().ok()
+        })
+        .await
+    }
+
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2F", self.addr)
     }
