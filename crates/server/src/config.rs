@@ -57,11 +57,11 @@ pub struct Settings {
     #[command(flatten)]
     pub tls: TlsSettings,
 
-    /// Addresses for the management HTTP API and dashboard, as `listen`; in the file `[]` turns
-    /// them off [default: 127.0.0.1:15672].
+    /// Addresses for the management HTTP API and dashboard, as `listen`; "" on the command
+    /// line or `[]` in the file turns them off [default: 127.0.0.1:15672].
     #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
-    #[serde(deserialize_with = "one_or_many")]
-    pub management_listen: Option<Vec<SocketAddr>>,
+    #[serde(deserialize_with = "one_or_many_strings")]
+    pub management_listen: Option<Vec<String>>,
 
     /// Addresses for the management API and dashboard over TLS (https), with the certificate,
     /// key and client verification of the [tls] settings, as RabbitMQ's management.ssl.port
@@ -419,17 +419,12 @@ impl Settings {
         listen.extend(tls_listen);
         let prometheus_listen = match self.prometheus_listen {
             None => default_listeners(&DEFAULT_PROMETHEUS_LISTEN, false),
-            Some(addrs) => {
-                let given = addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty());
-                let parsed = given.map(|a| {
-                    a.parse().with_context(|| format!("prometheus_listen: {a:?} is not an ADDR:PORT"))
-                });
-                listeners(parsed.collect::<anyhow::Result<_>>()?, false)
-            }
+            Some(addrs) => listeners(addresses("prometheus_listen", &addrs)?, false),
         };
-        let management_listen = self.management_listen.unwrap_or_else(|| {
-            vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_MANAGEMENT_PORT)]
-        });
+        let management_listen = match self.management_listen {
+            None => vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_MANAGEMENT_PORT)],
+            Some(addrs) => addresses("management_listen", &addrs)?,
+        };
         let node_name = full_node_name(self.node_name.as_deref(), &host_name());
         Ok(Config {
             listen,
@@ -527,6 +522,12 @@ fn one_or_many_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<
 fn read_file(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// A list of addresses, where empty entries (`--prometheus-listen ""`) stand for none.
+fn addresses(setting: &str, given: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    let given = given.iter().map(|a| a.trim()).filter(|a| !a.is_empty());
+    given.map(|a| a.parse().with_context(|| format!("{setting}: {a:?} is not an ADDR:PORT"))).collect()
 }
 
 /// A node name in RabbitMQ's `name@host` shape: `warren@<host>` by default, and a short name
@@ -829,5 +830,16 @@ mod tests {
             Settings::try_parse_from(["warren", "--management-tls-listen", "127.0.0.1:15671"]).unwrap();
         let error = refused.resolve().unwrap_err().to_string();
         assert!(error.contains("management_tls_listen needs the [tls] settings"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_management_listen_turns_the_api_off() {
+        let off = Settings::try_parse_from(["warren", "--management-listen", ""]).unwrap();
+        assert!(off.resolve().unwrap().management_listen.is_empty());
+        let file: Settings = toml::from_str("management_listen = []").unwrap();
+        assert!(file.resolve().unwrap().management_listen.is_empty());
+        let bad = Settings::try_parse_from(["warren", "--management-listen", "nowhere"]).unwrap();
+        let error = bad.resolve().unwrap_err().to_string();
+        assert!(error.contains("management_listen: \"nowhere\" is not an ADDR:PORT"), "{error}");
     }
 }
