@@ -147,6 +147,14 @@ pub const DIFFERENCES: &[Difference] = &[
                  orchestrators that probe it.",
     },
     Difference {
+        id: "mgmt-newer-fields",
+        what: "A consumer's `consumer_timeout` and a node's `being_drained` are left out of both \
+               answers.",
+        reason: "RabbitMQ 3.10 does not have them; later versions do, and HTTP clients written \
+                 for those (the `rabbitmq_http_client` crate) fail to read a consumer or a node \
+                 without them, so Warren serves them.",
+    },
+    Difference {
         id: "mgmt-unordered-lists",
         what: "Topic permissions and definitions exports are compared with their items sorted \
                (by exchange; by their JSON text).",
