@@ -64,7 +64,8 @@ pub async fn run(
     spawn_ticker(broker.clone());
     crate::ctl::socket::spawn(&config.data_dir, broker.clone());
     let Listeners { amqp: bound, prometheus, node: probe } = listeners;
-    let metrics = crate::metrics::spawn(prometheus, broker.clone(), probe, &config.node_name)?;
+    let probe = Arc::new(probe);
+    let metrics = crate::metrics::spawn(prometheus, broker.clone(), probe.clone(), &config.node_name)?;
     let connections = Connections::new(config.max_connections);
     let node = Node::new(broker);
     let shared =
@@ -100,6 +101,7 @@ pub async fn run(
             alarms: shared.alarm.clone(),
             stats_interval: config.collect_statistics_interval,
             header_timeout: config.management_header_timeout,
+            node_stats: probe,
         },
     )
     .await;

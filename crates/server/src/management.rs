@@ -20,6 +20,8 @@ pub struct Status {
     pub stats_interval: std::time::Duration,
     /// How long a request's headers may take to arrive.
     pub header_timeout: std::time::Duration,
+    /// The node's memory, disk and file descriptors (what the metrics read too).
+    pub node_stats: Arc<dyn warren_management::metrics::NodeSource>,
 }
 
 /// The server's alarms, as the health checks read them.
@@ -58,9 +60,25 @@ pub async fn spawn(
     if listen.http.is_empty() && listen.https.is_empty() {
         return;
     }
+    // Bound first, so the API lists the addresses it really serves (port 0: the system's pick).
+    let plain = listen.http.iter().map(|a| (a, None, "http"));
+    let secured =
+        listen.tls.iter().flat_map(|tls| listen.https.iter().map(move |a| (a, Some(tls.clone()), "https")));
+    let mut bound = Vec::new();
+    for (addr, tls, scheme) in plain.chain(secured) {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let address = listener.local_addr().unwrap_or(*addr);
+                tracing::info!(%address, "management API and dashboard listening ({scheme})");
+                bound.push((listener, tls, scheme, address));
+            }
+            Err(error) => {
+                tracing::error!(address = %addr, %error, "cannot listen for the management API ({scheme})")
+            }
+        }
+    }
     let mut listeners = amqp;
-    listeners.extend(listen.http.iter().map(|a| ("http".to_owned(), *a)));
-    listeners.extend(listen.https.iter().map(|a| ("https".to_owned(), *a)));
+    listeners.extend(bound.iter().map(|(_, _, scheme, address)| (scheme.to_string(), *address)));
     let node = NodeInfo {
         name: node_name.to_owned(),
         product_name: product.to_owned(),
@@ -70,24 +88,11 @@ pub async fn spawn(
     };
     let mut ctx = ApiContext::new(broker.clone(), node);
     ctx.health = Arc::new(WatchedAlarms(status.alarms));
+    ctx.node_stats = status.node_stats;
     ctx.rates = Arc::new(rates::Rates::new(status.stats_interval));
     rates::spawn_sampler(ctx.rates.clone(), broker);
-    let ctx = Arc::new(ctx);
-    let server = HttpServer::new(api::router(ctx), status.header_timeout);
-    let plain = listen.http.iter().map(|a| (a, None, "http"));
-    let secured =
-        listen.tls.iter().flat_map(|tls| listen.https.iter().map(move |a| (a, Some(tls.clone()), "https")));
-    for (addr, tls, scheme) in plain.chain(secured) {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                // The bound address: with port 0 the system picked it (tests read it here).
-                let address = listener.local_addr().unwrap_or(*addr);
-                tracing::info!(%address, "management API and dashboard listening ({scheme})");
-                tokio::spawn(server.clone().serve(listener, tls));
-            }
-            Err(error) => {
-                tracing::error!(address = %addr, %error, "cannot listen for the management API ({scheme})")
-            }
-        }
+    let server = HttpServer::new(api::router(Arc::new(ctx)), status.header_timeout);
+    for (listener, tls, _, _) in bound {
+        tokio::spawn(server.clone().serve(listener, tls));
     }
 }

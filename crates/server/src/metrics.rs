@@ -102,14 +102,14 @@ const SCRAPE_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub fn spawn(
     bound: Vec<Bound>,
     broker: Arc<Broker>,
-    node: NodeProbe,
+    node: Arc<NodeProbe>,
     node_name: &str,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if bound.is_empty() {
         return Ok(Vec::new());
     }
     let identity = Identity::for_node(node_name, env!("CARGO_PKG_VERSION"));
-    let metrics = Arc::new(Metrics::new(broker, Arc::new(node), identity));
+    let metrics = Arc::new(Metrics::new(broker, node, identity));
     let mut tasks = Vec::with_capacity(bound.len());
     for b in bound {
         let optional = b.is_optional();

@@ -79,13 +79,21 @@ pub struct ApiContext {
     pub health: Arc<dyn NodeHealth>,
     /// Sampled message rates (see [`rates::spawn_sampler`]).
     pub rates: Arc<rates::Rates>,
+    /// The node's memory, disk and file descriptors, as the metrics read them.
+    pub node_stats: Arc<dyn crate::metrics::NodeSource>,
 }
 
 impl ApiContext {
     /// A context without alarms, with rates sampled at RabbitMQ's default interval (the caller
     /// starts the sampler).
     pub fn new(broker: Arc<Broker>, node: NodeInfo) -> Self {
-        ApiContext { broker, node, health: Arc::new(NoAlarms), rates: Arc::default() }
+        ApiContext {
+            broker,
+            node,
+            health: Arc::new(NoAlarms),
+            rates: Arc::default(),
+            node_stats: Arc::new(crate::metrics::NoNodeStats),
+        }
     }
 }
 

@@ -142,7 +142,7 @@ async fn overview(
 }
 
 fn node_json(ctx: &ApiContext) -> Value {
-    json!({
+    let mut node = json!({
         "name": ctx.node.name,
         "type": "disc",
         "running": true,
@@ -150,7 +150,29 @@ fn node_json(ctx: &ApiContext) -> Value {
         "being_drained": false,
         "uptime": ctx.node.started_at.elapsed().as_millis() as u64,
         "exchange_types": exchange_types(),
-    })
+    });
+    let stats = ctx.node_stats.node_stats();
+    let connections = ctx.broker.registry().connection_snapshots().len() as u64;
+    // What the server does not know (an embedding without /proc) is left out, not invented.
+    for (key, value) in [
+        ("mem_used", stats.resident_memory_bytes),
+        ("mem_limit", stats.memory_limit_bytes),
+        ("disk_free", stats.disk_free_bytes),
+        ("disk_free_limit", stats.disk_free_limit_bytes),
+        ("fd_used", stats.open_fds),
+        ("fd_total", stats.max_fds),
+        ("sockets_used", stats.max_tcp_sockets.map(|_| connections)),
+        ("sockets_total", stats.max_tcp_sockets),
+    ] {
+        if let (Some(value), Some(map)) = (value, node.as_object_mut()) {
+            map.insert(key.to_owned(), value.into());
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.insert("mem_alarm".to_owned(), stats.alarms.memory.into());
+        map.insert("disk_free_alarm".to_owned(), stats.alarms.disk.into());
+    }
+    node
 }
 
 async fn nodes(State(ctx): State<Arc<ApiContext>>, caller: Caller) -> Result<Json<Value>, ApiError> {

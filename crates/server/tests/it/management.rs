@@ -99,10 +99,23 @@ async fn the_node_name_setting_names_the_node_everywhere_the_api_shows_it() {
         (&overview["node"], &overview["cluster_name"]),
         (&serde_json::json!("edge@box"), &serde_json::json!("edge@box"))
     );
+    // The listeners are the bound addresses (the test's broker binds port 0 for the API).
+    let http = overview["listeners"].as_array().unwrap().iter().find(|l| l["protocol"] == "http").cloned();
+    assert_eq!(http.map(|l| l["port"].clone()), Some(serde_json::json!(api.port())), "{overview}");
     let cluster = request(api, "GET", "/api/cluster-name", "guest", "guest", None).await.json();
     assert_eq!(cluster, serde_json::json!({"name": "edge@box"}));
     let nodes = request(api, "GET", "/api/nodes", "guest", "guest", None).await.json();
     assert_eq!(nodes[0]["name"], "edge@box");
+    // What the dashboard's overview shows of the node: memory, disk, descriptors, alarms.
+    for key in
+        ["mem_used", "mem_limit", "disk_free", "disk_free_limit", "fd_used", "fd_total", "sockets_total"]
+    {
+        assert!(nodes[0][key].as_u64().is_some_and(|n| n > 0), "{key}: {}", nodes[0]);
+    }
+    assert_eq!(
+        (&nodes[0]["mem_alarm"], &nodes[0]["disk_free_alarm"]),
+        (&serde_json::json!(false), &serde_json::json!(false))
+    );
     assert_eq!(request(api, "GET", "/api/nodes/edge@box", "guest", "guest", None).await.status, 200);
 }
 

@@ -10,9 +10,11 @@ import { bytes, count, duration, rate, statRate } from '../format.js';
 
 export const POLL_MS = 5000;
 
-function gauge(label, used, limit, format, alarm) {
-  const text = typeof used === 'number'
-    ? `${format(used)}${typeof limit === 'number' ? ` of ${format(limit)}` : ''}` : 'not reported';
+// `limit` is a ceiling (memory, descriptors: "X of Y") or, with `floor`, the least there must
+// be (free disk: "X, limit Y").
+function gauge(label, used, limit, format, alarm, floor = false) {
+  const bound = typeof limit === 'number' ? `${floor ? ', limit' : ' of'} ${format(limit)}` : '';
+  const text = typeof used === 'number' ? `${format(used)}${bound}` : 'not reported';
   return h('div', { class: `gauge${alarm ? ' alarm' : ''}` }, h('span', { class: 'label' }, label),
     h('span', { class: 'value' }, text), alarm ? h('span', { class: 'badge' }, 'alarm') : null);
 }
@@ -25,7 +27,7 @@ function nodeBox(node) {
     h('h3', {}, node.name, node.running === false ? ' (not running)' : ''),
     h('div', { class: 'gauges' },
       gauge('Memory', node.mem_used, node.mem_limit, bytes, node.mem_alarm),
-      gauge('Disk free', node.disk_free, node.disk_free_limit, bytes, node.disk_free_alarm),
+      gauge('Disk free', node.disk_free, node.disk_free_limit, bytes, node.disk_free_alarm, true),
       gauge('File descriptors', node.fd_used, node.fd_total, count),
       gauge('Sockets', node.sockets_used, node.sockets_total, count),
       gauge('Uptime', node.uptime, undefined, duration)),
