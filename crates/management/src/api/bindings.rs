@@ -248,12 +248,7 @@ pub(super) async fn from_exchange(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = scope::vhost(&ctx, &caller, &vhost)?;
-    let name = exchange_name(&name);
-    if !name.is_empty() {
-        v.exchange(name).map_err(|_| ApiError::NotFound)?;
-    }
-    Ok(Json(Value::Array(to_json(&v, |b| b.source == name))))
+    exchange_bindings(&ctx, &caller, &vhost, &name, |b, name| b.source == name)
 }
 
 /// `/api/exchanges/{vhost}/{name}/bindings/destination`.
@@ -262,12 +257,26 @@ pub(super) async fn to_exchange(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = scope::vhost(&ctx, &caller, &vhost)?;
-    let name = exchange_name(&name);
+    exchange_bindings(&ctx, &caller, &vhost, &name, |b, name| {
+        b.kind == DestinationKind::Exchange && b.destination == name
+    })
+}
+
+/// The bindings of exchange `name` (the default exchange too) that `keep` picks; 404 when the
+/// exchange does not exist.
+fn exchange_bindings(
+    ctx: &ApiContext,
+    caller: &Caller,
+    vhost: &str,
+    name: &str,
+    keep: impl Fn(&Listed, &str) -> bool,
+) -> Result<Json<Value>, ApiError> {
+    let v = scope::vhost(ctx, caller, vhost)?;
+    let name = exchange_name(name);
     if !name.is_empty() {
         v.exchange(name).map_err(|_| ApiError::NotFound)?;
     }
-    Ok(Json(Value::Array(to_json(&v, |b| b.kind == DestinationKind::Exchange && b.destination == name))))
+    Ok(Json(Value::Array(to_json(&v, |b| keep(b, name)))))
 }
 
 /// Checks that both ends exist (404 otherwise).

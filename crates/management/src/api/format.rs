@@ -54,7 +54,18 @@ pub(crate) fn connection_details(c: &ConnectionSnapshot) -> Value {
 /// A message's properties as RabbitMQ's `basic_properties` formats them: the properties that
 /// are set, headers as a table; `[]` when none is (RabbitMQ's empty list).
 pub(crate) fn properties(raw: &Bytes) -> Value {
-    let Ok(p) = BasicProperties::decode(raw) else { return Value::Array(Vec::new()) };
+    let map = message_properties(raw);
+    if map.is_empty() {
+        Value::Array(Vec::new())
+    } else {
+        Value::Object(map)
+    }
+}
+
+/// The properties of a message that are set, named as the management API names them (also
+/// what `warren consume --format json` prints); empty when none is, or they do not decode.
+pub fn message_properties(raw: &Bytes) -> Map<String, Value> {
+    let Ok(p) = BasicProperties::decode(raw) else { return Map::new() };
     let mut map = Map::new();
     let mut text = |name: &str, v: &Option<ShortStr>| {
         if let Some(v) = v {
@@ -83,11 +94,7 @@ pub(crate) fn properties(raw: &Bytes) -> Value {
     if let Some(n) = p.timestamp {
         map.insert("timestamp".into(), n.into());
     }
-    if map.is_empty() {
-        Value::Array(Vec::new())
-    } else {
-        Value::Object(map)
-    }
+    map
 }
 
 /// A publish's `properties` object as raw AMQP properties, refused as RabbitMQ refuses them

@@ -36,6 +36,7 @@ use axum::Router;
 use warren_broker::Broker;
 
 pub use error::ApiError;
+pub use format::message_properties;
 
 /// What the node says about itself in `/api/overview` and `/api/nodes`.
 #[derive(Debug, Clone)]

@@ -7,9 +7,9 @@ use std::io::{BufWriter, ErrorKind, Write};
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use warren_protocol::methods::{BasicAck, BasicConsume, BasicQos, Method, QueueBind, QueueDeclare};
-use warren_protocol::{BasicProperties, FieldValue, Frame};
+use warren_protocol::Frame;
 
 use super::amqp_url::AmqpUrl;
 use super::client::{AmqpError, Connection};
@@ -236,7 +236,7 @@ fn write_message(out: &mut impl Write, m: &Incoming, format: Format) -> std::io:
                 "exchange": m.exchange,
                 "routing_key": m.routing_key,
                 "redelivered": m.redelivered,
-                "properties": properties_json(&m.properties),
+                "properties": Value::Object(warren_management::api::message_properties(&m.properties)),
             });
             match std::str::from_utf8(&m.body) {
                 Ok(text) => line["body"] = json!(text),
@@ -246,56 +246,5 @@ fn write_message(out: &mut impl Write, m: &Incoming, format: Format) -> std::io:
             }
             writeln!(out, "{line}")
         }
-    }
-}
-
-/// The properties that are set, named as the management API names them.
-fn properties_json(raw: &Bytes) -> Value {
-    let Ok(p) = BasicProperties::decode(raw) else { return json!({}) };
-    let mut object = Map::new();
-    let mut text = |name: &str, value: &Option<warren_protocol::ShortStr>| {
-        if let Some(v) = value {
-            object.insert(name.to_owned(), json!(v.to_string()));
-        }
-    };
-    text("content_type", &p.content_type);
-    text("content_encoding", &p.content_encoding);
-    text("correlation_id", &p.correlation_id);
-    text("reply_to", &p.reply_to);
-    text("expiration", &p.expiration);
-    text("message_id", &p.message_id);
-    text("type", &p.kind);
-    text("user_id", &p.user_id);
-    text("app_id", &p.app_id);
-    if let Some(mode) = p.delivery_mode {
-        object.insert("delivery_mode".into(), json!(mode));
-    }
-    if let Some(priority) = p.priority {
-        object.insert("priority".into(), json!(priority));
-    }
-    if let Some(timestamp) = p.timestamp {
-        object.insert("timestamp".into(), json!(timestamp));
-    }
-    if let Some(headers) = &p.headers {
-        let headers: Map<String, Value> =
-            headers.iter().map(|(k, v)| (k.to_string(), field_json(v))).collect();
-        object.insert("headers".into(), Value::Object(headers));
-    }
-    Value::Object(object)
-}
-
-fn field_json(v: &FieldValue) -> Value {
-    match v {
-        FieldValue::Bool(b) => json!(b),
-        FieldValue::LongStr(_) => v.as_str().map_or_else(|| json!(format!("{v:?}")), |s| json!(s)),
-        FieldValue::Array(items) => Value::Array(items.iter().map(field_json).collect()),
-        FieldValue::Table(t) => {
-            Value::Object(t.iter().map(|(k, v)| (k.to_string(), field_json(v))).collect())
-        }
-        FieldValue::F32(f) => json!(f),
-        FieldValue::F64(f) => json!(f),
-        FieldValue::Timestamp(t) => json!(t),
-        FieldValue::Void => Value::Null,
-        other => other.as_i64().map_or_else(|| json!(format!("{other:?}")), |n| json!(n)),
     }
 }
