@@ -9,9 +9,7 @@ use super::error::ApiError;
 
 /// Decodes a JSON body; an empty body is an empty object.
 pub(super) fn json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
-    let value = object(bytes)?;
-    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+    json_requiring(bytes, &[])
 }
 
 /// The body as a JSON object: anything else (not JSON, or JSON of another kind) is RabbitMQ's

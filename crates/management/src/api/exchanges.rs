@@ -225,20 +225,8 @@ async fn publish(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let v = scope::vhost(&ctx, &caller, &vhost)?;
-    let body: PublishBody = body::json(&bytes)?;
-    let missing: Vec<String> = [
-        ("properties", body.properties.is_none()),
-        ("routing_key", body.routing_key.is_none()),
-        ("payload", body.payload.is_none()),
-        ("payload_encoding", body.payload_encoding.is_none()),
-    ]
-    .iter()
-    .filter(|(_, missing)| *missing)
-    .map(|(k, _)| format!("{{key_missing,{k}}}"))
-    .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::BadRequest(format!("[{}]", missing.join(","))));
-    }
+    let body: PublishBody =
+        body::json_requiring(&bytes, &["properties", "routing_key", "payload", "payload_encoding"])?;
     let payload = body.payload.unwrap_or_default();
     let payload = match body.payload_encoding.as_deref() {
         Some("string") => Bytes::from(payload.into_bytes()),

@@ -55,20 +55,7 @@ async fn get_messages(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let v = scope::vhost(&ctx, &caller, &vhost)?;
-    let body: GetBody = body::json(&bytes)?;
-    let missing: Vec<&str> = [
-        ("count", body.count.is_none()),
-        ("ackmode", body.ackmode.is_none()),
-        ("encoding", body.encoding.is_none()),
-    ]
-    .iter()
-    .filter(|(_, missing)| *missing)
-    .map(|(k, _)| *k)
-    .collect();
-    if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|k| format!("{{key_missing,{k}}}")).collect();
-        return Err(ApiError::BadRequest(format!("[{}]", list.join(","))));
-    }
+    let body: GetBody = body::json_requiring(&bytes, &["count", "ackmode", "encoding"])?;
     let count = body
         .count
         .as_ref()
