@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The management API's budget, measured against RabbitMQ in the same run.
+"""The management API's budget, measured against LavinMQ and RabbitMQ in the same run.
 
-For each broker (Warren's release build and a private RabbitMQ with its management plugin, from
-scripts/rabbitmq-ref.sh), on a fresh node: declares QUEUES queues and opens CONNECTIONS AMQP
+For each broker (Warren's release build, LavinMQ 2.9.1 from ../shared/tools/lavinmq or
+LAVINMQ_DIR, skipped when absent, and a private RabbitMQ with its management plugin, from
+scripts/rabbitmq-ref.sh), one after the other, on a fresh node: declares QUEUES queues and opens CONNECTIONS AMQP
 connections (pika, one channel each), waits until the API counts them all, then times the
 requests of issue #12's budget (each repeated, median and worst reported):
 
@@ -11,10 +12,11 @@ requests of issue #12's budget (each repeated, median and worst reported):
   GET /api/queues                            budget: under 3 s (whole)
   GET /api/connections?page=1&page_size=100
 
-Usage: bench/management.py [--queues N] [--connections N] [--repeat N] [--only warren|rabbitmq]
+Usage: bench/management.py [--queues N] [--connections N] [--repeat N] [--only warren|lavinmq|rabbitmq]
                            [--out FILE.md]
 Run as root (the reference RabbitMQ runs as the rabbitmq user); build Warren first
-(`cargo build --release -p warren-server`); bench/management.sh does both.
+(`cargo build --release -p warren-server`). The table gives each broker's median and worst, and
+how many times Warren's median the others' medians are.
 """
 
 import argparse
@@ -118,6 +120,28 @@ class RabbitMQ:
                        check=False, stdout=subprocess.DEVNULL)
 
 
+class LavinMQ:
+    name = "LavinMQ 2.9.1"
+    home = os.environ.get("LAVINMQ_DIR", os.path.join(ROOT, "../shared/tools/lavinmq"))
+
+    def __enter__(self):
+        self.amqp, self.http, cluster = free_port(), free_port(), free_port()
+        self.data = tempfile.mkdtemp(prefix="lavinmq-mgmt-bench-")
+        self.process = subprocess.Popen(
+            [os.path.join(self.home, "lavinmq"), f"--data-dir={self.data}", "--bind=127.0.0.1",
+             "--amqp-bind=127.0.0.1", "--http-bind=127.0.0.1", f"--amqp-port={self.amqp}",
+             f"--http-port={self.http}", "--mqtt-port=-1", "--mqtts-port=-1", "--metrics-http-port=-1",
+             f"--clustering-port={cluster}", f"--control-unix-path={self.data}/ctl.sock"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("LavinMQ's API", lambda: api(self.http, "/api/overview")[1] == 200, 60)
+        return self
+
+    def __exit__(self, *_):
+        self.process.terminate()
+        self.process.wait()
+        subprocess.run(["rm", "-rf", self.data], check=False)
+
+
 def populate(broker, queues, connections):
     params = pika.ConnectionParameters("127.0.0.1", broker.amqp, heartbeat=0,
                                        credentials=pika.PlainCredentials("guest", "guest"))
@@ -166,13 +190,16 @@ def main():
     parser.add_argument("--queues", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=21)
-    parser.add_argument("--only", choices=["warren", "rabbitmq"])
+    parser.add_argument("--only", choices=["warren", "lavinmq", "rabbitmq"])
     parser.add_argument("--out")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.connections * 2 + 256)), hard))
 
-    brokers = [b for b in (Warren, RabbitMQ) if args.only in (None, b.__name__.lower())]
+    brokers = [b for b in (Warren, LavinMQ, RabbitMQ) if args.only in (None, b.__name__.lower())]
+    if not os.path.exists(os.path.join(LavinMQ.home, "lavinmq")) and args.only is None:
+        print(f"no LavinMQ in {LavinMQ.home} (LAVINMQ_DIR): measuring without it", file=sys.stderr)
+        brokers.remove(LavinMQ)
     results = {}
     for kind in brokers:
         with kind() as broker:
@@ -190,14 +217,17 @@ def main():
     lines = [f"# Management API with {args.queues} queues and {args.connections} connections",
              "", f"`bench/management.py --queues {args.queues} --connections {args.connections} "
              f"--repeat {args.repeat}`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.",
-             "", "| request | " + " | ".join(f"{n} median / worst" for n in results) + " | body bytes |",
-             "|---|" + "---:|" * (len(results) + 1)]
+             "", "| request | " + " | ".join(f"{n} median / worst" for n in results)
+             + "".join(f" | {n} / Warren" for n in list(results)[1:]) + " | body bytes |",
+             "|---|" + "---:|" * (2 * len(results))]
     names = list(results)
     for i, row in enumerate(results[names[0]]):
         cells = []
         for n in names:
             path, median, worst, size, times = results[n][i]
             cells.append(f"{median * 1000:.1f} ms / {worst * 1000:.1f} ms")
+        for n in names[1:]:
+            cells.append(f"{results[n][i][1] / results[names[0]][i][1]:.1f}x")
         sizes = " / ".join(str(results[n][i][3]) for n in names)
         lines.append(f"| `GET {row[0]}` (x{row[4]}) | " + " | ".join(cells) + f" | {sizes} |")
     report = "\n".join(lines) + "\n"
