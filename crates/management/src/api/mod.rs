@@ -119,7 +119,26 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(cluster_features::routes())
         .fallback(get(|| async { ApiError::NotFound }))
         .layer(DefaultBodyLimit::max(MAX_BODY_SIZE))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .with_state(ctx)
+}
+
+/// Refuses a body announced larger than [`MAX_BODY_SIZE`] at once, before reading any of it
+/// (the body limit alone answers only once that much has arrived).
+async fn refuse_announced_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_SIZE as u64) {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(request).await
 }
 
 /// The largest request body taken (RabbitMQ's `management.http.max_body_size` default): a

@@ -130,9 +130,31 @@ async fn request_bodies_up_to_rabbitmqs_20_mib_are_taken_and_larger_ones_refused
     assert_eq!(imported.status, 204, "{}", imported.body);
     let vhost = request(api, "GET", "/api/vhosts/big", "guest", "guest", None).await.json();
     assert_eq!(vhost["description"].as_str().map(str::len), Some(3 * 1024 * 1024));
-    let too_large = "x".repeat(21 * 1024 * 1024);
-    let refused = request(api, "POST", "/api/definitions", "guest", "guest", Some(&too_large)).await;
-    assert_eq!(refused.status, 413);
+    // The broker refuses on the announced length, and may hang up before a body that size is
+    // sent: announce it, send a little, then read the answer.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(api).await.unwrap();
+    let head = format!(
+        "POST /api/definitions HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{",
+        21 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Its status line, without waiting for the connection to end (the unsent body is owed).
+    let mut answer = Vec::new();
+    within(async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
+    assert_eq!(status, Some(413), "{answer}");
 }
 
 #[tokio::test]
