@@ -54,6 +54,8 @@ pub(crate) struct LogContext {
     pub health: Arc<Health>,
     /// Bytes that may be written before the disk reaches its free-space limit.
     pub space: Arc<crate::space::Space>,
+    /// The transactions that committed before this run (recovery counts only their writes).
+    pub committed: crate::commit_log::Committed,
     /// The data directory's lock, held while the store or any of its logs lives.
     pub _lock: File,
 }
@@ -74,6 +76,9 @@ struct Segment {
     end_offset: u64,
     /// Records the file is still needed for (see the module doc).
     pending: u64,
+    /// The latest transaction that settled one of its records: until its outcome is known the
+    /// file stays, even with nothing pending (a crash may roll the settle back).
+    tx_hold: u64,
     /// For a segment recovered at open: records (by position) that are not to be read back.
     skip: Option<Bits>,
     /// For a segment recovered at open: damaged byte ranges between its valid records
@@ -97,6 +102,7 @@ impl Segment {
             records: 0,
             end_offset: first,
             pending: 0,
+            tx_hold: 0,
             skip: None,
             holes: Vec::new(),
             returns: Vec::new(),
@@ -159,6 +165,8 @@ pub struct DiskLog {
     writer: Option<Writer>,
     /// Segments with buffered ack entries.
     acks_buffered: Vec<u64>,
+    /// Segments with nothing pending kept for a transaction whose outcome is not known yet.
+    held: Vec<u64>,
     next_offset: u64,
     /// Records with smaller offsets were written before this log was opened (recovered).
     recovered_below: u64,
@@ -206,6 +214,7 @@ impl DiskLog {
             segments: VecDeque::new(),
             writer: None,
             acks_buffered: Vec::new(),
+            held: Vec::new(),
             next_offset: 0,
             recovered_below: 0,
             recovered_body_bytes: 0,
@@ -240,7 +249,9 @@ impl DiskLog {
         let mut found = crate::corruption::CorruptionStats::default();
         for (k, &first) in firsts.iter().enumerate() {
             let next_first = firsts.get(k + 1).copied();
-            let Some(r) = segment::recover(&self.dir, first, min_offset, next_first, &mut found)? else {
+            let committed = &self.ctx.committed;
+            let Some(r) = segment::recover(&self.dir, first, min_offset, next_first, committed, &mut found)?
+            else {
                 continue;
             };
             min_offset = min_offset
@@ -375,7 +386,9 @@ impl DiskLog {
         expires_at: Option<Instant>,
         message: &Message,
     ) -> io::Result<Cursor> {
-        let size = record::encoded_len(message) as u64;
+        // Only what survives a restart belongs to a transaction.
+        let txid = if persistent { crate::transactions::writing() } else { None };
+        let size = record::encoded_len(message, txid.is_some()) as u64;
         if size > record::PREFIX_LEN as u64 + u64::from(record::MAX_LEN) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large for the queue log"));
         }
@@ -397,7 +410,7 @@ impl DiskLog {
             return Err(io::Error::other("queue log has no segment to write to"));
         };
         let at = Cursor { segment: seg.first, pos: seg.len, ordinal: seg.records };
-        let written = record::encode(&mut writer.buf, offset, persistent, expiry_ms, message);
+        let written = record::encode(&mut writer.buf, offset, persistent, expiry_ms, txid, message);
         seg.len += written as u64;
         seg.records += 1;
         seg.end_offset = offset + 1;
@@ -439,7 +452,7 @@ impl DiskLog {
             self.ctx.syncer.forget(&old.file);
             let i = self.segments.len() - 2;
             if self.segments[i].first == old.first && self.segments[i].pending == 0 {
-                self.delete_segment(i);
+                self.delete_or_hold(i);
             }
         }
         Ok(())
@@ -505,6 +518,40 @@ impl DiskLog {
             self.acks_buffered.pop();
         }
         Ok(())
+    }
+
+    /// Deletes segment `i` (with nothing pending, not the active one) unless a transaction whose
+    /// outcome is not known yet settled one of its records; then it is kept until that is known.
+    /// Returns whether it was deleted.
+    fn delete_or_hold(&mut self, i: usize) -> bool {
+        let seg = &self.segments[i];
+        if seg.tx_hold != 0 && seg.tx_hold >= self.ctx.syncer.tx_floor() {
+            if !self.held.contains(&seg.first) {
+                self.held.push(seg.first);
+            }
+            return false;
+        }
+        self.delete_segment(i);
+        true
+    }
+
+    /// Deletes the held segments whose transactions have their outcome now.
+    fn release_held(&mut self) {
+        let floor = self.ctx.syncer.tx_floor();
+        for first in std::mem::take(&mut self.held) {
+            let Some(i) = self.segment_of(first).filter(|&i| self.segments[i].first == first) else {
+                continue;
+            };
+            let seg = &self.segments[i];
+            if seg.pending != 0 || self.is_active(first) {
+                continue;
+            }
+            if seg.tx_hold < floor {
+                self.delete_segment(i);
+            } else {
+                self.held.push(first);
+            }
+        }
     }
 
     /// Deletes segment `i` and its ack file.
@@ -600,7 +647,7 @@ impl DiskLog {
                 let seg = &mut self.segments[i];
                 seg.pending = seg.pending.saturating_sub(1);
                 if seg.pending == 0 && !active {
-                    self.delete_segment(i);
+                    self.delete_or_hold(i);
                 }
             }
             return Ok(Some(found));
@@ -732,13 +779,19 @@ impl QueueLog for DiskLog {
             return;
         };
         let active = self.is_active(self.segments[i].first);
+        let txid = crate::transactions::writing();
         let seg = &mut self.segments[i];
         seg.pending = seg.pending.saturating_sub(1);
-        if seg.pending == 0 && !active {
-            self.delete_segment(i);
+        if let Some(txid) = txid {
+            seg.tx_hold = seg.tx_hold.max(txid);
+        }
+        if seg.pending == 0 && !active && self.delete_or_hold(i) {
             return;
         }
-        record::encode_ack(self.ack_buf(i), offset);
+        match txid {
+            Some(txid) => record::encode_tx_ack(self.ack_buf(i), txid, offset),
+            None => record::encode_ack(self.ack_buf(i), offset),
+        }
     }
 
     fn note_return(&mut self, offset: u64, stored: bool) {
@@ -787,7 +840,11 @@ impl QueueLog for DiskLog {
             return Ok(());
         }
         self.write_out()?;
-        self.write_acks()
+        self.write_acks()?;
+        if !self.held.is_empty() {
+            self.release_held();
+        }
+        Ok(())
     }
 
     fn append_mark(&self) -> AppendMark {
@@ -805,6 +862,7 @@ impl QueueLog for DiskLog {
         self.spilled = 0;
         self.segments.clear();
         self.acks_buffered.clear();
+        self.held.clear();
         self.writer = None;
         self.reader = None;
         self.dir_file = None;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <data_dir>/LOCK                                  held (flock) while a broker uses the directory
+//! <data_dir>/transactions.log                      which transactions committed (see commit_log)
 //! <data_dir>/queues/<vhost dir>/<queue dir>/       a durable queue's segments and ack files
 //! <data_dir>/transient/<n>/                        a non-durable queue's page-out (removed at open)
 //! ```
@@ -16,13 +17,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::clock::Clock;
+use crate::commit_log::CommitLog;
 use crate::corruption::{CorruptionCounters, CorruptionStats};
 use crate::disk_log::{DiskLog, LogContext};
 use crate::health::Health;
 use crate::names;
 use crate::space::Space;
 use crate::syncer::{SyncMode, Syncer};
-use crate::{QueueLog, Store, SyncWaker};
+use crate::{QueueLog, Store, SyncWaker, Transaction};
 
 /// How a [`DiskStore`] lays out and syncs its logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +107,8 @@ impl DiskStore {
             File::open(data_dir)?.sync_all()?;
         }
         let health = Arc::new(Health::new(data_dir));
-        let (syncer, syncer_thread) = Syncer::start(config.sync, health.clone())?;
+        let (commit_log, committed) = CommitLog::open(data_dir, config.sync == SyncMode::Always)?;
+        let (syncer, syncer_thread) = Syncer::start(config.sync, health.clone(), Some(commit_log))?;
         Ok(DiskStore {
             data_dir: data_dir.to_owned(),
             ctx: Arc::new(LogContext {
@@ -115,6 +118,7 @@ impl DiskStore {
                 clock: Clock::now(),
                 health,
                 space: Arc::default(),
+                committed,
                 _lock: lock,
             }),
             syncer_thread,
@@ -272,6 +276,10 @@ impl Store for DiskStore {
 
     fn ticket_failed(&self, ticket: u64) -> bool {
         self.ctx.syncer.failed(ticket)
+    }
+
+    fn begin_tx(&self) -> Transaction {
+        Transaction::begin(&self.ctx.syncer)
     }
 }
 

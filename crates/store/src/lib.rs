@@ -12,12 +12,16 @@
 //! [`Store::sync_ticket`] and sends the batch's publisher confirms from [`Store::on_synced`]
 //! (group commit: one fsync round covers every batch that arrived while the previous ran).
 //!
+//! A transaction's writes, to any number of logs, become durable together or not at all: see
+//! [`Store::begin_tx`].
+//!
 //! [`definitions`] keeps the rest of what survives a restart (vhosts, users, durable exchanges,
 //! queues and bindings) in a file of its own.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod clock;
+mod commit_log;
 mod corruption;
 pub mod definitions;
 mod disk_log;
@@ -31,6 +35,7 @@ mod record;
 mod segment;
 mod space;
 mod syncer;
+mod transactions;
 
 use std::io;
 use std::time::Instant;
@@ -43,6 +48,7 @@ pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
 pub use space::{Space, SpaceMark, SpaceWaker};
 pub use syncer::SyncMode;
+pub use transactions::Transaction;
 
 /// Called from the store's syncing thread once a sync ticket is durable.
 pub type SyncWaker = Box<dyn FnOnce() + Send>;
@@ -142,5 +148,13 @@ pub trait Store: Send + Sync {
     /// never confirmed. Meaningful once `synced() >= ticket`.
     fn ticket_failed(&self, _ticket: u64) -> bool {
         false
+    }
+    /// Begins applying a transaction on the calling thread: the durable writes the thread makes
+    /// until [`Transaction::end_writes`] survive a crash only if the transaction commits, which
+    /// it does with the first sync round after [`Transaction::seal`] (so a sync ticket taken
+    /// after sealing covers the commit). A store that keeps nothing across a restart needs no
+    /// transaction.
+    fn begin_tx(&self) -> Transaction {
+        Transaction::none()
     }
 }

@@ -6,7 +6,8 @@
 //! u32 len              bytes that follow the 8-byte prefix
 //! u32 crc32c           over the `len` field's 4 bytes, then the `len` bytes that follow
 //! u64 offset           queue-local, only grows
-//! u8  flags            bit 0: persistent
+//! u8  flags            bit 0: persistent; bit 1: written by a transaction
+//! u64 txid             only with flag bit 1: the transaction (see [`crate::transactions`])
 //! u64 expiry           absolute, unix milliseconds; 0 = never
 //! u8  exchange length,     exchange
 //! u8  routing key length,  routing key
@@ -18,7 +19,9 @@
 //! a short tail and a corrupt one fails its checksum. The word is the offset of a settled
 //! message, or, with bit 63 set, the offset of a message that was delivered and returned to its
 //! queue (one entry per return: queues with `x-delivery-limit` count them, and the count must
-//! survive a restart). Offsets never reach bit 63.
+//! survive a restart). A transaction's acks are a marker entry (bits 63 and 62 set, the rest the
+//! transaction's id) followed by its settled offsets with bit 62 set: after a crash they apply
+//! only if that transaction committed. Offsets never reach bit 62.
 
 use bytes::Bytes;
 use warren_message::ShortStr;
@@ -37,14 +40,19 @@ pub(crate) const MIN_LEN: u32 = FIXED_PAYLOAD_LEN as u32;
 pub(crate) const MAX_LEN: u32 = 1 << 30;
 
 pub(crate) const FLAG_PERSISTENT: u8 = 1;
+/// The record was written by a transaction; its id follows the flags.
+pub(crate) const FLAG_TX: u8 = 2;
+/// What a transaction's id adds to a record.
+const TXID_LEN: usize = 8;
 
 /// Size of an encoded ack entry.
 pub(crate) const ACK_ENTRY_LEN: usize = 12;
 
-/// The encoded size of a message's record.
-pub(crate) fn encoded_len(message: &Message) -> usize {
+/// The encoded size of a message's record (`tx`: written by a transaction).
+pub(crate) fn encoded_len(message: &Message, tx: bool) -> usize {
     PREFIX_LEN
         + FIXED_PAYLOAD_LEN
+        + if tx { TXID_LEN } else { 0 }
         + message.exchange.len()
         + message.routing_key.len()
         + message.properties.len()
@@ -52,7 +60,7 @@ pub(crate) fn encoded_len(message: &Message) -> usize {
 }
 
 /// Appends the record of `message` to `buf`; returns its encoded size. Allocates nothing
-/// beyond `buf`'s growth.
+/// beyond `buf`'s growth. `txid` is the transaction writing it, if any.
 ///
 /// Exchange and routing key are AMQP short strings (at most 255 bytes); a longer one is cut to
 /// 255 bytes so the record stays well-formed.
@@ -61,11 +69,13 @@ pub(crate) fn encode(
     offset: u64,
     persistent: bool,
     expiry_ms: u64,
+    txid: Option<u64>,
     message: &Message,
 ) -> usize {
     let exchange = short(message.exchange.as_bytes());
     let routing_key = short(message.routing_key.as_bytes());
     let payload_len = FIXED_PAYLOAD_LEN
+        + if txid.is_some() { TXID_LEN } else { 0 }
         + exchange.len()
         + routing_key.len()
         + message.properties.len()
@@ -76,7 +86,14 @@ pub(crate) fn encode(
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&[0; 4]); // crc, filled in below
     buf.extend_from_slice(&offset.to_le_bytes());
-    buf.push(if persistent { FLAG_PERSISTENT } else { 0 });
+    let flags = if persistent { FLAG_PERSISTENT } else { 0 };
+    match txid {
+        Some(txid) => {
+            buf.push(flags | FLAG_TX);
+            buf.extend_from_slice(&txid.to_le_bytes());
+        }
+        None => buf.push(flags),
+    }
     buf.extend_from_slice(&expiry_ms.to_le_bytes());
     buf.push(exchange.len() as u8);
     buf.extend_from_slice(exchange);
@@ -103,6 +120,8 @@ fn checksum(len_bytes: &[u8], payload: &[u8]) -> u32 {
 pub(crate) struct RecordRef<'a> {
     pub offset: u64,
     pub flags: u8,
+    /// The transaction that wrote it, if one did.
+    pub txid: Option<u64>,
     pub expiry_ms: u64,
     pub exchange: &'a [u8],
     pub routing_key: &'a [u8],
@@ -168,8 +187,15 @@ pub(crate) fn plausible(buf: &[u8], available: u64, offsets: &std::ops::Range<u6
     }
     let offset = u64::from_le_bytes(probe[8..16].try_into().unwrap_or_default());
     let flags = probe[16];
+    if !offsets.contains(&offset) || flags & !(FLAG_PERSISTENT | FLAG_TX) != 0 {
+        return false;
+    }
+    if flags & FLAG_TX != 0 {
+        // The exchange's length sits past the probe, behind the transaction's id.
+        return MIN_LEN + TXID_LEN as u32 <= len;
+    }
     let exchange_len = u32::from(probe[PREFIX_LEN + 17]);
-    offsets.contains(&offset) && flags & !FLAG_PERSISTENT == 0 && MIN_LEN + exchange_len <= len
+    MIN_LEN + exchange_len <= len
 }
 
 /// Decodes the record at the start of `buf`.
@@ -204,6 +230,10 @@ fn parse_payload(payload: &[u8]) -> Option<RecordRef<'_>> {
     };
     let offset = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let flags = take(1)?[0];
+    let txid = match flags & FLAG_TX {
+        0 => None,
+        _ => Some(u64::from_le_bytes(take(TXID_LEN)?.try_into().ok()?)),
+    };
     let expiry_ms = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let n = usize::from(take(1)?[0]);
     let exchange = take(n)?;
@@ -212,11 +242,16 @@ fn parse_payload(payload: &[u8]) -> Option<RecordRef<'_>> {
     let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let properties = take(n)?;
     let body = rest;
-    Some(RecordRef { offset, flags, expiry_ms, exchange, routing_key, properties, body, payload })
+    Some(RecordRef { offset, flags, txid, expiry_ms, exchange, routing_key, properties, body, payload })
 }
 
 /// Marks a return entry in an ack file's word.
 const RETURNED_BIT: u64 = 1 << 63;
+/// Marks an entry of a transaction: with [`RETURNED_BIT`] a marker naming the transaction, alone
+/// an offset that transaction settled.
+const TX_BIT: u64 = 1 << 62;
+/// The largest offset (and transaction id) an ack entry can name.
+pub(crate) const WORD_VALUE: u64 = TX_BIT - 1;
 
 /// What an ack-file entry says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +260,10 @@ pub(crate) enum AckEntry {
     Settled(u64),
     /// The message at this offset was delivered and returned once more.
     Returned(u64),
+    /// The entries that follow (up to the next marker) were written by this transaction.
+    TxMarker(u64),
+    /// The message at this offset left the queue in the transaction of the last marker.
+    TxSettled(u64),
 }
 
 /// Appends the ack entry of `offset` to `buf`.
@@ -235,6 +274,12 @@ pub(crate) fn encode_ack(buf: &mut Vec<u8>, offset: u64) {
 /// Appends the entry recording one more return of the message at `offset` to `buf`.
 pub(crate) fn encode_return(buf: &mut Vec<u8>, offset: u64) {
     encode_ack_word(buf, offset | RETURNED_BIT);
+}
+
+/// Appends the entries recording that transaction `txid` settled the message at `offset`.
+pub(crate) fn encode_tx_ack(buf: &mut Vec<u8>, txid: u64, offset: u64) {
+    encode_ack_word(buf, txid | RETURNED_BIT | TX_BIT);
+    encode_ack_word(buf, offset | TX_BIT);
 }
 
 fn encode_ack_word(buf: &mut Vec<u8>, word: u64) {
@@ -251,10 +296,12 @@ pub(crate) fn decode_ack(entry: &[u8; ACK_ENTRY_LEN]) -> Option<AckEntry> {
         return None;
     }
     let word = u64::from_le_bytes(bytes.try_into().ok()?);
-    Some(if word & RETURNED_BIT != 0 {
-        AckEntry::Returned(word & !RETURNED_BIT)
-    } else {
-        AckEntry::Settled(word)
+    let value = word & WORD_VALUE;
+    Some(match (word & RETURNED_BIT != 0, word & TX_BIT != 0) {
+        (false, false) => AckEntry::Settled(value),
+        (true, false) => AckEntry::Returned(value),
+        (true, true) => AckEntry::TxMarker(value),
+        (false, true) => AckEntry::TxSettled(value),
     })
 }
 
@@ -276,8 +323,8 @@ mod tests {
     fn round_trip() {
         let m = message("amq.direct", "orders", &[0x10, 0x00, 2], b"hello");
         let mut buf = vec![0xAA]; // records are appended after what is there
-        let n = encode(&mut buf, 42, true, 1_700_000_000_000, &m);
-        assert_eq!(n, encoded_len(&m));
+        let n = encode(&mut buf, 42, true, 1_700_000_000_000, None, &m);
+        assert_eq!(n, encoded_len(&m, false));
         assert_eq!(buf.len(), 1 + n);
         let Decoded::Record(r, len) = decode(&buf[1..]) else { panic!("not a record") };
         assert_eq!(len, n);
@@ -289,7 +336,7 @@ mod tests {
     fn every_prefix_is_incomplete_and_every_flip_is_corrupt() {
         let m = message("", "q", &[], b"0123456789abcdef");
         let mut buf = Vec::new();
-        let n = encode(&mut buf, 7, false, 0, &m);
+        let n = encode(&mut buf, 7, false, 0, None, &m);
         for cut in 0..n {
             assert!(matches!(decode(&buf[..cut]), Decoded::Incomplete { .. }), "cut at {cut}");
         }
@@ -309,14 +356,14 @@ mod tests {
     fn valid_records_are_plausible_and_most_garbage_is_not() {
         let m = message("amq.direct", "rk", &[1, 2, 3], b"body");
         let mut buf = Vec::new();
-        let n = encode(&mut buf, 42, true, 7, &m) as u64;
+        let n = encode(&mut buf, 42, true, 7, None, &m) as u64;
         assert!(plausible(&buf, n, &(0..100)));
         assert!(!plausible(&buf, n - 1, &(0..100)), "does not fit");
         assert!(!plausible(&buf, n, &(43..100)), "offset below the range");
         assert!(!plausible(&buf, n, &(0..42)), "offset above the range");
         assert!(!plausible(&buf[..PROBE_LEN - 1], n, &(0..100)), "too short to judge");
         let mut bad_flags = buf.clone();
-        bad_flags[16] = 2;
+        bad_flags[16] = 4;
         assert!(!plausible(&bad_flags, n, &(0..100)));
         // Every position inside the record: none is plausible (its bytes are not a record).
         for at in 1..buf.len() {
@@ -348,12 +395,30 @@ mod tests {
         assert_eq!(decode_ack(&second), Some(AckEntry::Settled(77)));
     }
 
+    #[test]
+    fn transaction_records_and_acks_round_trip() {
+        let m = message("x", "rk", &[], b"tx body");
+        let mut buf = Vec::new();
+        let n = encode(&mut buf, 9, true, 0, Some(0xABCD_0000_0001), &m);
+        assert_eq!(n, encoded_len(&m, true));
+        let Decoded::Record(r, _) = decode(&buf) else { panic!("not a record") };
+        assert_eq!((r.offset, r.txid, r.persistent()), (9, Some(0xABCD_0000_0001), true));
+        assert_eq!(r.to_message().unwrap(), m);
+        assert!(plausible(&buf, n as u64, &(0..100)));
+        let mut acks = Vec::new();
+        encode_tx_ack(&mut acks, 77, 12);
+        let entries: Vec<_> =
+            acks.chunks_exact(ACK_ENTRY_LEN).map(|e| decode_ack(e.try_into().unwrap()).unwrap()).collect();
+        assert_eq!(entries, [AckEntry::TxMarker(77), AckEntry::TxSettled(12)]);
+    }
+
     proptest! {
         #[test]
         fn encoding_round_trips(
             offset: u64,
             persistent: bool,
             expiry_ms: u64,
+            txid: Option<u64>,
             exchange in "[a-z.]{0,40}",
             routing_key in "\\PC{0,60}",
             properties in proptest::collection::vec(any::<u8>(), 0..64),
@@ -362,13 +427,18 @@ mod tests {
         ) {
             let m = message(&exchange, &routing_key, &properties, &body);
             let mut buf = Vec::new();
-            let n = encode(&mut buf, offset, persistent, expiry_ms, &m);
+            let n = encode(&mut buf, offset, persistent, expiry_ms, txid, &m);
+            prop_assert_eq!(n, encoded_len(&m, txid.is_some()));
             buf.extend_from_slice(&garbage); // what follows a record does not matter
             let Decoded::Record(r, len) = decode(&buf) else { panic!("not a record") };
             prop_assert_eq!(len, n);
             prop_assert_eq!(r.offset, offset);
             prop_assert_eq!(r.persistent(), persistent);
             prop_assert_eq!(r.expiry_ms, expiry_ms);
+            prop_assert_eq!(r.txid, txid);
+            if let Some(next) = offset.checked_add(1) {
+                prop_assert!(plausible(&buf, n as u64, &(offset..next)));
+            }
             prop_assert_eq!(r.to_message().unwrap(), m);
         }
 

@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::commit_log::Committed;
 use crate::corruption::{self, CorruptionStats};
 use crate::record::{self, Decoded, RecordRef, ACK_ENTRY_LEN};
 
@@ -119,8 +120,8 @@ pub(crate) struct Recovered {
     pub highest_acked: Option<u64>,
 }
 
-/// Offsets never reach bit 63 (see [`record`]'s ack entries): the bound of the last segment.
-const OFFSET_LIMIT: u64 = 1 << 63;
+/// Offsets never reach bit 62 (see [`record`]'s ack entries): the bound of the last segment.
+const OFFSET_LIMIT: u64 = record::WORD_VALUE + 1;
 
 /// Recovers segment `first` of `dir`, whose records must have offsets of at least `min_offset`
 /// and below `next_first` (the next segment's first offset, if there is one).
@@ -138,6 +139,7 @@ pub(crate) fn recover(
     first: u64,
     min_offset: u64,
     next_first: Option<u64>,
+    committed: &Committed,
     found: &mut CorruptionStats,
 ) -> io::Result<Option<Recovered>> {
     let path = segment_path(dir, first);
@@ -148,7 +150,7 @@ pub(crate) fn recover(
         file.set_len(0)?;
         file.write_all_at(SEGMENT_HEADER, 0)?;
         let mut skip = Bits::default();
-        let acks = load_acks(dir, first, &[], &mut skip, found)?;
+        let acks = load_acks(dir, first, &[], committed, &mut skip, found)?;
         return Ok(Some(Recovered {
             len: HEADER_LEN,
             records: 0,
@@ -168,7 +170,7 @@ pub(crate) fn recover(
     // A bound at or below the floor cannot be right (names only grow): ignore it rather than
     // reject every record.
     let bound = next_first.filter(|&n| n > floor).unwrap_or(OFFSET_LIMIT);
-    let scan = scan_records(file.try_clone()?, file_len, floor..bound)?;
+    let scan = scan_records(file.try_clone()?, file_len, floor..bound, committed)?;
     if !header_ok && scan.offsets.is_empty() {
         set_segment_aside(dir, first, found)?;
         return Ok(None);
@@ -180,7 +182,7 @@ pub(crate) fn recover(
 
     // Acks: mark acknowledged records to skip.
     let Scan { offsets, body_lens, mut skip, end, holes, .. } = scan;
-    let acks = load_acks(dir, first, &offsets, &mut skip, found)?;
+    let acks = load_acks(dir, first, &offsets, committed, &mut skip, found)?;
     let records = offsets.len() as u64;
     let pending = records - skip.count_ones();
     let waiting = |i: usize| !skip.get(i as u64);
@@ -251,7 +253,8 @@ struct Tail {
 struct Scan {
     offsets: Vec<u64>,
     body_lens: Vec<u32>,
-    /// One bit per valid record: set for a non-persistent one.
+    /// One bit per valid record: set for a non-persistent one, and for one written by a
+    /// transaction that did not commit.
     skip: Bits,
     /// The end of the last valid record (the header's end if there is none).
     end: u64,
@@ -262,7 +265,7 @@ struct Scan {
 /// Reads every valid record of a segment whose offsets grow within `offsets`, skipping damaged
 /// stretches: at a position where no acceptable record starts, it scans forward for the next
 /// one.
-fn scan_records(file: File, file_len: u64, offsets: Range<u64>) -> io::Result<Scan> {
+fn scan_records(file: File, file_len: u64, offsets: Range<u64>, committed: &Committed) -> io::Result<Scan> {
     let mut reader = SegmentReader::new(file);
     let mut scan = Scan {
         offsets: Vec::new(),
@@ -281,7 +284,7 @@ fn scan_records(file: File, file_len: u64, offsets: Range<u64>) -> io::Result<Sc
                 floor = r.offset + 1;
                 scan.offsets.push(r.offset);
                 scan.body_lens.push(r.body.len() as u32);
-                scan.skip.push(!r.persistent());
+                scan.skip.push(!r.persistent() || r.txid.is_some_and(|txid| !committed.contains(txid)));
                 pos += len as u64;
                 scan.end = pos;
                 continue;
@@ -394,6 +397,7 @@ fn load_acks(
     dir: &Path,
     first: u64,
     offsets: &[u64],
+    committed: &Committed,
     skip: &mut Bits,
     found: &mut CorruptionStats,
 ) -> io::Result<Acks> {
@@ -447,7 +451,7 @@ fn load_acks(
         found.torn_ack_tails += 1;
         file.set_len(whole as u64)?;
     }
-    Ok(apply_acks(&path, entries, offsets, skip))
+    Ok(apply_acks(&path, entries, offsets, committed, skip))
 }
 
 /// The valid entries of an ack file's body, and the byte ranges (relative to the body) of runs
@@ -470,15 +474,28 @@ fn read_ack_entries(body: &[u8]) -> (Vec<record::AckEntry>, Vec<(u64, u64)>) {
     (entries, bad)
 }
 
-/// Sets the skip bit of every acknowledged record and counts returns per offset.
-fn apply_acks(path: &Path, entries: Vec<record::AckEntry>, offsets: &[u64], skip: &mut Bits) -> Acks {
+/// Sets the skip bit of every acknowledged record (by a transaction: only if it committed) and
+/// counts returns per offset.
+fn apply_acks(
+    path: &Path,
+    entries: Vec<record::AckEntry>,
+    offsets: &[u64],
+    committed: &Committed,
+    skip: &mut Bits,
+) -> Acks {
     let mut acks = Acks::default();
     let mut returned: Vec<u64> = Vec::new();
     // Acks of records lost to damage or a torn tail: one line per file, not one per ack.
     let mut stray: (u64, Option<u64>) = (0, None);
+    let mut in_committed_tx = false;
     for entry in entries {
         match entry {
-            record::AckEntry::Settled(offset) => {
+            record::AckEntry::TxMarker(txid) => in_committed_tx = committed.contains(txid),
+            record::AckEntry::TxSettled(offset) if !in_committed_tx => {
+                // Never to be handed out again, but the message stays.
+                acks.highest_acked = acks.highest_acked.max(Some(offset));
+            }
+            record::AckEntry::Settled(offset) | record::AckEntry::TxSettled(offset) => {
                 acks.highest_acked = acks.highest_acked.max(Some(offset));
                 match offsets.binary_search(&offset) {
                     Ok(i) => skip.set(i as u64),
@@ -722,9 +739,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let body = vec![7u8; READ_CHUNK * 2 + 5];
         let mut data = SEGMENT_HEADER.to_vec();
-        record::encode(&mut data, 0, true, 0, &message(b"small".to_vec()));
-        record::encode(&mut data, 1, true, 0, &message(body.clone()));
-        record::encode(&mut data, 2, false, 0, &message(b"after".to_vec()));
+        record::encode(&mut data, 0, true, 0, None, &message(b"small".to_vec()));
+        record::encode(&mut data, 1, true, 0, None, &message(body.clone()));
+        record::encode(&mut data, 2, false, 0, None, &message(b"after".to_vec()));
         let path = segment_path(tmp.path(), 0);
         fs::write(&path, &data).unwrap();
         let mut reader = SegmentReader::new(File::open(&path).unwrap());
@@ -738,7 +755,9 @@ mod tests {
         assert_eq!(bodies, [5, body.len(), 5]);
         assert!(matches!(reader.read_at(pos, end).unwrap(), ReadAt::End));
         // Recovery agrees, and counts only the persistent records as pending.
-        let r = recover(tmp.path(), 0, 0, None, &mut CorruptionStats::default()).unwrap().unwrap();
+        let r = recover(tmp.path(), 0, 0, None, &Committed::default(), &mut CorruptionStats::default())
+            .unwrap()
+            .unwrap();
         assert_eq!((r.records, r.pending, r.last_offset, r.len), (3, 2, Some(2), end));
     }
 
@@ -749,20 +768,20 @@ mod tests {
         let mut starts = Vec::new();
         for offset in [5, 6, 6, 7, 9] {
             starts.push(data.len() as u64);
-            record::encode(&mut data, offset, true, 0, &message(Vec::new()));
+            record::encode(&mut data, offset, true, 0, None, &message(Vec::new()));
         }
         fs::write(segment_path(tmp.path(), 5), &data).unwrap();
         let mut found = CorruptionStats::default();
-        let r = recover(tmp.path(), 5, 0, None, &mut found).unwrap().unwrap();
+        let r = recover(tmp.path(), 5, 0, None, &Committed::default(), &mut found).unwrap().unwrap();
         assert_eq!((r.records, r.last_offset, r.pending), (4, Some(9), 4));
         assert_eq!(r.holes, [(starts[2], starts[3])]);
         assert_eq!((found.corrupt_records_skipped, found.corrupt_bytes_skipped), (1, starts[3] - starts[2]));
         // Offsets at or above the next segment's first are not this segment's.
-        let r = recover(tmp.path(), 5, 0, Some(8), &mut found).unwrap().unwrap();
+        let r = recover(tmp.path(), 5, 0, Some(8), &Committed::default(), &mut found).unwrap().unwrap();
         assert_eq!((r.records, r.last_offset, r.len), (3, Some(7), starts[4]));
         // Records below where the previous segment ended: none is valid, so all of it is a
         // tail (not cut here: only the active segment's tail is cut, by `cut_tail`).
-        let r = recover(tmp.path(), 5, 100, None, &mut found).unwrap().unwrap();
+        let r = recover(tmp.path(), 5, 100, None, &Committed::default(), &mut found).unwrap().unwrap();
         assert_eq!((r.records, r.len), (0, HEADER_LEN));
         assert_eq!(fs::metadata(segment_path(tmp.path(), 5)).unwrap().len(), data.len() as u64);
         cut_tail(tmp.path(), 5, r.len).unwrap();

@@ -15,13 +15,18 @@
 //! log that writes it rolls to a fresh segment file at its next write, so what it writes from then
 //! on is trusted again. The failure is reported to [`Health`], which blocks publishers until a
 //! probe write succeeds.
+//!
+//! Transactions ([`crate::transactions`]) commit in rounds too: a round takes the sealed ones
+//! with its dirty set, fsyncs the files, then appends their commit records to the commit log and
+//! fsyncs it, all before its ticket counts as durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::commit_log::{CommitLog, EPOCH_SHIFT};
 use crate::health::Health;
 use crate::SyncWaker;
 
@@ -64,6 +69,35 @@ struct State {
     /// Files whose fsync failed, by address of their `Arc`, until their log lets them go.
     poisoned: HashSet<usize>,
     shutdown: bool,
+    tx: TxState,
+}
+
+/// Transactions between [`Syncer::begin_tx`] and their commit record.
+#[derive(Default)]
+struct TxState {
+    /// The commit log's epoch: the high bits of transaction ids.
+    epoch: u64,
+    /// The epoch's transactions begun so far.
+    counter: u64,
+    /// Being applied (not yet sealed).
+    open: BTreeSet<u64>,
+    /// Sealed, waiting for a round to commit them; ascending.
+    sealed: Vec<u64>,
+}
+
+impl TxState {
+    /// Whether a sealed transaction began after one still being applied (its commit record must
+    /// wait for that one's).
+    fn held_back(&self) -> bool {
+        matches!((self.sealed.last(), self.open.first()), (Some(s), Some(o)) if s > o)
+    }
+
+    /// Every transaction below this is resolved (committed durably, or never to commit).
+    fn floor(&self, next: u64) -> u64 {
+        let open = self.open.first().copied().unwrap_or(u64::MAX);
+        let sealed = self.sealed.first().copied().unwrap_or(u64::MAX);
+        open.min(sealed).min(next)
+    }
 }
 
 /// Failed ranges kept; beyond this the oldest two merge. Merging can only fail a ticket that was
@@ -83,6 +117,10 @@ pub(crate) struct Syncer {
     /// above it takes no lock.
     failed_through: AtomicU64,
     health: Arc<Health>,
+    /// Where transactions commit (none: the store has no transactions to make durable).
+    commit_log: Option<Mutex<CommitLog>>,
+    /// Every transaction id below it is resolved (see [`Syncer::tx_floor`]).
+    tx_floor: AtomicU64,
     /// Tests hold this to keep a round from fsyncing until they let it.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -103,16 +141,21 @@ impl Syncer {
     pub(crate) fn start(
         mode: SyncMode,
         health: Arc<Health>,
+        commit_log: Option<CommitLog>,
     ) -> std::io::Result<(Arc<Syncer>, Option<JoinHandle<()>>)> {
+        let epoch = commit_log.as_ref().map_or(0, CommitLog::epoch);
+        let tx = TxState { epoch, ..TxState::default() };
         let syncer = Arc::new(Syncer {
             mode,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State { tx, ..State::default() }),
             wake: Condvar::new(),
             synced: AtomicU64::new(if mode == SyncMode::Never { u64::MAX } else { 0 }),
             rounds: AtomicU64::new(0),
             poison_epoch: AtomicU64::new(0),
             failed_through: AtomicU64::new(0),
             health,
+            commit_log: commit_log.map(Mutex::new),
+            tx_floor: AtomicU64::new((epoch << EPOCH_SHIFT) + 1),
             #[cfg(test)]
             gate: Mutex::new(()),
         });
@@ -151,7 +194,7 @@ impl Syncer {
             st.issued += 1;
             return st.issued;
         }
-        if st.dirty.is_empty() && !st.in_progress {
+        if st.dirty.is_empty() && !st.in_progress && st.tx.sealed.is_empty() {
             // Everything registered so far was synced by a finished round.
             return self.synced();
         }
@@ -206,6 +249,76 @@ impl Syncer {
         self.lock().poisoned.remove(&(Arc::as_ptr(file) as usize));
     }
 
+    fn commit_log(&self) -> Option<MutexGuard<'_, CommitLog>> {
+        let log = self.commit_log.as_ref()?;
+        Some(log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Allocates the id of a transaction about to be applied (None: no commit log).
+    pub(crate) fn begin_tx(&self) -> Option<u64> {
+        self.commit_log.as_ref()?;
+        let mut st = self.lock();
+        st.tx.counter += 1;
+        if st.tx.counter >= 1 << EPOCH_SHIFT {
+            let mut log = self.commit_log()?;
+            match log.next_epoch() {
+                Ok(epoch) => {
+                    st.tx.epoch = epoch;
+                    st.tx.counter = 1;
+                }
+                Err(e) => {
+                    self.health.failed("writing the commit log", &e);
+                    return None;
+                }
+            }
+        }
+        let txid = st.tx.epoch << EPOCH_SHIFT | st.tx.counter;
+        st.tx.open.insert(txid);
+        self.update_tx_floor(&st);
+        Some(txid)
+    }
+
+    /// Transaction `txid` is flushed: the next round commits it.
+    pub(crate) fn seal_tx(&self, txid: u64) {
+        let mut st = self.lock();
+        st.tx.open.remove(&txid);
+        if self.mode == SyncMode::Never {
+            // Nothing is fsynced: the record goes to the OS now, after the data it covers.
+            if let Some(Err(e)) = self.commit_log().map(|mut log| log.commit(&[txid])) {
+                self.health.failed("writing the commit log", &e);
+            }
+        } else {
+            let at = st.tx.sealed.partition_point(|&s| s < txid);
+            st.tx.sealed.insert(at, txid);
+        }
+        self.update_tx_floor(&st);
+        self.wake.notify_all();
+    }
+
+    /// Transaction `txid` will not commit: it wrote nothing durable, or (`wrote`) it did and its
+    /// writes failed or were abandoned.
+    pub(crate) fn end_tx(&self, txid: u64, wrote: bool) {
+        let mut st = self.lock();
+        st.tx.open.remove(&txid);
+        if wrote {
+            if let Some(mut log) = self.commit_log() {
+                log.failed(txid);
+            }
+        }
+        self.update_tx_floor(&st);
+        self.wake.notify_all();
+    }
+
+    /// Every transaction id below this has its outcome: a segment kept for one of them may go.
+    pub(crate) fn tx_floor(&self) -> u64 {
+        self.tx_floor.load(Ordering::Acquire)
+    }
+
+    fn update_tx_floor(&self, st: &State) {
+        let next = (st.tx.epoch << EPOCH_SHIFT | st.tx.counter) + 1;
+        self.tx_floor.store(st.tx.floor(next), Ordering::Release);
+    }
+
     /// Asks the thread to finish its work and exit.
     pub(crate) fn shut_down(&self) {
         self.lock().shutdown = true;
@@ -221,6 +334,12 @@ impl Syncer {
             if st.requested <= self.synced() {
                 return; // shut down with nothing left to do
             }
+            // Transactions commit in the order they began: wait for those still being applied
+            // (they are sealed or dropped at the end of their batch, moments from now).
+            while st.tx.held_back() {
+                st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            let commits = std::mem::take(&mut st.tx.sealed);
             let target = st.requested;
             let files: Vec<(usize, Arc<File>, FileKind)> =
                 st.dirty.drain().map(|(key, (file, kind))| (key, file, kind)).collect();
@@ -242,8 +361,19 @@ impl Syncer {
                 }
             }
             drop(files);
+            if !commits.is_empty() {
+                if let Some(mut log) = self.commit_log() {
+                    if failed {
+                        commits.iter().for_each(|&txid| log.failed(txid));
+                    } else if let Err(e) = log.commit(&commits) {
+                        self.health.failed("writing the commit log", &e);
+                        failed = true;
+                    }
+                }
+            }
 
             st = self.lock();
+            self.update_tx_floor(&st);
             st.in_progress = false;
             if !newly_poisoned.is_empty() {
                 st.poisoned.extend(newly_poisoned);
@@ -315,7 +445,7 @@ mod tests {
     #[test]
     fn tickets_become_durable_and_wakers_run() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health(), None).unwrap();
         // Nothing dirty: the ticket is durable already.
         let t0 = syncer.ticket();
         assert!(syncer.synced() >= t0);
@@ -343,7 +473,7 @@ mod tests {
     #[test]
     fn everything_that_arrives_during_an_fsync_shares_the_next_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health(), None).unwrap();
         let gate = syncer.gate.lock().unwrap();
         let first = temp_file(&dir, "first");
         syncer.mark_dirty(&first, FileKind::Segment);
@@ -378,7 +508,7 @@ mod tests {
     #[test]
     fn never_mode_is_durable_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Never, test_health()).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Never, test_health(), None).unwrap();
         assert!(thread.is_none());
         syncer.mark_dirty(&temp_file(&dir, "a"), FileKind::Segment);
         let t = syncer.ticket();
@@ -390,7 +520,7 @@ mod tests {
     #[test]
     fn shutdown_finishes_the_requested_round() {
         let dir = tempfile::tempdir().unwrap();
-        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health()).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health(), None).unwrap();
         let gate = syncer.gate.lock().unwrap();
         syncer.mark_dirty(&temp_file(&dir, "a"), FileKind::Segment);
         let t = syncer.ticket();

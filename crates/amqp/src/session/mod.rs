@@ -23,6 +23,7 @@ use warren_broker::{
 };
 use warren_connection::{client_capability, AmqpError, ChannelMap, Connection, Event, Host, LoginRefused};
 use warren_protocol::{Method, ShortStr};
+use warren_store::Transaction;
 
 use crate::channel::ChannelHandle;
 use crate::error::amqp_error;
@@ -81,6 +82,8 @@ pub struct Session {
     /// A queue this connection publishes to holds it back: its socket is not read until the
     /// queue releases.
     held_back: bool,
+    /// Transactions committed in this batch: sealed once the batch's writes are flushed.
+    committed: Vec<Transaction>,
 }
 
 /// Called (from the store's syncing thread) to wake a connection waiting for durability.
@@ -171,6 +174,7 @@ impl Session {
             blocked_capability: false,
             flow_waker: None,
             held_back: false,
+            committed: Vec::new(),
         }
     }
 
@@ -338,6 +342,13 @@ impl Session {
         }
         self.apply_effects(conn);
         let flushed = self.effects.flush_dirty();
+        // Sealed before the ticket is taken, so that the ticket's round commits them; a batch
+        // whose writes failed drops them instead (recovery ignores what they wrote).
+        for transaction in self.committed.drain(..) {
+            if !flushed.failed {
+                transaction.seal();
+            }
+        }
         let ticket =
             if flushed.needs_sync && !flushed.failed { self.broker.store().sync_ticket() } else { 0 };
         for ch in self.channels.values_mut() {

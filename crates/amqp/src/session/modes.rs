@@ -1,6 +1,8 @@
 //! Channel modes: plain, publisher confirms, or transactional; and the replies that wait for
 //! the store to make a batch durable (confirms, tx.commit-ok).
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use warren_connection::{AmqpError, Confirm, ConfirmTracker, Connection, PublishOutcome};
 use warren_protocol::frame::ContentHeader;
@@ -28,9 +30,9 @@ pub(super) enum Mode {
 pub(super) struct TxBuffer {
     publishes: Vec<(BasicPublish, ContentHeader, Bytes)>,
     settles: Vec<(Vec<Unacked>, Settle)>,
-    /// A commit applied but not yet durable: its commit-ok waits for this sync ticket
-    /// (None until the batch is sealed).
-    commit: Option<PendingCommit>,
+    /// Commits applied but not yet durable, oldest first: each commit-ok waits for its sync
+    /// ticket (None until the batch is sealed), and they are answered in order.
+    commits: VecDeque<PendingCommit>,
 }
 
 #[derive(Clone, Copy)]
@@ -87,10 +89,12 @@ impl Mode {
     pub(super) fn seal(&mut self, ticket: u64) {
         match self {
             Mode::Confirm(tracker) => tracker.seal(ticket),
-            Mode::Tx(TxBuffer { commit: Some(commit), .. }) if commit.ticket.is_none() => {
-                commit.ticket = Some(if commit.needs_sync { ticket } else { 0 });
+            Mode::Tx(tx) => {
+                for commit in tx.commits.iter_mut().filter(|c| c.ticket.is_none()) {
+                    commit.ticket = Some(if commit.needs_sync { ticket } else { 0 });
+                }
             }
-            _ => {}
+            Mode::Plain => {}
         }
     }
 
@@ -98,11 +102,13 @@ impl Mode {
     pub(super) fn seal_failed(&mut self) {
         match self {
             Mode::Confirm(tracker) => tracker.seal_failed(),
-            Mode::Tx(TxBuffer { commit: Some(commit), .. }) if commit.ticket.is_none() => {
-                commit.failed = commit.needs_sync;
-                commit.ticket = Some(0);
+            Mode::Tx(tx) => {
+                for commit in tx.commits.iter_mut().filter(|c| c.ticket.is_none()) {
+                    commit.failed = commit.needs_sync;
+                    commit.ticket = Some(0);
+                }
             }
-            _ => {}
+            Mode::Plain => {}
         }
     }
 
@@ -136,14 +142,16 @@ impl Mode {
                 }
             }
             Mode::Tx(tx) => {
-                if let Some(PendingCommit { ticket: Some(ticket), failed, .. }) = tx.commit {
-                    if ticket <= synced {
-                        tx.commit = None;
-                        if failed || (ticket > 0 && store.ticket_failed(ticket)) {
-                            conn.close_channel(channel, AmqpError::internal_error(COMMIT_NOT_STORED));
-                        } else {
-                            conn.send_method(channel, &TxCommitOk {}.into());
-                        }
+                while let Some(&PendingCommit { ticket: Some(ticket), failed, .. }) = tx.commits.front() {
+                    if ticket > synced {
+                        break;
+                    }
+                    tx.commits.pop_front();
+                    if failed || (ticket > 0 && store.ticket_failed(ticket)) {
+                        tx.commits.clear();
+                        conn.close_channel(channel, AmqpError::internal_error(COMMIT_NOT_STORED));
+                    } else {
+                        conn.send_method(channel, &TxCommitOk {}.into());
                     }
                 }
             }
@@ -155,10 +163,8 @@ impl Mode {
     pub(super) fn waiting_for(&self) -> Option<u64> {
         match self {
             Mode::Confirm(tracker) => tracker.waiting_for(),
-            Mode::Tx(TxBuffer { commit: Some(PendingCommit { ticket: Some(t), .. }), .. }) if *t > 0 => {
-                Some(*t)
-            }
-            _ => None,
+            Mode::Tx(tx) => tx.commits.iter().filter_map(|c| c.ticket).max().filter(|&t| t > 0),
+            Mode::Plain => None,
         }
     }
 }
@@ -209,30 +215,53 @@ impl Session {
             Mode::Tx(tx) => Ok(TxBuffer {
                 publishes: std::mem::take(&mut tx.publishes),
                 settles: std::mem::take(&mut tx.settles),
-                commit: None,
+                commits: VecDeque::new(),
             }),
             _ => Err(AmqpError::precondition_failed("channel is not transactional")),
         }
     }
 
-    /// Applies the transaction; commit-ok goes out once what it stored is durable.
+    /// Applies the transaction as one store transaction (its writes to every queue survive a
+    /// crash together or not at all); commit-ok goes out once it is durable.
     pub(super) fn tx_commit(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {
         let tx = self.take_tx(channel)?;
+        let mut transaction = self.broker.store().begin_tx();
+        let applied = self.apply_tx(conn, channel, tx);
+        if transaction.end_writes() {
+            // Even when applying failed part-way (an exchange deleted since the publish): what
+            // was applied stays applied, so it commits too, and the channel closes.
+            self.committed.push(transaction);
+        }
+        let needs_sync = applied?;
+        if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
+            buffer.commits.push_back(PendingCommit { needs_sync, ticket: None, failed: false });
+        }
+        Ok(())
+    }
+
+    /// Routes a transaction's publishes and applies its settlements; returns whether anything
+    /// was stored.
+    fn apply_tx(&mut self, conn: &mut Connection, channel: u16, tx: TxBuffer) -> Result<bool, AmqpError> {
         let mut needs_sync = false;
+        let handle = self.channel_or_err(channel)?.handle.clone();
         for (publish, header, body) in tx.publishes {
             // Inside a transaction nobody hears of a full queue refusing a message.
-            let result = self.route_message(conn, channel, publish, header, body)?;
-            needs_sync |= result.stored;
+            match self.route_message(conn, channel, publish, header, body) {
+                Ok(result) => needs_sync |= result.stored,
+                Err(e) => {
+                    // The acks are not applied: their deliveries go back with the channel.
+                    for (settled, _) in tx.settles {
+                        handle.restore(settled);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        let handle = self.channel_or_err(channel)?.handle.clone();
         for (settled, how) in tx.settles {
             let vhost = self.vhost.as_deref();
             needs_sync |= apply_settle(vhost, &handle, settled, how, self.now, &mut self.effects, true);
         }
-        if let Mode::Tx(buffer) = &mut self.channel_or_err(channel)?.mode {
-            buffer.commit = Some(PendingCommit { needs_sync, ticket: None, failed: false });
-        }
-        Ok(())
+        Ok(needs_sync)
     }
 
     pub(super) fn tx_rollback(&mut self, conn: &mut Connection, channel: u16) -> Result<(), AmqpError> {

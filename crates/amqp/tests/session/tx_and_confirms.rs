@@ -23,6 +23,23 @@ fn tx_publishes_are_invisible_until_commit() {
 }
 
 #[test]
+fn pipelined_commits_are_each_answered_in_order() {
+    let b = broker();
+    let mut c = client(&b);
+    c.queue(1, "q");
+    c.rpc(1, TxSelect, "tx.select-ok");
+    // Three commits (with publishes between them) arrive in one read: three commit-oks.
+    for body in [b"one", b"two", b"six"] {
+        c.push_publish(1, "", "q", &no_props(), body);
+        c.push(1, TxCommit);
+    }
+    c.pump();
+    let replies: Vec<_> = c.recv_items().into_iter().map(|i| i.method.name()).collect();
+    assert_eq!(replies, ["tx.commit-ok"; 3]);
+    assert_eq!(c.counts(1, "q").0, 3);
+}
+
+#[test]
 fn tx_rollback_discards_publishes() {
     let b = broker();
     let mut c = client(&b);
