@@ -506,6 +506,37 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_sealed_early_commits_only_with_the_one_that_began_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CommitLog::open(dir.path(), true).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health(), Some(log)).unwrap();
+        let first = syncer.begin_tx().unwrap();
+        let second = syncer.begin_tx().unwrap();
+        assert!(first < second);
+        syncer.seal_tx(second);
+        let ticket = syncer.ticket();
+        // The round waits for `first` (still being applied): the ticket is not durable yet.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(syncer.synced() < ticket, "second committed before first was sealed");
+        assert!(syncer.tx_floor() <= first);
+        syncer.seal_tx(first);
+        wait_for(&syncer, ticket);
+        assert!(syncer.tx_floor() > second, "both resolved");
+        syncer.shut_down();
+        thread.unwrap().join().unwrap();
+        let (_, committed) = CommitLog::open(dir.path(), true).unwrap();
+        assert!(committed.contains(first) && committed.contains(second));
+        // A transaction that wrote nothing resolves at once, with no record.
+        let (log, _) = CommitLog::open(dir.path(), true).unwrap();
+        let (syncer, thread) = Syncer::start(SyncMode::Always, test_health(), Some(log)).unwrap();
+        let idle = syncer.begin_tx().unwrap();
+        syncer.end_tx(idle, false);
+        assert!(syncer.tx_floor() > idle);
+        syncer.shut_down();
+        thread.unwrap().join().unwrap();
+    }
+
+    #[test]
     fn never_mode_is_durable_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (syncer, thread) = Syncer::start(SyncMode::Never, test_health(), None).unwrap();
