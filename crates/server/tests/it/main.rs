@@ -38,4 +38,5 @@ mod restart;
 mod routing;
 mod tls;
 mod torn_tail;
+mod tx_atomic;
 mod users;
