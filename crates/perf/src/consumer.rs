@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use warren_protocol::methods::{BasicAck, BasicConsume, BasicQos, ConnectionClose, Method};
+use std::collections::VecDeque;
+
+use warren_protocol::methods::{
+    BasicAck, BasicConsume, BasicQos, ConnectionClose, Method, TxCommit, TxSelect,
+};
 use warren_protocol::{FieldTable, Frame};
 
 use crate::client::{close_error, Conn};
-use crate::message::body_timestamp;
+use crate::message::{body_timestamp, PublishEncoder};
 use crate::run::Ctx;
 use crate::stats::Counters;
 
@@ -79,13 +83,39 @@ impl Consumer {
                 m => bail!("expected basic.qos-ok, got {}", m.name()),
             }
         }
+        if ctx.opts.tx_batch > 0 {
+            match conn.rpc(CHANNEL, TxSelect {}).await? {
+                Method::TxSelectOk(_) => {}
+                m => bail!("expected tx.select-ok, got {}", m.name()),
+            }
+        }
         Ok(Consumer { conn, queue })
     }
 
     pub async fn run(self, ctx: Arc<Ctx>, counters: Arc<Counters>) -> Result<()> {
         let opts = &ctx.opts;
-        let Conn { mut reader, mut writer, .. } = self.conn;
+        let Conn { mut reader, mut writer, frame_max } = self.conn;
         let auto_ack = opts.auto_ack;
+        // --tx-batch: each delivery is published anew to the output queue, and every `batch` of
+        // them acknowledged and committed. Like a client that waits for tx.commit-ok (RabbitMQ
+        // refuses a method sent after tx.commit before its reply), deliveries that arrive while a
+        // commit is outstanding wait for it.
+        let batch = opts.tx_batch;
+        let mut transform = (batch > 0).then(|| {
+            PublishEncoder::new(
+                CHANNEL,
+                "",
+                std::slice::from_ref(&opts.tx_out),
+                opts.persistent,
+                opts.size,
+                frame_max,
+            )
+        });
+        let mut in_tx = 0u32;
+        let mut commit_sent: Option<u64> = None;
+        let mut waiting: VecDeque<u64> = VecDeque::new();
+        let mut commit_lat: Vec<u64> = Vec::new();
+        let mut transformed = 0u64;
         let limit = opts.cmessages;
         let clock = ctx.clock;
         let mut stop = ctx.stop.clone();
@@ -155,6 +185,12 @@ impl Consumer {
                                 c.consumer_tag
                             )
                         }
+                        Method::TxCommitOk(_) => {
+                            if let Some(sent) = commit_sent.take() {
+                                commit_lat.push(now.saturating_sub(sent));
+                            }
+                            None
+                        }
                         Method::ConnectionClose(_) | Method::ChannelClose(_) => {
                             return Err(close_error(&method)
                                 .expect("a close method")
@@ -169,10 +205,26 @@ impl Consumer {
                     if let Some(ts) = stamp {
                         lat.push(now_unix.saturating_sub(ts));
                     }
-                    if !auto_ack {
+                    if transform.is_some() {
+                        waiting.push_back(tag);
+                    } else if !auto_ack {
                         if let Some(ack) = acker.on_delivery(tag) {
                             writer.method(CHANNEL, ack);
                         }
+                    }
+                }
+            }
+            if let Some(encoder) = transform.as_mut() {
+                while commit_sent.is_none() {
+                    let Some(tag) = waiting.pop_front() else { break };
+                    encoder.encode(&mut writer.buf, transformed, now_unix);
+                    transformed += 1;
+                    in_tx += 1;
+                    if in_tx >= batch {
+                        in_tx = 0;
+                        writer.method(CHANNEL, BasicAck { delivery_tag: tag, multiple: true });
+                        writer.method(CHANNEL, TxCommit {});
+                        commit_sent = Some(now);
                     }
                 }
             }
@@ -182,6 +234,10 @@ impl Consumer {
                 counters.last_receive_ns.store(now, Ordering::Relaxed);
                 ctx.consumer_lat.record_all(&lat);
                 lat.clear();
+            }
+            if !commit_lat.is_empty() {
+                ctx.commit_lat.record_all(&commit_lat);
+                commit_lat.clear();
             }
             let finished = limit > 0 && received >= limit && !counters.is_finished();
             if finished {

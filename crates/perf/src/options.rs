@@ -62,6 +62,18 @@ pub struct Options {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub multi_ack: u32,
 
+    /// Transactional consume-transform-publish: each consumer selects tx mode and, for every
+    /// message it receives, publishes a new one of the same size to --tx-out and acknowledges the
+    /// input; every N messages it sends tx.commit (without waiting for the previous commit-ok).
+    /// Commit latency (tx.commit to commit-ok) is reported. 0 = off.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub tx_batch: u32,
+
+    /// The queue transactional consumers (--tx-batch) publish to; declared like the others and
+    /// purged before the run.
+    #[arg(long, default_value = "warren-perf-out", value_name = "NAME")]
+    pub tx_out: String,
+
     /// Publish persistent messages (delivery-mode 2) and declare the queues durable.
     #[arg(long)]
     pub persistent: bool,
@@ -352,6 +364,12 @@ impl Options {
         }
         if self.multi_ack == 0 {
             return Err("--multi-ack must be at least 1".into());
+        }
+        if self.tx_batch > 0 && self.auto_ack {
+            return Err("--tx-batch acknowledges in transactions: it cannot go with --auto-ack".into());
+        }
+        if self.tx_batch > 0 && self.prefetch > 0 && u32::from(self.prefetch) < self.tx_batch {
+            return Err("--prefetch must be at least --tx-batch (a batch must fit in the prefetch)".into());
         }
         if self.confirm > MAX_CONFIRM_WINDOW {
             return Err(format!("--confirm must be at most {MAX_CONFIRM_WINDOW}"));

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use warren_protocol::methods::{ExchangeDeclare, Method, QueueBind, QueueDeclare};
+use warren_protocol::methods::{ExchangeDeclare, Method, QueueBind, QueueDeclare, QueuePurge};
 use warren_protocol::FieldTable;
 
 use crate::client::Conn;
@@ -30,6 +30,8 @@ pub struct Ctx {
     pub finished: Notify,
     pub confirm_lat: SharedLatency,
     pub consumer_lat: SharedLatency,
+    /// tx.commit to commit-ok, of transactional consumers (--tx-batch).
+    pub commit_lat: SharedLatency,
     pub connect: Semaphore,
 }
 
@@ -45,6 +47,7 @@ impl Ctx {
             finished: Notify::new(),
             confirm_lat: SharedLatency::default(),
             consumer_lat: SharedLatency::default(),
+            commit_lat: SharedLatency::default(),
             connect: Semaphore::new(permits),
         }
     }
@@ -95,6 +98,23 @@ pub async fn declare(ctx: &Ctx) -> Result<()> {
             m => bail!("expected queue.declare-ok, got {}", m.name()),
         }
     }
+    if opts.tx_batch > 0 {
+        let q = opts.tx_out.as_str();
+        let m = QueueDeclare {
+            queue: q.into(),
+            durable,
+            auto_delete: !opts.no_auto_delete,
+            ..Default::default()
+        };
+        match conn.rpc(1, m).await.with_context(|| format!("declaring queue '{q}'"))? {
+            Method::QueueDeclareOk(_) => {}
+            m => bail!("expected queue.declare-ok, got {}", m.name()),
+        }
+        match conn.rpc(1, QueuePurge { queue: q.into(), ..Default::default() }).await? {
+            Method::QueuePurgeOk(_) => {}
+            m => bail!("expected queue.purge-ok, got {}", m.name()),
+        }
+    }
     for (q, key) in &topo.bindings {
         let m = QueueBind {
             queue: q.as_str().into(),
@@ -121,6 +141,7 @@ pub struct Sample {
     pub receive_rate: f64,
     pub confirm_latency: Option<Percentiles>,
     pub consumer_latency: Option<Percentiles>,
+    pub commit_latency: Option<Percentiles>,
 }
 
 /// Everything a run measured.
@@ -130,6 +151,7 @@ pub struct Report {
     pub totals: Totals,
     pub confirm_latency: Option<Percentiles>,
     pub consumer_latency: Option<Percentiles>,
+    pub commit_latency: Option<Percentiles>,
     pub samples: Vec<Sample>,
     /// CPU time (user + system) warren-perf itself used during the measurement.
     pub cpu_seconds: f64,
@@ -182,6 +204,8 @@ impl Report {
             "receive_rate": round2(rate(t.received, self.elapsed)),
             "confirm_latency_us": Percentiles::to_json(self.confirm_latency),
             "consumer_latency_us": Percentiles::to_json(self.consumer_latency),
+            "tx_batch": opts.tx_batch,
+            "commit_latency_us": Percentiles::to_json(self.commit_latency),
             "intervals": self.samples.iter().map(|s| json!({
                 "t": round2(s.t),
                 "send_rate": round2(s.send_rate),
@@ -189,6 +213,7 @@ impl Report {
                 "receive_rate": round2(s.receive_rate),
                 "confirm_p99_us": s.confirm_latency.map(|p| p.p99),
                 "consumer_p99_us": s.consumer_latency.map(|p| p.p99),
+                "commit_p99_us": s.commit_latency.map(|p| p.p99),
             })).collect::<Vec<_>>(),
             "client_cpu_s": round2(self.cpu_seconds),
             "error": self.error,
@@ -217,9 +242,11 @@ impl Report {
         if opts.consumers > 0 {
             println!("  received   {:>12} msgs  {:>12.0} msg/s", t.received, rate(t.received, self.elapsed));
         }
-        for (name, p) in
-            [("confirm latency ", self.confirm_latency), ("consumer latency", self.consumer_latency)]
-        {
+        for (name, p) in [
+            ("confirm latency ", self.confirm_latency),
+            ("consumer latency", self.consumer_latency),
+            ("commit latency  ", self.commit_latency),
+        ] {
             if let Some(p) = p {
                 println!(
                     "  {name}  mean {:.0} p50 {:.0} p90 {:.0} p99 {:.0} p99.9 {:.0} max {:.0} µs ({} samples)",
@@ -257,6 +284,9 @@ fn progress_line(opts: &Options, s: &Sample) -> String {
         line += &format!("  received {:>9.0}/s", s.receive_rate);
         if opts.size >= crate::message::TIMESTAMP_BYTES {
             line += &format!("  consumer p50/p99/p99.9 {}", Percentiles::short(s.consumer_latency));
+        }
+        if opts.tx_batch > 0 {
+            line += &format!("  commit p50/p99/p99.9 {}", Percentiles::short(s.commit_latency));
         }
     }
     line
@@ -391,6 +421,7 @@ pub async fn run(opts: Options, uri: AmqpUri) -> Result<Report> {
                     receive_rate: (tot.received - prev.received) as f64 / dt,
                     confirm_latency: ctx.confirm_lat.take_interval(),
                     consumer_latency: ctx.consumer_lat.take_interval(),
+                    commit_latency: ctx.commit_lat.take_interval(),
                 };
                 say(&opts, &progress_line(&opts, &s));
                 samples.push(s);
@@ -449,6 +480,7 @@ pub async fn run(opts: Options, uri: AmqpUri) -> Result<Report> {
         totals,
         confirm_latency: ctx.confirm_lat.total(),
         consumer_latency: ctx.consumer_lat.total(),
+        commit_latency: ctx.commit_lat.total(),
         samples,
         cpu_seconds,
         error,
@@ -561,6 +593,7 @@ mod tests {
             totals: Totals { sent: 100, confirmed: 90, nacked: 0, received: 80 },
             confirm_latency: None,
             consumer_latency: None,
+            commit_latency: None,
             samples: vec![],
             cpu_seconds: 0.5,
             error: None,

@@ -351,8 +351,8 @@ impl Syncer {
             #[cfg(test)]
             drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
             let mut newly_poisoned = Vec::new();
-            for (key, file, kind) in &files {
-                if let Err(e) = sync_file(file, *kind) {
+            for ((key, _, kind), result) in files.iter().zip(sync_all(&files)) {
+                if let Err(e) = result {
                     self.health.failed("fsync", &e);
                     if *kind == FileKind::Segment {
                         newly_poisoned.push(*key);
@@ -398,6 +398,37 @@ impl Syncer {
             st = self.lock();
         }
     }
+}
+
+/// The most fsyncs a round runs at once.
+const PARALLEL_SYNCS: usize = 8;
+
+/// Makes every file of a round durable; returns each one's outcome, in order. Several files are
+/// synced by several threads at once: each fsync waits for the device (and, on a journaling file
+/// system, for a journal commit that concurrent ones share), so a round that touched several
+/// files (a transaction's queues, the ack file of a consumed queue and the segment of the queue
+/// it publishes to) costs about one fsync's latency instead of one per file.
+fn sync_all(files: &[(usize, Arc<File>, FileKind)]) -> Vec<std::io::Result<()>> {
+    if files.len() <= 1 {
+        return files.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect();
+    }
+    let per_thread = files.len().div_ceil(PARALLEL_SYNCS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| vec![Err(std::io::Error::other("an fsync thread panicked"))])
+            })
+            .collect()
+    })
 }
 
 /// Makes one file durable (`fdatasync`; a directory `fsync`), unless a failure is injected.
