@@ -284,7 +284,7 @@ async fn bad_arguments_are_refused_as_the_plugin_refuses_them() {
 /// window in memory only, bound to the durable queue `mq`.
 async fn declare_durable_setup(ch: &Channel) {
     let size = ("x-cache-size", AMQPValue::LongInt(1000));
-    declare_x(ch, "dx", "x-message-deduplication", true, table(&[size.clone()])).await.unwrap();
+    declare_x(ch, "dx", "x-message-deduplication", true, table(std::slice::from_ref(&size))).await.unwrap();
     declare_q(ch, "dq", true, FieldTable::default()).await.unwrap();
     bind(ch, "dq", "dx", "").await;
     declare_q(ch, "qq", true, table(&[("x-message-deduplication", AMQPValue::Boolean(true))])).await.unwrap();
