@@ -122,6 +122,11 @@ pub struct Options {
     #[arg(long, value_name = "K=V,...", value_parser = parse_queue_args)]
     pub queue_args: Option<QueueArgs>,
 
+    /// Give every message a distinct `x-deduplication-header` value (16 hex digits), to measure
+    /// deduplication; publishes then use the first routing key only.
+    #[arg(long)]
+    pub unique_keys: bool,
+
     /// Declare nothing: the exchange, queues and bindings already exist.
     #[arg(long)]
     pub predeclared: bool,
