@@ -122,6 +122,11 @@ pub struct Options {
     #[arg(long, value_name = "K=V,...", value_parser = parse_queue_args)]
     pub queue_args: Option<QueueArgs>,
 
+    /// Arguments for the exchange.declare of --exchange, as --queue-args,
+    /// e.g. x-message-deduplication=true,x-cache-size=100000.
+    #[arg(long, value_name = "K=V,...", value_parser = parse_queue_args)]
+    pub exchange_args: Option<QueueArgs>,
+
     /// Give every message a distinct `x-deduplication-header` value (16 hex digits), to measure
     /// deduplication; publishes then use the first routing key only.
     #[arg(long)]
@@ -181,6 +186,9 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// The deduplication plugin's type (routes as fanout).
+    #[value(name = "x-message-deduplication")]
+    MessageDeduplication,
 }
 
 impl ExchangeKind {
@@ -190,6 +198,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::MessageDeduplication => "x-message-deduplication",
         }
     }
 }
