@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# What publish deduplication costs: the same load with and without it, in the same run, runs
+# alternated, medians printed. Every message carries a distinct x-deduplication-header value
+# (warren-perf --unique-keys) in both arms, so the only difference is the deduplication itself.
+#
+# Pairs (1 producer, 1 consumer, 16 B bodies):
+#   transient  fanout exchange vs x-message-deduplication exchange (window in memory: not durable),
+#              no confirms, auto-ack consumer
+#   durable    the same, durable, persistent messages, confirms (window 1000), consumer acks every
+#              100 with prefetch 1000: the window is on disk, written and fsynced with the messages
+#   queue      a plain queue vs one with x-message-deduplication=true (transient, as `transient`)
+#
+# Usage: bench/dedup.sh [--runs N] [--duration S] [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=3
+DURATION=5
+BUILD=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--runs) RUNS="$2"; shift 2 ;;
+	--duration) DURATION="$2"; shift 2 ;;
+	--no-build) BUILD=0; shift ;;
+	*) echo "unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+if [ "$BUILD" = 1 ]; then
+	cargo build --release -p warren-server -p warren-perf
+fi
+WARREN=target/release/warren
+PERF=target/release/warren-perf
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URI="amqp://guest:guest@127.0.0.1:${PORT}/"
+WORK=$(mktemp -d)
+BROKER_PID=""
+cleanup() {
+	if [ -n "$BROKER_PID" ]; then kill -KILL "$BROKER_PID" 2>/dev/null || true; fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$WARREN" --listen "127.0.0.1:${PORT}" --management-listen "127.0.0.1:${MPORT}" --data-dir "$WORK/data" >"$WORK/warren.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 1 500); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
+	sleep 0.02
+done
+
+rate() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["receive_rate"])' "$1"; }
+
+common=(--uri "$URI" --producers 1 --consumers 1 --size 16 --duration "$DURATION" --unique-keys --json --quiet)
+run() { # name, n, extra args... -> prints receive rate
+	local name="$1" n="$2"
+	shift 2
+	"$PERF" "${common[@]}" "$@" >"$WORK/$name-$n.json" 2>"$WORK/$name-$n.err"
+	rate "$WORK/$name-$n.json"
+}
+
+declare -A RATES
+pair() { # label, args of A..., --, args of B...
+	local label="$1"
+	shift
+	local a=() b=() side=a
+	for arg in "$@"; do
+		if [ "$arg" = "--" ]; then side=b; continue; fi
+		if [ "$side" = a ]; then a+=("$arg"); else b+=("$arg"); fi
+	done
+	for n in $(seq 1 "$RUNS"); do
+		RATES["$label-plain"]+="$(run "$label-plain" "$n" --exchange "p-$label-$n" --queue "qp-$label-$n" "${a[@]}") "
+		RATES["$label-dedup"]+="$(run "$label-dedup" "$n" --exchange "d-$label-$n" --queue "qd-$label-$n" "${b[@]}") "
+	done
+}
+
+durable=(--persistent --confirm 1000 --prefetch 1000 --multi-ack 100)
+pair transient --type fanout -- --type x-message-deduplication
+pair durable --type fanout "${durable[@]}" -- --type x-message-deduplication "${durable[@]}"
+pair queue --type fanout -- --type fanout --queue-args x-message-deduplication=true
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf '%-10s %14s %14s %8s   (consume rates, msg/s; medians of %s runs of %s s)\n' scenario plain dedup cost "$RUNS" "$DURATION"
+for label in transient durable queue; do
+	p=$(echo "${RATES[$label-plain]}" | median)
+	d=$(echo "${RATES[$label-dedup]}" | median)
+	cost=$(python3 -c "print(f'{(1 - $d / $p) * 100:.1f}%')")
+	printf '%-10s %14s %14s %8s   runs: plain %s / dedup %s\n' "$label" "$p" "$d" "$cost" "${RATES[$label-plain]}" "${RATES[$label-dedup]}"
+done
