@@ -50,16 +50,23 @@ for _ in $(seq 1 500); do
 done
 
 rate() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["receive_rate"])' "$1"; }
+received() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["received"])' "$1"; }
+# The broker's CPU time (user + system) in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$BROKER_PID/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 common=(--uri "$URI" --producers 1 --consumers 1 --size 16 --duration "$DURATION" --unique-keys --json --quiet)
-run() { # name, n, extra args... -> prints receive rate
-	local name="$1" n="$2"
+run() { # name, n, extra args... -> prints receive rate; records the broker's CPU per message
+	local name="$1" n="$2" t0 t1
 	shift 2
+	t0=$(cpu_ticks)
 	"$PERF" "${common[@]}" "$@" >"$WORK/$name-$n.json" 2>"$WORK/$name-$n.err"
+	t1=$(cpu_ticks)
+	python3 -c "print(round(($t1 - $t0) * $TICK_US / max(1, $(received "$WORK/$name-$n.json")), 2))" >"$WORK/$name-$n.cpu"
 	rate "$WORK/$name-$n.json"
 }
 
-declare -A RATES
+declare -A RATES CPU
 pair() { # label, args of A..., --, args of B...
 	local label="$1"
 	shift
@@ -70,7 +77,9 @@ pair() { # label, args of A..., --, args of B...
 	done
 	for n in $(seq 1 "$RUNS"); do
 		RATES["$label-plain"]+="$(run "$label-plain" "$n" --exchange "p-$label-$n" --queue "qp-$label-$n" "${a[@]}") "
+		CPU["$label-plain"]+="$(cat "$WORK/$label-plain-$n.cpu") "
 		RATES["$label-dedup"]+="$(run "$label-dedup" "$n" --exchange "d-$label-$n" --queue "qd-$label-$n" "${b[@]}") "
+		CPU["$label-dedup"]+="$(cat "$WORK/$label-dedup-$n.cpu") "
 	done
 }
 
@@ -86,4 +95,9 @@ for label in transient durable queue; do
 	d=$(echo "${RATES[$label-dedup]}" | median)
 	cost=$(python3 -c "print(f'{(1 - $d / $p) * 100:.1f}%')")
 	printf '%-10s %14s %14s %8s   runs: plain %s / dedup %s\n' "$label" "$p" "$d" "$cost" "${RATES[$label-plain]}" "${RATES[$label-dedup]}"
+done
+printf '\n%-10s %14s %14s   (broker CPU, user + system, us per message delivered; medians)\n' scenario plain dedup
+for label in transient durable queue; do
+	printf '%-10s %14s %14s   runs: plain %s / dedup %s\n' "$label" "$(echo "${CPU[$label-plain]}" | median)" \
+		"$(echo "${CPU[$label-dedup]}" | median)" "${CPU[$label-plain]}" "${CPU[$label-dedup]}"
 done
