@@ -10,18 +10,22 @@
 #              100 with prefetch 1000: the window is on disk, written and fsynced with the messages
 #   queue      a plain queue vs one with x-message-deduplication=true (transient, as `transient`)
 #
-# Usage: bench/dedup.sh [--runs N] [--duration S] [--no-build]
+# Usage: bench/dedup.sh [--runs N] [--duration S] [--sync always|never] [--only SCENARIO] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=3
 DURATION=5
 BUILD=1
+SYNC=always
+ONLY=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) RUNS="$2"; shift 2 ;;
 	--duration) DURATION="$2"; shift 2 ;;
 	--no-build) BUILD=0; shift ;;
+	--sync) SYNC="$2"; shift 2 ;;
+	--only) ONLY="$2"; shift 2 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -42,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$WARREN" --listen "127.0.0.1:${PORT}" --management-listen "127.0.0.1:${MPORT}" --data-dir "$WORK/data" >"$WORK/warren.log" 2>&1 &
+"$WARREN" --listen "127.0.0.1:${PORT}" --management-listen "127.0.0.1:${MPORT}" --data-dir "$WORK/data" --sync "$SYNC" >"$WORK/warren.log" 2>&1 &
 BROKER_PID=$!
 for _ in $(seq 1 500); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
@@ -67,9 +71,12 @@ run() { # name, n, extra args... -> prints receive rate; records the broker's CP
 }
 
 declare -A RATES CPU
+SCENARIOS=()
 pair() { # label, args of A..., --, args of B...
 	local label="$1"
 	shift
+	if [ -n "$ONLY" ] && [ "$ONLY" != "$label" ]; then return; fi
+	SCENARIOS+=("$label")
 	local a=() b=() side=a
 	for arg in "$@"; do
 		if [ "$arg" = "--" ]; then side=b; continue; fi
@@ -90,14 +97,14 @@ pair queue --type fanout -- --type fanout --queue-args x-message-deduplication=t
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-10s %14s %14s %8s   (consume rates, msg/s; medians of %s runs of %s s)\n' scenario plain dedup cost "$RUNS" "$DURATION"
-for label in transient durable queue; do
+for label in "${SCENARIOS[@]}"; do
 	p=$(echo "${RATES[$label-plain]}" | median)
 	d=$(echo "${RATES[$label-dedup]}" | median)
 	cost=$(python3 -c "print(f'{(1 - $d / $p) * 100:.1f}%')")
 	printf '%-10s %14s %14s %8s   runs: plain %s / dedup %s\n' "$label" "$p" "$d" "$cost" "${RATES[$label-plain]}" "${RATES[$label-dedup]}"
 done
 printf '\n%-10s %14s %14s   (broker CPU, user + system, us per message delivered; medians)\n' scenario plain dedup
-for label in transient durable queue; do
+for label in "${SCENARIOS[@]}"; do
 	printf '%-10s %14s %14s   runs: plain %s / dedup %s\n' "$label" "$(echo "${CPU[$label-plain]}" | median)" \
 		"$(echo "${CPU[$label-dedup]}" | median)" "${CPU[$label-plain]}" "${CPU[$label-dedup]}"
 done
