@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::dedup::Deduplicator;
 use crate::queue::{notify_cancelled, Consumer, Queue};
 
 /// What flushing a batch's logs found.
@@ -24,6 +25,8 @@ pub struct Effects {
     /// A durable log other than a queue's (a delayed-message exchange's) was written: the
     /// batch needs a sync ticket even if no queue was touched.
     stored_elsewhere: bool,
+    /// Deduplication windows whose logs were appended to: flushed with the queues' logs.
+    dedup_logs: Vec<Arc<Deduplicator>>,
     /// Queues whose consumers may take messages now (a consumer was added, credit freed).
     wake: Vec<Arc<Queue>>,
     /// Consumers the broker removed (their queue was deleted).
@@ -38,6 +41,16 @@ impl Effects {
     pub fn dirty(&mut self, queue: &Arc<Queue>) {
         if queue.durable && self.dirty.last().is_none_or(|last| !Arc::ptr_eq(last, queue)) {
             self.dirty.push(queue.clone());
+        }
+    }
+
+    /// Notes that a deduplication window's log was appended to: it is flushed with the batch,
+    /// which then needs a sync.
+    #[inline]
+    pub(crate) fn dedup_logged(&mut self, dedup: &Arc<Deduplicator>) {
+        self.stored_elsewhere = true;
+        if self.dedup_logs.last().is_none_or(|last| !Arc::ptr_eq(last, dedup)) {
+            self.dedup_logs.push(dedup.clone());
         }
     }
 
@@ -115,7 +128,23 @@ impl Effects {
                 flushed.failed = true;
             }
         }
+        if !self.dedup_logs.is_empty() {
+            self.flush_dedup_logs(&mut flushed);
+        }
         flushed
+    }
+
+    fn flush_dedup_logs(&mut self, flushed: &mut Flushed) {
+        if self.dedup_logs.len() > 1 {
+            self.dedup_logs.sort_unstable_by_key(|d| Arc::as_ptr(d) as usize);
+            self.dedup_logs.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
+        for d in self.dedup_logs.drain(..) {
+            if let Err(error) = d.flush() {
+                tracing::debug!(%error, "writing to a deduplication log failed");
+                flushed.failed = true;
+            }
+        }
     }
 
     /// Applies everything at once (timer ticks and other callers with no replies to order).

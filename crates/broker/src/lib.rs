@@ -23,7 +23,7 @@
 //! * definitions files in RabbitMQ's JSON format: [`definitions_json`] ([`Broker::import_definitions`],
 //!   [`Broker::export_definitions`]);
 //! * errors: [`BrokerError`], [`PolicyError`]; and the names of the store logs the core opens besides queues'
-//!   ([`delayed_log_name`], [`priority_level_log_names`]), which a store's cleanup must keep.
+//!   ([`delayed_log_name`], [`priority_level_log_names`], [`dedup_log_name`]), which a store's cleanup must keep.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -34,6 +34,7 @@ mod broker;
 mod churn;
 mod counters;
 mod deadletter;
+mod dedup;
 pub mod definitions_json;
 mod delayed;
 mod effects;
@@ -60,6 +61,7 @@ pub use broker::{Broker, FirstStart, DEFAULT_CONSUMER_TIMEOUT_MS};
 pub use churn::{Churn, ChurnEvent, ChurnValues};
 pub use counters::{Counter, CounterValues, Counters};
 pub use deadletter::DeathReason;
+pub use dedup::{log_name as dedup_log_name, Deduplicator, DEFAULT_CACHE_SIZE, MAX_CACHE_SIZE};
 pub use definitions_json::{DefinitionsImportError, ImportSummary};
 pub use delayed::{log_name as delayed_log_name, DelayedMessages};
 pub use effects::{Effects, Flushed};

@@ -53,9 +53,17 @@ pub struct PublishEncoder {
     body: Vec<u8>,
     channel: u16,
     max_chunk: usize,
+    /// With --unique-keys: where in each prefix the `x-deduplication-header` value's 16 hex
+    /// digits are patched, and what is added to the message number to make them.
+    unique_key: Option<(usize, u64)>,
 }
 
+/// The placeholder value of the `x-deduplication-header` header, patched per message.
+const KEY_PLACEHOLDER: &[u8; 16] = b"@@@@@@@@@@@@@@@@";
+
 impl PublishEncoder {
+    /// An encoder of messages without deduplication keys.
+    #[cfg(test)]
     pub fn new(
         channel: u16,
         exchange: &str,
@@ -64,7 +72,27 @@ impl PublishEncoder {
         size: usize,
         frame_max: u32,
     ) -> PublishEncoder {
-        let props = BasicProperties { delivery_mode: persistent.then_some(2), ..Default::default() };
+        Self::with_keys(channel, exchange, routing_keys, persistent, size, frame_max, None)
+    }
+
+    /// As [`PublishEncoder::new`]; with `unique_keys` (a salt), every message carries a distinct
+    /// `x-deduplication-header` value: 16 hex digits of the salt plus the message number.
+    pub fn with_keys(
+        channel: u16,
+        exchange: &str,
+        routing_keys: &[String],
+        persistent: bool,
+        size: usize,
+        frame_max: u32,
+        unique_keys: Option<u64>,
+    ) -> PublishEncoder {
+        let headers = unique_keys.map(|_| {
+            let mut t = warren_protocol::FieldTable::new();
+            let placeholder = bytes::Bytes::from_static(KEY_PLACEHOLDER);
+            t.insert("x-deduplication-header", warren_protocol::FieldValue::LongStr(placeholder));
+            t
+        });
+        let props = BasicProperties { delivery_mode: persistent.then_some(2), headers, ..Default::default() };
         let mut raw_props = BytesMut::new();
         props.encode(&mut raw_props);
         let keys: Vec<&str> = if routing_keys.is_empty() {
@@ -72,7 +100,7 @@ impl PublishEncoder {
         } else {
             routing_keys.iter().map(String::as_str).collect()
         };
-        let prefixes = keys
+        let prefixes: Vec<Vec<u8>> = keys
             .iter()
             .map(|rk| {
                 let mut b = BytesMut::new();
@@ -86,7 +114,14 @@ impl PublishEncoder {
                 b.to_vec()
             })
             .collect();
-        PublishEncoder { prefixes, body: vec![0; size], channel, max_chunk: max_chunk(frame_max) }
+        let unique_key = unique_keys.map(|salt| {
+            let at = prefixes[0].windows(16).position(|w| w == KEY_PLACEHOLDER).expect("placeholder encoded");
+            (at, salt)
+        });
+        // Routing keys of different lengths would put the value at different offsets: with
+        // unique keys, every message uses the first routing key.
+        let prefixes = if unique_key.is_some() { prefixes.into_iter().take(1).collect() } else { prefixes };
+        PublishEncoder { prefixes, body: vec![0; size], channel, max_chunk: max_chunk(frame_max), unique_key }
     }
 
     /// Bytes one message takes on the wire.
@@ -101,7 +136,15 @@ impl PublishEncoder {
     pub fn encode(&mut self, out: &mut BytesMut, i: u64, unix_ns: u64) {
         let prefix = &self.prefixes[(i % self.prefixes.len() as u64) as usize];
         out.reserve(prefix.len() + self.body.len() + 16);
+        let start = out.len();
         out.put_slice(prefix);
+        if let Some((at, salt)) = self.unique_key {
+            let value = salt.wrapping_add(i);
+            let digits = &mut out[start + at..start + at + 16];
+            for (n, d) in digits.iter_mut().enumerate() {
+                *d = b"0123456789abcdef"[((value >> (60 - 4 * n)) & 0xf) as usize];
+            }
+        }
         write_timestamp(&mut self.body, unix_ns);
         put_body(out, self.channel, &self.body, self.max_chunk);
     }
@@ -174,6 +217,25 @@ mod tests {
         }
         assert!(buf.is_empty());
         v
+    }
+
+    #[test]
+    fn unique_keys_are_patched_into_each_message() {
+        let mut e = PublishEncoder::with_keys(1, "dx", &["k".into()], false, 16, 131_072, Some(0xab << 48));
+        let mut keys = Vec::new();
+        for i in 0..3u64 {
+            let mut buf = BytesMut::new();
+            e.encode(&mut buf, i, 1);
+            let header = frames(buf, 131_072).into_iter().find_map(|f| match f {
+                Frame::Header { header, .. } => Some(header.properties),
+                _ => None,
+            });
+            let props = BasicProperties::decode(&header.unwrap()).unwrap();
+            let value = props.headers.unwrap().get("x-deduplication-header").cloned().unwrap();
+            keys.push(value);
+        }
+        let hex = |s: &str| warren_protocol::FieldValue::LongStr(bytes::Bytes::copy_from_slice(s.as_bytes()));
+        assert_eq!(keys, [hex("00ab000000000000"), hex("00ab000000000001"), hex("00ab000000000002")]);
     }
 
     #[test]

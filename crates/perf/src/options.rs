@@ -134,6 +134,16 @@ pub struct Options {
     #[arg(long, value_name = "K=V,...", value_parser = parse_queue_args)]
     pub queue_args: Option<QueueArgs>,
 
+    /// Arguments for the exchange.declare of --exchange, as --queue-args,
+    /// e.g. x-message-deduplication=true,x-cache-size=100000.
+    #[arg(long, value_name = "K=V,...", value_parser = parse_queue_args)]
+    pub exchange_args: Option<QueueArgs>,
+
+    /// Give every message a distinct `x-deduplication-header` value (16 hex digits), to measure
+    /// deduplication; publishes then use the first routing key only.
+    #[arg(long)]
+    pub unique_keys: bool,
+
     /// Declare nothing: the exchange, queues and bindings already exist.
     #[arg(long)]
     pub predeclared: bool,
@@ -188,6 +198,9 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// The deduplication plugin's type (routes as fanout).
+    #[value(name = "x-message-deduplication")]
+    MessageDeduplication,
 }
 
 impl ExchangeKind {
@@ -197,6 +210,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::MessageDeduplication => "x-message-deduplication",
         }
     }
 }

@@ -21,6 +21,7 @@ const CHANNEL: u16 = 1;
 pub struct Producer {
     conn: Conn,
     keys: Vec<String>,
+    id: usize,
 }
 
 impl Producer {
@@ -35,15 +36,18 @@ impl Producer {
                 m => bail!("expected confirm.select-ok, got {}", m.name()),
             }
         }
-        Ok(Producer { conn, keys })
+        Ok(Producer { conn, keys, id })
     }
 
     /// Publishes from `start_ns` until stopped (or --pmessages are out and confirmed).
     pub async fn run(self, ctx: Arc<Ctx>, counters: Arc<Counters>, start_ns: u64) -> Result<()> {
         let opts = &ctx.opts;
         let Conn { reader, mut writer, frame_max } = self.conn;
+        // Distinct per run and per producer: the run's start time, the producer's number above it.
+        let salt = opts.unique_keys.then(|| start_ns.wrapping_add((self.id as u64) << 48));
+        let (exchange, keys) = (&opts.exchange, &self.keys);
         let mut encoder =
-            PublishEncoder::new(CHANNEL, &opts.exchange, &self.keys, opts.persistent, opts.size, frame_max);
+            PublishEncoder::with_keys(CHANNEL, exchange, keys, opts.persistent, opts.size, frame_max, salt);
         let window = (opts.confirm > 0).then(|| Arc::new(ConfirmWindow::new(opts.confirm)));
         let read_task = tokio::spawn(read_loop(ctx.clone(), reader, window.clone(), counters.clone()));
         let mut stop = ctx.stop.clone();

@@ -77,6 +77,7 @@ pub async fn declare(ctx: &Ctx) -> Result<()> {
             exchange: opts.exchange.as_str().into(),
             kind: opts.exchange_type.as_str().into(),
             durable,
+            arguments: opts.exchange_args.as_ref().map(|a| a.to_table()).unwrap_or_default(),
             ..Default::default()
         };
         match conn.rpc(1, m).await.with_context(|| format!("declaring exchange '{}'", opts.exchange))? {

@@ -58,6 +58,14 @@ pub fn open_broker(config: &Config) -> anyhow::Result<Opened> {
             .filter(|x| x.kind == "x-delayed-message")
             .map(|x| (x.vhost.clone(), warren_broker::delayed_log_name(&x.name))),
     );
+    // Durable exchanges and queues that deduplicate keep their window of keys in a log too
+    // (keeping a name that has no log costs nothing).
+    known.extend(
+        stored.exchanges.iter().map(|x| (x.vhost.clone(), warren_broker::dedup_log_name(true, &x.name))),
+    );
+    known.extend(
+        stored.queues.iter().map(|q| (q.vhost.clone(), warren_broker::dedup_log_name(false, &q.name))),
+    );
     for (vhost, queue) in disk.durable_queue_dirs() {
         if !known.contains(&(vhost.clone(), queue.clone())) {
             tracing::warn!(%vhost, %queue, "removing the log of a queue that no longer exists");

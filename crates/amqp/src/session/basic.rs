@@ -87,13 +87,14 @@ impl Session {
         self.routed = routed;
         let (result, unrouted) = published.map_err(amqp_error)?;
         // A held delayed message reaches no queue now: a mandatory one is returned, as with the
-        // plugin, though it is delivered later.
+        // plugin, though it is delivered later. So is a duplicate an exchange dropped (as the
+        // deduplication plugin and LavinMQ do), and it is confirmed all the same.
         if let Some(message) = unrouted {
             let counters = self.channel_or_err(channel)?.handle.entry.counters();
             if publish_mandatory {
                 counters.add_owned(Counter::ReturnedUnroutable, 1);
                 return_unroutable(conn, channel, &message);
-            } else if !result.held {
+            } else if !result.held && !result.duplicate {
                 counters.add_owned(Counter::DroppedUnroutable, 1);
             }
         }

@@ -237,7 +237,8 @@ pub struct ExchangeEntry {
     pub name: String,
     /// The vhost.
     pub vhost: String,
-    /// `direct`, `fanout`, `topic`, `headers`, `x-consistent-hash`, `x-delayed-message`.
+    /// `direct`, `fanout`, `topic`, `headers`, `x-consistent-hash`, `x-delayed-message`,
+    /// `x-message-deduplication`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Survives a restart.

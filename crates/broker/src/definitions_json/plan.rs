@@ -509,7 +509,7 @@ fn exchange_spec(x: &ExchangeEntry) -> Result<(ExchangeSpec, ExchangeKind), Stri
     }
     let kind = ExchangeKind::parse(&x.kind).ok_or_else(|| {
         format!(
-            "unknown exchange type '{}' (Warren has direct, fanout, topic, headers, x-consistent-hash and x-delayed-message)",
+            "unknown exchange type '{}' (Warren has direct, fanout, topic, headers, x-consistent-hash, x-delayed-message and x-message-deduplication)",
             x.kind
         )
     })?;

@@ -1,6 +1,6 @@
 //! Exchanges, their bindings, and routing a message to the queues it reaches: direct by hash
 //! lookup, fanout by list, topic by a word trie, headers by matching the decoded table, and the
-//! plugin types (consistent hashing, delayed messages).
+//! plugin types (consistent hashing, delayed messages, deduplication).
 
 mod args_hash;
 mod consistent_hash;
@@ -17,6 +17,7 @@ use parking_lot::RwLock;
 use warren_message::{FieldTable, FieldValue, ShortStr};
 
 use crate::counters::Counters;
+use crate::dedup::{DedupConfig, Deduplicator};
 use crate::delayed::DelayedMessages;
 use crate::error::BrokerError;
 use crate::policy::{self, AppliedPolicies};
@@ -42,6 +43,9 @@ pub enum ExchangeKind {
     /// `x-delayed-message`: holds messages with an `x-delay`, then routes as its `x-delayed-type`
     /// (see the `delayed` module).
     DelayedMessage,
+    /// `x-message-deduplication` (the RabbitMQ plugin's): drops a message whose key it has seen
+    /// (see the `dedup` module), and routes the others as fanout does, as the plugin does.
+    MessageDeduplication,
 }
 
 impl ExchangeKind {
@@ -54,6 +58,7 @@ impl ExchangeKind {
             "headers" => Some(Self::Headers),
             "x-consistent-hash" => Some(Self::ConsistentHash),
             "x-delayed-message" => Some(Self::DelayedMessage),
+            "x-message-deduplication" => Some(Self::MessageDeduplication),
             _ => None,
         }
     }
@@ -67,11 +72,14 @@ impl ExchangeKind {
             Self::Headers => "headers",
             Self::ConsistentHash => "x-consistent-hash",
             Self::DelayedMessage => "x-delayed-message",
+            Self::MessageDeduplication => "x-message-deduplication",
         }
     }
 
     /// Checks exchange.declare arguments as the exchange type (or plugin) does.
     pub fn validate_arguments(self, args: &FieldTable) -> Result<(), BrokerError> {
+        // Any type deduplicates with `x-message-deduplication: true` (LavinMQ's way).
+        DedupConfig::for_exchange(self == Self::MessageDeduplication, args)?;
         match self {
             Self::ConsistentHash => HashOn::from_arguments(args).map(|_| ()),
             Self::DelayedMessage => {
@@ -91,7 +99,7 @@ impl ExchangeKind {
                     Some(kind) => kind.validate_arguments(args),
                 }
             }
-            Self::Direct | Self::Fanout | Self::Topic | Self::Headers => Ok(()),
+            Self::Direct | Self::Fanout | Self::Topic | Self::Headers | Self::MessageDeduplication => Ok(()),
         }
     }
 
@@ -105,6 +113,7 @@ impl ExchangeKind {
                 .and_then(ExchangeKind::parse)
                 .filter(|k| *k != ExchangeKind::DelayedMessage)
                 .unwrap_or(ExchangeKind::Direct),
+            ExchangeKind::MessageDeduplication => ExchangeKind::Fanout,
             other => other,
         }
     }
@@ -197,6 +206,8 @@ pub struct Exchange {
     hash_on: HashOn,
     /// The messages a delayed-message exchange holds.
     delayed: Option<DelayedMessages>,
+    /// The window of keys of an exchange that deduplicates.
+    dedup: Option<Arc<Deduplicator>>,
     bindings: RwLock<Bindings>,
     counters: Counters,
     /// The policies that apply and what they make of the exchange's settings; read only for
@@ -256,6 +267,11 @@ impl Exchange {
         let routing = kind.routing(&arguments);
         let hash_on = HashOn::from_arguments(&arguments).unwrap_or(HashOn::RoutingKey);
         let delayed = (kind == ExchangeKind::DelayedMessage).then(DelayedMessages::default);
+        // Arguments were checked at declare; bad ones from an old store deduplicate nothing.
+        let dedup = DedupConfig::for_exchange(kind == ExchangeKind::MessageDeduplication, &arguments)
+            .ok()
+            .flatten()
+            .map(|config| Arc::new(Deduplicator::new(config)));
         Exchange {
             name,
             kind,
@@ -265,6 +281,7 @@ impl Exchange {
             routing,
             hash_on,
             delayed,
+            dedup,
             bindings: RwLock::new(Bindings::default()),
             counters: Counters::default(),
             policy: RwLock::new(ExchangePolicy {
@@ -302,6 +319,11 @@ impl Exchange {
         self.delayed.as_ref()
     }
 
+    /// The deduplication window of an exchange that deduplicates.
+    pub fn dedup(&self) -> Option<&Arc<Deduplicator>> {
+        self.dedup.as_ref()
+    }
+
     /// Adds a binding; false if an identical one exists.
     pub(crate) fn bind(&self, binding: Binding) -> bool {
         let mut b = self.bindings.write();
@@ -321,7 +343,8 @@ impl Exchange {
             ExchangeKind::Fanout
             | ExchangeKind::Headers
             | ExchangeKind::ConsistentHash
-            | ExchangeKind::DelayedMessage => {}
+            | ExchangeKind::DelayedMessage
+            | ExchangeKind::MessageDeduplication => {}
         }
         if self.routing == ExchangeKind::ConsistentHash {
             // Keys were checked at bind; one that is not a weight (from an old store) adds none.
@@ -361,7 +384,8 @@ impl Exchange {
                 ExchangeKind::Fanout
                 | ExchangeKind::Headers
                 | ExchangeKind::ConsistentHash
-                | ExchangeKind::DelayedMessage => {}
+                | ExchangeKind::DelayedMessage
+                | ExchangeKind::MessageDeduplication => {}
             }
         }
         true
@@ -470,8 +494,8 @@ impl Exchange {
                     visit(destination, out);
                 }
             }
-            // Never a routing type: `Exchange::new` resolves `x-delayed-type`.
-            ExchangeKind::DelayedMessage => {}
+            // Never routing types: `ExchangeKind::routing` resolves them.
+            ExchangeKind::DelayedMessage | ExchangeKind::MessageDeduplication => {}
         }
     }
 }

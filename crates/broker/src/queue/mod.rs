@@ -160,6 +160,8 @@ pub struct Queue {
     consumer_timeout_ms: AtomicU64,
     counters: Counters,
     flow: Flow,
+    /// The window of keys of a queue that deduplicates (`x-message-deduplication`).
+    dedup: Option<Arc<crate::dedup::Deduplicator>>,
     state: Mutex<QueueState>,
 }
 
@@ -180,6 +182,11 @@ impl Queue {
         let ready_bytes = log.recovered_body_bytes();
         // Recovered messages may carry an expiry of their own (stored with them).
         let may_expire = limits.message_ttl.is_some() || !log.is_empty();
+        // Arguments were checked at declare; bad ones from an old store deduplicate nothing.
+        let dedup = crate::dedup::DedupConfig::for_queue(&arguments)
+            .ok()
+            .flatten()
+            .map(|config| Arc::new(crate::dedup::Deduplicator::new(config)));
         let queue = Queue {
             name,
             durable,
@@ -192,6 +199,7 @@ impl Queue {
             consumer_timeout_ms: AtomicU64::new(NO_TIMEOUT),
             counters: Counters::default(),
             flow: Flow::default(),
+            dedup,
             state: Mutex::new(QueueState::new(log, ready_bytes, may_expire, now)),
         };
         queue.publish_copies(&limits);
@@ -478,6 +486,11 @@ impl Queue {
         purged
     }
 
+    /// The deduplication window of a queue that deduplicates.
+    pub fn dedup(&self) -> Option<&Arc<crate::dedup::Deduplicator>> {
+        self.dedup.as_ref()
+    }
+
     /// Marks the queue deleted; returns its consumers (to notify) and how many messages it held.
     pub fn delete(&self) -> (Vec<Consumer>, u32) {
         let mut st = self.state.lock();
@@ -490,6 +503,9 @@ impl Queue {
         st.ready_bytes = 0;
         st.expired.clear();
         st.ready.delete();
+        if let Some(dedup) = &self.dedup {
+            dedup.delete();
+        }
         self.flow.release_all();
         (std::mem::take(&mut st.consumers), n)
     }

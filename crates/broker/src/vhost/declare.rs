@@ -81,6 +81,7 @@ impl VHost {
         ));
         e.apply_policies(self.exchange_policies(&e.name));
         self.open_delay_log(&e, now)?;
+        self.open_dedup_log(true, &e.name, e.durable, e.dedup())?;
         if e.durable {
             self.persist(|d| d.put_exchange(&exchange_def(&self.name, &e)))?;
         }
@@ -148,6 +149,9 @@ impl VHost {
         if let Some(delayed) = exchange.delayed() {
             delayed.delete();
         }
+        if let Some(dedup) = exchange.dedup() {
+            dedup.delete();
+        }
         if exchange.durable {
             self.forget(|d| d.delete_exchange(&self.name, &exchange.name));
         }
@@ -183,6 +187,7 @@ impl VHost {
                 reason,
             });
         }
+        crate::dedup::DedupConfig::for_queue(&spec.arguments)?;
         let mut spec = spec;
         if spec.name.is_empty() {
             let queues = self.queues.read();
@@ -224,6 +229,7 @@ impl VHost {
             .with_flow_bound(self.flow_bound())
             .with_policies(self.queue_policies(&spec.name), now),
         );
+        self.open_dedup_log(false, &q.name, spec.durable && !spec.exclusive, q.dedup())?;
         if is_stored(&q) {
             self.persist(|d| d.put_queue(&queue_def(&self.name, &q)))?;
         }

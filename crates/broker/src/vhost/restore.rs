@@ -7,6 +7,7 @@ use warren_message::ShortStr;
 use warren_store::definitions::{BindingDef, ExchangeDef, QueueDef};
 
 use super::VHost;
+use crate::dedup::Deduplicator;
 use crate::error::BrokerError;
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::queue::Queue;
@@ -30,6 +31,9 @@ impl VHost {
         if let Err(error) = self.open_delay_log(&e, now) {
             tracing::error!(vhost = %self.name, exchange = %def.name, %error, "delayed messages not recovered");
         }
+        if let Err(error) = self.open_dedup_log(true, &e.name, e.durable, e.dedup()) {
+            tracing::error!(vhost = %self.name, exchange = %def.name, %error, "deduplication keys not recovered");
+        }
         self.exchanges.write().insert(e.name.clone(), Arc::new(e));
     }
 
@@ -49,6 +53,9 @@ impl VHost {
         )
         .with_flow_bound(self.flow_bound())
         .with_policies(self.queue_policies(&def.name), now);
+        if let Err(error) = self.open_dedup_log(false, &q.name, q.durable, q.dedup()) {
+            tracing::error!(vhost = %self.name, queue = %def.name, %error, "deduplication keys not recovered");
+        }
         self.queues.write().insert(q.name.clone(), Arc::new(q));
         Ok(())
     }
@@ -90,6 +97,25 @@ impl VHost {
             ))
         })?;
         delayed.attach_log(log, now);
+        Ok(())
+    }
+
+    /// Opens the log of a durable exchange's (`exchange` true) or queue's deduplication
+    /// window, replaying the keys it holds; a window kept in memory (`x-cache-persistence:
+    /// memory`, or not durable) has none.
+    pub(super) fn open_dedup_log(
+        &self,
+        exchange: bool,
+        name: &str,
+        durable: bool,
+        dedup: Option<&Arc<Deduplicator>>,
+    ) -> Result<(), BrokerError> {
+        let Some(dedup) = dedup.filter(|d| durable && d.wants_disk()) else { return Ok(()) };
+        let log_name = crate::dedup::log_name(exchange, name);
+        let log = self.store.open_queue(&self.name, &log_name, true).map_err(|e| {
+            BrokerError::Storage(format!("cannot open the deduplication keys of '{name}': {e}"))
+        })?;
+        dedup.attach_log(log);
         Ok(())
     }
 }

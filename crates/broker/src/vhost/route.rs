@@ -9,6 +9,7 @@ use warren_message::ShortStr;
 use super::VHost;
 use crate::counters::{Counter, Counters};
 use crate::deadletter::{DeadLetter, DeathReason};
+use crate::dedup::{Admission, Deduplicator};
 use crate::delayed::requested_delay;
 use crate::effects::Effects;
 use crate::error::BrokerError;
@@ -38,6 +39,41 @@ pub enum Routed {
         /// Written to the exchange's log.
         stored: bool,
     },
+    /// The exchange deduplicates and had seen the message's key: it goes nowhere.
+    Duplicate,
+}
+
+/// Deduplication's part in a publish: the time it checks keys at, where it notes logs to
+/// flush, and whether the publish's confirm must wait for the store's next sync.
+pub(super) struct Admitting<'a> {
+    now: Now,
+    effects: &'a mut Effects,
+    wait_for_sync: bool,
+}
+
+/// Checks a message against a deduplication window; true when it is a duplicate. A key
+/// written to a durable window's log, or matched there, makes the confirm wait for the next
+/// sync (so a duplicate's confirm never overtakes the original's).
+fn admit(dedup: &Arc<Deduplicator>, message: &Message, at: &mut Admitting<'_>) -> Result<bool, BrokerError> {
+    let admission = dedup
+        .admit(&message.properties, at.now)
+        .map_err(|e| BrokerError::Storage(format!("cannot store a deduplication key: {e}")))?;
+    Ok(match admission {
+        Admission::NoKey | Admission::Admitted { logged: false } => false,
+        Admission::Admitted { logged: true } => {
+            at.effects.dedup_logged(dedup);
+            at.wait_for_sync = true;
+            false
+        }
+        Admission::Duplicate { durable } => {
+            if durable {
+                // The original's key may still be buffered by another batch: flush it with ours.
+                at.effects.dedup_logged(dedup);
+                at.wait_for_sync = true;
+            }
+            true
+        }
+    })
 }
 
 /// What became of a published message.
@@ -53,6 +89,8 @@ pub struct PublishResult {
     pub rejected: bool,
     /// A queue could not store it (a write failed): it must not be confirmed.
     pub failed: bool,
+    /// The exchange deduplicates and had seen its key: dropped, and confirmed all the same.
+    pub duplicate: bool,
 }
 
 impl VHost {
@@ -69,11 +107,13 @@ impl VHost {
         now: Instant,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<Routed, BrokerError> {
-        self.route_counting(exchange, message, extra_keys, now, out, true)
+        self.route_counting(exchange, message, extra_keys, now, out, true, None)
     }
 
     /// As [`VHost::route`]; `count` is false for a message the exchange already counted (a
-    /// delayed message it releases).
+    /// delayed message it releases). With `admitting` (a publish), an exchange that
+    /// deduplicates checks the message's key first.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn route_counting(
         &self,
         exchange: &str,
@@ -82,6 +122,7 @@ impl VHost {
         now: Instant,
         out: &mut Vec<Arc<Queue>>,
         count: bool,
+        admitting: Option<&mut Admitting<'_>>,
     ) -> Result<Routed, BrokerError> {
         if exchange.is_empty() {
             let queues = self.queues.read();
@@ -103,6 +144,15 @@ impl VHost {
                 name: exchange.to_owned(),
                 vhost: self.name.clone(),
             });
+        }
+        if let (Some(dedup), Some(at)) = (e.dedup(), admitting) {
+            if admit(dedup, message, at)? {
+                if count {
+                    // Published, but neither routed nor unroutable.
+                    e.counters().add(Counter::Published, 1);
+                }
+                return Ok(Routed::Duplicate);
+            }
         }
         let routed = self.route_through(&e, message, extra_keys, now, out);
         match routed {
@@ -179,20 +229,39 @@ impl VHost {
         routed: &mut Vec<Arc<Queue>>,
     ) -> Result<(PublishResult, Option<Message>), BrokerError> {
         routed.clear();
-        let how = match self.route(&message.exchange, &message, extra_keys, now.instant, routed) {
+        let mut admitting = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+        let exchange = &message.exchange;
+        let how = self.route_counting(
+            exchange,
+            &message,
+            extra_keys,
+            now.instant,
+            routed,
+            true,
+            Some(&mut admitting),
+        );
+        let how = match how {
             Ok(how) => how,
             Err(e) => {
                 routed.clear();
                 return Err(e);
             }
         };
-        let mut result = PublishResult { queues: routed.len(), ..PublishResult::default() };
-        if let Routed::Delayed { stored } = how {
-            result.held = true;
-            result.stored = stored;
-            if stored {
-                effects.stored_elsewhere();
+        let mut result = PublishResult {
+            queues: routed.len(),
+            stored: admitting.wait_for_sync,
+            ..PublishResult::default()
+        };
+        match how {
+            Routed::Delayed { stored } => {
+                result.held = true;
+                result.stored |= stored;
+                if stored {
+                    effects.stored_elsewhere();
+                }
             }
+            Routed::Duplicate => result.duplicate = true,
+            Routed::ToQueues => {}
         }
         let mut queues = routed.drain(..);
         let Some(last) = queues.next_back() else { return Ok((result, Some(message))) };
@@ -214,6 +283,21 @@ impl VHost {
         effects: &mut Effects,
         result: &mut PublishResult,
     ) {
+        if let Some(dedup) = q.dedup() {
+            let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+            let duplicate = admit(dedup, &message, &mut at);
+            result.stored |= at.wait_for_sync;
+            match duplicate {
+                // Reached the queue, which drops it: the publish counts as routed.
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::debug!(vhost = %self.name, queue = %q.name, %error, "storing a deduplication key failed");
+                    result.failed = true;
+                    return;
+                }
+            }
+        }
         match q.publish(message, now.instant) {
             Ok(published) => {
                 if q.flow_engaged() {
@@ -259,6 +343,12 @@ impl VHost {
             if !dead.may_enter(&q.name) {
                 tracing::debug!(queue = %q.name, from = %from.name, "dead-letter cycle: message dropped");
                 continue;
+            }
+            if let Some(dedup) = q.dedup() {
+                let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+                if admit(dedup, &dead.message, &mut at).unwrap_or(false) {
+                    continue;
+                }
             }
             match q.publish(dead.message.clone(), now.instant) {
                 Ok(_) => effects.dirty(&q),

@@ -42,7 +42,7 @@ impl VHost {
                 // The exchange counted the message when it took it in.
                 let (extra, instant) = (&held.extra_keys, now.instant);
                 let result =
-                    self.route_counting(&exchange.name, &message, extra, instant, &mut routed, false);
+                    self.route_counting(&exchange.name, &message, extra, instant, &mut routed, false, None);
                 if let Err(error) = result {
                     tracing::warn!(exchange = %exchange.name, %error, "a delayed message could not be routed");
                     continue;

@@ -39,6 +39,7 @@ fn exchange_types() -> Value {
         ("topic", "AMQP topic exchange, as per the AMQP specification"),
         ("x-consistent-hash", "Consistent Hashing Exchange"),
         ("x-delayed-message", "Delayed Message Exchange"),
+        ("x-message-deduplication", "Message Deduplication Exchange."),
     ];
     Value::Array(
         described

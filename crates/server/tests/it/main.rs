@@ -15,6 +15,7 @@ mod connection;
 mod crash;
 mod ctl_http;
 mod dashboard;
+mod dedup;
 mod definitions;
 mod disk_alarm;
 mod disk_full;

@@ -1,0 +1,311 @@
+//! Publish deduplication: an exchange or queue that deduplicates drops a message whose key it
+//! has seen within its window (see `config` for the arguments, `key` for what the key is,
+//! `cache` for the window).
+//!
+//! A durable exchange or queue keeps its window in a log of the store, under a reserved name
+//! (see [`log_name`]): each admitted key is appended (16 bytes of hash, 8 of expiry) and written
+//! with the batch it came in, so it is on disk before the message it admitted is confirmed; an
+//! entry leaving the window is settled, and the store deletes a segment once all of its entries
+//! have left. Opening the log replays what it holds. Otherwise the window lives in memory only.
+
+mod cache;
+mod config;
+mod key;
+
+use std::collections::VecDeque;
+use std::io;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use warren_message::ShortStr;
+use warren_store::{Message, QueueLog};
+
+use crate::time::Now;
+use cache::{DedupCache, Key, Seen, NEVER};
+pub(crate) use config::DedupConfig;
+pub use config::{DEFAULT_CACHE_SIZE, MAX_CACHE_SIZE};
+
+/// The store log name of a durable exchange's (`exchange` true) or queue's window.
+pub fn log_name(exchange: bool, name: &str) -> String {
+    let kind = if exchange { "exchange" } else { "queue" };
+    format!("amq.x-message-deduplication/{kind}/{name}")
+}
+
+/// The store log of a window, when it is durable.
+struct Log {
+    log: Box<dyn QueueLog>,
+    /// Offsets of the window's logged entries, oldest first (entry for entry with the cache's
+    /// arrival order).
+    offsets: VecDeque<u64>,
+    /// Offsets of entries that left the window, not yet settled in the log: settled together,
+    /// [`SETTLE_BATCH`] at a time, so the log's acknowledgements are written (and fsynced) once
+    /// per batch rather than in every group-commit round. Unsettled ones are harmless: a
+    /// replay takes them back and pushes them out again.
+    evicted: Vec<u64>,
+    /// Appended to since the last flush.
+    unflushed: bool,
+}
+
+/// How many entries that left a durable window are settled at once.
+const SETTLE_BATCH: usize = if cfg!(test) { 64 } else { 4096 };
+
+struct State {
+    cache: DedupCache,
+    log: Option<Log>,
+}
+
+/// What deduplication made of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// It has no key: it goes on as if there were no deduplication.
+    NoKey,
+    /// Its key was new, and is now in the window; `logged` when written to the window's log
+    /// (the batch must flush it and a confirm wait for the next sync).
+    Admitted {
+        /// Appended to the durable log.
+        logged: bool,
+    },
+    /// Its key is in the window: it is dropped. `durable` when the window is on disk: its
+    /// confirm waits for the next sync, so that it never overtakes the message it duplicates.
+    Duplicate {
+        /// The window is on disk.
+        durable: bool,
+    },
+}
+
+/// The deduplication window of one exchange or queue.
+pub struct Deduplicator {
+    config: DedupConfig,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Deduplicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deduplicator").field("config", &self.config).finish()
+    }
+}
+
+/// A logged entry: the key's two words and its expiry (wall-clock ms), little-endian.
+const ENTRY_LEN: usize = 24;
+
+fn encode_entry(key: Key, expires_ms: u64) -> Bytes {
+    let mut out = [0u8; ENTRY_LEN];
+    out[..8].copy_from_slice(&key[0].to_le_bytes());
+    out[8..16].copy_from_slice(&key[1].to_le_bytes());
+    out[16..].copy_from_slice(&expires_ms.to_le_bytes());
+    Bytes::copy_from_slice(&out)
+}
+
+fn decode_entry(body: &[u8]) -> Option<(Key, u64)> {
+    let word = |at: usize| Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
+    (body.len() == ENTRY_LEN).then_some(())?;
+    Some(([word(0)?, word(8)?], word(16)?))
+}
+
+impl Deduplicator {
+    /// An empty in-memory window.
+    pub(crate) fn new(config: DedupConfig) -> Self {
+        let cache = DedupCache::new(config.size);
+        Deduplicator { config, state: Mutex::new(State { cache, log: None }) }
+    }
+
+    /// Whether a durable exchange or queue keeps this window on disk.
+    pub(crate) fn wants_disk(&self) -> bool {
+        self.config.on_disk
+    }
+
+    /// Keys in the window now (expired ones included until they are overwritten).
+    pub fn len(&self) -> usize {
+        self.state.lock().cache.len()
+    }
+
+    /// Whether the window holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys the window keeps.
+    pub fn capacity(&self) -> usize {
+        self.config.size
+    }
+
+    /// Keeps the window in `log` from now on, first replaying what it recovered. Expired
+    /// entries come back too: they no longer count, and leave in their turn.
+    pub(crate) fn attach_log(&self, mut log: Box<dyn QueueLog>) {
+        let mut st = self.state.lock();
+        let mut offsets = VecDeque::new();
+        let mut settled = false;
+        while let Some(m) = log.pop_front() {
+            let Some((key, expires_ms)) = decode_entry(&m.message.body) else {
+                log.settle(m.offset, true);
+                settled = true;
+                continue;
+            };
+            if st.cache.restore(key, expires_ms) {
+                if let Some(old) = offsets.pop_front() {
+                    log.settle(old, true);
+                    settled = true;
+                }
+            }
+            offsets.push_back(m.offset);
+        }
+        if settled {
+            if let Err(error) = log.flush() {
+                tracing::error!(%error, "writing to a deduplication log failed");
+            }
+        }
+        st.log = Some(Log { log, offsets, evicted: Vec::new(), unflushed: false });
+    }
+
+    /// Checks a published message against the window at `now`, adding its key if new.
+    pub(crate) fn admit(&self, raw_properties: &Bytes, now: Now) -> io::Result<Admission> {
+        let Some(mk) = key::message_key(raw_properties, &self.config.key) else {
+            return Ok(Admission::NoKey);
+        };
+        let ttl = mk.ttl_ms.or(self.config.ttl_ms);
+        let expires_ms = ttl.map_or(NEVER, |t| now.unix_ms.saturating_add(t));
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let durable = st.log.is_some();
+        let evicted = match st.cache.admit(mk.key, expires_ms, now.unix_ms) {
+            Seen::Duplicate => return Ok(Admission::Duplicate { durable }),
+            Seen::New { evicted } => evicted,
+        };
+        let Some(log) = st.log.as_mut() else { return Ok(Admission::Admitted { logged: false }) };
+        if evicted {
+            if let Some(old) = log.offsets.pop_front() {
+                log.evicted.push(old);
+                if log.evicted.len() >= SETTLE_BATCH {
+                    for old in log.evicted.drain(..) {
+                        log.log.settle(old, true);
+                    }
+                }
+            }
+        }
+        let entry = Message {
+            exchange: ShortStr::default(),
+            routing_key: ShortStr::default(),
+            properties: Bytes::new(),
+            body: encode_entry(mk.key, expires_ms),
+        };
+        let offset = log.log.append(entry, None, true)?;
+        // Taken at once: the log keeps it on disk only, until it leaves the window.
+        log.log.pop_front();
+        log.offsets.push_back(offset);
+        log.unflushed = true;
+        Ok(Admission::Admitted { logged: true })
+    }
+
+    /// Hands what the log buffered to the OS, marking it for the store's next sync.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let mut st = self.state.lock();
+        match st.log.as_mut() {
+            Some(log) if log.unflushed => {
+                log.unflushed = false;
+                log.log.flush()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The exchange or queue is gone: its log is removed.
+    pub(crate) fn delete(&self) {
+        let mut st = self.state.lock();
+        st.cache = DedupCache::new(1);
+        if let Some(mut log) = st.log.take() {
+            log.log.delete();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use warren_message::{BasicProperties, FieldTable, FieldValue};
+
+    fn now() -> Now {
+        Now::new(Instant::now(), 1_767_225_600_000)
+    }
+
+    fn with_key(key: &str, ttl: Option<i32>) -> Bytes {
+        let mut h = FieldTable::new();
+        h.insert("x-deduplication-header", FieldValue::LongStr(Bytes::copy_from_slice(key.as_bytes())));
+        if let Some(ttl) = ttl {
+            h.insert("x-cache-ttl", FieldValue::I32(ttl));
+        }
+        let mut out = bytes::BytesMut::new();
+        BasicProperties { headers: Some(h), ..Default::default() }.encode(&mut out);
+        out.freeze()
+    }
+
+    fn config(size: usize, ttl_ms: Option<u64>) -> DedupConfig {
+        DedupConfig {
+            size,
+            ttl_ms,
+            key: config::KeySource::Header(config::DEFAULT_HEADER.into()),
+            on_disk: true,
+        }
+    }
+
+    #[test]
+    fn per_message_ttl_overrides_the_default() {
+        let d = Deduplicator::new(config(10, Some(10_000)));
+        let t0 = now();
+        assert_eq!(d.admit(&with_key("a", Some(100)), t0).unwrap(), Admission::Admitted { logged: false });
+        assert_eq!(d.admit(&with_key("b", None), t0).unwrap(), Admission::Admitted { logged: false });
+        let later = t0.later(Duration::from_millis(100));
+        assert_eq!(d.admit(&with_key("a", None), later).unwrap(), Admission::Admitted { logged: false });
+        assert_eq!(d.admit(&with_key("b", None), later).unwrap(), Admission::Duplicate { durable: false });
+        assert_eq!(d.admit(&Bytes::new(), later).unwrap(), Admission::NoKey);
+    }
+
+    #[test]
+    fn a_logged_window_is_replayed_and_its_old_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_disk = warren_store::DiskConfig { segment_size: 4096, ..Default::default() };
+        let store = Arc::new(warren_store::DiskStore::open(dir.path(), config_disk.clone()).unwrap());
+        let t0 = now();
+        let name = log_name(true, "x");
+        {
+            let d = Deduplicator::new(config(50, None));
+            d.attach_log(warren_store::Store::open_queue(&*store, "/", &name, true).unwrap());
+            for i in 0..1000 {
+                assert!(matches!(
+                    d.admit(&with_key(&i.to_string(), None), t0).unwrap(),
+                    Admission::Admitted { logged: true }
+                ));
+                d.flush().unwrap();
+            }
+            assert!(matches!(
+                d.admit(&with_key("999", Some(1)), t0).unwrap(),
+                Admission::Duplicate { durable: true }
+            ));
+            d.admit(&with_key("short", Some(10)), t0).unwrap();
+            d.flush().unwrap();
+        }
+        drop(store);
+        let store = Arc::new(warren_store::DiskStore::open(dir.path(), config_disk).unwrap());
+        let d = Deduplicator::new(config(50, None));
+        let later = t0.later(Duration::from_millis(20));
+        d.attach_log(warren_store::Store::open_queue(&*store, "/", &name, true).unwrap());
+        assert_eq!(d.len(), 50, "the window's 50 entries");
+        assert!(matches!(d.admit(&with_key("999", None), later).unwrap(), Admission::Duplicate { .. }));
+        assert!(matches!(d.admit(&with_key("951", None), later).unwrap(), Admission::Duplicate { .. }));
+        assert!(matches!(d.admit(&with_key("950", None), later).unwrap(), Admission::Admitted { .. }));
+        assert!(matches!(d.admit(&with_key("short", None), later).unwrap(), Admission::Admitted { .. }));
+        // 1000 entries of ~100 bytes in 4 KiB segments: only the window's last segments remain.
+        let files = walk(dir.path());
+        assert!(files < 8, "{files} files left");
+        d.delete();
+    }
+
+    fn walk(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+            .sum()
+    }
+}
