@@ -63,7 +63,6 @@ const KEY_PLACEHOLDER: &[u8; 16] = b"@@@@@@@@@@@@@@@@";
 
 impl PublishEncoder {
     /// An encoder of messages without deduplication keys.
-    #[cfg(test)]
     pub fn new(
         channel: u16,
         exchange: &str,
