@@ -1,0 +1,130 @@
+//! The producer: publishes events `1..=count` in order, persistent, with publisher confirms and
+//! a deduplication key, and after any failure reconnects and publishes again, in order, every
+//! event that was not confirmed. Some of those reached the queue before the failure; the
+//! broker's deduplication drops them (and confirms them), so a retry does not duplicate.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Confirmation, Connection, PublisherConfirm};
+
+use crate::event::{Event, Stage};
+use crate::retry::{Error, Patience};
+use crate::topology::{Topology, DEDUP_HEADER};
+
+#[derive(Clone, Debug)]
+pub struct ProducerOptions {
+    pub url: String,
+    pub id: String,
+    pub count: u64,
+    /// Publishes awaiting their confirm at most.
+    pub window: usize,
+    pub topology: Topology,
+    pub patience: Patience,
+}
+
+/// What a producer did so far (shared with whoever watches it).
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    /// Every basic.publish sent, retries included.
+    pub publishes: AtomicU64,
+    /// Publishes of an event that had been published before (retries).
+    pub republished: AtomicU64,
+    /// Events confirmed; the producer is done when this reaches its count.
+    pub confirmed: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+/// The properties of an event's message: persistent, with its key as deduplication header
+/// and as message-id.
+pub fn event_properties(event: &Event) -> BasicProperties {
+    let key = event.dedup_key();
+    let mut headers = FieldTable::default();
+    headers.insert(DEDUP_HEADER.into(), AMQPValue::LongString(key.as_str().into()));
+    BasicProperties::default().with_delivery_mode(2).with_message_id(key.into()).with_headers(headers)
+}
+
+/// Runs until every event is confirmed; fails only after a long stretch without progress.
+pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<(), Error> {
+    let mut next_unconfirmed = 1;
+    let mut highest_published = 0;
+    let mut progress = Instant::now();
+    let mut first = true;
+    while next_unconfirmed <= opts.count {
+        if !std::mem::take(&mut first) {
+            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let conn = opts.patience.connect(&opts.url, progress).await?;
+        let mut session = Session { opts, stats, next_unconfirmed, highest_published, progress };
+        let outcome = session.run(&conn).await;
+        (next_unconfirmed, highest_published, progress) =
+            (session.next_unconfirmed, session.highest_published, session.progress);
+        match outcome {
+            Ok(()) => {
+                let _ = opts.patience.op("close", conn.close(200, "all confirmed".into())).await;
+            }
+            Err(e) => opts.patience.pause_or_give_up(progress, e).await?,
+        }
+    }
+    Ok(())
+}
+
+/// One connection's worth of publishing.
+struct Session<'a> {
+    opts: &'a ProducerOptions,
+    stats: &'a ProducerStats,
+    next_unconfirmed: u64,
+    highest_published: u64,
+    progress: Instant,
+}
+
+impl Session<'_> {
+    async fn run(&mut self, conn: &Connection) -> Result<(), Error> {
+        let p = &self.opts.patience;
+        p.op("declare", self.opts.topology.declare(conn)).await?;
+        let ch = p.op("channel.open", conn.create_channel()).await?;
+        p.op("confirm.select", ch.confirm_select(ConfirmSelectOptions::default())).await?;
+        let exchange = self.opts.topology.input_exchange();
+        let mut in_flight: VecDeque<(u64, PublisherConfirm)> = VecDeque::new();
+        let mut next = self.next_unconfirmed;
+        loop {
+            while in_flight.len() < self.opts.window && next <= self.opts.count {
+                let event = Event::new(self.opts.id.as_str(), next);
+                let confirm = p
+                    .op(
+                        "basic.publish",
+                        ch.basic_publish(
+                            exchange.as_str().into(),
+                            "".into(),
+                            BasicPublishOptions::default(),
+                            &event.body(Stage::Input),
+                            event_properties(&event),
+                        ),
+                    )
+                    .await?;
+                self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+                if next <= self.highest_published {
+                    self.stats.republished.fetch_add(1, Ordering::Relaxed);
+                }
+                self.highest_published = self.highest_published.max(next);
+                in_flight.push_back((next, confirm));
+                next += 1;
+            }
+            let Some((seq, confirm)) = in_flight.pop_front() else { return Ok(()) };
+            match p.op("confirm", confirm).await? {
+                Confirmation::Ack(_) | Confirmation::NotRequested => {
+                    self.next_unconfirmed = seq + 1;
+                    self.progress = Instant::now();
+                    self.stats.confirmed.fetch_add(1, Ordering::Relaxed);
+                }
+                // A retry on this channel would come after later events: start over instead.
+                Confirmation::Nack(_) => {
+                    return Err(Error::Nacked(Event::new(self.opts.id.as_str(), seq).to_string()));
+                }
+            }
+        }
+    }
+}
