@@ -52,6 +52,9 @@ enum Command {
         /// The deduplication window declared on in-x (x-cache-size).
         #[arg(long, default_value_t = 100_000)]
         cache_size: u32,
+        /// Events per second at most.
+        #[arg(long)]
+        rate: Option<u32>,
     },
     /// Consume from in; per batch, publish to out and audit and ack, in one transaction.
     Work {
@@ -87,13 +90,18 @@ async fn main() -> ExitCode {
     let patience = Patience { give_up_after: Duration::from_secs(cli.give_up_after), ..Patience::default() };
     let topology = Topology::with_prefix(cli.prefix.as_str());
     let result = match cli.command {
-        Command::Produce { id, count, window, cache_size } => {
+        Command::Produce { id, count, window, cache_size, rate } => {
             if !valid_producer_id(&id) {
                 eprintln!("exactly-once: invalid producer id {id:?} (letters, digits, '-', '_')");
                 return ExitCode::from(2);
             }
             let topology = Topology { cache_size, ..topology };
-            let opts = ProducerOptions { url: cli.url, id, count, window: window.max(1), topology, patience };
+            let opts = ProducerOptions {
+                window: window.max(1),
+                patience,
+                rate,
+                ..ProducerOptions::new(cli.url, topology, id, count)
+            };
             let stats = ProducerStats::default();
             let r = produce(&opts, &stats).await;
             println!(

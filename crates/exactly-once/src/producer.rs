@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -24,6 +24,27 @@ pub struct ProducerOptions {
     pub window: usize,
     pub topology: Topology,
     pub patience: Patience,
+    /// Events per second at most (first publishes; retries are not held back).
+    pub rate: Option<u32>,
+}
+
+impl ProducerOptions {
+    pub fn new(
+        url: impl Into<String>,
+        topology: Topology,
+        id: impl Into<String>,
+        count: u64,
+    ) -> ProducerOptions {
+        ProducerOptions {
+            url: url.into(),
+            id: id.into(),
+            count,
+            window: 100,
+            topology,
+            patience: Patience::default(),
+            rate: None,
+        }
+    }
 }
 
 /// What a producer did so far (shared with whoever watches it).
@@ -51,6 +72,7 @@ pub fn event_properties(event: &Event) -> BasicProperties {
 pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<(), Error> {
     let mut next_unconfirmed = 1;
     let mut highest_published = 0;
+    let started = tokio::time::Instant::now();
     let mut progress = Instant::now();
     let mut first = true;
     while next_unconfirmed <= opts.count {
@@ -58,7 +80,7 @@ pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<()
             stats.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         let conn = opts.patience.connect(&opts.url, progress).await?;
-        let mut session = Session { opts, stats, next_unconfirmed, highest_published, progress };
+        let mut session = Session { opts, stats, started, next_unconfirmed, highest_published, progress };
         let outcome = session.run(&conn).await;
         (next_unconfirmed, highest_published, progress) =
             (session.next_unconfirmed, session.highest_published, session.progress);
@@ -76,12 +98,23 @@ pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<()
 struct Session<'a> {
     opts: &'a ProducerOptions,
     stats: &'a ProducerStats,
+    started: tokio::time::Instant,
     next_unconfirmed: u64,
     highest_published: u64,
     progress: Instant,
 }
 
 impl Session<'_> {
+    /// When event `seq` may be published first (retries are due at once).
+    fn due(&self, seq: u64) -> tokio::time::Instant {
+        match self.opts.rate {
+            Some(rate) if seq > self.highest_published => {
+                self.started + Duration::from_secs_f64((seq - 1) as f64 / f64::from(rate.max(1)))
+            }
+            _ => self.started,
+        }
+    }
+
     async fn run(&mut self, conn: &Connection) -> Result<(), Error> {
         let p = &self.opts.patience;
         p.op("declare", self.opts.topology.declare(conn)).await?;
@@ -92,6 +125,14 @@ impl Session<'_> {
         let mut next = self.next_unconfirmed;
         loop {
             while in_flight.len() < self.opts.window && next <= self.opts.count {
+                // paced: while confirms are pending, wait for them rather than for the clock
+                let due = self.due(next);
+                if due > tokio::time::Instant::now() {
+                    if !in_flight.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep_until(due).await;
+                }
                 let event = Event::new(self.opts.id.as_str(), next);
                 let confirm = p
                     .op(

@@ -18,6 +18,7 @@ mod dashboard;
 mod definitions;
 mod disk_alarm;
 mod disk_full;
+mod exactly_once;
 mod exchange;
 mod flow;
 mod hostile;
