@@ -338,16 +338,16 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
     }
 
     for cycle in 1..=cycles {
-        let crash_at = Instant::now() + Duration::from_millis(rng.range(300, 1200));
+        let crash_at = Instant::now() + Duration::from_millis(rng.range(400, 1500));
         // client faults at random moments before the broker's crash
         loop {
-            let pause = Duration::from_millis(rng.range(30, 400));
+            let pause = Duration::from_millis(rng.range(100, 700));
             if Instant::now() + pause >= crash_at {
                 break;
             }
             tokio::time::sleep(pause).await;
-            match rng.range(0, 3) {
-                0 | 1 => pipeline.kill_worker(rng.range(0, WORKERS as u64 - 1) as usize).await,
+            match rng.range(0, 4) {
+                0 => pipeline.kill_worker(rng.range(0, WORKERS as u64 - 1) as usize).await,
                 2 => pipeline.cut_producer(rng.range(0, PRODUCERS.len() as u64 - 1) as usize),
                 _ => {}
             }
