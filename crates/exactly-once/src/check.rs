@@ -1,21 +1,39 @@
 //! The exactly-once verdict on what one output queue held: a pure function of the expected
-//! events and the bodies in the order they were consumed.
+//! events and the messages in the order they were consumed.
 //!
 //! Every delivery falls in exactly one class, so the counts add up and each names one fault:
-//! * a *duplicate* is a second (third, ...) delivery of an event;
+//! * a *duplicate* is a second (third, ...) delivery of an event. Each output carries the
+//!   publish attempt of the input it came from, which tells where a duplicate was born: two
+//!   attempts of an event both got through (the broker did not deduplicate the producer's
+//!   retry), or one input message was processed twice (a transaction's outputs outlived the
+//!   ack of its input: the commit was not atomic, or not durable);
 //! * an *out-of-order* delivery is the first delivery of an event that arrives after a later
 //!   event of the same producer;
 //! * an *unexpected* delivery is an unreadable body, an unknown producer, or a sequence number
 //!   the producer never sent;
 //! * everything else is in order; an expected event never delivered is *missing*.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::event::{Event, Stage};
 
 /// How many examples of each fault a report prints.
 const EXAMPLES: usize = 10;
+
+/// One consumed message: its body and the publish attempt of the input it came from (the
+/// [`crate::topology::ATTEMPT_HEADER`] header; absent if the worker did not copy it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub body: Vec<u8>,
+    pub attempt: Option<u32>,
+}
+
+impl Delivered {
+    pub fn new(body: impl Into<Vec<u8>>, attempt: Option<u32>) -> Delivered {
+        Delivered { body: body.into(), attempt }
+    }
+}
 
 /// The events a run was to deliver: producer id -> its count (sequence numbers `1..=count`).
 pub type Expected = BTreeMap<String, u64>;
@@ -31,6 +49,10 @@ pub struct QueueReport {
     pub duplicates: Vec<(Event, u32)>,
     /// Deliveries beyond the first of an event (the sum of `count - 1` over `duplicates`).
     pub duplicate_deliveries: u64,
+    /// Of those: deliveries of a further publish attempt of an event (undeduplicated retries).
+    pub duplicates_from_retries: u64,
+    /// Of those: deliveries of an attempt delivered before (inputs processed twice).
+    pub duplicates_from_reprocessing: u64,
     /// First deliveries that came after a later event of the same producer: (event, the
     /// largest sequence number of its producer seen before it).
     pub out_of_order: Vec<(Event, u64)>,
@@ -50,24 +72,20 @@ impl QueueReport {
     }
 }
 
-/// Judges the bodies consumed from `queue` (written at `stage`), in consumption order.
-pub fn check_queue<B: AsRef<[u8]>>(
-    queue: &str,
-    stage: Stage,
-    expected: &Expected,
-    bodies: &[B],
-) -> QueueReport {
+/// Judges the messages consumed from `queue` (written at `stage`), in consumption order.
+pub fn check_queue(queue: &str, stage: Stage, expected: &Expected, delivered: &[Delivered]) -> QueueReport {
     let mut report = QueueReport {
         queue: queue.to_owned(),
         expected: expected.values().sum(),
-        received: bodies.len() as u64,
+        received: delivered.len() as u64,
         ..QueueReport::default()
     };
     let mut seen: HashMap<Event, u32> = HashMap::new();
+    let mut attempts_seen: HashSet<(Event, Option<u32>)> = HashSet::new();
     let mut duplicate_order: Vec<Event> = Vec::new();
     let mut highest: HashMap<&str, u64> = HashMap::new();
-    for body in bodies {
-        let event = match Event::parse(body.as_ref(), stage) {
+    for message in delivered {
+        let event = match Event::parse(&message.body, stage) {
             Ok(e) => e,
             Err(why) => {
                 report.unexpected.push(why);
@@ -82,10 +100,16 @@ pub fn check_queue<B: AsRef<[u8]>>(
             report.unexpected.push(format!("{event}: producer {producer} sent only 1..={count}"));
             continue;
         }
+        let new_attempt = attempts_seen.insert((event.clone(), message.attempt));
         let times = seen.entry(event.clone()).or_insert(0);
         *times += 1;
         if *times > 1 {
             report.duplicate_deliveries += 1;
+            if new_attempt {
+                report.duplicates_from_retries += 1;
+            } else {
+                report.duplicates_from_reprocessing += 1;
+            }
             if *times == 2 {
                 duplicate_order.push(event);
             }
@@ -125,7 +149,8 @@ impl fmt::Display for QueueReport {
         writeln!(
             f,
             "queue {}: {verdict}: {} expected, {} received, {} distinct; {} missing, {} duplicate deliveries \
-             (of {} events), {} out of order, {} unexpected",
+             (of {} events; {} from retried publishes, {} from inputs processed twice), {} out of order, \
+             {} unexpected",
             self.queue,
             self.expected,
             self.received,
@@ -133,6 +158,8 @@ impl fmt::Display for QueueReport {
             self.missing_count,
             self.duplicate_deliveries,
             self.duplicates.len(),
+            self.duplicates_from_retries,
+            self.duplicates_from_reprocessing,
             self.out_of_order.len(),
             self.unexpected.len()
         )?;
@@ -176,12 +203,12 @@ mod tests {
         pairs.iter().map(|&(p, n)| (p.to_owned(), n)).collect()
     }
 
-    fn bodies(events: &[(&str, u64)]) -> Vec<Vec<u8>> {
-        events.iter().map(|&(p, s)| Event::new(p, s).body(Stage::Output)).collect()
+    fn delivered(events: &[(&str, u64)]) -> Vec<Delivered> {
+        events.iter().map(|&(p, s)| Delivered::new(Event::new(p, s).body(Stage::Output), Some(1))).collect()
     }
 
     fn check(exp: &[(&str, u64)], got: &[(&str, u64)]) -> QueueReport {
-        check_queue("out", Stage::Output, &expected(exp), &bodies(got))
+        check_queue("out", Stage::Output, &expected(exp), &delivered(got))
     }
 
     #[test]
@@ -198,6 +225,7 @@ mod tests {
         let r = check(&[("a", 4)], &[("a", 1), ("a", 2), ("a", 3), ("a", 2), ("a", 3), ("a", 4)]);
         assert!(!r.is_exactly_once_in_order());
         assert_eq!(r.duplicate_deliveries, 2);
+        assert_eq!((r.duplicates_from_retries, r.duplicates_from_reprocessing), (0, 2));
         assert_eq!(r.duplicates, vec![(Event::new("a", 2), 2), (Event::new("a", 3), 2)]);
         assert!(r.out_of_order.is_empty());
         assert_eq!(r.missing_count, 0);
@@ -211,6 +239,19 @@ mod tests {
         assert_eq!(r.duplicates, vec![(Event::new("a", 1), 3)]);
         assert_eq!(r.duplicate_deliveries, 2);
         assert_eq!(r.distinct, 1);
+    }
+
+    #[test]
+    fn a_duplicate_is_blamed_on_the_retry_or_on_reprocessing_by_its_attempt() {
+        let out =
+            |seq: u64, attempt: u32| Delivered::new(Event::new("a", seq).body(Stage::Output), Some(attempt));
+        // a:1 got through twice (attempts 1 and 2), a:2 was processed twice (attempt 1 both
+        // times), a:3 both: attempts 1, 2, 2
+        let got = [out(1, 1), out(1, 2), out(2, 1), out(2, 1), out(3, 1), out(3, 2), out(3, 2)];
+        let r = check_queue("out", Stage::Output, &expected(&[("a", 3)]), &got);
+        assert_eq!(r.duplicate_deliveries, 4);
+        assert_eq!((r.duplicates_from_retries, r.duplicates_from_reprocessing), (2, 2));
+        assert!(r.to_string().contains("2 from retried publishes, 2 from inputs processed twice"), "{r}");
     }
 
     #[test]
@@ -234,8 +275,8 @@ mod tests {
 
     #[test]
     fn foreign_bodies_unknown_producers_and_unsent_numbers_are_unexpected() {
-        let mut got = bodies(&[("a", 1), ("z", 1), ("a", 0), ("a", 3)]);
-        got.push(Event::new("a", 2).body(Stage::Audit));
+        let mut got = delivered(&[("a", 1), ("z", 1), ("a", 0), ("a", 3)]);
+        got.push(Delivered::new(Event::new("a", 2).body(Stage::Audit), Some(1)));
         let r = check_queue("out", Stage::Output, &expected(&[("a", 2)]), &got);
         assert_eq!(r.unexpected.len(), 4, "{r}");
         assert_eq!(r.missing["a"], vec![(2, 2)]);

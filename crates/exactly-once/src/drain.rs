@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::Connection;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection};
 
-use crate::check::{check_queue, Expected, QueueReport};
+use crate::check::{check_queue, Delivered, Expected, QueueReport};
 use crate::event::Stage;
 use crate::retry::{Error, Patience};
-use crate::topology::Topology;
+use crate::topology::{Topology, ATTEMPT_HEADER};
 
-/// Takes every message out of `queue` and returns the bodies in delivery order. It reads at
+/// Takes every message out of `queue` and returns them in delivery order. It reads at
 /// least as many as the queue held when it started, then stops after `idle` without one; the
 /// messages are acked (all at once, at the end) only once they are all read, so a drain that
 /// fails leaves the queue as it was.
@@ -22,7 +22,7 @@ pub async fn drain(
     queue: &str,
     idle: Duration,
     patience: &Patience,
-) -> Result<Vec<Vec<u8>>, Error> {
+) -> Result<Vec<Delivered>, Error> {
     let ch = patience.op("channel.open", conn.create_channel()).await?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     let held =
@@ -42,7 +42,7 @@ pub async fn drain(
             Ok(Some(d)) => {
                 let d = d?;
                 last_tag = Some(d.delivery_tag);
-                bodies.push(d.data);
+                bodies.push(Delivered::new(d.data, attempt(&d.properties)));
             }
             Ok(None) => return Err(Error::ConsumerEnded(queue.to_owned())),
             Err(_) if bodies.len() < held as usize => return Err(Error::Stalled(held, queue.to_owned())),
@@ -57,6 +57,21 @@ pub async fn drain(
     Ok(bodies)
 }
 
+/// The input's publish attempt that an output carries.
+fn attempt(properties: &BasicProperties) -> Option<u32> {
+    let value = properties.headers().as_ref()?.inner().get(ATTEMPT_HEADER)?.clone();
+    match value {
+        AMQPValue::LongUInt(n) => Some(n),
+        AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+        AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u32::from(n)),
+        AMQPValue::ShortInt(n) => u32::try_from(n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(u32::from(n)),
+        AMQPValue::ShortShortInt(n) => u32::try_from(n).ok(),
+        _ => None,
+    }
+}
+
 /// The verdict on a run: both outputs.
 #[derive(Clone, Debug)]
 pub struct RunReport {
@@ -65,7 +80,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn new(topology: &Topology, expected: &Expected, output: &[Vec<u8>], audit: &[Vec<u8>]) -> RunReport {
+    pub fn new(
+        topology: &Topology,
+        expected: &Expected,
+        output: &[Delivered],
+        audit: &[Delivered],
+    ) -> RunReport {
         RunReport {
             output: check_queue(&topology.output(), Stage::Output, expected, output),
             audit: check_queue(&topology.audit(), Stage::Audit, expected, audit),

@@ -19,7 +19,7 @@ pub mod retry;
 pub mod topology;
 pub mod worker;
 
-pub use check::{check_queue, Expected, QueueReport};
+pub use check::{check_queue, Delivered, Expected, QueueReport};
 pub use drain::{drain, RunReport};
 pub use event::{Event, Stage};
 pub use producer::{produce, ProducerOptions, ProducerStats};

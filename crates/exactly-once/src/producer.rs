@@ -3,7 +3,7 @@
 //! event that was not confirmed. Some of those reached the queue before the failure; the
 //! broker's deduplication drops them (and confirms them), so a retry does not duplicate.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use lapin::{BasicProperties, Confirmation, Connection, PublisherConfirm};
 
 use crate::event::{Event, Stage};
 use crate::retry::{Error, Patience};
-use crate::topology::{Topology, DEDUP_HEADER};
+use crate::topology::{Topology, ATTEMPT_HEADER, DEDUP_HEADER};
 
 #[derive(Clone, Debug)]
 pub struct ProducerOptions {
@@ -60,11 +60,12 @@ pub struct ProducerStats {
 }
 
 /// The properties of an event's message: persistent, with its key as deduplication header
-/// and as message-id.
-pub fn event_properties(event: &Event) -> BasicProperties {
+/// and as message-id, and the number of this publish of it.
+pub fn event_properties(event: &Event, attempt: u32) -> BasicProperties {
     let key = event.dedup_key();
     let mut headers = FieldTable::default();
     headers.insert(DEDUP_HEADER.into(), AMQPValue::LongString(key.as_str().into()));
+    headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
     BasicProperties::default().with_delivery_mode(2).with_message_id(key.into()).with_headers(headers)
 }
 
@@ -72,6 +73,8 @@ pub fn event_properties(event: &Event) -> BasicProperties {
 pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<(), Error> {
     let mut next_unconfirmed = 1;
     let mut highest_published = 0;
+    // publishes so far of the events not confirmed yet
+    let mut attempts: HashMap<u64, u32> = HashMap::new();
     let started = tokio::time::Instant::now();
     let mut progress = Instant::now();
     let mut first = true;
@@ -80,7 +83,15 @@ pub async fn produce(opts: &ProducerOptions, stats: &ProducerStats) -> Result<()
             stats.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         let conn = opts.patience.connect(&opts.url, progress).await?;
-        let mut session = Session { opts, stats, started, next_unconfirmed, highest_published, progress };
+        let mut session = Session {
+            opts,
+            stats,
+            started,
+            next_unconfirmed,
+            highest_published,
+            progress,
+            attempts: &mut attempts,
+        };
         let outcome = session.run(&conn).await;
         (next_unconfirmed, highest_published, progress) =
             (session.next_unconfirmed, session.highest_published, session.progress);
@@ -102,6 +113,7 @@ struct Session<'a> {
     next_unconfirmed: u64,
     highest_published: u64,
     progress: Instant,
+    attempts: &'a mut HashMap<u64, u32>,
 }
 
 impl Session<'_> {
@@ -134,6 +146,9 @@ impl Session<'_> {
                     tokio::time::sleep_until(due).await;
                 }
                 let event = Event::new(self.opts.id.as_str(), next);
+                let attempt = self.attempts.entry(next).or_insert(0);
+                *attempt += 1;
+                let properties = event_properties(&event, *attempt);
                 let confirm = p
                     .op(
                         "basic.publish",
@@ -142,7 +157,7 @@ impl Session<'_> {
                             "".into(),
                             BasicPublishOptions::default(),
                             &event.body(Stage::Input),
-                            event_properties(&event),
+                            properties,
                         ),
                     )
                     .await?;
@@ -158,6 +173,7 @@ impl Session<'_> {
             match p.op("confirm", confirm).await? {
                 Confirmation::Ack(_) | Confirmation::NotRequested => {
                     self.next_unconfirmed = seq + 1;
+                    self.attempts.remove(&seq);
                     self.progress = Instant::now();
                     self.stats.confirmed.fetch_add(1, Ordering::Relaxed);
                 }

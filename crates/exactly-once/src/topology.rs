@@ -19,6 +19,10 @@ pub const DEDUP_ARGUMENT: &str = "x-message-deduplication";
 pub const CACHE_SIZE_ARGUMENT: &str = "x-cache-size";
 /// The message header whose value is the deduplication key.
 pub const DEDUP_HEADER: &str = "x-deduplication-header";
+/// The message header that numbers the producer's publishes of one event (1, then 2 for its
+/// first retry, ...); the worker copies it to the outputs, so the checker can tell where a
+/// duplicate was born.
+pub const ATTEMPT_HEADER: &str = "x-publish-attempt";
 
 /// Names and settings of the pipeline's exchanges and queues.
 #[derive(Clone, Debug)]

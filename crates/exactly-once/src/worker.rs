@@ -18,7 +18,7 @@ use lapin::{BasicProperties, Channel, Connection, Consumer};
 
 use crate::event::{Event, Stage};
 use crate::retry::{Error, Patience};
-use crate::topology::{ready_count, Topology};
+use crate::topology::{ready_count, Topology, ATTEMPT_HEADER};
 
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -139,6 +139,19 @@ async fn session(
     }
 }
 
+/// Persistent, with the event's key as message-id and the input's publish attempt.
+fn output_properties(event: &Event, input: &Delivery) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    let attempt = input.properties.headers().as_ref().and_then(|h| h.inner().get(ATTEMPT_HEADER).cloned());
+    if let Some(attempt) = attempt {
+        headers.insert(ATTEMPT_HEADER.into(), attempt);
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(event.dedup_key().into())
+        .with_headers(headers)
+}
+
 async fn next(inputs: &mut Consumer, queue: &str) -> Result<Delivery, Error> {
     match inputs.next().await {
         Some(d) => Ok(d?),
@@ -163,9 +176,8 @@ async fn commit_batch(
                 continue;
             }
         };
+        let properties = output_properties(&event, delivery);
         for (queue, stage) in [(&output, Stage::Output), (&audit, Stage::Audit)] {
-            let properties =
-                BasicProperties::default().with_delivery_mode(2).with_message_id(event.dedup_key().into());
             // not in confirm mode: the returned future is already resolved
             p.op(
                 "basic.publish",
@@ -174,7 +186,7 @@ async fn commit_batch(
                     queue.as_str().into(),
                     BasicPublishOptions::default(),
                     &event.body(stage),
-                    properties,
+                    properties.clone(),
                 ),
             )
             .await?

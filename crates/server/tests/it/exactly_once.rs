@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use exactly_once::{
-    drain, produce, work, Expected, Patience, ProducerOptions, ProducerStats, RunReport, Topology,
+    drain, produce, work, Delivered, Expected, Patience, ProducerOptions, ProducerStats, RunReport, Topology,
     WorkerOptions, WorkerStats,
 };
 use lapin::{Connection, ConnectionProperties};
@@ -404,10 +404,13 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
 }
 
 /// Writes what the outputs held, a body per line, in delivery order (for a failure's post-mortem).
-fn dump(dir: &std::path::Path, topology: &Topology, output: &[Vec<u8>], audit: &[Vec<u8>]) {
+fn dump(dir: &std::path::Path, topology: &Topology, output: &[Delivered], audit: &[Delivered]) {
     std::fs::create_dir_all(dir).expect("create the dump directory");
     for (queue, bodies) in [(topology.output(), output), (topology.audit(), audit)] {
-        let lines: Vec<String> = bodies.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        let lines: Vec<String> = bodies
+            .iter()
+            .map(|d| format!("{} attempt={:?}", String::from_utf8_lossy(&d.body), d.attempt))
+            .collect();
         let path = dir.join(format!("{queue}.txt"));
         std::fs::write(&path, lines.join("\n") + "\n").expect("write the dump");
         println!("exactly-once: wrote {}", path.display());
