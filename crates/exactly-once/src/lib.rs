@@ -6,11 +6,13 @@
 //!   confirms; after a failure it publishes again everything that was not confirmed;
 //! * [`worker`]: consume from `in`, and in one transaction publish to `out` and `audit` and ack
 //!   the input;
-//! * [`check`]: the verdict, a pure function; [`drain`] reads the output queues for it.
+//! * [`check`]: the verdict, a pure function; [`drain`] reads the output queues for it;
+//! * [`bench`]: the transactional benchmark (consume-transform-publish, N inputs per commit).
 //!
 //! The `exactly-once` binary runs each role against an AMQP URL; Warren's integration tests run
 //! them as tasks while killing the broker (see `docs/delivery-guarantees.md`).
 
+pub mod bench;
 pub mod check;
 pub mod drain;
 pub mod event;

@@ -65,6 +65,20 @@ enum Command {
         #[arg(long)]
         until_empty: bool,
     },
+    /// Benchmark transactional consume-transform-publish: inputs per second and commit latency.
+    Bench {
+        /// Inputs per transaction.
+        #[arg(long, default_value_t = 10)]
+        batch: u16,
+        /// Concurrent transactional channels (a connection and an input queue each).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Inputs in all (preloaded before the clock starts).
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 100)]
+        body_size: usize,
+    },
     /// Drain out and audit and check that each holds every event exactly once, in order.
     Check {
         /// PRODUCER=COUNT, once per producer.
@@ -131,6 +145,30 @@ async fn main() -> ExitCode {
                 stats.failures.load(Ordering::Relaxed)
             );
             r.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench { batch, workers, messages, body_size } => {
+            let opts = exactly_once::bench::BenchOptions {
+                url: cli.url,
+                batch: batch.max(1),
+                workers: workers.max(1),
+                messages: messages.max(1),
+                body_size,
+            };
+            exactly_once::bench::run(&opts).await.map(|r| {
+                println!(
+                    "RESULT batch={} workers={} messages={} seconds={:.3} msgs_per_s={:.0} commits_per_s={:.0} \
+                     commit_p50_us={} commit_p99_us={}",
+                    r.batch,
+                    r.workers,
+                    r.messages,
+                    r.elapsed.as_secs_f64(),
+                    r.messages_per_second(),
+                    r.commits_per_second(),
+                    r.commit_p50.as_micros(),
+                    r.commit_p99.as_micros()
+                );
+                ExitCode::SUCCESS
+            })
         }
         Command::Check { expect, idle_ms } => check(&cli.url, &topology, expect, idle_ms, &patience).await,
     };
