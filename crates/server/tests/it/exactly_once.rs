@@ -145,6 +145,19 @@ enum Target {
 }
 
 impl Target {
+    /// How long the broker runs between two crashes (ms, uniform), and how long clients try to
+    /// get through before they give up: RabbitMQ takes seconds to start again, and its clients
+    /// need a few seconds of it running to get anything done.
+    fn schedule(&self) -> ((u64, u64), Patience) {
+        let patience = Patience::default();
+        match self {
+            Target::Warren(_) => ((400, 1500), patience),
+            Target::RabbitMq { .. } => {
+                ((2000, 6000), Patience { give_up_after: Duration::from_secs(900), ..patience })
+            }
+        }
+    }
+
     fn addr(&self) -> SocketAddr {
         match self {
             Target::Warren(b) => b.addr(),
@@ -204,6 +217,7 @@ struct Worker {
 
 struct Pipeline {
     topology: Topology,
+    patience: Patience,
     broker: SocketAddr,
     finish_workers: Arc<AtomicBool>,
     producers: Vec<Producer>,
@@ -220,6 +234,7 @@ impl Pipeline {
         let opts = ProducerOptions {
             rate: Some(EVENTS_PER_SECOND),
             window: 50,
+            patience: self.patience,
             ..ProducerOptions::new(wire.url(), self.topology.clone(), id, count)
         };
         let stats = Arc::new(ProducerStats::default());
@@ -232,7 +247,11 @@ impl Pipeline {
 
     async fn start_worker(&mut self) {
         let wire = Wire::to(self.broker).await;
-        let opts = WorkerOptions { batch: BATCH, ..WorkerOptions::new(wire.url(), self.topology.clone()) };
+        let opts = WorkerOptions {
+            batch: BATCH,
+            patience: self.patience,
+            ..WorkerOptions::new(wire.url(), self.topology.clone())
+        };
         let stats = Arc::new(WorkerStats::default());
         let task = tokio::spawn({
             let (stats, finish) = (stats.clone(), self.finish_workers.clone());
@@ -256,9 +275,13 @@ impl Pipeline {
         self.producer_cuts += 1;
     }
 
-    fn assert_clients_alive(&self, when: &str) {
-        for w in &self.workers {
-            assert!(!w.task.is_finished(), "a worker ended early ({when})");
+    /// Workers run until told to finish: an early end is a failure (the worker gave up, or
+    /// panicked). (A producer's failure shows when it is awaited at the end.)
+    async fn assert_workers_alive(&mut self, when: &str) {
+        for w in &mut self.workers {
+            if w.task.is_finished() {
+                panic!("a worker ended early ({when}): {:?}", (&mut w.task).await);
+            }
         }
     }
 
@@ -311,7 +334,7 @@ async fn connect(url: &str) -> Connection {
 async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) -> (RunReport, String) {
     let started = Instant::now();
     let mut rng = Rng(seed);
-    let patience = Patience::default();
+    let ((up_min, up_max), patience) = target.schedule();
     {
         let conn = connect(&target.url()).await;
         let declared = topology.declare(&conn).await.expect("declare the pipeline");
@@ -322,6 +345,7 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
     let expected: Expected = PRODUCERS.iter().map(|p| (p.to_string(), count)).collect();
     let mut pipeline = Pipeline {
         topology: topology.clone(),
+        patience,
         broker: target.addr(),
         finish_workers: Arc::default(),
         producers: Vec::new(),
@@ -338,7 +362,7 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
     }
 
     for cycle in 1..=cycles {
-        let crash_at = Instant::now() + Duration::from_millis(rng.range(400, 1500));
+        let crash_at = Instant::now() + Duration::from_millis(rng.range(up_min, up_max));
         // client faults at random moments before the broker's crash
         loop {
             let pause = Duration::from_millis(rng.range(100, 700));
@@ -353,7 +377,7 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
             }
         }
         tokio::time::sleep_until(crash_at.into()).await;
-        pipeline.assert_clients_alive(&format!("cycle {cycle}"));
+        pipeline.assert_workers_alive(&format!("cycle {cycle}")).await;
         target.crash_and_restart().await;
         if cycle % 4 == 0 || cycle == cycles {
             println!(
@@ -380,8 +404,10 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
     // drain both outputs, crash once more, and drain again: drained (acked) messages stay gone
     let idle = Duration::from_millis(300);
     let (mut output, mut audit) = (Vec::new(), Vec::new());
+    let mut drained_first = (0, 0);
     for round in 0..2 {
         if round == 1 {
+            drained_first = (output.len(), audit.len());
             target.crash_and_restart().await;
         }
         let conn = connect(&target.url()).await;
@@ -395,9 +421,14 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
         dump(&PathBuf::from(dir), &topology, &output, &audit);
     }
     let summary = format!(
-        "seed={seed} cycles={cycles} events={} {}; cycles took {cycles_took:?}, all {:?}",
+        "seed={seed} cycles={cycles} events={} {}; drained messages that came back after the final crash: \
+         {} in {}, {} in {}; cycles took {cycles_took:?}, all {:?}",
         count * PRODUCERS.len() as u64,
         pipeline.summary(),
+        output.len() - drained_first.0,
+        topology.output(),
+        audit.len() - drained_first.1,
+        topology.audit(),
         started.elapsed()
     );
     (RunReport::new(&topology, &expected, &output, &audit), summary)
