@@ -53,8 +53,6 @@ const PRODUCERS: [&str; 2] = ["p1", "p2"];
 /// Workers alive at any time: `in` has a single active consumer, the others stand by.
 const WORKERS: usize = 2;
 const EVENTS_PER_CYCLE: u64 = 80;
-/// Per producer; with ~0.75 s per cycle the events span the cycles.
-const EVENTS_PER_SECOND: u32 = 100;
 const BATCH: u16 = 10;
 /// Bound on each phase after the cycles (the producers finishing, the workers catching up).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -136,6 +134,15 @@ impl Drop for Wire {
 // ---------------------------------------------------------------------------------------------
 // The broker under test
 
+/// How a run paces the broker's crashes and the producers.
+struct Schedule {
+    /// How long the broker runs between two crashes (ms, uniform).
+    up_ms: (u64, u64),
+    /// Per producer, so that the events span the cycles.
+    events_per_second: u32,
+    patience: Patience,
+}
+
 enum Target {
     Warren(DurableBroker),
     /// A node started by `scripts/rabbitmq-ref.sh start PORT`.
@@ -145,16 +152,19 @@ enum Target {
 }
 
 impl Target {
-    /// How long the broker runs between two crashes (ms, uniform), and how long clients try to
-    /// get through before they give up: RabbitMQ takes seconds to start again, and its clients
-    /// need a few seconds of it running to get anything done.
-    fn schedule(&self) -> ((u64, u64), Patience) {
-        let patience = Patience::default();
+    /// RabbitMQ takes seconds to start again, and its clients need a few seconds of it running
+    /// to get anything done.
+    fn schedule(&self) -> Schedule {
         match self {
-            Target::Warren(_) => ((400, 1500), patience),
-            Target::RabbitMq { .. } => {
-                ((2000, 6000), Patience { give_up_after: Duration::from_secs(900), ..patience })
+            Target::Warren(_) => {
+                Schedule { up_ms: (400, 1500), events_per_second: 100, patience: Patience::default() }
             }
+            // a cycle lasts about 25 s with the restart: events spread over the cycles
+            Target::RabbitMq { .. } => Schedule {
+                up_ms: (2000, 6000),
+                events_per_second: 4,
+                patience: Patience { give_up_after: Duration::from_secs(900), ..Patience::default() },
+            },
         }
     }
 
@@ -218,6 +228,7 @@ struct Worker {
 struct Pipeline {
     topology: Topology,
     patience: Patience,
+    events_per_second: u32,
     broker: SocketAddr,
     finish_workers: Arc<AtomicBool>,
     producers: Vec<Producer>,
@@ -232,7 +243,7 @@ impl Pipeline {
     async fn start_producer(&mut self, id: &str, count: u64) {
         let wire = Wire::to(self.broker).await;
         let opts = ProducerOptions {
-            rate: Some(EVENTS_PER_SECOND),
+            rate: Some(self.events_per_second),
             window: 50,
             patience: self.patience,
             ..ProducerOptions::new(wire.url(), self.topology.clone(), id, count)
@@ -334,7 +345,8 @@ async fn connect(url: &str) -> Connection {
 async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) -> (RunReport, String) {
     let started = Instant::now();
     let mut rng = Rng(seed);
-    let ((up_min, up_max), patience) = target.schedule();
+    let schedule = target.schedule();
+    let ((up_min, up_max), patience) = (schedule.up_ms, schedule.patience);
     {
         let conn = connect(&target.url()).await;
         let declared = topology.declare(&conn).await.expect("declare the pipeline");
@@ -346,6 +358,7 @@ async fn run(target: &mut Target, topology: Topology, cycles: u64, seed: u64) ->
     let mut pipeline = Pipeline {
         topology: topology.clone(),
         patience,
+        events_per_second: schedule.events_per_second,
         broker: target.addr(),
         finish_workers: Arc::default(),
         producers: Vec::new(),
