@@ -9,7 +9,10 @@
 //! What must hold for that: the producer retries whatever was not confirmed, so the broker must
 //! deduplicate (`x-message-deduplication` on the input exchange, key in the
 //! `x-deduplication-header` header); the worker publishes to two queues and acks its input in
-//! one transaction, so tx.commit must be atomic and durable at commit-ok.
+//! one transaction, so tx.commit must be atomic and durable at commit-ok. A failure prints each
+//! output queue's report: events missing, out of order, and duplicated, a duplicate blamed on
+//! a retried publish that got through or on an input processed twice (by the publish attempt
+//! the outputs carry).
 //!
 //! Knobs (environment):
 //! * `WARREN_EXACTLY_ONCE_CYCLES` - kill/restart cycles of the broker (default 12, about 20 s);
