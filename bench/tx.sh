@@ -13,12 +13,13 @@
 # second, and commit latency (tx.commit sent until tx.commit-ok) p50 and p99. Written to
 #   bench/results/<YYYY-MM-DD>-tx.md
 #
-# Usage: bench/tx.sh [--runs N] [--messages N] [--no-build] [--no-rabbitmq]
+# Usage: bench/tx.sh [--runs N] [--messages N] [--no-build] [--no-rabbitmq | --rabbitmq-url URL]
 #   --runs N        runs per broker and configuration (default 3; medians reported)
 #   --messages N    inputs per run for batch 10 and 100 (default 20000; batch 1 runs use a
 #                   quarter, so that a run stays short on brokers that fsync every commit)
 #   --no-build      use the release binaries already in target/release
 #   --no-rabbitmq   Warren only
+#   --rabbitmq-url URL  use this running RabbitMQ instead of starting one
 # Needs root for RabbitMQ (the launcher runs the node as the rabbitmq user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +28,15 @@ runs=3
 messages=20000
 build=1
 rabbitmq=1
+rabbitmq_url=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--messages) messages=$2; shift 2 ;;
 	--no-build) build=0; shift ;;
 	--no-rabbitmq) rabbitmq=0; shift ;;
-	*) echo "usage: bench/tx.sh [--runs N] [--messages N] [--no-build] [--no-rabbitmq]" >&2; exit 2 ;;
+	--rabbitmq-url) rabbitmq_url=$2; shift 2 ;;
+	*) echo "usage: bench/tx.sh [--runs N] [--messages N] [--no-build] [--no-rabbitmq | --rabbitmq-url URL]" >&2; exit 2 ;;
 	esac
 done
 
@@ -83,7 +86,9 @@ warren_port=$(free_port)
 warren_pid=$!
 wait_port "$warren_port"
 brokers="warren=amqp://guest:guest@127.0.0.1:$warren_port/%2f"
-if [ "$rabbitmq" = 1 ]; then
+if [ "$rabbitmq" = 1 ] && [ -n "$rabbitmq_url" ]; then
+	brokers="$brokers rabbitmq=$rabbitmq_url"
+elif [ "$rabbitmq" = 1 ]; then
 	rabbit_port=$(free_port)
 	scripts/rabbitmq-ref.sh start "$rabbit_port" >&2
 	brokers="$brokers rabbitmq=amqp://guest:guest@127.0.0.1:$rabbit_port/%2f"
