@@ -5,6 +5,8 @@
 #   scripts/rabbitmq-ref.sh start PORT [--management MGMT_PORT] [--prometheus PROM_PORT]
 #                                      [--stats-interval MS]
 #   scripts/rabbitmq-ref.sh stop PORT
+#   scripts/rabbitmq-ref.sh kill PORT
+#   scripts/rabbitmq-ref.sh restart PORT
 #   scripts/rabbitmq-ref.sh status PORT
 #   scripts/rabbitmq-ref.sh ctl PORT ARGS...
 #
@@ -36,6 +38,10 @@
 # with the node's environment (HOME holding its Erlang cookie, its epmd port),
 # as the `rabbitmq` user; its output and exit status are rabbitmqctl's.
 #
+# `kill` crashes the node (SIGKILL to its process group and VM, no shutdown) and keeps its
+# directory; `restart` starts it again on that directory, as after a power cut (the
+# exactly-once crash test drives RabbitMQ with these two).
+#
 # `stop` terminates exactly the processes recorded in that state file and
 # removes the temp dir. Both commands are safe to repeat.
 #
@@ -61,6 +67,8 @@ usage() {
 	cat >&2 <<EOF
 usage: $0 start PORT [--management MGMT_PORT] [--prometheus PROM_PORT] [--stats-interval MS]
        $0 stop PORT
+       $0 kill PORT
+       $0 restart PORT
        $0 status PORT
        $0 ctl PORT ARGS...
 EOF
@@ -154,9 +162,121 @@ do_stop() {
 	log "stopped"
 }
 
+# Starts a private epmd bound to loopback for the node in $1 on port $2; prints its PID.
+start_epmd() {
+	local tmp=$1 epmd_port=$2
+	setsid env -i PATH="$PATH" HOME="$tmp/home" ERL_EPMD_ADDRESS=127.0.0.1 \
+		setpriv --reuid="$RMQ_USER" --regid="$RMQ_USER" --init-groups -- \
+		epmd -port "$epmd_port" >>"$tmp/log/epmd.log" 2>&1 </dev/null &
+	echo $!
+}
+
+# Starts the node of port $1 on its directory $2 (name $3), records its PIDs in the state
+# file $4 (appended: the last assignment wins when the file is sourced), and waits until it
+# answers AMQP. Returns 1, after printing the end of its log, if it does not.
+launch_node() {
+	local port=$1 tmp=$2 node=$3 sf=$4
+	local dist_port=$((port + 20000)) epmd_port=$((port + 30000))
+	local -a envv=(
+		PATH="$PATH"
+		LANG=C.UTF-8
+		LC_ALL=C.UTF-8
+		HOME="$tmp/home"
+		ERL_EPMD_PORT="$epmd_port"
+		ERL_EPMD_ADDRESS=127.0.0.1
+		RABBITMQ_CONF_ENV_FILE="$tmp/rabbitmq-env.conf"
+		RABBITMQ_CONFIG_FILE="$tmp/rabbitmq.conf"
+		RABBITMQ_ADVANCED_CONFIG_FILE="$tmp/advanced.config"
+		RABBITMQ_ENABLED_PLUGINS_FILE="$tmp/enabled_plugins"
+		RABBITMQ_PLUGINS_EXPAND_DIR="$tmp/plugins-expand"
+		RABBITMQ_MNESIA_BASE="$tmp/mnesia"
+		RABBITMQ_LOG_BASE="$tmp/log"
+		RABBITMQ_PID_FILE="$tmp/rabbit.pid"
+		RABBITMQ_NODENAME="$node"
+		RABBITMQ_USE_LONGNAME=false
+		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+		RABBITMQ_NODE_PORT="$port"
+		RABBITMQ_DIST_PORT="$dist_port"
+		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+	)
+
+	log "starting $node on 127.0.0.1:$port (dist $dist_port, epmd $epmd_port, dir $tmp)"
+	rm -f -- "$tmp/rabbit.pid"
+	(
+		cd "$tmp"
+		exec setsid env -i "${envv[@]}" \
+			setpriv --reuid="$RMQ_USER" --regid="$RMQ_USER" --init-groups -- \
+			"$RMQ_SERVER" >>"$tmp/log/startup.log" 2>&1 </dev/null
+	) &
+	local pid=$!
+	printf 'PID=%q\n' "$pid" >>"$sf"
+
+	local deadline=$((SECONDS + START_TIMEOUT))
+	until amqp_answers "$port"; do
+		if ! pid_alive "$pid"; then
+			log "broker exited during startup; last log lines:"
+			tail -n 40 "$tmp/log/startup.log" >&2 || true
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			log "broker did not answer AMQP within ${START_TIMEOUT}s; last log lines:"
+			tail -n 40 "$tmp/log/startup.log" >&2 || true
+			return 1
+		fi
+		sleep 0.25
+	done
+
+	local beam_pid=""
+	[[ -f "$tmp/rabbit.pid" ]] && beam_pid=$(tr -dc '0-9' <"$tmp/rabbit.pid")
+	printf 'BEAM_PID=%q\n' "$beam_pid" >>"$sf"
+}
+
+# SIGKILL to the node on port $1 (its process group and its VM), as a crash: no shutdown, the
+# data directory stays for `restart`. Its epmd keeps running.
+do_kill() {
+	local port=$1 sf
+	sf=$(state_file "$port")
+	[[ -f "$sf" ]] || die "no instance recorded for port $port"
+	local PID="" BEAM_PID=""
+	# shellcheck disable=SC1090
+	source "$sf"
+	log "killing (SIGKILL) the node on port $port (pid ${PID:-?}, beam ${BEAM_PID:-?}); its data stays"
+	if [[ -n "${PID:-}" ]]; then
+		kill -KILL -- "-$PID" 2>/dev/null || kill -KILL "$PID" 2>/dev/null || true
+	fi
+	if [[ -n "${BEAM_PID:-}" ]]; then
+		kill -KILL "$BEAM_PID" 2>/dev/null || true
+	fi
+	local deadline=$((SECONDS + 30))
+	while pid_alive "${PID:-}" || pid_alive "${BEAM_PID:-}"; do
+		((SECONDS < deadline)) || die "the node on port $port survived SIGKILL for 30s"
+		sleep 0.05
+	done
+}
+
+# Starts the node of port $1 again on its data directory, after `kill`.
+do_restart() {
+	local port=$1 sf
+	sf=$(state_file "$port")
+	[[ -f "$sf" ]] || die "no instance recorded for port $port"
+	local PID="" BEAM_PID="" EPMD_PID="" TMP_DIR="" NODE=""
+	# shellcheck disable=SC1090
+	source "$sf"
+	[[ -n "$NODE" && -d "$TMP_DIR" ]] || die "the instance on port $port never finished starting"
+	if pid_alive "$PID" || pid_alive "$BEAM_PID"; then
+		die "the node on port $port is still running (kill it first)"
+	fi
+	if ! pid_alive "$EPMD_PID"; then
+		EPMD_PID=$(start_epmd "$TMP_DIR" "$((port + 30000))")
+		printf 'EPMD_PID=%q\n' "$EPMD_PID" >>"$sf"
+	fi
+	launch_node "$port" "$TMP_DIR" "$NODE" "$sf" || exit 1
+	log "ready again: amqp://guest:guest@127.0.0.1:${port}/"
+}
+
 do_start() {
 	local port=$1 mgmt_port=${2:-} prom_port=${3:-} stats_interval=${4:-}
-	local sf dist_port epmd_port node tmp
+	local sf epmd_port node tmp
 	sf=$(state_file "$port")
 	mkdir -p "$STATE_DIR"
 
@@ -172,7 +292,6 @@ do_start() {
 		die "port $port is already in use by something this script did not start"
 	fi
 
-	dist_port=$((port + 20000))
 	epmd_port=$((port + 30000))
 	node="rabbit-ref-${port}@localhost"
 
@@ -224,66 +343,14 @@ do_start() {
 	# start fails half-way.
 	printf 'TMP_DIR=%q\n' "$tmp" >"$sf"
 
-	# Private epmd bound to loopback.
-	setsid env -i PATH="$PATH" HOME="$tmp/home" ERL_EPMD_ADDRESS=127.0.0.1 \
-		setpriv --reuid="$RMQ_USER" --regid="$RMQ_USER" --init-groups -- \
-		epmd -port "$epmd_port" >"$tmp/log/epmd.log" 2>&1 </dev/null &
-	local epmd_pid=$!
+	local epmd_pid
+	epmd_pid=$(start_epmd "$tmp" "$epmd_port")
 	printf 'EPMD_PID=%q\n' "$epmd_pid" >>"$sf"
 
-	local -a envv=(
-		PATH="$PATH"
-		LANG=C.UTF-8
-		LC_ALL=C.UTF-8
-		HOME="$tmp/home"
-		ERL_EPMD_PORT="$epmd_port"
-		ERL_EPMD_ADDRESS=127.0.0.1
-		RABBITMQ_CONF_ENV_FILE="$tmp/rabbitmq-env.conf"
-		RABBITMQ_CONFIG_FILE="$tmp/rabbitmq.conf"
-		RABBITMQ_ADVANCED_CONFIG_FILE="$tmp/advanced.config"
-		RABBITMQ_ENABLED_PLUGINS_FILE="$tmp/enabled_plugins"
-		RABBITMQ_PLUGINS_EXPAND_DIR="$tmp/plugins-expand"
-		RABBITMQ_MNESIA_BASE="$tmp/mnesia"
-		RABBITMQ_LOG_BASE="$tmp/log"
-		RABBITMQ_PID_FILE="$tmp/rabbit.pid"
-		RABBITMQ_NODENAME="$node"
-		RABBITMQ_USE_LONGNAME=false
-		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-		RABBITMQ_NODE_PORT="$port"
-		RABBITMQ_DIST_PORT="$dist_port"
-		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-	)
-
-	log "starting $node on 127.0.0.1:$port (dist $dist_port, epmd $epmd_port, dir $tmp)"
-	(
-		cd "$tmp"
-		exec setsid env -i "${envv[@]}" \
-			setpriv --reuid="$RMQ_USER" --regid="$RMQ_USER" --init-groups -- \
-			"$RMQ_SERVER" >"$tmp/log/startup.log" 2>&1 </dev/null
-	) &
-	local pid=$!
-	printf 'PID=%q\n' "$pid" >>"$sf"
-
-	local deadline=$((SECONDS + START_TIMEOUT))
-	until amqp_answers "$port"; do
-		if ! pid_alive "$pid"; then
-			log "broker exited during startup; last log lines:"
-			tail -n 40 "$tmp/log/startup.log" >&2 || true
-			do_stop "$port"
-			exit 1
-		fi
-		if ((SECONDS >= deadline)); then
-			log "broker did not answer AMQP within ${START_TIMEOUT}s; last log lines:"
-			tail -n 40 "$tmp/log/startup.log" >&2 || true
-			do_stop "$port"
-			exit 1
-		fi
-		sleep 0.25
-	done
-
-	local beam_pid=""
-	[[ -f "$tmp/rabbit.pid" ]] && beam_pid=$(tr -dc '0-9' <"$tmp/rabbit.pid")
-	printf 'BEAM_PID=%q\n' "$beam_pid" >>"$sf"
+	if ! launch_node "$port" "$tmp" "$node" "$sf"; then
+		do_stop "$port"
+		exit 1
+	fi
 	printf 'PORT=%q\nMGMT_PORT=%q\nPROM_PORT=%q\nNODE=%q\n' "$port" "$mgmt_port" "$prom_port" "$node" >>"$sf"
 
 	if [[ -n "$mgmt_port" ]]; then
@@ -386,6 +453,15 @@ start)
 stop)
 	[[ $# -eq 0 ]] || usage
 	do_stop "$port"
+	;;
+kill)
+	[[ $# -eq 0 ]] || usage
+	do_kill "$port"
+	;;
+restart)
+	[[ $# -eq 0 ]] || usage
+	[[ "$(id -u)" -eq 0 ]] || die "must be run as root (it runs the broker as the $RMQ_USER user)"
+	do_restart "$port"
 	;;
 status)
 	do_status "$port"

@@ -19,6 +19,7 @@ mod dedup;
 mod definitions;
 mod disk_alarm;
 mod disk_full;
+mod exactly_once;
 mod exchange;
 mod flow;
 mod hostile;
