@@ -6,9 +6,7 @@
 
 use crate::common::durable::{DurableBroker, Stop};
 use crate::common::*;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 
@@ -63,30 +61,6 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
     ))
     .await
     .unwrap();
-}
-
-async fn confirmed(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &[u8],
-    props: BasicProperties,
-    mandatory: bool,
-) -> Confirmation {
-    within(async {
-        ch.basic_publish(
-            exchange.into(),
-            key.into(),
-            BasicPublishOptions { mandatory, ..Default::default() },
-            body,
-            props,
-        )
-        .await
-        .expect("basic.publish")
-        .await
-        .expect("publisher confirm")
-    })
-    .await
 }
 
 /// Publishes and expects a plain ack (no return).

@@ -51,6 +51,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::common::durable::DurableBroker;
+use crate::common::rng::Rng;
 
 const PRODUCERS: [&str; 2] = ["p1", "p2"];
 /// Workers alive at any time: `in` has a single active consumer, the others stand by.
@@ -59,27 +60,6 @@ const EVENTS_PER_CYCLE: u64 = 80;
 const BATCH: u16 = 10;
 /// Bound on each phase after the cycles (the producers finishing, the workers catching up).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
-
-// ---------------------------------------------------------------------------------------------
-// Randomness
-
-/// splitmix64: small, seedable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A cuttable wire between one client and the broker

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::durable::{DurableBroker, Stop};
 use crate::common::*;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
-};
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 
@@ -58,30 +56,6 @@ async fn durable_queue(ch: &Channel, name: &str) {
     ))
     .await
     .unwrap_or_else(|e| panic!("declare queue {name}: {e:?}"));
-}
-
-async fn confirmed(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &[u8],
-    props: BasicProperties,
-    mandatory: bool,
-) -> Confirmation {
-    within(async {
-        ch.basic_publish(
-            exchange.into(),
-            key.into(),
-            BasicPublishOptions { mandatory, ..Default::default() },
-            body,
-            props,
-        )
-        .await
-        .expect("basic.publish")
-        .await
-        .expect("publisher confirm")
-    })
-    .await
 }
 
 /// Which queue each body is in (draining them).

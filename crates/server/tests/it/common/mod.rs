@@ -14,6 +14,7 @@ pub mod admin_cli;
 pub mod durable;
 pub mod http;
 pub mod raw;
+pub mod rng;
 
 use std::fmt::Debug;
 use std::fs::File;
@@ -390,4 +391,29 @@ pub fn text(body: &[u8]) -> String {
 
 pub fn bodies(msgs: &[Vec<u8>]) -> Vec<String> {
     msgs.iter().map(|b| text(b)).collect()
+}
+
+/// Publishes on a channel in confirm mode and waits for the publisher confirm.
+pub async fn confirmed(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+    mandatory: bool,
+) -> lapin::Confirmation {
+    within(async {
+        ch.basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions { mandatory, ..Default::default() },
+            body,
+            props,
+        )
+        .await
+        .expect("basic.publish")
+        .await
+        .expect("publisher confirm")
+    })
+    .await
 }
