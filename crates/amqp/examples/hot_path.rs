@@ -11,6 +11,13 @@
 //!   confirm  as ack, with publisher confirms
 //!   fanout   a fanout exchange to 10 queues, each with a no-ack consumer
 //!   topic    a topic exchange with 100 bindings, 1 of which matches, a no-ack consumer
+//!   keyed    a fanout exchange to 1 queue, a no-ack consumer; every message carries a distinct
+//!            `x-deduplication-header` (the baseline of `dedup`)
+//!   dedup    as keyed, through an `x-message-deduplication` exchange (window in memory, of
+//!            10,000 keys: full in both runs)
+//!   keyed-disk, dedup-disk
+//!            as keyed and dedup, on a disk store (not fsynced): durable exchange and queue,
+//!            persistent messages, so the deduplication window is logged
 
 #[path = "../tests/driven/mod.rs"]
 mod driven;
@@ -22,7 +29,8 @@ use driven::Client;
 use warren_broker::Broker;
 use warren_protocol::frame;
 use warren_protocol::methods::*;
-use warren_protocol::{BasicProperties, Method};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue, Method};
+use warren_store::{DiskConfig, DiskStore, SyncMode};
 
 /// Publishes per read batch (what one 64 KiB read of 16-byte messages holds, roughly).
 const BATCH: usize = 500;
@@ -34,6 +42,8 @@ enum Mode {
     Confirm,
     Fanout,
     Topic,
+    Keyed,
+    Dedup,
 }
 
 fn main() {
@@ -44,24 +54,37 @@ fn main() {
         Some("confirm") => Mode::Confirm,
         Some("fanout") => Mode::Fanout,
         Some("topic") => Mode::Topic,
+        Some("keyed" | "keyed-disk") => Mode::Keyed,
+        Some("dedup" | "dedup-disk") => Mode::Dedup,
         _ => {
-            eprintln!("usage: hot_path noack|ack|confirm|fanout|topic MESSAGES");
+            eprintln!(
+                "usage: hot_path noack|ack|confirm|fanout|topic|keyed|dedup|keyed-disk|dedup-disk MESSAGES"
+            );
             std::process::exit(2);
         }
     };
+    let on_disk = std::env::args().nth(1).is_some_and(|m| m.ends_with("-disk"));
     let messages: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
 
-    let broker = Arc::new(Broker::new());
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let broker = Arc::new(if on_disk {
+        let config = DiskConfig { sync: SyncMode::Never, ..Default::default() };
+        Broker::with_store(Arc::new(DiskStore::open(data.path(), config).expect("a disk store")))
+    } else {
+        Broker::new()
+    });
     let mut c = Client::connect(&broker);
-    let (exchange, routing_key) = declare(&mut c, mode);
+    let (exchange, routing_key) = declare(&mut c, mode, on_disk);
     let manual_ack = matches!(mode, Mode::Ack | Mode::Confirm);
     if mode == Mode::Confirm {
         c.send(1, ConfirmSelect::default());
     }
     c.drain_output();
 
+    let keyed = matches!(mode, Mode::Keyed | Mode::Dedup);
     let mut props = BytesMut::new();
-    BasicProperties { delivery_mode: Some(1), ..Default::default() }.encode(&mut props);
+    let delivery_mode = Some(if on_disk { 2 } else { 1 });
+    BasicProperties { delivery_mode, ..Default::default() }.encode(&mut props);
     let publish: Method =
         BasicPublish { exchange: exchange.into(), routing_key: routing_key.into(), ..Default::default() }
             .into();
@@ -69,7 +92,15 @@ fn main() {
     let mut sent = 0;
     while sent < messages {
         let n = BATCH.min(messages - sent);
-        for _ in 0..n {
+        for i in sent..sent + n {
+            if keyed {
+                props.clear();
+                let mut headers = FieldTable::new();
+                let key = format!("{i:016x}");
+                headers.insert("x-deduplication-header", FieldValue::LongStr(key.into_bytes().into()));
+                BasicProperties { delivery_mode, headers: Some(headers), ..Default::default() }
+                    .encode(&mut props);
+            }
             frame::write_method(&mut c.input, 1, &publish);
             frame::write_content(&mut c.input, 1, 60, &props, b"0123456789abcdef", 131_072);
         }
@@ -90,7 +121,7 @@ fn main() {
 }
 
 /// Declares the queues and consumers of `mode`; returns where to publish.
-fn declare(c: &mut Client, mode: Mode) -> (&'static str, &'static str) {
+fn declare(c: &mut Client, mode: Mode, durable: bool) -> (&'static str, &'static str) {
     let consume = |c: &mut Client, queue: &str, no_ack: bool| {
         c.send(1, BasicConsume { queue: queue.into(), no_ack, ..Default::default() });
     };
@@ -148,6 +179,27 @@ fn declare(c: &mut Client, mode: Mode) -> (&'static str, &'static str) {
             );
             consume(c, "t", true);
             ("events", "orders.eu.created")
+        }
+        Mode::Keyed | Mode::Dedup => {
+            let kind = if mode == Mode::Dedup { "x-message-deduplication" } else { "fanout" };
+            // A window smaller than either run, so that both measure the steady state (every
+            // new key evicts the oldest).
+            let mut arguments = FieldTable::new();
+            arguments.insert("x-cache-size", FieldValue::I32(10_000));
+            c.send(
+                1,
+                ExchangeDeclare {
+                    exchange: "keyed".into(),
+                    kind: kind.into(),
+                    durable,
+                    arguments,
+                    ..Default::default()
+                },
+            );
+            c.send(1, QueueDeclare { queue: "k".into(), durable, ..Default::default() });
+            c.send(1, QueueBind { queue: "k".into(), exchange: "keyed".into(), ..Default::default() });
+            consume(c, "k", true);
+            ("keyed", "")
         }
     }
 }

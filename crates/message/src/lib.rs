@@ -15,6 +15,7 @@ pub use bytestring::ByteString as ShortStr;
 pub mod codec;
 pub mod erlang;
 pub mod properties;
+pub mod raw;
 
 mod error;
 mod lenient;

@@ -28,8 +28,8 @@ pub(crate) use warren_message::strategies as testing;
 /// Field tables, properties and their primitives are the message model's, re-exported here so
 /// the codec reads as one crate.
 pub use warren_message::{
-    erlang, properties, BasicProperties, DecodeError, FieldTable, FieldValue, LenientTable, LenientValue,
-    ShortStr,
+    erlang, properties, raw, BasicProperties, DecodeError, FieldTable, FieldValue, LenientTable,
+    LenientValue, ShortStr,
 };
 
 pub use error::FrameError;

@@ -48,7 +48,7 @@ pub use memory::{MemoryLog, MemoryStore};
 pub use message::{Message, QueuedMessage};
 pub use space::{Space, SpaceMark, SpaceWaker};
 pub use syncer::SyncMode;
-pub use transactions::Transaction;
+pub use transactions::{applying as applying_transaction, outside as outside_transaction, Transaction};
 
 /// Called from the store's syncing thread once a sync ticket is durable.
 pub type SyncWaker = Box<dyn FnOnce() + Send>;

@@ -326,6 +326,7 @@ impl Syncer {
     }
 
     fn run(&self) {
+        let mut helpers = SyncHelpers::default();
         let mut st = self.lock();
         loop {
             while !st.shutdown && st.requested <= self.synced() {
@@ -341,7 +342,7 @@ impl Syncer {
             }
             let commits = std::mem::take(&mut st.tx.sealed);
             let target = st.requested;
-            let files: Vec<(usize, Arc<File>, FileKind)> =
+            let files: Vec<DirtyFile> =
                 st.dirty.drain().map(|(key, (file, kind))| (key, file, kind)).collect();
             // A poisoned file's data is not trusted whatever its next fsync says.
             let mut failed = files.iter().any(|(key, ..)| st.poisoned.contains(key));
@@ -351,7 +352,7 @@ impl Syncer {
             #[cfg(test)]
             drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
             let mut newly_poisoned = Vec::new();
-            for ((key, _, kind), result) in files.iter().zip(sync_all(&files)) {
+            for ((key, _, kind), result) in files.iter().zip(helpers.sync_all(&files)) {
                 if let Err(e) = result {
                     self.health.failed("fsync", &e);
                     if *kind == FileKind::Segment {
@@ -403,32 +404,84 @@ impl Syncer {
 /// The most fsyncs a round runs at once.
 const PARALLEL_SYNCS: usize = 8;
 
-/// Makes every file of a round durable; returns each one's outcome, in order. Several files are
-/// synced by several threads at once: each fsync waits for the device (and, on a journaling file
-/// system, for a journal commit that concurrent ones share), so a round that touched several
-/// files (a transaction's queues, the ack file of a consumed queue and the segment of the queue
-/// it publishes to) costs about one fsync's latency instead of one per file.
-fn sync_all(files: &[(usize, Arc<File>, FileKind)]) -> Vec<std::io::Result<()>> {
-    if files.len() <= 1 {
-        return files.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect();
-    }
-    let per_thread = files.len().div_ceil(PARALLEL_SYNCS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect::<Vec<_>>()
+/// A file of a round: its key, the file, and what it is.
+type DirtyFile = (usize, Arc<File>, FileKind);
+
+/// Helper threads that fsync some of a round's files while the syncer thread does the rest:
+/// each fsync waits for the device (and, on a journaling file system, for a journal commit that
+/// concurrent ones share), so a round that touched several files (a transaction's queues, the
+/// ack file of a consumed queue and the segment of the queue it publishes to, a deduplication
+/// window) costs about one fsync's latency instead of one per file. Started as rounds first need
+/// them and kept: starting a thread per round would cost more than some of the fsyncs.
+#[derive(Default)]
+struct SyncHelpers {
+    helpers: Vec<std::sync::mpsc::Sender<SyncJob>>,
+}
+
+/// Files for a helper to sync, and where its outcomes go (with the chunk's index).
+type SyncJob = (usize, Vec<(Arc<File>, FileKind)>, std::sync::mpsc::Sender<(usize, Vec<std::io::Result<()>>)>);
+
+impl SyncHelpers {
+    /// Makes every file of a round durable; returns each one's outcome, in order.
+    fn sync_all(&mut self, files: &[DirtyFile]) -> Vec<std::io::Result<()>> {
+        if files.len() <= 1 {
+            return files.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect();
+        }
+        let per_chunk = files.len().div_ceil(PARALLEL_SYNCS);
+        let chunks: Vec<&[DirtyFile]> = files.chunks(per_chunk).collect();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let mut sent = 0;
+        for (i, chunk) in chunks.iter().enumerate().skip(1) {
+            let job: Vec<_> = chunk.iter().map(|(_, file, kind)| (Arc::clone(file), *kind)).collect();
+            if self.send(i - 1, (i, job, done_tx.clone())) {
+                sent += 1;
+            } else {
+                // No helper (it could not be started): this thread syncs the chunk itself.
+                let outcomes = chunk.iter().map(|(_, file, kind)| sync_file(file, *kind)).collect();
+                let _ = done_tx.send((i, outcomes));
+                sent += 1;
+            }
+        }
+        drop(done_tx);
+        let mut outcomes: Vec<Option<Vec<std::io::Result<()>>>> = (0..chunks.len()).map(|_| None).collect();
+        outcomes[0] = Some(chunks[0].iter().map(|(_, file, kind)| sync_file(file, *kind)).collect());
+        for _ in 0..sent {
+            match done_rx.recv() {
+                Ok((i, result)) => outcomes[i] = Some(result),
+                Err(_) => break, // a helper died with its job: its files count as failed below
+            }
+        }
+        outcomes
+            .into_iter()
+            .zip(&chunks)
+            .flat_map(|(result, chunk)| {
+                result.unwrap_or_else(|| {
+                    chunk.iter().map(|_| Err(std::io::Error::other("an fsync helper thread died"))).collect()
                 })
             })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join().unwrap_or_else(|_| vec![Err(std::io::Error::other("an fsync thread panicked"))])
-            })
             .collect()
-    })
+    }
+
+    /// Hands `job` to helper `index`, starting it if need be; false if it cannot run.
+    fn send(&mut self, index: usize, job: SyncJob) -> bool {
+        if index >= self.helpers.len() {
+            let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
+            let started = std::thread::Builder::new().name("warren-fsync".into()).spawn(move || {
+                for (i, files, done) in rx {
+                    let outcomes = files.iter().map(|(file, kind)| sync_file(file, *kind)).collect();
+                    let _ = done.send((i, outcomes));
+                }
+            });
+            if started.is_err() {
+                return false;
+            }
+            self.helpers.push(tx);
+        }
+        match self.helpers[index].send(job) {
+            Ok(()) => true,
+            Err(_) => false,
+        }
+    }
 }
 
 /// Makes one file durable (`fdatasync`; a directory `fsync`), unless a failure is injected.

@@ -37,6 +37,25 @@ pub(crate) fn writing() -> Option<u64> {
     })
 }
 
+/// Whether the calling thread is applying a transaction (what it writes now would be part of
+/// it).
+pub fn applying() -> bool {
+    APPLYING.with(|a| a.get().0 != 0)
+}
+
+/// Runs `f` with the calling thread's transaction, if any, set aside: what `f` writes belongs to
+/// no transaction (for a write made on behalf of others, such as a buffer shared with them).
+pub fn outside<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore((u64, bool));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            APPLYING.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(APPLYING.with(|a| a.replace((0, false))));
+    f()
+}
+
 /// A transaction being applied: see the module documentation. Dropping it before
 /// [`Transaction::seal`] aborts it (its durable writes are ignored after a crash).
 #[derive(Debug)]

@@ -377,6 +377,15 @@ fn for_each_queue_run(unacked: Vec<Unacked>, mut f: impl FnMut(&Arc<Queue>, Vec<
 /// The extra routing keys of a message that has headers: sender-selected distribution routes
 /// it with each key of its `CC` and `BCC` headers as well, and `BCC` is removed from every copy.
 fn sender_selected_keys(message: &mut Message) -> Vec<ShortStr> {
+    // Most messages with headers have neither: a look at the names in place says so without
+    // decoding the table (an unreadable table is decoded, as below).
+    if let Some(table) = warren_protocol::raw::headers(&message.properties) {
+        let cc_or_bcc =
+            |f: &Result<(&[u8], u8, &[u8]), ()>| f.map_or(true, |(name, ..)| name == b"CC" || name == b"BCC");
+        if !warren_protocol::raw::fields(table).any(|f| cc_or_bcc(&f)) {
+            return Vec::new();
+        }
+    }
     // Leniently: a header nested too deep to decode must not hide CC and BCC (nor keep BCC in
     // the copies delivered).
     let Ok((props, Some(mut headers))) =

@@ -9,9 +9,9 @@
 //! sending the same value, so engineering a collision gains nothing more.
 
 use warren_message::properties::{
-    has_property, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, DELIVERY_MODE, EXPIRATION, HEADERS,
-    MESSAGE_ID, PRIORITY, REPLY_TO,
+    has_property, CORRELATION_ID, DELIVERY_MODE, EXPIRATION, HEADERS, MESSAGE_ID, PRIORITY, REPLY_TO,
 };
+use warren_message::raw::{self, Reader};
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
 use super::cache::Key;
@@ -41,17 +41,8 @@ pub(crate) fn message_key(raw: &[u8], source: &KeySource) -> Option<MessageKey> 
     if !has_property(raw, needed) {
         return None;
     }
-    let mut r = Reader { buf: raw };
-    let flags = r.u16()?;
-    let mut word = flags;
-    while word & 1 != 0 {
-        word = r.u16()?;
-    }
-    for bit in [CONTENT_TYPE, CONTENT_ENCODING] {
-        if flags & bit != 0 {
-            r.shortstr()?;
-        }
-    }
+    let mut r = Reader::new(raw);
+    let flags = r.skip_to_headers()?;
     let mut found = Found::default();
     if flags & HEADERS != 0 {
         let wanted = match source {
@@ -84,11 +75,8 @@ struct Found {
 
 /// Reads the key header (`wanted`) and `x-cache-ttl` from an encoded headers table.
 fn scan_headers(table: &[u8], wanted: Option<&[u8]>, found: &mut Found) -> Option<()> {
-    let mut r = Reader { buf: table };
-    while !r.buf.is_empty() {
-        let name = r.shortstr()?;
-        let kind = r.u8()?;
-        let value = r.value(kind)?;
+    for field in raw::fields(table) {
+        let (name, kind, value) = field.ok()?;
         if Some(name) == wanted {
             found.key = value_key(kind, value);
         } else if name == TTL_HEADER.as_bytes() {
@@ -127,59 +115,6 @@ fn value_key(kind: u8, value: &[u8]) -> Option<Key> {
             Some(n) => hash(INTEGER, &n.to_le_bytes()),
             None => hash(OTHER + u64::from(kind), value),
         }),
-    }
-}
-
-/// A cursor over encoded bytes; every read is bounds-checked (`None` past the end).
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn shortstr(&mut self) -> Option<&'a [u8]> {
-        let len = self.u8()?;
-        self.take(usize::from(len))
-    }
-
-    fn longstr(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()?;
-        self.take(len as usize)
-    }
-
-    /// A field value of type `kind`: its bytes (a string's, array's or table's without the
-    /// length prefix).
-    fn value(&mut self, kind: u8) -> Option<&'a [u8]> {
-        match kind {
-            b'V' => Some(&[]),
-            b't' | b'b' | b'B' => self.take(1),
-            b's' | b'u' => self.take(2),
-            b'I' | b'i' | b'f' => self.take(4),
-            b'D' => self.take(5),
-            b'l' | b'L' | b'd' | b'T' => self.take(8),
-            b'S' | b'x' | b'A' | b'F' => self.longstr(),
-            _ => None,
-        }
     }
 }
 

@@ -3,10 +3,12 @@
 //! `cache` for the window).
 //!
 //! A durable exchange or queue keeps its window in a log of the store, under a reserved name
-//! (see [`log_name`]): each admitted key is appended (16 bytes of hash, 8 of expiry) and written
-//! with the batch it came in, so it is on disk before the message it admitted is confirmed; an
-//! entry leaving the window is settled, and the store deletes a segment once all of its entries
-//! have left. Opening the log replays what it holds. Otherwise the window lives in memory only.
+//! (see [`log_name`]): the keys a batch of publishes admitted (16 bytes of hash, 8 of expiry
+//! each) are written as one record with the batch, so they are on disk before the messages they
+//! admitted are confirmed; a record is settled once all of its entries have left the window, and
+//! the store deletes a segment once all of its records are settled. A key admitted inside a
+//! transaction gets a record of its own, tagged with the transaction. Opening the log replays
+//! what it holds. Otherwise the window lives in memory only.
 
 mod cache;
 mod config;
@@ -34,19 +36,74 @@ pub fn log_name(exchange: bool, name: &str) -> String {
 /// The store log of a window, when it is durable.
 struct Log {
     log: Box<dyn QueueLog>,
-    /// Offsets of the window's logged entries, oldest first (entry for entry with the cache's
-    /// arrival order).
-    offsets: VecDeque<u64>,
-    /// Offsets of entries that left the window, not yet settled in the log: settled together,
-    /// [`SETTLE_BATCH`] at a time, so the log's acknowledgements are written (and fsynced) once
-    /// per batch rather than in every group-commit round. Unsettled ones are harmless: a
-    /// replay takes them back and pushes them out again.
+    /// The window's logged records, oldest first, each with how many of its entries are still
+    /// in the window (in the cache's arrival order: the oldest entry is the front record's).
+    records: VecDeque<(u64, u32)>,
+    /// Entries admitted since the last flush, encoded: the flush writes them as one record, so
+    /// a batch of publishes costs one record, not one per key.
+    pending: Vec<u8>,
+    /// Records all of whose entries left the window, not yet settled in the log: settled
+    /// together once they cover [`SETTLE_BATCH`] entries, so the log's acknowledgements are
+    /// written (and fsynced) once in a while rather than in every group-commit round.
+    /// Unsettled ones are harmless: a replay takes them back and pushes them out again.
     evicted: Vec<u64>,
+    evicted_entries: usize,
     /// Appended to since the last flush.
     unflushed: bool,
 }
 
-/// How many entries that left a durable window are settled at once.
+impl Log {
+    /// The oldest entry left the window.
+    fn evict_oldest(&mut self) {
+        let Some(front) = self.records.front_mut() else { return };
+        front.1 = front.1.saturating_sub(1);
+        self.evicted_entries += 1;
+        if front.1 == 0 {
+            self.evicted.push(front.0);
+            self.records.pop_front();
+        }
+        if self.evicted_entries >= SETTLE_BATCH {
+            self.evicted_entries = 0;
+            for old in self.evicted.drain(..) {
+                self.log.settle(old, true);
+            }
+        }
+    }
+
+    /// Writes the pending entries as one record (for no transaction: they may be other
+    /// publishers' keys), to go out with the next flush.
+    fn write_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let body = Bytes::from(std::mem::take(&mut self.pending));
+        self.append(body, false)
+    }
+
+    /// Appends a record of `body`'s entries; `in_transaction` when it belongs to the
+    /// transaction the thread applies.
+    fn append(&mut self, body: Bytes, in_transaction: bool) -> io::Result<()> {
+        let entries = (body.len() / ENTRY_LEN) as u32;
+        let entry = Message {
+            exchange: ShortStr::default(),
+            routing_key: ShortStr::default(),
+            properties: Bytes::new(),
+            body,
+        };
+        let offset = if in_transaction {
+            self.log.append(entry, None, true)?
+        } else {
+            warren_store::outside_transaction(|| self.log.append(entry, None, true))?
+        };
+        // Taken at once: the log keeps it on disk only, until it leaves the window.
+        self.log.pop_front();
+        self.records.push_back((offset, entries));
+        self.unflushed = true;
+        Ok(())
+    }
+}
+
+/// How many entries that left a durable window are settled at once (whole records at a time).
 const SETTLE_BATCH: usize = if cfg!(test) { 64 } else { 4096 };
 
 struct State {
@@ -88,18 +145,17 @@ impl std::fmt::Debug for Deduplicator {
 /// A logged entry: the key's two words and its expiry (wall-clock ms), little-endian.
 const ENTRY_LEN: usize = 24;
 
-fn encode_entry(key: Key, expires_ms: u64) -> Bytes {
-    let mut out = [0u8; ENTRY_LEN];
-    out[..8].copy_from_slice(&key[0].to_le_bytes());
-    out[8..16].copy_from_slice(&key[1].to_le_bytes());
-    out[16..].copy_from_slice(&expires_ms.to_le_bytes());
-    Bytes::copy_from_slice(&out)
+fn encode_entry(out: &mut Vec<u8>, key: Key, expires_ms: u64) {
+    out.extend_from_slice(&key[0].to_le_bytes());
+    out.extend_from_slice(&key[1].to_le_bytes());
+    out.extend_from_slice(&expires_ms.to_le_bytes());
 }
 
-fn decode_entry(body: &[u8]) -> Option<(Key, u64)> {
-    let word = |at: usize| Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?));
-    (body.len() == ENTRY_LEN).then_some(())?;
-    Some(([word(0)?, word(8)?], word(16)?))
+/// The entries of a logged record (one or more); `None` if it is not a whole number of them.
+fn decode_entries(body: &[u8]) -> Option<impl Iterator<Item = (Key, u64)> + '_> {
+    (!body.is_empty() && body.len().is_multiple_of(ENTRY_LEN)).then_some(())?;
+    let word = |e: &[u8], at: usize| u64::from_le_bytes(e[at..at + 8].try_into().expect("8 bytes"));
+    Some(body.chunks_exact(ENTRY_LEN).map(move |e| ([word(e, 0), word(e, 8)], word(e, 16))))
 }
 
 impl Deduplicator {
@@ -133,28 +189,40 @@ impl Deduplicator {
     /// entries come back too: they no longer count, and leave in their turn.
     pub(crate) fn attach_log(&self, mut log: Box<dyn QueueLog>) {
         let mut st = self.state.lock();
-        let mut offsets = VecDeque::new();
+        let mut records: VecDeque<(u64, u32)> = VecDeque::new();
         let mut settled = false;
         while let Some(m) = log.pop_front() {
-            let Some((key, expires_ms)) = decode_entry(&m.message.body) else {
+            let Some(entries) = decode_entries(&m.message.body) else {
                 log.settle(m.offset, true);
                 settled = true;
                 continue;
             };
-            if st.cache.restore(key, expires_ms) {
-                if let Some(old) = offsets.pop_front() {
-                    log.settle(old, true);
-                    settled = true;
+            records.push_back((m.offset, (m.message.body.len() / ENTRY_LEN) as u32));
+            for (key, expires_ms) in entries {
+                if st.cache.restore(key, expires_ms) {
+                    let front = records.front_mut().expect("the record just pushed at least");
+                    front.1 -= 1;
+                    if front.1 == 0 {
+                        log.settle(front.0, true);
+                        records.pop_front();
+                        settled = true;
+                    }
                 }
             }
-            offsets.push_back(m.offset);
         }
         if settled {
             if let Err(error) = log.flush() {
                 tracing::error!(%error, "writing to a deduplication log failed");
             }
         }
-        st.log = Some(Log { log, offsets, evicted: Vec::new(), unflushed: false });
+        st.log = Some(Log {
+            log,
+            records,
+            pending: Vec::new(),
+            evicted: Vec::new(),
+            evicted_entries: 0,
+            unflushed: false,
+        });
     }
 
     /// Checks a published message against the window at `now`, adding its key if new.
@@ -173,26 +241,19 @@ impl Deduplicator {
         };
         let Some(log) = st.log.as_mut() else { return Ok(Admission::Admitted { logged: false }) };
         if evicted {
-            if let Some(old) = log.offsets.pop_front() {
-                log.evicted.push(old);
-                if log.evicted.len() >= SETTLE_BATCH {
-                    for old in log.evicted.drain(..) {
-                        log.log.settle(old, true);
-                    }
-                }
-            }
+            log.evict_oldest();
         }
-        let entry = Message {
-            exchange: ShortStr::default(),
-            routing_key: ShortStr::default(),
-            properties: Bytes::new(),
-            body: encode_entry(mk.key, expires_ms),
-        };
-        let offset = log.log.append(entry, None, true)?;
-        // Taken at once: the log keeps it on disk only, until it leaves the window.
-        log.log.pop_front();
-        log.offsets.push_back(offset);
-        log.unflushed = true;
+        if warren_store::applying_transaction() {
+            // Its own record, tagged with the transaction (it counts only if the transaction
+            // commits), after the entries admitted before it, to keep the log in window order.
+            log.write_pending()?;
+            let mut body = Vec::with_capacity(ENTRY_LEN);
+            encode_entry(&mut body, mk.key, expires_ms);
+            log.append(body.into(), true)?;
+        } else {
+            encode_entry(&mut log.pending, mk.key, expires_ms);
+            log.unflushed = true;
+        }
         Ok(Admission::Admitted { logged: true })
     }
 
@@ -202,6 +263,7 @@ impl Deduplicator {
         match st.log.as_mut() {
             Some(log) if log.unflushed => {
                 log.unflushed = false;
+                log.write_pending()?;
                 log.log.flush()
             }
             _ => Ok(()),
@@ -299,6 +361,43 @@ mod tests {
         let files = walk(dir.path());
         assert!(files < 8, "{files} files left");
         d.delete();
+    }
+
+    #[test]
+    fn keys_admitted_in_a_transaction_count_only_if_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_disk = warren_store::DiskConfig::default();
+        let name = log_name(false, "q");
+        let t0 = now();
+        {
+            let store = warren_store::DiskStore::open(dir.path(), config_disk.clone()).unwrap();
+            let d = Deduplicator::new(config(100, None));
+            d.attach_log(warren_store::Store::open_queue(&store, "/", &name, true).unwrap());
+            // Another publisher's key, still pending when the transaction admits its own.
+            d.admit(&with_key("plain", None), t0).unwrap();
+            let mut tx = warren_store::Store::begin_tx(&store);
+            d.admit(&with_key("in-tx", None), t0).unwrap();
+            d.flush().unwrap();
+            assert!(tx.end_writes(), "the transaction wrote its key");
+            drop(tx); // aborted: never sealed, so never committed
+            let mut committed = warren_store::Store::begin_tx(&store);
+            d.admit(&with_key("committed", None), t0).unwrap();
+            d.flush().unwrap();
+            committed.end_writes();
+            committed.seal();
+            // The next sync round writes the commit record.
+            let ticket = warren_store::Store::sync_ticket(&store);
+            let (tx, rx) = std::sync::mpsc::channel();
+            warren_store::Store::on_synced(&store, ticket, Box::new(move || tx.send(()).unwrap()));
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        let store = warren_store::DiskStore::open(dir.path(), config_disk).unwrap();
+        let d = Deduplicator::new(config(100, None));
+        d.attach_log(warren_store::Store::open_queue(&store, "/", &name, true).unwrap());
+        assert_eq!(d.len(), 2, "the plain key and the committed one");
+        assert!(matches!(d.admit(&with_key("plain", None), t0).unwrap(), Admission::Duplicate { .. }));
+        assert!(matches!(d.admit(&with_key("committed", None), t0).unwrap(), Admission::Duplicate { .. }));
+        assert!(matches!(d.admit(&with_key("in-tx", None), t0).unwrap(), Admission::Admitted { .. }));
     }
 
     fn walk(p: &std::path::Path) -> usize {
