@@ -419,7 +419,8 @@ struct SyncHelpers {
 }
 
 /// Files for a helper to sync, and where its outcomes go (with the chunk's index).
-type SyncJob = (usize, Vec<(Arc<File>, FileKind)>, std::sync::mpsc::Sender<(usize, Vec<std::io::Result<()>>)>);
+type SyncJob =
+    (usize, Vec<(Arc<File>, FileKind)>, std::sync::mpsc::Sender<(usize, Vec<std::io::Result<()>>)>);
 
 impl SyncHelpers {
     /// Makes every file of a round durable; returns each one's outcome, in order.

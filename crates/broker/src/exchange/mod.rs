@@ -425,7 +425,7 @@ impl Exchange {
     /// Adds to `out` every queue the message reaches, following exchange-to-exchange bindings.
     /// `out` may hold duplicates; the caller dedupes.
     pub fn route(&self, routing_key: &str, headers: &mut HeadersSource<'_>, out: &mut Vec<Arc<Queue>>) {
-        self.route_hop(routing_key, routing_key, headers, out, 0);
+        self.route_hop(routing_key, routing_key, headers, out, &mut |_| true, 0);
     }
 
     /// Routes a message by its routing key and the extra keys of sender-selected distribution
@@ -439,20 +439,35 @@ impl Exchange {
         headers: &mut HeadersSource<'_>,
         out: &mut Vec<Arc<Queue>>,
     ) {
-        self.route_hop(routing_key, routing_key, headers, out, 0);
+        self.route_message_gated(routing_key, extra_keys, headers, out, &mut |_| true);
+    }
+
+    /// As [`Exchange::route_message`]; a message reaching a deduplicating exchange through an
+    /// exchange-to-exchange binding goes on from it only if `admit` says so (it is not a
+    /// duplicate there).
+    pub fn route_message_gated(
+        &self,
+        routing_key: &str,
+        extra_keys: &[ShortStr],
+        headers: &mut HeadersSource<'_>,
+        out: &mut Vec<Arc<Queue>>,
+        admit: &mut impl FnMut(&Exchange) -> bool,
+    ) {
+        self.route_hop(routing_key, routing_key, headers, out, admit, 0);
         for key in extra_keys {
-            self.route_hop(key, routing_key, headers, out, 0);
+            self.route_hop(key, routing_key, headers, out, admit, 0);
         }
     }
 
     /// Routes by `routing_key`; `first_key` is the message's own routing key, which is what a
     /// consistent-hash exchange hashes whichever key the others are routing by.
-    fn route_hop(
+    fn route_hop<A: FnMut(&Exchange) -> bool>(
         &self,
         routing_key: &str,
         first_key: &str,
         headers: &mut HeadersSource<'_>,
         out: &mut Vec<Arc<Queue>>,
+        admit: &mut A,
         hops: usize,
     ) {
         if hops > MAX_EXCHANGE_HOPS {
@@ -460,11 +475,12 @@ impl Exchange {
         }
         let b = self.bindings.read();
         let raw = headers.raw_properties;
-        let visit = |d: &Destination, out: &mut Vec<Arc<Queue>>| match d {
+        let mut visit = |d: &Destination, out: &mut Vec<Arc<Queue>>| match d {
             Destination::Queue(q) => out.push(q.clone()),
             Destination::Exchange(e) => {
-                if !std::ptr::eq(Arc::as_ptr(e), self) {
-                    e.route_hop(routing_key, first_key, &mut HeadersSource::new(raw), out, hops + 1)
+                if !std::ptr::eq(Arc::as_ptr(e), self) && (e.dedup().is_none() || admit(e)) {
+                    let headers = &mut HeadersSource::new(raw);
+                    e.route_hop(routing_key, first_key, headers, out, &mut *admit, hops + 1)
                 }
             }
         };

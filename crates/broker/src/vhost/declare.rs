@@ -85,7 +85,7 @@ impl VHost {
         if e.durable {
             self.persist(|d| d.put_exchange(&exchange_def(&self.name, &e)))?;
         }
-        self.exchanges.write().insert(spec.name, e.clone());
+        self.insert_exchange(e.clone());
         Ok(e)
     }
 

@@ -40,6 +40,9 @@ pub struct VHost {
     /// Where durable definitions are written; None keeps everything in memory.
     definitions: Option<Arc<Definitions>>,
     exchanges: RwLock<NameMap<Arc<Exchange>>>,
+    /// An exchange that deduplicates was declared here once: routing then checks the windows
+    /// of exchanges reached through bindings (until then it need not look).
+    dedup_exchanges: std::sync::atomic::AtomicBool,
     queues: RwLock<NameMap<Arc<Queue>>>,
     /// Serializes definition commands, so the routing maps' write locks are held only for the
     /// insert or removal itself, never across a store write.
@@ -87,6 +90,14 @@ impl std::fmt::Debug for VHost {
 }
 
 impl VHost {
+    /// Adds a declared or restored exchange to the routing map.
+    fn insert_exchange(&self, e: Arc<Exchange>) {
+        if e.dedup().is_some() {
+            self.dedup_exchanges.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.exchanges.write().insert(e.name.clone(), e);
+    }
+
     /// A vhost with the default exchanges RabbitMQ creates.
     pub fn new(name: &str, store: Arc<dyn Store>, definitions: Option<Arc<Definitions>>) -> Self {
         let vhost = VHost {
@@ -94,6 +105,7 @@ impl VHost {
             store,
             definitions,
             exchanges: RwLock::default(),
+            dedup_exchanges: Default::default(),
             queues: RwLock::default(),
             commands: Mutex::new(()),
             default_exchange: Counters::default(),
@@ -112,7 +124,7 @@ impl VHost {
             ("amq.match", ExchangeKind::Headers),
         ] {
             let e = Exchange::new(ShortStr::from(name), kind, true, false, false, FieldTable::new());
-            vhost.exchanges.write().insert(e.name.clone(), Arc::new(e));
+            vhost.insert_exchange(Arc::new(e));
         }
         vhost
     }

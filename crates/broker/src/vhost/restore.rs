@@ -34,7 +34,7 @@ impl VHost {
         if let Err(error) = self.open_dedup_log(true, &e.name, e.durable, e.dedup()) {
             tracing::error!(vhost = %self.name, exchange = %def.name, %error, "deduplication keys not recovered");
         }
-        self.exchanges.write().insert(e.name.clone(), Arc::new(e));
+        self.insert_exchange(Arc::new(e));
     }
 
     /// Restores a stored queue and the messages its log recovers.

@@ -145,7 +145,8 @@ impl VHost {
                 vhost: self.name.clone(),
             });
         }
-        if let (Some(dedup), Some(at)) = (e.dedup(), admitting) {
+        let mut admitting = admitting;
+        if let (Some(dedup), Some(at)) = (e.dedup(), admitting.as_deref_mut()) {
             if admit(dedup, message, at)? {
                 if count {
                     // Published, but neither routed nor unroutable.
@@ -154,7 +155,7 @@ impl VHost {
                 return Ok(Routed::Duplicate);
             }
         }
-        let routed = self.route_through(&e, message, extra_keys, now, out);
+        let routed = self.route_through(&e, message, extra_keys, now, out, admitting);
         match routed {
             Ok(Routed::Delayed { .. }) if count => count_publish(e.counters(), true),
             Ok(Routed::ToQueues) if count => count_publish(e.counters(), !out.is_empty()),
@@ -164,6 +165,9 @@ impl VHost {
     }
 
     /// Routes by `first`, then by its alternate exchanges while no queue takes the message.
+    /// With `admitting` (a publish), a deduplicating exchange reached on the way (an alternate
+    /// exchange, or through an exchange-to-exchange binding) checks the message's key too: a
+    /// duplicate goes no further from it.
     fn route_through(
         &self,
         first: &Arc<Exchange>,
@@ -171,17 +175,50 @@ impl VHost {
         extra_keys: &[ShortStr],
         now: Instant,
         out: &mut Vec<Arc<Queue>>,
+        mut admitting: Option<&mut Admitting<'_>>,
     ) -> Result<Routed, BrokerError> {
         let mut alternate: Option<Arc<Exchange>> = None;
+        let mut failed = None;
         for _ in 0..MAX_ALTERNATE_HOPS {
             let exchange = alternate.as_ref().unwrap_or(first);
+            if alternate.is_some() {
+                if let (Some(dedup), Some(at)) = (exchange.dedup(), admitting.as_deref_mut()) {
+                    if admit(dedup, message, at)? {
+                        return Ok(Routed::Duplicate);
+                    }
+                }
+            }
             // A delayed-message exchange holds a message with an x-delay: it reaches no queue
             // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
             if let Some(stored) = self.hold_if_delayed(exchange, message, extra_keys, now)? {
                 return Ok(Routed::Delayed { stored });
             }
             let mut headers = HeadersSource::new(&message.properties);
-            exchange.route_message(&message.routing_key, extra_keys, &mut headers, out);
+            let windows_behind = self.dedup_exchanges.load(std::sync::atomic::Ordering::Relaxed);
+            match admitting.as_deref_mut().filter(|_| windows_behind) {
+                Some(at) => {
+                    let mut gate = |e: &Exchange| match e.dedup().map(|d| admit(d, message, at)) {
+                        None | Some(Ok(false)) => true,
+                        Some(Ok(true)) => false,
+                        Some(Err(error)) => {
+                            failed.get_or_insert(error);
+                            false
+                        }
+                    };
+                    exchange.route_message_gated(
+                        &message.routing_key,
+                        extra_keys,
+                        &mut headers,
+                        out,
+                        &mut gate,
+                    );
+                }
+                None => exchange.route_message(&message.routing_key, extra_keys, &mut headers, out),
+            }
+            if let Some(error) = failed.take() {
+                out.clear();
+                return Err(error);
+            }
             if !out.is_empty() {
                 break;
             }

@@ -108,6 +108,43 @@ async fn the_plugins_exchange_type_drops_duplicates_confirms_them_and_routes_as_
 }
 
 #[tokio::test]
+async fn a_window_reached_through_a_binding_or_as_alternate_exchange_checks_too() {
+    let b = Broker::start().await;
+    let c = b.connect().await;
+    let ch = confirming_channel(&c).await;
+    let (front, window, fallback) = (uniq("front"), uniq("window"), uniq("fallback"));
+    let (deduped, direct, alternated) = (uniq("deduped"), uniq("direct"), uniq("alternated"));
+    declare_x(&ch, &window, "x-message-deduplication", false, FieldTable::default()).await.unwrap();
+    declare_x(&ch, &fallback, "x-message-deduplication", false, FieldTable::default()).await.unwrap();
+    let ae = table(&[("alternate-exchange", longstr(&fallback))]);
+    declare_x(&ch, &front, "direct", false, ae).await.unwrap();
+    for q in [&deduped, &direct, &alternated] {
+        declare_queue(&ch, q).await;
+    }
+    // front --"k"--> window --> deduped; front --"k"--> direct; front's alternate --> alternated
+    within(ch.exchange_bind(
+        window.as_str().into(),
+        front.as_str().into(),
+        "k".into(),
+        lapin::options::ExchangeBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    bind(&ch, &deduped, &window, "").await;
+    bind(&ch, &direct, &front, "k").await;
+    bind(&ch, &alternated, &fallback, "").await;
+    for body in [b"first".as_slice(), b"again"] {
+        acked(&ch, &front, "k", body, with_key("bound")).await;
+        // Unroutable at front: the alternate exchange deduplicates.
+        acked(&ch, &front, "nowhere", body, with_key("alternate")).await;
+    }
+    assert_eq!(bodies(&drain(&ch, &deduped).await), ["first"], "the window behind the binding");
+    assert_eq!(bodies(&drain(&ch, &direct).await), ["first", "again"], "no window on this path");
+    assert_eq!(bodies(&drain(&ch, &alternated).await), ["first"], "the alternate exchange's window");
+}
+
+#[tokio::test]
 async fn lavinmqs_arguments_on_an_exchange_and_a_queue() {
     let b = Broker::start().await;
     let c = b.connect().await;
