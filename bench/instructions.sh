@@ -10,7 +10,8 @@
 #   --tree DIR  measure the checkout in DIR instead of this one (e.g. a `git worktree` of an
 #               older commit from 3ee46f4 on, which carries the example: in crates/broker before
 #               the AMQP session moved to crates/amqp)
-#   MODE        noack ack confirm fanout topic keyed dedup keyed-disk dedup-disk (default: all)
+#   MODE        noack ack confirm fanout topic keyed dedup dedup-queue keyed-disk dedup-disk
+#               (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here="$(pwd)"
@@ -20,7 +21,7 @@ if [ "${1:-}" = --tree ]; then
 	shift 2
 fi
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(noack ack confirm fanout topic keyed dedup keyed-disk dedup-disk)
+[ ${#modes[@]} -gt 0 ] || modes=(noack ack confirm fanout topic keyed dedup dedup-queue keyed-disk dedup-disk)
 
 if ! command -v valgrind >/dev/null; then
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind

@@ -15,6 +15,8 @@
 //!            `x-deduplication-header` (the baseline of `dedup`)
 //!   dedup    as keyed, through an `x-message-deduplication` exchange (window in memory, of
 //!            10,000 keys: full in both runs)
+//!   dedup-queue
+//!            as keyed, the queue deduplicating (`x-message-deduplication: true`, same window)
 //!   keyed-disk, dedup-disk
 //!            as keyed and dedup, on a disk store (not fsynced): durable exchange and queue,
 //!            persistent messages, so the deduplication window is logged
@@ -44,6 +46,7 @@ enum Mode {
     Topic,
     Keyed,
     Dedup,
+    DedupQueue,
 }
 
 fn main() {
@@ -56,9 +59,10 @@ fn main() {
         Some("topic") => Mode::Topic,
         Some("keyed" | "keyed-disk") => Mode::Keyed,
         Some("dedup" | "dedup-disk") => Mode::Dedup,
+        Some("dedup-queue") => Mode::DedupQueue,
         _ => {
             eprintln!(
-                "usage: hot_path noack|ack|confirm|fanout|topic|keyed|dedup|keyed-disk|dedup-disk MESSAGES"
+                "usage: hot_path noack|ack|confirm|fanout|topic|keyed|dedup|dedup-queue|keyed-disk|dedup-disk MESSAGES"
             );
             std::process::exit(2);
         }
@@ -81,7 +85,7 @@ fn main() {
     }
     c.drain_output();
 
-    let keyed = matches!(mode, Mode::Keyed | Mode::Dedup);
+    let keyed = matches!(mode, Mode::Keyed | Mode::Dedup | Mode::DedupQueue);
     let mut props = BytesMut::new();
     let delivery_mode = Some(if on_disk { 2 } else { 1 });
     BasicProperties { delivery_mode, ..Default::default() }.encode(&mut props);
@@ -180,23 +184,33 @@ fn declare(c: &mut Client, mode: Mode, durable: bool) -> (&'static str, &'static
             consume(c, "t", true);
             ("events", "orders.eu.created")
         }
-        Mode::Keyed | Mode::Dedup => {
+        Mode::Keyed | Mode::Dedup | Mode::DedupQueue => {
             let kind = if mode == Mode::Dedup { "x-message-deduplication" } else { "fanout" };
             // A window smaller than either run, so that both measure the steady state (every
             // new key evicts the oldest).
-            let mut arguments = FieldTable::new();
-            arguments.insert("x-cache-size", FieldValue::I32(10_000));
+            let mut window = FieldTable::new();
+            window.insert("x-cache-size", FieldValue::I32(10_000));
+            let (exchange_args, mut queue_args) = match mode {
+                Mode::DedupQueue => (FieldTable::new(), window),
+                _ => (window, FieldTable::new()),
+            };
+            if mode == Mode::DedupQueue {
+                queue_args.insert("x-message-deduplication", FieldValue::Bool(true));
+            }
             c.send(
                 1,
                 ExchangeDeclare {
                     exchange: "keyed".into(),
                     kind: kind.into(),
                     durable,
-                    arguments,
+                    arguments: exchange_args,
                     ..Default::default()
                 },
             );
-            c.send(1, QueueDeclare { queue: "k".into(), durable, ..Default::default() });
+            c.send(
+                1,
+                QueueDeclare { queue: "k".into(), durable, arguments: queue_args, ..Default::default() },
+            );
             c.send(1, QueueBind { queue: "k".into(), exchange: "keyed".into(), ..Default::default() });
             consume(c, "k", true);
             ("keyed", "")
