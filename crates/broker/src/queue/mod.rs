@@ -450,27 +450,7 @@ impl Queue {
 
     /// Hands what this queue's log buffered to the OS (once per batch of input).
     pub fn flush(&self) -> std::io::Result<()> {
-        let mut st = self.state.lock();
-        // Keys before the messages they admitted: whoever flushes this queue (another
-        // connection acking here, say) writes them first, so that no crash leaves a message on
-        // disk without its key (a retry of it would be taken as new). The queue's lock is held
-        // throughout: a message appended meanwhile waits for this flush or the next.
-        for window in std::mem::take(&mut st.windows_first) {
-            window.flush()?;
-        }
-        st.ready.flush()
-    }
-
-    /// The next message appended here was admitted by durable deduplication window `window`,
-    /// whose key may not be written out yet: the queue's next flush writes the window first.
-    pub(crate) fn flush_window_first(&self, window: &Arc<crate::dedup::Deduplicator>) {
-        if !self.durable {
-            return;
-        }
-        let mut st = self.state.lock();
-        if !st.windows_first.iter().any(|w| Arc::ptr_eq(w, window)) {
-            st.windows_first.push(Arc::clone(window));
-        }
+        self.state.lock().ready.flush()
     }
 
     /// basic.get: the next ready message and how many remain.

@@ -1,7 +1,6 @@
 //! A queue's mutable state, kept under one lock: the ready messages, the consumers and the
 //! bookkeeping that limits and expiry read.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use warren_store::QueueLog;
@@ -39,9 +38,6 @@ pub(super) struct QueueState {
     pub(super) limits: Limits,
     /// The policies that gave `limits`.
     pub(super) applied: AppliedPolicies,
-    /// Durable deduplication windows holding keys of messages appended here that may not be
-    /// written out yet: a flush writes them first (see [`super::Queue::flush`]).
-    pub(super) windows_first: Vec<Arc<crate::dedup::Deduplicator>>,
 }
 
 impl QueueState {
@@ -60,7 +56,6 @@ impl QueueState {
             unacked: 0,
             limits: Limits::default(),
             applied: AppliedPolicies::default(),
-            windows_first: Vec::new(),
         }
     }
 

@@ -5,8 +5,6 @@
 
 mod command;
 mod declare;
-#[cfg(test)]
-mod dedup_crash_tests;
 mod policies;
 #[cfg(test)]
 mod policy_ttl_tests;

@@ -49,9 +49,6 @@ pub(super) struct Admitting<'a> {
     now: Now,
     effects: &'a mut Effects,
     wait_for_sync: bool,
-    /// Durable windows that logged the message's key: each queue it goes to writes them before
-    /// itself.
-    logged: Vec<Arc<Deduplicator>>,
 }
 
 /// Checks a message against a deduplication window; true when it is a duplicate. A key
@@ -66,7 +63,6 @@ fn admit(dedup: &Arc<Deduplicator>, message: &Message, at: &mut Admitting<'_>) -
         Admission::Admitted { logged: true } => {
             at.effects.dedup_logged(dedup);
             at.wait_for_sync = true;
-            at.logged.push(Arc::clone(dedup));
             false
         }
         Admission::Duplicate { durable } => {
@@ -270,8 +266,7 @@ impl VHost {
         routed: &mut Vec<Arc<Queue>>,
     ) -> Result<(PublishResult, Option<Message>), BrokerError> {
         routed.clear();
-        let mut admitting =
-            Admitting { now, effects: &mut *effects, wait_for_sync: false, logged: Vec::new() };
+        let mut admitting = Admitting { now, effects: &mut *effects, wait_for_sync: false };
         let exchange = &message.exchange;
         let how = self.route_counting(
             exchange,
@@ -294,7 +289,6 @@ impl VHost {
             stored: admitting.wait_for_sync,
             ..PublishResult::default()
         };
-        let logged = std::mem::take(&mut admitting.logged);
         match how {
             Routed::Delayed { stored } => {
                 result.held = true;
@@ -305,11 +299,6 @@ impl VHost {
             }
             Routed::Duplicate => result.duplicate = true,
             Routed::ToQueues => {}
-        }
-        for window in &logged {
-            for q in routed.iter() {
-                q.flush_window_first(window);
-            }
         }
         let mut queues = routed.drain(..);
         let Some(last) = queues.next_back() else { return Ok((result, Some(message))) };
@@ -332,12 +321,9 @@ impl VHost {
         result: &mut PublishResult,
     ) {
         if let Some(dedup) = q.dedup() {
-            let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false, logged: Vec::new() };
+            let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
             let duplicate = admit(dedup, &message, &mut at);
             result.stored |= at.wait_for_sync;
-            if !at.logged.is_empty() {
-                q.flush_window_first(dedup);
-            }
             match duplicate {
                 // Reached the queue, which drops it: the publish counts as routed.
                 Ok(true) => return,
@@ -396,8 +382,7 @@ impl VHost {
                 continue;
             }
             if let Some(dedup) = q.dedup() {
-                let mut at =
-                    Admitting { now, effects: &mut *effects, wait_for_sync: false, logged: Vec::new() };
+                let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
                 if admit(dedup, &dead.message, &mut at).unwrap_or(false) {
                     continue;
                 }
