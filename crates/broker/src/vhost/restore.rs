@@ -116,6 +116,7 @@ impl VHost {
             BrokerError::Storage(format!("cannot open the deduplication keys of '{name}': {e}"))
         })?;
         dedup.attach_log(log);
+        self.durable_windows.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
