@@ -33,6 +33,8 @@ pub struct Effects {
     cancelled: Vec<Consumer>,
     /// A queue this batch published to holds its publishers back (flow control).
     held_back_by: Option<Arc<Queue>>,
+    /// Store transactions publishes were applied in (see [`Effects::take_transactions`]).
+    transactions: Vec<warren_store::Transaction>,
 }
 
 impl Effects {
@@ -151,6 +153,24 @@ impl Effects {
     pub fn apply(&mut self, now: std::time::Instant) {
         self.notify_cancelled();
         self.wake_queues(now);
-        self.flush_dirty();
+        let flushed = self.flush_dirty();
+        for transaction in self.transactions.drain(..) {
+            if !flushed.failed {
+                transaction.seal();
+            }
+        }
+    }
+
+    /// A publish was applied as store transaction `transaction` (its writes done): it must be
+    /// sealed once the batch's writes are flushed, before the batch's sync ticket is taken.
+    pub(crate) fn applied_in(&mut self, transaction: warren_store::Transaction) {
+        self.transactions.push(transaction);
+    }
+
+    /// The transactions publishes of this batch were applied in, for the caller to seal after
+    /// [`Effects::flush_dirty`] (a publish admitted by a deduplication window that keeps its keys
+    /// on disk is one: its records and its key's count together after a crash).
+    pub fn take_transactions(&mut self) -> impl Iterator<Item = warren_store::Transaction> + '_ {
+        self.transactions.drain(..)
     }
 }

@@ -83,19 +83,7 @@ impl Session {
             self.node.replies.deliver(&message);
         }
         let mut routed = std::mem::take(&mut self.routed);
-        // Where a deduplication window keeps its keys on disk, the message's records and its
-        // key's go to different logs, written out at different moments (another connection
-        // flushing a queue writes what this one appended): as one store transaction they count
-        // together or not at all after a crash, so a retry is never taken as new when the
-        // message survived, nor dropped when it did not. (Inside tx.commit it is one already.)
-        let mut transaction = (vhost.keeps_durable_keys() && !warren_store::applying_transaction())
-            .then(|| self.broker.store().begin_tx());
         let published = vhost.publish(message, &extra_keys, self.now, &mut self.effects, &mut routed);
-        if let Some(mut transaction) = transaction.take() {
-            if transaction.end_writes() {
-                self.committed.push(transaction);
-            }
-        }
         self.routed = routed;
         let (result, unrouted) = published.map_err(amqp_error)?;
         // A held delayed message reaches no queue now: a mandatory one is returned, as with the

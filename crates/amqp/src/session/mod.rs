@@ -344,7 +344,8 @@ impl Session {
         let flushed = self.effects.flush_dirty();
         // Sealed before the ticket is taken, so that the ticket's round commits them; a batch
         // whose writes failed drops them instead (recovery ignores what they wrote).
-        for transaction in self.committed.drain(..) {
+        // With them, the publishes applied as transactions (deduplicated by a window on disk).
+        for transaction in self.committed.drain(..).chain(self.effects.take_transactions()) {
             if !flushed.failed {
                 transaction.seal();
             }

@@ -134,6 +134,8 @@ pub(crate) enum Admission {
 pub struct Deduplicator {
     config: DedupConfig,
     state: Mutex<State>,
+    /// It keeps its keys in a log of the store (see [`Deduplicator::is_logged`]).
+    logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Deduplicator {
@@ -162,7 +164,12 @@ impl Deduplicator {
     /// An empty in-memory window.
     pub(crate) fn new(config: DedupConfig) -> Self {
         let cache = DedupCache::new(config.size);
-        Deduplicator { config, state: Mutex::new(State { cache, log: None }) }
+        Deduplicator { config, state: Mutex::new(State { cache, log: None }), logged: Default::default() }
+    }
+
+    /// Whether the window keeps its keys in a log of the store (it is attached to one).
+    pub(crate) fn is_logged(&self) -> bool {
+        self.logged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a durable exchange or queue keeps this window on disk.
@@ -215,6 +222,7 @@ impl Deduplicator {
                 tracing::error!(%error, "writing to a deduplication log failed");
             }
         }
+        self.logged.store(true, std::sync::atomic::Ordering::Relaxed);
         st.log = Some(Log {
             log,
             records,
@@ -274,6 +282,7 @@ impl Deduplicator {
     pub(crate) fn delete(&self) {
         let mut st = self.state.lock();
         st.cache = DedupCache::new(1);
+        self.logged.store(false, std::sync::atomic::Ordering::Relaxed);
         if let Some(mut log) = st.log.take() {
             log.log.delete();
         }

@@ -1,9 +1,8 @@
-//! Tests: a message admitted by a durable deduplication window and its key survive a crash
-//! together or not at all when the publish is applied as a store transaction (as the AMQP
-//! session does where [`VHost::keeps_durable_keys`]): whoever writes the message out first (a
-//! crash between the two writes would otherwise leave the message without its key, and the
-//! publisher's retry would be taken as new; or, written the other way round, the key without
-//! its message, and the retry would be dropped).
+//! Tests: a message admitted by a deduplication window that keeps its keys on disk and its key
+//! survive a crash together or not at all (the publish is applied as a store transaction),
+//! whoever writes the message out first: a crash between the two writes would otherwise leave
+//! the message without its key (the publisher's retry would be taken as new) or, written the
+//! other way round, the key without its message (the retry would be dropped).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,6 @@ use crate::broker::{Broker, FirstStart};
 use crate::effects::Effects;
 use crate::time::Now;
 use crate::Message;
-use warren_store::Transaction;
 
 fn open_broker(dir: &std::path::Path, now: Now) -> Broker {
     let config = warren_store::DiskConfig { sync: warren_store::SyncMode::Never, ..Default::default() };
@@ -26,10 +24,9 @@ fn open_broker(dir: &std::path::Path, now: Now) -> Broker {
     Broker::open(store, definitions, Some(&FirstStart::default()), now).unwrap()
 }
 
-/// Publishes a persistent message with deduplication key `key` to queue `q` in a store
-/// transaction, as the session does, leaving what the publishing connection would flush (and
-/// seal) at the end of its batch undone.
-fn publish_unflushed(broker: &Broker, vhost: &VHost, key: &str, now: Now) -> (Effects, Transaction) {
+/// Publishes a persistent message with deduplication key `key` to queue `q`, leaving what the
+/// publishing connection would flush (and seal) at the end of its batch undone.
+fn publish_unflushed(vhost: &VHost, key: &str, now: Now) -> Effects {
     let mut headers = FieldTable::new();
     headers.insert("x-deduplication-header", FieldValue::LongStr(Bytes::copy_from_slice(key.as_bytes())));
     let mut properties = BytesMut::new();
@@ -42,10 +39,8 @@ fn publish_unflushed(broker: &Broker, vhost: &VHost, key: &str, now: Now) -> (Ef
         body: Bytes::from_static(b"event"),
     };
     let mut effects = Effects::default();
-    let mut transaction = broker.store().begin_tx();
     vhost.publish(message, &[], now, &mut effects, &mut Vec::new()).unwrap();
-    transaction.end_writes();
-    (effects, transaction)
+    effects
 }
 
 /// Copies what the files hold now (what a kill -9 leaves) to `to`.
@@ -73,24 +68,24 @@ fn a_message_written_out_by_another_connection_and_its_key_count_together() {
     let spec = QueueSpec { name: "q".into(), durable: true, arguments, ..Default::default() };
     vhost.apply(Command::DeclareQueue(spec), Actor::BROKER, now.instant, &mut Effects::default()).unwrap();
 
-    assert!(vhost.keeps_durable_keys());
-    let unflushed = publish_unflushed(&broker, &vhost, "event-1", now);
+    // A publish whose transaction is dropped unsealed (its connection went) leaves nothing
+    // after a crash either.
+    let mut abandoned = publish_unflushed(&vhost, "event-1", now);
+    assert_eq!(abandoned.take_transactions().count(), 1, "applied as a transaction");
+    let unflushed = publish_unflushed(&vhost, "event-2", now);
     // Another connection (a consumer acking here, say) flushes the queue before the publishing
     // one reaches the end of its batch; then the broker is killed.
     vhost.queue("q").unwrap().flush().unwrap();
     snapshot(&live, &crashed);
-    drop((unflushed, vhost, broker));
+    drop((abandoned, unflushed, vhost, broker));
 
     let broker = open_broker(&crashed, now);
     let vhost = broker.vhost("/").unwrap();
     let q = vhost.queue("q").unwrap();
     assert_eq!(q.message_count(now.instant), 0, "written out, but never committed: not there");
-    let (mut effects, transaction) = publish_unflushed(&broker, &vhost, "event-1", now);
-    effects.apply(now.instant);
-    transaction.seal();
+    publish_unflushed(&vhost, "event-2", now).apply(now.instant);
     assert_eq!(q.message_count(now.instant), 1, "the retry was taken: the key was not there either");
-    let (mut effects, _) = publish_unflushed(&broker, &vhost, "event-1", now);
-    effects.apply(now.instant);
+    publish_unflushed(&vhost, "event-2", now).apply(now.instant);
     assert_eq!(q.message_count(now.instant), 1, "the next one is a duplicate");
     drop((q, vhost, broker));
 
@@ -98,7 +93,6 @@ fn a_message_written_out_by_another_connection_and_its_key_count_together() {
     let broker = open_broker(&crashed, now);
     let vhost = broker.vhost("/").unwrap();
     assert_eq!(vhost.queue("q").unwrap().message_count(now.instant), 1);
-    let (mut effects, _) = publish_unflushed(&broker, &vhost, "event-1", now);
-    effects.apply(now.instant);
+    publish_unflushed(&vhost, "event-2", now).apply(now.instant);
     assert_eq!(vhost.queue("q").unwrap().message_count(now.instant), 1, "still a duplicate");
 }

@@ -45,9 +45,6 @@ pub struct VHost {
     /// An exchange that deduplicates was declared here once: routing then checks the windows
     /// of exchanges reached through bindings (until then it need not look).
     dedup_exchanges: std::sync::atomic::AtomicBool,
-    /// A deduplication window here keeps its keys in the store (see
-    /// [`VHost::keeps_durable_keys`]).
-    durable_windows: std::sync::atomic::AtomicBool,
     queues: RwLock<NameMap<Arc<Queue>>>,
     /// Serializes definition commands, so the routing maps' write locks are held only for the
     /// insert or removal itself, never across a store write.
@@ -95,14 +92,6 @@ impl std::fmt::Debug for VHost {
 }
 
 impl VHost {
-    /// Whether a deduplication window of this vhost keeps its keys in the store (once one has,
-    /// for the vhost's life). A publish that may be admitted by one should be applied as a
-    /// store transaction: a message's record and its key's are then kept together or not at
-    /// all after a crash (they go to two logs, written out at different moments).
-    pub fn keeps_durable_keys(&self) -> bool {
-        self.durable_windows.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Adds a declared or restored exchange to the routing map.
     fn insert_exchange(&self, e: Arc<Exchange>) {
         if e.dedup().is_some() {
@@ -119,7 +108,6 @@ impl VHost {
             definitions,
             exchanges: RwLock::default(),
             dedup_exchanges: Default::default(),
-            durable_windows: Default::default(),
             queues: RwLock::default(),
             commands: Mutex::new(()),
             default_exchange: Counters::default(),

@@ -116,7 +116,6 @@ impl VHost {
             BrokerError::Storage(format!("cannot open the deduplication keys of '{name}': {e}"))
         })?;
         dedup.attach_log(log);
-        self.durable_windows.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

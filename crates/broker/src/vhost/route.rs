@@ -16,7 +16,7 @@ use crate::error::BrokerError;
 use crate::exchange::{dedupe_queues, Exchange, HeadersSource};
 use crate::queue::Queue;
 use crate::time::Now;
-use warren_store::Message;
+use warren_store::{Message, Store, Transaction};
 
 /// Alternate exchanges may chain; a cycle stops here.
 const MAX_ALTERNATE_HOPS: usize = 8;
@@ -49,12 +49,36 @@ pub(super) struct Admitting<'a> {
     now: Now,
     effects: &'a mut Effects,
     wait_for_sync: bool,
+    store: &'a dyn Store,
+    /// Begun before a window that keeps its keys on disk checks the message: see [`admit`].
+    transaction: Option<Transaction>,
+}
+
+impl Admitting<'_> {
+    /// Ends the publish's store transaction, if one was begun, handing it to the batch to seal.
+    fn end_transaction(transaction: Option<Transaction>, effects: &mut Effects) {
+        if let Some(mut transaction) = transaction {
+            if transaction.end_writes() {
+                effects.applied_in(transaction);
+            }
+        }
+    }
 }
 
 /// Checks a message against a deduplication window; true when it is a duplicate. A key
 /// written to a durable window's log, or matched there, makes the confirm wait for the next
 /// sync (so a duplicate's confirm never overtakes the original's).
+///
+/// A window that keeps its keys on disk writes the key to a log of its own, and the message goes
+/// to the queues' logs: written out at different moments (any connection flushing a queue writes
+/// what others appended), so a crash between could keep the message without its key (a retry
+/// would be taken as new) or the key without its message (a retry would be dropped). So the rest
+/// of the publish is applied as one store transaction, begun here: its records count after a
+/// crash together or not at all.
 fn admit(dedup: &Arc<Deduplicator>, message: &Message, at: &mut Admitting<'_>) -> Result<bool, BrokerError> {
+    if at.transaction.is_none() && dedup.is_logged() && !warren_store::applying_transaction() {
+        at.transaction = Some(at.store.begin_tx());
+    }
     let admission = dedup
         .admit(&message.properties, at.now)
         .map_err(|e| BrokerError::Storage(format!("cannot store a deduplication key: {e}")))?;
@@ -266,7 +290,13 @@ impl VHost {
         routed: &mut Vec<Arc<Queue>>,
     ) -> Result<(PublishResult, Option<Message>), BrokerError> {
         routed.clear();
-        let mut admitting = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+        let mut admitting = Admitting {
+            now,
+            effects: &mut *effects,
+            wait_for_sync: false,
+            store: &*self.store,
+            transaction: None,
+        };
         let exchange = &message.exchange;
         let how = self.route_counting(
             exchange,
@@ -277,10 +307,12 @@ impl VHost {
             true,
             Some(&mut admitting),
         );
+        let transaction = admitting.transaction.take();
         let how = match how {
             Ok(how) => how,
             Err(e) => {
                 routed.clear();
+                Admitting::end_transaction(transaction, effects);
                 return Err(e);
             }
         };
@@ -301,12 +333,16 @@ impl VHost {
             Routed::ToQueues => {}
         }
         let mut queues = routed.drain(..);
-        let Some(last) = queues.next_back() else { return Ok((result, Some(message))) };
+        let Some(last) = queues.next_back() else {
+            Admitting::end_transaction(transaction, effects);
+            return Ok((result, Some(message)));
+        };
         for q in queues {
             self.append(&q, message.clone(), now, effects, &mut result);
         }
         // The last queue takes the message itself: one queue, no copy.
         self.append(&last, message, now, effects, &mut result);
+        Admitting::end_transaction(transaction, effects);
         Ok((result, None))
     }
 
@@ -321,20 +357,48 @@ impl VHost {
         result: &mut PublishResult,
     ) {
         if let Some(dedup) = q.dedup() {
-            let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+            let mut at = Admitting {
+                now,
+                effects: &mut *effects,
+                wait_for_sync: false,
+                store: &*self.store,
+                transaction: None,
+            };
             let duplicate = admit(dedup, &message, &mut at);
             result.stored |= at.wait_for_sync;
+            let transaction = at.transaction.take();
             match duplicate {
                 // Reached the queue, which drops it: the publish counts as routed.
-                Ok(true) => return,
+                Ok(true) => {
+                    Admitting::end_transaction(transaction, effects);
+                    return;
+                }
                 Ok(false) => {}
                 Err(error) => {
                     tracing::debug!(vhost = %self.name, queue = %q.name, %error, "storing a deduplication key failed");
                     result.failed = true;
+                    Admitting::end_transaction(transaction, effects);
                     return;
                 }
             }
+            self.append_admitted(q, message, now, effects, result);
+            Admitting::end_transaction(transaction, effects);
+            return;
         }
+        self.append_admitted(q, message, now, effects, result);
+    }
+
+    /// Appends a message (past any deduplication) to one queue, dead-lettering what the queue
+    /// gives up on.
+    #[inline]
+    fn append_admitted(
+        &self,
+        q: &Arc<Queue>,
+        message: Message,
+        now: Now,
+        effects: &mut Effects,
+        result: &mut PublishResult,
+    ) {
         match q.publish(message, now.instant) {
             Ok(published) => {
                 if q.flow_engaged() {
@@ -382,7 +446,13 @@ impl VHost {
                 continue;
             }
             if let Some(dedup) = q.dedup() {
-                let mut at = Admitting { now, effects: &mut *effects, wait_for_sync: false };
+                let mut at = Admitting {
+                    now,
+                    effects: &mut *effects,
+                    wait_for_sync: false,
+                    store: &*self.store,
+                    transaction: None,
+                };
                 if admit(dedup, &dead.message, &mut at).unwrap_or(false) {
                     continue;
                 }
