@@ -54,7 +54,11 @@ pub(super) struct Admitting<'a> {
     transaction: Option<Transaction>,
 }
 
-impl Admitting<'_> {
+impl<'a> Admitting<'a> {
+    fn new(now: Now, effects: &'a mut Effects, store: &'a dyn Store) -> Self {
+        Admitting { now, effects, wait_for_sync: false, store, transaction: None }
+    }
+
     /// Ends the publish's store transaction, if one was begun, handing it to the batch to seal.
     fn end_transaction(transaction: Option<Transaction>, effects: &mut Effects) {
         if let Some(mut transaction) = transaction {
@@ -290,13 +294,7 @@ impl VHost {
         routed: &mut Vec<Arc<Queue>>,
     ) -> Result<(PublishResult, Option<Message>), BrokerError> {
         routed.clear();
-        let mut admitting = Admitting {
-            now,
-            effects: &mut *effects,
-            wait_for_sync: false,
-            store: &*self.store,
-            transaction: None,
-        };
+        let mut admitting = Admitting::new(now, &mut *effects, &*self.store);
         let exchange = &message.exchange;
         let how = self.route_counting(
             exchange,
@@ -357,13 +355,7 @@ impl VHost {
         result: &mut PublishResult,
     ) {
         if let Some(dedup) = q.dedup() {
-            let mut at = Admitting {
-                now,
-                effects: &mut *effects,
-                wait_for_sync: false,
-                store: &*self.store,
-                transaction: None,
-            };
+            let mut at = Admitting::new(now, &mut *effects, &*self.store);
             let duplicate = admit(dedup, &message, &mut at);
             result.stored |= at.wait_for_sync;
             let transaction = at.transaction.take();
