@@ -360,20 +360,14 @@ impl VHost {
             result.stored |= at.wait_for_sync;
             let transaction = at.transaction.take();
             match duplicate {
+                Ok(false) => self.append_admitted(q, message, now, effects, result),
                 // Reached the queue, which drops it: the publish counts as routed.
-                Ok(true) => {
-                    Admitting::end_transaction(transaction, effects);
-                    return;
-                }
-                Ok(false) => {}
+                Ok(true) => {}
                 Err(error) => {
                     tracing::debug!(vhost = %self.name, queue = %q.name, %error, "storing a deduplication key failed");
                     result.failed = true;
-                    Admitting::end_transaction(transaction, effects);
-                    return;
                 }
             }
-            self.append_admitted(q, message, now, effects, result);
             Admitting::end_transaction(transaction, effects);
             return;
         }
@@ -437,15 +431,14 @@ impl VHost {
                 tracing::debug!(queue = %q.name, from = %from.name, "dead-letter cycle: message dropped");
                 continue;
             }
+            // The key and the message in one transaction, as for a publish (see `admit`).
+            let mut transaction = None;
             if let Some(dedup) = q.dedup() {
-                let mut at = Admitting {
-                    now,
-                    effects: &mut *effects,
-                    wait_for_sync: false,
-                    store: &*self.store,
-                    transaction: None,
-                };
-                if admit(dedup, &dead.message, &mut at).unwrap_or(false) {
+                let mut at = Admitting::new(now, &mut *effects, &*self.store);
+                let duplicate = admit(dedup, &dead.message, &mut at).unwrap_or(false);
+                transaction = at.transaction.take();
+                if duplicate {
+                    Admitting::end_transaction(transaction, effects);
                     continue;
                 }
             }
@@ -455,6 +448,7 @@ impl VHost {
                     tracing::error!(queue = %q.name, %error, "storing a dead-lettered message failed")
                 }
             }
+            Admitting::end_transaction(transaction, effects);
         }
     }
 }
