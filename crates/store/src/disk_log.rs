@@ -79,6 +79,11 @@ struct Segment {
     /// The latest transaction that settled one of its records: until its outcome is known the
     /// file stays, even with nothing pending (a crash may roll the settle back).
     tx_hold: u64,
+    /// Some of its records carry bytes (see [`QueueLog::append_carrying`]).
+    carries: bool,
+    /// For a segment that carries: the lazy round it waits for before it may be deleted (0:
+    /// none asked for yet; `u64::MAX`: recovered, waiting for [`QueueLog::release_recovered`]).
+    lazy_hold: u64,
     /// For a segment recovered at open: records (by position) that are not to be read back.
     skip: Option<Bits>,
     /// For a segment recovered at open: damaged byte ranges between its valid records
@@ -103,6 +108,8 @@ impl Segment {
             end_offset: first,
             pending: 0,
             tx_hold: 0,
+            carries: false,
+            lazy_hold: 0,
             skip: None,
             holes: Vec::new(),
             returns: Vec::new(),
@@ -165,8 +172,15 @@ pub struct DiskLog {
     writer: Option<Writer>,
     /// Segments with buffered ack entries.
     acks_buffered: Vec<u64>,
-    /// Segments with nothing pending kept for a transaction whose outcome is not known yet.
+    /// Segments with nothing pending kept for a transaction whose outcome is not known yet, or
+    /// for a lazy round (see [`Segment::lazy_hold`]).
     held: Vec<u64>,
+    /// What the records recovered at open carried, until taken.
+    recovered_carried: Vec<bytes::Bytes>,
+    /// The flush under way is [`QueueLog::flush_lazily`]'s: files are marked lazy.
+    flushing_lazily: bool,
+    /// A transaction wrote a record or an ack since the last flush.
+    tx_written: bool,
     next_offset: u64,
     /// Records with smaller offsets were written before this log was opened (recovered).
     recovered_below: u64,
@@ -215,6 +229,9 @@ impl DiskLog {
             writer: None,
             acks_buffered: Vec::new(),
             held: Vec::new(),
+            recovered_carried: Vec::new(),
+            flushing_lazily: false,
+            tx_written: false,
             next_offset: 0,
             recovered_below: 0,
             recovered_body_bytes: 0,
@@ -260,6 +277,8 @@ impl DiskLog {
                 .max(r.highest_acked.map_or(0, |o| o + 1));
             let skip = (r.skip.count_ones() > 0).then_some(r.skip);
             self.recovered_body_bytes += r.pending_body_bytes;
+            let carries = !r.carried.is_empty();
+            self.recovered_carried.extend(r.carried);
             self.segments.push_back(Segment {
                 first,
                 len: r.len,
@@ -269,6 +288,8 @@ impl DiskLog {
                 skip,
                 holes: r.holes,
                 returns: r.returns,
+                carries,
+                lazy_hold: if carries { u64::MAX } else { 0 },
                 ..Segment::new(first)
             });
         }
@@ -284,13 +305,13 @@ impl DiskLog {
         }
         // Segments with nothing left to deliver go now; the last one stays to be appended to
         // (and to remember, by its name, where offsets had got to).
+        // Those that carry wait for whoever takes what they carried.
         let mut i = 0;
         while i + 1 < self.segments.len() {
-            if self.segments[i].pending == 0 {
-                self.delete_segment(i);
-            } else {
-                i += 1;
+            if self.segments[i].pending == 0 && self.delete_or_hold(i) {
+                continue;
             }
+            i += 1;
         }
         if let Some(last) = self.segments.back() {
             let file = segment::open_append(&self.dir, last.first)?;
@@ -346,6 +367,15 @@ impl DiskLog {
         self.peak_bytes = self.peak_bytes.max(self.window_bytes);
     }
 
+    /// Marks a file written: for the next sync, or the next lazy round while flushing lazily.
+    fn mark_written(&self, file: &Arc<File>, kind: FileKind) {
+        if self.flushing_lazily {
+            self.ctx.syncer.mark_lazy(file, kind);
+        } else {
+            self.ctx.syncer.mark_dirty(file, kind);
+        }
+    }
+
     fn mark_dir_dirty(&self) {
         if let Some(dir) = &self.dir_file {
             self.ctx.syncer.mark_dirty(dir, FileKind::Dir);
@@ -385,10 +415,15 @@ impl DiskLog {
         persistent: bool,
         expires_at: Option<Instant>,
         message: &Message,
+        carried: &[u8],
     ) -> io::Result<Cursor> {
-        // Only what survives a restart belongs to a transaction.
+        // Only what survives a restart belongs to a transaction, or carries.
         let txid = if persistent { crate::transactions::writing() } else { None };
-        let size = record::encoded_len(message, txid.is_some()) as u64;
+        let carried = if persistent { carried } else { &[] };
+        if carried.len() > record::MAX_CARRIED {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too much carried with a record"));
+        }
+        let size = record::encoded_len(message, txid.is_some(), carried) as u64;
         if size > record::PREFIX_LEN as u64 + u64::from(record::MAX_LEN) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large for the queue log"));
         }
@@ -410,7 +445,9 @@ impl DiskLog {
             return Err(io::Error::other("queue log has no segment to write to"));
         };
         let at = Cursor { segment: seg.first, pos: seg.len, ordinal: seg.records };
-        let written = record::encode(&mut writer.buf, offset, persistent, expiry_ms, txid, message);
+        let written = record::encode(&mut writer.buf, offset, persistent, expiry_ms, txid, message, carried);
+        self.tx_written |= txid.is_some();
+        seg.carries |= !carried.is_empty();
         seg.len += written as u64;
         seg.records += 1;
         seg.end_offset = offset + 1;
@@ -477,7 +514,8 @@ impl DiskLog {
             w.buf.shrink_to(KEEP_BUFFER);
         }
         if self.durable {
-            self.ctx.syncer.mark_dirty(&w.file, FileKind::Segment);
+            let file = Arc::clone(&w.file);
+            self.mark_written(&file, FileKind::Segment);
         }
         Ok(())
     }
@@ -511,7 +549,8 @@ impl DiskLog {
                     seg.ack_len += seg.ack_buf.len() as u64;
                     seg.ack_buf.clear();
                     if self.durable {
-                        self.ctx.syncer.mark_dirty(file, FileKind::Ack);
+                        let file = Arc::clone(file);
+                        self.mark_written(&file, FileKind::Ack);
                     }
                 }
             }
@@ -520,37 +559,53 @@ impl DiskLog {
         Ok(())
     }
 
-    /// Deletes segment `i` (with nothing pending, not the active one) unless a transaction whose
-    /// outcome is not known yet settled one of its records; then it is kept until that is known.
-    /// Returns whether it was deleted.
+    /// Deletes segment `i` (with nothing pending, not the active one) unless it must stay a
+    /// while: a transaction whose outcome is not known yet settled one of its records, or it
+    /// carries and its lazy round has not run (asked for here the first time). Returns whether
+    /// it was deleted.
     fn delete_or_hold(&mut self, i: usize) -> bool {
-        let seg = &self.segments[i];
-        if seg.tx_hold != 0 && seg.tx_hold >= self.ctx.syncer.tx_floor() {
-            if !self.held.contains(&seg.first) {
-                self.held.push(seg.first);
-            }
+        if self.may_delete(i) {
+            self.delete_segment(i);
+            return true;
+        }
+        let first = self.segments[i].first;
+        if !self.held.contains(&first) {
+            self.held.push(first);
+        }
+        false
+    }
+
+    /// Whether nothing keeps segment `i` (settled) any more; asks for its lazy round if it
+    /// carries and has not asked yet.
+    fn may_delete(&mut self, i: usize) -> bool {
+        let syncer = &self.ctx.syncer;
+        let seg = &mut self.segments[i];
+        if seg.tx_hold != 0 && seg.tx_hold >= syncer.tx_floor() {
             return false;
         }
-        self.delete_segment(i);
+        if seg.carries {
+            let failed = seg.lazy_hold != u64::MAX && syncer.synced() >= seg.lazy_hold;
+            if seg.lazy_hold == 0 || (failed && syncer.lazy_synced() < seg.lazy_hold) {
+                // Not asked yet, or its round failed: (again) for a round from now.
+                seg.lazy_hold = syncer.request_lazy();
+            }
+            if syncer.lazy_synced() < seg.lazy_hold {
+                return false;
+            }
+        }
         true
     }
 
-    /// Deletes the held segments whose transactions have their outcome now.
+    /// Deletes the held segments nothing keeps any more.
     fn release_held(&mut self) {
-        let floor = self.ctx.syncer.tx_floor();
         for first in std::mem::take(&mut self.held) {
             let Some(i) = self.segment_of(first).filter(|&i| self.segments[i].first == first) else {
                 continue;
             };
-            let seg = &self.segments[i];
-            if seg.pending != 0 || self.is_active(first) {
+            if self.segments[i].pending != 0 || self.is_active(first) {
                 continue;
             }
-            if seg.tx_hold < floor {
-                self.delete_segment(i);
-            } else {
-                self.held.push(first);
-            }
+            self.delete_or_hold(i);
         }
     }
 
@@ -700,8 +755,14 @@ impl DiskLog {
     }
 }
 
-impl QueueLog for DiskLog {
-    fn append(&mut self, message: Message, expires_at: Option<Instant>, persistent: bool) -> io::Result<u64> {
+impl DiskLog {
+    fn append_record(
+        &mut self,
+        message: Message,
+        expires_at: Option<Instant>,
+        persistent: bool,
+        carried: &[u8],
+    ) -> io::Result<u64> {
         if self.deleted {
             return Err(io::Error::other("queue log deleted"));
         }
@@ -714,7 +775,7 @@ impl QueueLog for DiskLog {
             && (self.window.is_empty()
                 || (self.window.len() < max_messages && self.window_bytes + size <= max_bytes));
         if persistent || !to_window {
-            let at = self.write_record(offset, persistent, expires_at, &message)?;
+            let at = self.write_record(offset, persistent, expires_at, &message, carried)?;
             if !to_window && self.spilled == 0 {
                 self.cursor = at;
             }
@@ -742,6 +803,49 @@ impl QueueLog for DiskLog {
             self.spilled += 1;
         }
         Ok(offset)
+    }
+}
+
+impl QueueLog for DiskLog {
+    fn append(&mut self, message: Message, expires_at: Option<Instant>, persistent: bool) -> io::Result<u64> {
+        self.append_record(message, expires_at, persistent, &[])
+    }
+
+    fn carries(&self) -> bool {
+        self.durable
+    }
+
+    fn append_carrying(
+        &mut self,
+        message: Message,
+        expires_at: Option<Instant>,
+        persistent: bool,
+        carried: &[u8],
+    ) -> io::Result<u64> {
+        self.append_record(message, expires_at, persistent, carried)
+    }
+
+    fn take_recovered_carried(&mut self) -> Vec<bytes::Bytes> {
+        std::mem::take(&mut self.recovered_carried)
+    }
+
+    fn release_recovered(&mut self) {
+        for seg in &mut self.segments {
+            if seg.lazy_hold == u64::MAX {
+                seg.lazy_hold = 0;
+            }
+        }
+        self.release_held();
+    }
+
+    fn flush_lazily(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.tx_written) {
+            return self.flush();
+        }
+        self.flushing_lazily = true;
+        let flushed = self.flush();
+        self.flushing_lazily = false;
+        flushed
     }
 
     fn front(&mut self) -> Option<&QueuedMessage> {
@@ -784,6 +888,7 @@ impl QueueLog for DiskLog {
         seg.pending = seg.pending.saturating_sub(1);
         if let Some(txid) = txid {
             seg.tx_hold = seg.tx_hold.max(txid);
+            self.tx_written = true;
         }
         if seg.pending == 0 && !active && self.delete_or_hold(i) {
             return;
@@ -838,6 +943,9 @@ impl QueueLog for DiskLog {
     fn flush(&mut self) -> io::Result<()> {
         if self.deleted {
             return Ok(());
+        }
+        if !self.flushing_lazily {
+            self.tx_written = false;
         }
         self.write_out()?;
         self.write_acks()?;

@@ -281,6 +281,10 @@ impl Store for DiskStore {
     fn begin_tx(&self) -> Transaction {
         Transaction::begin(&self.ctx.syncer)
     }
+
+    fn register_lazy_writer(&self, writer: std::sync::Weak<dyn crate::LazyWriter>) {
+        self.ctx.syncer.register_lazy_writer(writer);
+    }
 }
 
 impl Drop for DiskStore {

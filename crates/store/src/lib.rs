@@ -53,6 +53,15 @@ pub use transactions::{applying as applying_transaction, outside as outside_tran
 /// Called from the store's syncing thread once a sync ticket is durable.
 pub type SyncWaker = Box<dyn FnOnce() + Send>;
 
+/// Something that buffers writes to logs it flushes with [`QueueLog::flush_lazily`]: before the
+/// store relies on those logs being durable it has the writer write out (see
+/// [`Store::register_lazy_writer`]).
+pub trait LazyWriter: Send + Sync {
+    /// Hands what is buffered to the logs and flushes them (lazily). Called from the store's
+    /// syncing thread, which holds no lock while it calls.
+    fn write_lazily(&self);
+}
+
 /// The ready messages of one queue, in offset order.
 ///
 /// A log keeps a bounded window of messages in memory; what does not fit waits on disk and is
@@ -96,6 +105,44 @@ pub trait QueueLog: Send + std::fmt::Debug {
     /// Hands buffered records to the OS and marks their files for the next sync. The broker
     /// calls this once per batch of input for every queue the batch touched.
     fn flush(&mut self) -> io::Result<()>;
+    /// Like [`QueueLog::flush`], but what it wrote is fsynced only by the store's next *lazy*
+    /// round, which comes when a log that carries (see [`QueueLog::append_carrying`]) is about
+    /// to delete a segment. Records and acks of a transaction are still marked for the next
+    /// sync (its commit depends on them).
+    fn flush_lazily(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+    /// Whether [`QueueLog::append_carrying`] keeps carried bytes with a persistent message
+    /// (a durable log on disk).
+    fn carries(&self) -> bool {
+        false
+    }
+    /// Appends like [`QueueLog::append`], keeping `carried` (at most 65,535 bytes) in the
+    /// persistent message's record, atomically with it: after a restart it comes back from
+    /// [`QueueLog::take_recovered_carried`] for as long as the record's segment is kept,
+    /// acknowledged or not. A segment with such records is deleted only after a lazy round
+    /// (see [`LazyWriter`]) that began after it was settled, so whoever keeps the same data
+    /// in a lazily flushed log has it on disk first. Only for a log that [`QueueLog::carries`].
+    fn append_carrying(
+        &mut self,
+        message: Message,
+        expires_at: Option<Instant>,
+        persistent: bool,
+        carried: &[u8],
+    ) -> io::Result<u64> {
+        if carried.is_empty() {
+            return self.append(message, expires_at, persistent);
+        }
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this queue log keeps nothing with its records"))
+    }
+    /// What the records recovered at open carried (acknowledged ones included), oldest first;
+    /// taken once. Their segments stay until [`QueueLog::release_recovered`].
+    fn take_recovered_carried(&mut self) -> Vec<bytes::Bytes> {
+        Vec::new()
+    }
+    /// Whoever took [`QueueLog::take_recovered_carried`] has it safe elsewhere (or needs it no
+    /// longer): the recovered segments that carried it may go once settled, as any other.
+    fn release_recovered(&mut self) {}
     /// Removes the log's files: the queue is gone.
     fn delete(&mut self);
     /// Where appends stand now: every message appended so far (ready or delivered) is
@@ -157,4 +204,7 @@ pub trait Store: Send + Sync {
     fn begin_tx(&self) -> Transaction {
         Transaction::none()
     }
+    /// Has `writer` write out before every lazy round (see [`QueueLog::flush_lazily`]), while
+    /// it lives. A store that keeps nothing across a restart needs none.
+    fn register_lazy_writer(&self, _writer: std::sync::Weak<dyn LazyWriter>) {}
 }

@@ -6,12 +6,13 @@
 //! u32 len              bytes that follow the 8-byte prefix
 //! u32 crc32c           over the `len` field's 4 bytes, then the `len` bytes that follow
 //! u64 offset           queue-local, only grows
-//! u8  flags            bit 0: persistent; bit 1: written by a transaction
+//! u8  flags            bit 0: persistent; bit 1: written by a transaction; bit 2: carries
 //! u64 txid             only with flag bit 1: the transaction (see [`crate::transactions`])
 //! u64 expiry           absolute, unix milliseconds; 0 = never
 //! u8  exchange length,     exchange
 //! u8  routing key length,  routing key
 //! u32 properties length,   properties (the content header's flags and list, as published)
+//! u16 carried length,      carried bytes: only with flag bit 2 (see [`crate::QueueLog::append_carrying`])
 //! ... body             the rest
 //! ```
 //!
@@ -42,17 +43,32 @@ pub(crate) const MAX_LEN: u32 = 1 << 30;
 pub(crate) const FLAG_PERSISTENT: u8 = 1;
 /// The record was written by a transaction; its id follows the flags.
 pub(crate) const FLAG_TX: u8 = 2;
+/// The record carries bytes for its writer (see [`crate::QueueLog::append_carrying`]).
+pub(crate) const FLAG_CARRIES: u8 = 4;
 /// What a transaction's id adds to a record.
 const TXID_LEN: usize = 8;
+/// The most bytes a record carries.
+pub(crate) const MAX_CARRIED: usize = u16::MAX as usize;
+
+/// What `carried` bytes add to a record (none: nothing).
+fn carried_len(carried: &[u8]) -> usize {
+    if carried.is_empty() {
+        0
+    } else {
+        2 + carried.len()
+    }
+}
 
 /// Size of an encoded ack entry.
 pub(crate) const ACK_ENTRY_LEN: usize = 12;
 
-/// The encoded size of a message's record (`tx`: written by a transaction).
-pub(crate) fn encoded_len(message: &Message, tx: bool) -> usize {
+/// The encoded size of a message's record (`tx`: written by a transaction; `carried`: what it
+/// carries, at most [`MAX_CARRIED`] bytes).
+pub(crate) fn encoded_len(message: &Message, tx: bool, carried: &[u8]) -> usize {
     PREFIX_LEN
         + FIXED_PAYLOAD_LEN
         + if tx { TXID_LEN } else { 0 }
+        + carried_len(carried)
         + message.exchange.len()
         + message.routing_key.len()
         + message.properties.len()
@@ -60,7 +76,8 @@ pub(crate) fn encoded_len(message: &Message, tx: bool) -> usize {
 }
 
 /// Appends the record of `message` to `buf`; returns its encoded size. Allocates nothing
-/// beyond `buf`'s growth. `txid` is the transaction writing it, if any.
+/// beyond `buf`'s growth. `txid` is the transaction writing it, if any; `carried` (at most
+/// [`MAX_CARRIED`] bytes, longer is cut) is kept with the record.
 ///
 /// Exchange and routing key are AMQP short strings (at most 255 bytes); a longer one is cut to
 /// 255 bytes so the record stays well-formed.
@@ -71,11 +88,14 @@ pub(crate) fn encode(
     expiry_ms: u64,
     txid: Option<u64>,
     message: &Message,
+    carried: &[u8],
 ) -> usize {
+    let carried = &carried[..carried.len().min(MAX_CARRIED)];
     let exchange = short(message.exchange.as_bytes());
     let routing_key = short(message.routing_key.as_bytes());
     let payload_len = FIXED_PAYLOAD_LEN
         + if txid.is_some() { TXID_LEN } else { 0 }
+        + carried_len(carried)
         + exchange.len()
         + routing_key.len()
         + message.properties.len()
@@ -86,7 +106,8 @@ pub(crate) fn encode(
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&[0; 4]); // crc, filled in below
     buf.extend_from_slice(&offset.to_le_bytes());
-    let flags = if persistent { FLAG_PERSISTENT } else { 0 };
+    let flags =
+        if persistent { FLAG_PERSISTENT } else { 0 } | if carried.is_empty() { 0 } else { FLAG_CARRIES };
     match txid {
         Some(txid) => {
             buf.push(flags | FLAG_TX);
@@ -101,6 +122,10 @@ pub(crate) fn encode(
     buf.extend_from_slice(routing_key);
     buf.extend_from_slice(&(message.properties.len() as u32).to_le_bytes());
     buf.extend_from_slice(&message.properties);
+    if !carried.is_empty() {
+        buf.extend_from_slice(&(carried.len() as u16).to_le_bytes());
+        buf.extend_from_slice(carried);
+    }
     buf.extend_from_slice(&message.body);
     let crc = checksum(&buf[start..start + 4], &buf[start + PREFIX_LEN..]);
     buf[start + 4..start + PREFIX_LEN].copy_from_slice(&crc.to_le_bytes());
@@ -126,6 +151,8 @@ pub(crate) struct RecordRef<'a> {
     pub exchange: &'a [u8],
     pub routing_key: &'a [u8],
     pub properties: &'a [u8],
+    /// What the record carries (empty: nothing).
+    pub carried: &'a [u8],
     pub body: &'a [u8],
     /// The whole payload (everything after the prefix), for copying the message out at once.
     payload: &'a [u8],
@@ -187,7 +214,7 @@ pub(crate) fn plausible(buf: &[u8], available: u64, offsets: &std::ops::Range<u6
     }
     let offset = u64::from_le_bytes(probe[8..16].try_into().unwrap_or_default());
     let flags = probe[16];
-    if !offsets.contains(&offset) || flags & !(FLAG_PERSISTENT | FLAG_TX) != 0 {
+    if !offsets.contains(&offset) || flags & !(FLAG_PERSISTENT | FLAG_TX | FLAG_CARRIES) != 0 {
         return false;
     }
     if flags & FLAG_TX != 0 {
@@ -241,8 +268,26 @@ fn parse_payload(payload: &[u8]) -> Option<RecordRef<'_>> {
     let routing_key = take(n)?;
     let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let properties = take(n)?;
+    let carried = match flags & FLAG_CARRIES {
+        0 => &[][..],
+        _ => {
+            let n = usize::from(u16::from_le_bytes(take(2)?.try_into().ok()?));
+            take(n)?
+        }
+    };
     let body = rest;
-    Some(RecordRef { offset, flags, txid, expiry_ms, exchange, routing_key, properties, body, payload })
+    Some(RecordRef {
+        offset,
+        flags,
+        txid,
+        expiry_ms,
+        exchange,
+        routing_key,
+        properties,
+        carried,
+        body,
+        payload,
+    })
 }
 
 /// Marks a return entry in an ack file's word.
@@ -323,8 +368,8 @@ mod tests {
     fn round_trip() {
         let m = message("amq.direct", "orders", &[0x10, 0x00, 2], b"hello");
         let mut buf = vec![0xAA]; // records are appended after what is there
-        let n = encode(&mut buf, 42, true, 1_700_000_000_000, None, &m);
-        assert_eq!(n, encoded_len(&m, false));
+        let n = encode(&mut buf, 42, true, 1_700_000_000_000, None, &m, &[]);
+        assert_eq!(n, encoded_len(&m, false, &[]));
         assert_eq!(buf.len(), 1 + n);
         let Decoded::Record(r, len) = decode(&buf[1..]) else { panic!("not a record") };
         assert_eq!(len, n);
@@ -336,7 +381,7 @@ mod tests {
     fn every_prefix_is_incomplete_and_every_flip_is_corrupt() {
         let m = message("", "q", &[], b"0123456789abcdef");
         let mut buf = Vec::new();
-        let n = encode(&mut buf, 7, false, 0, None, &m);
+        let n = encode(&mut buf, 7, false, 0, None, &m, b"kept");
         for cut in 0..n {
             assert!(matches!(decode(&buf[..cut]), Decoded::Incomplete { .. }), "cut at {cut}");
         }
@@ -356,14 +401,14 @@ mod tests {
     fn valid_records_are_plausible_and_most_garbage_is_not() {
         let m = message("amq.direct", "rk", &[1, 2, 3], b"body");
         let mut buf = Vec::new();
-        let n = encode(&mut buf, 42, true, 7, None, &m) as u64;
+        let n = encode(&mut buf, 42, true, 7, None, &m, &[]) as u64;
         assert!(plausible(&buf, n, &(0..100)));
         assert!(!plausible(&buf, n - 1, &(0..100)), "does not fit");
         assert!(!plausible(&buf, n, &(43..100)), "offset below the range");
         assert!(!plausible(&buf, n, &(0..42)), "offset above the range");
         assert!(!plausible(&buf[..PROBE_LEN - 1], n, &(0..100)), "too short to judge");
         let mut bad_flags = buf.clone();
-        bad_flags[16] = 4;
+        bad_flags[16] = 8;
         assert!(!plausible(&bad_flags, n, &(0..100)));
         // Every position inside the record: none is plausible (its bytes are not a record).
         for at in 1..buf.len() {
@@ -399,8 +444,8 @@ mod tests {
     fn transaction_records_and_acks_round_trip() {
         let m = message("x", "rk", &[], b"tx body");
         let mut buf = Vec::new();
-        let n = encode(&mut buf, 9, true, 0, Some(0xABCD_0000_0001), &m);
-        assert_eq!(n, encoded_len(&m, true));
+        let n = encode(&mut buf, 9, true, 0, Some(0xABCD_0000_0001), &m, &[]);
+        assert_eq!(n, encoded_len(&m, true, &[]));
         let Decoded::Record(r, _) = decode(&buf) else { panic!("not a record") };
         assert_eq!((r.offset, r.txid, r.persistent()), (9, Some(0xABCD_0000_0001), true));
         assert_eq!(r.to_message().unwrap(), m);
@@ -423,12 +468,13 @@ mod tests {
             routing_key in "\\PC{0,60}",
             properties in proptest::collection::vec(any::<u8>(), 0..64),
             body in proptest::collection::vec(any::<u8>(), 0..512),
+            carried in proptest::collection::vec(any::<u8>(), 0..80),
             garbage in proptest::collection::vec(any::<u8>(), 0..16),
         ) {
             let m = message(&exchange, &routing_key, &properties, &body);
             let mut buf = Vec::new();
-            let n = encode(&mut buf, offset, persistent, expiry_ms, txid, &m);
-            prop_assert_eq!(n, encoded_len(&m, txid.is_some()));
+            let n = encode(&mut buf, offset, persistent, expiry_ms, txid, &m, &carried);
+            prop_assert_eq!(n, encoded_len(&m, txid.is_some(), &carried));
             buf.extend_from_slice(&garbage); // what follows a record does not matter
             let Decoded::Record(r, len) = decode(&buf) else { panic!("not a record") };
             prop_assert_eq!(len, n);
@@ -436,6 +482,7 @@ mod tests {
             prop_assert_eq!(r.persistent(), persistent);
             prop_assert_eq!(r.expiry_ms, expiry_ms);
             prop_assert_eq!(r.txid, txid);
+            prop_assert_eq!(r.carried, &carried[..]);
             if let Some(next) = offset.checked_add(1) {
                 prop_assert!(plausible(&buf, n as u64, &(offset..next)));
             }

@@ -118,6 +118,9 @@ pub(crate) struct Recovered {
     /// The highest offset the segment's ack file names, whether or not its record survived:
     /// offsets up to it must never be handed out again, or a stale ack would hide a new message.
     pub highest_acked: Option<u64>,
+    /// What its valid persistent records (of committed transactions, if written by one) carry,
+    /// acknowledged ones included, in offset order (see [`crate::QueueLog::append_carrying`]).
+    pub carried: Vec<bytes::Bytes>,
 }
 
 /// Offsets never reach bit 62 (see [`record`]'s ack entries): the bound of the last segment.
@@ -161,6 +164,7 @@ pub(crate) fn recover(
             pending_body_bytes: 0,
             returns: Vec::new(),
             highest_acked: acks.highest_acked,
+            carried: Vec::new(),
         }));
     }
     let mut header = [0u8; HEADER_LEN as usize];
@@ -181,7 +185,7 @@ pub(crate) fn recover(
     }
 
     // Acks: mark acknowledged records to skip.
-    let Scan { offsets, body_lens, mut skip, end, holes, .. } = scan;
+    let Scan { offsets, body_lens, mut skip, end, holes, carried, .. } = scan;
     let acks = load_acks(dir, first, &offsets, committed, &mut skip, found)?;
     let records = offsets.len() as u64;
     let pending = records - skip.count_ones();
@@ -203,6 +207,7 @@ pub(crate) fn recover(
         pending_body_bytes,
         returns,
         highest_acked: acks.highest_acked,
+        carried,
     }))
 }
 
@@ -260,6 +265,8 @@ struct Scan {
     end: u64,
     holes: Vec<Hole>,
     tail: Option<Tail>,
+    /// What the records that count carry (see [`Recovered::carried`]).
+    carried: Vec<bytes::Bytes>,
 }
 
 /// Reads every valid record of a segment whose offsets grow within `offsets`, skipping damaged
@@ -274,6 +281,7 @@ fn scan_records(file: File, file_len: u64, offsets: Range<u64>, committed: &Comm
         end: HEADER_LEN,
         holes: Vec::new(),
         tail: None,
+        carried: Vec::new(),
     };
     let mut pos = HEADER_LEN;
     let mut floor = offsets.start;
@@ -284,7 +292,11 @@ fn scan_records(file: File, file_len: u64, offsets: Range<u64>, committed: &Comm
                 floor = r.offset + 1;
                 scan.offsets.push(r.offset);
                 scan.body_lens.push(r.body.len() as u32);
-                scan.skip.push(!r.persistent() || r.txid.is_some_and(|txid| !committed.contains(txid)));
+                let counts = r.persistent() && r.txid.is_none_or(|txid| committed.contains(txid));
+                scan.skip.push(!counts);
+                if counts && !r.carried.is_empty() {
+                    scan.carried.push(bytes::Bytes::copy_from_slice(r.carried));
+                }
                 pos += len as u64;
                 scan.end = pos;
                 continue;
@@ -739,9 +751,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let body = vec![7u8; READ_CHUNK * 2 + 5];
         let mut data = SEGMENT_HEADER.to_vec();
-        record::encode(&mut data, 0, true, 0, None, &message(b"small".to_vec()));
-        record::encode(&mut data, 1, true, 0, None, &message(body.clone()));
-        record::encode(&mut data, 2, false, 0, None, &message(b"after".to_vec()));
+        record::encode(&mut data, 0, true, 0, None, &message(b"small".to_vec()), &[]);
+        record::encode(&mut data, 1, true, 0, None, &message(body.clone()), &[]);
+        record::encode(&mut data, 2, false, 0, None, &message(b"after".to_vec()), &[]);
         let path = segment_path(tmp.path(), 0);
         fs::write(&path, &data).unwrap();
         let mut reader = SegmentReader::new(File::open(&path).unwrap());
@@ -768,7 +780,7 @@ mod tests {
         let mut starts = Vec::new();
         for offset in [5, 6, 6, 7, 9] {
             starts.push(data.len() as u64);
-            record::encode(&mut data, offset, true, 0, None, &message(Vec::new()));
+            record::encode(&mut data, offset, true, 0, None, &message(Vec::new()), &[]);
         }
         fs::write(segment_path(tmp.path(), 5), &data).unwrap();
         let mut found = CorruptionStats::default();

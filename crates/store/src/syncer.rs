@@ -16,6 +16,12 @@
 //! on is trusted again. The failure is reported to [`Health`], which blocks publishers until a
 //! probe write succeeds.
 //!
+//! *Lazy* files ([`Syncer::mark_lazy`]) are left out of rounds until someone asks for a lazy
+//! round ([`Syncer::request_lazy`]): that round first has every registered [`LazyWriter`] hand
+//! what it buffered to the OS, then fsyncs the lazy files with the rest. Logs whose records are
+//! also kept elsewhere until then (deduplication windows whose keys travel in the messages'
+//! records) are written so, off the confirms' critical path.
+//!
 //! Transactions ([`crate::transactions`]) commit in rounds too: a round takes the sealed ones
 //! with its dirty set, fsyncs the files, then appends their commit records to the commit log and
 //! fsyncs it, all before its ticket counts as durable.
@@ -23,12 +29,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use crate::commit_log::{CommitLog, EPOCH_SHIFT};
 use crate::health::Health;
-use crate::SyncWaker;
+use crate::{LazyWriter, SyncWaker};
 
 /// What a dirty file is, which decides how it is synced and what a failed fsync does to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +66,12 @@ struct State {
     requested: u64,
     /// Files written since the last round took the set, by address of their `Arc`.
     dirty: HashMap<usize, (Arc<File>, FileKind)>,
+    /// Lazy files written since the last lazy round, likewise.
+    lazy_dirty: HashMap<usize, (Arc<File>, FileKind)>,
+    /// The highest ticket someone asked a lazy round for.
+    lazy_wanted: u64,
+    /// What a lazy round has write out first.
+    lazy_writers: Vec<Weak<dyn LazyWriter>>,
     waiters: Vec<(u64, SyncWaker)>,
     /// A round has taken the dirty set and is fsyncing it.
     in_progress: bool,
@@ -121,6 +133,8 @@ pub(crate) struct Syncer {
     commit_log: Option<Mutex<CommitLog>>,
     /// Every transaction id below it is resolved (see [`Syncer::tx_floor`]).
     tx_floor: AtomicU64,
+    /// The highest ticket of a lazy round that succeeded (see [`Syncer::lazy_synced`]).
+    lazy_synced: AtomicU64,
     /// Tests hold this to keep a round from fsyncing until they let it.
     #[cfg(test)]
     gate: Mutex<()>,
@@ -156,6 +170,7 @@ impl Syncer {
             health,
             commit_log: commit_log.map(Mutex::new),
             tx_floor: AtomicU64::new((epoch << EPOCH_SHIFT) + 1),
+            lazy_synced: AtomicU64::new(0),
             #[cfg(test)]
             gate: Mutex::new(()),
         });
@@ -185,6 +200,48 @@ impl Syncer {
         }
         let key = Arc::as_ptr(file) as usize;
         self.lock().dirty.entry(key).or_insert_with(|| (Arc::clone(file), kind));
+    }
+
+    /// Registers a lazy file written since the last lazy round (see the module doc). A no-op
+    /// with [`SyncMode::Never`].
+    pub(crate) fn mark_lazy(&self, file: &Arc<File>, kind: FileKind) {
+        if self.mode == SyncMode::Never {
+            return;
+        }
+        let key = Arc::as_ptr(file) as usize;
+        self.lock().lazy_dirty.entry(key).or_insert_with(|| (Arc::clone(file), kind));
+    }
+
+    /// Has `writer` write out what it buffered before every lazy round, while it lives.
+    pub(crate) fn register_lazy_writer(&self, writer: Weak<dyn LazyWriter>) {
+        let mut st = self.lock();
+        st.lazy_writers.retain(|w| w.strong_count() > 0);
+        st.lazy_writers.push(writer);
+    }
+
+    /// Asks for a lazy round; returns its ticket: once [`Syncer::lazy_synced`] reaches it,
+    /// everything the lazy writers had buffered and every lazy file written before this call is
+    /// durable. With [`SyncMode::Never`] the writers write out at once (nothing is fsynced).
+    pub(crate) fn request_lazy(&self) -> u64 {
+        let mut st = self.lock();
+        st.issued += 1;
+        let ticket = st.issued;
+        if self.mode == SyncMode::Never {
+            let writers = st.lazy_writers.clone();
+            drop(st);
+            write_lazily(&writers);
+            self.lazy_synced.fetch_max(ticket, Ordering::AcqRel);
+            return ticket;
+        }
+        st.requested = ticket;
+        st.lazy_wanted = ticket;
+        self.wake.notify_one();
+        ticket
+    }
+
+    /// The highest ticket of a lazy round that succeeded.
+    pub(crate) fn lazy_synced(&self) -> u64 {
+        self.lazy_synced.load(Ordering::Acquire)
     }
 
     /// A ticket covering every file registered so far.
@@ -340,10 +397,22 @@ impl Syncer {
             while st.tx.held_back() {
                 st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
             }
+            let lazy = (st.lazy_wanted > self.lazy_synced()).then_some(st.lazy_wanted);
+            if lazy.is_some() {
+                let writers = st.lazy_writers.clone();
+                drop(st);
+                write_lazily(&writers);
+                st = self.lock();
+            }
             let commits = std::mem::take(&mut st.tx.sealed);
             let target = st.requested;
-            let files: Vec<DirtyFile> =
+            let mut files: Vec<DirtyFile> =
                 st.dirty.drain().map(|(key, (file, kind))| (key, file, kind)).collect();
+            if lazy.is_some() {
+                let taken: HashSet<usize> = files.iter().map(|(key, ..)| *key).collect();
+                let lazy_files = st.lazy_dirty.drain().filter(|(key, _)| !taken.contains(key));
+                files.extend(lazy_files.map(|(key, (file, kind))| (key, file, kind)).collect::<Vec<_>>());
+            }
             // A poisoned file's data is not trusted whatever its next fsync says.
             let mut failed = files.iter().any(|(key, ..)| st.poisoned.contains(key));
             st.in_progress = true;
@@ -387,6 +456,9 @@ impl Syncer {
                 tracing::debug!(low, high = target, "sync round failed: its confirms are nacked");
             } else {
                 self.rounds.fetch_add(1, Ordering::Relaxed);
+                if let Some(lazy) = lazy {
+                    self.lazy_synced.fetch_max(lazy, Ordering::AcqRel);
+                }
             }
             self.synced.store(target, Ordering::Release);
             let (ready, waiting): (Vec<_>, Vec<_>) =
@@ -398,6 +470,13 @@ impl Syncer {
             }
             st = self.lock();
         }
+    }
+}
+
+/// Has every living lazy writer write out what it buffered.
+fn write_lazily(writers: &[Weak<dyn LazyWriter>]) {
+    for writer in writers.iter().filter_map(Weak::upgrade) {
+        writer.write_lazily();
     }
 }
 

@@ -447,3 +447,144 @@ fn group_commit_shares_fsync_rounds_between_writers() {
     println!("{tickets} tickets, {rounds} fsync rounds");
     assert!(rounds > 0 && rounds <= tickets as u64);
 }
+
+/// Counts its calls; a lazy writer that writes nothing.
+#[derive(Default)]
+struct CountingWriter(std::sync::atomic::AtomicUsize);
+
+impl warren_store::LazyWriter for CountingWriter {
+    fn write_lazily(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits (polling, with a deadline) until `done` holds, flushing `log` each time.
+fn flush_until(log: &mut dyn QueueLog, mut done: impl FnMut(&mut dyn QueueLog) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(&mut *log) {
+        assert!(Instant::now() < deadline, "timed out");
+        log.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn carried_bytes_come_back_with_their_records_acknowledged_or_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = DiskConfig { sync: SyncMode::Always, ..small_config() };
+    let n = 300;
+    {
+        let store = open(tmp.path(), config.clone());
+        let mut log = store.open_log("/", "q", true).unwrap();
+        assert!(log.carries());
+        for i in 0..n {
+            let carried = format!("key-{i}");
+            // Every third one carries nothing; transient ones never do.
+            let carried = if i % 3 == 0 { String::new() } else { carried };
+            log.append_carrying(msg(format!("{i:040}")), None, i != 1, carried.as_bytes()).unwrap();
+        }
+        log.flush().unwrap();
+        // Acknowledge the first 200 except one of the first segment: its segment stays.
+        let all: Vec<_> = std::iter::from_fn(|| log.pop_front()).collect();
+        for m in all.iter().take(200).skip(1) {
+            log.settle(m.offset, m.stored);
+        }
+        log.flush().unwrap();
+        let ticket = store.sync_ticket();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.on_synced(ticket, Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let store = open(tmp.path(), config);
+    let mut log = store.open_log("/", "q", true).unwrap();
+    let carried: Vec<String> =
+        log.take_recovered_carried().iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+    // Everything carried whose segment was still there: the acknowledged ones of the kept
+    // segments too, and at least everything not acknowledged.
+    let expected_tail: Vec<String> = (200..n).filter(|i| i % 3 != 0).map(|i| format!("key-{i}")).collect();
+    assert!(carried.ends_with(&expected_tail), "{carried:?}");
+    assert!(carried.contains(&"key-2".to_string()), "a record acknowledged in a kept segment");
+    assert!(!carried.iter().any(|c| c == "key-1"), "a transient record carries nothing");
+    assert!(log.take_recovered_carried().is_empty(), "taken once");
+    assert_eq!(log.len(), n - 200 + 1);
+}
+
+#[test]
+fn a_settled_segment_that_carries_waits_for_a_lazy_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = DiskConfig { sync: SyncMode::Always, ..small_config() };
+    let writer = std::sync::Arc::new(CountingWriter::default());
+    let snapshot = tempfile::tempdir().unwrap();
+    let segments_at_crash;
+    {
+        let store = open(tmp.path(), config.clone());
+        let weak: std::sync::Weak<dyn warren_store::LazyWriter> =
+            std::sync::Arc::downgrade(&(writer.clone() as std::sync::Arc<dyn warren_store::LazyWriter>));
+        store.register_lazy_writer(weak);
+        let mut log = store.open_log("/", "q", true).unwrap();
+        for i in 0..300 {
+            log.append_carrying(msg(format!("{i:040}")), None, true, b"k").unwrap();
+        }
+        log.flush().unwrap();
+        let before = log.segment_count();
+        assert!(before >= 3);
+        let all: Vec<_> = std::iter::from_fn(|| log.pop_front()).collect();
+        for m in &all {
+            log.settle(m.offset, m.stored);
+        }
+        log.flush().unwrap();
+        // The lazy round runs in the background: the writer is called, then the settled
+        // segments go at a later flush.
+        flush_until(&mut log, |_| writer.0.load(std::sync::atomic::Ordering::SeqCst) > 0);
+        let mut disk_log = log;
+        flush_until(&mut disk_log, |l| l.is_empty());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk_log.segment_count() > 1 {
+            assert!(Instant::now() < deadline, "settled segments never went");
+            disk_log.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Now a settled segment that carries, left at a "crash": recovery keeps it.
+        for i in 0..150 {
+            disk_log.append_carrying(msg(format!("{i:040}")), None, true, b"late").unwrap();
+        }
+        disk_log.flush().unwrap();
+        let all: Vec<_> = std::iter::from_fn(|| disk_log.pop_front()).collect();
+        for m in &all[..100] {
+            disk_log.settle(m.offset, m.stored);
+        }
+        disk_log.flush().unwrap();
+        let ticket = store.sync_ticket();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.on_synced(ticket, Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // A crash now: the settled segments are still held (only a flush deletes them).
+        segments_at_crash = segment_files(&disk_log).len();
+        copy_dir(tmp.path(), snapshot.path());
+    }
+    let store = open(snapshot.path(), config);
+    let mut log = store.open_log("/", "q", true).unwrap();
+    let carried = log.take_recovered_carried();
+    assert!(carried.len() >= 50, "{} carried", carried.len());
+    assert_eq!(segment_files(&log).len(), segments_at_crash, "nothing deleted before release_recovered");
+    log.release_recovered();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while segment_files(&log).len() >= segments_at_crash {
+        assert!(Instant::now() < deadline, "released segments never went");
+        log.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(log.len(), 50);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
