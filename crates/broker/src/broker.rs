@@ -318,6 +318,10 @@ impl Broker {
                 v.restore_binding(def);
             }
         }
+        let vhosts: Vec<Arc<VHost>> = broker.vhosts.read().values().cloned().collect();
+        for v in vhosts {
+            v.merge_carried_keys();
+        }
         Ok(broker)
     }
 

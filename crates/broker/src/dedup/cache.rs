@@ -66,6 +66,12 @@ impl DedupCache {
         self.index.len()
     }
 
+    /// Slots taken in the arrival-order ring: entries admitted, up to the capacity (a key
+    /// admitted again after it expired takes a new slot; its old one counts until overwritten).
+    pub(crate) fn ring_len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Whether `key` is in the window and unexpired at `now_ms`.
     #[cfg(test)]
     pub(crate) fn contains(&self, key: Key, now_ms: u64) -> bool {

@@ -2,13 +2,20 @@
 //! has seen within its window (see `config` for the arguments, `key` for what the key is,
 //! `cache` for the window).
 //!
-//! A durable exchange or queue keeps its window in a log of the store, under a reserved name
-//! (see [`log_name`]): the keys a batch of publishes admitted (16 bytes of hash, 8 of expiry
-//! each) are written as one record with the batch, so they are on disk before the messages they
-//! admitted are confirmed; a record is settled once all of its entries have left the window, and
-//! the store deletes a segment once all of its records are settled. A key admitted inside a
-//! transaction gets a record of its own, tagged with the transaction. Opening the log replays
-//! what it holds. Otherwise the window lives in memory only.
+//! A durable exchange or queue keeps its window on disk, so that a message confirmed before a
+//! crash is still recognised after it. Every key admitted gets a sequence number (its place in
+//! the window's arrival order). Where the message it admitted goes to one durable queue as a
+//! persistent message, the key travels *in the message's record* (see [`Carried`]): atomic
+//! with the message, and on disk with it, with no write of its own. The window also keeps a
+//! log of its own in the store, under a reserved name (see [`log_name`]): entries (key,
+//! expiry, sequence number) written in batches as records, lazily (fsynced only when a queue
+//! is about to delete a segment that carries keys: see [`warren_store::LazyWriter`]), so a key
+//! outlives its message's segment. A key that cannot travel with its message (the message goes
+//! to several queues, or none) is written to the window's log with the publish, in the
+//! publish's store transaction (see `vhost::route`). A record is settled once every entry in
+//! it has left the window. At startup the window is rebuilt from both: its log, and what the
+//! queues' recovered records carried ([`Deduplicator::merge_recovered`]), by sequence number.
+//! Otherwise the window lives in memory only.
 
 mod cache;
 mod config;
@@ -33,34 +40,147 @@ pub fn log_name(exchange: bool, name: &str) -> String {
     format!("amq.x-message-deduplication/{kind}/{name}")
 }
 
+/// One key of a window: what a log record or a message's record keeps of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    key: Key,
+    expires_ms: u64,
+    /// Its place in the window's arrival order.
+    seq: u64,
+}
+
+/// A logged entry: the key's two words, its expiry (wall-clock ms) and its sequence number,
+/// little-endian. Records of this layout have the routing key [`ENTRY_FORMAT`]; earlier ones
+/// (an empty routing key) have no sequence number ([`OLD_ENTRY_LEN`] bytes each).
+const ENTRY_LEN: usize = 32;
+const OLD_ENTRY_LEN: usize = 24;
+const ENTRY_FORMAT: &str = "2";
+
+fn encode_entry(out: &mut Vec<u8>, e: &Entry) {
+    out.extend_from_slice(&e.key[0].to_le_bytes());
+    out.extend_from_slice(&e.key[1].to_le_bytes());
+    out.extend_from_slice(&e.expires_ms.to_le_bytes());
+    out.extend_from_slice(&e.seq.to_le_bytes());
+}
+
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The entries of a log record; `None` if it is not a whole number of them. Entries of the old
+/// layout get sequence numbers from `next_old` on.
+fn decode_entries(body: &[u8], new_format: bool, next_old: &mut u64) -> Option<Vec<Entry>> {
+    let len = if new_format { ENTRY_LEN } else { OLD_ENTRY_LEN };
+    (!body.is_empty() && body.len().is_multiple_of(len)).then_some(())?;
+    body.chunks_exact(len)
+        .map(|e| {
+            let seq = if new_format {
+                word(e, 24)?
+            } else {
+                *next_old += 1;
+                *next_old - 1
+            };
+            Some(Entry { key: [word(e, 0)?, word(e, 8)?], expires_ms: word(e, 16)?, seq })
+        })
+        .collect()
+}
+
+/// Keys that travel in a message's record: for each, the window it belongs to and the entry.
+///
+/// ```text
+/// u8 window   0: the queue's own; 1: an exchange's, followed by u8 length and its name
+/// 32 bytes    the entry, as in a log record
+/// ```
+#[derive(Debug, Default)]
+pub(crate) struct Carried(Vec<u8>);
+
+/// Which window a carried entry belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WindowOf {
+    /// The queue the record is in.
+    Queue,
+    /// The exchange of this name (in the queue's vhost).
+    Exchange(ShortStr),
+}
+
+impl Carried {
+    /// Adds `entry` of `window`.
+    pub(crate) fn push(&mut self, window: &WindowOf, entry: &Entry) {
+        match window {
+            WindowOf::Queue => self.0.push(0),
+            WindowOf::Exchange(name) => {
+                self.0.push(1);
+                self.0.push(name.len() as u8);
+                self.0.extend_from_slice(name.as_bytes());
+            }
+        }
+        encode_entry(&mut self.0, entry);
+    }
+
+    /// The encoded bytes (empty when nothing is carried).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// What a record carried; stops at the first malformed entry.
+    pub(crate) fn decode(mut bytes: &[u8]) -> Vec<(WindowOf, Entry)> {
+        let mut out = Vec::new();
+        let mut next_old = 0;
+        while let Some((&kind, rest)) = bytes.split_first() {
+            let (window, rest) = match kind {
+                0 => (WindowOf::Queue, rest),
+                1 => {
+                    let Some((&n, rest)) = rest.split_first() else { break };
+                    let Some((name, rest)) = rest.split_at_checked(usize::from(n)) else { break };
+                    let Ok(name) = ShortStr::try_from(Bytes::copy_from_slice(name)) else { break };
+                    (WindowOf::Exchange(name), rest)
+                }
+                _ => break,
+            };
+            let Some((entry, rest)) = rest.split_at_checked(ENTRY_LEN) else { break };
+            let Some(mut entries) = decode_entries(entry, true, &mut next_old) else { break };
+            out.push((window, entries.remove(0)));
+            bytes = rest;
+        }
+        out
+    }
+}
+
 /// The store log of a window, when it is durable.
 struct Log {
     log: Box<dyn QueueLog>,
-    /// The window's logged records, oldest first, each with how many of its entries are still
-    /// in the window (in the cache's arrival order: the oldest entry is the front record's).
-    records: VecDeque<(u64, u32)>,
-    /// Entries admitted since the last flush, encoded: the flush writes them as one record, so
-    /// a batch of publishes costs one record, not one per key.
+    /// The window's logged records, oldest first: offset, the highest sequence number of its
+    /// entries, and how many entries it has. A record is settled once its highest sequence
+    /// number left the window (the window keeps the newest entries by sequence number).
+    records: VecDeque<(u64, u64, u32)>,
+    /// Entries admitted since the last write, encoded: written as one record, so a batch of
+    /// publishes costs one record, not one per key.
     pending: Vec<u8>,
-    /// Records all of whose entries left the window, not yet settled in the log: settled
-    /// together once they cover [`SETTLE_BATCH`] entries, so the log's acknowledgements are
-    /// written (and fsynced) once in a while rather than in every group-commit round.
-    /// Unsettled ones are harmless: a replay takes them back and pushes them out again.
+    /// The highest sequence number in `pending`.
+    pending_max_seq: u64,
+    /// Records that left the window, not yet settled in the log: settled together once they
+    /// cover [`SETTLE_BATCH`] entries, so the log's acknowledgements are written (and fsynced)
+    /// once in a while rather than in every round. Unsettled ones are harmless: a replay takes
+    /// them back and they leave the window again.
     evicted: Vec<u64>,
     evicted_entries: usize,
-    /// Appended to since the last flush.
+    /// Appended to since the last flush, for a write that must be durable with the next sync
+    /// (the entries of a publish that could not carry them).
     unflushed: bool,
+    /// What the log held when attached (until [`Deduplicator::merge_recovered`]).
+    replayed: Vec<Entry>,
 }
 
 impl Log {
-    /// The oldest entry left the window.
-    fn evict_oldest(&mut self) {
-        let Some(front) = self.records.front_mut() else { return };
-        front.1 = front.1.saturating_sub(1);
-        self.evicted_entries += 1;
-        if front.1 == 0 {
-            self.evicted.push(front.0);
+    /// Settles the records all of whose entries are older than `oldest_live`.
+    fn settle_older_than(&mut self, oldest_live: u64) {
+        while let Some(&(offset, max_seq, entries)) = self.records.front() {
+            if max_seq >= oldest_live {
+                break;
+            }
             self.records.pop_front();
+            self.evicted.push(offset);
+            self.evicted_entries += entries as usize;
         }
         if self.evicted_entries >= SETTLE_BATCH {
             self.evicted_entries = 0;
@@ -70,23 +190,29 @@ impl Log {
         }
     }
 
+    fn push_pending(&mut self, entry: &Entry) {
+        encode_entry(&mut self.pending, entry);
+        self.pending_max_seq = self.pending_max_seq.max(entry.seq);
+    }
+
     /// Writes the pending entries as one record (for no transaction: they may be other
-    /// publishers' keys), to go out with the next flush.
+    /// publishers' keys).
     fn write_pending(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let body = Bytes::from(std::mem::take(&mut self.pending));
-        self.append(body, false)
+        let max_seq = std::mem::take(&mut self.pending_max_seq);
+        self.append(body, max_seq, false)
     }
 
     /// Appends a record of `body`'s entries; `in_transaction` when it belongs to the
     /// transaction the thread applies.
-    fn append(&mut self, body: Bytes, in_transaction: bool) -> io::Result<()> {
+    fn append(&mut self, body: Bytes, max_seq: u64, in_transaction: bool) -> io::Result<()> {
         let entries = (body.len() / ENTRY_LEN) as u32;
         let entry = Message {
             exchange: ShortStr::default(),
-            routing_key: ShortStr::default(),
+            routing_key: ShortStr::from(ENTRY_FORMAT),
             properties: Bytes::new(),
             body,
         };
@@ -97,8 +223,7 @@ impl Log {
         };
         // Taken at once: the log keeps it on disk only, until it leaves the window.
         self.log.pop_front();
-        self.records.push_back((offset, entries));
-        self.unflushed = true;
+        self.records.push_back((offset, max_seq, entries));
         Ok(())
     }
 }
@@ -106,9 +231,21 @@ impl Log {
 /// How many entries that left a durable window are settled at once (whole records at a time).
 const SETTLE_BATCH: usize = if cfg!(test) { 64 } else { 4096 };
 
+/// Pending entries written out (to the log's buffer) once they take this many bytes.
+const PENDING_WRITE_AT: usize = 64 << 10;
+
 struct State {
     cache: DedupCache,
+    /// The sequence number of the next key admitted.
+    next_seq: u64,
     log: Option<Log>,
+}
+
+impl State {
+    /// The oldest sequence number the window may still hold (every older one left it).
+    fn oldest_live(&self) -> u64 {
+        self.next_seq.saturating_sub(self.cache.ring_len() as u64)
+    }
 }
 
 /// What deduplication made of a published message.
@@ -130,6 +267,22 @@ pub(crate) enum Admission {
     },
 }
 
+/// What [`Deduplicator::check`] made of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// As [`Admission::NoKey`].
+    NoKey,
+    /// As [`Admission::Duplicate`].
+    Duplicate {
+        /// The window is on disk.
+        durable: bool,
+    },
+    /// The key is new and now in the window; for a window on disk, the entry still to be
+    /// kept: carried by the message ([`Deduplicator::log_carried`]) or written
+    /// ([`Deduplicator::log_now`]).
+    Admitted(Option<Entry>),
+}
+
 /// The deduplication window of one exchange or queue.
 pub struct Deduplicator {
     config: DedupConfig,
@@ -144,27 +297,15 @@ impl std::fmt::Debug for Deduplicator {
     }
 }
 
-/// A logged entry: the key's two words and its expiry (wall-clock ms), little-endian.
-const ENTRY_LEN: usize = 24;
-
-fn encode_entry(out: &mut Vec<u8>, key: Key, expires_ms: u64) {
-    out.extend_from_slice(&key[0].to_le_bytes());
-    out.extend_from_slice(&key[1].to_le_bytes());
-    out.extend_from_slice(&expires_ms.to_le_bytes());
-}
-
-/// The entries of a logged record (one or more); `None` if it is not a whole number of them.
-fn decode_entries(body: &[u8]) -> Option<impl Iterator<Item = (Key, u64)> + '_> {
-    (!body.is_empty() && body.len().is_multiple_of(ENTRY_LEN)).then_some(())?;
-    let word = |e: &[u8], at: usize| u64::from_le_bytes(e[at..at + 8].try_into().expect("8 bytes"));
-    Some(body.chunks_exact(ENTRY_LEN).map(move |e| ([word(e, 0), word(e, 8)], word(e, 16))))
-}
-
 impl Deduplicator {
     /// An empty in-memory window.
     pub(crate) fn new(config: DedupConfig) -> Self {
         let cache = DedupCache::new(config.size);
-        Deduplicator { config, state: Mutex::new(State { cache, log: None }), logged: Default::default() }
+        Deduplicator {
+            config,
+            state: Mutex::new(State { cache, next_seq: 0, log: None }),
+            logged: Default::default(),
+        }
     }
 
     /// Whether the window keeps its keys in a log of the store (it is attached to one).
@@ -193,79 +334,149 @@ impl Deduplicator {
     }
 
     /// Keeps the window in `log` from now on, first replaying what it recovered. Expired
-    /// entries come back too: they no longer count, and leave in their turn.
+    /// entries come back too: they no longer count, and leave in their turn. What the queues'
+    /// records carried joins with [`Deduplicator::merge_recovered`].
     pub(crate) fn attach_log(&self, mut log: Box<dyn QueueLog>) {
         let mut st = self.state.lock();
-        let mut records: VecDeque<(u64, u32)> = VecDeque::new();
+        let mut records: VecDeque<(u64, u64, u32)> = VecDeque::new();
+        let mut replayed = Vec::new();
+        let mut next_old = 0;
         let mut settled = false;
         while let Some(m) = log.pop_front() {
-            let Some(entries) = decode_entries(&m.message.body) else {
+            let new_format = m.message.routing_key.as_bytes() == ENTRY_FORMAT.as_bytes();
+            let Some(entries) = decode_entries(&m.message.body, new_format, &mut next_old) else {
                 log.settle(m.offset, true);
                 settled = true;
                 continue;
             };
-            records.push_back((m.offset, (m.message.body.len() / ENTRY_LEN) as u32));
-            for (key, expires_ms) in entries {
-                if st.cache.restore(key, expires_ms) {
-                    let front = records.front_mut().expect("the record just pushed at least");
-                    front.1 -= 1;
-                    if front.1 == 0 {
-                        log.settle(front.0, true);
-                        records.pop_front();
-                        settled = true;
-                    }
-                }
-            }
+            let max_seq = entries.iter().map(|e| e.seq).max().unwrap_or(0);
+            records.push_back((m.offset, max_seq, entries.len() as u32));
+            replayed.extend(entries);
         }
-        if settled {
-            if let Err(error) = log.flush() {
-                tracing::error!(%error, "writing to a deduplication log failed");
-            }
-        }
-        self.logged.store(true, std::sync::atomic::Ordering::Relaxed);
-        st.log = Some(Log {
+        let mut state_log = Log {
             log,
             records,
             pending: Vec::new(),
+            pending_max_seq: 0,
             evicted: Vec::new(),
             evicted_entries: 0,
             unflushed: false,
-        });
+            replayed: Vec::new(),
+        };
+        rebuild(&mut st, &replayed);
+        settled |= settle_left(&st, &mut state_log);
+        if settled {
+            if let Err(error) = state_log.log.flush() {
+                tracing::error!(%error, "writing to a deduplication log failed");
+            }
+        }
+        state_log.replayed = replayed;
+        self.logged.store(true, std::sync::atomic::Ordering::Relaxed);
+        st.log = Some(state_log);
     }
 
-    /// Checks a published message against the window at `now`, adding its key if new.
-    pub(crate) fn admit(&self, raw_properties: &Bytes, now: Now) -> io::Result<Admission> {
+    /// Joins what the queues' recovered records carried for this window with what its log
+    /// replayed, by sequence number: the window is the newest entries of both. Entries found
+    /// only in records go to the log (lazily, before any queue deletes a segment that carries
+    /// them: see [`warren_store::QueueLog::release_recovered`]). Called once after startup's
+    /// restore, with nothing when no record carried anything for it.
+    pub(crate) fn merge_recovered(&self, mut carried: Vec<Entry>) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(mut log) = st.log.take() else { return };
+        let replayed = std::mem::take(&mut log.replayed);
+        if carried.is_empty() {
+            st.log = Some(log);
+            return;
+        }
+        let known: std::collections::HashSet<(Key, u64)> = replayed.iter().map(|e| (e.key, e.seq)).collect();
+        carried.retain(|e| !known.contains(&(e.key, e.seq)));
+        let mut all = replayed;
+        all.extend(carried.iter().copied());
+        st.cache = DedupCache::new(self.config.size);
+        st.next_seq = 0;
+        rebuild(st, &all);
+        settle_left(st, &mut log);
+        let oldest_live = st.oldest_live();
+        carried.sort_by_key(|e| e.seq);
+        for e in carried.iter().filter(|e| e.seq >= oldest_live) {
+            log.push_pending(e);
+        }
+        st.log = Some(log);
+    }
+
+    /// Checks a published message against the window at `now`, adding its key if new. For a
+    /// window on disk the new entry is returned, to be kept as the caller decides.
+    pub(crate) fn check(&self, raw_properties: &Bytes, now: Now) -> Checked {
         let Some(mk) = key::message_key(raw_properties, &self.config.key) else {
-            return Ok(Admission::NoKey);
+            return Checked::NoKey;
         };
         let ttl = mk.ttl_ms.or(self.config.ttl_ms);
         let expires_ms = ttl.map_or(NEVER, |t| now.unix_ms.saturating_add(t));
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let durable = st.log.is_some();
-        let evicted = match st.cache.admit(mk.key, expires_ms, now.unix_ms) {
-            Seen::Duplicate => return Ok(Admission::Duplicate { durable }),
-            Seen::New { evicted } => evicted,
-        };
-        let Some(log) = st.log.as_mut() else { return Ok(Admission::Admitted { logged: false }) };
-        if evicted {
-            log.evict_oldest();
+        if st.cache.admit(mk.key, expires_ms, now.unix_ms) == Seen::Duplicate {
+            return Checked::Duplicate { durable };
         }
-        if warren_store::applying_transaction() {
-            // Its own record, tagged with the transaction (it counts only if the transaction
-            // commits), after the entries admitted before it, to keep the log in window order.
-            log.write_pending()?;
-            let mut body = Vec::with_capacity(ENTRY_LEN);
-            encode_entry(&mut body, mk.key, expires_ms);
-            log.append(body.into(), true)?;
-        } else {
-            encode_entry(&mut log.pending, mk.key, expires_ms);
-            log.unflushed = true;
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        if !durable {
+            return Checked::Admitted(None);
         }
-        Ok(Admission::Admitted { logged: true })
+        let oldest_live = st.oldest_live();
+        let log = st.log.as_mut().expect("durable");
+        log.settle_older_than(oldest_live);
+        Checked::Admitted(Some(Entry { key: mk.key, expires_ms, seq }))
     }
 
-    /// Hands what the log buffered to the OS, marking it for the store's next sync.
+    /// Keeps an entry [`Deduplicator::check`] returned whose message cannot carry it: in the
+    /// transaction the thread applies, if any, as a record of its own (it counts only if the
+    /// transaction commits); otherwise with the next flush, for the next sync.
+    pub(crate) fn log_now(&self, entry: &Entry) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let Some(log) = st.log.as_mut() else { return Ok(()) };
+        if warren_store::applying_transaction() {
+            // After the entries pending before it, to keep the log in arrival order.
+            log.write_pending()?;
+            let mut body = Vec::with_capacity(ENTRY_LEN);
+            encode_entry(&mut body, entry);
+            log.append(body.into(), entry.seq, true)?;
+        } else {
+            log.push_pending(entry);
+        }
+        log.unflushed = true;
+        Ok(())
+    }
+
+    /// Keeps an entry [`Deduplicator::check`] returned whose message carries it (now on disk,
+    /// or to be with the message): the log gets it lazily.
+    pub(crate) fn log_carried(&self, entry: &Entry) {
+        let mut st = self.state.lock();
+        let Some(log) = st.log.as_mut() else { return };
+        log.push_pending(entry);
+        if log.pending.len() >= PENDING_WRITE_AT {
+            if let Err(error) = log.write_pending() {
+                tracing::debug!(%error, "writing deduplication keys failed");
+            }
+        }
+    }
+
+    /// Checks a published message against the window at `now`, adding its key if new and
+    /// writing it to the log (see [`Deduplicator::log_now`]).
+    pub(crate) fn admit(&self, raw_properties: &Bytes, now: Now) -> io::Result<Admission> {
+        Ok(match self.check(raw_properties, now) {
+            Checked::NoKey => Admission::NoKey,
+            Checked::Duplicate { durable } => Admission::Duplicate { durable },
+            Checked::Admitted(None) => Admission::Admitted { logged: false },
+            Checked::Admitted(Some(entry)) => {
+                self.log_now(&entry)?;
+                Admission::Admitted { logged: true }
+            }
+        })
+    }
+
+    /// Hands what the log buffered for the next sync to the OS, marking it for that sync.
     pub(crate) fn flush(&self) -> io::Result<()> {
         let mut st = self.state.lock();
         match st.log.as_mut() {
@@ -286,6 +497,41 @@ impl Deduplicator {
         if let Some(mut log) = st.log.take() {
             log.log.delete();
         }
+    }
+}
+
+impl warren_store::LazyWriter for Deduplicator {
+    fn write_lazily(&self) {
+        let mut st = self.state.lock();
+        let Some(log) = st.log.as_mut() else { return };
+        let written = log.write_pending().and_then(|()| log.log.flush_lazily());
+        if let Err(error) = written {
+            tracing::error!(%error, "writing deduplication keys failed");
+        }
+    }
+}
+
+/// Settles at once the records whose entries all left the window (after a rebuild); true if
+/// there were any.
+fn settle_left(st: &State, log: &mut Log) -> bool {
+    let before = log.records.len();
+    log.settle_older_than(st.oldest_live());
+    log.evicted_entries = 0;
+    let settled = !log.evicted.is_empty() || log.records.len() != before;
+    for old in log.evicted.drain(..) {
+        log.log.settle(old, true);
+    }
+    settled
+}
+
+/// Fills the (empty) window with `entries`' newest, in sequence order: a key's latest entry
+/// counts; the window keeps the newest [`DedupConfig::size`] of them.
+fn rebuild(st: &mut State, entries: &[Entry]) {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.seq);
+    for e in sorted {
+        st.cache.restore(e.key, e.expires_ms);
+        st.next_seq = st.next_seq.max(e.seq + 1);
     }
 }
 

@@ -152,6 +152,9 @@ pub struct Queue {
     pub arguments: FieldTable,
     /// `x-single-active-consumer`: only the first registered consumer receives.
     single_active: bool,
+    /// Its log keeps what a persistent message's record carries (see
+    /// [`Queue::publish_carrying`]).
+    carries: bool,
     /// Declared `x-queue-type: quorum`: deliveries are counted whatever the policies say.
     quorum: bool,
     /// Copies of two settings read outside the queue's lock: per delivery while the lock is
@@ -187,6 +190,7 @@ impl Queue {
             .ok()
             .flatten()
             .map(|config| Arc::new(crate::dedup::Deduplicator::new(config)));
+        let carries = durable && log.carries();
         let queue = Queue {
             name,
             durable,
@@ -194,6 +198,7 @@ impl Queue {
             auto_delete,
             arguments,
             single_active,
+            carries,
             quorum,
             counts_deliveries: AtomicBool::new(false),
             consumer_timeout_ms: AtomicU64::new(NO_TIMEOUT),
@@ -394,6 +399,24 @@ impl Queue {
     /// Appends a message and hands it to a consumer if one can take it, applying the queue's
     /// length limits and dropping it at once if it expires before anyone can take it.
     pub fn publish(self: &Arc<Self>, message: Message, now: Instant) -> std::io::Result<Published> {
+        self.publish_carrying(message, now, &[])
+    }
+
+    /// Whether `message`, published here, is stored in a record that can carry bytes with it
+    /// (a persistent message on a durable queue whose log carries).
+    #[inline]
+    pub(crate) fn can_carry(&self, message: &Message) -> bool {
+        self.carries && warren_message::properties::raw_delivery_mode(&message.properties) == Some(2)
+    }
+
+    /// As [`Queue::publish`], `carried` kept in the message's record if it is stored
+    /// (`Published::stored`; only for a message [`Queue::can_carry`]).
+    pub(crate) fn publish_carrying(
+        self: &Arc<Self>,
+        message: Message,
+        now: Instant,
+        carried: &[u8],
+    ) -> std::io::Result<Published> {
         let mut out = Published::default();
         let mut guard = self.state.lock();
         let st = &mut *guard;
@@ -417,7 +440,7 @@ impl Queue {
         };
         let expires_at = ttl.map(|ttl| now + ttl);
         let first_in_line = st.ready.is_empty();
-        st.ready.append(message, expires_at, persistent)?;
+        st.ready.append_carrying(message, expires_at, persistent, carried)?;
         st.ready_bytes += size;
         self.counters.add_owned(Counter::Published, 1);
         if !st.consumers.is_empty() {
@@ -446,6 +469,17 @@ impl Queue {
         }
         st.expire_head(now);
         std::mem::take(&mut st.expired)
+    }
+
+    /// What the records its log recovered carried (taken once).
+    pub(crate) fn take_recovered_carried(&self) -> Vec<bytes::Bytes> {
+        self.state.lock().ready.take_recovered_carried()
+    }
+
+    /// What its recovered records carried is safe elsewhere (see
+    /// [`warren_store::QueueLog::release_recovered`]).
+    pub(crate) fn release_recovered(&self) {
+        self.state.lock().ready.release_recovered();
     }
 
     /// Hands what this queue's log buffered to the OS (once per batch of input).

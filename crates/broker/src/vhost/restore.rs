@@ -7,7 +7,7 @@ use warren_message::ShortStr;
 use warren_store::definitions::{BindingDef, ExchangeDef, QueueDef};
 
 use super::VHost;
-use crate::dedup::Deduplicator;
+use crate::dedup::{Carried, Deduplicator, WindowOf};
 use crate::error::BrokerError;
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::queue::Queue;
@@ -116,6 +116,39 @@ impl VHost {
             BrokerError::Storage(format!("cannot open the deduplication keys of '{name}': {e}"))
         })?;
         dedup.attach_log(log);
+        let writer: Arc<dyn warren_store::LazyWriter> = dedup.clone();
+        self.store.register_lazy_writer(Arc::downgrade(&writer));
         Ok(())
+    }
+
+    /// Once every exchange and queue is restored: hands the deduplication keys that the queues'
+    /// recovered records carried to their windows (see `dedup`), then lets the queues delete
+    /// the segments that carried them as they settle.
+    pub(crate) fn merge_carried_keys(&self) {
+        let queues: Vec<Arc<Queue>> = self.queues.read().values().cloned().collect();
+        let mut for_exchanges: std::collections::HashMap<ShortStr, Vec<_>> = Default::default();
+        for q in &queues {
+            let mut own = Vec::new();
+            for record in q.take_recovered_carried() {
+                for (window, entry) in Carried::decode(&record) {
+                    match window {
+                        WindowOf::Queue => own.push(entry),
+                        WindowOf::Exchange(name) => for_exchanges.entry(name).or_default().push(entry),
+                    }
+                }
+            }
+            if let Some(dedup) = q.dedup() {
+                dedup.merge_recovered(own);
+            }
+        }
+        let exchanges: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
+        for e in exchanges {
+            if let Some(dedup) = e.dedup() {
+                dedup.merge_recovered(for_exchanges.remove(&e.name).unwrap_or_default());
+            }
+        }
+        for q in &queues {
+            q.release_recovered();
+        }
     }
 }

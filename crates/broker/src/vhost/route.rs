@@ -9,7 +9,7 @@ use warren_message::ShortStr;
 use super::VHost;
 use crate::counters::{Counter, Counters};
 use crate::deadletter::{DeadLetter, DeathReason};
-use crate::dedup::{Admission, Deduplicator};
+use crate::dedup::{Admission, Carried, Checked, Deduplicator, Entry, WindowOf};
 use crate::delayed::requested_delay;
 use crate::effects::Effects;
 use crate::error::BrokerError;
@@ -52,11 +52,30 @@ pub(super) struct Admitting<'a> {
     store: &'a dyn Store,
     /// Begun before a window that keeps its keys on disk checks the message: see [`admit`].
     transaction: Option<Transaction>,
+    /// The key the published-to exchange's window admitted, until the publish's queues are
+    /// known: see [`check_deferred`].
+    deferred: Option<Deferred>,
+}
+
+/// A key admitted by a window on disk, not yet kept: see [`check_deferred`].
+pub(super) struct Deferred {
+    dedup: Arc<Deduplicator>,
+    entry: Entry,
+    /// The exchange whose window it is.
+    exchange: ShortStr,
 }
 
 impl<'a> Admitting<'a> {
     fn new(now: Now, effects: &'a mut Effects, store: &'a dyn Store) -> Self {
-        Admitting { now, effects, wait_for_sync: false, store, transaction: None }
+        Admitting { now, effects, wait_for_sync: false, store, transaction: None, deferred: None }
+    }
+
+    /// Begins the publish's store transaction if a deferred key may yet need it and none is
+    /// under way: before a durable write that could otherwise outlive the key or miss it.
+    fn cover_deferred(&mut self) {
+        if self.deferred.is_some() && self.transaction.is_none() && !warren_store::applying_transaction() {
+            self.transaction = Some(self.store.begin_tx());
+        }
     }
 
     /// Ends the publish's store transaction, if one was begun, handing it to the batch to seal.
@@ -96,6 +115,38 @@ fn admit(dedup: &Arc<Deduplicator>, message: &Message, at: &mut Admitting<'_>) -
         Admission::Duplicate { durable } => {
             if durable {
                 // The original's key may still be buffered by another batch: flush it with ours.
+                at.effects.dedup_logged(dedup);
+                at.wait_for_sync = true;
+            }
+            true
+        }
+    })
+}
+
+/// Checks a message against the window of the exchange it was published to; true when it is
+/// a duplicate. A new key of a window on disk is not kept yet: it waits in `at` until the
+/// message's queues are known. A message that goes to one durable queue as a persistent
+/// message carries the key in its record (atomic with it, and no write of its own); otherwise
+/// the key is written to the window's log in the publish's store transaction, as [`admit`]
+/// does. Nothing durable may be written between (see [`Admitting::cover_deferred`]).
+fn check_deferred(
+    dedup: &Arc<Deduplicator>,
+    exchange: &ShortStr,
+    message: &Message,
+    at: &mut Admitting<'_>,
+) -> Result<bool, BrokerError> {
+    if !dedup.is_logged() {
+        return admit(dedup, message, at);
+    }
+    Ok(match dedup.check(&message.properties, at.now) {
+        Checked::NoKey | Checked::Admitted(None) => false,
+        Checked::Admitted(Some(entry)) => {
+            at.wait_for_sync = true;
+            at.deferred = Some(Deferred { dedup: Arc::clone(dedup), entry, exchange: exchange.clone() });
+            false
+        }
+        Checked::Duplicate { durable } => {
+            if durable {
                 at.effects.dedup_logged(dedup);
                 at.wait_for_sync = true;
             }
@@ -175,7 +226,13 @@ impl VHost {
         }
         let mut admitting = admitting;
         if let (Some(dedup), Some(at)) = (e.dedup(), admitting.as_deref_mut()) {
-            if admit(dedup, message, at)? {
+            // A delayed-message exchange may write the message to its log at once: its key
+            // goes with it in the publish's transaction.
+            let duplicate = match e.delayed() {
+                None => check_deferred(dedup, &e.name, message, at)?,
+                Some(_) => admit(dedup, message, at)?,
+            };
+            if duplicate {
                 if count {
                     // Published, but neither routed nor unroutable.
                     e.counters().add(Counter::Published, 1);
@@ -218,6 +275,11 @@ impl VHost {
             }
             // A delayed-message exchange holds a message with an x-delay: it reaches no queue
             // now (a mandatory publish is returned, as with the plugin), and no alternate exchange.
+            if exchange.delayed().is_some() {
+                if let Some(at) = admitting.as_deref_mut() {
+                    at.cover_deferred();
+                }
+            }
             if let Some(stored) = self.hold_if_delayed(exchange, message, extra_keys, now)? {
                 return Ok(Routed::Delayed { stored });
             }
@@ -305,7 +367,9 @@ impl VHost {
             true,
             Some(&mut admitting),
         );
-        let transaction = admitting.transaction.take();
+        let mut transaction = admitting.transaction.take();
+        let deferred = admitting.deferred.take();
+        let wait_for_sync = admitting.wait_for_sync;
         let how = match how {
             Ok(how) => how,
             Err(e) => {
@@ -314,11 +378,28 @@ impl VHost {
                 return Err(e);
             }
         };
-        let mut result = PublishResult {
-            queues: routed.len(),
-            stored: admitting.wait_for_sync,
-            ..PublishResult::default()
+        // The deferred key travels with the message if it goes to one queue that can carry it;
+        // otherwise it is written now, in the publish's transaction.
+        let carry = match deferred {
+            Some(d) if how == Routed::ToQueues && routed.len() == 1 && routed[0].can_carry(&message) => {
+                Some(d)
+            }
+            Some(d) => {
+                if transaction.is_none() && !warren_store::applying_transaction() {
+                    transaction = Some(self.store.begin_tx());
+                }
+                if let Err(e) = d.dedup.log_now(&d.entry) {
+                    routed.clear();
+                    Admitting::end_transaction(transaction, effects);
+                    return Err(BrokerError::Storage(format!("cannot store a deduplication key: {e}")));
+                }
+                effects.dedup_logged(&d.dedup);
+                None
+            }
+            None => None,
         };
+        let mut result =
+            PublishResult { queues: routed.len(), stored: wait_for_sync, ..PublishResult::default() };
         match how {
             Routed::Delayed { stored } => {
                 result.held = true;
@@ -339,9 +420,65 @@ impl VHost {
             self.append(&q, message.clone(), now, effects, &mut result);
         }
         // The last queue takes the message itself: one queue, no copy.
-        self.append(&last, message, now, effects, &mut result);
+        match carry {
+            Some(d) => self.append_carrying(&last, message, now, effects, &mut result, Some(d)),
+            None => self.append(&last, message, now, effects, &mut result),
+        }
         Admitting::end_transaction(transaction, effects);
         Ok((result, None))
+    }
+
+    /// Appends a message to a queue that [`Queue::can_carry`] it: the key `exchange_key` admitted
+    /// (the published-to exchange's), and the key the queue's own window admits, travel in the
+    /// message's record; the windows' logs get them lazily once it is stored.
+    fn append_carrying(
+        &self,
+        q: &Arc<Queue>,
+        message: Message,
+        now: Now,
+        effects: &mut Effects,
+        result: &mut PublishResult,
+        exchange_key: Option<Deferred>,
+    ) {
+        let mut carried = Carried::default();
+        if let Some(d) = &exchange_key {
+            carried.push(&WindowOf::Exchange(d.exchange.clone()), &d.entry);
+        }
+        let mut queue_key = None;
+        if let Some(dedup) = q.dedup() {
+            match dedup.check(&message.properties, now) {
+                Checked::NoKey | Checked::Admitted(None) => {}
+                Checked::Admitted(Some(entry)) => {
+                    carried.push(&WindowOf::Queue, &entry);
+                    queue_key = Some((dedup, entry));
+                    result.stored = true;
+                }
+                Checked::Duplicate { durable } => {
+                    if durable {
+                        effects.dedup_logged(dedup);
+                        result.stored = true;
+                    }
+                    // Reached the queue, which drops it: the exchange's key is kept all the
+                    // same (a retry reaches the same queue, which drops it too).
+                    if let Some(d) = exchange_key {
+                        if let Err(error) = d.dedup.log_now(&d.entry) {
+                            tracing::debug!(vhost = %self.name, %error, "storing a deduplication key failed");
+                            result.failed = true;
+                        }
+                        effects.dedup_logged(&d.dedup);
+                    }
+                    return;
+                }
+            }
+        }
+        if self.append_admitted_carrying(q, message, now, effects, result, carried.bytes()) {
+            if let Some(d) = exchange_key {
+                d.dedup.log_carried(&d.entry);
+            }
+            if let Some((dedup, entry)) = queue_key {
+                dedup.log_carried(&entry);
+            }
+        }
     }
 
     /// Appends a routed message to one queue, dead-lettering what the queue gives up on.
@@ -355,6 +492,9 @@ impl VHost {
         result: &mut PublishResult,
     ) {
         if let Some(dedup) = q.dedup() {
+            if dedup.is_logged() && q.can_carry(&message) {
+                return self.append_carrying(q, message, now, effects, result, None);
+            }
             let mut at = Admitting::new(now, &mut *effects, &*self.store);
             let duplicate = admit(dedup, &message, &mut at);
             result.stored |= at.wait_for_sync;
@@ -385,7 +525,22 @@ impl VHost {
         effects: &mut Effects,
         result: &mut PublishResult,
     ) {
-        match q.publish(message, now.instant) {
+        self.append_admitted_carrying(q, message, now, effects, result, &[]);
+    }
+
+    /// As [`VHost::append_admitted`], the message's record carrying `carried`; returns whether
+    /// the message was stored (with what it carries).
+    #[inline]
+    fn append_admitted_carrying(
+        &self,
+        q: &Arc<Queue>,
+        message: Message,
+        now: Now,
+        effects: &mut Effects,
+        result: &mut PublishResult,
+        carried: &[u8],
+    ) -> bool {
+        match q.publish_carrying(message, now.instant, carried) {
             Ok(published) => {
                 if q.flow_engaged() {
                     effects.held_back_by(q);
@@ -398,12 +553,14 @@ impl VHost {
                 for (dead, reason) in published.dead {
                     self.dead_letter(q, dead, reason, now, effects);
                 }
+                published.stored
             }
             Err(error) => {
                 // Whatever went where, the publisher learns it was not kept everywhere.
                 // An I/O failure is logged once by the store's health, not once per message.
                 tracing::debug!(vhost = %self.name, queue = %q.name, %error, "storing a message failed");
                 result.failed = true;
+                false
             }
         }
     }
